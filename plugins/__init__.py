@@ -1,0 +1,1 @@
+"""Task plugins, registered through the ``engine.plugins`` entry-point group."""

@@ -1,0 +1,84 @@
+"""What a task plugin is and what it may use while it runs.
+
+A plugin is a ``PluginSpec``: a canonical Kestra type name, a msgspec Struct for its
+properties, and (for runnable tasks) an async ``run`` function. Flowable tasks have no
+``run``: the decider expands them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import msgspec
+
+
+class TaskResult(msgspec.Struct, frozen=True):
+    """What a runnable task returns: its final state and its outputs."""
+
+    state: Literal["SUCCESS", "WARNING", "FAILED", "KILLED"] = "SUCCESS"
+    outputs: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class KVStore(Protocol):
+    """Namespace-scoped key/value store backing ``kv()`` and the kv.* tasks."""
+
+    async def get(self, namespace: str, key: str) -> Any | None: ...
+
+    async def set(self, namespace: str, key: str, value: Any, ttl_s: float | None = None) -> None: ...
+
+    async def delete(self, namespace: str, key: str) -> bool: ...
+
+    async def keys(self, namespace: str, prefix: str = "") -> list[str]: ...
+
+
+class RunContext(Protocol):
+    """Everything a runnable task sees while it runs one attempt."""
+
+    execution_id: str
+    taskrun_id: str
+    task_id: str
+    attempt: int
+    namespace: str
+    flow_id: str
+    workdir: Path
+    kv: KVStore
+    variables: dict[str, Any]
+
+    async def render(self, value: Any) -> Any:
+        """Render every expression in ``value`` (str, list or dict, recursively) against the run variables."""
+        ...
+
+    def log(self, level: str, message: str) -> None:
+        """Emit one log line for this taskrun (streamed live and stored)."""
+        ...
+
+    def secret(self, name: str) -> str:
+        """Read a secret (``SECRET_<NAME>`` base64 environment variable, Kestra OSS style)."""
+        ...
+
+
+RunFn = Callable[[Any, RunContext], Awaitable[TaskResult]]
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """One task type.
+
+    ``props`` lists the properties besides the common task ones (id, type, retry, timeout, ...).
+    ``branches`` names the properties of a flowable that hold child task lists (``tasks``, ``then``,
+    ``else``, ``defaults``, ``errors``, ``finally``; ``cases`` is a map of lists).
+    ``render`` False means the worker passes properties unrendered (the plugin renders lazily).
+    """
+
+    type: str
+    kind: Literal["runnable", "flowable"]
+    props: type[msgspec.Struct]
+    run: RunFn | None = None
+    aliases: tuple[str, ...] = ()
+    branches: tuple[str, ...] = ()
+    render: bool = True
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,16 @@
+"""Kestra's core task types."""
+
+from __future__ import annotations
+
+import importlib
+
+from plugins.registry import Registry
+
+_MODULES = ("flow",)
+
+
+def register(registry: Registry) -> None:
+    for name in _MODULES:
+        module = importlib.import_module(f"plugins.core.{name}")
+        for spec in module.SPECS:
+            registry.add(spec)

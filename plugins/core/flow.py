@@ -1,0 +1,93 @@
+"""Flowable tasks: the decider expands them, no worker runs them.
+
+Their child task lists (``branches``) are parsed by the flow loader; the Structs here only
+type the remaining properties.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from plugins.api import PluginSpec
+
+P = "io.kestra.plugin.core.flow."
+
+
+class Sequential(msgspec.Struct, frozen=True):
+    pass
+
+
+class Parallel(msgspec.Struct, frozen=True):
+    concurrent: int | str = 0
+
+
+class Switch(msgspec.Struct, frozen=True):
+    value: Any = None
+
+
+class If(msgspec.Struct, frozen=True):
+    condition: Any = None
+
+
+class ForEach(msgspec.Struct, frozen=True):
+    values: Any = None
+    concurrencyLimit: int | str = 1  # noqa: N815 - Kestra's property name
+
+
+class EachSequential(msgspec.Struct, frozen=True):
+    value: Any = None
+
+
+class EachParallel(msgspec.Struct, frozen=True):
+    value: Any = None
+    concurrent: int | str = 0
+
+
+class Dag(msgspec.Struct, frozen=True):
+    concurrent: int | str = 0
+
+
+class AllowFailure(msgspec.Struct, frozen=True):
+    pass
+
+
+class Subflow(msgspec.Struct, frozen=True):
+    namespace: str
+    flowId: str  # noqa: N815
+    revision: int | str | None = None
+    inputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    labels: dict[str, Any] | list[dict[str, Any]] = msgspec.field(default_factory=dict)
+    wait: bool | str = True
+    transmitFailed: bool | str = True  # noqa: N815
+    inheritLabels: bool | str = False  # noqa: N815
+    outputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    scheduleDate: str | None = None  # noqa: N815
+
+
+_BLOCK = ("tasks", "errors", "finally")
+
+SPECS = [
+    PluginSpec(P + "Sequential", "flowable", Sequential, branches=_BLOCK,
+               description="Run tasks one after the other."),
+    PluginSpec(P + "Parallel", "flowable", Parallel, branches=_BLOCK,
+               description="Run tasks in parallel (`concurrent` = max at once, 0 = all)."),
+    PluginSpec(P + "Switch", "flowable", Switch, branches=("cases", "defaults", "errors", "finally"),
+               description="Run the branch whose case key equals the rendered `value`."),
+    PluginSpec(P + "If", "flowable", If, branches=("then", "else", "errors", "finally"),
+               description="Run `then` when `condition` is truthy, else `else`."),
+    PluginSpec(P + "ForEach", "flowable", ForEach, branches=_BLOCK,
+               description="Run `tasks` once per value of `values`."),
+    PluginSpec(P + "EachSequential", "flowable", EachSequential, branches=_BLOCK,
+               description="Deprecated alias of ForEach with concurrencyLimit 1."),
+    PluginSpec(P + "EachParallel", "flowable", EachParallel, branches=_BLOCK,
+               description="Deprecated alias of ForEach running values in parallel."),
+    PluginSpec(P + "Dag", "flowable", Dag, branches=_BLOCK,
+               description="Run tasks as a DAG of `dependsOn` edges."),
+    PluginSpec(P + "AllowFailure", "flowable", AllowFailure, branches=_BLOCK,
+               description="Run tasks; a failure becomes WARNING and the flow continues."),
+    PluginSpec(P + "Subflow", "flowable", Subflow, aliases=("io.kestra.core.tasks.flows.Flow",),
+               branches=("errors", "finally"),
+               description="Start an execution of another flow, optionally wait for it."),
+]
