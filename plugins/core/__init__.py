@@ -6,7 +6,7 @@ import importlib
 
 from plugins.registry import Registry
 
-_MODULES = ("flow",)
+_MODULES = ("flow", "log", "debug", "output", "execution", "sleep")
 
 
 def register(registry: Registry) -> None:

@@ -1,0 +1,36 @@
+"""debug.Return and the deprecated debug.Echo."""
+
+from __future__ import annotations
+
+import msgspec
+
+from plugins.api import PluginSpec, RunContext, TaskResult
+from plugins.core.log import check_level
+
+
+class Return(msgspec.Struct, frozen=True):
+    format: str | None = None
+
+
+class Echo(msgspec.Struct, frozen=True):
+    format: str
+    level: str = "INFO"
+
+
+async def run_return(props: Return, ctx: RunContext) -> TaskResult:
+    if props.format is not None:
+        ctx.log("DEBUG", props.format)
+    return TaskResult(outputs={"value": props.format})
+
+
+async def run_echo(props: Echo, ctx: RunContext) -> TaskResult:
+    ctx.log(check_level(props.level), props.format)
+    return TaskResult()
+
+
+SPECS = [
+    PluginSpec("io.kestra.plugin.core.debug.Return", "runnable", Return, run=run_return,
+               description="Render `format` and return it as output `value`."),
+    PluginSpec("io.kestra.plugin.core.debug.Echo", "runnable", Echo, run=run_echo,
+               description="Deprecated: log `format` at `level`; use log.Log."),
+]

@@ -1,0 +1,112 @@
+"""execution.Fail, execution.Exit and execution.Labels.
+
+Exit and Labels only describe what should happen to the execution; the executor acts on
+their outputs:
+
+* Exit returns outputs ``{"exit": {"state": <STATE>}}`` (taskrun state SUCCESS): the executor
+  ends the whole execution with that state (remaining/running tasks are killed, or, for
+  SUCCESS/WARNING, simply not started).
+* Labels returns outputs ``{"labels": {key: value}}``: the executor merges them into the
+  execution labels (overwriting existing keys).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+
+from engine.errors import TaskFailed
+from plugins.api import PluginSpec, RunContext, TaskResult
+
+P = "io.kestra.plugin.core.execution."
+
+_FALSE_VALUES = ("false", "0", "-0", "")
+EXIT_STATES = ("SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELED")
+EXIT_OUTPUT = "exit"
+
+
+def is_truthy(value: Any) -> bool:
+    """Kestra's TruthUtils on the rendered string: false, 0, -0 and '' are false, all else true."""
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    return str(value).strip() not in _FALSE_VALUES
+
+
+class Fail(msgspec.Struct, frozen=True):
+    condition: Any = None
+    errorMessage: str = "Task failure"
+
+
+async def run_fail(props: Fail, ctx: RunContext) -> TaskResult:
+    if props.condition is not None:
+        if not is_truthy(props.condition):
+            return TaskResult()
+        ctx.log("ERROR", props.errorMessage)
+        raise TaskFailed(f"Fail on a condition: {props.errorMessage}")
+    raise TaskFailed(props.errorMessage)
+
+
+class Exit(msgspec.Struct, frozen=True):
+    state: str = "SUCCESS"
+
+
+async def run_exit(props: Exit, ctx: RunContext) -> TaskResult:
+    state = str(props.state).upper()
+    if state == "CANCELLED":
+        state = "CANCELED"
+    if state not in EXIT_STATES:
+        allowed = ", ".join(EXIT_STATES)
+        raise TaskFailed(f"state: invalid exit state {props.state!r}; expected one of {allowed}",
+                         retryable=False)
+    ctx.log("INFO", f"Exiting the execution with state {state}")
+    return TaskResult(outputs={EXIT_OUTPUT: {"state": state}})
+
+
+class Labels(msgspec.Struct, frozen=True):
+    labels: dict[str, Any] | list[Any] | str
+
+
+def _label_map(raw: dict[str, Any] | list[Any] | str) -> dict[str, str]:
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise TaskFailed(f"labels: not a JSON object: {exc}", retryable=False) from None
+        if not isinstance(raw, dict | list):
+            raise TaskFailed("labels: expected a map or a list of {key, value}", retryable=False)
+    if isinstance(raw, dict):
+        return {str(k): "" if v is None else str(v) for k, v in raw.items()}
+    out: dict[str, str] = {}
+    for item in raw:
+        if not isinstance(item, dict) or "key" not in item:
+            raise TaskFailed(f"labels: list items must be {{key, value}} maps, got {item!r}", retryable=False)
+        value = item.get("value")
+        out[str(item["key"])] = "" if value is None else str(value)
+    return out
+
+
+async def run_labels(props: Labels, ctx: RunContext) -> TaskResult:
+    labels = _label_map(props.labels)
+    for key, value in labels.items():
+        if key.startswith("system."):
+            offending = f"{key}={value}"
+            raise TaskFailed(f"System labels can only be set by Kestra itself, offending label: {offending}",
+                             retryable=False)
+    ctx.log("DEBUG", "Setting execution labels " + ", ".join(f"{k}={v}" for k, v in labels.items()))
+    return TaskResult(outputs={"labels": labels})
+
+
+SPECS = [
+    PluginSpec(P + "Fail", "runnable", Fail, run=run_fail,
+               description="Fail the task (and so the execution), or only when `condition` is truthy."),
+    PluginSpec(P + "Exit", "runnable", Exit, run=run_exit,
+               description="End the execution now with `state` (SUCCESS/WARNING/KILLED/FAILED/CANCELED)."),
+    PluginSpec(P + "Labels", "runnable", Labels, run=run_labels,
+               description="Add or overwrite labels of the current execution."),
+]
