@@ -1,0 +1,166 @@
+"""The event schema: every fact about an execution, versioned, as a msgspec tagged union.
+
+One message on the log carries one ``Envelope``: every event one fold step produced, so a
+step is atomic (all or nothing) and costs one append. Fields are only ever added with a
+default; renaming or removing one needs a new tag (and an upcaster in ``decode``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+
+class _Event(msgspec.Struct, frozen=True, tag_field="t", forbid_unknown_fields=False):
+    date: str  # ISO-8601 UTC, e.g. 2026-11-26T08:40:00.123456Z
+
+
+class ExecutionCreated(_Event, tag="exec.created"):
+    execution_id: str
+    namespace: str
+    flow_id: str
+    flow_revision: int
+    inputs: dict[str, Any] = {}
+    labels: dict[str, str] = {}
+    trigger: dict[str, Any] | None = None
+    parent: dict[str, Any] | None = None  # {execution_id, taskrun_id, namespace, flow_id} for subflows
+    original_id: str | None = None
+    secret_inputs: tuple[str, ...] = ()
+
+
+class ExecutionStateChanged(_Event, tag="exec.state"):
+    state: str
+    reason: str | None = None
+
+
+class ExecutionOutputs(_Event, tag="exec.outputs"):
+    outputs: dict[str, Any]
+
+
+class LabelsSet(_Event, tag="exec.labels"):
+    labels: dict[str, str]
+
+
+class KillRequested(_Event, tag="exec.kill"):
+    reason: str | None = None
+
+
+class TaskRunCreated(_Event, tag="tr.created"):
+    taskrun_id: str
+    task_id: str
+    parent_id: str | None = None
+    value: str | None = None
+    branch: str = "tasks"
+    iteration: int | None = None
+    runnable: bool = True
+
+
+class TaskRunStateChanged(_Event, tag="tr.state"):
+    taskrun_id: str
+    state: str
+    reason: str | None = None
+
+
+class TaskRunOutputs(_Event, tag="tr.outputs"):
+    taskrun_id: str
+    outputs: dict[str, Any]
+
+
+class AttemptStarted(_Event, tag="tr.attempt.started"):
+    taskrun_id: str
+    attempt: int
+    worker_id: str = ""
+
+
+class AttemptEnded(_Event, tag="tr.attempt.ended"):
+    """One attempt finished. ``final`` False means the worker retries (the taskrun goes on)."""
+
+    taskrun_id: str
+    attempt: int
+    state: str
+    outputs: dict[str, Any] = {}
+    final: bool = True
+    error: str | None = None
+    started: str | None = None
+
+
+class TaskRunDispatched(_Event, tag="tr.dispatched"):
+    taskrun_id: str
+    attempt: int
+
+
+class SubflowStarted(_Event, tag="tr.subflow"):
+    taskrun_id: str
+    execution_id: str
+
+
+Event = (
+    ExecutionCreated
+    | ExecutionStateChanged
+    | ExecutionOutputs
+    | LabelsSet
+    | KillRequested
+    | TaskRunCreated
+    | TaskRunStateChanged
+    | TaskRunOutputs
+    | AttemptStarted
+    | AttemptEnded
+    | TaskRunDispatched
+    | SubflowStarted
+)
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    v: int
+    events: list[Event]
+
+
+_enc = msgspec.msgpack.Encoder()
+_dec = msgspec.msgpack.Decoder(Envelope)
+
+
+def encode(events: list[Event]) -> bytes:
+    return _enc.encode(Envelope(SCHEMA_VERSION, events))
+
+
+def decode(data: bytes) -> list[Event]:
+    env = _dec.decode(data)
+    return env.events
+
+
+class SubflowEnded(_Event, tag="in.subflow.ended"):
+    """Input only: a child execution started by a Subflow task reached a terminal state."""
+
+    taskrun_id: str
+    execution_id: str
+    state: str
+    outputs: dict[str, Any] = {}
+
+
+class Resume(_Event, tag="in.resume"):
+    """Input only: resume a PAUSED execution (with onResume inputs)."""
+
+    inputs: dict[str, Any] = {}
+
+
+# What may arrive on an execution's inbox (commands, worker reports, child notifications).
+Input = ExecutionCreated | KillRequested | AttemptStarted | AttemptEnded | SubflowEnded | Resume
+
+
+class InputEnvelope(msgspec.Struct, frozen=True):
+    v: int
+    input: Input
+
+
+_in_dec = msgspec.msgpack.Decoder(InputEnvelope)
+
+
+def encode_input(item: Input) -> bytes:
+    return _enc.encode(InputEnvelope(SCHEMA_VERSION, item))
+
+
+def decode_input(data: bytes) -> Input:
+    return _in_dec.decode(data).input

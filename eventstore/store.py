@@ -1,0 +1,332 @@
+"""The JetStream log: streams, appends with optimistic concurrency, reads, flows, logs and KV.
+
+Every write that matters is acknowledged by the server after it is on disk (the embedded
+server runs with ``sync_interval: always``). Appends to an execution carry
+``Nats-Expected-Last-Subject-Sequence``: a second writer is refused, never merged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js import api as jsapi
+from nats.js.errors import APIError, KeyNotFoundError, NotFoundError
+
+from engine.errors import ConcurrencyConflict, ServerError
+from eventstore import subjects as S
+from eventstore.events import Event, Input, decode, encode, encode_input
+
+_OCC_CONFLICT = 10071
+_json = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True)
+class FlowRevision:
+    namespace: str
+    flow_id: str
+    revision: int
+    source: str
+    seq: int
+    deleted: bool = False
+
+
+class LogLine(msgspec.Struct, frozen=True, array_like=True):
+    date: str
+    level: str
+    message: str
+    taskrun_id: str | None = None
+    task_id: str | None = None
+    attempt: int | None = None
+
+
+_log_enc = msgspec.msgpack.Encoder()
+_log_dec = msgspec.msgpack.Decoder(LogLine)
+
+
+class Store:
+    """One connection to NATS and everything the engine stores there."""
+
+    def __init__(self, nc: Client, replicas: int = 1) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream()
+        self.replicas = replicas
+
+    @classmethod
+    async def connect(cls, url: str | list[str], *, replicas: int = 1, name: str = "engine") -> Store:
+        servers = url if isinstance(url, list) else [u.strip() for u in url.split(",")]
+        try:
+            nc = await nats.connect(
+                servers=servers,
+                name=name,
+                connect_timeout=5,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.25,
+                allow_reconnect=True,
+            )
+        except Exception as exc:  # nats raises several unrelated types here
+            raise ServerError(f"cannot connect to NATS at {', '.join(servers)}: {exc}") from exc
+        store = cls(nc, replicas=replicas)
+        await store.setup()
+        return store
+
+    async def close(self) -> None:
+        if not self.nc.is_closed:
+            await self.nc.drain()
+
+    async def setup(self) -> None:
+        """Create the streams if missing (idempotent: several processes may race here)."""
+        r = self.replicas
+        file = jsapi.StorageType.FILE
+        configs = [
+            jsapi.StreamConfig(
+                name=S.EVENTS, subjects=["ev.>"], storage=file, num_replicas=r, allow_direct=True,
+                deny_delete=True, duplicate_window=120,
+            ),
+            jsapi.StreamConfig(
+                name=S.INBOX, subjects=["in.>"], storage=file, num_replicas=r,
+                retention=jsapi.RetentionPolicy.WORK_QUEUE, duplicate_window=120,
+            ),
+            jsapi.StreamConfig(
+                name=S.WORK, subjects=["work.>"], storage=file, num_replicas=r,
+                retention=jsapi.RetentionPolicy.WORK_QUEUE, duplicate_window=120,
+            ),
+            jsapi.StreamConfig(
+                name=S.LOGS, subjects=["log.>"], storage=file, num_replicas=r,
+                max_age=30 * 24 * 3600,
+            ),
+            jsapi.StreamConfig(
+                name=S.FLOWS, subjects=["flow.>"], storage=file, num_replicas=r, allow_direct=True,
+            ),
+            jsapi.StreamConfig(
+                name=S.KV, subjects=[f"$KV.{S.KV_BUCKET}.>"], storage=file, num_replicas=r,
+                allow_direct=True, allow_rollup_hdrs=True, deny_delete=True, max_msgs_per_subject=1,
+                allow_msg_ttl=True, discard=jsapi.DiscardPolicy.NEW,
+            ),
+        ]
+        for cfg in configs:
+            try:
+                await self.js.add_stream(cfg)
+            except APIError as exc:
+                if exc.err_code != 10058:  # stream name already in use with a different config
+                    raise
+                await self.js.update_stream(cfg)
+
+    # ---- execution history -------------------------------------------------------------
+
+    async def append(self, execution_id: str, events: list[Event], expected_last_seq: int) -> int:
+        """Append one fold step; ``expected_last_seq`` is 0 for a new execution. Returns the new seq."""
+        headers = {
+            "Nats-Expected-Last-Subject-Sequence": str(expected_last_seq),
+            "Nats-Msg-Id": f"{execution_id}:{expected_last_seq}",
+        }
+        try:
+            ack = await self.js.publish(S.events(execution_id), encode(events), headers=headers, timeout=10)
+        except APIError as exc:
+            if exc.err_code == _OCC_CONFLICT:
+                raise ConcurrencyConflict(
+                    f"execution {execution_id}: another writer appended after seq {expected_last_seq}"
+                ) from exc
+            raise
+        return int(ack.seq)
+
+    async def last_seq(self, execution_id: str) -> int:
+        try:
+            msg = await self.js.get_last_msg(S.EVENTS, S.events(execution_id), direct=True)
+        except NotFoundError:
+            return 0
+        return int(msg.seq or 0)
+
+    async def read(self, execution_id: str) -> list[tuple[int, list[Event]]]:
+        """Every fold step of one execution, oldest first, with its stream sequence."""
+        last = await self.last_seq(execution_id)
+        if last == 0:
+            return []
+        out: list[tuple[int, list[Event]]] = []
+        async for seq, data in self._scan(S.EVENTS, S.events(execution_id), upto=last):
+            out.append((seq, decode(data)))
+        return out
+
+    async def _scan(self, stream: str, subject: str, *, upto: int, start: int = 1) -> AsyncIterator[tuple[int, bytes]]:
+        """Messages of ``subject`` from ``start`` to ``upto`` (inclusive) with an ordered consumer."""
+        sub = await self.js.subscribe(
+            subject, stream=stream, ordered_consumer=True,
+            config=jsapi.ConsumerConfig(
+                deliver_policy=jsapi.DeliverPolicy.BY_START_SEQUENCE if start > 1 else jsapi.DeliverPolicy.ALL,
+                opt_start_seq=start if start > 1 else None,
+            ),
+        )
+        try:
+            while True:
+                msg = await sub.next_msg(timeout=10)
+                seq = int(msg.metadata.sequence.stream)
+                yield seq, msg.data
+                if seq >= upto or msg.metadata.num_pending == 0:
+                    return
+        finally:
+            await sub.unsubscribe()
+
+    # ---- inputs and work -------------------------------------------------------------
+
+    async def send_input(self, execution_id: str, item: Input, msg_id: str | None = None) -> None:
+        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+        await self.js.publish(S.inbox(execution_id), encode_input(item), headers=headers, timeout=10)
+
+    async def dispatch(self, group: str | None, payload: bytes, msg_id: str) -> None:
+        await self.js.publish(S.work(group), payload, headers={"Nats-Msg-Id": msg_id}, timeout=10)
+
+    # ---- flows ---------------------------------------------------------------------------
+
+    async def put_flow(self, namespace: str, flow_id: str, source: str) -> FlowRevision:
+        """Store a new revision unless the source is unchanged. Concurrent saves: one wins, one retries."""
+        subject = S.flow(namespace, flow_id)
+        for _ in range(5):
+            latest = await self.get_flow(namespace, flow_id)
+            if latest is not None and latest.source == source and not latest.deleted:
+                return latest
+            revision = latest.revision + 1 if latest else 1
+            headers = {
+                "Nats-Expected-Last-Subject-Sequence": str(latest.seq if latest else 0),
+                "Engine-Revision": str(revision),
+            }
+            try:
+                ack = await self.js.publish(subject, source.encode(), headers=headers, timeout=10)
+            except APIError as exc:
+                if exc.err_code == _OCC_CONFLICT:
+                    continue
+                raise
+            return FlowRevision(namespace, flow_id, revision, source, int(ack.seq))
+        raise ConcurrencyConflict(f"flow {namespace}.{flow_id}: too many concurrent saves")
+
+    async def delete_flow(self, namespace: str, flow_id: str) -> bool:
+        latest = await self.get_flow(namespace, flow_id)
+        if latest is None:
+            return False
+        headers = {"Engine-Revision": str(latest.revision + 1), "Engine-Deleted": "1",
+                   "Nats-Expected-Last-Subject-Sequence": str(latest.seq)}
+        await self.js.publish(S.flow(namespace, flow_id), b"", headers=headers, timeout=10)
+        return True
+
+    @staticmethod
+    def _revision(namespace: str, flow_id: str, msg: Any) -> FlowRevision:
+        headers = msg.headers or {}
+        return FlowRevision(
+            namespace, flow_id, int(headers.get("Engine-Revision", "1")), msg.data.decode(),
+            int(msg.seq), headers.get("Engine-Deleted") == "1",
+        )
+
+    async def get_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> FlowRevision | None:
+        try:
+            msg = await self.js.get_last_msg(S.FLOWS, S.flow(namespace, flow_id), direct=True)
+        except NotFoundError:
+            return None
+        latest = self._revision(namespace, flow_id, msg)
+        if revision is None or revision == latest.revision:
+            return None if (revision is None and latest.deleted) else latest
+        for rev in await self.flow_revisions(namespace, flow_id):
+            if rev.revision == revision:
+                return rev
+        return None
+
+    async def flow_revisions(self, namespace: str, flow_id: str) -> list[FlowRevision]:
+        subject = S.flow(namespace, flow_id)
+        try:
+            last = await self.js.get_last_msg(S.FLOWS, subject, direct=True)
+        except NotFoundError:
+            return []
+        out = []
+        sub = await self.js.subscribe(subject, stream=S.FLOWS, ordered_consumer=True)
+        try:
+            while True:
+                msg = await sub.next_msg(timeout=10)
+                out.append(FlowRevision(
+                    namespace, flow_id, int((msg.headers or {}).get("Engine-Revision", "1")),
+                    msg.data.decode(), int(msg.metadata.sequence.stream),
+                    (msg.headers or {}).get("Engine-Deleted") == "1",
+                ))
+                if int(msg.metadata.sequence.stream) >= int(last.seq or 0):
+                    break
+        finally:
+            await sub.unsubscribe()
+        return out
+
+    async def list_flows(self) -> list[FlowRevision]:
+        info = await self.js.stream_info(S.FLOWS, subjects_filter="flow.>")
+        out = []
+        for subject in sorted((info.state.subjects or {}).keys()):
+            ns, fid = S.parse_flow(subject)
+            rev = await self.get_flow(ns, fid)
+            if rev is not None:
+                out.append(rev)
+        return out
+
+    # ---- logs ----------------------------------------------------------------------------
+
+    async def publish_log(self, execution_id: str, line: LogLine) -> None:
+        """Fire-and-forget: logs never slow down or fail a task."""
+        await self.nc.publish(S.logs(execution_id), _log_enc.encode(line))
+
+    @staticmethod
+    def decode_log(data: bytes) -> LogLine:
+        return _log_dec.decode(data)
+
+    async def read_logs(self, execution_id: str) -> list[LogLine]:
+        subject = S.logs(execution_id)
+        try:
+            last = await self.js.get_last_msg(S.LOGS, subject, direct=True)
+        except NotFoundError:
+            return []
+        return [self.decode_log(d) async for _, d in self._scan(S.LOGS, subject, upto=int(last.seq or 0))]
+
+
+class JetStreamKV:
+    """The ``kv()`` store: one JetStream KV bucket, keys namespaced, values JSON, optional per-key TTL."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def get(self, namespace: str, key: str) -> Any | None:
+        try:
+            msg = await self.store.js.get_last_msg(S.KV, S.kv_subject(namespace, key), direct=True)
+        except (NotFoundError, KeyNotFoundError):
+            return None
+        headers = msg.headers or {}
+        if headers.get("KV-Operation") in ("DEL", "PURGE") or not msg.data:
+            return None
+        return msgspec.json.decode(msg.data)
+
+    async def set(self, namespace: str, key: str, value: Any, ttl_s: float | None = None) -> None:
+        headers: dict[str, str] = {}
+        if ttl_s is not None:
+            headers["Nats-TTL"] = f"{max(1, int(round(ttl_s)))}s"
+        await self.store.js.publish(S.kv_subject(namespace, key), _json.encode(value), headers=headers or None,
+                                    timeout=10)
+
+    async def delete(self, namespace: str, key: str) -> bool:
+        existed = await self.get(namespace, key) is not None
+        if existed:
+            await self.store.js.publish(S.kv_subject(namespace, key), b"",
+                                        headers={"KV-Operation": "PURGE", "Nats-Rollup": "sub"}, timeout=10)
+        return existed
+
+    async def keys(self, namespace: str, prefix: str = "") -> list[str]:
+        base = S.kv_key(namespace, "")
+        info = await self.store.js.stream_info(S.KV, subjects_filter=f"$KV.{S.KV_BUCKET}.>")
+        out = []
+        for subject in (info.state.subjects or {}):
+            k = subject[len(f"$KV.{S.KV_BUCKET}.") :]
+            if k.startswith(base) and k[len(base) :].startswith(prefix):
+                if await self.get(namespace, k[len(base) :]) is not None:
+                    out.append(k[len(base) :])
+        return sorted(out)
+
+
+async def wait_closed(store: Store) -> None:
+    while not store.nc.is_closed:
+        await asyncio.sleep(0.1)

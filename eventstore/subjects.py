@@ -1,0 +1,63 @@
+"""Every stream, subject and bucket name, in one place (DESIGN.md, "JetStream layout")."""
+
+from __future__ import annotations
+
+import zlib
+
+PARTITIONS = 16  # fixed at install: the hash below decides where an execution lives
+
+EVENTS = "EVENTS"  # ev.<p>.<execution>: the execution's history, one message per fold step
+INBOX = "INBOX"  # in.<p>.<execution>: inputs for the executor (commands, worker reports), work queue
+WORK = "WORK"  # work.<group>: runnable taskruns for workers, work queue
+LOGS = "LOGS"  # log.<execution>: task log lines
+FLOWS = "FLOWS"  # flow.<ns>.<id>: one message per flow revision
+KV = "KV_engine"  # $KV.engine.<ns>.<key>: kv() store, per-key TTL
+KV_BUCKET = "engine"
+
+
+def partition(execution_id: str) -> int:
+    return zlib.crc32(execution_id.encode()) % PARTITIONS
+
+
+def events(execution_id: str) -> str:
+    return f"ev.{partition(execution_id)}.{execution_id}"
+
+
+def inbox(execution_id: str) -> str:
+    return f"in.{partition(execution_id)}.{execution_id}"
+
+
+def work(group: str | None) -> str:
+    return f"work.{group or 'default'}"
+
+
+def logs(execution_id: str) -> str:
+    return f"log.{execution_id}"
+
+
+def kill(execution_id: str) -> str:
+    """Core-NATS subject workers listen on to stop a running execution's tasks."""
+    return f"kill.{execution_id}"
+
+
+def _token(name: str) -> str:
+    # Namespaces and ids may contain dots, which NATS uses as separators; ':' is in neither alphabet.
+    return name.replace(".", ":")
+
+
+def flow(namespace: str, flow_id: str) -> str:
+    return f"flow.{_token(namespace)}.{_token(flow_id)}"
+
+
+def parse_flow(subject: str) -> tuple[str, str]:
+    _, ns, fid = subject.split(".", 2)
+    return ns.replace(":", "."), fid.replace(":", ".")
+
+
+def kv_key(namespace: str, key: str) -> str:
+    # '/' never appears in a namespace, so the first '.' separates namespace from key.
+    return f"{namespace.replace('.', '/')}.{key}"
+
+
+def kv_subject(namespace: str, key: str) -> str:
+    return f"$KV.{KV_BUCKET}.{kv_key(namespace, key)}"
