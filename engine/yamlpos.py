@@ -1,0 +1,197 @@
+"""YAML loading that remembers where every key, value and list item was written.
+
+``load_yaml(text)`` returns the plain Python data (dicts, lists, scalars) and a ``Positions``
+object mapping field paths such as ``tasks[1].retry.maxAttempt`` to 1-based (line, column).
+
+The loader is PyYAML's SafeLoader with two changes that match how Kestra (Jackson) reads flows:
+timestamps stay strings (``after: 2023-01-01`` is the text ``"2023-01-01"``), and only
+``true``/``false`` (any case) are booleans, not YAML 1.1's ``yes``/``no``/``on``/``off``.
+Duplicate keys in a mapping are recorded in ``Positions.duplicates`` (the last one wins,
+like PyYAML) so the flow loader can report them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from engine.errors import FlowValidationError, Issue
+
+__all__ = ["Duplicate", "Positions", "child_path", "index_path", "load_yaml"]
+
+_SIMPLE_KEY = re.compile(r"^[A-Za-z0-9_:@$/+-]+$")
+
+
+def child_path(parent: str, key: object) -> str:
+    """The path of ``key`` inside the mapping at ``parent`` (``a.b``, or ``a["odd key"]``)."""
+    text = str(key)
+    if _SIMPLE_KEY.match(text):
+        return f"{parent}.{text}" if parent else text
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'{parent}["{quoted}"]'
+
+
+def index_path(parent: str, index: int) -> str:
+    """The path of item ``index`` of the list at ``parent``."""
+    return f"{parent}[{index}]"
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    path: str
+    line: int
+    column: int
+    first_line: int
+
+
+@dataclass
+class Positions:
+    """Where each path was written: ``keys`` for mapping keys, ``values`` for values and list items."""
+
+    keys: dict[str, tuple[int, int]] = field(default_factory=dict)
+    values: dict[str, tuple[int, int]] = field(default_factory=dict)
+    duplicates: list[Duplicate] = field(default_factory=list)
+
+    def key(self, path: str) -> tuple[int, int] | None:
+        return self.keys.get(path)
+
+    def value(self, path: str) -> tuple[int, int] | None:
+        return self.values.get(path)
+
+    def at(self, path: str) -> tuple[int, int] | None:
+        """Best position for ``path``: its value, else its key, else the nearest written ancestor."""
+        current = path
+        while True:
+            pos = self.values.get(current) or self.keys.get(current)
+            if pos is not None:
+                return pos
+            parent = _parent(current)
+            if parent is None:
+                return None
+            current = parent
+
+    def key_or_at(self, path: str) -> tuple[int, int] | None:
+        """Position of the key if written, else ``at(path)`` (for "unknown property" issues)."""
+        return self.keys.get(path) or self.at(path)
+
+
+def _parent(path: str) -> str | None:
+    if not path:
+        return None
+    if path.endswith("]"):
+        # either [n] or ["key"]
+        depth = 0
+        in_quote = False
+        for i in range(len(path) - 1, -1, -1):
+            ch = path[i]
+            if ch == '"' and (i == 0 or path[i - 1] != "\\"):
+                in_quote = not in_quote
+            elif not in_quote and ch == "]":
+                depth += 1
+            elif not in_quote and ch == "[":
+                depth -= 1
+                if depth == 0:
+                    return path[:i]
+        return ""
+    dot = path.rfind(".")
+    bracket = path.rfind("]")
+    if dot > bracket:
+        return path[:dot]
+    if bracket >= 0:
+        return path[: bracket + 1]
+    return ""
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without timestamps and with YAML 1.2 booleans."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [
+        (tag, rx)
+        for tag, rx in resolvers
+        if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", _BOOL, list("tTfF"))
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+class _Builder:
+    def __init__(self, loader: _Loader) -> None:
+        self.loader = loader
+        self.positions = Positions()
+        self._stack: set[int] = set()
+
+    def build(self, node: yaml.Node, path: str) -> Any:
+        self.positions.values.setdefault(path, _mark(node))
+        if isinstance(node, yaml.MappingNode):
+            if id(node) in self._stack:
+                return {}
+            self._stack.add(id(node))
+            try:
+                self.loader.flatten_mapping(node)
+                result: dict[Any, Any] = {}
+                seen: dict[Any, int] = {}
+                for key_node, value_node in node.value:
+                    key = self.loader.construct_object(key_node, deep=True)
+                    if isinstance(key, list | dict):
+                        key = str(key)
+                    sub = child_path(path, key)
+                    line, col = _mark(key_node)
+                    if key in seen:
+                        self.positions.duplicates.append(Duplicate(sub, line, col, seen[key]))
+                        self.positions.values.pop(sub, None)
+                        self.positions.keys[sub] = (line, col)
+                    else:
+                        seen[key] = line
+                        self.positions.keys.setdefault(sub, (line, col))
+                    result[key] = self.build(value_node, sub)
+                return result
+            finally:
+                self._stack.discard(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            if id(node) in self._stack:
+                return []
+            self._stack.add(id(node))
+            try:
+                return [self.build(item, index_path(path, i)) for i, item in enumerate(node.value)]
+            finally:
+                self._stack.discard(id(node))
+        return self.loader.construct_object(node, deep=True)
+
+
+def load_yaml(text: str, *, file: str | None = None) -> tuple[Any, Positions]:
+    """Parse ``text``; returns ``(data, positions)``. Syntax errors raise FlowValidationError."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, Positions()
+        builder = _Builder(loader)
+        data = builder.build(node, "")
+        return data, builder.positions
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or "invalid YAML"
+        if exc.context:
+            problem = f"{problem} ({exc.context}"
+            if exc.context_mark is not None and exc.context_mark is not mark:
+                problem += f" at line {exc.context_mark.line + 1}"
+            problem += ")"
+        line = mark.line + 1 if mark is not None else None
+        column = mark.column + 1 if mark is not None else None
+        message = f"YAML syntax error: {problem} — check the indentation and quoting around this spot"
+        raise FlowValidationError([Issue("", message, line, column, file)]) from None
+    except yaml.YAMLError as exc:
+        raise FlowValidationError([Issue("", f"YAML error: {exc}", None, None, file)]) from None
+    finally:
+        loader.dispose()
