@@ -1,0 +1,234 @@
+"""What every script task shares: properties, working-dir setup, the ``::{...}::`` protocol.
+
+Scripts run as local processes (Kestra's ``Process`` task runner) in ``ctx.workdir``;
+container settings (``containerImage``, ``taskRunner``, ``docker``, ``runner``) are accepted
+and ignored with a log line. The command line is Kestra's: ``interpreter`` followed by one
+argument holding ``set -e`` (when ``failFast``), ``beforeCommands`` and ``commands`` joined
+by newlines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from engine.errors import TaskFailed
+from plugins.api import RunContext, TaskResult
+from workers.process import run_process
+
+OUTPUT_DIR_NAME = "_output"
+_PROTOCOL = re.compile(r"^::(\{.*\})::$")
+_LEVELS = {"TRACE": "TRACE", "DEBUG": "DEBUG", "INFO": "INFO", "WARN": "WARN", "WARNING": "WARN",
+           "ERROR": "ERROR"}
+_LOCAL_RUNNERS = (
+    "io.kestra.plugin.core.runner.Process",
+    "io.kestra.core.models.tasks.runners.types.ProcessTaskRunner",
+)
+
+
+class ScriptProps(msgspec.Struct, frozen=True, kw_only=True):
+    """Properties common to every script task (Kestra's AbstractExecScript)."""
+
+    beforeCommands: list[str] | None = None
+    env: dict[str, Any] | None = None
+    interpreter: list[str] = msgspec.field(default_factory=lambda: ["/bin/sh", "-c"])
+    failFast: bool = True
+    warningOnStdErr: bool = True
+    inputFiles: dict[str, Any] | str | None = None
+    outputFiles: list[str] | None = None
+    namespaceFiles: dict[str, Any] | None = None
+    containerImage: str | None = None
+    taskRunner: dict[str, Any] | None = None
+    docker: dict[str, Any] | None = None
+    runner: str | None = None
+    targetOS: str | None = None
+    outputDirectory: bool | None = None
+
+
+class Outcome:
+    """Collects what a run prints: ``::{...}::`` outputs into ``vars``, line counts, last stderr line."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.vars: dict[str, Any] = {}
+        self.stdout_lines = 0
+        self.stderr_lines = 0
+        self.last_stderr = ""
+
+    def _protocol(self, line: str) -> bool:
+        m = _PROTOCOL.match(line)
+        if m is None:
+            return False
+        try:
+            command = json.loads(m.group(1))
+        except ValueError as exc:
+            self.ctx.log("WARN", f"Invalid outputs '{exc}'")
+            return True
+        if not isinstance(command, dict):
+            self.ctx.log("WARN", f"Invalid outputs '{line}'")
+            return True
+        outputs = command.get("outputs")
+        if isinstance(outputs, dict):
+            self.vars.update(outputs)
+        elif outputs is not None:
+            self.ctx.log("WARN", f"Invalid outputs '{line}': `outputs` must be a map")
+        metrics = command.get("metrics")
+        if metrics:
+            self.ctx.log("DEBUG", f"metrics (not recorded): {json.dumps(metrics)}")
+        for entry in command.get("logs") or ():
+            if isinstance(entry, dict) and "message" in entry:
+                level = _LEVELS.get(str(entry.get("level", "INFO")).upper(), "INFO")
+                self.ctx.log(level, str(entry["message"]))
+            else:
+                self.ctx.log("WARN", f"Invalid log '{entry!r}'")
+        return True
+
+    def on_stdout(self, line: str) -> None:
+        self.stdout_lines += 1
+        if not self._protocol(line):
+            self.ctx.log("INFO", line)
+
+    def on_stderr(self, line: str) -> None:
+        self.stderr_lines += 1
+        if not self._protocol(line):
+            if line.strip():
+                self.last_stderr = line
+            self.ctx.log("ERROR", line)
+
+
+def _inside(workdir: Path, name: str) -> Path:
+    target = (workdir / name).resolve()
+    root = workdir.resolve()
+    if target != root and root not in target.parents:
+        raise TaskFailed(f"inputFiles: {name!r} is outside the working directory", retryable=False)
+    return target
+
+
+def write_input_files(workdir: Path, files: Mapping[str, Any] | str | None) -> list[str]:
+    """Write ``inputFiles`` (name → content, or that map as a JSON string) into ``workdir``."""
+    if files is None:
+        return []
+    if isinstance(files, str):
+        try:
+            files = json.loads(files)
+        except ValueError as exc:
+            raise TaskFailed(f"inputFiles: not a map nor a JSON object: {exc}", retryable=False) from None
+        if not isinstance(files, dict):
+            raise TaskFailed("inputFiles: expected a map of file name to content", retryable=False)
+    written = []
+    for name, content in files.items():
+        target = _inside(workdir, str(name))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            text = content
+        elif content is None:
+            text = ""
+        else:
+            text = json.dumps(content)
+        target.write_text(text, encoding="utf-8")
+        written.append(str(name))
+    return written
+
+
+def collect_output_files(workdir: Path, patterns: Sequence[str] | None) -> dict[str, str]:
+    """``{relative name: absolute path}`` for files matching ``outputFiles`` globs, plus OUTPUT_DIR files."""
+    found: dict[str, str] = {}
+    root = workdir.resolve()
+    for pattern in patterns or ():
+        for path in sorted(root.glob(pattern)):
+            if path.is_file():
+                found[path.relative_to(root).as_posix()] = str(path)
+    out_dir = root / OUTPUT_DIR_NAME
+    if out_dir.is_dir():
+        for path in sorted(out_dir.rglob("*")):
+            if path.is_file():
+                found.setdefault(path.relative_to(out_dir).as_posix(), str(path))
+    return found
+
+
+def _note_ignored(props: ScriptProps, ctx: RunContext) -> None:
+    runner_type = (props.taskRunner or {}).get("type")
+    if props.taskRunner is not None and runner_type not in _LOCAL_RUNNERS:
+        ctx.log("INFO", f"taskRunner {runner_type!r} ignored: scripts run as local processes")
+    if props.containerImage is not None:
+        ctx.log("DEBUG", f"containerImage {props.containerImage!r} ignored: scripts run as local processes")
+    if props.docker is not None or (props.runner is not None and props.runner.upper() == "DOCKER"):
+        ctx.log("INFO", "docker options ignored: scripts run as local processes")
+    if props.namespaceFiles is not None and props.namespaceFiles.get("enabled", True):
+        ctx.log("WARN", "namespaceFiles are not supported yet and were not copied")
+
+
+def build_env(ctx: RunContext, props: ScriptProps, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The worker's environment minus ``SECRET_*``, plus WORKING_DIR/OUTPUT_DIR, ``extra`` and ``env``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SECRET_")}
+    env["WORKING_DIR"] = str(ctx.workdir)
+    env["OUTPUT_DIR"] = str(ctx.workdir / OUTPUT_DIR_NAME)
+    env.update(extra or {})
+    for key, value in (props.env or {}).items():
+        env[str(key)] = "" if value is None else value if isinstance(value, str) else json.dumps(value)
+    return env
+
+
+def exit_status(code: int) -> int:
+    """Shell convention for a signal death (Python reports ``-N``, a shell ``128+N``)."""
+    return 128 - code if code < 0 else code
+
+
+async def run_script(
+    props: ScriptProps,
+    ctx: RunContext,
+    commands: Sequence[str],
+    *,
+    extra_env: Mapping[str, str] | None = None,
+    input_files: Mapping[str, Any] | None = None,
+    interpreter: Sequence[str] | None = None,
+) -> TaskResult:
+    """Set up the working dir, run ``interpreter`` with the joined commands, build Kestra's ScriptOutput.
+
+    Outputs: ``exitCode``, ``vars`` (from ``::{"outputs": ...}::`` lines) and ``outputFiles``.
+    Non-zero exit raises TaskFailed carrying those outputs; stderr output with
+    ``warningOnStdErr`` makes the state WARNING.
+    """
+    _note_ignored(props, ctx)
+    workdir = ctx.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / OUTPUT_DIR_NAME).mkdir(exist_ok=True)
+    write_input_files(workdir, props.inputFiles)
+    write_input_files(workdir, input_files)
+
+    lines: list[str] = ["set -e"] if props.failFast else []
+    lines += props.beforeCommands or []
+    lines += commands
+    argv = [*(interpreter if interpreter is not None else props.interpreter), "\n".join(lines)]
+    if not argv[0]:
+        raise TaskFailed("interpreter: must not be empty", retryable=False)
+
+    outcome = Outcome(ctx)
+    try:
+        code = await run_process(argv, cwd=workdir, env=build_env(ctx, props, extra_env),
+                                 on_stdout=outcome.on_stdout, on_stderr=outcome.on_stderr)
+    except (FileNotFoundError, PermissionError) as exc:
+        raise TaskFailed(f"cannot start interpreter {argv[0]!r}: {exc}", retryable=False) from None
+    code = exit_status(code)
+    outputs: dict[str, Any] = {
+        "exitCode": code,
+        "vars": outcome.vars,
+        "outputFiles": collect_output_files(workdir, props.outputFiles),
+    }
+    if code != 0:
+        if code > 128 and code - 128 in (signal.SIGKILL, signal.SIGTERM):
+            detail = f" (killed by signal {code - 128})"
+        else:
+            detail = f": {outcome.last_stderr}" if outcome.last_stderr else ""
+        raise TaskFailed(f"Command failed with exit code {code}{detail}", outputs=outputs)
+    ctx.log("DEBUG", f"Command succeeded with exit code {code}")
+    if props.warningOnStdErr and outcome.stderr_lines > 0:
+        return TaskResult(state="WARNING", outputs=outputs)
+    return TaskResult(outputs=outputs)

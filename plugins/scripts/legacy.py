@@ -1,0 +1,82 @@
+"""The pre-0.10 script tasks ``io.kestra.core.tasks.scripts.Bash`` and ``...scripts.Python``.
+
+Their properties differ from the current ones (``interpreter`` is a string plus
+``interpreterArgs``, ``exitOnFailed`` instead of ``failFast``); they map onto the same runner.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from typing import Any
+
+import msgspec
+
+from plugins.api import PluginSpec, RunContext, TaskResult
+from plugins.scripts.common import ScriptProps, run_script
+from plugins.scripts.python import python_env
+
+P = "io.kestra.core.tasks.scripts."
+
+
+class _Legacy(msgspec.Struct, frozen=True, kw_only=True):
+    interpreter: str = "/bin/sh"
+    interpreterArgs: list[str] = msgspec.field(default_factory=lambda: ["-c"])
+    exitOnFailed: bool = True
+    env: dict[str, Any] | None = None
+    warningOnStdErr: bool = True
+    inputFiles: dict[str, Any] | str | None = None
+    files: list[str] | None = None
+    outputFiles: list[str] | None = None
+    outputsFiles: list[str] | None = None
+    outputDirs: list[str] | None = None
+    dockerOptions: dict[str, Any] | None = None
+    runner: str | None = None
+
+    def common(self) -> ScriptProps:
+        outputs = [*(self.outputFiles or []), *(self.outputsFiles or []), *(self.files or [])]
+        return ScriptProps(
+            env=self.env,
+            interpreter=[self.interpreter, *self.interpreterArgs],
+            failFast=self.exitOnFailed,
+            warningOnStdErr=self.warningOnStdErr,
+            inputFiles=self.inputFiles,
+            outputFiles=outputs or None,
+            docker=self.dockerOptions,
+            runner=self.runner,
+        )
+
+
+class Bash(_Legacy, frozen=True, kw_only=True):
+    commands: list[str]
+
+
+class Python(_Legacy, frozen=True, kw_only=True):
+    commands: list[str] | None = None
+    pythonPath: str | None = None
+    requirements: list[str] | None = None
+    args: list[str] | None = None
+    virtualEnv: bool | None = None
+
+
+async def run_bash(props: Bash, ctx: RunContext) -> TaskResult:
+    return await run_script(props.common(), ctx, props.commands)
+
+
+async def run_python(props: Python, ctx: RunContext) -> TaskResult:
+    if props.requirements:
+        missing = ", ".join(props.requirements)
+        ctx.log("WARN", f"requirements are not installed by this engine ({missing})")
+    commands = props.commands
+    if commands is None:
+        python = shlex.quote(props.pythonPath or sys.executable)
+        commands = [" ".join([python, "main.py", *(shlex.quote(a) for a in props.args or [])])]
+    return await run_script(props.common(), ctx, commands, extra_env=python_env())
+
+
+SPECS = [
+    PluginSpec(P + "Bash", "runnable", Bash, run=run_bash,
+               description="Deprecated: run shell `commands`; use io.kestra.plugin.scripts.shell.Commands."),
+    PluginSpec(P + "Python", "runnable", Python, run=run_python,
+               description="Deprecated: run `main.py` from `inputFiles`; use python.Script."),
+]

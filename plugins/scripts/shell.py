@@ -1,0 +1,32 @@
+"""shell.Commands and shell.Script (local /bin/sh)."""
+
+from __future__ import annotations
+
+from plugins.api import PluginSpec, RunContext, TaskResult
+from plugins.scripts.common import ScriptProps, run_script
+
+P = "io.kestra.plugin.scripts.shell."
+
+
+class Commands(ScriptProps, frozen=True, kw_only=True):
+    commands: list[str]
+
+
+class Script(ScriptProps, frozen=True, kw_only=True):
+    script: str
+
+
+async def run_commands(props: Commands, ctx: RunContext) -> TaskResult:
+    return await run_script(props, ctx, props.commands)
+
+
+async def run_shell_script(props: Script, ctx: RunContext) -> TaskResult:
+    return await run_script(props, ctx, [props.script])
+
+
+SPECS = [
+    PluginSpec(P + "Commands", "runnable", Commands, run=run_commands,
+               description="Run shell `commands` (joined, `set -e` when failFast) as a local process."),
+    PluginSpec(P + "Script", "runnable", Script, run=run_shell_script,
+               description="Run an inline shell `script` as a local process."),
+]
