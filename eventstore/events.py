@@ -44,6 +44,12 @@ class LabelsSet(_Event, tag="exec.labels"):
     labels: dict[str, str]
 
 
+class ExitRequested(_Event, tag="exec.exit"):
+    """An Exit task asked to end the execution with ``state`` once what runs has stopped."""
+
+    state: str
+
+
 class KillRequested(_Event, tag="exec.kill"):
     reason: str | None = None
 
@@ -92,6 +98,13 @@ class TaskRunDispatched(_Event, tag="tr.dispatched"):
     attempt: int
 
 
+class TaskRunExpanded(_Event, tag="tr.expanded"):
+    """A flowable evaluated what it runs: a loop's values, or the chosen branch of Switch/If."""
+
+    taskrun_id: str
+    items: list[str]
+
+
 class SubflowStarted(_Event, tag="tr.subflow"):
     taskrun_id: str
     execution_id: str
@@ -103,12 +116,14 @@ Event = (
     | ExecutionOutputs
     | LabelsSet
     | KillRequested
+    | ExitRequested
     | TaskRunCreated
     | TaskRunStateChanged
     | TaskRunOutputs
     | AttemptStarted
     | AttemptEnded
     | TaskRunDispatched
+    | TaskRunExpanded
     | SubflowStarted
 )
 

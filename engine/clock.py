@@ -1,0 +1,13 @@
+"""Wall-clock time as the ISO strings events carry (the decider itself never reads a clock)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse(date: str) -> datetime:
+    return datetime.fromisoformat(date.replace("Z", "+00:00"))

@@ -1,0 +1,116 @@
+"""The variables an expression sees (Kestra's RunVariables): inputs, outputs, execution, flow, taskrun..."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from engine.execution import Execution, TaskRun
+from engine.model import Flow, Task
+
+LOOP_TYPES = frozenset(
+    {
+        "io.kestra.plugin.core.flow.ForEach",
+        "io.kestra.plugin.core.flow.EachSequential",
+        "io.kestra.plugin.core.flow.EachParallel",
+    }
+)
+
+
+def value_path(ex: Execution, tr: TaskRun, loop_ids: frozenset[str]) -> list[str]:
+    """The loop values a taskrun lives under, outermost first (empty outside loops)."""
+    path: list[str] = []
+    node: TaskRun | None = tr
+    while node is not None:
+        parent = ex.taskruns.get(node.parent_id) if node.parent_id else None
+        if parent is not None and parent.id in loop_ids and node.value is not None:
+            path.append(node.value)
+        node = parent
+    path.reverse()
+    return path
+
+
+def loop_taskrun_ids(ex: Execution, flow_tasks: dict[str, Task]) -> frozenset[str]:
+    return frozenset(
+        tr.id for tr in ex.taskruns.values() if (t := flow_tasks.get(tr.task_id)) is not None and t.type in LOOP_TYPES
+    )
+
+
+def _nest(target: dict[str, Any], task_id: str, path: list[str], value: Any) -> None:
+    if not path:
+        existing = target.get(task_id)
+        target[task_id] = {**existing, **value} if isinstance(existing, dict) and isinstance(value, dict) else value
+        return
+    node = target.setdefault(task_id, {})
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+
+
+def env_vars() -> dict[str, str]:
+    """Kestra exposes OS variables prefixed ENV_ as ``envs.<name lower-case>``."""
+    return {k[4:].lower(): v for k, v in os.environ.items() if k.startswith("ENV_")}
+
+
+def variables(
+    ex: Execution,
+    flow: Flow,
+    flow_tasks: dict[str, Task],
+    taskrun: TaskRun | None = None,
+    *,
+    envs: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Build the expression variables for the execution, seen from ``taskrun`` if given."""
+    loops = loop_taskrun_ids(ex, flow_tasks)
+    outputs: dict[str, Any] = {}
+    tasks_state: dict[str, Any] = {}
+    for tr in ex.taskruns.values():
+        path = value_path(ex, tr, loops)
+        if tr.outputs:
+            _nest(outputs, tr.task_id, path, tr.outputs)
+        _nest(tasks_state, tr.task_id, path, {"state": tr.state})
+    result: dict[str, Any] = {
+        "flow": {"id": flow.id, "namespace": flow.namespace, "revision": ex.flow_revision},
+        "execution": {
+            "id": ex.id, "startDate": ex.start_date, "originalId": ex.original_id or ex.id, "state": ex.state,
+        },
+        "inputs": ex.inputs,
+        "vars": flow.variables,
+        "outputs": outputs,
+        "tasks": tasks_state,
+        "labels": ex.labels,
+        "envs": envs if envs is not None else env_vars(),
+        "globals": {},
+    }
+    if ex.trigger is not None:
+        result["trigger"] = ex.trigger
+    if taskrun is not None:
+        task = flow_tasks.get(taskrun.task_id)
+        path = value_path(ex, taskrun, loops)
+        result["task"] = {"id": taskrun.task_id, "type": task.type if task else ""}
+        result["taskrun"] = {
+            "id": taskrun.id,
+            "value": taskrun.value,
+            "parentId": taskrun.parent_id,
+            "attemptsCount": max(len(taskrun.attempts) - 1, 0),
+            "startDate": taskrun.histories[0].date,
+            "iteration": taskrun.iteration,
+        }
+        parents = _parents(ex, taskrun, loops, outputs)
+        if parents:
+            result["parents"] = parents
+            result["parent"] = parents[0]
+        del path
+    return result
+
+
+def _parents(ex: Execution, taskrun: TaskRun, loops: frozenset[str], outputs: dict[str, Any]) -> list[dict[str, Any]]:
+    """Enclosing flowable taskruns, innermost first, as Kestra's ``parents`` ({taskrun: {value}, outputs})."""
+    out: list[dict[str, Any]] = []
+    node = ex.taskruns.get(taskrun.parent_id) if taskrun.parent_id else None
+    while node is not None:
+        out.append({"taskrun": {"value": node.value, "id": node.id}, "task": {"id": node.task_id},
+                    "outputs": node.outputs})
+        node = ex.taskruns.get(node.parent_id) if node.parent_id else None
+    del loops, outputs
+    return out

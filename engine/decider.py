@@ -1,0 +1,620 @@
+"""The decider: which events an input causes (``accept``) and what happens next (``decide``).
+
+Both are pure: no I/O, no clock, no randomness. ``now`` comes in as an argument and every id
+is derived from the execution id and the task's position, so deciding twice on the same
+state yields the same events. Work for workers and child executions come out as effects,
+which the shell performs only after the events are appended.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.context import LOOP_TYPES, variables
+from engine.errors import EngineError
+from engine.execution import Execution, TaskRun, evolve
+from engine.model import Flow, Task
+from engine.states import State, worst
+from eventstore import events as ev
+
+F = "io.kestra.plugin.core.flow."
+EXIT_OUTPUT = "exit"
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Send a runnable taskrun to a worker."""
+
+    taskrun_id: str
+    attempt: int
+    task: Task
+    variables: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StartSubflow:
+    taskrun_id: str
+    execution_id: str
+    namespace: str
+    flow_id: str
+    revision: int | None
+    inputs: dict[str, Any]
+    labels: dict[str, str]
+    wait: bool
+
+
+@dataclass(frozen=True)
+class Kill:
+    execution_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NotifyParent:
+    """Tell the parent execution its Subflow task's child ended."""
+
+    parent_execution_id: str
+    taskrun_id: str
+    state: str
+    outputs: dict[str, Any]
+
+
+Effect = Dispatch | StartSubflow | Kill | NotifyParent
+
+
+@dataclass
+class Decision:
+    events: list[ev.Event] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
+
+
+def make_id(*parts: str | None) -> str:
+    """A 22-character id derived from its parts (stable across replays and restarts)."""
+    digest = hashlib.blake2b("\x1f".join(p or "" for p in parts).encode(), digest_size=16).digest()
+    n = int.from_bytes(digest, "big")
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    out = []
+    for _ in range(22):
+        n, r = divmod(n, 62)
+        out.append(alphabet[r])
+    return "".join(out)
+
+
+def index_tasks(flow: Flow) -> dict[str, Task]:
+    """Every task of the flow by id, at any depth."""
+    out: dict[str, Task] = {}
+
+    def walk(tasks: tuple[Task, ...]) -> None:
+        for t in tasks:
+            out[t.id] = t
+            for children in t.branches.values():
+                walk(children)
+
+    walk(flow.tasks)
+    walk(flow.errors)
+    walk(flow.finally_)
+    walk(flow.after_execution)
+    return out
+
+
+def is_truthy(value: Any) -> bool:
+    """Kestra's truthiness of a rendered condition."""
+    if isinstance(value, str):
+        v = value.strip().lower()
+        return v not in ("", "false", "0", "null", "none", "0.0")
+    return bool(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# accept: turn one input into events
+
+
+def accept(state: Execution | None, flow: Flow | None, item: ev.Input, now: str) -> list[ev.Event]:
+    """Validate an input against the state; what is stale or duplicated yields no event."""
+    if isinstance(item, ev.ExecutionCreated):
+        return [] if state is not None else [item]
+    if state is None or state.is_terminal:
+        return []
+    if isinstance(item, ev.KillRequested):
+        return [] if state.kill_requested else [ev.KillRequested(date=now, reason=item.reason)]
+    if isinstance(item, ev.Resume):
+        if state.state != State.PAUSED:
+            return []
+        return [ev.ExecutionStateChanged(date=now, state=State.RUNNING, reason="resumed")]
+    tr = state.taskruns.get(getattr(item, "taskrun_id", ""))
+    if tr is None or State(tr.state).terminal:
+        return []
+    if isinstance(item, ev.AttemptStarted):
+        if item.attempt <= tr.current_attempt or item.attempt > max(tr.dispatched, tr.current_attempt + 1):
+            return []
+        out: list[ev.Event] = [item]
+        if tr.state != State.RUNNING:
+            out.append(ev.TaskRunStateChanged(date=item.date, taskrun_id=tr.id, state=State.RUNNING))
+        return out
+    if isinstance(item, ev.AttemptEnded):
+        return _accept_result(state, flow, tr, item)
+    if isinstance(item, ev.SubflowEnded):
+        if tr.subflow_execution != item.execution_id:
+            return []
+        task = index_tasks(flow).get(tr.task_id) if flow else None
+        transmit = True
+        if task is not None:
+            transmit = is_truthy(task.props.get("transmitFailed", True))
+        child = State(item.state)
+        final = State.SUCCESS
+        if child in (State.FAILED, State.KILLED, State.CANCELLED) and transmit:
+            final = State.FAILED
+        elif child == State.WARNING:
+            final = State.WARNING
+        final = _allow(task, final)
+        return [
+            ev.TaskRunOutputs(date=now, taskrun_id=tr.id,
+                              outputs={"executionId": item.execution_id, "state": item.state,
+                                       "outputs": item.outputs}),
+            ev.TaskRunStateChanged(date=now, taskrun_id=tr.id, state=final),
+        ]
+    return []
+
+
+def _allow(task: Task | None, state: State) -> State:
+    if task is None:
+        return state
+    if state == State.FAILED and task.allow_failure:
+        return State.WARNING
+    if state == State.WARNING and task.allow_warning:
+        return State.SUCCESS
+    return state
+
+
+def _accept_result(state: Execution, flow: Flow | None, tr: TaskRun, item: ev.AttemptEnded) -> list[ev.Event]:
+    # A result is only for the attempt in flight: a stale attempt's report never completes the taskrun.
+    current = tr.current_attempt
+    if item.attempt < current or (item.attempt > current and item.attempt > tr.dispatched):
+        return []
+    if tr.attempts and item.attempt == current and tr.attempts[-1].state != State.RUNNING:
+        return []
+    out: list[ev.Event] = [item]
+    if not item.final:
+        return out
+    task = index_tasks(flow).get(tr.task_id) if flow else None
+    final = _allow(task, State(item.state))
+    if item.state == State.KILLED:
+        final = State.KILLED
+    out.append(ev.TaskRunStateChanged(date=item.date, taskrun_id=tr.id, state=final, reason=item.error))
+    labels = item.outputs.get("labels") if task and task.type.endswith("execution.Labels") else None
+    if isinstance(labels, dict):
+        out.append(ev.LabelsSet(date=item.date, labels={str(k): str(v) for k, v in labels.items()}))
+    exit_ = item.outputs.get(EXIT_OUTPUT) if task and task.type.endswith("execution.Exit") else None
+    if isinstance(exit_, dict) and final in (State.SUCCESS, State.WARNING):
+        target = str(exit_.get("state", "SUCCESS")).replace("CANCELED", "CANCELLED")
+        out.append(ev.ExitRequested(date=item.date, state=target))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# decide: what happens next
+
+
+class Renderer:
+    """What the decider needs from the expression engine (kept abstract so tests can pass the real one)."""
+
+    def render(self, template: str, variables: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def render_value(self, value: Any, variables: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+
+def decide(state: Execution, flow: Flow, now: str, renderer: Any, tasks: dict[str, Task] | None = None) -> Decision:
+    """One step: the events and effects the current state calls for (may be empty)."""
+    return _Step(state, flow, now, renderer, tasks or index_tasks(flow)).run()
+
+
+def settle(state: Execution, flow: Flow, now: str, renderer: Any, max_steps: int = 10_000) -> Decision:
+    """Decide and evolve until nothing more happens; ``state`` is updated in place."""
+    tasks = index_tasks(flow)
+    total = Decision()
+    for _ in range(max_steps):
+        step = decide(state, flow, now, renderer, tasks)
+        if not step.events and not step.effects:
+            return total
+        for event in step.events:
+            evolve(state, event)
+        total.events.extend(step.events)
+        total.effects.extend(step.effects)
+        if not step.events:
+            return total
+    raise EngineError(f"execution {state.id}: the decider did not settle after {max_steps} steps")
+
+
+_RUNNING = None  # block status while not finished
+
+
+class _Step:
+    def __init__(self, ex: Execution, flow: Flow, now: str, renderer: Any, tasks: dict[str, Task]) -> None:
+        self.ex = ex
+        self.flow = flow
+        self.now = now
+        self.renderer = renderer
+        self.tasks = tasks
+        self.out = Decision()
+        self.by_key: dict[tuple[str | None, str, str | None], TaskRun] = {}
+        for tr in ex.taskruns.values():
+            self.by_key[(tr.parent_id, tr.task_id, tr.value)] = tr
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def emit(self, event: ev.Event) -> None:
+        self.out.events.append(event)
+
+    def set_state(self, tr: TaskRun, state: State, reason: str | None = None) -> None:
+        self.emit(ev.TaskRunStateChanged(date=self.now, taskrun_id=tr.id, state=state, reason=reason))
+
+    def vars_for(self, tr: TaskRun | None) -> dict[str, Any]:
+        return variables(self.ex, self.flow, self.tasks, tr)
+
+    def render(self, value: Any, tr: TaskRun | None) -> Any:
+        return self.renderer.render_value(value, self.vars_for(tr))
+
+    # -- entry ----------------------------------------------------------------------------
+
+    def run(self) -> Decision:
+        ex = self.ex
+        st = ex.state
+        if State(st).terminal:
+            return self.out
+        if ex.exit_state is not None:
+            return self.exit(State(ex.exit_state))
+        if State(st).terminal:
+            return self.out
+        if st == State.CREATED:
+            self.emit(ev.ExecutionStateChanged(date=self.now, state=State.RUNNING))
+            return self.out
+        if ex.kill_requested:
+            return self.kill()
+        if st == State.PAUSED:
+            return self.out
+        self.main()
+        return self.out
+
+    def main(self) -> None:
+        flow = self.flow
+        status = self.block(flow.tasks, None, "tasks", None)
+        if status is _RUNNING:
+            return
+        final: State = status
+        if final.failed and flow.errors:
+            err = self.block(flow.errors, None, "errors", None)
+            if err is _RUNNING:
+                return
+        if flow.finally_:
+            fin = self.block(flow.finally_, None, "finally", None)
+            if fin is _RUNNING:
+                return
+            final = worst([final, fin])
+        if flow.outputs and self.ex.outputs is None and final in (State.SUCCESS, State.WARNING):
+            try:
+                rendered = {o.id: self.render(o.value, None) for o in flow.outputs}
+            except EngineError as exc:
+                self.emit(ev.ExecutionOutputs(date=self.now, outputs={}))
+                self.emit(ev.ExecutionStateChanged(date=self.now, state=State.FAILED,
+                                                   reason=f"flow outputs: {exc}"))
+                return
+            self.emit(ev.ExecutionOutputs(date=self.now, outputs=rendered))
+            return
+        if flow.after_execution:
+            after = self.block(flow.after_execution, None, "afterExecution", None)
+            if after is _RUNNING:
+                return
+        self.finish(final)
+
+    def finish(self, final: State) -> None:
+        self.emit(ev.ExecutionStateChanged(date=self.now, state=final))
+        parent = self.ex.parent
+        if parent:
+            self.out.effects.append(NotifyParent(str(parent["execution_id"]), str(parent["taskrun_id"]),
+                                                 final, self.ex.outputs or {}))
+
+    def exit(self, target: State) -> Decision:
+        """An Exit task asked to end the execution now: stop what runs, then end with ``target``."""
+        busy = False
+        for tr in self.ex.taskruns.values():
+            if State(tr.state).terminal:
+                continue
+            if tr.runnable and tr.state == State.RUNNING:
+                busy = True
+            else:
+                self.set_state(tr, State.KILLED if target.failed else State.SKIPPED)
+        if busy:
+            if not self.ex.kill_requested:
+                self.emit(ev.KillRequested(date=self.now, reason=f"exit with {target}"))
+                self.out.effects.append(Kill((self.ex.id,)))
+            return self.out
+        self.finish(target)
+        return self.out
+
+    def kill(self) -> Decision:
+        ex = self.ex
+        if ex.state != State.KILLING:
+            self.emit(ev.ExecutionStateChanged(date=self.now, state=State.KILLING))
+            children = tuple(tr.subflow_execution for tr in ex.taskruns.values()
+                             if tr.subflow_execution and not State(tr.state).terminal)
+            self.out.effects.append(Kill((ex.id, *children)))
+            return self.out
+        waiting = False
+        for tr in ex.taskruns.values():
+            if State(tr.state).terminal:
+                continue
+            if tr.runnable and tr.dispatched and tr.state == State.RUNNING:
+                waiting = True  # the worker reports KILLED once the process stopped
+            elif tr.subflow_execution:
+                waiting = True
+            elif tr.runnable and tr.dispatched and tr.state == State.CREATED:
+                self.set_state(tr, State.KILLED)  # sent but not started: the worker will skip it
+            elif tr.runnable or all(State(c.state).terminal for c in ex.taskruns.values() if c.parent_id == tr.id):
+                self.set_state(tr, State.KILLED)
+            else:
+                waiting = True
+        if not waiting and not self.out.events:
+            self.finish(State.KILLED)
+        return self.out
+
+    # -- blocks ---------------------------------------------------------------------------
+
+    def create(self, task: Task, parent: TaskRun | None, branch: str, value: str | None,
+               iteration: int | None = None) -> None:
+        tr_id = make_id(self.ex.id, parent.id if parent else None, task.id, value)
+        self.emit(ev.TaskRunCreated(date=self.now, taskrun_id=tr_id, task_id=task.id,
+                                    parent_id=parent.id if parent else None, value=value, branch=branch,
+                                    iteration=iteration, runnable=not task.flowable))
+
+    def block(self, tasks: tuple[Task, ...], parent: TaskRun | None, branch: str, value: str | None,
+              limit: int = 1) -> State | None:
+        """Advance a list of tasks; ``limit`` 1 = one after the other, 0 = all at once, n = at most n.
+
+        Returns None while running, else the combined state.
+        """
+        active = [t for t in tasks if not t.disabled]
+        states: list[State] = []
+        running = 0
+        failed = False
+        pending: list[Task] = []
+        for task in active:
+            tr = self.by_key.get((parent.id if parent else None, task.id, value))
+            if tr is None:
+                pending.append(task)
+                continue
+            st = State(tr.state)
+            if st.terminal:
+                states.append(st)
+                if st.failed:
+                    failed = True
+            else:
+                running += 1
+                self.advance(tr, task)
+        if limit == 1:
+            # Sequential: start the next one only when every earlier one ended well.
+            if running or failed:
+                return _RUNNING if running else worst(states)
+            if pending:
+                self.create(pending[0], parent, branch, value)
+                return _RUNNING
+            return worst(states)
+        waiting = len(pending)
+        if not failed:
+            for task in pending:
+                if limit and running >= limit:
+                    break
+                self.create(task, parent, branch, value)
+                running += 1
+                waiting -= 1
+        if running or (waiting and not failed):
+            return _RUNNING
+        return worst(states)
+
+    def dag(self, tasks: tuple[Task, ...], parent: TaskRun, limit: int) -> State | None:
+        states: dict[str, State] = {}
+        running = 0
+        for task in tasks:
+            tr = self.by_key.get((parent.id, task.id, parent.value))
+            if tr is not None:
+                st = State(tr.state)
+                if st.terminal:
+                    states[task.id] = st
+                else:
+                    running += 1
+                    self.advance(tr, task)
+        failed = any(s.failed for s in states.values())
+        if not failed:
+            for task in tasks:
+                if (parent.id, task.id, parent.value) in self.by_key or task.disabled:
+                    continue
+                if limit and running >= limit:
+                    break
+                if all(states.get(d) in (State.SUCCESS, State.WARNING, State.SKIPPED) for d in task.depends_on):
+                    self.create(task, parent, "tasks", parent.value)
+                    running += 1
+        done = len(states) == len([t for t in tasks if not t.disabled])
+        if running or (not done and not failed):
+            return _RUNNING
+        return worst(list(states.values()))
+
+    # -- taskruns -------------------------------------------------------------------------
+
+    def advance(self, tr: TaskRun, task: Task) -> None:
+        st = State(tr.state)
+        if st == State.CREATED and task.run_if is not None:
+            try:
+                run = is_truthy(self.render(task.run_if, tr))
+            except EngineError as exc:
+                self.set_state(tr, State.FAILED, reason=f"runIf: {exc}")
+                return
+            if not run:
+                self.set_state(tr, State.SKIPPED)
+                return
+        if tr.runnable:
+            if tr.dispatched == 0:
+                self.emit(ev.TaskRunDispatched(date=self.now, taskrun_id=tr.id, attempt=1))
+                self.out.effects.append(Dispatch(tr.id, 1, task, self.vars_for(tr)))
+            return
+        if st == State.CREATED:
+            self.start_flowable(tr, task)
+            return
+        self.progress_flowable(tr, task)
+
+    def start_flowable(self, tr: TaskRun, task: Task) -> None:
+        kind = task.type
+        try:
+            if kind in LOOP_TYPES:
+                raw = task.props.get("values", task.props.get("value"))
+                values = self.render(raw, tr)
+                items = _as_list(values)
+                self.emit(ev.TaskRunExpanded(date=self.now, taskrun_id=tr.id, items=[_value_str(v) for v in items]))
+            elif kind == F + "Switch":
+                value = self.render(task.props.get("value"), tr)
+                key = _value_str(value)
+                cases = [b for b in task.branches if b.startswith("case:")]
+                chosen = "case:" + key if "case:" + key in cases else "defaults"
+                if chosen == "defaults" and not task.branches.get("defaults"):
+                    raise EngineError(f"Switch {task.id}: no case matches {key!r} and there is no `defaults`")
+                self.emit(ev.TaskRunExpanded(date=self.now, taskrun_id=tr.id, items=[chosen]))
+                self.emit(ev.TaskRunOutputs(date=self.now, taskrun_id=tr.id, outputs={"value": key}))
+            elif kind == F + "If":
+                result = is_truthy(self.render(task.props.get("condition"), tr))
+                self.emit(ev.TaskRunExpanded(date=self.now, taskrun_id=tr.id, items=["then" if result else "else"]))
+                self.emit(ev.TaskRunOutputs(date=self.now, taskrun_id=tr.id, outputs={"evaluationResult": result}))
+            elif kind == F + "Subflow":
+                self.start_subflow(tr, task)
+                return
+        except EngineError as exc:
+            self.set_state(tr, State.RUNNING)
+            self.set_state(tr, State.FAILED, reason=str(exc))
+            return
+        self.set_state(tr, State.RUNNING)
+
+    def start_subflow(self, tr: TaskRun, task: Task) -> None:
+        props = self.render(task.props, tr)
+        child_id = make_id(self.ex.id, tr.id, "subflow", str(tr.current_attempt))
+        wait = is_truthy(props.get("wait", True))
+        labels = props.get("labels") or {}
+        if isinstance(labels, list):
+            labels = {str(i.get("key")): str(i.get("value")) for i in labels if isinstance(i, dict)}
+        if is_truthy(props.get("inheritLabels", False)):
+            labels = {**self.ex.labels, **labels}
+        revision = props.get("revision")
+        self.set_state(tr, State.RUNNING)
+        self.emit(ev.SubflowStarted(date=self.now, taskrun_id=tr.id, execution_id=child_id))
+        self.out.effects.append(StartSubflow(
+            tr.id, child_id, str(props["namespace"]), str(props["flowId"]),
+            int(revision) if revision not in (None, "") else None,
+            dict(props.get("inputs") or {}), {str(k): str(v) for k, v in labels.items()}, wait,
+        ))
+        if not wait:
+            self.emit(ev.TaskRunOutputs(date=self.now, taskrun_id=tr.id, outputs={"executionId": child_id}))
+            self.set_state(tr, State.SUCCESS)
+
+    def progress_flowable(self, tr: TaskRun, task: Task) -> None:
+        """A RUNNING flowable: advance its children, then its errors/finally, then end it."""
+        kind = task.type
+        if kind == F + "Subflow":
+            return  # ends when the child execution reports back
+        branch_state = self.branch_status(tr, task)
+        if branch_state is _RUNNING:
+            return
+        final: State = branch_state
+        if final.failed and task.branches.get("errors"):
+            err = self.block(task.branches["errors"], tr, "errors", tr.value)
+            if err is _RUNNING:
+                return
+        if task.branches.get("finally"):
+            fin = self.block(task.branches["finally"], tr, "finally", tr.value)
+            if fin is _RUNNING:
+                return
+            final = worst([final, fin])
+        if kind == F + "AllowFailure" and final.failed:
+            final = State.WARNING
+        self.set_state(tr, _allow(task, final))
+
+    def branch_status(self, tr: TaskRun, task: Task) -> State | None:
+        kind = task.type
+        children = task.branches.get("tasks", ())
+        if kind in LOOP_TYPES:
+            return self.loop(tr, task, children)
+        if kind in (F + "Switch", F + "If"):
+            chosen = (tr.items or ["defaults"])[0]
+            return self.block(task.branches.get(chosen, ()), tr, chosen, tr.value)
+        if kind == F + "Parallel":
+            return self.block(children, tr, "tasks", tr.value, limit=_int(task.props.get("concurrent", 0)))
+        if kind == F + "Dag":
+            return self.dag(children, tr, _int(task.props.get("concurrent", 0)))
+        return self.block(children, tr, "tasks", tr.value)
+
+    def loop(self, tr: TaskRun, task: Task, children: tuple[Task, ...]) -> State | None:
+        if task.type == F + "EachParallel":
+            limit = _int(task.props.get("concurrent", 0))
+        elif task.type == F + "EachSequential":
+            limit = 1
+        else:
+            limit = _int(task.props.get("concurrencyLimit", 1))
+        states: list[State] = []
+        running = 0
+        failed = False
+        not_started: list[tuple[int, str]] = []
+        for i, value in enumerate(tr.items or []):
+            started = any((tr.id, c.id, value) in self.by_key for c in children)
+            if not started:
+                not_started.append((i, value))
+                continue
+            st = self.block(children, tr, "tasks", value)
+            if st is _RUNNING:
+                running += 1
+            else:
+                states.append(st)
+                failed = failed or st.failed
+        waiting = len(not_started)
+        first = next((c for c in children if not c.disabled), None)
+        if not failed and first is not None:
+            for i, value in not_started:
+                if limit and running >= limit:
+                    break
+                self.create(first, tr, "tasks", value, iteration=i)
+                running += 1
+                waiting -= 1
+        if running or (waiting and not failed and first is not None):
+            return _RUNNING
+        return worst(states)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = json.loads(text) if text else []
+        except ValueError as exc:
+            raise EngineError(f"values: expected a list or a JSON array, got {value!r}") from exc
+    if isinstance(value, dict):
+        return [{"key": k, "value": v} for k, v in value.items()]
+    if not isinstance(value, list | tuple):
+        raise EngineError(f"values: expected a list or a JSON array, got {value!r}")
+    return list(value)
+
+
+def _value_str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"))

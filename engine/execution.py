@@ -1,0 +1,165 @@
+"""An execution's state as the fold of its events: ``evolve(state, event) -> state``.
+
+``evolve`` is total and deterministic: no I/O, no clock, no randomness. It updates the state
+it is given and returns it (folding copies nothing: a long ForEach stays linear); callers
+that need the previous state keep a ``clone``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from eventstore import events as ev
+
+
+class History(msgspec.Struct, array_like=True):
+    state: str
+    date: str
+
+
+class Attempt(msgspec.Struct):
+    number: int
+    state: str
+    histories: list[History]
+    worker_id: str = ""
+
+
+class TaskRun(msgspec.Struct):
+    id: str
+    task_id: str
+    parent_id: str | None
+    value: str | None
+    branch: str
+    runnable: bool
+    state: str
+    histories: list[History]
+    iteration: int | None = None
+    attempts: list[Attempt] = msgspec.field(default_factory=list)
+    outputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    dispatched: int = 0  # highest attempt number sent to a worker
+    items: list[str] | None = None  # a loop's values, or the chosen branch of Switch/If
+    subflow_execution: str | None = None
+
+    @property
+    def current_attempt(self) -> int:
+        return self.attempts[-1].number if self.attempts else 0
+
+
+class Execution(msgspec.Struct):
+    id: str
+    namespace: str
+    flow_id: str
+    flow_revision: int
+    state: str
+    histories: list[History]
+    inputs: dict[str, Any]
+    labels: dict[str, str]
+    trigger: dict[str, Any] | None = None
+    parent: dict[str, Any] | None = None
+    original_id: str | None = None
+    outputs: dict[str, Any] | None = None
+    taskruns: dict[str, TaskRun] = msgspec.field(default_factory=dict)
+    kill_requested: bool = False
+    exit_state: str | None = None
+    secret_inputs: tuple[str, ...] = ()
+    seq: int = 0  # stream sequence of the last applied step (set by the shell, not by events)
+
+    @property
+    def start_date(self) -> str:
+        return self.histories[0].date
+
+    @property
+    def end_date(self) -> str | None:
+        return self.histories[-1].date if self.is_terminal else None
+
+    @property
+    def is_terminal(self) -> bool:
+        from engine.states import TERMINAL, State
+
+        return State(self.state) in TERMINAL
+
+
+_enc = msgspec.msgpack.Encoder()
+_dec = msgspec.msgpack.Decoder(Execution)
+
+
+def clone(state: Execution) -> Execution:
+    return _dec.decode(_enc.encode(state))
+
+
+def to_bytes(state: Execution) -> bytes:
+    return _enc.encode(state)
+
+
+def from_bytes(data: bytes) -> Execution:
+    return _dec.decode(data)
+
+
+def evolve(state: Execution | None, event: ev.Event) -> Execution | None:
+    """Apply one event. Events that do not fit the state (a duplicate create, an unknown taskrun) change nothing."""
+    if isinstance(event, ev.ExecutionCreated):
+        if state is not None:
+            return state
+        return Execution(
+            id=event.execution_id, namespace=event.namespace, flow_id=event.flow_id,
+            flow_revision=event.flow_revision, state="CREATED", histories=[History("CREATED", event.date)],
+            inputs=dict(event.inputs), labels=dict(event.labels), trigger=event.trigger, parent=event.parent,
+            original_id=event.original_id, secret_inputs=event.secret_inputs,
+        )
+    if state is None:
+        return None
+    if isinstance(event, ev.ExecutionStateChanged):
+        if state.state != event.state:
+            state.state = event.state
+            state.histories.append(History(event.state, event.date))
+    elif isinstance(event, ev.ExecutionOutputs):
+        state.outputs = dict(event.outputs)
+    elif isinstance(event, ev.LabelsSet):
+        state.labels = {**state.labels, **event.labels}
+    elif isinstance(event, ev.KillRequested):
+        state.kill_requested = True
+    elif isinstance(event, ev.ExitRequested):
+        state.exit_state = event.state
+    elif isinstance(event, ev.TaskRunCreated):
+        if event.taskrun_id not in state.taskruns:
+            state.taskruns[event.taskrun_id] = TaskRun(
+                id=event.taskrun_id, task_id=event.task_id, parent_id=event.parent_id, value=event.value,
+                branch=event.branch, runnable=event.runnable, iteration=event.iteration, state="CREATED",
+                histories=[History("CREATED", event.date)],
+            )
+    else:
+        _evolve_taskrun(state, event)
+    return state
+
+
+def _evolve_taskrun(state: Execution, event: ev.Event) -> None:
+    tr = state.taskruns.get(getattr(event, "taskrun_id", ""))
+    if tr is None:
+        return
+    if isinstance(event, ev.TaskRunStateChanged):
+        if tr.state != event.state:
+            tr.state = event.state
+            tr.histories.append(History(event.state, event.date))
+    elif isinstance(event, ev.TaskRunOutputs):
+        tr.outputs = {**tr.outputs, **event.outputs}
+    elif isinstance(event, ev.TaskRunDispatched):
+        tr.dispatched = max(tr.dispatched, event.attempt)
+    elif isinstance(event, ev.AttemptStarted):
+        if event.attempt > tr.current_attempt:
+            tr.attempts.append(Attempt(event.attempt, "RUNNING", [History("RUNNING", event.date)], event.worker_id))
+    elif isinstance(event, ev.AttemptEnded):
+        if event.attempt > tr.current_attempt:  # a result whose start we never saw
+            tr.attempts.append(Attempt(event.attempt, "RUNNING", [History("RUNNING", event.started or event.date)]))
+        attempt = tr.attempts[-1]
+        if attempt.number == event.attempt and attempt.state == "RUNNING":
+            attempt.state = event.state
+            attempt.histories.append(History(event.state, event.date))
+            if event.final and event.outputs:
+                tr.outputs = {**tr.outputs, **event.outputs}
+    elif isinstance(event, ev.SubflowStarted):
+        tr.subflow_execution = event.execution_id
+    elif isinstance(event, ev.TaskRunExpanded):
+        tr.items = list(event.items)
+

@@ -1,0 +1,194 @@
+"""The executor: the thin async shell around the decider.
+
+It consumes the INBOX (commands and worker reports), folds each execution, lets the decider
+say what happens next, appends the resulting events in one guarded write per execution and
+step, and only then performs the effects (dispatch work, start subflows, kill, notify).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from nats.aio.msg import Msg
+from nats.js import api as jsapi
+
+from engine.clock import utcnow
+from engine.decider import Dispatch, Kill, NotifyParent, StartSubflow, accept, settle
+from engine.errors import ConcurrencyConflict, EngineError
+from engine.execution import Execution, evolve
+from engine.flows import FlowCache
+from engine.work import WorkItem, encode_work
+from eventstore import events as ev
+from eventstore import subjects as S
+from eventstore.store import Store
+
+log = structlog.get_logger("engine.executor")
+
+
+class Executor:
+    def __init__(self, store: Store, flows: FlowCache, renderer: Any, clock: Callable[[], str] = utcnow) -> None:
+        self.store = store
+        self.flows = flows
+        self.renderer = renderer
+        self.clock = clock
+        self.cache: dict[str, Execution] = {}
+        self._queue: asyncio.Queue[Msg] = asyncio.Queue()
+        self._sub: Any = None
+        self._dispatched_checked: set[str] = set()
+
+    async def start(self) -> None:
+        async def on_msg(msg: Msg) -> None:
+            self._queue.put_nowait(msg)
+
+        self._sub = await self.store.js.subscribe(
+            "in.>", queue="executor", durable="executor", stream=S.INBOX, cb=on_msg, manual_ack=True,
+            config=jsapi.ConsumerConfig(ack_wait=30, max_ack_pending=20_000),
+        )
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None
+
+    async def run(self) -> None:
+        await self.start()
+        try:
+            while True:
+                batch = [await self._queue.get()]
+                while len(batch) < 1024 and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                groups: dict[str, list[Msg]] = {}
+                for msg in batch:
+                    groups.setdefault(msg.subject.split(".", 2)[2], []).append(msg)
+                await asyncio.gather(*(self._process_safely(eid, msgs) for eid, msgs in groups.items()))
+        finally:
+            await self.stop()
+
+    async def _process_safely(self, execution_id: str, msgs: list[Msg]) -> None:
+        try:
+            await self.process(execution_id, [ev.decode_input(m.data) for m in msgs])
+        except ConcurrencyConflict:
+            # Someone else wrote this execution: forget what we knew, and let redelivery retry.
+            self.cache.pop(execution_id, None)
+            for m in msgs:
+                await m.nak(delay=0.05)
+            return
+        except Exception:
+            log.exception("executor.process_failed", execution_id=execution_id)
+            self.cache.pop(execution_id, None)
+            for m in msgs:
+                await m.nak(delay=1)
+            return
+        for m in msgs:
+            await m.ack()
+
+    async def load(self, execution_id: str) -> Execution | None:
+        state = self.cache.get(execution_id)
+        if state is not None:
+            return state
+        state = None
+        for seq, events in await self.store.read(execution_id):
+            for event in events:
+                state = evolve(state, event)
+            if state is not None:
+                state.seq = seq
+        if state is not None:
+            self.cache[execution_id] = state
+        return state
+
+    async def process(self, execution_id: str, items: list[ev.Input]) -> None:
+        state = await self.load(execution_id)
+        base_seq = state.seq if state is not None else 0
+        first_load = state is not None and execution_id not in self._dispatched_checked
+        events: list[ev.Event] = []
+        now = self.clock()
+        flow = None
+        for item in items:
+            if state is None and isinstance(item, ev.ExecutionCreated):
+                flow = await self.flows.get(item.namespace, item.flow_id, item.flow_revision)
+            elif state is not None and flow is None:
+                flow = await self.flows.get(state.namespace, state.flow_id, state.flow_revision)
+            for event in accept(state, flow, item, now):
+                state = evolve(state, event)
+                events.append(event)
+        if state is None or flow is None:
+            return
+        decision = settle(state, flow, now, self.renderer)
+        events.extend(decision.events)
+        if events:
+            try:
+                state.seq = await self.store.append(execution_id, events, base_seq)
+            except BaseException:
+                self.cache.pop(execution_id, None)
+                raise
+            self.cache[execution_id] = state
+        effects = list(decision.effects)
+        if first_load:
+            # After a restart we cannot know whether dispatches of the previous run went out:
+            # send them again (same Nats-Msg-Id, and a worker ignores a taskrun already started).
+            self._dispatched_checked.add(execution_id)
+            effects.extend(self._redispatch(state, flow))
+        await self.perform(state, effects)
+        if state.is_terminal:
+            self.cache.pop(execution_id, None)
+            self._dispatched_checked.discard(execution_id)
+
+    def _redispatch(self, state: Execution, flow: Any) -> list[Dispatch]:
+        from engine.context import variables
+        from engine.decider import index_tasks
+
+        tasks = index_tasks(flow)
+        out = []
+        for tr in state.taskruns.values():
+            if tr.runnable and tr.state == "CREATED" and tr.dispatched and tr.task_id in tasks:
+                out.append(Dispatch(tr.id, tr.dispatched, tasks[tr.task_id],
+                                    variables(state, flow, tasks, tr)))
+        return out
+
+    async def perform(self, state: Execution, effects: list[Any]) -> None:
+        jobs = []
+        for effect in effects:
+            if isinstance(effect, Dispatch):
+                item = WorkItem(state.id, effect.taskrun_id, effect.attempt, effect.task, state.namespace,
+                                state.flow_id, state.flow_revision, effect.variables)
+                jobs.append(self.store.dispatch(effect.task.worker_group, encode_work(item),
+                                                f"{state.id}:{effect.taskrun_id}:{effect.attempt}"))
+            elif isinstance(effect, StartSubflow):
+                jobs.append(self.start_subflow(state, effect))
+            elif isinstance(effect, Kill):
+                for eid in effect.execution_ids:
+                    jobs.append(self.store.nc.publish(S.kill(eid), b""))
+                    if eid != state.id:
+                        jobs.append(self.store.send_input(eid, ev.KillRequested(date=self.clock(), reason="parent killed"),
+                                                          msg_id=f"{eid}:kill"))
+            elif isinstance(effect, NotifyParent):
+                jobs.append(self.store.send_input(
+                    effect.parent_execution_id,
+                    ev.SubflowEnded(date=self.clock(), taskrun_id=effect.taskrun_id, execution_id=state.id,
+                                    state=effect.state, outputs=effect.outputs),
+                    msg_id=f"{state.id}:ended",
+                ))
+        if jobs:
+            await asyncio.gather(*jobs)
+
+    async def start_subflow(self, parent: Execution, effect: StartSubflow) -> None:
+        from engine.inputs import resolve_inputs
+
+        try:
+            flow = await self.flows.get(effect.namespace, effect.flow_id, effect.revision)
+            inputs = resolve_inputs(flow, effect.inputs)
+        except EngineError as exc:
+            await self.store.send_input(parent.id, ev.SubflowEnded(
+                date=self.clock(), taskrun_id=effect.taskrun_id, execution_id=effect.execution_id,
+                state="FAILED", outputs={"error": str(exc)}), msg_id=f"{effect.execution_id}:ended")
+            return
+        created = ev.ExecutionCreated(
+            date=self.clock(), execution_id=effect.execution_id, namespace=flow.namespace, flow_id=flow.id,
+            flow_revision=flow.revision, inputs=inputs, labels={**flow.labels, **effect.labels},
+            parent={"execution_id": parent.id, "taskrun_id": effect.taskrun_id, "namespace": parent.namespace,
+                    "flow_id": parent.flow_id},
+        )
+        await self.store.send_input(effect.execution_id, created, msg_id=f"{effect.execution_id}:created")

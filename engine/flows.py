@@ -1,0 +1,52 @@
+"""Deployed flows: parse once per revision, deploy files and directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from engine.errors import FlowNotFound
+from engine.model import Flow
+from eventstore.store import Store
+
+
+def _parse(source: str, revision: int, file: str | None = None) -> Flow:
+    from engine.flow import load_flow
+
+    return msgspec.structs.replace(load_flow(source, file=file), revision=revision)
+
+
+class FlowCache:
+    """Flows by (namespace, id, revision), read from the FLOWS stream and parsed once."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cache: dict[tuple[str, str, int], Flow] = {}
+
+    async def get(self, namespace: str, flow_id: str, revision: int | None = None) -> Flow:
+        if revision is not None and (namespace, flow_id, revision) in self._cache:
+            return self._cache[(namespace, flow_id, revision)]
+        rev = await self.store.get_flow(namespace, flow_id, revision)
+        if rev is None or rev.deleted:
+            what = f"{namespace}.{flow_id}" + (f" revision {revision}" if revision is not None else "")
+            raise FlowNotFound(f"flow {what} is not deployed")
+        key = (namespace, flow_id, rev.revision)
+        if key not in self._cache:
+            self._cache[key] = _parse(rev.source, rev.revision)
+        return self._cache[key]
+
+    async def deploy(self, source: str, file: str | None = None) -> Flow:
+        """Validate then store a flow; an invalid one raises FlowValidationError and stores nothing."""
+        flow = _parse(source, 1, file)
+        rev = await self.store.put_flow(flow.namespace, flow.id, source)
+        flow = msgspec.structs.replace(flow, revision=rev.revision)
+        self._cache[(flow.namespace, flow.id, rev.revision)] = flow
+        return flow
+
+    async def deploy_dir(self, directory: Path) -> list[Flow]:
+        files = sorted(p for p in Path(directory).rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
+        out = []
+        for path in files:
+            out.append(await self.deploy(path.read_text(), file=str(path)))
+        return out

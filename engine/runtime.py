@@ -1,0 +1,154 @@
+"""Wiring: the embedded server (or ENGINE_NATS_URL), the store, and the in-process roles."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.clock import utcnow
+from engine.execution import Execution, evolve
+from engine.flows import FlowCache
+from engine.model import Flow
+from engine.states import TERMINAL, State
+from eventstore import events as ev
+from eventstore import subjects as S
+from eventstore.server import EmbeddedServer
+from eventstore.store import JetStreamKV, Store
+
+
+def data_home() -> Path:
+    """ENGINE_HOME, else the per-user data directory."""
+    home = os.environ.get("ENGINE_HOME")
+    if home:
+        return Path(home).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("engine", appauthor=False))
+
+
+def make_expressions(store: Store | None) -> Any:
+    """The expression engine with the functions that need the store (kv) or the environment (secret)."""
+    from engine.expressions import Expressions
+    from workers.context import read_secret
+
+    functions: dict[str, Callable[..., Any]] = {"secret": read_secret}
+    if store is not None:
+        kv = JetStreamKV(store)
+
+        async def kv_function(key: str, namespace: str | None = None, errorOnMissing: bool = True,  # noqa: N803
+                              **_: Any) -> Any:
+            from engine.errors import ExpressionError
+
+            if namespace is None:
+                raise ExpressionError("kv(): the namespace is unknown here; pass it: kv('key', 'my.namespace')")
+            value = await kv.get(namespace, key)
+            if value is None and errorOnMissing:
+                raise ExpressionError(f"kv(): no key {key!r} in namespace {namespace!r}")
+            return value
+
+        functions["kv"] = kv_function
+    return Expressions(functions=functions)
+
+
+class Runtime:
+    """Connects to NATS (starting the embedded server unless ENGINE_NATS_URL is set)."""
+
+    def __init__(self, nats_url: str | None = None, home: Path | None = None) -> None:
+        self.nats_url = nats_url or os.environ.get("ENGINE_NATS_URL")
+        self.home = home or data_home()
+        self.server: EmbeddedServer | None = None
+        self.store: Store
+        self.flows: FlowCache
+        self.expressions: Any
+
+    async def __aenter__(self) -> Runtime:
+        url = self.nats_url
+        if not url:
+            self.server = EmbeddedServer(self.home / "nats")
+            url = await asyncio.to_thread(self.server.start)
+        try:
+            self.store = await Store.connect(url)
+        except BaseException:
+            if self.server:
+                self.server.stop()
+            raise
+        self.flows = FlowCache(self.store)
+        self.expressions = make_expressions(self.store)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self.store.close()
+        finally:
+            if self.server is not None:
+                await asyncio.to_thread(self.server.stop)
+
+    def executor(self) -> Any:
+        from engine.executor import Executor
+
+        return Executor(self.store, self.flows, self.expressions)
+
+    def worker(self, **kwargs: Any) -> Any:
+        from plugins.registry import default_registry
+        from workers.worker import Worker
+
+        return Worker(self.store, default_registry(), self.expressions, **kwargs)
+
+    async def create_execution(self, flow: Flow, inputs: dict[str, Any], labels: dict[str, str] | None = None,
+                               execution_id: str | None = None, trigger: dict[str, Any] | None = None,
+                               secret_inputs: tuple[str, ...] = ()) -> str:
+        execution_id = execution_id or new_execution_id()
+        created = ev.ExecutionCreated(
+            date=utcnow(), execution_id=execution_id, namespace=flow.namespace, flow_id=flow.id,
+            flow_revision=flow.revision, inputs=inputs, labels={**flow.labels, **(labels or {})},
+            trigger=trigger, secret_inputs=secret_inputs,
+        )
+        await self.store.send_input(execution_id, created, msg_id=f"{execution_id}:created")
+        return execution_id
+
+    async def load_execution(self, execution_id: str) -> Execution | None:
+        state = None
+        for seq, events in await self.store.read(execution_id):
+            for event in events:
+                state = evolve(state, event)
+            if state is not None:
+                state.seq = seq
+        return state
+
+    async def wait_terminal(self, execution_id: str, on_start: Callable[[], Any] | None = None,
+                            timeout: float | None = None) -> Execution:
+        """Wait until the execution ends (subscribe first, then call ``on_start``, so nothing is missed)."""
+        done = asyncio.Event()
+
+        async def on_event(msg: Any) -> None:
+            for event in ev.decode(msg.data):
+                if isinstance(event, ev.ExecutionStateChanged) and State(event.state) in TERMINAL:
+                    done.set()
+
+        sub = await self.store.nc.subscribe(S.events(execution_id), cb=on_event)
+        try:
+            if on_start is not None:
+                await on_start()
+            state = await self.load_execution(execution_id)
+            if state is None or not state.is_terminal:
+                await asyncio.wait_for(done.wait(), timeout)
+        finally:
+            await sub.unsubscribe()
+        state = await self.load_execution(execution_id)
+        assert state is not None
+        return state
+
+
+def new_execution_id() -> str:
+    """Kestra-style 22-character base62 id."""
+    n = uuid.uuid4().int
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    out = []
+    for _ in range(22):
+        n, r = divmod(n, 62)
+        out.append(alphabet[r])
+    return "".join(out)

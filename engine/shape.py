@@ -1,0 +1,52 @@
+"""Executions in Kestra's API shape (what `engine run --output json` prints)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.execution import Execution, History
+
+
+def _state(current: str, histories: list[History]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "current": current,
+        "histories": [{"state": h.state, "date": h.date} for h in histories],
+        "startDate": histories[0].date if histories else None,
+    }
+    if histories and current in ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED", "RETRIED"):
+        out["endDate"] = histories[-1].date
+    return out
+
+
+def execution_json(ex: Execution, *, mask: bool = True) -> dict[str, Any]:
+    inputs = {k: ("******" if mask and k in ex.secret_inputs else v) for k, v in ex.inputs.items()}
+    return {
+        "id": ex.id,
+        "namespace": ex.namespace,
+        "flowId": ex.flow_id,
+        "flowRevision": ex.flow_revision,
+        "state": _state(ex.state, ex.histories),
+        "inputs": inputs,
+        "labels": [{"key": k, "value": v} for k, v in ex.labels.items()],
+        "outputs": ex.outputs or {},
+        "trigger": ex.trigger,
+        "parentId": (ex.parent or {}).get("execution_id"),
+        "originalId": ex.original_id or ex.id,
+        "taskRunList": [
+            {
+                "id": tr.id,
+                "executionId": ex.id,
+                "taskId": tr.task_id,
+                "parentTaskRunId": tr.parent_id,
+                "value": tr.value,
+                "iteration": tr.iteration,
+                "state": _state(tr.state, tr.histories),
+                "attempts": [
+                    {"state": _state(a.state, a.histories), "workerId": a.worker_id or None}
+                    for a in tr.attempts
+                ],
+                "outputs": tr.outputs,
+            }
+            for tr in ex.taskruns.values()
+        ],
+    }

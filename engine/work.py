@@ -1,0 +1,32 @@
+"""A unit of work for a worker: one runnable taskrun, with everything needed to run it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from engine.model import Task
+
+
+class WorkItem(msgspec.Struct, frozen=True):
+    execution_id: str
+    taskrun_id: str
+    attempt: int
+    task: Task
+    namespace: str
+    flow_id: str
+    flow_revision: int
+    variables: dict[str, Any]
+
+
+_enc = msgspec.msgpack.Encoder()
+_dec = msgspec.msgpack.Decoder(WorkItem)
+
+
+def encode_work(item: WorkItem) -> bytes:
+    return _enc.encode(item)
+
+
+def decode_work(data: bytes) -> WorkItem:
+    return _dec.decode(data)

@@ -1,0 +1,53 @@
+"""The RunContext a task sees on a worker: rendering, logs, secrets, KV, a working directory."""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.clock import utcnow
+from engine.errors import ExpressionError
+from engine.work import WorkItem
+from eventstore.store import LogLine
+from plugins.api import KVStore
+
+
+def read_secret(name: str) -> str:
+    """Kestra OSS secrets: environment variable ``SECRET_<NAME>``, base64-encoded."""
+    raw = os.environ.get(f"SECRET_{name}")
+    if raw is None:
+        raise ExpressionError(f"secret {name!r} not found: set the environment variable SECRET_{name} "
+                              "to its base64-encoded value")
+    try:
+        return base64.b64decode(raw).decode()
+    except ValueError as exc:
+        raise ExpressionError(f"secret {name!r}: SECRET_{name} is not valid base64") from exc
+
+
+class TaskRunContext:
+    def __init__(self, item: WorkItem, attempt: int, workdir: Path, kv: KVStore, expressions: Any,
+                 emit: Callable[[LogLine], None]) -> None:
+        self.execution_id = item.execution_id
+        self.taskrun_id = item.taskrun_id
+        self.task_id = item.task.id
+        self.attempt = attempt
+        self.namespace = item.namespace
+        self.flow_id = item.flow_id
+        self.workdir = workdir
+        self.kv = kv
+        self.variables = dict(item.variables)
+        self.variables.setdefault("taskrun", {})["attemptsCount"] = attempt - 1
+        self._expressions = expressions
+        self._emit = emit
+
+    async def render(self, value: Any) -> Any:
+        return await self._expressions.render_value_async(value, self.variables)
+
+    def log(self, level: str, message: str) -> None:
+        self._emit(LogLine(utcnow(), level, message, self.taskrun_id, self.task_id, self.attempt))
+
+    def secret(self, name: str) -> str:
+        return read_secret(name)

@@ -1,0 +1,187 @@
+"""The worker: pulls runnable taskruns, runs them under a concurrency limit, reports attempts.
+
+Each attempt is announced (``AttemptStarted``) before it runs and reported
+(``AttemptEnded``) after; retries happen here, each one a new attempt. ``timeout`` cancels
+the attempt (script processes are killed with their whole process group). A kill message
+for the execution cancels its running attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import socket
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import structlog
+from nats.aio.msg import Msg
+from nats.js import api as jsapi
+
+from engine.clock import utcnow
+from engine.errors import EngineError, TaskFailed
+from engine.work import WorkItem, decode_work
+from eventstore import events as ev
+from eventstore import subjects as S
+from eventstore.store import JetStreamKV, LogLine, Store
+from plugins.api import TaskResult
+from plugins.registry import Registry
+from workers.context import TaskRunContext
+
+log = structlog.get_logger("engine.worker")
+
+
+class Worker:
+    def __init__(self, store: Store, registry: Registry, expressions: Any, *, group: str | None = None,
+                 concurrency: int = 16, worker_id: str | None = None, workdir: Path | None = None) -> None:
+        self.store = store
+        self.registry = registry
+        self.expressions = expressions
+        self.group = group or "default"
+        self.concurrency = concurrency
+        self.worker_id = worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self.kv = JetStreamKV(store)
+        self.workdir = workdir
+        self._slots = asyncio.Semaphore(concurrency)
+        self._running: dict[str, set[asyncio.Task[None]]] = {}
+        self._killed: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._subs: list[Any] = []
+
+    async def run(self) -> None:
+        async def on_work(msg: Msg) -> None:
+            await self._slots.acquire()
+            task = asyncio.create_task(self._handle(msg))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        async def on_kill(msg: Msg) -> None:
+            execution_id = msg.subject.split(".", 1)[1]
+            self._killed[execution_id] = time.monotonic()
+            for task in list(self._running.get(execution_id, ())):
+                task.cancel("killed")
+
+        self._subs.append(await self.store.nc.subscribe("kill.>", cb=on_kill))
+        self._subs.append(await self.store.js.subscribe(
+            S.work(self.group), queue=f"workers-{self.group}", durable=f"workers-{self.group}", stream=S.WORK,
+            cb=on_work, manual_ack=True,
+            config=jsapi.ConsumerConfig(ack_wait=30, max_ack_pending=max(self.concurrency * 4, 64)),
+        ))
+        try:
+            await asyncio.Event().wait()
+        finally:
+            for sub in self._subs:
+                await sub.unsubscribe()
+            for task in list(self._tasks):
+                task.cancel()
+
+    async def _handle(self, msg: Msg) -> None:
+        try:
+            item = decode_work(msg.data)
+        except msgspec.DecodeError:
+            log.error("worker.bad_work_item", subject=msg.subject)
+            await msg.term()
+            self._slots.release()
+            return
+        try:
+            if item.execution_id in self._killed:
+                await msg.ack()
+                return
+            current = asyncio.current_task()
+            assert current is not None
+            self._running.setdefault(item.execution_id, set()).add(current)
+            try:
+                await self.execute(item, msg)
+            finally:
+                running = self._running.get(item.execution_id)
+                if running is not None:
+                    running.discard(current)
+                    if not running:
+                        del self._running[item.execution_id]
+        finally:
+            self._slots.release()
+
+    def _emit_log(self, execution_id: str) -> Any:
+        def emit(line: LogLine) -> None:
+            asyncio.get_running_loop().create_task(self.store.publish_log(execution_id, line))
+
+        return emit
+
+    async def _report(self, item: WorkItem, event: ev.Input, kind: str, attempt: int) -> None:
+        await self.store.send_input(item.execution_id, event, msg_id=f"{item.execution_id}:{item.taskrun_id}:{attempt}:{kind}")
+
+    async def execute(self, item: WorkItem, msg: Msg | None = None) -> None:
+        """Run every attempt of one taskrun and report each one."""
+        from workers.retry import next_delay
+
+        task = item.task
+        attempt = item.attempt
+        first_start = time.monotonic()
+        emit = self._emit_log(item.execution_id)
+        while True:
+            started = utcnow()
+            await self._report(item, ev.AttemptStarted(date=started, taskrun_id=item.taskrun_id, attempt=attempt,
+                                                       worker_id=self.worker_id), "started", attempt)
+            if msg is not None:
+                await msg.ack()
+                msg = None
+            result, error, retryable = await self._attempt(item, attempt, emit)
+            final = True
+            delay = None
+            if result.state == "FAILED" and retryable and task.retry is not None:
+                delay = next_delay(task.retry, attempt - item.attempt + 1, time.monotonic() - first_start,
+                                   random.random)
+                final = delay is None
+            await self._report(item, ev.AttemptEnded(
+                date=utcnow(), taskrun_id=item.taskrun_id, attempt=attempt, state=result.state,
+                outputs=result.outputs, final=final, error=error, started=started,
+            ), "ended", attempt)
+            if final:
+                return
+            assert delay is not None
+            emit(LogLine(utcnow(), "WARN", f"attempt {attempt} failed, retrying in {delay:.3g}s",
+                         item.taskrun_id, task.id, attempt))
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def _attempt(self, item: WorkItem, attempt: int, emit: Any) -> tuple[TaskResult, str | None, bool]:
+        task = item.task
+        workdir = Path(tempfile.mkdtemp(prefix=f"engine-{task.id}-", dir=self.workdir))
+        ctx = TaskRunContext(item, attempt, workdir, self.kv, self.expressions, emit)
+        try:
+            spec = self.registry.resolve(task.type)
+            if spec.run is None:
+                raise TaskFailed(f"{task.type} is not a runnable task", retryable=False)
+            raw = await ctx.render(task.props) if spec.render else task.props
+            try:
+                props = msgspec.convert(raw, spec.props, strict=False)
+            except msgspec.ValidationError as exc:
+                raise TaskFailed(f"invalid properties after rendering: {exc}", retryable=False) from exc
+            try:
+                async with asyncio.timeout(task.timeout):
+                    result = await spec.run(props, ctx)
+            except TimeoutError:
+                raise TaskFailed(f"timeout after {task.timeout:g}s (the task's `timeout`)") from None
+            return result, None, True
+        except asyncio.CancelledError:
+            if item.execution_id in self._killed:
+                ctx.log("WARN", "killed")
+                return TaskResult(state="KILLED"), "killed", False
+            raise
+        except TaskFailed as exc:
+            ctx.log("ERROR", str(exc))
+            return TaskResult(state="FAILED", outputs=dict(exc.outputs)), str(exc), exc.retryable
+        except EngineError as exc:
+            ctx.log("ERROR", str(exc))
+            return TaskResult(state="FAILED"), str(exc), False
+        except Exception as exc:
+            ctx.log("ERROR", f"{type(exc).__name__}: {exc}")
+            return TaskResult(state="FAILED"), f"{type(exc).__name__}: {exc}", True
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
