@@ -217,7 +217,7 @@ class Store:
     def _revision(namespace: str, flow_id: str, msg: Any) -> FlowRevision:
         headers = msg.headers or {}
         return FlowRevision(
-            namespace, flow_id, int(headers.get("Engine-Revision", "1")), msg.data.decode(),
+            namespace, flow_id, int(headers.get("Engine-Revision", "1")), (msg.data or b"").decode(),
             int(msg.seq), headers.get("Engine-Deleted") == "1",
         )
 
@@ -247,7 +247,7 @@ class Store:
                 msg = await sub.next_msg(timeout=10)
                 out.append(FlowRevision(
                     namespace, flow_id, int((msg.headers or {}).get("Engine-Revision", "1")),
-                    msg.data.decode(), int(msg.metadata.sequence.stream),
+                    (msg.data or b"").decode(), int(msg.metadata.sequence.stream),
                     (msg.headers or {}).get("Engine-Deleted") == "1",
                 ))
                 if int(msg.metadata.sequence.stream) >= int(last.seq or 0):

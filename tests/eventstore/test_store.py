@@ -1,0 +1,116 @@
+"""The JetStream store against a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+
+from engine.errors import ConcurrencyConflict
+from eventstore import events as ev
+from eventstore.server import EmbeddedServer
+from eventstore.store import JetStreamKV, Store
+
+pytestmark = pytest.mark.anyio
+
+
+def _created(eid: str) -> ev.ExecutionCreated:
+    return ev.ExecutionCreated(date="2026-01-01T00:00:00Z", execution_id=eid, namespace="ns", flow_id="f",
+                               flow_revision=1)
+
+
+async def test_append_is_guarded_by_the_last_subject_sequence(nats_url: str) -> None:
+    store = await Store.connect(nats_url)
+    eid = uuid.uuid4().hex
+    seq1 = await store.append(eid, [_created(eid)], 0)
+    running = ev.ExecutionStateChanged(date="2026-01-01T00:00:01Z", state="RUNNING")
+    seq2 = await store.append(eid, [running], seq1)
+    with pytest.raises(ConcurrencyConflict):
+        await store.append(eid, [running], seq1)  # a second writer that saw seq1 is refused
+    with pytest.raises(ConcurrencyConflict):
+        await store.append(eid, [_created(eid)], 0)  # "create" twice is refused too
+    history = await store.read(eid)
+    assert [s for s, _ in history] == [seq1, seq2]
+    assert history[1][1] == [running]
+    await store.close()
+
+
+async def test_a_retried_append_is_deduplicated(nats_url: str) -> None:
+    store = await Store.connect(nats_url)
+    eid = uuid.uuid4().hex
+    seq = await store.append(eid, [_created(eid)], 0)
+    # Same expected sequence and same Nats-Msg-Id: the server answers with the original ack.
+    try:
+        again = await store.append(eid, [_created(eid)], 0)
+    except ConcurrencyConflict:
+        again = seq
+    assert again == seq
+    assert len(await store.read(eid)) == 1
+    await store.close()
+
+
+async def test_read_of_an_unknown_execution_is_empty(nats_url: str) -> None:
+    store = await Store.connect(nats_url)
+    assert await store.read("nope-" + uuid.uuid4().hex) == []
+    await store.close()
+
+
+async def test_flow_revisions(nats_url: str) -> None:
+    store = await Store.connect(nats_url)
+    fid = "f" + uuid.uuid4().hex[:8]
+    r1 = await store.put_flow("io.test", fid, "id: a\n")
+    same = await store.put_flow("io.test", fid, "id: a\n")
+    r2 = await store.put_flow("io.test", fid, "id: b\n")
+    assert (r1.revision, same.revision, r2.revision) == (1, 1, 2)
+    assert [r.revision for r in await store.flow_revisions("io.test", fid)] == [1, 2]
+    got = await store.get_flow("io.test", fid, 1)
+    assert got is not None and got.source == "id: a\n"
+    # Namespaces and ids with dots do not collide.
+    await store.put_flow("io.test.x", "y", "one")
+    await store.put_flow("io.test", "x.y", "two")
+    a, b = await store.get_flow("io.test.x", "y"), await store.get_flow("io.test", "x.y")
+    assert a is not None and b is not None and (a.source, b.source) == ("one", "two")
+    assert await store.delete_flow("io.test", fid)
+    assert await store.get_flow("io.test", fid) is None
+    await store.close()
+
+
+async def test_kv_set_get_delete_and_ttl(nats_url: str) -> None:
+    store = await Store.connect(nats_url)
+    kv = JetStreamKV(store)
+    ns = "io.kv" + uuid.uuid4().hex[:6]
+    await kv.set(ns, "a.b", {"x": [1, 2]})
+    await kv.set(ns, "n", 3)
+    assert await kv.get(ns, "a.b") == {"x": [1, 2]}
+    assert await kv.keys(ns) == ["a.b", "n"]
+    assert await kv.get(ns + ".other", "a.b") is None
+    assert await kv.delete(ns, "a.b") is True
+    assert await kv.delete(ns, "a.b") is False
+    assert await kv.get(ns, "a.b") is None
+    await kv.set(ns, "short", "v", ttl_s=1)
+    assert await kv.get(ns, "short") == "v"
+    await asyncio.sleep(1.6)
+    assert await kv.get(ns, "short") is None
+    await store.close()
+
+
+async def test_acked_events_survive_a_kill_9_of_the_server(tmp_path: Path) -> None:
+    server = EmbeddedServer(tmp_path / "nats")
+    url = server.start()
+    store = await Store.connect(url)
+    eid = uuid.uuid4().hex
+    seq = await store.append(eid, [_created(eid)], 0)
+    for i in range(20):
+        seq = await store.append(eid, [ev.ExecutionStateChanged(date=str(i), state="RUNNING")], seq)
+    await store.nc.close()
+    server.kill()
+    server2 = EmbeddedServer(tmp_path / "nats", token=server.token)
+    url2 = server2.start()
+    try:
+        store2 = await Store.connect(url2)
+        assert len(await store2.read(eid)) == 21
+        await store2.close()
+    finally:
+        server2.stop()
