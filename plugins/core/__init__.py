@@ -6,7 +6,7 @@ import importlib
 
 from plugins.registry import Registry
 
-_MODULES = ("flow", "log", "debug", "output", "execution", "sleep", "kv", "state")
+_MODULES = ("flow", "log", "debug", "output", "execution", "sleep", "kv", "state", "http")
 
 
 def register(registry: Registry) -> None:
