@@ -1,0 +1,56 @@
+"""When to retry a failed task attempt, following Kestra's retry policies.
+
+``maxAttempt`` is the TOTAL number of attempts, the first one included (Kestra's
+``TaskRun.nextRetryDate``: no retry once ``attempts.size() >= maxAttempt``), so
+``maxAttempt: 3`` means one run plus at most two retries. ``maxDuration`` bounds the time from
+the start of the first attempt to the start of the next one. With neither set, Kestra retries
+without limit, and so does this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from engine.model import Retry
+
+__all__ = ["DEFAULT_DELAY_FACTOR", "next_delay"]
+
+DEFAULT_DELAY_FACTOR = 2.0
+
+
+def _base_delay(retry: Retry, attempt: int, rand: Callable[[], float]) -> float:
+    kind = (retry.type or "constant").lower()
+    if kind == "constant":
+        return retry.interval or 0.0
+    if kind == "exponential":
+        factor = retry.delay_factor if retry.delay_factor is not None else DEFAULT_DELAY_FACTOR
+        interval = retry.interval or 0.0
+        try:
+            delay = interval * factor ** (attempt - 1)
+        except OverflowError:
+            delay = float("inf")
+        if retry.max_interval is not None:
+            delay = min(delay, retry.max_interval)
+        return delay
+    if kind == "random":
+        low = retry.min_interval or 0.0
+        high = retry.max_interval if retry.max_interval is not None else low
+        low, high = min(low, high), max(low, high)
+        return low + rand() * (high - low)
+    raise ValueError(f"unknown retry type {retry.type!r}; expected constant, exponential or random")
+
+
+def next_delay(retry: Retry, attempt: int, elapsed_s: float, rand: Callable[[], float]) -> float | None:
+    """Seconds to wait before attempt ``attempt + 1``, or None when no retry is allowed.
+
+    ``attempt`` is how many attempts have run (1 after the first failure); ``elapsed_s`` the time
+    since the first attempt started; ``rand`` returns a float in [0, 1) (``random.random``).
+    """
+    if attempt < 1:
+        raise ValueError(f"attempt must be >= 1, got {attempt}")
+    if retry.max_attempt is not None and attempt >= retry.max_attempt:
+        return None
+    delay = max(0.0, _base_delay(retry, attempt, rand))
+    if retry.max_duration is not None and elapsed_s + delay > retry.max_duration:
+        return None
+    return delay
