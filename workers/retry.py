@@ -26,7 +26,7 @@ def _base_delay(retry: Retry, attempt: int, rand: Callable[[], float]) -> float:
         factor = retry.delay_factor if retry.delay_factor is not None else DEFAULT_DELAY_FACTOR
         interval = retry.interval or 0.0
         try:
-            delay = interval * factor ** (attempt - 1)
+            delay = float(interval) * float(factor) ** (attempt - 1)
         except OverflowError:
             delay = float("inf")
         if retry.max_interval is not None:
