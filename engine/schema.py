@@ -29,6 +29,7 @@ _DURATION = {
 }
 _DURATION_FIELDS = {"interval", "max_interval", "min_interval", "max_duration", "timeout"}
 _TASK_LIST = {"type": "array", "items": {"$ref": "#/$defs/Task"}}
+_BRANCH_LIST = {"type": ["array", "null"], "items": {"$ref": "#/$defs/Task"}}
 
 
 def _camel(name: str) -> str:
@@ -92,8 +93,8 @@ def _common_task_props() -> dict[str, Any]:
         "logLevel": {"enum": ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]},
         "logToFile": {"type": "boolean"},
         "runIf": {"type": "string"},
-        "errors": _TASK_LIST,
-        "finally": _TASK_LIST,
+        "errors": _BRANCH_LIST,
+        "finally": _BRANCH_LIST,
     }
 
 
@@ -130,7 +131,7 @@ def _task_schema(spec: PluginSpec, registry: Registry, defs: dict[str, Any]) -> 
                 },
             }
         else:
-            props[branch] = _TASK_LIST
+            props[branch] = _BRANCH_LIST
     props["type"] = {"enum": _type_names(spec, registry)}
     schema: dict[str, Any] = {
         "type": "object",
