@@ -46,7 +46,7 @@ async def _pump(stream: ByteReceiveStream | None, callback: LineCallback) -> Non
         callback(_decode(buffer))
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> bool:
+def _signal_group(pgid: int, sig: int) -> bool:
     """Send ``sig`` to process group ``pgid``; False when the group no longer exists."""
     try:
         os.killpg(pgid, sig)
@@ -57,14 +57,45 @@ def _signal_group(pgid: int, sig: signal.Signals) -> bool:
     return True
 
 
+def _group_alive(pgid: int) -> bool:
+    """Whether a live (non-zombie) process remains in group ``pgid``.
+
+    Uses /proc on Linux, where orphaned zombies may linger until init reaps them; elsewhere
+    falls back to ``killpg(pgid, 0)``, which also counts zombies.
+    """
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return _signal_group(pgid, 0)
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+async def _wait_group_gone(pgid: int, timeout_s: float = 1.0) -> None:
+    """Give killed group members a moment to actually die (signal delivery is asynchronous)."""
+    with anyio.move_on_after(timeout_s):
+        while _group_alive(pgid):
+            await anyio.sleep(0.01)
+
+
 async def _terminate(process: Process, grace_s: float) -> None:
     """SIGTERM the group, SIGKILL it after ``grace_s``, and reap the child. Call shielded."""
     _signal_group(process.pid, signal.SIGTERM)
     with anyio.move_on_after(grace_s):
         await process.wait()
     # Whatever still runs in the group (the child ignoring SIGTERM, or its children) dies now.
-    _signal_group(process.pid, signal.SIGKILL)
+    killed = _signal_group(process.pid, signal.SIGKILL)
     await process.wait()
+    if killed:
+        await _wait_group_gone(process.pid)
 
 
 async def run_process(
@@ -103,7 +134,8 @@ async def run_process(
             tg.start_soon(_pump, process.stderr, on_stderr)
             code = await process.wait()
             # Background leftovers would keep the pipes open (and keep running): end them.
-            _signal_group(process.pid, signal.SIGKILL)
+            if _signal_group(process.pid, signal.SIGKILL):
+                await _wait_group_gone(process.pid)
             # A grandchild that escaped the group (setsid) may still hold a pipe: stop reading
             # after ``drain_s`` rather than hang.
             tg.cancel_scope.deadline = anyio.current_time() + drain_s

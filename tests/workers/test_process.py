@@ -21,6 +21,14 @@ def anyio_backend() -> str:
 
 
 def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie counts as gone); waits up to 2 s for it to die."""
+    deadline = time.monotonic() + 2
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return _running(pid)
+
+
+def _running(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
