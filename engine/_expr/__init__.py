@@ -1,0 +1,1 @@
+"""Private implementation of engine.expressions (Pebble on Jinja2)."""

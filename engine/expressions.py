@@ -1,0 +1,128 @@
+"""Kestra's Pebble expression dialect, implemented on Jinja2's immutable sandbox.
+
+Templates are translated from Pebble to Jinja once (``engine._expr.translate``) and compiled into an
+LRU cache keyed by source string, so rendering a known template only costs a Jinja render.
+
+Kestra semantics kept: undefined variables are errors (except under ``??``, ``???``, ``is defined``,
+``is null`` and ``default``); ``null`` prints as nothing, booleans as ``true``/``false``, maps and
+lists as compact JSON, floats like Java (``1.0``); integer ``/`` and ``%`` truncate like Java; filter
+and function names, argument names and operator precedences are Pebble's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._expr import core
+
+__all__ = ["Expressions", "check", "has_expression"]
+
+
+def has_expression(value: str) -> bool:
+    """Does the string contain ``{{`` or ``{%``?"""
+    return "{{" in value or "{%" in value
+
+
+def check(template: str) -> None:
+    """Raise ``ExpressionError`` naming the template and the problem when it does not parse.
+
+    Never evaluates anything. Unknown filters and tests are reported; unknown functions are not (they
+    can be injected at render time).
+    """
+    if "{" not in template:
+        return
+    core.check_template(template)
+
+
+def _needs_render(template: str) -> bool:
+    return "{" in template and ("{{" in template or "{%" in template or "{#" in template)
+
+
+class Expressions:
+    """Renders Kestra expressions; ``functions`` adds global functions (sync or async callables).
+
+    Async functions only work through :meth:`render_async` / :meth:`render_value_async`.
+    """
+
+    def __init__(self, functions: Mapping[str, Callable[..., Any]] | None = None) -> None:
+        self._functions = dict(functions or {})
+        self._sync_globals = core.base_globals(False, self._functions)
+        self._async_globals = core.base_globals(True, self._functions)
+
+    def _merged(self, variables: Mapping[str, Any], is_async: bool) -> dict[str, Any]:
+        merged = (self._async_globals if is_async else self._sync_globals).copy()
+        merged.update(variables)
+        return merged
+
+    # ----------------------------------------------------------------------------------------- sync
+
+    def render(self, template: str, variables: Mapping[str, Any]) -> str:
+        """Render a template to text (Kestra's stringify rendering)."""
+        if not _needs_render(template):
+            return template
+        c = core.compile_template(template, False)
+        return core.render_compiled(c, template, self._merged(variables, False))
+
+    def render_value(self, value: Any, variables: Mapping[str, Any]) -> Any:
+        """Render every string inside ``value`` (dict keys included); other scalars unchanged."""
+        merged: dict[str, Any] | None = None
+
+        def walk(v: Any) -> Any:
+            nonlocal merged
+            if isinstance(v, str):
+                if not _needs_render(v):
+                    return v
+                if merged is None:
+                    merged = self._merged(variables, False)
+                return core.render_compiled(core.compile_template(v, False), v, merged)
+            if isinstance(v, dict | Mapping):
+                return {walk(k): walk(x) for k, x in v.items()}
+            if isinstance(v, list):
+                return [walk(x) for x in v]
+            if isinstance(v, tuple):
+                return tuple(walk(x) for x in v)
+            return v
+
+        return walk(value)
+
+    def evaluate(self, expression: str, variables: Mapping[str, Any]) -> Any:
+        """The typed value of one expression (``"inputs.x > 3"`` or ``"{{ inputs.x > 3 }}"``)."""
+        c = core.compile_expression(expression, False)
+        return core.evaluate_compiled(c, self._merged(variables, False))
+
+    # ---------------------------------------------------------------------------------------- async
+
+    async def render_async(self, template: str, variables: Mapping[str, Any]) -> str:
+        """Like :meth:`render`, and async functions are awaited."""
+        if not _needs_render(template):
+            return template
+        c = core.compile_template(template, True)
+        return await core.render_compiled_async(c, template, self._merged(variables, True))
+
+    async def render_value_async(self, value: Any, variables: Mapping[str, Any]) -> Any:
+        """Like :meth:`render_value`, and async functions are awaited."""
+        merged: dict[str, Any] | None = None
+
+        async def walk(v: Any) -> Any:
+            nonlocal merged
+            if isinstance(v, str):
+                if not _needs_render(v):
+                    return v
+                if merged is None:
+                    merged = self._merged(variables, True)
+                return await core.render_compiled_async(core.compile_template(v, True), v, merged)
+            if isinstance(v, dict | Mapping):
+                return {await walk(k): await walk(x) for k, x in v.items()}
+            if isinstance(v, list):
+                return [await walk(x) for x in v]
+            if isinstance(v, tuple):
+                return tuple([await walk(x) for x in v])
+            return v
+
+        return await walk(value)
+
+    async def evaluate_async(self, expression: str, variables: Mapping[str, Any]) -> Any:
+        """Like :meth:`evaluate`, and async functions are awaited."""
+        c = core.compile_expression(expression, True)
+        return await core.evaluate_compiled_async(c, self._merged(variables, True))
