@@ -36,6 +36,7 @@ _RESULT = "_pb_result"
 
 # ---------------------------------------------------------------------------------------- undefined
 
+
 class UndefinedAccess(UndefinedError):
     """A value that does not exist was used; carries what was looked up where."""
 
@@ -65,6 +66,7 @@ class PebbleUndefined(StrictUndefined):
 
 
 # ------------------------------------------------------------------------------------- environment
+
 
 class _CodeGenerator(CodeGenerator):
     """Compiles ``_pb_nc(a, b)`` / ``_pb_uc(a, b)`` lazily: ``b`` is only evaluated when needed."""
@@ -166,7 +168,7 @@ class PebbleEnvironment(ImmutableSandboxedEnvironment):
             return _java_mod(left, right)
         return super().call_binop(context, operator, left, right)  # pragma: no cover
 
-    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(__obj, Undefined):
             __obj._fail_with_undefined_error()
         rv = super().call(__context, __obj, *args, **kwargs)
@@ -202,7 +204,8 @@ ASYNC_ENV = _build(True)
 
 # -------------------------------------------------------------------------------------- render()
 
-def _render_fn_sync(context: Context, toRender: Any, recursive: bool = True) -> Any:  # noqa: N803
+
+def _render_fn_sync(context: Context, toRender: Any, recursive: bool = True) -> Any:
     merged = context.get_all()
     return _render_any_sync(toRender, merged, bool(recursive))
 
@@ -227,7 +230,7 @@ def _render_any_sync(value: Any, merged: dict[str, Any], recursive: bool) -> Any
     return value
 
 
-async def _render_fn_async(context: Context, toRender: Any, recursive: bool = True) -> Any:  # noqa: N803
+async def _render_fn_async(context: Context, toRender: Any, recursive: bool = True) -> Any:
     merged = context.get_all()
     return await _render_any_async(toRender, merged, bool(recursive))
 
@@ -252,11 +255,11 @@ async def _render_any_async(value: Any, merged: dict[str, Any], recursive: bool)
     return value
 
 
-def _render_once_sync(context: Context, toRender: Any) -> Any:  # noqa: N803
+def _render_once_sync(context: Context, toRender: Any) -> Any:
     return _render_fn_sync(context, toRender, False)
 
 
-async def _render_once_async(context: Context, toRender: Any) -> Any:  # noqa: N803
+async def _render_once_async(context: Context, toRender: Any) -> Any:
     return await _render_fn_async(context, toRender, False)
 
 
@@ -277,6 +280,7 @@ def base_globals(is_async: bool, extra: Mapping[str, Callable[..., Any]] | None)
 
 
 # ------------------------------------------------------------------------------------------ compile
+
 
 class Compiled:
     __slots__ = ("jinja", "source", "template")
@@ -332,11 +336,12 @@ def check_template(source: str) -> None:
 
 # ------------------------------------------------------------------------------------------- render
 
+
 def render_compiled(c: Compiled, source: str, merged: dict[str, Any]) -> str:
     t = c.template
     try:
         return "".join(t.root_render_func(t.new_context(merged, shared=True)))
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise convert_error(e, c) from (None if isinstance(e, EngineError) else e)
 
 
@@ -345,7 +350,7 @@ async def render_compiled_async(c: Compiled, source: str, merged: dict[str, Any]
     try:
         gen: AsyncIterator[str] = t.root_render_func(t.new_context(merged, shared=True))  # type: ignore[assignment]
         return "".join([part async for part in gen])
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise convert_error(e, c) from (None if isinstance(e, EngineError) else e)
 
 
@@ -359,7 +364,7 @@ def evaluate_compiled(c: Compiled, merged: dict[str, Any]) -> Any:
         if isinstance(value, Undefined):
             value._fail_with_undefined_error()
         return value
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise convert_error(e, c) from (None if isinstance(e, EngineError) else e)
 
 
@@ -374,11 +379,12 @@ async def evaluate_compiled_async(c: Compiled, merged: dict[str, Any]) -> Any:
         if isinstance(value, Undefined):
             value._fail_with_undefined_error()
         return value
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise convert_error(e, c) from (None if isinstance(e, EngineError) else e)
 
 
 # ------------------------------------------------------------------------------------------- errors
+
 
 def _path(node: nodes.Node) -> str:
     if isinstance(node, nodes.Name):
@@ -426,7 +432,7 @@ def _undefined_message(e: UndefinedAccess, c: Compiled) -> str:
     name = e.name
     has_obj = e.obj is not missing
     if name is not None and not has_obj and str(name).startswith(FUNCTION_PREFIX):
-        return f'unknown function \'{str(name).removeprefix(FUNCTION_PREFIX)}\' in "{c.source}"'
+        return f"unknown function '{str(name).removeprefix(FUNCTION_PREFIX)}' in \"{c.source}\""
     path = _find_path(c.jinja, str(name) if name is not None else None, has_obj)
     if path is None:
         path = str(name) if name is not None else "a value"

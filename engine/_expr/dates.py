@@ -18,8 +18,21 @@ __all__ = ["add", "convert", "format_date", "zone"]
 
 _DAY_NAMES = list(calendar.day_name)  # Monday first
 _DAY_ABBR = list(calendar.day_abbr)
-_MONTH_NAMES = ["", "January", "February", "March", "April", "May", "June", "July", "August",
-                "September", "October", "November", "December"]
+_MONTH_NAMES = [
+    "",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 _MONTH_ABBR = [m[:3] for m in _MONTH_NAMES]
 
 
@@ -28,6 +41,7 @@ class DateError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------- zones
+
 
 @lru_cache(maxsize=256)
 def zone(name: str | None) -> tzinfo:
@@ -55,6 +69,7 @@ def _zone_id(tz: tzinfo | None, dt: datetime) -> str:
 
 
 # ---------------------------------------------------------------------------------------- formatting
+
 
 def _offset(off: timedelta | None, *, colon: bool, zulu: bool, minutes: str = "always") -> str:
     if off is None:
@@ -250,8 +265,10 @@ def _iso_zoned(dt: datetime) -> str:
 def _rfc1123(dt: datetime) -> str:
     off = dt.utcoffset()
     z = "GMT" if not off else _offset(off, colon=False, zulu=False)
-    return f"{_DAY_ABBR[dt.weekday()]}, {dt.day} {_MONTH_ABBR[dt.month]} {dt.year} " \
-           f"{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d} {z}"
+    return (
+        f"{_DAY_ABBR[dt.weekday()]}, {dt.day} {_MONTH_ABBR[dt.month]} {dt.year} "
+        f"{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d} {z}"
+    )
 
 
 def _iso_instant(dt: datetime) -> str:
@@ -388,10 +405,7 @@ def _parse_with(value: str, fmt: str, tz: tzinfo) -> datetime:
     if m is None:
         raise DateError(f"date {value!r} does not match the format {fmt!r}")
     g = {k: v for k, v in m.groupdict().items() if v is not None}
-    if "y2" in g:
-        year = 2000 + int(g["y2"])
-    else:
-        year = int(g.get("y", 1970))
+    year = 2000 + int(g["y2"]) if "y2" in g else int(g.get("y", 1970))
     if "Mt" in g:
         key = g["Mt"][:3].title()
         month = _MONTH_ABBR.index(key)

@@ -68,6 +68,7 @@ def java_class(value: Any) -> str:
 
 # --------------------------------------------------------------------------------------- helpers
 
+
 def is_empty(value: Any) -> bool:
     """Pebble's ``EmptyTest``: null, blank string, empty collection or map."""
     if value is None:
@@ -177,6 +178,7 @@ HELPERS: dict[str, Any] = {
 
 
 # ------------------------------------------------------------------------------------------ filters
+
 
 def _str_input(name: str, value: Any) -> str:
     _defined(value)
@@ -353,7 +355,7 @@ def f_reverse(value: Any) -> Any:
     return list(reversed(list(value)))
 
 
-def f_slice(value: Any, fromIndex: int = 0, toIndex: int | None = None) -> Any:  # noqa: N803
+def f_slice(value: Any, fromIndex: int = 0, toIndex: int | None = None) -> Any:
     _defined(value)
     if value is None:
         return None
@@ -446,7 +448,7 @@ def f_flatten(value: Any) -> Any:
 _JAVA_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[fFdDlL]?")
 
 
-def f_number(value: Any, type: str | None = None) -> Any:  # noqa: A002
+def f_number(value: Any, type: str | None = None) -> Any:
     _defined(value)
     if value is None:
         return None
@@ -473,7 +475,7 @@ def f_number(value: Any, type: str | None = None) -> Any:  # noqa: A002
         raise FilterError(f"number: {value!r} is not a valid number") from e
 
 
-def f_numberformat(value: Any, format: str) -> Any:  # noqa: A002
+def f_numberformat(value: Any, format: str) -> Any:
     _defined(value)
     if value is None:
         return None
@@ -501,7 +503,7 @@ def f_numberformat(value: Any, format: str) -> Any:  # noqa: A002
     fp = fp.ljust(min_frac, "0")
     ip = ip.lstrip("0").rjust(min_int, "0")
     if grouping and group_size > 0 and ip:
-        groups = []
+        groups: list[str] = []
         while len(ip) > group_size:
             groups.insert(0, ip[-group_size:])
             ip = ip[:-group_size]
@@ -562,7 +564,7 @@ def f_jq(value: Any, expression: str) -> Any:
         raise FilterError(f"Failed to resolve JQ expression {expression!r} and value {text!r}: {e}") from e
 
 
-def f_escape_char(value: Any, type: str) -> Any:  # noqa: A002
+def f_escape_char(value: Any, type: str) -> Any:
     _defined(value)
     if value is None:
         return None
@@ -574,8 +576,9 @@ def f_escape_char(value: Any, type: str) -> Any:  # noqa: A002
     elif kind == "double":
         a, b = '"', '\\"'
     else:
-        raise FilterError("The 'escapeChar' filter expects the value of 'type' to be either 'single', "
-                          "'double', or 'shell'.")
+        raise FilterError(
+            "The 'escapeChar' filter expects the value of 'type' to be either 'single', 'double', or 'shell'."
+        )
 
     def esc(v: Any) -> Any:
         if isinstance(v, Mapping):
@@ -732,11 +735,12 @@ def f_string(value: Any) -> str:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+
 def f_date(
     value: Any,
-    format: str | None = None,  # noqa: A002
-    timeZone: str | None = None,  # noqa: N803
-    existingFormat: str | None = None,  # noqa: N803
+    format: str | None = None,
+    timeZone: str | None = None,
+    existingFormat: str | None = None,
     locale: str | None = None,
 ) -> Any:
     _defined(value)
@@ -750,9 +754,9 @@ def f_date_add(
     value: Any,
     amount: int,
     unit: str,
-    format: str | None = None,  # noqa: A002
-    timeZone: str | None = None,  # noqa: N803
-    existingFormat: str | None = None,  # noqa: N803
+    format: str | None = None,
+    timeZone: str | None = None,
+    existingFormat: str | None = None,
     locale: str | None = None,
 ) -> Any:
     _defined(value)
@@ -763,7 +767,7 @@ def f_date_add(
     return dates.format_date(dt, format, tz)
 
 
-def _epoch(value: Any, timeZone: str | None, existingFormat: str | None) -> tuple[int, int]:  # noqa: N803
+def _epoch(value: Any, timeZone: str | None, existingFormat: str | None) -> tuple[int, int]:
     tz = dates.zone(timeZone)
     dt = dates.convert(value, tz, existingFormat)
     micros = (dt - _EPOCH) // timedelta(microseconds=1)
@@ -771,14 +775,14 @@ def _epoch(value: Any, timeZone: str | None, existingFormat: str | None) -> tupl
     return secs, us
 
 
-def f_timestamp(value: Any, timeZone: str | None = None, existingFormat: str | None = None) -> Any:  # noqa: N803
+def f_timestamp(value: Any, timeZone: str | None = None, existingFormat: str | None = None) -> Any:
     _defined(value)
     if value is None:
         return None
     return _epoch(value, timeZone, existingFormat)[0]
 
 
-def f_timestamp_micro(value: Any, timeZone: str | None = None, existingFormat: str | None = None) -> Any:  # noqa: N803
+def f_timestamp_micro(value: Any, timeZone: str | None = None, existingFormat: str | None = None) -> Any:
     _defined(value)
     if value is None:
         return None
@@ -786,7 +790,7 @@ def f_timestamp_micro(value: Any, timeZone: str | None = None, existingFormat: s
     return str(s * 1_000_000_000 + us)
 
 
-def f_timestamp_nano(value: Any, timeZone: str | None = None, existingFormat: str | None = None) -> Any:  # noqa: N803
+def f_timestamp_nano(value: Any, timeZone: str | None = None, existingFormat: str | None = None) -> Any:
     _defined(value)
     if value is None:
         return None
@@ -854,6 +858,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
 
 
 # -------------------------------------------------------------------------------------------- tests
+
 
 def t_defined(value: Any) -> bool:
     return not isinstance(value, Undefined)
@@ -927,7 +932,8 @@ TESTS: dict[str, Callable[..., bool]] = {
 
 # ---------------------------------------------------------------------------------------- functions
 
-def fn_now(format: str | None = None, timeZone: str | None = None, locale: str | None = None) -> str:  # noqa: A002, N803
+
+def fn_now(format: str | None = None, timeZone: str | None = None, locale: str | None = None) -> str:
     tz = dates.zone(timeZone)
     return dates.format_date(datetime.now(tz), format, tz)
 

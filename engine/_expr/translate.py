@@ -493,8 +493,21 @@ _PASS_TAGS = frozenset(
     {"else", "endif", "endfor", "endmacro", "endfilter", "endautoescape", "endset", "endwith"}
 )
 _UNSUPPORTED_TAGS = frozenset(
-    {"block", "endblock", "extends", "include", "import", "from", "embed", "endembed", "parallel",
-     "endparallel", "cache", "endcache", "flush"}
+    {
+        "block",
+        "endblock",
+        "extends",
+        "include",
+        "import",
+        "from",
+        "embed",
+        "endembed",
+        "parallel",
+        "endparallel",
+        "cache",
+        "endcache",
+        "flush",
+    }
 )
 
 
