@@ -7,7 +7,9 @@ Struct. Every problem found becomes an ``Issue`` (file, field path, line, column
 value and how to fix it); all of them are raised together in one ``FlowValidationError``.
 
 A string containing an expression (``{{``, ``{%``) is accepted for a property of any type: it is
-rendered at run time. Its syntax is checked here with ``engine.expressions.check``.
+rendered at run time. Its syntax is checked here with ``engine.expressions.check``: as warnings by
+default (Kestra deploys such flows and fails the task at run time), as issues when
+``strict_expressions=True``.
 """
 
 from __future__ import annotations
@@ -402,7 +404,7 @@ class _Ctx:
             for i, v in enumerate(value):
                 self.collect_expressions(v, index_path(path, i))
 
-    def check_expressions(self) -> None:
+    def check_expressions(self, into: list[Issue]) -> None:
         try:
             expressions = importlib.import_module("engine.expressions")
         except ImportError:  # written concurrently; until it exists, expressions aren't syntax-checked
@@ -414,7 +416,7 @@ class _Ctx:
             try:
                 check(template)
             except Exception as exc:  # ExpressionError, but never let a checker bug hide other issues
-                self.add(path, f"invalid expression {_show(template)}: {exc} — fix the template syntax")
+                self.issue_to(into, path, f"{exc} — fix the template syntax")
 
     # -- flow -----------------------------------------------------------------------------
     def flow(self, data: Any, source: str) -> Flow | None:
@@ -1319,8 +1321,20 @@ def _sort_key(issue: Issue) -> tuple[int, int]:
     return (issue.line if issue.line is not None else 1 << 30, issue.column or 0)
 
 
-def load_flow(text: str, *, file: str | None = None, registry: Registry | None = None) -> Flow:
-    """Parse and validate one flow; raises FlowValidationError listing every issue found."""
+def load_flow(
+    text: str,
+    *,
+    file: str | None = None,
+    registry: Registry | None = None,
+    strict_expressions: bool = False,
+    warnings: list[Issue] | None = None,
+) -> Flow:
+    """Parse and validate one flow; raises FlowValidationError listing every issue found.
+
+    Expression syntax errors follow Kestra, which accepts such a flow and fails the task at run
+    time: by default they are appended to ``warnings`` (when given) and don't reject the flow;
+    with ``strict_expressions=True`` (e.g. ``engine validate``) they are issues like any other.
+    """
     data, positions = load_yaml(text, file=file)
     ctx = _Ctx(positions, file, registry if registry is not None else default_registry())
     for dup in positions.duplicates:
@@ -1334,14 +1348,25 @@ def load_flow(text: str, *, file: str | None = None, registry: Registry | None =
             )
         )
     flow = ctx.flow(data, text)
-    ctx.check_expressions()
+    expression_issues: list[Issue] = []
+    ctx.check_expressions(expression_issues)
+    if strict_expressions:
+        ctx.issues.extend(expression_issues)
+    elif warnings is not None:
+        warnings.extend(sorted(expression_issues, key=_sort_key))
     if ctx.issues or flow is None:
         issues = sorted(ctx.issues, key=_sort_key) or [Issue("", "invalid flow", None, None, file)]
         raise FlowValidationError(issues)
     return flow
 
 
-def load_flow_file(path: str | Path, *, registry: Registry | None = None) -> Flow:
+def load_flow_file(
+    path: str | Path,
+    *,
+    registry: Registry | None = None,
+    strict_expressions: bool = False,
+    warnings: list[Issue] | None = None,
+) -> Flow:
     """``load_flow`` on a file; issues carry the file path."""
     p = Path(path)
     try:
@@ -1350,10 +1375,18 @@ def load_flow_file(path: str | Path, *, registry: Registry | None = None) -> Flo
         raise FlowValidationError(
             [Issue("", f"can't read the flow file: {exc}", None, None, str(p))]
         ) from None
-    return load_flow(text, file=str(p), registry=registry)
+    return load_flow(
+        text, file=str(p), registry=registry, strict_expressions=strict_expressions, warnings=warnings
+    )
 
 
-def load_flows_dir(path: str | Path, *, registry: Registry | None = None) -> list[Flow]:
+def load_flows_dir(
+    path: str | Path,
+    *,
+    registry: Registry | None = None,
+    strict_expressions: bool = False,
+    warnings: list[Issue] | None = None,
+) -> list[Flow]:
     """Every ``*.yml``/``*.yaml`` flow under ``path`` (recursive, sorted by path).
 
     Raises one FlowValidationError with the issues of every invalid file.
@@ -1366,7 +1399,9 @@ def load_flows_dir(path: str | Path, *, registry: Registry | None = None) -> lis
     issues: list[Issue] = []
     for f in files:
         try:
-            flows.append(load_flow_file(f, registry=registry))
+            flows.append(
+                load_flow_file(f, registry=registry, strict_expressions=strict_expressions, warnings=warnings)
+            )
         except FlowValidationError as exc:
             issues.extend(exc.issues)
     if issues:
