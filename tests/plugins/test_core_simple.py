@@ -10,7 +10,6 @@ from plugin_harness import FakeContext, registry, run_task
 
 from engine.errors import TaskFailed
 from plugins.core.execution import is_truthy
-from plugins.core.sleep import parse_duration
 
 pytestmark = pytest.mark.anyio
 
@@ -133,21 +132,6 @@ async def test_labels_rejects_system_and_garbage(ctx: FakeContext) -> None:
         await run_task(t, {"labels": "{nope"}, ctx)
     with pytest.raises(TaskFailed, match="key, value"):
         await run_task(t, {"labels": ["a"]}, ctx)
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("PT1S", 1), ("PT0.25S", 0.25), ("PT1M30S", 90), ("PT2H", 7200), ("P1D", 86400),
-     ("P1DT1H", 90000), ("P2W", 1209600), ("pt5m", 300), ("-PT3S", -3), ("1.5", 1.5), (4, 4)],
-)
-def test_parse_duration(text: str | int, seconds: float) -> None:
-    assert parse_duration(text) == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("text", ["P", "PT", "P1DT", "5 minutes", "PT5X", ""])
-def test_parse_duration_invalid(text: str) -> None:
-    with pytest.raises(ValueError, match="duration"):
-        parse_duration(text)
 
 
 async def test_sleep(ctx: FakeContext) -> None:
