@@ -1,0 +1,263 @@
+"""The decider without a server: flows driven in memory by engine.testing.simulate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.decider import Dispatch
+from engine.flow import load_flow
+from engine.testing import simulate
+
+
+def flow(body: str) -> Any:
+    return load_flow("id: t\nnamespace: io.test\n" + body)
+
+
+LOG = "io.kestra.plugin.core.log.Log"
+RET = "io.kestra.plugin.core.debug.Return"
+FAIL = "io.kestra.plugin.core.execution.Fail"
+
+
+def test_sequential_tasks_run_in_order_and_succeed() -> None:
+    f = flow(f"""
+tasks:
+  - {{id: a, type: {RET}, format: "1"}}
+  - {{id: b, type: {RET}, format: "{{{{ outputs.a.value }}}}2"}}
+""")
+    sim = simulate(f, {"a": lambda d: ("SUCCESS", {"value": "1"})})
+    assert sim.state.state == "SUCCESS"
+    assert [d.task.id for d in sim.dispatched] == ["a", "b"]
+    assert sim.dispatched[1].variables["outputs"]["a"] == {"value": "1"}
+    hist = [h.state for h in sim.state.histories]
+    assert hist == ["CREATED", "RUNNING", "SUCCESS"]
+
+
+def test_a_failure_stops_the_block_and_runs_errors() -> None:
+    f = flow(f"""
+tasks:
+  - {{id: a, type: {FAIL}}}
+  - {{id: b, type: {LOG}, message: never}}
+errors:
+  - {{id: e, type: {LOG}, message: handled}}
+""")
+    sim = simulate(f, {"a": "FAILED"})
+    assert sim.state.state == "FAILED"
+    assert sim.states() == {"a": "FAILED", "e": "SUCCESS"}
+
+
+def test_finally_runs_after_success_and_failure() -> None:
+    body = f"""
+tasks:
+  - {{id: a, type: {LOG}, message: x}}
+finally:
+  - {{id: z, type: {LOG}, message: y}}
+"""
+    assert simulate(flow(body)).states() == {"a": "SUCCESS", "z": "SUCCESS"}
+    sim = simulate(flow(body), {"a": "FAILED"})
+    assert sim.state.state == "FAILED" and sim.states()["z"] == "SUCCESS"
+
+
+def test_parallel_runs_children_at_once_within_the_limit() -> None:
+    f = flow(f"""
+tasks:
+  - id: p
+    type: io.kestra.plugin.core.flow.Parallel
+    concurrent: 2
+    tasks:
+      - {{id: a, type: {LOG}, message: x}}
+      - {{id: b, type: {LOG}, message: x}}
+      - {{id: c, type: {LOG}, message: x}}
+""")
+    seen: list[list[str]] = []
+
+    def hold(d: Dispatch) -> tuple[str, dict[str, Any]]:
+        return "SUCCESS", {}
+
+    sim = simulate(f, {"a": hold, "b": hold, "c": hold})
+    assert sim.state.state == "SUCCESS"
+    assert sorted(d.task.id for d in sim.dispatched) == ["a", "b", "c"]
+    del seen
+
+
+def test_switch_picks_the_case_or_defaults() -> None:
+    body = f"""
+inputs:
+  - {{id: v, type: STRING}}
+tasks:
+  - id: s
+    type: io.kestra.plugin.core.flow.Switch
+    value: "{{{{ inputs.v }}}}"
+    cases:
+      A:
+        - {{id: a, type: {LOG}, message: x}}
+      B:
+        - {{id: b, type: {LOG}, message: x}}
+    defaults:
+      - {{id: d, type: {LOG}, message: x}}
+"""
+    assert set(simulate(flow(body), inputs={"v": "B"}).states()) == {"s", "b"}
+    sim = simulate(flow(body), inputs={"v": "Z"})
+    assert set(sim.states()) == {"s", "d"}
+    assert sim.taskrun("s").outputs == {"value": "Z"}
+
+
+def test_if_then_else() -> None:
+    body = f"""
+inputs:
+  - {{id: c, type: BOOLEAN}}
+tasks:
+  - id: i
+    type: io.kestra.plugin.core.flow.If
+    condition: "{{{{ inputs.c }}}}"
+    then:
+      - {{id: yes, type: {LOG}, message: x}}
+    else:
+      - {{id: no, type: {LOG}, message: x}}
+"""
+    assert set(simulate(flow(body), inputs={"c": True}).states()) == {"i", "yes"}
+    assert set(simulate(flow(body), inputs={"c": False}).states()) == {"i", "no"}
+
+
+def test_foreach_runs_tasks_per_value_and_keys_outputs_by_value() -> None:
+    f = flow(f"""
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["a", "b", "c"]
+    tasks:
+      - {{id: r, type: {RET}, format: "{{{{ taskrun.value }}}}"}}
+  - {{id: after, type: {LOG}, message: "{{{{ outputs.r['b'].value }}}}"}}
+""")
+    sim = simulate(f, {"r": lambda d: ("SUCCESS", {"value": d.variables["taskrun"]["value"]})})
+    assert sim.state.state == "SUCCESS"
+    assert [d.variables["taskrun"]["value"] for d in sim.dispatched if d.task.id == "r"] == ["a", "b", "c"]
+    after = next(d for d in sim.dispatched if d.task.id == "after")
+    assert after.variables["outputs"]["r"]["b"] == {"value": "b"}
+
+
+def test_foreach_concurrency_limit_zero_starts_every_value() -> None:
+    f = flow(f"""
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: "[1, 2, 3]"
+    concurrencyLimit: 0
+    tasks:
+      - {{id: r, type: {LOG}, message: x}}
+""")
+    sim = simulate(f, {"r": "RUNNING"})
+    assert len(sim.dispatched) == 3  # all three values started before any ended
+
+
+def test_allow_failure_turns_failure_into_warning() -> None:
+    f = flow(f"""
+tasks:
+  - id: af
+    type: io.kestra.plugin.core.flow.AllowFailure
+    tasks:
+      - {{id: bad, type: {FAIL}}}
+  - {{id: next, type: {LOG}, message: x}}
+""")
+    sim = simulate(f, {"bad": "FAILED"})
+    assert sim.state.state == "WARNING"
+    assert sim.states() == {"af": "WARNING", "bad": "FAILED", "next": "SUCCESS"}
+
+
+def test_dag_respects_depends_on() -> None:
+    f = flow(f"""
+tasks:
+  - id: dag
+    type: io.kestra.plugin.core.flow.Dag
+    tasks:
+      - task: {{id: a, type: {LOG}, message: x}}
+      - task: {{id: b, type: {LOG}, message: x}}
+        dependsOn: [a]
+      - task: {{id: c, type: {LOG}, message: x}}
+        dependsOn: [a, b]
+""")
+    sim = simulate(f)
+    assert [d.task.id for d in sim.dispatched] == ["a", "b", "c"]
+    assert sim.state.state == "SUCCESS"
+
+
+def test_a_stale_attempt_never_completes_a_taskrun() -> None:
+    from engine.decider import accept
+    from engine.execution import evolve
+    from eventstore import events as ev
+
+    f = flow(f"tasks:\n  - {{id: a, type: {LOG}, message: x}}\n")
+    sim = simulate(f, {"a": "RUNNING"})
+    tr = sim.taskrun("a")
+    assert tr.state == "RUNNING"
+    stale = ev.AttemptEnded(date="2026-01-01T00:00:09Z", taskrun_id=tr.id, attempt=0, state="SUCCESS")
+    future = ev.AttemptEnded(date="2026-01-01T00:00:09Z", taskrun_id=tr.id, attempt=7, state="SUCCESS")
+    assert accept(sim.state, f, stale, "2026-01-01T00:00:10Z") == []
+    assert accept(sim.state, f, future, "2026-01-01T00:00:10Z") == []
+    good = ev.AttemptEnded(date="2026-01-01T00:00:09Z", taskrun_id=tr.id, attempt=1, state="SUCCESS")
+    events = accept(sim.state, f, good, "2026-01-01T00:00:10Z")
+    for e in events:
+        evolve(sim.state, e)
+    assert sim.taskrun("a").state == "SUCCESS"
+    assert accept(sim.state, f, good, "2026-01-01T00:00:11Z") == []  # a duplicate is ignored
+
+
+def test_kill_stops_running_work_and_ends_killed() -> None:
+    from eventstore import events as ev
+
+    f = flow(f"tasks:\n  - {{id: a, type: {LOG}, message: x}}\n  - {{id: b, type: {LOG}, message: y}}\n")
+    sent: list[str] = []
+
+    def interrupt(sim: Any) -> list[ev.Input]:
+        tr = sim.taskrun("a")
+        if tr.state == "RUNNING" and "kill" not in sent:
+            sent.append("kill")
+            return [ev.KillRequested(date="2026-01-01T00:00:05Z")]
+        if sim.state.state == "KILLING" and "ended" not in sent:
+            sent.append("ended")
+            return [ev.AttemptEnded(date="2026-01-01T00:00:06Z", taskrun_id=tr.id, attempt=1, state="KILLED")]
+        return []
+
+    sim = simulate(f, {"a": "RUNNING"}, interrupt=interrupt)
+    assert sim.state.state == "KILLED"
+    assert sim.states() == {"a": "KILLED"}
+    assert sim.kills and sim.kills[0].execution_ids == ("exec",)
+
+
+def test_flow_outputs_are_rendered_at_the_end() -> None:
+    f = flow(f"""
+tasks:
+  - {{id: a, type: {RET}, format: x}}
+outputs:
+  - id: out
+    type: STRING
+    value: "{{{{ outputs.a.value }}}}!"
+""")
+    sim = simulate(f, {"a": lambda d: ("SUCCESS", {"value": "v"})})
+    assert sim.state.outputs == {"out": "v!"}
+
+
+def test_subflow_waits_for_the_child() -> None:
+    from eventstore import events as ev
+
+    f = flow("""
+tasks:
+  - id: sub
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: io.test
+    flowId: child
+    inputs: {x: "1"}
+""")
+    sent: list[int] = []
+
+    def interrupt(sim: Any) -> list[ev.Input]:
+        if sim.subflows and not sent:
+            sent.append(1)
+            s = sim.subflows[0]
+            return [ev.SubflowEnded(date="2026-01-01T00:00:05Z", taskrun_id=s.taskrun_id, execution_id=s.execution_id,
+                                    state="SUCCESS", outputs={"o": 1})]
+        return []
+
+    sim = simulate(f, interrupt=interrupt)
+    assert sim.subflows[0].flow_id == "child" and sim.subflows[0].inputs == {"x": "1"}
+    assert sim.state.state == "SUCCESS"
+    assert sim.taskrun("sub").outputs["outputs"] == {"o": 1}
