@@ -186,7 +186,7 @@ def _show(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _closest(name: str, candidates: Iterable[str]) -> str:
+def _closest(name: str, candidates: Iterable[str], noun: str = "properties") -> str:
     options = list(candidates)
     close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
     if not close:
@@ -196,7 +196,7 @@ def _closest(name: str, candidates: Iterable[str]) -> str:
     if close:
         return f"did you mean '{close[0]}'?"
     if options and len(options) <= 12:
-        return "known properties: " + ", ".join(sorted(options))
+        return f"known {noun}: " + ", ".join(sorted(options))
     return "remove it or check the spelling"
 
 
@@ -621,6 +621,14 @@ class _Ctx:
         self.check_input_extra(type_, extra, path)
         defaults = data.get("defaults")
         self.collect_expressions(defaults, child_path(path, "defaults"))
+        if defaults is not None and not is_expression(defaults) and type_ not in ("FILE",):
+            from engine.inputs import coerce_input  # local: engine.inputs is independent of the loader
+
+            try:
+                coerce_input(Input(id=input_id or "?", type=type_, extra=extra), defaults)
+            except Exception as exc:
+                reason = str(exc).split(": ", 1)[-1]
+                self.add(child_path(path, "defaults"), f"invalid default: {reason}")
         if input_id is None:
             return None
         return Input(
@@ -1101,7 +1109,7 @@ class _Ctx:
                     self.add(
                         dpath,
                         f"dependsOn refers to unknown task '{dep}' — use the id of another task of "
-                        f"this Dag ({_closest(dep, sorted(ids - {task.id}))})",
+                        f"this Dag ({_closest(dep, sorted(ids - {task.id}), 'task ids')})",
                     )
                 else:
                     good.append(dep)

@@ -184,7 +184,14 @@ def flow_json_schema(registry: Registry | None = None) -> dict[str, Any]:
     for spec in reg.specs():
         name = _def_name(spec)
         defs[name] = _task_schema(spec, reg, defs)
-        variants.append({"$ref": f"#/$defs/{name}"})
+        # discriminated by `type`: a non-matching variant fails on `if` alone (cheap, no deep walk)
+        variants.append(
+            {
+                "if": {"properties": {"type": {"enum": _type_names(spec, reg)}}, "required": ["type"]},
+                "then": {"$ref": f"#/$defs/{name}"},
+                "else": False,
+            }
+        )
     defs["Task"] = {"oneOf": variants} if variants else {"type": "object"}
     defs["Retry"] = _model_object(
         Retry,

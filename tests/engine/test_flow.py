@@ -794,3 +794,29 @@ def test_yamlpos_positions() -> None:
     assert pos.value("a.c[0]") == (4, 7)
     assert pos.key("a.c[0].y") == (5, 7) and pos.value("a.c[0].y") == (5, 10)
     assert pos.at("a.c[0].missing") == (4, 7)
+
+
+def test_input_defaults_are_checked() -> None:
+    found = issues(
+        """
+        id: f
+        namespace: n
+        inputs:
+          - id: n
+            type: INT
+            defaults: abc
+          - id: e
+            type: ENUM
+            values: [A, B]
+            defaults: C
+          - id: later
+            type: DATETIME
+            defaults: "{{ now() }}"
+        tasks:
+          - id: a
+            type: io.kestra.plugin.core.log.Log
+            message: x
+        """
+    )
+    assert [(i.path, i.line) for i in found] == [("inputs[0].defaults", 7), ("inputs[1].defaults", 11)]
+    assert "expected an integer" in found[0].message and "must match the values" in found[1].message
