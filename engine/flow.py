@@ -445,7 +445,8 @@ class _Ctx:
                 "'.', '_' and '-', starting with a letter or digit, like company.team",
             )
 
-        revision = self.integer(data.get("revision"), "revision", minimum=1) or 1
+        # revision is server-assigned: checked but ignored (the flow store numbers revisions)
+        self.integer(data.get("revision"), "revision", minimum=1)
         description = self.string(data.get("description"), "description")
         labels = self.labels(data.get("labels"), "labels")
         inputs = self.inputs(data.get("inputs"), "inputs")
@@ -498,7 +499,6 @@ class _Ctx:
             id=flow_id,
             namespace=namespace,
             tasks=tasks,
-            revision=revision,
             description=description,
             labels=labels,
             inputs=inputs,

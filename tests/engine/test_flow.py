@@ -180,7 +180,7 @@ def test_basic_mapping() -> None:
     assert flow.id == "hello" and flow.namespace == "company.team" and flow.key == "company.team.hello"
     assert flow.labels == {"env": "prod", "n": "3"}
     assert flow.timeout == 3600.0
-    assert flow.revision == 7
+    assert flow.revision == 1  # server-assigned: the YAML value is ignored
     assert (
         flow.concurrency is not None and flow.concurrency.limit == 2 and flow.concurrency.behavior == "CANCEL"
     )
