@@ -65,6 +65,47 @@ class PebbleUndefined(StrictUndefined):
         raise UndefinedAccess(self._undefined_message, self._undefined_name, self._undefined_obj)
 
 
+# Jinja binds these operators to the base class' failure function: re-bind them to ours
+for _name in [
+    "__add__",
+    "__radd__",
+    "__sub__",
+    "__rsub__",
+    "__mul__",
+    "__rmul__",
+    "__div__",
+    "__rdiv__",
+    "__truediv__",
+    "__rtruediv__",
+    "__floordiv__",
+    "__rfloordiv__",
+    "__mod__",
+    "__rmod__",
+    "__pos__",
+    "__neg__",
+    "__call__",
+    "__lt__",
+    "__le__",
+    "__gt__",
+    "__ge__",
+    "__int__",
+    "__float__",
+    "__complex__",
+    "__pow__",
+    "__rpow__",
+    "__iter__",
+    "__str__",
+    "__len__",
+    "__eq__",
+    "__ne__",
+    "__bool__",
+    "__hash__",
+    "__contains__",
+    "__aiter__",
+]:
+    setattr(PebbleUndefined, _name, PebbleUndefined._fail_with_undefined_error)
+
+
 # ------------------------------------------------------------------------------------- environment
 
 
@@ -140,11 +181,13 @@ class PebbleEnvironment(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(argument, Undefined):
+            return argument
         if type(obj) is dict or isinstance(obj, Mapping):
             try:
                 return obj[argument]
             except (KeyError, TypeError):
-                if not isinstance(argument, str) and not isinstance(argument, Undefined):
+                if not isinstance(argument, str):
                     try:
                         return obj[kestra_str(argument)]
                     except (KeyError, TypeError):
@@ -152,8 +195,6 @@ class PebbleEnvironment(ImmutableSandboxedEnvironment):
                 return self.undefined(obj=obj, name=argument)
         if isinstance(obj, Undefined):
             return obj
-        if isinstance(argument, Undefined):
-            argument._fail_with_undefined_error()
         if isinstance(argument, str) and argument.isdigit() and isinstance(obj, Sequence):
             argument = int(argument)
         return super().getitem(obj, argument)

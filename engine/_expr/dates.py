@@ -11,6 +11,7 @@ import calendar
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -399,6 +400,11 @@ def _parser(fmt: str) -> re.Pattern[str]:
 
 
 def _parse_with(value: str, fmt: str, tz: tzinfo) -> datetime:
+    if fmt.lower() == "rfc_1123_date_time":
+        try:
+            return parsedate_to_datetime(value)
+        except (TypeError, ValueError) as e:
+            raise DateError(f"cannot parse {value!r} as an RFC 1123 date") from e
     if fmt.lower() in _NAMED:
         return _parse_iso(value, tz)
     m = _parser(fmt).fullmatch(value.strip())
