@@ -8,7 +8,15 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, NoReturn
 
-from jinja2 import StrictUndefined, TemplateError, Undefined, UndefinedError, nodes, pass_context
+from jinja2 import (
+    StrictUndefined,
+    TemplateError,
+    TemplateSyntaxError,
+    Undefined,
+    UndefinedError,
+    nodes,
+    pass_context,
+)
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.environment import Template
 from jinja2.runtime import Context
@@ -339,6 +347,14 @@ def _syntax_error(source: str, e: Exception) -> ExpressionError:
         col = e.pos - (source.rfind("\n", 0, e.pos) + 1) + 1
         where = f" (line {line}, column {col})"
     msg = str(e)
+    if isinstance(e, TemplateSyntaxError):
+        msg = (
+            (e.message or msg)
+            .replace("'elif'", "'elseif'")
+            .replace("Jinja was looking for the following tags:", "expected one of the tags")
+        )
+        if e.lineno and source.count("\n"):
+            where = f" (line {e.lineno})"
     if FUNCTION_PREFIX in msg:
         msg = msg.replace(FUNCTION_PREFIX, "")
     return ExpressionError(f'invalid expression "{source}": {msg}{where}')

@@ -548,7 +548,8 @@ def to_jinja(src: str) -> str:
                 raise PebbleSyntaxError("empty expression '{{ }}'", j)
             expr = parser.expression()
             parser.done()
-            out.append("{{" + strip_l + " " + expr + " " + strip_r + "}}")
+            nls = "\n" * src.count("\n", j, e)  # keep line numbers aligned with the source
+            out.append("{{" + strip_l + " " + expr + " " + nls + strip_r + "}}")
             i = e + len(strip_r) + 2
             continue
         # tag
@@ -573,7 +574,8 @@ def to_jinja(src: str) -> str:
             i = m.end()
             continue
         body = _translate_tag(tag, toks, macros, j)
-        out.append("{%" + strip_l + " " + body + " " + strip_r + "%}")
+        nls = "\n" * src.count("\n", j, e)
+        out.append("{%" + strip_l + " " + body + " " + nls + strip_r + "%}")
         i = close
     return "".join(out)
 

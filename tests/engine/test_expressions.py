@@ -808,3 +808,27 @@ def test_render_speed_cached_simple_template() -> None:
             E.render(template, variables)
         best = min(best, (time.perf_counter() - start) / n)
     assert best < 20e-6, f"render took {best * 1e6:.1f} µs"
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{% for i in [1, 2] %}{% set y = missing ?? i %}{{ y }}{% endfor %}", "12"),
+        ("{% macro m(a) %}{{ a ?? 'n' }}{% endmacro %}{{ m(null) }}{{ m(1) }}", "n1"),
+        ("{% filter upper %}{{ missing ?? 'x' }}{% endfilter %}", "X"),
+        ("{% for i in [1] %}{% for j in [2] %}{{ missing ??? i ~ j }}{% endfor %}{% endfor %}", "12"),
+        ("{{ [missing ?? 1, {'k': missing ?? 2}] }}", '[1,{"k":2}]'),
+        ("{{ (missing ?? [1, 2]) | length }}", "2"),
+    ],
+)
+def test_coalescing_in_every_scope_sync_and_async(template: str, expected: str) -> None:
+    assert E.render(template, {}) == expected
+    assert asyncio.run(E.render_async(template, {})) == expected
+
+
+def test_syntax_error_mentions_pebble_tag_names_and_lines() -> None:
+    with pytest.raises(ExpressionError, match="'elseif'") as info:
+        check("a\n{% if x %}\nb")
+    assert "line 2" in str(info.value)
+    with pytest.raises(ExpressionError, match="line 3"):
+        check("{{ x\n + 1 }}\n{{ y | nofilter }}")
