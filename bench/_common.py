@@ -18,7 +18,7 @@ def chain_flow(n: int, flow_id: str = "bench") -> str:
     for i in range(n):
         lines.append(f"  - id: t{i}")
         lines.append("    type: io.kestra.plugin.core.debug.Return")
-        lines.append(f"    format: \"{i}\"")
+        lines.append(f'    format: "{i}"')
     return "\n".join(lines) + "\n"
 
 
@@ -29,8 +29,13 @@ def engine_run(flow_text: str, home: Path, *args: str) -> tuple[float, dict[str,
     env = {**os.environ, "ENGINE_HOME": str(home)}
     env.pop("ENGINE_NATS_URL", None)
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "engine", "run", f.name, "--output", "json", *args],
-                          capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine", "run", f.name, "--output", "json", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     wall = time.perf_counter() - t0
     os.unlink(f.name)
     if proc.returncode != 0:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import chain_flow, engine_run  # noqa: E402
+from bench._common import chain_flow, engine_run
 
 
 def main(runs: int = 5) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import chain_flow, engine_run, engine_seconds  # noqa: E402
+from bench._common import chain_flow, engine_run, engine_seconds
 
 
 def main(runs: int = 5) -> None:
@@ -28,8 +28,10 @@ def main(runs: int = 5) -> None:
             assert len(ex["taskRunList"]) == 40
             engine_times.append(engine_seconds(ex))
             walls.append(wall)
-    print(f"seq40 engine_s={statistics.median(engine_times):.3f} wall_s={statistics.median(walls):.3f} "
-          f"runs={runs} target_engine_s=0.15")
+    print(
+        f"seq40 engine_s={statistics.median(engine_times):.3f} wall_s={statistics.median(walls):.3f} "
+        f"runs={runs} target_engine_s=0.15"
+    )
 
 
 if __name__ == "__main__":

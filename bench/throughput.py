@@ -16,10 +16,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import chain_flow  # noqa: E402
-from engine.runtime import Runtime, new_execution_id  # noqa: E402
-from engine.states import TERMINAL, State  # noqa: E402
-from eventstore import events as ev  # noqa: E402
+from bench._common import chain_flow
+from engine.runtime import Runtime, new_execution_id
+from engine.states import TERMINAL, State
+from eventstore import events as ev
 
 
 async def main() -> None:
@@ -28,8 +28,10 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         async with Runtime(home=Path(tmp)) as rt:
             flow = await rt.flows.deploy(chain_flow(5, "thru5"))
-            roles = [asyncio.create_task(rt.executor().run()),
-                     asyncio.create_task(rt.worker(concurrency=64).run())]
+            roles = [
+                asyncio.create_task(rt.executor().run()),
+                asyncio.create_task(rt.worker(concurrency=64).run()),
+            ]
             waiters: dict[str, asyncio.Future[str]] = {}
 
             async def on_event(msg: Any) -> None:
@@ -65,8 +67,11 @@ async def main() -> None:
             for task in roles:
                 task.cancel()
             await asyncio.gather(*roles, return_exceptions=True)
-    print(f"throughput executions_per_s={done / elapsed:.1f} taskruns_per_s={done * 5 / elapsed:.1f} "
-          f"executions={done} failed={failed} lanes={lanes} duration_s={elapsed:.1f} fsync=always target_taskruns_per_s=1500")
+    print(
+        f"throughput executions_per_s={done / elapsed:.1f} taskruns_per_s={done * 5 / elapsed:.1f} "
+        f"executions={done} failed={failed} lanes={lanes} duration_s={elapsed:.1f} fsync=always "
+        "target_taskruns_per_s=1500"
+    )
 
 
 if __name__ == "__main__":

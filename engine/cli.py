@@ -13,7 +13,9 @@ import typer
 
 from engine.errors import EngineError, FlowValidationError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Run Kestra flows on an event-sourced core.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Run Kestra flows on an event-sourced core."
+)
 flow_app = typer.Typer(no_args_is_help=True, help="Validate and inspect flows.")
 schema_app = typer.Typer(no_args_is_help=True, help="Export the flow JSON Schema.")
 plugins_app = typer.Typer(no_args_is_help=True, help="List task types.")
@@ -21,7 +23,13 @@ app.add_typer(flow_app, name="flow")
 app.add_typer(schema_app, name="schema")
 app.add_typer(plugins_app, name="plugins")
 
-_COLORS = {"ERROR": "\x1b[31m", "WARN": "\x1b[33m", "INFO": "\x1b[36m", "DEBUG": "\x1b[2m", "TRACE": "\x1b[2m"}
+_COLORS = {
+    "ERROR": "\x1b[31m",
+    "WARN": "\x1b[33m",
+    "INFO": "\x1b[36m",
+    "DEBUG": "\x1b[2m",
+    "TRACE": "\x1b[2m",
+}
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -39,10 +47,18 @@ def _print_issues(exc: FlowValidationError) -> None:
 @app.command()
 def run(
     file: Annotated[Path, typer.Argument(help="The flow YAML to run.", exists=True, dir_okay=False)],
-    input: Annotated[list[str] | None, typer.Option("--input", "-i", help="An input, as key=value (repeat).")] = None,
-    flows: Annotated[Path | None, typer.Option(help="Also deploy every flow in this directory (subflows).")] = None,
-    output: Annotated[str, typer.Option(help="json: print the final execution as JSON on stdout.")] = "pretty",
-    label: Annotated[list[str] | None, typer.Option("--label", "-l", help="An execution label, key=value.")] = None,
+    input: Annotated[
+        list[str] | None, typer.Option("--input", "-i", help="An input, as key=value (repeat).")
+    ] = None,
+    flows: Annotated[
+        Path | None, typer.Option(help="Also deploy every flow in this directory (subflows).")
+    ] = None,
+    output: Annotated[
+        str, typer.Option(help="json: print the final execution as JSON on stdout.")
+    ] = "pretty",
+    label: Annotated[
+        list[str] | None, typer.Option("--label", "-l", help="An execution label, key=value.")
+    ] = None,
     timeout: Annotated[float | None, typer.Option(help="Give up waiting after this many seconds.")] = None,
 ) -> None:
     """Deploy FILE (and --flows), run one execution to its end with live logs, exit 0 on SUCCESS/WARNING."""
@@ -52,7 +68,7 @@ def run(
     if output not in ("json", "pretty"):
         _fail(f"--output: expected json or pretty, got {output!r}")
     try:
-        flow = load_flow(file.read_text(), file=str(file))
+        flow = load_flow(file.read_text(), file=str(file), strict_expressions=True)
         extra = load_flows_dir(flows) if flows else []
         given = parse_cli_inputs(input or [])
         labels = parse_cli_inputs(label or [])
@@ -72,8 +88,14 @@ def run(
     raise typer.Exit(code)
 
 
-async def _run(file: Path, flows_dir: Path | None, inputs: dict[str, Any], labels: dict[str, str], output: str,
-               timeout: float | None) -> int:
+async def _run(
+    file: Path,
+    flows_dir: Path | None,
+    inputs: dict[str, Any],
+    labels: dict[str, str],
+    output: str,
+    timeout: float | None,
+) -> int:
     from engine.runtime import Runtime, new_execution_id
     from engine.shape import execution_json
     from eventstore.store import Store
@@ -113,8 +135,10 @@ async def _run(file: Path, flows_dir: Path | None, inputs: dict[str, Any], label
             sys.stdout.write(json.dumps(execution_json(state)) + "\n")
         else:
             first, last = state.histories[0].date, state.histories[-1].date
-            sys.stderr.write(f"execution {state.id} {state.state} ({len(state.taskruns)} taskruns, "
-                             f"{first[11:23]} → {last[11:23]})\n")
+            sys.stderr.write(
+                f"execution {state.id} {state.state} ({len(state.taskruns)} taskruns, "
+                f"{first[11:23]} → {last[11:23]})\n"
+            )
             if state.outputs:
                 sys.stderr.write("outputs: " + json.dumps(state.outputs) + "\n")
         return 0 if state.state in ("SUCCESS", "WARNING") else 1
@@ -133,7 +157,7 @@ def flow_validate(
     problems = 0
     for f in files:
         try:
-            load_flow(f.read_text(), file=str(f))
+            load_flow(f.read_text(), file=str(f), strict_expressions=True)
         except FlowValidationError as exc:
             problems += len(exc.issues)
             for issue in exc.issues:
@@ -145,7 +169,9 @@ def flow_validate(
 
 @schema_app.command("export")
 def schema_export(
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
 ) -> None:
     """Write the flow JSON Schema (for editors)."""
     from engine.schema import flow_json_schema

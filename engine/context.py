@@ -32,14 +32,18 @@ def value_path(ex: Execution, tr: TaskRun, loop_ids: frozenset[str]) -> list[str
 
 def loop_taskrun_ids(ex: Execution, flow_tasks: dict[str, Task]) -> frozenset[str]:
     return frozenset(
-        tr.id for tr in ex.taskruns.values() if (t := flow_tasks.get(tr.task_id)) is not None and t.type in LOOP_TYPES
+        tr.id
+        for tr in ex.taskruns.values()
+        if (t := flow_tasks.get(tr.task_id)) is not None and t.type in LOOP_TYPES
     )
 
 
 def _nest(target: dict[str, Any], task_id: str, path: list[str], value: Any) -> None:
     if not path:
         existing = target.get(task_id)
-        target[task_id] = {**existing, **value} if isinstance(existing, dict) and isinstance(value, dict) else value
+        target[task_id] = (
+            {**existing, **value} if isinstance(existing, dict) and isinstance(value, dict) else value
+        )
         return
     node = target.setdefault(task_id, {})
     for key in path[:-1]:
@@ -72,7 +76,10 @@ def variables(
     result: dict[str, Any] = {
         "flow": {"id": flow.id, "namespace": flow.namespace, "revision": ex.flow_revision},
         "execution": {
-            "id": ex.id, "startDate": ex.start_date, "originalId": ex.original_id or ex.id, "state": ex.state,
+            "id": ex.id,
+            "startDate": ex.start_date,
+            "originalId": ex.original_id or ex.id,
+            "state": ex.state,
         },
         "inputs": ex.inputs,
         "vars": flow.variables,
@@ -104,13 +111,20 @@ def variables(
     return result
 
 
-def _parents(ex: Execution, taskrun: TaskRun, loops: frozenset[str], outputs: dict[str, Any]) -> list[dict[str, Any]]:
+def _parents(
+    ex: Execution, taskrun: TaskRun, loops: frozenset[str], outputs: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Enclosing flowable taskruns, innermost first, as Kestra's ``parents`` ({taskrun: {value}, outputs})."""
     out: list[dict[str, Any]] = []
     node = ex.taskruns.get(taskrun.parent_id) if taskrun.parent_id else None
     while node is not None:
-        out.append({"taskrun": {"value": node.value, "id": node.id}, "task": {"id": node.task_id},
-                    "outputs": node.outputs})
+        out.append(
+            {
+                "taskrun": {"value": node.value, "id": node.id},
+                "task": {"id": node.task_id},
+                "outputs": node.outputs,
+            }
+        )
         node = ex.taskruns.get(node.parent_id) if node.parent_id else None
     del loops, outputs
     return out

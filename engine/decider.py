@@ -150,9 +150,11 @@ def accept(state: Execution | None, flow: Flow | None, item: ev.Input, now: str)
             final = State.WARNING
         final = _allow(task, final)
         return [
-            ev.TaskRunOutputs(date=now, taskrun_id=tr.id,
-                              outputs={"executionId": item.execution_id, "state": item.state,
-                                       "outputs": item.outputs}),
+            ev.TaskRunOutputs(
+                date=now,
+                taskrun_id=tr.id,
+                outputs={"executionId": item.execution_id, "state": item.state, "outputs": item.outputs},
+            ),
             ev.TaskRunStateChanged(date=now, taskrun_id=tr.id, state=final),
         ]
     return []
@@ -207,7 +209,9 @@ class Renderer:
         raise NotImplementedError
 
 
-def decide(state: Execution, flow: Flow, now: str, renderer: Any, tasks: dict[str, Task] | None = None) -> Decision:
+def decide(
+    state: Execution, flow: Flow, now: str, renderer: Any, tasks: dict[str, Task] | None = None
+) -> Decision:
     """One step: the events and effects the current state calls for (may be empty)."""
     return _Step(state, flow, now, renderer, tasks or index_tasks(flow)).run()
 
@@ -299,8 +303,9 @@ class _Step:
                 rendered = {o.id: self.render(o.value, None) for o in flow.outputs}
             except EngineError as exc:
                 self.emit(ev.ExecutionOutputs(date=self.now, outputs={}))
-                self.emit(ev.ExecutionStateChanged(date=self.now, state=State.FAILED,
-                                                   reason=f"flow outputs: {exc}"))
+                self.emit(
+                    ev.ExecutionStateChanged(date=self.now, state=State.FAILED, reason=f"flow outputs: {exc}")
+                )
                 return
             self.emit(ev.ExecutionOutputs(date=self.now, outputs=rendered))
             return
@@ -314,8 +319,11 @@ class _Step:
         self.emit(ev.ExecutionStateChanged(date=self.now, state=final))
         parent = self.ex.parent
         if parent:
-            self.out.effects.append(NotifyParent(str(parent["execution_id"]), str(parent["taskrun_id"]),
-                                                 final, self.ex.outputs or {}))
+            self.out.effects.append(
+                NotifyParent(
+                    str(parent["execution_id"]), str(parent["taskrun_id"]), final, self.ex.outputs or {}
+                )
+            )
 
     def exit(self, target: State) -> Decision:
         """An Exit task asked to end the execution now: stop what runs, then end with ``target``."""
@@ -339,8 +347,11 @@ class _Step:
         ex = self.ex
         if ex.state != State.KILLING:
             self.emit(ev.ExecutionStateChanged(date=self.now, state=State.KILLING))
-            children = tuple(tr.subflow_execution for tr in ex.taskruns.values()
-                             if tr.subflow_execution and not State(tr.state).terminal)
+            children = tuple(
+                tr.subflow_execution
+                for tr in ex.taskruns.values()
+                if tr.subflow_execution and not State(tr.state).terminal
+            )
             self.out.effects.append(Kill((ex.id, *children)))
             return self.out
         waiting = False
@@ -353,7 +364,9 @@ class _Step:
                 waiting = True
             elif tr.runnable and tr.dispatched and tr.state == State.CREATED:
                 self.set_state(tr, State.KILLED)  # sent but not started: the worker will skip it
-            elif tr.runnable or all(State(c.state).terminal for c in ex.taskruns.values() if c.parent_id == tr.id):
+            elif tr.runnable or all(
+                State(c.state).terminal for c in ex.taskruns.values() if c.parent_id == tr.id
+            ):
                 self.set_state(tr, State.KILLED)
             else:
                 waiting = True
@@ -363,15 +376,26 @@ class _Step:
 
     # -- blocks ---------------------------------------------------------------------------
 
-    def create(self, task: Task, parent: TaskRun | None, branch: str, value: str | None,
-               iteration: int | None = None) -> None:
+    def create(
+        self, task: Task, parent: TaskRun | None, branch: str, value: str | None, iteration: int | None = None
+    ) -> None:
         tr_id = make_id(self.ex.id, parent.id if parent else None, task.id, value)
-        self.emit(ev.TaskRunCreated(date=self.now, taskrun_id=tr_id, task_id=task.id,
-                                    parent_id=parent.id if parent else None, value=value, branch=branch,
-                                    iteration=iteration, runnable=not task.flowable))
+        self.emit(
+            ev.TaskRunCreated(
+                date=self.now,
+                taskrun_id=tr_id,
+                task_id=task.id,
+                parent_id=parent.id if parent else None,
+                value=value,
+                branch=branch,
+                iteration=iteration,
+                runnable=not task.flowable,
+            )
+        )
 
-    def block(self, tasks: tuple[Task, ...], parent: TaskRun | None, branch: str, value: str | None,
-              limit: int = 1) -> State | None:
+    def block(
+        self, tasks: tuple[Task, ...], parent: TaskRun | None, branch: str, value: str | None, limit: int = 1
+    ) -> State | None:
         """Advance a list of tasks; ``limit`` 1 = one after the other, 0 = all at once, n = at most n.
 
         Returns None while running, else the combined state.
@@ -433,7 +457,9 @@ class _Step:
                     continue
                 if limit and running >= limit:
                     break
-                if all(states.get(d) in (State.SUCCESS, State.WARNING, State.SKIPPED) for d in task.depends_on):
+                if all(
+                    states.get(d) in (State.SUCCESS, State.WARNING, State.SKIPPED) for d in task.depends_on
+                ):
                     self.create(task, parent, "tasks", parent.value)
                     running += 1
         done = len(states) == len([t for t in tasks if not t.disabled])
@@ -471,7 +497,9 @@ class _Step:
                 raw = task.props.get("values", task.props.get("value"))
                 values = self.render(raw, tr)
                 items = _as_list(values)
-                self.emit(ev.TaskRunExpanded(date=self.now, taskrun_id=tr.id, items=[_value_str(v) for v in items]))
+                self.emit(
+                    ev.TaskRunExpanded(date=self.now, taskrun_id=tr.id, items=[_value_str(v) for v in items])
+                )
             elif kind == F + "Switch":
                 value = self.render(task.props.get("value"), tr)
                 key = _value_str(value)
@@ -483,8 +511,12 @@ class _Step:
                 self.emit(ev.TaskRunOutputs(date=self.now, taskrun_id=tr.id, outputs={"value": key}))
             elif kind == F + "If":
                 result = is_truthy(self.render(task.props.get("condition"), tr))
-                self.emit(ev.TaskRunExpanded(date=self.now, taskrun_id=tr.id, items=["then" if result else "else"]))
-                self.emit(ev.TaskRunOutputs(date=self.now, taskrun_id=tr.id, outputs={"evaluationResult": result}))
+                self.emit(
+                    ev.TaskRunExpanded(date=self.now, taskrun_id=tr.id, items=["then" if result else "else"])
+                )
+                self.emit(
+                    ev.TaskRunOutputs(date=self.now, taskrun_id=tr.id, outputs={"evaluationResult": result})
+                )
             elif kind == F + "Subflow":
                 self.start_subflow(tr, task)
                 return
@@ -506,11 +538,18 @@ class _Step:
         revision = props.get("revision")
         self.set_state(tr, State.RUNNING)
         self.emit(ev.SubflowStarted(date=self.now, taskrun_id=tr.id, execution_id=child_id))
-        self.out.effects.append(StartSubflow(
-            tr.id, child_id, str(props["namespace"]), str(props["flowId"]),
-            int(revision) if revision not in (None, "") else None,
-            dict(props.get("inputs") or {}), {str(k): str(v) for k, v in labels.items()}, wait,
-        ))
+        self.out.effects.append(
+            StartSubflow(
+                tr.id,
+                child_id,
+                str(props["namespace"]),
+                str(props["flowId"]),
+                int(revision) if revision not in (None, "") else None,
+                dict(props.get("inputs") or {}),
+                {str(k): str(v) for k, v in labels.items()},
+                wait,
+            )
+        )
         if not wait:
             self.emit(ev.TaskRunOutputs(date=self.now, taskrun_id=tr.id, outputs={"executionId": child_id}))
             self.set_state(tr, State.SUCCESS)

@@ -26,7 +26,9 @@ class Issue:
     def __str__(self) -> str:
         where = ""
         if self.line is not None:
-            where = f" (line {self.line}" + (f", column {self.column}" if self.column is not None else "") + ")"
+            where = (
+                f" (line {self.line}" + (f", column {self.column}" if self.column is not None else "") + ")"
+            )
         prefix = f"{self.file}: " if self.file else ""
         return f"{prefix}{self.path}: {self.message}{where}"
 
@@ -66,7 +68,9 @@ class ConcurrencyConflict(EngineError):
 class TaskFailed(EngineError):
     """Raised by a task plugin when its run fails. ``retryable`` says whether retry may help."""
 
-    def __init__(self, message: str, *, retryable: bool = True, outputs: dict[str, object] | None = None) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool = True, outputs: dict[str, object] | None = None
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.outputs = outputs or {}

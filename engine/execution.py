@@ -98,15 +98,26 @@ def from_bytes(data: bytes) -> Execution:
 
 
 def evolve(state: Execution | None, event: ev.Event) -> Execution | None:
-    """Apply one event. Events that do not fit the state (a duplicate create, an unknown taskrun) change nothing."""
+    """Apply one event.
+
+    Events that do not fit the state (a duplicate create, an unknown taskrun) change nothing.
+    """
     if isinstance(event, ev.ExecutionCreated):
         if state is not None:
             return state
         return Execution(
-            id=event.execution_id, namespace=event.namespace, flow_id=event.flow_id,
-            flow_revision=event.flow_revision, state="CREATED", histories=[History("CREATED", event.date)],
-            inputs=dict(event.inputs), labels=dict(event.labels), trigger=event.trigger, parent=event.parent,
-            original_id=event.original_id, secret_inputs=event.secret_inputs,
+            id=event.execution_id,
+            namespace=event.namespace,
+            flow_id=event.flow_id,
+            flow_revision=event.flow_revision,
+            state="CREATED",
+            histories=[History("CREATED", event.date)],
+            inputs=dict(event.inputs),
+            labels=dict(event.labels),
+            trigger=event.trigger,
+            parent=event.parent,
+            original_id=event.original_id,
+            secret_inputs=event.secret_inputs,
         )
     if state is None:
         return None
@@ -125,8 +136,14 @@ def evolve(state: Execution | None, event: ev.Event) -> Execution | None:
     elif isinstance(event, ev.TaskRunCreated):
         if event.taskrun_id not in state.taskruns:
             state.taskruns[event.taskrun_id] = TaskRun(
-                id=event.taskrun_id, task_id=event.task_id, parent_id=event.parent_id, value=event.value,
-                branch=event.branch, runnable=event.runnable, iteration=event.iteration, state="CREATED",
+                id=event.taskrun_id,
+                task_id=event.task_id,
+                parent_id=event.parent_id,
+                value=event.value,
+                branch=event.branch,
+                runnable=event.runnable,
+                iteration=event.iteration,
+                state="CREATED",
                 histories=[History("CREATED", event.date)],
             )
     else:
@@ -148,10 +165,14 @@ def _evolve_taskrun(state: Execution, event: ev.Event) -> None:
         tr.dispatched = max(tr.dispatched, event.attempt)
     elif isinstance(event, ev.AttemptStarted):
         if event.attempt > tr.current_attempt:
-            tr.attempts.append(Attempt(event.attempt, "RUNNING", [History("RUNNING", event.date)], event.worker_id))
+            tr.attempts.append(
+                Attempt(event.attempt, "RUNNING", [History("RUNNING", event.date)], event.worker_id)
+            )
     elif isinstance(event, ev.AttemptEnded):
         if event.attempt > tr.current_attempt:  # a result whose start we never saw
-            tr.attempts.append(Attempt(event.attempt, "RUNNING", [History("RUNNING", event.started or event.date)]))
+            tr.attempts.append(
+                Attempt(event.attempt, "RUNNING", [History("RUNNING", event.started or event.date)])
+            )
         attempt = tr.attempts[-1]
         if attempt.number == event.attempt and attempt.state == "RUNNING":
             attempt.state = event.state
@@ -162,4 +183,3 @@ def _evolve_taskrun(state: Execution, event: ev.Event) -> None:
         tr.subflow_execution = event.execution_id
     elif isinstance(event, ev.TaskRunExpanded):
         tr.items = list(event.items)
-

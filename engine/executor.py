@@ -29,7 +29,9 @@ log = structlog.get_logger("engine.executor")
 
 
 class Executor:
-    def __init__(self, store: Store, flows: FlowCache, renderer: Any, clock: Callable[[], str] = utcnow) -> None:
+    def __init__(
+        self, store: Store, flows: FlowCache, renderer: Any, clock: Callable[[], str] = utcnow
+    ) -> None:
         self.store = store
         self.flows = flows
         self.renderer = renderer
@@ -44,7 +46,12 @@ class Executor:
             self._queue.put_nowait(msg)
 
         self._sub = await self.store.js.subscribe(
-            "in.>", queue="executor", durable="executor", stream=S.INBOX, cb=on_msg, manual_ack=True,
+            "in.>",
+            queue="executor",
+            durable="executor",
+            stream=S.INBOX,
+            cb=on_msg,
+            manual_ack=True,
             config=jsapi.ConsumerConfig(ack_wait=30, max_ack_pending=20_000),
         )
 
@@ -144,33 +151,59 @@ class Executor:
         out = []
         for tr in state.taskruns.values():
             if tr.runnable and tr.state == "CREATED" and tr.dispatched and tr.task_id in tasks:
-                out.append(Dispatch(tr.id, tr.dispatched, tasks[tr.task_id],
-                                    variables(state, flow, tasks, tr)))
+                out.append(
+                    Dispatch(tr.id, tr.dispatched, tasks[tr.task_id], variables(state, flow, tasks, tr))
+                )
         return out
 
     async def perform(self, state: Execution, effects: list[Any]) -> None:
         jobs = []
         for effect in effects:
             if isinstance(effect, Dispatch):
-                item = WorkItem(state.id, effect.taskrun_id, effect.attempt, effect.task, state.namespace,
-                                state.flow_id, state.flow_revision, effect.variables)
-                jobs.append(self.store.dispatch(effect.task.worker_group, encode_work(item),
-                                                f"{state.id}:{effect.taskrun_id}:{effect.attempt}"))
+                item = WorkItem(
+                    state.id,
+                    effect.taskrun_id,
+                    effect.attempt,
+                    effect.task,
+                    state.namespace,
+                    state.flow_id,
+                    state.flow_revision,
+                    effect.variables,
+                )
+                jobs.append(
+                    self.store.dispatch(
+                        effect.task.worker_group,
+                        encode_work(item),
+                        f"{state.id}:{effect.taskrun_id}:{effect.attempt}",
+                    )
+                )
             elif isinstance(effect, StartSubflow):
                 jobs.append(self.start_subflow(state, effect))
             elif isinstance(effect, Kill):
                 for eid in effect.execution_ids:
                     jobs.append(self.store.nc.publish(S.kill(eid), b""))
                     if eid != state.id:
-                        jobs.append(self.store.send_input(eid, ev.KillRequested(date=self.clock(), reason="parent killed"),
-                                                          msg_id=f"{eid}:kill"))
+                        jobs.append(
+                            self.store.send_input(
+                                eid,
+                                ev.KillRequested(date=self.clock(), reason="parent killed"),
+                                msg_id=f"{eid}:kill",
+                            )
+                        )
             elif isinstance(effect, NotifyParent):
-                jobs.append(self.store.send_input(
-                    effect.parent_execution_id,
-                    ev.SubflowEnded(date=self.clock(), taskrun_id=effect.taskrun_id, execution_id=state.id,
-                                    state=effect.state, outputs=effect.outputs),
-                    msg_id=f"{state.id}:ended",
-                ))
+                jobs.append(
+                    self.store.send_input(
+                        effect.parent_execution_id,
+                        ev.SubflowEnded(
+                            date=self.clock(),
+                            taskrun_id=effect.taskrun_id,
+                            execution_id=state.id,
+                            state=effect.state,
+                            outputs=effect.outputs,
+                        ),
+                        msg_id=f"{state.id}:ended",
+                    )
+                )
         if jobs:
             await asyncio.gather(*jobs)
 
@@ -181,14 +214,31 @@ class Executor:
             flow = await self.flows.get(effect.namespace, effect.flow_id, effect.revision)
             inputs = resolve_inputs(flow, effect.inputs)
         except EngineError as exc:
-            await self.store.send_input(parent.id, ev.SubflowEnded(
-                date=self.clock(), taskrun_id=effect.taskrun_id, execution_id=effect.execution_id,
-                state="FAILED", outputs={"error": str(exc)}), msg_id=f"{effect.execution_id}:ended")
+            await self.store.send_input(
+                parent.id,
+                ev.SubflowEnded(
+                    date=self.clock(),
+                    taskrun_id=effect.taskrun_id,
+                    execution_id=effect.execution_id,
+                    state="FAILED",
+                    outputs={"error": str(exc)},
+                ),
+                msg_id=f"{effect.execution_id}:ended",
+            )
             return
         created = ev.ExecutionCreated(
-            date=self.clock(), execution_id=effect.execution_id, namespace=flow.namespace, flow_id=flow.id,
-            flow_revision=flow.revision, inputs=inputs, labels={**flow.labels, **effect.labels},
-            parent={"execution_id": parent.id, "taskrun_id": effect.taskrun_id, "namespace": parent.namespace,
-                    "flow_id": parent.flow_id},
+            date=self.clock(),
+            execution_id=effect.execution_id,
+            namespace=flow.namespace,
+            flow_id=flow.id,
+            flow_revision=flow.revision,
+            inputs=inputs,
+            labels={**flow.labels, **effect.labels},
+            parent={
+                "execution_id": parent.id,
+                "taskrun_id": effect.taskrun_id,
+                "namespace": parent.namespace,
+                "flow_id": parent.flow_id,
+            },
         )
         await self.store.send_input(effect.execution_id, created, msg_id=f"{effect.execution_id}:created")

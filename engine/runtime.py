@@ -39,12 +39,15 @@ def make_expressions(store: Store | None) -> Any:
     if store is not None:
         kv = JetStreamKV(store)
 
-        async def kv_function(key: str, namespace: str | None = None, errorOnMissing: bool = True,  # noqa: N803
-                              **_: Any) -> Any:
+        async def kv_function(
+            key: str, namespace: str | None = None, errorOnMissing: bool = True, **_: Any
+        ) -> Any:
             from engine.errors import ExpressionError
 
             if namespace is None:
-                raise ExpressionError("kv(): the namespace is unknown here; pass it: kv('key', 'my.namespace')")
+                raise ExpressionError(
+                    "kv(): the namespace is unknown here; pass it: kv('key', 'my.namespace')"
+                )
             value = await kv.get(namespace, key)
             if value is None and errorOnMissing:
                 raise ExpressionError(f"kv(): no key {key!r} in namespace {namespace!r}")
@@ -98,14 +101,26 @@ class Runtime:
 
         return Worker(self.store, default_registry(), self.expressions, **kwargs)
 
-    async def create_execution(self, flow: Flow, inputs: dict[str, Any], labels: dict[str, str] | None = None,
-                               execution_id: str | None = None, trigger: dict[str, Any] | None = None,
-                               secret_inputs: tuple[str, ...] = ()) -> str:
+    async def create_execution(
+        self,
+        flow: Flow,
+        inputs: dict[str, Any],
+        labels: dict[str, str] | None = None,
+        execution_id: str | None = None,
+        trigger: dict[str, Any] | None = None,
+        secret_inputs: tuple[str, ...] = (),
+    ) -> str:
         execution_id = execution_id or new_execution_id()
         created = ev.ExecutionCreated(
-            date=utcnow(), execution_id=execution_id, namespace=flow.namespace, flow_id=flow.id,
-            flow_revision=flow.revision, inputs=inputs, labels={**flow.labels, **(labels or {})},
-            trigger=trigger, secret_inputs=secret_inputs,
+            date=utcnow(),
+            execution_id=execution_id,
+            namespace=flow.namespace,
+            flow_id=flow.id,
+            flow_revision=flow.revision,
+            inputs=inputs,
+            labels={**flow.labels, **(labels or {})},
+            trigger=trigger,
+            secret_inputs=secret_inputs,
         )
         await self.store.send_input(execution_id, created, msg_id=f"{execution_id}:created")
         return execution_id
@@ -119,8 +134,9 @@ class Runtime:
                 state.seq = seq
         return state
 
-    async def wait_terminal(self, execution_id: str, on_start: Callable[[], Any] | None = None,
-                            timeout: float | None = None) -> Execution:
+    async def wait_terminal(
+        self, execution_id: str, on_start: Callable[[], Any] | None = None, timeout: float | None = None
+    ) -> Execution:
         """Wait until the execution ends (subscribe first, then call ``on_start``, so nothing is missed)."""
         done = asyncio.Event()
 

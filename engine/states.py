@@ -35,7 +35,14 @@ TERMINAL = frozenset(
 )
 
 # Worst-first: the state of a block is the worst of its children.
-_SEVERITY = {State.KILLED: 4, State.FAILED: 3, State.CANCELLED: 3, State.WARNING: 2, State.SUCCESS: 1, State.SKIPPED: 0}
+_SEVERITY = {
+    State.KILLED: 4,
+    State.FAILED: 3,
+    State.CANCELLED: 3,
+    State.WARNING: 2,
+    State.SUCCESS: 1,
+    State.SKIPPED: 0,
+}
 
 
 def worst(states: list[State]) -> State:

@@ -36,8 +36,10 @@ class Simulation:
 
     def states(self) -> dict[str, str]:
         """task_id (with [value] inside loops) -> state."""
-        return {(f"{tr.task_id}[{tr.value}]" if tr.value is not None else tr.task_id): tr.state
-                for tr in self.state.taskruns.values()}
+        return {
+            (f"{tr.task_id}[{tr.value}]" if tr.value is not None else tr.task_id): tr.state
+            for tr in self.state.taskruns.values()
+        }
 
 
 class Clock:
@@ -69,8 +71,14 @@ def simulate(
     renderer = renderer or default_renderer()
     outcomes = outcomes or {}
     clock = Clock()
-    created = ev.ExecutionCreated(date=clock(), execution_id=execution_id, namespace=flow.namespace,
-                                  flow_id=flow.id, flow_revision=flow.revision, inputs=dict(inputs or {}))
+    created = ev.ExecutionCreated(
+        date=clock(),
+        execution_id=execution_id,
+        namespace=flow.namespace,
+        flow_id=flow.id,
+        flow_revision=flow.revision,
+        inputs=dict(inputs or {}),
+    )
     state = evolve(None, created)
     assert state is not None
     sim = Simulation(state, [created])
@@ -90,11 +98,22 @@ def simulate(
                 outcome = outcomes.get(effect.task.id, "SUCCESS")
                 result, outputs = outcome(effect) if callable(outcome) else (outcome, {})
                 if result == "RUNNING":
-                    queue.append(ev.AttemptStarted(date=clock(), taskrun_id=effect.taskrun_id, attempt=effect.attempt))
+                    queue.append(
+                        ev.AttemptStarted(date=clock(), taskrun_id=effect.taskrun_id, attempt=effect.attempt)
+                    )
                     continue
-                queue.append(ev.AttemptStarted(date=clock(), taskrun_id=effect.taskrun_id, attempt=effect.attempt))
-                queue.append(ev.AttemptEnded(date=clock(), taskrun_id=effect.taskrun_id, attempt=effect.attempt,
-                                             state=result, outputs=outputs))
+                queue.append(
+                    ev.AttemptStarted(date=clock(), taskrun_id=effect.taskrun_id, attempt=effect.attempt)
+                )
+                queue.append(
+                    ev.AttemptEnded(
+                        date=clock(),
+                        taskrun_id=effect.taskrun_id,
+                        attempt=effect.attempt,
+                        state=result,
+                        outputs=outputs,
+                    )
+                )
             elif isinstance(effect, StartSubflow):
                 sim.subflows.append(effect)
             elif isinstance(effect, Kill):

@@ -18,7 +18,7 @@ class _Event(msgspec.Struct, frozen=True, tag_field="t", forbid_unknown_fields=F
     date: str  # ISO-8601 UTC, e.g. 2026-11-26T08:40:00.123456Z
 
 
-class ExecutionCreated(_Event, tag="exec.created"):
+class ExecutionCreated(_Event, tag="exec.created", frozen=True):
     execution_id: str
     namespace: str
     flow_id: str
@@ -31,30 +31,30 @@ class ExecutionCreated(_Event, tag="exec.created"):
     secret_inputs: tuple[str, ...] = ()
 
 
-class ExecutionStateChanged(_Event, tag="exec.state"):
+class ExecutionStateChanged(_Event, tag="exec.state", frozen=True):
     state: str
     reason: str | None = None
 
 
-class ExecutionOutputs(_Event, tag="exec.outputs"):
+class ExecutionOutputs(_Event, tag="exec.outputs", frozen=True):
     outputs: dict[str, Any]
 
 
-class LabelsSet(_Event, tag="exec.labels"):
+class LabelsSet(_Event, tag="exec.labels", frozen=True):
     labels: dict[str, str]
 
 
-class ExitRequested(_Event, tag="exec.exit"):
+class ExitRequested(_Event, tag="exec.exit", frozen=True):
     """An Exit task asked to end the execution with ``state`` once what runs has stopped."""
 
     state: str
 
 
-class KillRequested(_Event, tag="exec.kill"):
+class KillRequested(_Event, tag="exec.kill", frozen=True):
     reason: str | None = None
 
 
-class TaskRunCreated(_Event, tag="tr.created"):
+class TaskRunCreated(_Event, tag="tr.created", frozen=True):
     taskrun_id: str
     task_id: str
     parent_id: str | None = None
@@ -64,24 +64,24 @@ class TaskRunCreated(_Event, tag="tr.created"):
     runnable: bool = True
 
 
-class TaskRunStateChanged(_Event, tag="tr.state"):
+class TaskRunStateChanged(_Event, tag="tr.state", frozen=True):
     taskrun_id: str
     state: str
     reason: str | None = None
 
 
-class TaskRunOutputs(_Event, tag="tr.outputs"):
+class TaskRunOutputs(_Event, tag="tr.outputs", frozen=True):
     taskrun_id: str
     outputs: dict[str, Any]
 
 
-class AttemptStarted(_Event, tag="tr.attempt.started"):
+class AttemptStarted(_Event, tag="tr.attempt.started", frozen=True):
     taskrun_id: str
     attempt: int
     worker_id: str = ""
 
 
-class AttemptEnded(_Event, tag="tr.attempt.ended"):
+class AttemptEnded(_Event, tag="tr.attempt.ended", frozen=True):
     """One attempt finished. ``final`` False means the worker retries (the taskrun goes on)."""
 
     taskrun_id: str
@@ -93,19 +93,19 @@ class AttemptEnded(_Event, tag="tr.attempt.ended"):
     started: str | None = None
 
 
-class TaskRunDispatched(_Event, tag="tr.dispatched"):
+class TaskRunDispatched(_Event, tag="tr.dispatched", frozen=True):
     taskrun_id: str
     attempt: int
 
 
-class TaskRunExpanded(_Event, tag="tr.expanded"):
+class TaskRunExpanded(_Event, tag="tr.expanded", frozen=True):
     """A flowable evaluated what it runs: a loop's values, or the chosen branch of Switch/If."""
 
     taskrun_id: str
     items: list[str]
 
 
-class SubflowStarted(_Event, tag="tr.subflow"):
+class SubflowStarted(_Event, tag="tr.subflow", frozen=True):
     taskrun_id: str
     execution_id: str
 
@@ -146,7 +146,7 @@ def decode(data: bytes) -> list[Event]:
     return env.events
 
 
-class SubflowEnded(_Event, tag="in.subflow.ended"):
+class SubflowEnded(_Event, tag="in.subflow.ended", frozen=True):
     """Input only: a child execution started by a Subflow task reached a terminal state."""
 
     taskrun_id: str
@@ -155,7 +155,7 @@ class SubflowEnded(_Event, tag="in.subflow.ended"):
     outputs: dict[str, Any] = {}
 
 
-class Resume(_Event, tag="in.resume"):
+class Resume(_Event, tag="in.resume", frozen=True):
     """Input only: resume a PAUSED execution (with onResume inputs)."""
 
     inputs: dict[str, Any] = {}

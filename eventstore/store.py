@@ -7,7 +7,6 @@ server runs with ``sync_interval: always``). Appends to an execution carry
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -86,28 +85,55 @@ class Store:
         file = jsapi.StorageType.FILE
         configs = [
             jsapi.StreamConfig(
-                name=S.EVENTS, subjects=["ev.>"], storage=file, num_replicas=r, allow_direct=True,
-                deny_delete=True, duplicate_window=120,
+                name=S.EVENTS,
+                subjects=["ev.>"],
+                storage=file,
+                num_replicas=r,
+                allow_direct=True,
+                deny_delete=True,
+                duplicate_window=120,
             ),
             jsapi.StreamConfig(
-                name=S.INBOX, subjects=["in.>"], storage=file, num_replicas=r,
-                retention=jsapi.RetentionPolicy.WORK_QUEUE, duplicate_window=120,
+                name=S.INBOX,
+                subjects=["in.>"],
+                storage=file,
+                num_replicas=r,
+                retention=jsapi.RetentionPolicy.WORK_QUEUE,
+                duplicate_window=120,
             ),
             jsapi.StreamConfig(
-                name=S.WORK, subjects=["work.>"], storage=file, num_replicas=r,
-                retention=jsapi.RetentionPolicy.WORK_QUEUE, duplicate_window=120,
+                name=S.WORK,
+                subjects=["work.>"],
+                storage=file,
+                num_replicas=r,
+                retention=jsapi.RetentionPolicy.WORK_QUEUE,
+                duplicate_window=120,
             ),
             jsapi.StreamConfig(
-                name=S.LOGS, subjects=["log.>"], storage=file, num_replicas=r,
+                name=S.LOGS,
+                subjects=["log.>"],
+                storage=file,
+                num_replicas=r,
                 max_age=30 * 24 * 3600,
             ),
             jsapi.StreamConfig(
-                name=S.FLOWS, subjects=["flow.>"], storage=file, num_replicas=r, allow_direct=True,
+                name=S.FLOWS,
+                subjects=["flow.>"],
+                storage=file,
+                num_replicas=r,
+                allow_direct=True,
             ),
             jsapi.StreamConfig(
-                name=S.KV, subjects=[f"$KV.{S.KV_BUCKET}.>"], storage=file, num_replicas=r,
-                allow_direct=True, allow_rollup_hdrs=True, deny_delete=True, max_msgs_per_subject=1,
-                allow_msg_ttl=True, discard=jsapi.DiscardPolicy.NEW,
+                name=S.KV,
+                subjects=[f"$KV.{S.KV_BUCKET}.>"],
+                storage=file,
+                num_replicas=r,
+                allow_direct=True,
+                allow_rollup_hdrs=True,
+                deny_delete=True,
+                max_msgs_per_subject=1,
+                allow_msg_ttl=True,
+                discard=jsapi.DiscardPolicy.NEW,
             ),
         ]
         for cfg in configs:
@@ -153,12 +179,18 @@ class Store:
             out.append((seq, decode(data)))
         return out
 
-    async def _scan(self, stream: str, subject: str, *, upto: int, start: int = 1) -> AsyncIterator[tuple[int, bytes]]:
+    async def _scan(
+        self, stream: str, subject: str, *, upto: int, start: int = 1
+    ) -> AsyncIterator[tuple[int, bytes]]:
         """Messages of ``subject`` from ``start`` to ``upto`` (inclusive) with an ordered consumer."""
         sub = await self.js.subscribe(
-            subject, stream=stream, ordered_consumer=True,
+            subject,
+            stream=stream,
+            ordered_consumer=True,
             config=jsapi.ConsumerConfig(
-                deliver_policy=jsapi.DeliverPolicy.BY_START_SEQUENCE if start > 1 else jsapi.DeliverPolicy.ALL,
+                deliver_policy=jsapi.DeliverPolicy.BY_START_SEQUENCE
+                if start > 1
+                else jsapi.DeliverPolicy.ALL,
                 opt_start_seq=start if start > 1 else None,
             ),
         )
@@ -208,8 +240,11 @@ class Store:
         latest = await self.get_flow(namespace, flow_id)
         if latest is None:
             return False
-        headers = {"Engine-Revision": str(latest.revision + 1), "Engine-Deleted": "1",
-                   "Nats-Expected-Last-Subject-Sequence": str(latest.seq)}
+        headers = {
+            "Engine-Revision": str(latest.revision + 1),
+            "Engine-Deleted": "1",
+            "Nats-Expected-Last-Subject-Sequence": str(latest.seq),
+        }
         await self.js.publish(S.flow(namespace, flow_id), b"", headers=headers, timeout=10)
         return True
 
@@ -217,11 +252,17 @@ class Store:
     def _revision(namespace: str, flow_id: str, msg: Any) -> FlowRevision:
         headers = msg.headers or {}
         return FlowRevision(
-            namespace, flow_id, int(headers.get("Engine-Revision", "1")), (msg.data or b"").decode(),
-            int(msg.seq), headers.get("Engine-Deleted") == "1",
+            namespace,
+            flow_id,
+            int(headers.get("Engine-Revision", "1")),
+            (msg.data or b"").decode(),
+            int(msg.seq),
+            headers.get("Engine-Deleted") == "1",
         )
 
-    async def get_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> FlowRevision | None:
+    async def get_flow(
+        self, namespace: str, flow_id: str, revision: int | None = None
+    ) -> FlowRevision | None:
         try:
             msg = await self.js.get_last_msg(S.FLOWS, S.flow(namespace, flow_id), direct=True)
         except NotFoundError:
@@ -245,11 +286,16 @@ class Store:
         try:
             while True:
                 msg = await sub.next_msg(timeout=10)
-                out.append(FlowRevision(
-                    namespace, flow_id, int((msg.headers or {}).get("Engine-Revision", "1")),
-                    (msg.data or b"").decode(), int(msg.metadata.sequence.stream),
-                    (msg.headers or {}).get("Engine-Deleted") == "1",
-                ))
+                out.append(
+                    FlowRevision(
+                        namespace,
+                        flow_id,
+                        int((msg.headers or {}).get("Engine-Revision", "1")),
+                        (msg.data or b"").decode(),
+                        int(msg.metadata.sequence.stream),
+                        (msg.headers or {}).get("Engine-Deleted") == "1",
+                    )
+                )
                 if int(msg.metadata.sequence.stream) >= int(last.seq or 0):
                     break
         finally:
@@ -304,29 +350,30 @@ class JetStreamKV:
     async def set(self, namespace: str, key: str, value: Any, ttl_s: float | None = None) -> None:
         headers: dict[str, str] = {}
         if ttl_s is not None:
-            headers["Nats-TTL"] = f"{max(1, int(round(ttl_s)))}s"
-        await self.store.js.publish(S.kv_subject(namespace, key), _json.encode(value), headers=headers or None,
-                                    timeout=10)
+            headers["Nats-TTL"] = f"{max(1, round(ttl_s))}s"
+        await self.store.js.publish(
+            S.kv_subject(namespace, key), _json.encode(value), headers=headers or None, timeout=10
+        )
 
     async def delete(self, namespace: str, key: str) -> bool:
         existed = await self.get(namespace, key) is not None
         if existed:
-            await self.store.js.publish(S.kv_subject(namespace, key), b"",
-                                        headers={"KV-Operation": "PURGE", "Nats-Rollup": "sub"}, timeout=10)
+            await self.store.js.publish(
+                S.kv_subject(namespace, key),
+                b"",
+                headers={"KV-Operation": "PURGE", "Nats-Rollup": "sub"},
+                timeout=10,
+            )
         return existed
 
     async def keys(self, namespace: str, prefix: str = "") -> list[str]:
         base = S.kv_key(namespace, "")
         info = await self.store.js.stream_info(S.KV, subjects_filter=f"$KV.{S.KV_BUCKET}.>")
         out = []
-        for subject in (info.state.subjects or {}):
+        for subject in info.state.subjects or {}:
             k = subject[len(f"$KV.{S.KV_BUCKET}.") :]
-            if k.startswith(base) and k[len(base) :].startswith(prefix):
-                if await self.get(namespace, k[len(base) :]) is not None:
-                    out.append(k[len(base) :])
+            name = k[len(base) :]
+            if k.startswith(base) and name.startswith(prefix) and await self.get(namespace, name) is not None:
+                out.append(name)
         return sorted(out)
 
-
-async def wait_closed(store: Store) -> None:
-    while not store.nc.is_closed:
-        await asyncio.sleep(0.1)

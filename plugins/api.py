@@ -7,6 +7,7 @@ properties, and (for runnable tasks) an async ``run`` function. Flowable tasks h
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +76,7 @@ class PluginSpec:
 
     type: str
     kind: Literal["runnable", "flowable"]
-    props: type[msgspec.Struct]
+    props: builtins.type[msgspec.Struct]
     run: RunFn | None = None
     aliases: tuple[str, ...] = ()
     branches: tuple[str, ...] = ()

@@ -19,8 +19,10 @@ def read_secret(name: str) -> str:
     """Kestra OSS secrets: environment variable ``SECRET_<NAME>``, base64-encoded."""
     raw = os.environ.get(f"SECRET_{name}")
     if raw is None:
-        raise ExpressionError(f"secret {name!r} not found: set the environment variable SECRET_{name} "
-                              "to its base64-encoded value")
+        raise ExpressionError(
+            f"secret {name!r} not found: set the environment variable SECRET_{name} "
+            "to its base64-encoded value"
+        )
     try:
         return base64.b64decode(raw).decode()
     except ValueError as exc:
@@ -28,8 +30,15 @@ def read_secret(name: str) -> str:
 
 
 class TaskRunContext:
-    def __init__(self, item: WorkItem, attempt: int, workdir: Path, kv: KVStore, expressions: Any,
-                 emit: Callable[[LogLine], None]) -> None:
+    def __init__(
+        self,
+        item: WorkItem,
+        attempt: int,
+        workdir: Path,
+        kv: KVStore,
+        expressions: Any,
+        emit: Callable[[LogLine], None],
+    ) -> None:
         self.execution_id = item.execution_id
         self.taskrun_id = item.taskrun_id
         self.task_id = item.task.id

@@ -37,8 +37,17 @@ log = structlog.get_logger("engine.worker")
 
 
 class Worker:
-    def __init__(self, store: Store, registry: Registry, expressions: Any, *, group: str | None = None,
-                 concurrency: int = 16, worker_id: str | None = None, workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        expressions: Any,
+        *,
+        group: str | None = None,
+        concurrency: int = 16,
+        worker_id: str | None = None,
+        workdir: Path | None = None,
+    ) -> None:
         self.store = store
         self.registry = registry
         self.expressions = expressions
@@ -67,11 +76,17 @@ class Worker:
                 task.cancel("killed")
 
         self._subs.append(await self.store.nc.subscribe("kill.>", cb=on_kill))
-        self._subs.append(await self.store.js.subscribe(
-            S.work(self.group), queue=f"workers-{self.group}", durable=f"workers-{self.group}", stream=S.WORK,
-            cb=on_work, manual_ack=True,
-            config=jsapi.ConsumerConfig(ack_wait=30, max_ack_pending=max(self.concurrency * 4, 64)),
-        ))
+        self._subs.append(
+            await self.store.js.subscribe(
+                S.work(self.group),
+                queue=f"workers-{self.group}",
+                durable=f"workers-{self.group}",
+                stream=S.WORK,
+                cb=on_work,
+                manual_ack=True,
+                config=jsapi.ConsumerConfig(ack_wait=30, max_ack_pending=max(self.concurrency * 4, 64)),
+            )
+        )
         try:
             await asyncio.Event().wait()
         finally:
@@ -113,7 +128,9 @@ class Worker:
         return emit
 
     async def _report(self, item: WorkItem, event: ev.Input, kind: str, attempt: int) -> None:
-        await self.store.send_input(item.execution_id, event, msg_id=f"{item.execution_id}:{item.taskrun_id}:{attempt}:{kind}")
+        await self.store.send_input(
+            item.execution_id, event, msg_id=f"{item.execution_id}:{item.taskrun_id}:{attempt}:{kind}"
+        )
 
     async def execute(self, item: WorkItem, msg: Msg | None = None) -> None:
         """Run every attempt of one taskrun and report each one."""
@@ -125,8 +142,14 @@ class Worker:
         emit = self._emit_log(item.execution_id)
         while True:
             started = utcnow()
-            await self._report(item, ev.AttemptStarted(date=started, taskrun_id=item.taskrun_id, attempt=attempt,
-                                                       worker_id=self.worker_id), "started", attempt)
+            await self._report(
+                item,
+                ev.AttemptStarted(
+                    date=started, taskrun_id=item.taskrun_id, attempt=attempt, worker_id=self.worker_id
+                ),
+                "started",
+                attempt,
+            )
             if msg is not None:
                 await msg.ack()
                 msg = None
@@ -134,18 +157,38 @@ class Worker:
             final = True
             delay = None
             if result.state == "FAILED" and retryable and task.retry is not None:
-                delay = next_delay(task.retry, attempt - item.attempt + 1, time.monotonic() - first_start,
-                                   random.random)
+                delay = next_delay(
+                    task.retry, attempt - item.attempt + 1, time.monotonic() - first_start, random.random
+                )
                 final = delay is None
-            await self._report(item, ev.AttemptEnded(
-                date=utcnow(), taskrun_id=item.taskrun_id, attempt=attempt, state=result.state,
-                outputs=result.outputs, final=final, error=error, started=started,
-            ), "ended", attempt)
+            await self._report(
+                item,
+                ev.AttemptEnded(
+                    date=utcnow(),
+                    taskrun_id=item.taskrun_id,
+                    attempt=attempt,
+                    state=result.state,
+                    outputs=result.outputs,
+                    final=final,
+                    error=error,
+                    started=started,
+                ),
+                "ended",
+                attempt,
+            )
             if final:
                 return
             assert delay is not None
-            emit(LogLine(utcnow(), "WARN", f"attempt {attempt} failed, retrying in {delay:.3g}s",
-                         item.taskrun_id, task.id, attempt))
+            emit(
+                LogLine(
+                    utcnow(),
+                    "WARN",
+                    f"attempt {attempt} failed, retrying in {delay:.3g}s",
+                    item.taskrun_id,
+                    task.id,
+                    attempt,
+                )
+            )
             await asyncio.sleep(delay)
             attempt += 1
 
@@ -184,4 +227,3 @@ class Worker:
             return TaskResult(state="FAILED"), f"{type(exc).__name__}: {exc}", True
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-

@@ -33,7 +33,7 @@ class If(msgspec.Struct, frozen=True):
 
 class ForEach(msgspec.Struct, frozen=True):
     values: Any = None
-    concurrencyLimit: int | str = 1  # noqa: N815 - Kestra's property name
+    concurrencyLimit: int | str = 1
 
 
 class EachSequential(msgspec.Struct, frozen=True):
@@ -55,39 +55,85 @@ class AllowFailure(msgspec.Struct, frozen=True):
 
 class Subflow(msgspec.Struct, frozen=True):
     namespace: str
-    flowId: str  # noqa: N815
+    flowId: str
     revision: int | str | None = None
     inputs: dict[str, Any] = msgspec.field(default_factory=dict)
     labels: dict[str, Any] | list[dict[str, Any]] = msgspec.field(default_factory=dict)
     wait: bool | str = True
-    transmitFailed: bool | str = True  # noqa: N815
-    inheritLabels: bool | str = False  # noqa: N815
+    transmitFailed: bool | str = True
+    inheritLabels: bool | str = False
     outputs: dict[str, Any] = msgspec.field(default_factory=dict)
-    scheduleDate: str | None = None  # noqa: N815
+    scheduleDate: str | None = None
 
 
 _BLOCK = ("tasks", "errors", "finally")
 
 SPECS = [
-    PluginSpec(P + "Sequential", "flowable", Sequential, branches=_BLOCK,
-               description="Run tasks one after the other."),
-    PluginSpec(P + "Parallel", "flowable", Parallel, branches=_BLOCK,
-               description="Run tasks in parallel (`concurrent` = max at once, 0 = all)."),
-    PluginSpec(P + "Switch", "flowable", Switch, branches=("cases", "defaults", "errors", "finally"),
-               description="Run the branch whose case key equals the rendered `value`."),
-    PluginSpec(P + "If", "flowable", If, branches=("then", "else", "errors", "finally"),
-               description="Run `then` when `condition` is truthy, else `else`."),
-    PluginSpec(P + "ForEach", "flowable", ForEach, branches=_BLOCK,
-               description="Run `tasks` once per value of `values`."),
-    PluginSpec(P + "EachSequential", "flowable", EachSequential, branches=_BLOCK,
-               description="Deprecated alias of ForEach with concurrencyLimit 1."),
-    PluginSpec(P + "EachParallel", "flowable", EachParallel, branches=_BLOCK,
-               description="Deprecated alias of ForEach running values in parallel."),
-    PluginSpec(P + "Dag", "flowable", Dag, branches=_BLOCK,
-               description="Run tasks as a DAG of `dependsOn` edges."),
-    PluginSpec(P + "AllowFailure", "flowable", AllowFailure, branches=_BLOCK,
-               description="Run tasks; a failure becomes WARNING and the flow continues."),
-    PluginSpec(P + "Subflow", "flowable", Subflow, aliases=("io.kestra.core.tasks.flows.Flow",),
-               branches=("errors", "finally"),
-               description="Start an execution of another flow, optionally wait for it."),
+    PluginSpec(
+        P + "Sequential",
+        "flowable",
+        Sequential,
+        branches=_BLOCK,
+        description="Run tasks one after the other.",
+    ),
+    PluginSpec(
+        P + "Parallel",
+        "flowable",
+        Parallel,
+        branches=_BLOCK,
+        description="Run tasks in parallel (`concurrent` = max at once, 0 = all).",
+    ),
+    PluginSpec(
+        P + "Switch",
+        "flowable",
+        Switch,
+        branches=("cases", "defaults", "errors", "finally"),
+        description="Run the branch whose case key equals the rendered `value`.",
+    ),
+    PluginSpec(
+        P + "If",
+        "flowable",
+        If,
+        branches=("then", "else", "errors", "finally"),
+        description="Run `then` when `condition` is truthy, else `else`.",
+    ),
+    PluginSpec(
+        P + "ForEach",
+        "flowable",
+        ForEach,
+        branches=_BLOCK,
+        description="Run `tasks` once per value of `values`.",
+    ),
+    PluginSpec(
+        P + "EachSequential",
+        "flowable",
+        EachSequential,
+        branches=_BLOCK,
+        description="Deprecated alias of ForEach with concurrencyLimit 1.",
+    ),
+    PluginSpec(
+        P + "EachParallel",
+        "flowable",
+        EachParallel,
+        branches=_BLOCK,
+        description="Deprecated alias of ForEach running values in parallel.",
+    ),
+    PluginSpec(
+        P + "Dag", "flowable", Dag, branches=_BLOCK, description="Run tasks as a DAG of `dependsOn` edges."
+    ),
+    PluginSpec(
+        P + "AllowFailure",
+        "flowable",
+        AllowFailure,
+        branches=_BLOCK,
+        description="Run tasks; a failure becomes WARNING and the flow continues.",
+    ),
+    PluginSpec(
+        P + "Subflow",
+        "flowable",
+        Subflow,
+        aliases=("io.kestra.core.tasks.flows.Flow",),
+        branches=("errors", "finally"),
+        description="Start an execution of another flow, optionally wait for it.",
+    ),
 ]

@@ -253,8 +253,15 @@ tasks:
         if sim.subflows and not sent:
             sent.append(1)
             s = sim.subflows[0]
-            return [ev.SubflowEnded(date="2026-01-01T00:00:05Z", taskrun_id=s.taskrun_id, execution_id=s.execution_id,
-                                    state="SUCCESS", outputs={"o": 1})]
+            return [
+                ev.SubflowEnded(
+                    date="2026-01-01T00:00:05Z",
+                    taskrun_id=s.taskrun_id,
+                    execution_id=s.execution_id,
+                    state="SUCCESS",
+                    outputs={"o": 1},
+                )
+            ]
         return []
 
     sim = simulate(f, interrupt=interrupt)

@@ -17,8 +17,9 @@ pytestmark = pytest.mark.anyio
 
 
 def _created(eid: str) -> ev.ExecutionCreated:
-    return ev.ExecutionCreated(date="2026-01-01T00:00:00Z", execution_id=eid, namespace="ns", flow_id="f",
-                               flow_revision=1)
+    return ev.ExecutionCreated(
+        date="2026-01-01T00:00:00Z", execution_id=eid, namespace="ns", flow_id="f", flow_revision=1
+    )
 
 
 async def test_append_is_guarded_by_the_last_subject_sequence(nats_url: str) -> None:
