@@ -82,8 +82,14 @@ def make_id(*parts: str | None) -> str:
     return "".join(out)
 
 
+_INDEX: dict[int, tuple[Flow, dict[str, Task]]] = {}
+
+
 def index_tasks(flow: Flow) -> dict[str, Task]:
-    """Every task of the flow by id, at any depth."""
+    """Every task of the flow by id, at any depth (memoised per flow object)."""
+    hit = _INDEX.get(id(flow))
+    if hit is not None and hit[0] is flow:
+        return hit[1]
     out: dict[str, Task] = {}
 
     def walk(tasks: tuple[Task, ...]) -> None:
@@ -96,6 +102,9 @@ def index_tasks(flow: Flow) -> dict[str, Task]:
     walk(flow.errors)
     walk(flow.finally_)
     walk(flow.after_execution)
+    if len(_INDEX) > 1024:
+        _INDEX.clear()
+    _INDEX[id(flow)] = (flow, out)
     return out
 
 
@@ -180,6 +189,10 @@ def _accept_result(state: Execution, flow: Flow | None, tr: TaskRun, item: ev.At
     out: list[ev.Event] = [item]
     if not item.final:
         return out
+    if tr.state == State.CREATED:
+        out.append(
+            ev.TaskRunStateChanged(date=item.started or item.date, taskrun_id=tr.id, state=State.RUNNING)
+        )
     task = index_tasks(flow).get(tr.task_id) if flow else None
     final = _allow(task, State(item.state))
     if item.state == State.KILLED:

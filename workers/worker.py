@@ -35,6 +35,8 @@ from workers.context import TaskRunContext
 
 log = structlog.get_logger("engine.worker")
 
+START_REPORT_DELAY = 0.02  # seconds an attempt runs before it is announced as RUNNING
+
 
 class Worker:
     def __init__(
@@ -123,7 +125,9 @@ class Worker:
 
     def _emit_log(self, execution_id: str) -> Any:
         def emit(line: LogLine) -> None:
-            asyncio.get_running_loop().create_task(self.store.publish_log(execution_id, line))
+            task = asyncio.get_running_loop().create_task(self.store.publish_log(execution_id, line))
+            self._tasks.add(task)  # type: ignore[arg-type]
+            task.add_done_callback(self._tasks.discard)  # type: ignore[arg-type]
 
         return emit
 
@@ -131,6 +135,16 @@ class Worker:
         await self.store.send_input(
             item.execution_id, event, msg_id=f"{item.execution_id}:{item.taskrun_id}:{attempt}:{kind}"
         )
+
+    async def _announce(self, item: WorkItem, attempt: int, started: str, msg: Msg | None) -> None:
+        """Report a long attempt as started, then release its work message (the executor owns it now)."""
+        await asyncio.sleep(START_REPORT_DELAY)
+        event = ev.AttemptStarted(
+            date=started, taskrun_id=item.taskrun_id, attempt=attempt, worker_id=self.worker_id
+        )
+        await self._report(item, event, "started", attempt)
+        if msg is not None:
+            await msg.ack()
 
     async def execute(self, item: WorkItem, msg: Msg | None = None) -> None:
         """Run every attempt of one taskrun and report each one."""
@@ -142,18 +156,17 @@ class Worker:
         emit = self._emit_log(item.execution_id)
         while True:
             started = utcnow()
-            await self._report(
-                item,
-                ev.AttemptStarted(
-                    date=started, taskrun_id=item.taskrun_id, attempt=attempt, worker_id=self.worker_id
-                ),
-                "started",
-                attempt,
-            )
-            if msg is not None:
-                await msg.ack()
-                msg = None
-            result, error, retryable = await self._attempt(item, attempt, emit)
+            # Short attempts are reported once, when they end (one write instead of two); an attempt
+            # still running after START_REPORT_DELAY is announced so its RUNNING state shows.
+            announce = asyncio.create_task(self._announce(item, attempt, started, msg))
+            try:
+                result, error, retryable = await self._attempt(item, attempt, emit)
+            finally:
+                if not announce.done():
+                    announce.cancel()
+                await asyncio.wait({announce})
+            if not announce.cancelled() and announce.exception() is None:
+                msg = None  # announced, and the work message already acknowledged
             final = True
             delay = None
             if result.state == "FAILED" and retryable and task.retry is not None:
@@ -176,6 +189,9 @@ class Worker:
                 "ended",
                 attempt,
             )
+            if msg is not None:
+                await msg.ack()
+                msg = None
             if final:
                 return
             assert delay is not None
