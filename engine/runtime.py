@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
 from engine.clock import utcnow
 from engine.execution import Execution, evolve
 from engine.flows import FlowCache
@@ -39,15 +41,18 @@ def make_expressions(store: Store | None) -> Any:
     if store is not None:
         kv = JetStreamKV(store)
 
+        @jinja2.pass_context
         async def kv_function(
-            key: str, namespace: str | None = None, errorOnMissing: bool = True, **_: Any
+            context: Any,
+            key: str,
+            namespace: str | None = None,
+            errorOnMissing: bool = True,  # noqa: N803 - Kestra's argument name
         ) -> Any:
             from engine.errors import ExpressionError
 
-            if namespace is None:
-                raise ExpressionError(
-                    "kv(): the namespace is unknown here; pass it: kv('key', 'my.namespace')"
-                )
+            namespace = namespace or (context.get("flow") or {}).get("namespace")
+            if not namespace:
+                raise ExpressionError("kv(): no namespace here; pass it: kv('key', 'my.namespace')")
             value = await kv.get(namespace, key)
             if value is None and errorOnMissing:
                 raise ExpressionError(f"kv(): no key {key!r} in namespace {namespace!r}")

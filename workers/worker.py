@@ -126,8 +126,8 @@ class Worker:
     def _emit_log(self, execution_id: str) -> Any:
         def emit(line: LogLine) -> None:
             task = asyncio.get_running_loop().create_task(self.store.publish_log(execution_id, line))
-            self._tasks.add(task)  # type: ignore[arg-type]
-            task.add_done_callback(self._tasks.discard)  # type: ignore[arg-type]
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
         return emit
 
