@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -51,8 +52,9 @@ def _nest(target: dict[str, Any], task_id: str, path: list[str], value: Any) -> 
     node[path[-1]] = value
 
 
+@functools.cache
 def env_vars() -> dict[str, str]:
-    """Kestra exposes OS variables prefixed ENV_ as ``envs.<name lower-case>``."""
+    """Kestra exposes OS variables prefixed ENV_ as ``envs.<name lower-case>`` (read once per process)."""
     return {k[4:].lower(): v for k, v in os.environ.items() if k.startswith("ENV_")}
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,7 @@ class TaskRunContext:
         self,
         item: WorkItem,
         attempt: int,
-        workdir: Path,
+        workdir_parent: Path | None,
         kv: KVStore,
         expressions: Any,
         emit: Callable[[LogLine], None],
@@ -45,12 +47,25 @@ class TaskRunContext:
         self.attempt = attempt
         self.namespace = item.namespace
         self.flow_id = item.flow_id
-        self.workdir = workdir
+        self._workdir_parent = workdir_parent
+        self._workdir: Path | None = None
         self.kv = kv
         self.variables = dict(item.variables)
         self.variables.setdefault("taskrun", {})["attemptsCount"] = attempt - 1
         self._expressions = expressions
         self._emit = emit
+
+    @property
+    def workdir(self) -> Path:
+        """A fresh directory for this attempt, made on first use (most tasks never need one)."""
+        if self._workdir is None:
+            self._workdir = Path(tempfile.mkdtemp(prefix=f"engine-{self.task_id}-", dir=self._workdir_parent))
+        return self._workdir
+
+    def cleanup(self) -> None:
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
 
     async def render(self, value: Any) -> Any:
         return await self._expressions.render_value_async(value, self.variables)

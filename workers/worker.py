@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-import shutil
 import socket
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -210,8 +208,7 @@ class Worker:
 
     async def _attempt(self, item: WorkItem, attempt: int, emit: Any) -> tuple[TaskResult, str | None, bool]:
         task = item.task
-        workdir = Path(tempfile.mkdtemp(prefix=f"engine-{task.id}-", dir=self.workdir))
-        ctx = TaskRunContext(item, attempt, workdir, self.kv, self.expressions, emit)
+        ctx = TaskRunContext(item, attempt, self.workdir, self.kv, self.expressions, emit)
         try:
             spec = self.registry.resolve(task.type)
             if spec.run is None:
@@ -242,4 +239,4 @@ class Worker:
             ctx.log("ERROR", f"{type(exc).__name__}: {exc}")
             return TaskResult(state="FAILED"), f"{type(exc).__name__}: {exc}", True
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            ctx.cleanup()
