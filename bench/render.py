@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.expressions import Expressions  # noqa: E402
+from engine.expressions import Expressions
 
 
 def main() -> None:

@@ -46,7 +46,7 @@ def make_expressions(store: Store | None) -> Any:
             context: Any,
             key: str,
             namespace: str | None = None,
-            errorOnMissing: bool = True,  # noqa: N803 - Kestra's argument name
+            errorOnMissing: bool = True,
         ) -> Any:
             from engine.errors import ExpressionError
 

@@ -44,9 +44,13 @@ class RunContext(Protocol):
     attempt: int
     namespace: str
     flow_id: str
-    workdir: Path
     kv: KVStore
     variables: dict[str, Any]
+
+    @property
+    def workdir(self) -> Path:
+        """A directory private to this attempt (made on first use, removed afterwards)."""
+        ...
 
     async def render(self, value: Any) -> Any:
         """Render every expression in ``value`` (str, list or dict, recursively) against the run variables."""
