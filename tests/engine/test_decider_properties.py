@@ -1,0 +1,120 @@
+"""Properties of the decider and the fold, checked with hypothesis (no server)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.decider import accept, settle
+from engine.execution import Execution, evolve, to_bytes
+from engine.flow import load_flow
+from engine.testing import Clock, default_renderer, simulate
+from eventstore import events as ev
+
+RENDERER = default_renderer()
+LOG = "io.kestra.plugin.core.log.Log"
+
+FLOW = load_flow(f"""
+id: props
+namespace: io.test
+tasks:
+  - {{id: a, type: {LOG}, message: a}}
+  - id: par
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - {{id: b, type: {LOG}, message: b}}
+      - id: each
+        type: io.kestra.plugin.core.flow.ForEach
+        values: [1, 2, 3]
+        concurrencyLimit: 2
+        tasks:
+          - {{id: c, type: {LOG}, message: c}}
+  - id: af
+    type: io.kestra.plugin.core.flow.AllowFailure
+    tasks:
+      - {{id: d, type: {LOG}, message: d}}
+errors:
+  - {{id: e, type: {LOG}, message: e}}
+finally:
+  - {{id: f, type: {LOG}, message: f}}
+""")
+
+outcome = st.sampled_from(["SUCCESS", "FAILED", "WARNING"])
+outcomes = st.fixed_dictionaries({k: outcome for k in "abcdef"})
+
+
+def fold(events: list[ev.Event]) -> Execution:
+    state: Execution | None = None
+    for e in events:
+        state = evolve(state, e)
+    assert state is not None
+    return state
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(outcomes)
+def test_folding_the_same_events_twice_gives_the_same_state(chosen: dict[str, str]) -> None:
+    sim = simulate(FLOW, chosen, renderer=RENDERER)
+    assert sim.state.is_terminal
+    once, twice = fold(sim.events), fold(sim.events)
+    assert to_bytes(once) == to_bytes(twice) == to_bytes(sim.state)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(outcomes)
+def test_every_taskrun_ends_and_the_execution_state_is_the_worst_that_counts(chosen: dict[str, str]) -> None:
+    sim = simulate(FLOW, chosen, renderer=RENDERER)
+    states = sim.states()
+    assert all(s in ("SUCCESS", "WARNING", "FAILED", "SKIPPED") for s in states.values())
+    if sim.state.state == "SUCCESS":
+        assert all(s == "SUCCESS" for s in states.values())
+    # The errors branch runs exactly when the main block failed.
+    main_failed = chosen["a"] == "FAILED" or chosen["b"] == "FAILED" or chosen["c"] == "FAILED"
+    assert ("e" in states) == main_failed
+    assert "f" in states  # finally always runs
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(min_value=-1, max_value=4), outcome, st.booleans()), max_size=12))
+def test_a_stale_or_foreign_attempt_never_completes_a_taskrun(reports: list[tuple[int, str, bool]]) -> None:
+    flow = load_flow(f"id: one\nnamespace: io.test\ntasks:\n  - {{id: a, type: {LOG}, message: x}}\n")
+    sim = simulate(flow, {"a": "RUNNING"}, renderer=RENDERER)
+    tr = sim.state.taskruns[next(iter(sim.state.taskruns))]
+    assert tr.state == "RUNNING" and tr.current_attempt == 1
+    clock = Clock()
+    for attempt, result, final in reports:
+        if attempt == 1:
+            continue  # only attempts other than the one in flight
+        item = ev.AttemptEnded(date=clock(), taskrun_id=tr.id, attempt=attempt, state=result, final=final)
+        for e in accept(sim.state, flow, item, clock()):
+            evolve(sim.state, e)
+        settle(sim.state, flow, clock(), RENDERER)
+    assert sim.state.taskruns[tr.id].state == "RUNNING"
+    assert not sim.state.is_terminal
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(outcomes, st.randoms(use_true_random=False))
+def test_redelivered_inputs_change_nothing(chosen: dict[str, str], rnd: Any) -> None:
+    """Each worker report delivered again (as JetStream may after a crash) leaves the same end state."""
+    sim = simulate(FLOW, chosen, renderer=RENDERER)
+    reports = [e for e in sim.events if isinstance(e, ev.AttemptStarted | ev.AttemptEnded)]
+    created = sim.events[0]
+    assert isinstance(created, ev.ExecutionCreated)
+    state = evolve(None, created)
+    assert state is not None
+    clock = Clock()
+    settle(state, FLOW, clock(), RENDERER)
+    queue: list[ev.Input] = []
+    for r in reports:
+        queue.append(r)
+        if rnd.random() < 0.5:
+            queue.append(r)
+    for item in queue:
+        for e in accept(state, FLOW, item, clock()):
+            evolve(state, e)
+        settle(state, FLOW, clock(), RENDERER)
+    assert state.state == sim.state.state
+    assert {t.id: t.state for t in state.taskruns.values()} == {t.id: t.state for t in sim.state.taskruns.values()}
