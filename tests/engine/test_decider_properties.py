@@ -117,4 +117,6 @@ def test_redelivered_inputs_change_nothing(chosen: dict[str, str], rnd: Any) -> 
             evolve(state, e)
         settle(state, FLOW, clock(), RENDERER)
     assert state.state == sim.state.state
-    assert {t.id: t.state for t in state.taskruns.values()} == {t.id: t.state for t in sim.state.taskruns.values()}
+    assert {t.id: t.state for t in state.taskruns.values()} == {
+        t.id: t.state for t in sim.state.taskruns.values()
+    }
