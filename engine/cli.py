@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -83,7 +84,7 @@ def run(
         code = asyncio.run(_run(file, flows, inputs, labels, output, timeout))
     except EngineError as exc:
         _fail(str(exc), 1)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         _fail("interrupted: the execution's history is kept; it resumes with the next engine process", 130)
     raise typer.Exit(code)
 
@@ -101,6 +102,10 @@ async def _run(
     from eventstore.store import Store
 
     color = sys.stderr.isatty()
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    # SIGTERM stops like Ctrl-C: roles cancelled, the embedded server stopped (never orphaned).
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     async with Runtime() as rt:
         if flows_dir is not None:
             await rt.flows.deploy_dir(flows_dir)
@@ -125,6 +130,12 @@ async def _run(
                 on_start=lambda: rt.create_execution(flow, inputs, labels, execution_id=execution_id),
                 timeout=timeout,
             )
+        except TimeoutError:
+            sys.stderr.write(
+                f"execution {execution_id} has not ended after {timeout:g}s (its history is kept "
+                "in the data directory)\n"
+            )
+            return 1
         finally:
             await rt.store.nc.flush()
             await log_sub.unsubscribe()

@@ -136,7 +136,7 @@ def accept(state: Execution | None, flow: Flow | None, item: ev.Input, now: str)
     if tr is None or State(tr.state).terminal:
         return []
     if isinstance(item, ev.AttemptStarted):
-        if item.attempt <= tr.current_attempt or item.attempt > max(tr.dispatched, tr.current_attempt + 1):
+        if not _next_attempt(tr, item.attempt):
             return []
         out: list[ev.Event] = [item]
         if tr.state != State.RUNNING:
@@ -179,20 +179,29 @@ def _allow(task: Task | None, state: State) -> State:
     return state
 
 
+def _next_attempt(tr: TaskRun, attempt: int) -> bool:
+    """May ``attempt`` start now? The first one once dispatched, the next one while retrying."""
+    if attempt != tr.current_attempt + 1:
+        return False
+    return attempt <= tr.dispatched or tr.state == State.RETRYING
+
+
 def _accept_result(state: Execution, flow: Flow | None, tr: TaskRun, item: ev.AttemptEnded) -> list[ev.Event]:
     # A result is only for the attempt in flight: a stale attempt's report never completes the taskrun.
-    current = tr.current_attempt
-    if item.attempt < current or (item.attempt > current and item.attempt > tr.dispatched):
-        return []
-    if tr.attempts and item.attempt == current and tr.attempts[-1].state != State.RUNNING:
+    in_flight = (
+        bool(tr.attempts) and item.attempt == tr.current_attempt and tr.attempts[-1].state == State.RUNNING
+    )
+    if not in_flight and not _next_attempt(tr, item.attempt):
         return []
     out: list[ev.Event] = [item]
-    if not item.final:
-        return out
-    if tr.state == State.CREATED:
+    if tr.state != State.RUNNING:
         out.append(
             ev.TaskRunStateChanged(date=item.started or item.date, taskrun_id=tr.id, state=State.RUNNING)
         )
+    if not item.final:
+        # The worker retries: the taskrun waits for the next attempt.
+        out.append(ev.TaskRunStateChanged(date=item.date, taskrun_id=tr.id, state=State.RETRYING))
+        return out
     task = index_tasks(flow).get(tr.task_id) if flow else None
     final = _allow(task, State(item.state))
     if item.state == State.KILLED:

@@ -50,8 +50,33 @@ class EmbeddedServer:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
+    @property
+    def _pid_file(self) -> Path:
+        return self.store_dir / "server.pid"
+
+    def _reap_orphan(self, conf: Path) -> None:
+        """A server left by an engine process that died (kill -9) is stopped; one still owned is refused."""
+        try:
+            server_pid, owner_pid = (int(x) for x in self._pid_file.read_text().split())
+        except (OSError, ValueError):
+            return
+        if not _alive(server_pid) or str(conf) not in _cmdline(server_pid):
+            return
+        if owner_pid != os.getpid() and _alive(owner_pid):
+            raise ServerError(
+                f"another engine process (pid {owner_pid}) is using the data directory "
+                f"{self.store_dir.parent}; wait for it to end, or give this one its own ENGINE_HOME (or ENGINE_NATS_URL)"
+            )
+        os.kill(server_pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _alive(server_pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if _alive(server_pid):
+            os.kill(server_pid, signal.SIGKILL)
+
     def start(self, timeout: float = 10.0) -> str:
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        self._reap_orphan(self.store_dir / "nats.conf")
         run_dir = self.store_dir / "run"
         run_dir.mkdir(exist_ok=True)
         for stale in run_dir.glob("*.ports"):
@@ -83,6 +108,7 @@ class EmbeddedServer:
             )
         finally:
             log.close()
+        self._pid_file.write_text(f"{self.proc.pid} {os.getpid()}\n")
         ports = run_dir / f"nats-server_{self.proc.pid}.ports"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -130,3 +156,26 @@ class EmbeddedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0): look at its state.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""

@@ -203,7 +203,12 @@ class Worker:
                     attempt,
                 )
             )
-            await asyncio.sleep(delay)
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                if item.execution_id in self._killed:
+                    return  # killed between attempts: the executor ends the taskrun KILLED
+                raise
             attempt += 1
 
     async def _attempt(self, item: WorkItem, attempt: int, emit: Any) -> tuple[TaskResult, str | None, bool]:
