@@ -65,7 +65,8 @@ class EmbeddedServer:
         if owner_pid != os.getpid() and _alive(owner_pid):
             raise ServerError(
                 f"another engine process (pid {owner_pid}) is using the data directory "
-                f"{self.store_dir.parent}; wait for it to end, or give this one its own ENGINE_HOME (or ENGINE_NATS_URL)"
+                f"{self.store_dir.parent}; wait for it to end, or give this one its own "
+                "ENGINE_HOME (or ENGINE_NATS_URL)"
             )
         os.kill(server_pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
