@@ -135,6 +135,17 @@ class Store:
                 allow_msg_ttl=True,
                 discard=jsapi.DiscardPolicy.NEW,
             ),
+            jsapi.StreamConfig(
+                name=S.WORKERS,
+                subjects=["$KV.workers.>"],
+                storage=file,
+                num_replicas=r,
+                allow_direct=True,
+                allow_rollup_hdrs=True,
+                max_msgs_per_subject=1,
+                allow_msg_ttl=True,
+                subject_delete_marker_ttl=S.HEARTBEAT_TTL_S,
+            ),
         ]
         for cfg in configs:
             try:
@@ -312,6 +323,29 @@ class Store:
                 out.append(rev)
         return out
 
+    # ---- worker liveness -----------------------------------------------------------------
+
+    async def heartbeat(self, worker_id: str, info: dict[str, Any]) -> None:
+        """Renew a worker's liveness key; it expires after HEARTBEAT_TTL_S without renewal."""
+        await self.js.publish(
+            S.heartbeat(worker_id),
+            _json.encode(info),
+            headers={"Nats-TTL": f"{S.HEARTBEAT_TTL_S}s"},
+            timeout=10,
+        )
+
+    async def live_workers(self) -> dict[str, Any]:
+        info = await self.js.stream_info(S.WORKERS, subjects_filter="$KV.workers.>")
+        out: dict[str, Any] = {}
+        for subject in info.state.subjects or {}:
+            try:
+                msg = await self.js.get_last_msg(S.WORKERS, subject, direct=True)
+            except NotFoundError:
+                continue
+            if msg.data:
+                out[subject.rsplit(".", 1)[1]] = msgspec.json.decode(msg.data)
+        return out
+
     # ---- logs ----------------------------------------------------------------------------
 
     async def publish_log(self, execution_id: str, line: LogLine) -> None:
@@ -376,4 +410,3 @@ class JetStreamKV:
             if k.startswith(base) and name.startswith(prefix) and await self.get(namespace, name) is not None:
                 out.append(name)
         return sorted(out)
-

@@ -13,6 +13,8 @@ LOGS = "LOGS"  # log.<execution>: task log lines
 FLOWS = "FLOWS"  # flow.<ns>.<id>: one message per flow revision
 KV = "KV_engine"  # $KV.engine.<ns>.<key>: kv() store, per-key TTL
 KV_BUCKET = "engine"
+WORKERS = "KV_workers"  # $KV.workers.<worker id>: liveness, each key expires unless renewed
+HEARTBEAT_TTL_S = 10
 
 
 def partition(execution_id: str) -> int:
@@ -57,6 +59,10 @@ def parse_flow(subject: str) -> tuple[str, str]:
 def kv_key(namespace: str, key: str) -> str:
     # '/' never appears in a namespace, so the first '.' separates namespace from key.
     return f"{namespace.replace('.', '/')}.{key}"
+
+
+def heartbeat(worker_id: str) -> str:
+    return f"$KV.workers.{worker_id}"
 
 
 def kv_subject(namespace: str, key: str) -> str:

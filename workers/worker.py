@@ -88,12 +88,23 @@ class Worker:
             )
         )
         try:
-            await asyncio.Event().wait()
+            while True:
+                await self.beat()
+                await asyncio.sleep(S.HEARTBEAT_TTL_S / 3)
         finally:
             for sub in self._subs:
                 await sub.unsubscribe()
             for task in list(self._tasks):
                 task.cancel()
+
+    async def beat(self) -> None:
+        running = sum(len(v) for v in self._running.values())
+        try:
+            await self.store.heartbeat(
+                self.worker_id, {"group": self.group, "host": socket.gethostname(), "running": running}
+            )
+        except Exception as exc:  # liveness must not kill the worker; the next beat retries
+            log.warning("worker.heartbeat_failed", error=str(exc))
 
     async def _handle(self, msg: Msg) -> None:
         try:

@@ -115,3 +115,11 @@ async def test_acked_events_survive_a_kill_9_of_the_server(tmp_path: Path) -> No
         await store2.close()
     finally:
         server2.stop()
+
+
+async def test_worker_heartbeats_are_listed(nats_url: str) -> None:
+    store = await Store.connect(nats_url)
+    wid = "w-" + uuid.uuid4().hex[:8]
+    await store.heartbeat(wid, {"group": "default", "running": 2})
+    assert (await store.live_workers())[wid] == {"group": "default", "running": 2}
+    await store.close()
