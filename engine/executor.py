@@ -40,6 +40,9 @@ class Executor:
         self._queue: asyncio.Queue[Msg] = asyncio.Queue()
         self._sub: Any = None
         self._dispatched_checked: set[str] = set()
+        self._busy: dict[str, list[Msg]] = {}  # executions with a step in flight -> inputs that wait
+        self._slots = asyncio.Semaphore(512)
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         async def on_msg(msg: Msg) -> None:
@@ -70,9 +73,30 @@ class Executor:
                 groups: dict[str, list[Msg]] = {}
                 for msg in batch:
                     groups.setdefault(msg.subject.split(".", 2)[2], []).append(msg)
-                await asyncio.gather(*(self._process_safely(eid, msgs) for eid, msgs in groups.items()))
+                for eid, msgs in groups.items():
+                    if eid in self._busy:
+                        self._busy[eid].extend(msgs)  # processed right after the step in flight
+                        continue
+                    self._busy[eid] = []
+                    await self._slots.acquire()
+                    task = asyncio.create_task(self._drive(eid, msgs))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
         finally:
+            for task in list(self._tasks):
+                task.cancel()
             await self.stop()
+
+    async def _drive(self, execution_id: str, msgs: list[Msg]) -> None:
+        """Process one execution's inputs, one step at a time; other executions go on meanwhile."""
+        try:
+            while msgs:
+                await self._process_safely(execution_id, msgs)
+                msgs = self._busy.get(execution_id) or []
+                self._busy[execution_id] = []
+        finally:
+            self._busy.pop(execution_id, None)
+            self._slots.release()
 
     async def _process_safely(self, execution_id: str, msgs: list[Msg]) -> None:
         try:

@@ -91,7 +91,7 @@ class EmbeddedServer:
                     f"authorization {{ token: {json.dumps(self.token)} }}",
                     "jetstream {",
                     f"  store_dir: {json.dumps(str(self.store_dir / 'js'))}",
-                    "  sync_interval: always",
+                    "  sync_interval: " + os.environ.get("ENGINE_SYNC_INTERVAL", "always") + ",",
                     "}",
                     "max_payload: 8MB",
                     "",
