@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import msgspec
+
+if TYPE_CHECKING:
+    import httpx
 
 from engine.errors import TaskFailed
 from plugins.api import PluginSpec, RunContext, TaskResult
@@ -64,6 +66,8 @@ class Request(msgspec.Struct, frozen=True):
 
 
 def _timeout(options: RequestOptions) -> httpx.Timeout:
+    import httpx
+
     read = DEFAULT_READ_TIMEOUT_S
     if options.readTimeout is not None:
         read = duration_prop(options.readTimeout, "options.readTimeout")
@@ -120,6 +124,8 @@ def _request_kwargs(props: Request) -> dict[str, Any]:
 
 
 async def run(props: Request, ctx: RunContext) -> TaskResult:
+    import httpx  # imported on first use: it costs ~60 ms at start-up
+
     options = props.options or RequestOptions()
     method = props.method.upper()
     if props.encryptBody:
@@ -142,8 +148,11 @@ async def run(props: Request, ctx: RunContext) -> TaskResult:
                 async for chunk in response.aiter_bytes():
                     size += len(chunk)
                     if size > limit and method != "HEAD":
-                        raise TaskFailed(f"response body from {props.uri} is larger than "
-                                         f"options.maxContentLength ({limit} bytes)", retryable=False)
+                        raise TaskFailed(
+                            f"response body from {props.uri} is larger than "
+                            f"options.maxContentLength ({limit} bytes)",
+                            retryable=False,
+                        )
                     chunks.append(chunk)
             finally:
                 await response.aclose()
@@ -171,14 +180,21 @@ async def run(props: Request, ctx: RunContext) -> TaskResult:
 
     if options.allowedResponseCodes is not None:
         if code not in options.allowedResponseCodes:
-            raise TaskFailed(f"Failed http request with response code '{code}' (allowed: "
-                             f"{options.allowedResponseCodes})", outputs=outputs)
+            raise TaskFailed(
+                f"Failed http request with response code '{code}' (allowed: {options.allowedResponseCodes})",
+                outputs=outputs,
+            )
     elif code >= 400 and not (props.allowFailed or options.allowFailed):
         raise TaskFailed(f"Failed http request with response code '{code}'", outputs=outputs)
     return TaskResult(outputs=outputs)
 
 
 SPECS = [
-    PluginSpec(P + "Request", "runnable", Request, run=run,
-               description="Make an HTTP request; outputs `uri`, `code`, `headers` and `body` (text)."),
+    PluginSpec(
+        P + "Request",
+        "runnable",
+        Request,
+        run=run,
+        description="Make an HTTP request; outputs `uri`, `code`, `headers` and `body` (text).",
+    ),
 ]
