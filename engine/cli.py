@@ -73,7 +73,9 @@ def run(
         extra = load_flows_dir(flows) if flows else []
         given = parse_cli_inputs(input or [])
         labels = parse_cli_inputs(label or [])
-        inputs = resolve_inputs(flow, given)
+        from engine.expressions import Expressions
+
+        inputs = resolve_inputs(flow, given, Expressions().render)
     except FlowValidationError as exc:
         _print_issues(exc)
         raise typer.Exit(2) from None

@@ -236,7 +236,7 @@ class Executor:
 
         try:
             flow = await self.flows.get(effect.namespace, effect.flow_id, effect.revision)
-            inputs = resolve_inputs(flow, effect.inputs)
+            inputs = resolve_inputs(flow, effect.inputs, self.renderer.render)
         except EngineError as exc:
             await self.store.send_input(
                 parent.id,

@@ -26,13 +26,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import yaml
 
 from engine.durations import format_duration, parse_duration
-from engine.errors import InputError
+from engine.errors import EngineError, InputError
 from engine.model import Flow, Input
 
 __all__ = [
@@ -365,8 +365,14 @@ def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-def resolve_inputs(flow: Flow, given: Mapping[str, Any]) -> dict[str, Any]:
-    """Typed inputs of an execution of ``flow`` from ``given`` values (see the module doc)."""
+def resolve_inputs(
+    flow: Flow, given: Mapping[str, Any], render: Callable[[str, dict[str, Any]], str] | None = None
+) -> dict[str, Any]:
+    """Typed inputs of an execution of ``flow`` from ``given`` values (see the module doc).
+
+    With ``render``, a default written as an expression (``{{ now() }}``) is rendered against the
+    flow and the inputs resolved before it, then typed like a given value.
+    """
     flat: dict[str, Any] = {}
     problems: list[tuple[str, str]] = []
     for inp in flow.inputs:
@@ -381,8 +387,16 @@ def resolve_inputs(flow: Flow, given: Mapping[str, Any]) -> dict[str, Any]:
             flat[inp.id] = None
             continue
         if from_default and has_expression_default(inp):
-            flat[inp.id] = value  # rendered by the caller
-            continue
+            if render is None:
+                flat[inp.id] = value  # rendered by the caller
+                continue
+            try:
+                value = render(
+                    value, {"flow": {"id": flow.id, "namespace": flow.namespace}, "inputs": dict(flat)}
+                )
+            except EngineError as exc:
+                problems.append((inp.id, f"its default {inp.defaults!r} does not render: {exc}"))
+                continue
         try:
             flat[inp.id] = _coerce(inp.type, inp.extra, value, inp)
         except _Bad as exc:

@@ -212,3 +212,18 @@ def test_parse_cli_inputs() -> None:
     with pytest.raises(InputError) as info:
         parse_cli_inputs(["ok=1", "novalue", "=3"])
     assert "'novalue'" in str(info.value) and "'=3'" in str(info.value) and "name=value" in str(info.value)
+
+
+def test_expression_defaults_are_rendered_then_typed() -> None:
+    from engine.expressions import Expressions
+    from engine.flow import load_flow
+
+    flow = load_flow(
+        "id: f\nnamespace: io.t\ninputs:\n"
+        "  - {id: n, type: INT, defaults: 2}\n"
+        "  - {id: double, type: INT, defaults: '{{ inputs.n * 2 }}'}\n"
+        "  - {id: who, type: STRING, defaults: '{{ flow.namespace }}'}\n"
+        "tasks:\n  - {id: a, type: io.kestra.plugin.core.log.Log, message: x}\n"
+    )
+    assert resolve_inputs(flow, {}, Expressions().render) == {"n": 2, "double": 4, "who": "io.t"}
+    assert resolve_inputs(flow, {"n": "5"}, Expressions().render)["double"] == 10
