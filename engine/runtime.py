@@ -115,6 +115,14 @@ class Runtime:
         trigger: dict[str, Any] | None = None,
         secret_inputs: tuple[str, ...] = (),
     ) -> str:
+        if flow.disabled:
+            from engine.errors import EngineError
+
+            raise EngineError(f"flow {flow.namespace}.{flow.id} is disabled: executions are refused")
+        if not secret_inputs:
+            from engine.inputs import secret_input_ids
+
+            secret_inputs = tuple(sorted(secret_input_ids(flow)))
         execution_id = execution_id or new_execution_id()
         created = ev.ExecutionCreated(
             date=utcnow(),
