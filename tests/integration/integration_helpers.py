@@ -149,7 +149,15 @@ class Engine:
         return await self.rt.create_execution(flow, resolve_inputs(flow, inputs or {}), **kw)  # type: ignore[no-any-return]
 
     async def wait(self, execution_id: str, timeout: float = 15) -> Any:
-        return await self.rt.wait_terminal(execution_id, timeout=timeout)
+        return await self.settled(await self.rt.wait_terminal(execution_id, timeout=timeout))
+
+    async def settled(self, state: Any, within: float = 5.0) -> Any:
+        """Work around BUG-I9 (wait_terminal may return before the last step is readable): reload."""
+        deadline = time.monotonic() + within
+        while not state.is_terminal and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            state = await self.rt.load_execution(state.id)
+        return state
 
     async def run(self, source: str, inputs: dict[str, Any] | None = None, timeout: float = 15) -> Any:
         """Deploy, start and wait for the end (subscribed before the start, so nothing is missed)."""
@@ -159,9 +167,10 @@ class Engine:
         flow = await self.deploy(source)
         resolved = resolve_inputs(flow, inputs or {})
         eid = new_execution_id()
-        return await self.rt.wait_terminal(
+        state = await self.rt.wait_terminal(
             eid, on_start=lambda: self.rt.create_execution(flow, resolved, execution_id=eid), timeout=timeout
         )
+        return await self.settled(state)
 
     async def load(self, execution_id: str) -> Any:
         return await self.rt.load_execution(execution_id)
