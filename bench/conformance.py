@@ -1,0 +1,140 @@
+"""Kestra conformance: run every asserted outcome of the corpus on an embedded server.
+
+    python3 bench/conformance.py                      # per-case results, per-feature table, summary
+    python3 bench/conformance.py --markdown           # the per-feature table as Markdown (for the README)
+    python3 bench/conformance.py --expected-failures  # tests/conformance/expected_failures.py content
+    python3 bench/conformance.py -k retry             # only the cases whose id contains "retry"
+
+The last line printed is always ``conformance: P/N asserted outcomes pass``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "conformance"))
+sys.path.insert(0, str(REPO))
+
+from corpus import Case, CaseResult, asserted_cases, corpus_root, run_case  # noqa: E402
+
+
+async def run_all(cases: list[Case], root: Path, verbose: bool) -> list[tuple[Case, CaseResult]]:
+    from engine.runtime import Runtime
+
+    results: list[tuple[Case, CaseResult]] = []
+    with tempfile.TemporaryDirectory(prefix="conformance-home-") as home:
+        os.environ["ENGINE_HOME"] = home
+        os.environ.pop("ENGINE_NATS_URL", None)
+        async with Runtime(home=Path(home)) as rt:
+            roles = [
+                asyncio.create_task(rt.executor().run()),
+                asyncio.create_task(rt.worker(concurrency=32).run()),
+            ]
+            try:
+                for case in cases:
+                    result = await run_case(case, rt, root=root)
+                    results.append((case, result))
+                    if verbose:
+                        mark = "PASS" if result.passed else "FAIL"
+                        line = f"{mark} {case.id:<58} {result.seconds:5.1f}s"
+                        if not result.passed:
+                            line += f"  {result.reason[:300]}"
+                        print(line, file=sys.stderr, flush=True)
+            finally:
+                for task in roles:
+                    task.cancel()
+                await asyncio.gather(*roles, return_exceptions=True)
+    return results
+
+
+def feature_table(results: list[tuple[Case, CaseResult]]) -> list[tuple[str, int, int]]:
+    passed: dict[str, int] = defaultdict(int)
+    total: dict[str, int] = defaultdict(int)
+    for case, result in results:
+        for tag in case.needs or ("(none)",):
+            total[tag] += 1
+            passed[tag] += int(result.passed)
+    return sorted(((t, passed[t], total[t]) for t in total), key=lambda r: (-r[2], r[0]))
+
+
+def print_table(rows: list[tuple[str, int, int]], markdown: bool) -> None:
+    if markdown:
+        print("| feature (`needs`) | pass | total |")
+        print("|---|---:|---:|")
+        for tag, p, n in rows:
+            print(f"| {tag} | {p} | {n} |")
+        return
+    width = max([len(r[0]) for r in rows] + [7])
+    print(f"{'feature':<{width}}  pass/total")
+    for tag, p, n in rows:
+        print(f"{tag:<{width}}  {p:>4}/{n:<4} {'#' * p}{'.' * (n - p)}")
+
+
+def print_expected_failures(results: list[tuple[Case, CaseResult]]) -> None:
+    print('"""Known conformance failures: case id -> the reason the runner reported (generated from a run).')
+    print()
+    print("A case listed here is ``xfail(strict=True)``: if it starts passing, the test run fails until the")
+    print("entry is removed. Regenerate with ``python3 bench/conformance.py --expected-failures``.")
+    print('"""')
+    print()
+    print("EXPECTED_FAILURES: dict[str, str] = {")
+    for case, result in results:
+        if not result.passed:
+            reason = " ".join(result.reason.split())
+            if len(reason) > 240:
+                reason = reason[:237] + "..."
+            print(f"    {case.id!r}: {reason!r},")
+    print("}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--markdown", action="store_true", help="print the per-feature table as Markdown")
+    parser.add_argument(
+        "--expected-failures", action="store_true", help="print expected_failures.py for this run"
+    )
+    parser.add_argument("-k", dest="only", default=None, help="only cases whose id contains this")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no per-case lines")
+    args = parser.parse_args(argv)
+
+    root = corpus_root(REPO)
+    if not (root / "manifest.yaml").is_file():
+        print(f"conformance corpus not found at {root}", file=sys.stderr)
+        return 2
+    cases = asserted_cases(root)
+    if args.only:
+        cases = [c for c in cases if args.only in c.id]
+    started = time.monotonic()
+    results = asyncio.run(run_all(cases, root, verbose=not args.quiet))
+    elapsed = time.monotonic() - started
+    passed = sum(r.passed for _, r in results)
+    rows = feature_table(results)
+    if args.expected_failures:
+        print_expected_failures(results)
+    else:
+        print_table(rows, args.markdown)
+    checked = sum(r.checked_notes for _, r in results)
+    info = sum(r.informational_notes for _, r in results)
+    print(
+        f"({elapsed:.0f} s; {checked} note checks, {info} informational note segments not checked)",
+        file=sys.stderr,
+    )
+    print(f"conformance: {passed}/{len(results)} asserted outcomes pass")
+    return 0
+
+
+def _unused(_: Any) -> None:  # keep typing import used when trimmed
+    pass
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""Kestra conformance: every asserted outcome of the corpus manifest, on one Runtime per module."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from corpus import Case, asserted_cases, corpus_root, run_case
+from expected_failures import EXPECTED_FAILURES
+
+ROOT = corpus_root()
+if not (ROOT / "manifest.yaml").is_file():
+    pytest.skip(f"Kestra conformance corpus not found at {ROOT}", allow_module_level=True)
+
+pytestmark = pytest.mark.anyio
+
+CASES = asserted_cases(ROOT)
+
+
+def _param(case: Case) -> Any:
+    reason = EXPECTED_FAILURES.get(case.id)
+    marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason is not None else []
+    return pytest.param(case, id=case.id, marks=marks)
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+async def runtime(nats_url: str, anyio_backend: str) -> AsyncIterator[Any]:
+    from engine.runtime import Runtime
+
+    async with Runtime(nats_url=nats_url) as rt:
+        roles = [asyncio.create_task(rt.executor().run()), asyncio.create_task(rt.worker(concurrency=32).run())]
+        try:
+            yield rt
+        finally:
+            for task in roles:
+                task.cancel()
+            await asyncio.gather(*roles, return_exceptions=True)
+
+
+def test_expected_failures_are_cases() -> None:
+    ids = {c.id for c in CASES}
+    unknown = sorted(set(EXPECTED_FAILURES) - ids)
+    assert not unknown, f"EXPECTED_FAILURES names cases that are not asserted: {unknown}"
+
+
+@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+async def test_case(case: Case, runtime: Any) -> None:
+    result = await run_case(case, runtime, root=ROOT)
+    assert result.passed, result.reason
