@@ -38,7 +38,7 @@ class Executor:
         self.clock = clock
         self.cache: dict[str, Execution] = {}
         self._queue: asyncio.Queue[Msg] = asyncio.Queue()
-        self._sub: Any = None
+        self._subs: list[Any] = []
         self._dispatched_checked: set[str] = set()
         self._busy: dict[str, list[Msg]] = {}  # executions with a step in flight -> inputs that wait
         self._slots = asyncio.Semaphore(512)
@@ -48,20 +48,23 @@ class Executor:
         async def on_msg(msg: Msg) -> None:
             self._queue.put_nowait(msg)
 
-        self._sub = await self.store.js.subscribe(
-            "in.>",
-            queue="executor",
-            durable="executor",
-            stream=S.INBOX,
-            cb=on_msg,
-            manual_ack=True,
-            config=jsapi.ConsumerConfig(ack_wait=30, max_ack_pending=20_000),
-        )
+        for k in range(S.SHARDS):
+            self._subs.append(
+                await self.store.js.subscribe(
+                    "in.*.*",
+                    queue="executor",
+                    durable="executor",
+                    stream=f"{S.INBOX}_{k}",
+                    cb=on_msg,
+                    manual_ack=True,
+                    config=jsapi.ConsumerConfig(ack_wait=30, max_ack_pending=20_000),
+                )
+            )
 
     async def stop(self) -> None:
-        if self._sub is not None:
-            await self._sub.unsubscribe()
-            self._sub = None
+        subs, self._subs = self._subs, []
+        for sub in subs:
+            await sub.unsubscribe()
 
     async def run(self) -> None:
         await self.start()
@@ -196,6 +199,7 @@ class Executor:
                 )
                 jobs.append(
                     self.store.dispatch(
+                        state.id,
                         effect.task.worker_group,
                         encode_work(item),
                         f"{state.id}:{effect.taskrun_id}:{effect.attempt}",

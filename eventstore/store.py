@@ -83,32 +83,37 @@ class Store:
         """Create the streams if missing (idempotent: several processes may race here)."""
         r = self.replicas
         file = jsapi.StorageType.FILE
-        configs = [
-            jsapi.StreamConfig(
-                name=S.EVENTS,
-                subjects=["ev.>"],
-                storage=file,
-                num_replicas=r,
-                allow_direct=True,
-                deny_delete=True,
-                duplicate_window=120,
-            ),
-            jsapi.StreamConfig(
-                name=S.INBOX,
-                subjects=["in.>"],
-                storage=file,
-                num_replicas=r,
-                retention=jsapi.RetentionPolicy.WORK_QUEUE,
-                duplicate_window=120,
-            ),
-            jsapi.StreamConfig(
-                name=S.WORK,
-                subjects=["work.>"],
-                storage=file,
-                num_replicas=r,
-                retention=jsapi.RetentionPolicy.WORK_QUEUE,
-                duplicate_window=120,
-            ),
+        configs = []
+        for k in range(S.SHARDS):
+            parts = S.shard_partitions(k)
+            configs += [
+                jsapi.StreamConfig(
+                    name=f"{S.EVENTS}_{k}",
+                    subjects=[f"ev.{p}.>" for p in parts],
+                    storage=file,
+                    num_replicas=r,
+                    allow_direct=True,
+                    deny_delete=True,
+                    duplicate_window=120,
+                ),
+                jsapi.StreamConfig(
+                    name=f"{S.INBOX}_{k}",
+                    subjects=[f"in.{p}.>" for p in parts],
+                    storage=file,
+                    num_replicas=r,
+                    retention=jsapi.RetentionPolicy.WORK_QUEUE,
+                    duplicate_window=120,
+                ),
+                jsapi.StreamConfig(
+                    name=f"{S.WORK}_{k}",
+                    subjects=[f"work.*.{k}"],
+                    storage=file,
+                    num_replicas=r,
+                    retention=jsapi.RetentionPolicy.WORK_QUEUE,
+                    duplicate_window=120,
+                ),
+            ]
+        configs += [
             jsapi.StreamConfig(
                 name=S.LOGS,
                 subjects=["log.>"],
@@ -175,7 +180,9 @@ class Store:
 
     async def last_seq(self, execution_id: str) -> int:
         try:
-            msg = await self.js.get_last_msg(S.EVENTS, S.events(execution_id), direct=True)
+            msg = await self.js.get_last_msg(
+                S.events_stream(execution_id), S.events(execution_id), direct=True
+            )
         except NotFoundError:
             return 0
         return int(msg.seq or 0)
@@ -186,7 +193,7 @@ class Store:
         if last == 0:
             return []
         out: list[tuple[int, list[Event]]] = []
-        async for seq, data in self._scan(S.EVENTS, S.events(execution_id), upto=last):
+        async for seq, data in self._scan(S.events_stream(execution_id), S.events(execution_id), upto=last):
             out.append((seq, decode(data)))
         return out
 
@@ -221,8 +228,9 @@ class Store:
         headers = {"Nats-Msg-Id": msg_id} if msg_id else None
         await self.js.publish(S.inbox(execution_id), encode_input(item), headers=headers, timeout=10)
 
-    async def dispatch(self, group: str | None, payload: bytes, msg_id: str) -> None:
-        await self.js.publish(S.work(group), payload, headers={"Nats-Msg-Id": msg_id}, timeout=10)
+    async def dispatch(self, execution_id: str, group: str | None, payload: bytes, msg_id: str) -> None:
+        subject = S.work(group, S.shard(execution_id))
+        await self.js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id}, timeout=10)
 
     # ---- flows ---------------------------------------------------------------------------
 

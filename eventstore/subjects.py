@@ -5,10 +5,14 @@ from __future__ import annotations
 import zlib
 
 PARTITIONS = 16  # fixed at install: the hash below decides where an execution lives
+# Each of EVENTS, INBOX and WORK is split into SHARDS streams by partition: JetStream fsyncs
+# each stream's writes one after the other, so shards write to disk in parallel (measured here:
+# 1 stream 3,300 fsynced msg/s, 4 streams 7,200).
+SHARDS = 4
 
-EVENTS = "EVENTS"  # ev.<p>.<execution>: the execution's history, one message per fold step
-INBOX = "INBOX"  # in.<p>.<execution>: inputs for the executor (commands, worker reports), work queue
-WORK = "WORK"  # work.<group>: runnable taskruns for workers, work queue
+EVENTS = "EVENTS"  # EVENTS_<k>: ev.<p>.<execution>, the execution's history, one message per fold step
+INBOX = "INBOX"  # INBOX_<k>: in.<p>.<execution>, executor inputs (commands, worker reports), work queue
+WORK = "WORK"  # WORK_<k>: work.<group>.<k>, runnable taskruns for workers, work queue
 LOGS = "LOGS"  # log.<execution>: task log lines
 FLOWS = "FLOWS"  # flow.<ns>.<id>: one message per flow revision
 KV = "KV_engine"  # $KV.engine.<ns>.<key>: kv() store, per-key TTL
@@ -21,6 +25,18 @@ def partition(execution_id: str) -> int:
     return zlib.crc32(execution_id.encode()) % PARTITIONS
 
 
+def shard(execution_id: str) -> int:
+    return partition(execution_id) % SHARDS
+
+
+def shard_partitions(k: int) -> list[int]:
+    return [p for p in range(PARTITIONS) if p % SHARDS == k]
+
+
+def events_stream(execution_id: str) -> str:
+    return f"{EVENTS}_{shard(execution_id)}"
+
+
 def events(execution_id: str) -> str:
     return f"ev.{partition(execution_id)}.{execution_id}"
 
@@ -29,8 +45,8 @@ def inbox(execution_id: str) -> str:
     return f"in.{partition(execution_id)}.{execution_id}"
 
 
-def work(group: str | None) -> str:
-    return f"work.{group or 'default'}"
+def work(group: str | None, k: int) -> str:
+    return f"work.{group or 'default'}.{k}"
 
 
 def logs(execution_id: str) -> str:

@@ -76,17 +76,18 @@ class Worker:
                 task.cancel("killed")
 
         self._subs.append(await self.store.nc.subscribe("kill.>", cb=on_kill))
-        self._subs.append(
-            await self.store.js.subscribe(
-                S.work(self.group),
-                queue=f"workers-{self.group}",
-                durable=f"workers-{self.group}",
-                stream=S.WORK,
-                cb=on_work,
-                manual_ack=True,
-                config=jsapi.ConsumerConfig(ack_wait=30, max_ack_pending=max(self.concurrency * 4, 64)),
+        for k in range(S.SHARDS):
+            self._subs.append(
+                await self.store.js.subscribe(
+                    S.work(self.group, k),
+                    queue=f"workers-{self.group}",
+                    durable=f"workers-{self.group}",
+                    stream=f"{S.WORK}_{k}",
+                    cb=on_work,
+                    manual_ack=True,
+                    config=jsapi.ConsumerConfig(ack_wait=30, max_ack_pending=max(self.concurrency * 4, 64)),
+                )
             )
-        )
         try:
             while True:
                 await self.beat()
