@@ -12,6 +12,7 @@ from typing import Any
 import jinja2
 
 from engine.clock import utcnow
+from engine.errors import EngineError
 from engine.execution import Execution, evolve
 from engine.flows import FlowCache
 from engine.model import Flow
@@ -116,8 +117,6 @@ class Runtime:
         secret_inputs: tuple[str, ...] = (),
     ) -> str:
         if flow.disabled:
-            from engine.errors import EngineError
-
             raise EngineError(f"flow {flow.namespace}.{flow.id} is disabled: executions are refused")
         if not secret_inputs:
             from engine.inputs import secret_input_ids
@@ -167,9 +166,15 @@ class Runtime:
                 await asyncio.wait_for(done.wait(), timeout)
         finally:
             await sub.unsubscribe()
-        state = await self.load_execution(execution_id)
-        assert state is not None
-        return state
+        # The live copy of the terminal step can arrive before the stream serves it to a read.
+        for _ in range(200):
+            state = await self.load_execution(execution_id)
+            if state is not None and state.is_terminal:
+                return state
+            await asyncio.sleep(0.005)
+        raise EngineError(
+            f"execution {execution_id}: its terminal step was announced but cannot be read back"
+        )
 
 
 def new_execution_id() -> str:

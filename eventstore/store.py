@@ -120,6 +120,7 @@ class Store:
                 storage=file,
                 num_replicas=r,
                 max_age=30 * 24 * 3600,
+                allow_direct=True,
             ),
             jsapi.StreamConfig(
                 name=S.FLOWS,

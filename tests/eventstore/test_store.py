@@ -123,3 +123,21 @@ async def test_worker_heartbeats_are_listed(nats_url: str) -> None:
     await store.heartbeat(wid, {"group": "default", "running": 2})
     assert (await store.live_workers())[wid] == {"group": "default", "running": 2}
     await store.close()
+
+
+async def test_logs_are_stored_and_read_back_in_order(nats_url: str) -> None:
+    from eventstore.store import LogLine
+
+    store = await Store.connect(nats_url)
+    eid = uuid.uuid4().hex
+    for i in range(5):
+        await store.publish_log(eid, LogLine(f"2026-01-01T00:00:0{i}Z", "INFO", f"line {i}", "tr", "t", 1))
+    await store.nc.flush()
+    for _ in range(100):
+        lines = await store.read_logs(eid)
+        if len(lines) == 5:
+            break
+        await asyncio.sleep(0.01)
+    assert [line.message for line in lines] == [f"line {i}" for i in range(5)]
+    assert await store.read_logs("none-" + eid) == []
+    await store.close()
