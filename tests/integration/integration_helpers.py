@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,15 @@ class CliResult:
     code: int
     stdout: str
     stderr: str
+
+    @property
+    def diag(self) -> str:
+        """For assertion messages: the final state and stderr."""
+        state = "?"
+        with suppress(AssertionError, ValueError, KeyError):
+            state = self.json["state"]["current"]
+        hint = " (the CLI returned before the end: see BUG-I9)" if state == "RUNNING" else ""
+        return f"exit {self.code}, state {state}{hint}\nstderr:\n{self.stderr}"
 
     @property
     def json(self) -> dict[str, Any]:
@@ -149,15 +158,7 @@ class Engine:
         return await self.rt.create_execution(flow, resolve_inputs(flow, inputs or {}), **kw)  # type: ignore[no-any-return]
 
     async def wait(self, execution_id: str, timeout: float = 15) -> Any:
-        return await self.settled(await self.rt.wait_terminal(execution_id, timeout=timeout))
-
-    async def settled(self, state: Any, within: float = 5.0) -> Any:
-        """Work around BUG-I9 (wait_terminal may return before the last step is readable): reload."""
-        deadline = time.monotonic() + within
-        while not state.is_terminal and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-            state = await self.rt.load_execution(state.id)
-        return state
+        return await self.rt.wait_terminal(execution_id, timeout=timeout)
 
     async def run(self, source: str, inputs: dict[str, Any] | None = None, timeout: float = 15) -> Any:
         """Deploy, start and wait for the end (subscribed before the start, so nothing is missed)."""
@@ -167,10 +168,9 @@ class Engine:
         flow = await self.deploy(source)
         resolved = resolve_inputs(flow, inputs or {})
         eid = new_execution_id()
-        state = await self.rt.wait_terminal(
+        return await self.rt.wait_terminal(
             eid, on_start=lambda: self.rt.create_execution(flow, resolved, execution_id=eid), timeout=timeout
         )
-        return await self.settled(state)
 
     async def load(self, execution_id: str) -> Any:
         return await self.rt.load_execution(execution_id)

@@ -148,7 +148,7 @@ async def test_kill_9_mid_execution(tmp_path: Path) -> None:
     # The same data directory works for a fresh run (the stale ports file, the store, the consumers).
     res = run_cli("run", str(quick), "--output", "json", "--timeout", "20",
                   home=home, nats_url=None, timeout=40)
-    assert res.code == 0, res.stderr
+    assert res.code == 0, res.diag
     assert res.json["outputs"] == {} and res.json["taskRunList"][0]["outputs"] == {"value": "42"}
 
     # Read the killed execution back (its id was never printed: BUG-I6; list the EVENTS subjects).

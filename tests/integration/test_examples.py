@@ -23,7 +23,9 @@ def run_example(cli: Cli, name: str, *args: str, timeout: float = 20) -> tuple[i
     res = cli("run", str(EXAMPLES / name), "--output", "json", "--timeout", str(timeout), *args,
               timeout=timeout + 15)
     assert res.stdout.strip(), f"{name}: exit {res.code}, no JSON; stderr:\n{res.stderr}"
-    return res.code, res.json
+    doc = res.json
+    assert doc["state"]["current"] != "RUNNING", f"{name}: {res.diag}"
+    return res.code, doc
 
 
 def attempt_states(tr: dict[str, Any]) -> list[str]:
@@ -39,7 +41,7 @@ def test_every_example_is_covered() -> None:
 
 def test_examples_validate(cli: Cli) -> None:
     res = cli("flow", "validate", str(EXAMPLES))
-    assert res.code == 0, res.stderr
+    assert res.code == 0, res.diag
     assert "9 flow(s) valid" in res.stderr
 
 
@@ -53,7 +55,7 @@ def test_hello_embedded_server(tmp_path: Path) -> None:
     home = tmp_path / "home"
     res = run_cli("run", str(EXAMPLES / "hello.yaml"), "--input", "name=Ada", "--output", "json",
                   home=home, nats_url=None, timeout=40)
-    assert res.code == 0, res.stderr
+    assert res.code == 0, res.diag
     doc = res.json
     assert doc["state"]["current"] == "SUCCESS"
     assert doc["outputs"] == {"greeting": "ADA"}
@@ -125,7 +127,7 @@ def test_branching(
 
 def test_branching_rejects_unknown_select_value(cli: Cli) -> None:
     res = cli("run", str(EXAMPLES / "branching.yaml"), "-i", "environment=moon")
-    assert res.code == 2
+    assert res.code == 2, res.diag
     assert "environment" in res.stderr
     assert res.stdout == ""
 
