@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+from engine.clock import parse as parse_date
 from engine.context import LOOP_TYPES, variables
+from engine.durations import parse_duration
 from engine.errors import EngineError
 from engine.execution import Execution, TaskRun, evolve
 from engine.model import Flow, Task
@@ -61,7 +64,16 @@ class NotifyParent:
     outputs: dict[str, Any]
 
 
-Effect = Dispatch | StartSubflow | Kill | NotifyParent
+@dataclass(frozen=True)
+class Timer:
+    """Deliver ``input`` to this execution at ``at`` (a durable, server-side timer)."""
+
+    key: str
+    at: str
+    input: ev.Input
+
+
+Effect = Dispatch | StartSubflow | Kill | NotifyParent | Timer
 
 
 @dataclass
@@ -129,9 +141,24 @@ def accept(state: Execution | None, flow: Flow | None, item: ev.Input, now: str)
     if isinstance(item, ev.KillRequested):
         return [] if state.kill_requested else [ev.KillRequested(date=now, reason=item.reason)]
     if isinstance(item, ev.Resume):
-        if state.state != State.PAUSED:
-            return []
-        return [ev.ExecutionStateChanged(date=now, state=State.RUNNING, reason="resumed")]
+        paused = [tr for tr in state.taskruns.values() if tr.state == State.PAUSED]
+        resumed: list[ev.Event] = []
+        for waiting in paused:
+            if item.inputs:
+                resumed.append(
+                    ev.TaskRunOutputs(date=now, taskrun_id=waiting.id, outputs={"onResume": dict(item.inputs)})
+                )
+            resumed.append(
+                ev.TaskRunStateChanged(date=now, taskrun_id=waiting.id, state=State.RUNNING, reason="resumed")
+            )
+        return resumed
+    if isinstance(item, ev.Wake):
+        woken = state.taskruns.get(item.taskrun_id)
+        if woken is None or woken.state != State.PAUSED:
+            return []  # resumed (or ended) before the timer fired
+        return [
+            ev.TaskRunStateChanged(date=now, taskrun_id=woken.id, state=State(item.state), reason="timer")
+        ]
     tr = state.taskruns.get(getattr(item, "taskrun_id", ""))
     if tr is None or State(tr.state).terminal:
         return []
@@ -300,7 +327,12 @@ class _Step:
             return self.out
         if ex.kill_requested:
             return self.kill()
-        if st == State.PAUSED:
+        # The execution is PAUSED exactly while one of its taskruns is.
+        paused = any(tr.state == State.PAUSED for tr in ex.taskruns.values())
+        if paused != (st == State.PAUSED):
+            self.emit(
+                ev.ExecutionStateChanged(date=self.now, state=State.PAUSED if paused else State.RUNNING)
+            )
             return self.out
         self.main()
         return self.out
@@ -581,6 +613,15 @@ class _Step:
         kind = task.type
         if kind == F + "Subflow":
             return  # ends when the child execution reports back
+        if kind == F + "Pause":
+            if tr.state == State.PAUSED:
+                return  # waits for a resume or its timer
+            if not any(h.state == State.PAUSED for h in tr.histories):
+                self.pause(tr, task)
+                return
+            if not task.branches.get("tasks"):
+                self.set_state(tr, State.SUCCESS)
+                return
         branch_state = self.branch_status(tr, task)
         if branch_state is _RUNNING:
             return
@@ -597,6 +638,20 @@ class _Step:
         if kind == F + "AllowFailure" and final.failed:
             final = State.WARNING
         self.set_state(tr, _allow(task, final))
+
+    def pause(self, tr: TaskRun, task: Task) -> None:
+        try:
+            raw = task.props.get("delay")
+            delay = parse_duration(self.render(raw, tr)) if raw not in (None, "") else None
+        except (EngineError, ValueError) as exc:
+            self.set_state(tr, State.FAILED, reason=f"delay: {exc}")
+            return
+        self.set_state(tr, State.PAUSED)
+        wait, then = (delay, State.RUNNING) if delay is not None else (task.timeout, State.FAILED)
+        if wait is not None:
+            at = (parse_date(self.now) + timedelta(seconds=wait)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            wake = ev.Wake(date=at, taskrun_id=tr.id, state=then)
+            self.out.effects.append(Timer(f"{tr.id}.pause", at, wake))
 
     def branch_status(self, tr: TaskRun, task: Task) -> State | None:
         kind = task.type

@@ -16,7 +16,7 @@ from nats.aio.msg import Msg
 from nats.js import api as jsapi
 
 from engine.clock import utcnow
-from engine.decider import Dispatch, Kill, NotifyParent, StartSubflow, accept, settle
+from engine.decider import Dispatch, Kill, NotifyParent, StartSubflow, Timer, accept, settle
 from engine.errors import ConcurrencyConflict, EngineError
 from engine.execution import Execution, evolve
 from engine.flows import FlowCache
@@ -218,6 +218,8 @@ class Executor:
                                 msg_id=f"{eid}:kill",
                             )
                         )
+            elif isinstance(effect, Timer):
+                jobs.append(self.store.schedule_input(state.id, effect.key, effect.at, effect.input))
             elif isinstance(effect, NotifyParent):
                 jobs.append(
                     self.store.send_input(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine.decider import Dispatch, Kill, NotifyParent, StartSubflow, accept, settle
+from engine.decider import Dispatch, Kill, NotifyParent, StartSubflow, Timer, accept, settle
 from engine.execution import Execution, evolve
 from engine.model import Flow
 from eventstore import events as ev
@@ -27,6 +27,7 @@ class Simulation:
     subflows: list[StartSubflow] = field(default_factory=list)
     kills: list[Kill] = field(default_factory=list)
     notified: list[NotifyParent] = field(default_factory=list)
+    timers: list[Timer] = field(default_factory=list)
 
     def taskrun(self, task_id: str, value: str | None = None) -> Any:
         for tr in self.state.taskruns.values():
@@ -66,6 +67,7 @@ def simulate(
     renderer: Any = None,
     max_rounds: int = 10_000,
     interrupt: Callable[[Simulation], list[ev.Input]] | None = None,
+    fire_timers: bool = False,
 ) -> Simulation:
     """Run ``flow`` to its end (or until nothing is runnable) and return what happened."""
     renderer = renderer or default_renderer()
@@ -120,6 +122,10 @@ def simulate(
                 sim.kills.append(effect)
             elif isinstance(effect, NotifyParent):
                 sim.notified.append(effect)
+            elif isinstance(effect, Timer):
+                sim.timers.append(effect)
+                if fire_timers:
+                    queue.append(effect.input)
         if interrupt is not None:
             queue.extend(interrupt(sim))
         if not queue:

@@ -162,7 +162,14 @@ class Resume(_Event, tag="in.resume", frozen=True):
 
 
 # What may arrive on an execution's inbox (commands, worker reports, child notifications).
-Input = ExecutionCreated | KillRequested | AttemptStarted | AttemptEnded | SubflowEnded | Resume
+class Wake(_Event, tag="in.wake", frozen=True):
+    """Input only, from a durable timer: move a waiting taskrun on (a Pause's delay or timeout)."""
+
+    taskrun_id: str
+    state: str
+
+
+Input = ExecutionCreated | KillRequested | AttemptStarted | AttemptEnded | SubflowEnded | Resume | Wake
 
 
 class InputEnvelope(msgspec.Struct, frozen=True):

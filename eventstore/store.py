@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -98,11 +99,12 @@ class Store:
                 ),
                 jsapi.StreamConfig(
                     name=f"{S.INBOX}_{k}",
-                    subjects=[f"in.{p}.>" for p in parts],
+                    subjects=[f"in.{p}.>" for p in parts] + [f"sched.{p}.>" for p in parts],
                     storage=file,
                     num_replicas=r,
                     retention=jsapi.RetentionPolicy.WORK_QUEUE,
                     duplicate_window=120,
+                    allow_msg_schedules=True,
                 ),
                 jsapi.StreamConfig(
                     name=f"{S.WORK}_{k}",
@@ -228,6 +230,22 @@ class Store:
     async def send_input(self, execution_id: str, item: Input, msg_id: str | None = None) -> None:
         headers = {"Nats-Msg-Id": msg_id} if msg_id else None
         await self.js.publish(S.inbox(execution_id), encode_input(item), headers=headers, timeout=10)
+
+    async def schedule_input(self, execution_id: str, key: str, at: str, item: Input) -> None:
+        """Deliver ``item`` to the execution's inbox at ``at`` (ISO UTC), even across restarts.
+
+        The server's message scheduler holds the timer; ``key`` names it (one pending timer per key).
+        """
+        moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+        if moment.microsecond:  # the scheduler takes whole seconds: round up, never fire early
+            moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+        when = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        headers = {
+            "Nats-Schedule": f"@at {when}",
+            "Nats-Schedule-Target": S.inbox(execution_id),
+            "Nats-Msg-Id": f"{execution_id}:timer:{key}",
+        }
+        await self.js.publish(S.timer(execution_id, key), encode_input(item), headers=headers, timeout=10)
 
     async def dispatch(self, execution_id: str, group: str | None, payload: bytes, msg_id: str) -> None:
         subject = S.work(group, S.shard(execution_id))

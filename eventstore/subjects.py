@@ -45,6 +45,11 @@ def inbox(execution_id: str) -> str:
     return f"in.{partition(execution_id)}.{execution_id}"
 
 
+def timer(execution_id: str, key: str) -> str:
+    """Schedule subject of a durable timer (JetStream message scheduler) targeting the execution's inbox."""
+    return f"sched.{partition(execution_id)}.{execution_id}.{key}"
+
+
 def work(group: str | None, k: int) -> str:
     return f"work.{group or 'default'}.{k}"
 

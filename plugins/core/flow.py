@@ -66,6 +66,11 @@ class Subflow(msgspec.Struct, frozen=True):
     scheduleDate: str | None = None
 
 
+class Pause(msgspec.Struct, frozen=True):
+    delay: Any = None
+    onResume: list[dict[str, Any]] | None = None
+
+
 _BLOCK = ("tasks", "errors", "finally")
 
 SPECS = [
@@ -127,6 +132,13 @@ SPECS = [
         AllowFailure,
         branches=_BLOCK,
         description="Run tasks; a failure becomes WARNING and the flow continues.",
+    ),
+    PluginSpec(
+        P + "Pause",
+        "flowable",
+        Pause,
+        branches=_BLOCK,
+        description="Pause the execution until resumed, or for `delay`; fail after `timeout` if not resumed.",
     ),
     PluginSpec(
         P + "Subflow",

@@ -268,3 +268,54 @@ tasks:
     assert sim.subflows[0].flow_id == "child" and sim.subflows[0].inputs == {"x": "1"}
     assert sim.state.state == "SUCCESS"
     assert sim.taskrun("sub").outputs["outputs"] == {"o": 1}
+
+
+def test_pause_waits_for_resume_and_sets_the_execution_paused() -> None:
+    from eventstore import events as ev
+
+    f = flow(f"""
+tasks:
+  - id: pause
+    type: io.kestra.plugin.core.flow.Pause
+    onResume:
+      - {{id: asked, type: STRING, required: false}}
+  - {{id: last, type: {RET}, format: "{{{{ outputs.pause.onResume.asked ?? 'MISSING' }}}}"}}
+""")
+    resumed: list[int] = []
+
+    def interrupt(sim: Any) -> list[ev.Input]:
+        if sim.state.state == "PAUSED" and not resumed:
+            resumed.append(1)
+            assert sim.states() == {"pause": "PAUSED"}
+            return [ev.Resume(date="2026-01-01T00:00:05Z", inputs={"asked": "yes"})]
+        return []
+
+    sim = simulate(f, interrupt=interrupt)
+    assert sim.state.state == "SUCCESS"
+    assert [h.state for h in sim.state.histories] == ["CREATED", "RUNNING", "PAUSED", "RUNNING", "SUCCESS"]
+    pause = sim.taskrun("pause")
+    assert [h.state for h in pause.histories] == ["CREATED", "RUNNING", "PAUSED", "RUNNING", "SUCCESS"]
+    assert pause.outputs == {"onResume": {"asked": "yes"}}
+    assert sim.dispatched[-1].variables["outputs"]["pause"]["onResume"]["asked"] == "yes"
+
+
+def test_pause_delay_resumes_and_timeout_fails_through_a_timer() -> None:
+    for prop, outcome, count in (("delay: PT2S", "SUCCESS", 2), ("timeout: PT3S", "FAILED", 1)):
+        f = flow(f"""
+tasks:
+  - id: pause
+    type: io.kestra.plugin.core.flow.Pause
+    {prop}
+  - {{id: last, type: {LOG}, message: x}}
+""")
+        waiting = simulate(f)
+        assert waiting.state.state == "PAUSED"
+        assert len(waiting.timers) == 1
+        paused_at = waiting.taskrun("pause").histories[-1].date
+        seconds = 2 if "delay" in prop else 3
+        assert waiting.timers[0].at[17:19] == f"{int(paused_at[17:19]) + seconds:02d}"
+        done = simulate(f, fire_timers=True)
+        assert done.state.state == outcome
+        assert len(done.state.taskruns) == count
+        hist = [h.state for h in done.taskrun("pause").histories]
+        assert hist.count("PAUSED") == 1
