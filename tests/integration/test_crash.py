@@ -7,6 +7,7 @@ history must fold into a consistent prefix: every step whole, nothing half-appli
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -190,3 +191,71 @@ async def test_kill_9_mid_execution(tmp_path: Path) -> None:
     assert by_id["nap"].state not in TERMINAL
     assert "last" not in by_id
     assert pids_mentioning(str(home)) == []
+
+
+SLOW_FLOW = """
+id: slow
+namespace: it.crash
+tasks:
+  - id: first
+    type: io.kestra.plugin.core.log.Log
+    message: first-task-done
+  - id: nap
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands:
+      - echo $$ > {pidfile}
+      - exec sleep 20
+"""
+
+
+def test_sigterm_stops_the_embedded_server(tmp_path: Path) -> None:
+    """BUG-I2: SIGTERM used to orphan the nats-server child; now it stops it, and the task process."""
+    home = tmp_path / "home"
+    pidfile = tmp_path / "nap.pid"
+    flow = tmp_path / "slow.yaml"
+    flow.write_text(SLOW_FLOW.format(pidfile=pidfile))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "run", str(flow)],
+        cwd=ROOT, env=engine_env(home, None), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    nats = nap = None
+    try:
+        deadline = time.monotonic() + 30
+        while not (pidfile.exists() and pidfile.read_text().strip()):
+            assert proc.poll() is None and time.monotonic() < deadline, "the sleep task never started"
+            time.sleep(0.02)
+        nats, nap = server_pid(home), int(pidfile.read_text())
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode != 0
+        assert b"Traceback" not in err, err.decode()
+        assert wait_gone(nats), "nats-server left running after SIGTERM"
+        assert wait_gone(nap), "the task's process left running after SIGTERM"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in (nats, nap):
+            ours = pid is not None and (str(home) in cmdline(pid) or cmdline(pid).startswith("sleep"))
+            if pid is not None and ours and alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_cli_timeout_is_one_line(tmp_path: Path) -> None:
+    """BUG-I4: --timeout used to end in a TimeoutError traceback."""
+    home = tmp_path / "home"
+    pidfile = tmp_path / "nap.pid"
+    flow = tmp_path / "slow.yaml"
+    flow.write_text(SLOW_FLOW.format(pidfile=pidfile))
+    res = run_cli("run", str(flow), "--timeout", "1.5", home=home, nats_url=None, timeout=40)
+    nap = int(pidfile.read_text())
+    try:
+        assert res.code == 1, res.diag
+        assert "Traceback" not in res.stderr
+        assert re.search(r"execution [0-9A-Za-z]{22} has not ended after 1.5s", res.stderr), res.stderr
+        assert wait_gone(nap), "the task's process outlived the CLI"
+        assert pids_mentioning(str(home)) == []
+    finally:
+        if alive(nap) and cmdline(nap).startswith("sleep"):
+            os.kill(nap, signal.SIGKILL)
