@@ -146,7 +146,9 @@ def accept(state: Execution | None, flow: Flow | None, item: ev.Input, now: str)
         for waiting in paused:
             if item.inputs:
                 resumed.append(
-                    ev.TaskRunOutputs(date=now, taskrun_id=waiting.id, outputs={"onResume": dict(item.inputs)})
+                    ev.TaskRunOutputs(
+                        date=now, taskrun_id=waiting.id, outputs={"onResume": dict(item.inputs)}
+                    )
                 )
             resumed.append(
                 ev.TaskRunStateChanged(date=now, taskrun_id=waiting.id, state=State.RUNNING, reason="resumed")
@@ -294,8 +296,11 @@ class _Step:
         self.tasks = tasks
         self.out = Decision()
         self.by_key: dict[tuple[str | None, str, str | None], TaskRun] = {}
+        # WaitFor runs its tasks again each round: its children are found by round (iteration).
+        self.by_round: dict[tuple[str | None, str, int | None], TaskRun] = {}
         for tr in ex.taskruns.values():
             self.by_key[(tr.parent_id, tr.task_id, tr.value)] = tr
+            self.by_round[(tr.parent_id, tr.task_id, tr.iteration)] = tr
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -431,9 +436,18 @@ class _Step:
     # -- blocks ---------------------------------------------------------------------------
 
     def create(
-        self, task: Task, parent: TaskRun | None, branch: str, value: str | None, iteration: int | None = None
+        self,
+        task: Task,
+        parent: TaskRun | None,
+        branch: str,
+        value: str | None,
+        iteration: int | None = None,
+        round_: bool = False,
     ) -> None:
-        tr_id = make_id(self.ex.id, parent.id if parent else None, task.id, value)
+        parts = [self.ex.id, parent.id if parent else None, task.id, value]
+        if round_:
+            parts.append(f"round {iteration}")
+        tr_id = make_id(*parts)
         self.emit(
             ev.TaskRunCreated(
                 date=self.now,
@@ -448,11 +462,17 @@ class _Step:
         )
 
     def block(
-        self, tasks: tuple[Task, ...], parent: TaskRun | None, branch: str, value: str | None, limit: int = 1
+        self,
+        tasks: tuple[Task, ...],
+        parent: TaskRun | None,
+        branch: str,
+        value: str | None,
+        limit: int = 1,
+        round_: int | None = None,
     ) -> State | None:
         """Advance a list of tasks; ``limit`` 1 = one after the other, 0 = all at once, n = at most n.
 
-        Returns None while running, else the combined state.
+        ``round_`` selects one round of a WaitFor. Returns None while running, else the combined state.
         """
         active = [t for t in tasks if not t.disabled]
         states: list[State] = []
@@ -460,7 +480,10 @@ class _Step:
         failed = False
         pending: list[Task] = []
         for task in active:
-            tr = self.by_key.get((parent.id if parent else None, task.id, value))
+            if round_ is None:
+                tr = self.by_key.get((parent.id if parent else None, task.id, value))
+            else:
+                tr = self.by_round.get((parent.id if parent else None, task.id, round_))
             if tr is None:
                 pending.append(task)
                 continue
@@ -477,7 +500,7 @@ class _Step:
             if running or failed:
                 return _RUNNING if running else worst(states)
             if pending:
-                self.create(pending[0], parent, branch, value)
+                self.create(pending[0], parent, branch, value, round_, round_ is not None)
                 return _RUNNING
             return worst(states)
         waiting = len(pending)
@@ -574,6 +597,8 @@ class _Step:
             elif kind == F + "Subflow":
                 self.start_subflow(tr, task)
                 return
+            elif kind == F + "WaitFor":
+                self.emit(ev.TaskRunOutputs(date=self.now, taskrun_id=tr.id, outputs={"iterationCount": 1}))
         except EngineError as exc:
             self.set_state(tr, State.RUNNING)
             self.set_state(tr, State.FAILED, reason=str(exc))
@@ -656,6 +681,8 @@ class _Step:
     def branch_status(self, tr: TaskRun, task: Task) -> State | None:
         kind = task.type
         children = task.branches.get("tasks", ())
+        if kind == F + "WaitFor":
+            return self.wait_for(tr, task, children)
         if kind in LOOP_TYPES:
             return self.loop(tr, task, children)
         if kind in (F + "Switch", F + "If"):
@@ -666,6 +693,51 @@ class _Step:
         if kind == F + "Dag":
             return self.dag(children, tr, _int(task.props.get("concurrent", 0)))
         return self.block(children, tr, "tasks", tr.value)
+
+    def wait_for(self, tr: TaskRun, task: Task, children: tuple[Task, ...]) -> State | None:
+        """Run ``tasks`` in rounds until ``condition`` is truthy or a maximum is reached."""
+        if tr.items and tr.items[0].startswith("done:"):
+            return State(tr.items[0][5:])
+        count = int(tr.outputs.get("iterationCount", 1))
+        status = self.block(children, tr, "tasks", tr.value, round_=count)
+        if status is _RUNNING:
+            return _RUNNING
+        final: State | None = status
+        if not status.failed:
+            count += 1
+            self.emit(ev.TaskRunOutputs(date=self.now, taskrun_id=tr.id, outputs={"iterationCount": count}))
+            freq = task.props.get("checkFrequency") or {}
+            try:
+                max_iterations = int(freq.get("maxIterations", 100))
+                max_duration = parse_duration(freq.get("maxDuration", "PT1H"))
+                interval = parse_duration(freq.get("interval", "PT1S"))
+                started = parse_date(tr.histories[0].date)
+                reached = (
+                    count > max_iterations or (parse_date(self.now) - started).total_seconds() > max_duration
+                )
+                met = False
+                if not reached:
+                    variables = self.vars_for(tr)
+                    variables["outputs"].setdefault(tr.task_id, {})
+                    variables["outputs"][tr.task_id] = {
+                        **variables["outputs"][tr.task_id],
+                        "iterationCount": count,
+                    }
+                    met = is_truthy(self.renderer.render_value(task.props.get("condition"), variables))
+            except (EngineError, ValueError) as exc:
+                self.set_state(tr, State.FAILED, reason=f"WaitFor: {exc}")
+                return _RUNNING
+            if reached:
+                final = State.FAILED if is_truthy(task.props.get("failOnMaxReached", False)) else status
+            elif not met:
+                at = (parse_date(self.now) + timedelta(seconds=interval)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                self.set_state(tr, State.PAUSED, reason="next round")
+                wake = ev.Wake(date=at, taskrun_id=tr.id, state=State.RUNNING)
+                self.out.effects.append(Timer(f"{tr.id}.round{count}", at, wake))
+                return _RUNNING
+        assert final is not None
+        self.emit(ev.TaskRunExpanded(date=self.now, taskrun_id=tr.id, items=[f"done:{final}"]))
+        return final
 
     def loop(self, tr: TaskRun, task: Task, children: tuple[Task, ...]) -> State | None:
         if task.type == F + "EachParallel":

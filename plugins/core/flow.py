@@ -71,6 +71,12 @@ class Pause(msgspec.Struct, frozen=True):
     onResume: list[dict[str, Any]] | None = None
 
 
+class WaitFor(msgspec.Struct, frozen=True):
+    condition: Any
+    checkFrequency: dict[str, Any] | None = None
+    failOnMaxReached: bool | str = False
+
+
 _BLOCK = ("tasks", "errors", "finally")
 
 SPECS = [
@@ -132,6 +138,14 @@ SPECS = [
         AllowFailure,
         branches=_BLOCK,
         description="Run tasks; a failure becomes WARNING and the flow continues.",
+    ),
+    PluginSpec(
+        P + "WaitFor",
+        "flowable",
+        WaitFor,
+        aliases=(P + "LoopUntil",),
+        branches=_BLOCK,
+        description="Run `tasks` again every `checkFrequency.interval` until `condition` is truthy.",
     ),
     PluginSpec(
         P + "Pause",

@@ -319,3 +319,43 @@ tasks:
         assert len(done.state.taskruns) == count
         hist = [h.state for h in done.taskrun("pause").histories]
         assert hist.count("PAUSED") == 1
+
+
+def test_wait_for_runs_rounds_until_the_condition_holds() -> None:
+    f = flow("""
+tasks:
+  - id: w
+    type: io.kestra.plugin.core.flow.WaitFor
+    condition: "{{ outputs.o.values.count == '4' }}"
+    checkFrequency: {interval: PT0.1S}
+    tasks:
+      - id: o
+        type: io.kestra.plugin.core.output.OutputValues
+        values: {count: "{{ outputs.w.iterationCount + 1 }}"}
+""")
+
+    def values(d: Dispatch) -> tuple[str, dict[str, Any]]:
+        return "SUCCESS", {"values": {"count": str(d.variables["outputs"]["w"]["iterationCount"] + 1)}}
+
+    sim = simulate(f, {"o": values}, fire_timers=True)
+    assert sim.state.state == "SUCCESS"
+    rounds = [tr for tr in sim.state.taskruns.values() if tr.task_id == "o"]
+    assert [tr.iteration for tr in rounds] == [1, 2, 3]
+    assert rounds[-1].outputs == {"values": {"count": "4"}}
+    assert len(sim.timers) == 2
+
+
+def test_wait_for_fails_on_max_iterations_when_asked() -> None:
+    f = flow("""
+tasks:
+  - id: w
+    type: io.kestra.plugin.core.flow.WaitFor
+    condition: "{{ false }}"
+    failOnMaxReached: true
+    checkFrequency: {maxIterations: 2, interval: PT0.1S}
+    tasks:
+      - {id: o, type: io.kestra.plugin.core.log.Log, message: x}
+""")
+    sim = simulate(f, fire_timers=True)
+    assert sim.state.state == "FAILED"
+    assert len([tr for tr in sim.state.taskruns.values() if tr.task_id == "o"]) == 2
