@@ -101,6 +101,8 @@ async def _run(
 ) -> int:
     from engine.runtime import Runtime, new_execution_id
     from engine.shape import execution_json
+    from eventstore import events as ev
+    from eventstore import subjects as S
     from eventstore.store import Store
 
     color = sys.stderr.isatty()
@@ -116,7 +118,23 @@ async def _run(
         worker = rt.worker()
         roles = [asyncio.create_task(executor.run()), asyncio.create_task(worker.run())]
 
+        mine = {execution_id := new_execution_id()}  # this execution and its subflows' executions
+        watched: list[Any] = []
+
+        async def watch(eid: str) -> None:
+            async def on_step(msg: Any) -> None:
+                for event in ev.decode(msg.data):
+                    if isinstance(event, ev.SubflowStarted) and event.execution_id not in mine:
+                        mine.add(event.execution_id)
+                        await watch(event.execution_id)
+
+            watched.append(await rt.store.nc.subscribe(S.events(eid), cb=on_step))
+
+        await watch(execution_id)
+
         async def on_log(msg: Any) -> None:
+            if msg.subject[4:] not in mine:
+                return
             line = Store.decode_log(msg.data)
             time_ = line.date[11:23]
             level = line.level
@@ -125,7 +143,7 @@ async def _run(
             sys.stderr.write(f"{time_} {level:<5} {line.task_id or '-'} {line.message}\n")
 
         log_sub = await rt.store.nc.subscribe("log.>", cb=on_log)
-        execution_id = new_execution_id()
+        sys.stderr.write(f"execution {execution_id} of {flow.namespace}.{flow.id} rev {flow.revision}\n")
         try:
             state = await rt.wait_terminal(
                 execution_id,
@@ -141,6 +159,8 @@ async def _run(
         finally:
             await rt.store.nc.flush()
             await log_sub.unsubscribe()
+            for sub in watched:
+                await sub.unsubscribe()
             for task in roles:
                 task.cancel()
             await asyncio.gather(*roles, return_exceptions=True)

@@ -19,6 +19,7 @@ from engine.context import LOOP_TYPES, variables
 from engine.durations import parse_duration
 from engine.errors import EngineError
 from engine.execution import Execution, TaskRun, evolve
+from engine.inputs import coerce_output
 from engine.model import Flow, Task
 from engine.states import State, worst
 from eventstore import events as ev
@@ -47,6 +48,9 @@ class StartSubflow:
     inputs: dict[str, Any]
     labels: dict[str, str]
     wait: bool
+    outputs: dict[str, Any] = field(
+        default_factory=dict
+    )  # deprecated Subflow `outputs`, rendered by the child
 
 
 @dataclass(frozen=True)
@@ -295,6 +299,7 @@ class _Step:
         self.renderer = renderer
         self.tasks = tasks
         self.out = Decision()
+        self.final: State | None = None
         self.by_key: dict[tuple[str | None, str, str | None], TaskRun] = {}
         # WaitFor runs its tasks again each round: its children are found by round (iteration).
         self.by_round: dict[tuple[str | None, str, int | None], TaskRun] = {}
@@ -311,7 +316,10 @@ class _Step:
         self.emit(ev.TaskRunStateChanged(date=self.now, taskrun_id=tr.id, state=state, reason=reason))
 
     def vars_for(self, tr: TaskRun | None) -> dict[str, Any]:
-        return variables(self.ex, self.flow, self.tasks, tr)
+        result = variables(self.ex, self.flow, self.tasks, tr)
+        if self.final is not None:
+            result["execution"]["state"] = str(self.final)
+        return result
 
     def render(self, value: Any, tr: TaskRun | None) -> Any:
         return self.renderer.render_value(value, self.vars_for(tr))
@@ -359,7 +367,9 @@ class _Step:
             final = worst([final, fin])
         if flow.outputs and self.ex.outputs is None and final in (State.SUCCESS, State.WARNING):
             try:
-                rendered = {o.id: self.render(o.value, None) for o in flow.outputs}
+                rendered = {
+                    o.id: coerce_output(o.id, o.type, self.render(o.value, None)) for o in flow.outputs
+                }
             except EngineError as exc:
                 self.emit(ev.ExecutionOutputs(date=self.now, outputs={}))
                 self.emit(
@@ -369,6 +379,7 @@ class _Step:
             self.emit(ev.ExecutionOutputs(date=self.now, outputs=rendered))
             return
         if flow.after_execution:
+            self.final = final  # what afterExecution tasks see as execution.state
             after = self.block(flow.after_execution, None, "afterExecution", None)
             if after is _RUNNING:
                 return
@@ -378,10 +389,14 @@ class _Step:
         self.emit(ev.ExecutionStateChanged(date=self.now, state=final))
         parent = self.ex.parent
         if parent:
+            outputs = self.ex.outputs or {}
+            if not self.flow.outputs and parent.get("outputs"):
+                try:
+                    outputs = self.render(parent["outputs"], None)
+                except EngineError:
+                    final = State.FAILED  # Kestra: the Subflow task fails when its outputs do not render
             self.out.effects.append(
-                NotifyParent(
-                    str(parent["execution_id"]), str(parent["taskrun_id"]), final, self.ex.outputs or {}
-                )
+                NotifyParent(str(parent["execution_id"]), str(parent["taskrun_id"]), final, outputs)
             )
 
     def exit(self, target: State) -> Decision:
@@ -574,6 +589,9 @@ class _Step:
                 raw = task.props.get("values", task.props.get("value"))
                 values = self.render(raw, tr)
                 items = _as_list(values)
+                nulls = sum(1 for v in items if v is None)
+                if nulls:
+                    raise EngineError(f"Found '{nulls}' null values on Each, with values={values}")
                 self.emit(
                     ev.TaskRunExpanded(date=self.now, taskrun_id=tr.id, items=[_value_str(v) for v in items])
                 )
@@ -585,7 +603,8 @@ class _Step:
                 if chosen == "defaults" and not task.branches.get("defaults"):
                     raise EngineError(f"Switch {task.id}: no case matches {key!r} and there is no `defaults`")
                 self.emit(ev.TaskRunExpanded(date=self.now, taskrun_id=tr.id, items=[chosen]))
-                self.emit(ev.TaskRunOutputs(date=self.now, taskrun_id=tr.id, outputs={"value": key}))
+                outputs = {"value": key, "defaults": chosen == "defaults"}
+                self.emit(ev.TaskRunOutputs(date=self.now, taskrun_id=tr.id, outputs=outputs))
             elif kind == F + "If":
                 result = is_truthy(self.render(task.props.get("condition"), tr))
                 self.emit(
@@ -606,7 +625,8 @@ class _Step:
         self.set_state(tr, State.RUNNING)
 
     def start_subflow(self, tr: TaskRun, task: Task) -> None:
-        props = self.render(task.props, tr)
+        # `outputs` (deprecated) are expressions over the child execution: the child renders them.
+        props = self.render({k: v for k, v in task.props.items() if k != "outputs"}, tr)
         child_id = make_id(self.ex.id, tr.id, "subflow", str(tr.current_attempt))
         wait = is_truthy(props.get("wait", True))
         labels = props.get("labels") or {}
@@ -627,6 +647,7 @@ class _Step:
                 dict(props.get("inputs") or {}),
                 {str(k): str(v) for k, v in labels.items()},
                 wait,
+                dict(task.props.get("outputs") or {}),
             )
         )
         if not wait:

@@ -23,7 +23,7 @@ from engine.flows import FlowCache
 from engine.work import WorkItem, encode_work
 from eventstore import events as ev
 from eventstore import subjects as S
-from eventstore.store import Store
+from eventstore.store import LogLine, Store
 
 log = structlog.get_logger("engine.executor")
 
@@ -159,6 +159,7 @@ class Executor:
                 self.cache.pop(execution_id, None)
                 raise
             self.cache[execution_id] = state
+        await self._log_reasons(execution_id, events)
         effects = list(decision.effects)
         if first_load:
             # After a restart we cannot know whether dispatches of the previous run went out:
@@ -169,6 +170,18 @@ class Executor:
         if state.is_terminal:
             self.cache.pop(execution_id, None)
             self._dispatched_checked.discard(execution_id)
+
+    async def _log_reasons(self, execution_id: str, events: list[ev.Event]) -> None:
+        """Why a taskrun or the execution failed, as an ERROR log line (the pure decider cannot log)."""
+        for event in events:
+            if isinstance(event, ev.TaskRunStateChanged | ev.ExecutionStateChanged) and event.reason:
+                if event.state not in ("FAILED", "KILLED"):
+                    continue
+                tr_id = getattr(event, "taskrun_id", None)
+                state = self.cache.get(execution_id)
+                task_id = state.taskruns[tr_id].task_id if state and tr_id in state.taskruns else None
+                line = LogLine(event.date, "ERROR", event.reason, tr_id, task_id, None)
+                await self.store.publish_log(execution_id, line)
 
     def _redispatch(self, state: Execution, flow: Any) -> list[Dispatch]:
         from engine.context import variables
@@ -196,6 +209,7 @@ class Executor:
                     state.flow_id,
                     state.flow_revision,
                     effect.variables,
+                    [str(state.inputs[k]) for k in state.secret_inputs if state.inputs.get(k)],
                 )
                 jobs.append(
                     self.store.dispatch(
@@ -263,8 +277,13 @@ class Executor:
             flow_id=flow.id,
             flow_revision=flow.revision,
             inputs=inputs,
-            labels={**flow.labels, **effect.labels},
+            labels={
+                **flow.labels,
+                **effect.labels,
+                "system.correlationId": parent.labels.get("system.correlationId", parent.id),
+            },
             parent={
+                "outputs": effect.outputs,
                 "execution_id": parent.id,
                 "taskrun_id": effect.taskrun_id,
                 "namespace": parent.namespace,

@@ -226,6 +226,16 @@ def coerce_input(inp: Input, value: Any) -> Any:
         raise InputError(f"input '{inp.id}': {exc}") from None
 
 
+def coerce_output(output_id: str, type_: str, value: Any) -> Any:
+    """Type a flow output like an input of the same type (Kestra converts outputs too)."""
+    if value is None:
+        return None
+    try:
+        return _coerce(type_, {}, value, None)
+    except _Bad as exc:
+        raise InputError(f"flow output '{output_id}': {exc}") from None
+
+
 def _coerce(type_: str, extra: Mapping[str, Any], value: Any, inp: Input | None) -> Any:
     if type_ in ("STRING", "SECRET", "FILE"):
         text = _as_str(value)

@@ -123,6 +123,8 @@ class Runtime:
 
             secret_inputs = tuple(sorted(secret_input_ids(flow)))
         execution_id = execution_id or new_execution_id()
+        labels = {**flow.labels, **(labels or {})}
+        labels.setdefault("system.correlationId", execution_id)
         created = ev.ExecutionCreated(
             date=utcnow(),
             execution_id=execution_id,
@@ -130,7 +132,7 @@ class Runtime:
             flow_id=flow.id,
             flow_revision=flow.revision,
             inputs=inputs,
-            labels={**flow.labels, **(labels or {})},
+            labels=labels,
             trigger=trigger,
             secret_inputs=secret_inputs,
         )

@@ -18,6 +18,7 @@ class WorkItem(msgspec.Struct, frozen=True):
     flow_id: str
     flow_revision: int
     variables: dict[str, Any]
+    secrets: list[str] = []  # values to mask in log lines (SECRET inputs)
 
 
 _enc = msgspec.msgpack.Encoder()

@@ -22,7 +22,7 @@ from nats.aio.msg import Msg
 from nats.js import api as jsapi
 
 from engine.clock import utcnow
-from engine.errors import EngineError, TaskFailed
+from engine.errors import EngineError, ExpressionError, TaskFailed
 from engine.work import WorkItem, decode_work
 from eventstore import events as ev
 from eventstore import subjects as S
@@ -133,8 +133,13 @@ class Worker:
         finally:
             self._slots.release()
 
-    def _emit_log(self, execution_id: str) -> Any:
+    def _emit_log(self, execution_id: str, secrets: list[str] | None = None) -> Any:
         def emit(line: LogLine) -> None:
+            if secrets:
+                message = line.message
+                for secret in secrets:
+                    message = message.replace(secret, "********")
+                line = msgspec.structs.replace(line, message=message)
             task = asyncio.get_running_loop().create_task(self.store.publish_log(execution_id, line))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -163,7 +168,7 @@ class Worker:
         task = item.task
         attempt = item.attempt
         first_start = time.monotonic()
-        emit = self._emit_log(item.execution_id)
+        emit = self._emit_log(item.execution_id, item.secrets)
         while True:
             started = utcnow()
             # Short attempts are reported once, when they end (one write instead of two); an attempt
@@ -249,6 +254,9 @@ class Worker:
         except TaskFailed as exc:
             ctx.log("ERROR", str(exc))
             return TaskResult(state="FAILED", outputs=dict(exc.outputs)), str(exc), exc.retryable
+        except ExpressionError as exc:
+            ctx.log("ERROR", str(exc))
+            return TaskResult(state="FAILED"), str(exc), True  # Kestra retries a rendering failure
         except EngineError as exc:
             ctx.log("ERROR", str(exc))
             return TaskResult(state="FAILED"), str(exc), False

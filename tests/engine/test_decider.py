@@ -98,7 +98,7 @@ tasks:
     assert set(simulate(flow(body), inputs={"v": "B"}).states()) == {"s", "b"}
     sim = simulate(flow(body), inputs={"v": "Z"})
     assert set(sim.states()) == {"s", "d"}
-    assert sim.taskrun("s").outputs == {"value": "Z"}
+    assert sim.taskrun("s").outputs == {"value": "Z", "defaults": True}
 
 
 def test_if_then_else() -> None:

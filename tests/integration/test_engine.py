@@ -454,7 +454,7 @@ tasks:
     format: "{{{{ labels.env }}}}/{{{{ labels.team }}}}"
 """)
     assert st.state == "SUCCESS"
-    assert st.labels == {"team": "platform", "env": "prod"}
+    assert st.labels == {"team": "platform", "env": "prod", "system.correlationId": st.id}
     assert by_task(st)["read"].outputs == {"value": "prod/platform"}
 
 
@@ -477,7 +477,6 @@ afterExecution:
     assert trs["notify"].histories[0].date >= trs["boom"].histories[-1].date
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-I8: afterExecution tasks see execution.state RUNNING")
 async def test_after_execution_sees_the_final_state(eng: Engine) -> None:
     st = await eng.run(f"""
 id: after-state

@@ -91,7 +91,6 @@ def test_etl_shell(cli: Cli) -> None:
     assert doc["outputs"]["summary"] == "4 rows, total 10"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG-I5: flow outputs are not converted to their declared type")
 def test_etl_shell_typed_output(cli: Cli) -> None:
     code, doc = run_example(cli, "etl-shell.yaml", "--input", "rows=4")
     assert code == 0
