@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import re
 import sys
 import tempfile
+import textwrap
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "conformance"))
@@ -79,25 +81,47 @@ def print_table(rows: list[tuple[str, int, int]], markdown: bool) -> None:
         print(f"{tag:<{width}}  {p:>4}/{n:<4} {'#' * p}{'.' * (n - p)}")
 
 
+def short_reason(result: CaseResult) -> str:
+    """The first failure of a case, without suggestions and positions, in at most ~160 characters."""
+    reason = result.details[0] if result.details else result.reason
+    reason = re.sub(r" — did you mean .*", "", reason)
+    reason = re.sub(r" \(line \d+, column \d+\)", "", reason)
+    reason = " ".join(reason.split())
+    if len(result.details) > 1:
+        reason += f" (+{len(result.details) - 1} more)"
+    return reason if len(reason) <= 160 else reason[:157] + "..."
+
+
+def _entry(key: str, text: str) -> str:
+    """One ``key: value,`` line of the dict, the value split in chunks under 110 columns."""
+    line = f"    {json.dumps(key)}: {json.dumps(text, ensure_ascii=False)},"
+    if len(line) <= 110:
+        return line
+    chunks = textwrap.wrap(text, 80, drop_whitespace=False, break_on_hyphens=False)
+    body = "".join(f"        {json.dumps(c, ensure_ascii=False)}\n" for c in chunks)
+    return f"    {json.dumps(key)}: (\n{body}    ),"
+
+
 def print_expected_failures(results: list[tuple[Case, CaseResult]]) -> None:
-    print('"""Known conformance failures: case id -> the reason the runner reported (generated from a run).')
+    print('"""Known conformance failures: case id -> the first reason the runner reported (generated).')
     print()
     print("A case listed here is ``xfail(strict=True)``: if it starts passing, the test run fails until the")
-    print("entry is removed. Regenerate with ``python3 bench/conformance.py --expected-failures``.")
+    print("entry is removed. Regenerate with:")
+    print()
+    print("    python3 bench/conformance.py --expected-failures > tests/conformance/expected_failures.py")
     print('"""')
     print()
     print("EXPECTED_FAILURES: dict[str, str] = {")
     for case, result in results:
         if not result.passed:
-            reason = " ".join(result.reason.split())
-            if len(reason) > 240:
-                reason = reason[:237] + "..."
-            print(f"    {case.id!r}: {reason!r},")
+            print(_entry(case.id, short_reason(result)))
     print("}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--markdown", action="store_true", help="print the per-feature table as Markdown")
     parser.add_argument(
         "--expected-failures", action="store_true", help="print expected_failures.py for this run"
@@ -128,12 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         f"({elapsed:.0f} s; {checked} note checks, {info} informational note segments not checked)",
         file=sys.stderr,
     )
-    print(f"conformance: {passed}/{len(results)} asserted outcomes pass")
+    summary = f"conformance: {passed}/{len(results)} asserted outcomes pass"
+    print(summary, file=sys.stderr if args.expected_failures else sys.stdout)
     return 0
-
-
-def _unused(_: Any) -> None:  # keep typing import used when trimmed
-    pass
 
 
 if __name__ == "__main__":

@@ -21,8 +21,9 @@ import re
 import tempfile
 import time
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,10 @@ CASE_TIMEOUT = 20.0  # seconds to reach one expected state
 CASE_BUDGET = 45.0  # seconds for a whole case (first run and its then steps)
 
 TERMINAL_STATES = {"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED", "RETRIED"}
-STATES = "CREATED|QUEUED|RUNNING|PAUSED|RESTARTED|KILLING|RETRYING|SUCCESS|WARNING|FAILED|KILLED|CANCELLED|SKIPPED|RETRIED"
+STATES = (
+    "CREATED|QUEUED|RUNNING|PAUSED|RESTARTED|KILLING|RETRYING"
+    "|SUCCESS|WARNING|FAILED|KILLED|CANCELLED|SKIPPED|RETRIED"
+)
 
 
 def corpus_root(repo_root: Path = REPO_ROOT) -> Path:
@@ -788,6 +792,7 @@ class _Runner:
     # -- the case ------------------------------------------------------------------------------
 
     async def deploy(self) -> Any:
+        await deploy_corpus(self.rt, self.root)
         for other in self.case.also_load:
             path = self.root / "flows" / other
             await self.rt.flows.deploy(path.read_text(), file=str(path))
@@ -831,6 +836,17 @@ class _Runner:
                     secret_inputs=tuple(sorted(secret_input_ids(flow))),
                 )
 
+            if any(t == FLOW_TRIGGER for t in self.case.types):
+                raise CaseFailure(
+                    f"the asserted execution is started by a Flow trigger ({FLOW_TRIGGER}): "
+                    "the engine has no triggers"
+                )
+            parent = self._parent_flow()
+            if parent is not None:
+                state = await self.run_via_parent(parent)
+                await self.check(state, expected, "")
+                return
+
             kill_when_running = any(re.match(r"run until RUNNING, then kill", n) for n in expected.notes)
             try:
                 if expected.state in TERMINAL_STATES and not kill_when_running:
@@ -854,10 +870,64 @@ class _Runner:
             for i, step in enumerate(self.case.then, start=1):
                 await self.then(eid, i, step)
 
+    def _parent_flow(self) -> str | None:
+        """``run as subflow of X`` / ``run as child of X``: the asserted execution is X's child."""
+        for note in self.case.expected.notes:
+            m = re.match(r"run as (?:a )?(?:subflow|child|grand-child) of ([\w.-]+)", note)
+            if m:
+                return m.group(1)
+        return None
+
+    async def run_via_parent(self, parent_id: str) -> Any:
+        """Run the parent flow's default case, then find this flow's execution among its descendants."""
+        from engine.inputs import resolve_inputs
+
+        cases = [c for c in load_cases(self.root) if c.flow_id == parent_id and c.variant is None]
+        if not cases:
+            raise CaseFailure(f"parent flow {parent_id!r} is not in the corpus")
+        parent_case = cases[0]
+        parent_runner = _Runner(parent_case, self.rt, self.root, self.tmp, self.timeout)
+        parent_runner.deadline = self.deadline
+        flow = await parent_runner.deploy()
+        inputs = (
+            resolve_inputs(flow, parent_runner.materialize_inputs(flow))
+            if parent_case.inputs
+            else _inputs_without_validation(flow)
+        )
+        eid = await self.rt.create_execution(flow, inputs, labels=parent_case.execution_labels or None)
+        self.execution_id = eid
+        try:
+            parent_state = await self.wait_terminal(eid)
+        except CaseFailure as exc:
+            raise CaseFailure(f"parent {parent_id}: {exc}") from None
+        queue, seen = [parent_state], 0
+        while queue and seen < 500:
+            ex = queue.pop(0)
+            seen += 1
+            for tr in ex.taskruns.values():
+                if not tr.subflow_execution:
+                    continue
+                child = await self.rt.load_execution(tr.subflow_execution)
+                if child is None:
+                    continue
+                if child.flow_id == self.case.flow_id and child.namespace == self.case.namespace:
+                    self.execution_id = child.id
+                    return await self.wait_terminal(child.id)
+                queue.append(child)
+        trs = ", ".join(f"{_taskrun_label(tr)}={tr.state}" for tr in parent_state.taskruns.values())
+        raise CaseFailure(
+            f"run as a child of {parent_id}: no execution of {self.case.flow_id} was started "
+            f"(parent ended {parent_state.state}; taskruns: {trs})"
+        )
+
     async def _send(self, eid: str, what: str, inputs: dict[str, Any] | None = None) -> None:
         from engine.clock import utcnow
         from eventstore import events as ev
 
+        resume = getattr(self.rt, "resume", None)
+        if what == "resume" and resume is not None:
+            await resume(eid, inputs or {})
+            return
         item: Any = (
             ev.KillRequested(date=utcnow(), reason="conformance: kill")
             if what == "kill"
@@ -869,7 +939,7 @@ class _Runner:
         action = step.action
         what = f"then[{i}] ({action}): "
         if step.expected.state == "rejected":
-            self.failures.append(f"then: {action} not supported (no synchronous resume API to refuse)")
+            await self.then_rejected(eid, step)
             return
         resume_inputs = self._resume_inputs(action, eid)
         if action.startswith("wait ("):
@@ -886,9 +956,26 @@ class _Runner:
             return
         await self.check(state, step.expected, what)
 
+    async def then_rejected(self, eid: str, step: ThenStep) -> None:
+        """A resume that must be refused needs a synchronous API (``Runtime.resume``) to refuse it."""
+        from engine.errors import EngineError
+
+        inputs = self._resume_inputs(step.action, eid)
+        resume = getattr(self.rt, "resume", None)
+        if inputs is None or resume is None:
+            why = "" if inputs is None else " (no synchronous Runtime.resume to refuse it)"
+            self.failures.append(f"then: {step.action} not supported{why}")
+            return
+        try:
+            await resume(eid, inputs)
+        except EngineError:
+            return
+        self.failures.append(f"then: {step.action}: expected the resume to be refused, it was accepted")
+
     def _resume_inputs(self, action: str, eid: str) -> dict[str, Any] | None:
         """The inputs of a resume action, or None when ``action`` is not a resume."""
-        if re.fullmatch(r"resume without inputs(?: \(.*\))?|mark taskrun '[^']+' as RUNNING(?: \(.*\))?", action):
+        plain = r"resume without inputs(?: \(.*\))?|mark taskrun '[^']+' as RUNNING(?: \(.*\))?"
+        if re.fullmatch(plain, action):
             return {}
         m = re.fullmatch(r"resume with onResume inputs: (.+)", action)
         if not m:
@@ -911,6 +998,25 @@ class _Runner:
                 await self._send(self.execution_id, "kill")
         except Exception:  # best effort
             pass
+
+
+FLOW_TRIGGER = "io.kestra.plugin.core.trigger.Flow"
+_deployed: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+async def deploy_corpus(rt: Any, root: Path) -> None:
+    """Deploy every corpus flow once per Runtime, as Kestra's tests load the whole directory
+    (a Subflow may call any of them). Flows the engine refuses are skipped here: the case that
+    runs one reports the refusal."""
+    from engine.errors import EngineError
+
+    if rt in _deployed:
+        return
+    _deployed.add(rt)
+    for path in sorted((root / "flows").iterdir()):
+        if path.suffix in (".yaml", ".yml"):
+            with suppress(EngineError):
+                await rt.flows.deploy(path.read_text(), file=str(path))
 
 
 def _inputs_without_validation(flow: Any) -> dict[str, Any]:
@@ -958,7 +1064,9 @@ def _one_line(exc: BaseException) -> str:
     return " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())[:600]
 
 
-async def run_case(case: Case, rt: Any, timeout: float = CASE_TIMEOUT, root: Path | None = None) -> CaseResult:
+async def run_case(
+    case: Case, rt: Any, timeout: float = CASE_TIMEOUT, root: Path | None = None
+) -> CaseResult:
     """Run one case on a started Runtime ``rt`` (its executor and worker must be running)."""
     from engine.errors import EngineError
 
@@ -974,11 +1082,13 @@ async def run_case(case: Case, rt: Any, timeout: float = CASE_TIMEOUT, root: Pat
             runner.failures.insert(0, f"{type(exc).__name__}: {_one_line(exc)}")
         finally:
             await runner.cleanup()
+    flows_dir = str(root / "flows") + os.sep
+    failures = [f.replace(flows_dir, "") for f in runner.failures]
     return CaseResult(
-        passed=not runner.failures,
-        reason="; ".join(runner.failures)[:2000],
+        passed=not failures,
+        reason="; ".join(failures)[:2000],
         checked_notes=runner.checked,
         informational_notes=runner.informational,
         seconds=time.monotonic() - started,
-        details=runner.failures,
+        details=failures,
     )

@@ -35,7 +35,10 @@ async def runtime(nats_url: str, anyio_backend: str) -> AsyncIterator[Any]:
     from engine.runtime import Runtime
 
     async with Runtime(nats_url=nats_url) as rt:
-        roles = [asyncio.create_task(rt.executor().run()), asyncio.create_task(rt.worker(concurrency=32).run())]
+        roles = [
+            asyncio.create_task(rt.executor().run()),
+            asyncio.create_task(rt.worker(concurrency=32).run()),
+        ]
         try:
             yield rt
         finally:
