@@ -35,6 +35,30 @@ class KVStore(Protocol):
     async def keys(self, namespace: str, prefix: str = "") -> list[str]: ...
 
 
+class FileStorage(Protocol):
+    """Kestra's internal storage: files addressed by ``kestra://`` URIs (``eventstore.storage``)."""
+
+    async def put(self, uri_or_path: str, data: Any) -> str:
+        """Store bytes, text, a local Path or a binary file object at a URI; returns the URI."""
+        ...
+
+    async def get(self, uri: str) -> bytes: ...
+
+    async def download(self, uri: str, dest: Path) -> Path:
+        """Copy a stored file to a local path (chunk by chunk)."""
+        ...
+
+    async def size(self, uri: str) -> int: ...
+
+    async def exists(self, uri: str) -> bool: ...
+
+    async def delete(self, uri: str) -> bool: ...
+
+    async def list(self, prefix: str = "/") -> builtins.list[str]: ...
+
+    async def delete_prefix(self, prefix: str) -> builtins.list[str]: ...
+
+
 class RunContext(Protocol):
     """Everything a runnable task sees while it runs one attempt."""
 
@@ -45,6 +69,7 @@ class RunContext(Protocol):
     namespace: str
     flow_id: str
     kv: KVStore
+    storage: FileStorage
     variables: dict[str, Any]
 
     @property

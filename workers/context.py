@@ -1,4 +1,4 @@
-"""The RunContext a task sees on a worker: rendering, logs, secrets, KV, a working directory."""
+"""The RunContext a task sees on a worker: rendering, logs, secrets, KV, storage, a working directory."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from engine.clock import utcnow
 from engine.errors import ExpressionError
 from engine.work import WorkItem
 from eventstore.store import LogLine
-from plugins.api import KVStore
+from plugins.api import FileStorage, KVStore
 
 
 def read_secret(name: str) -> str:
@@ -40,6 +40,7 @@ class TaskRunContext:
         kv: KVStore,
         expressions: Any,
         emit: Callable[[LogLine], None],
+        storage: FileStorage | None = None,
     ) -> None:
         self.execution_id = item.execution_id
         self.taskrun_id = item.taskrun_id
@@ -50,6 +51,11 @@ class TaskRunContext:
         self._workdir_parent = workdir_parent
         self._workdir: Path | None = None
         self.kv = kv
+        if storage is None:
+            from eventstore.storage import MemoryStorage
+
+            storage = MemoryStorage()
+        self.storage: FileStorage = storage
         self.variables = dict(item.variables)
         self.variables.setdefault("taskrun", {})["attemptsCount"] = attempt - 1
         self._expressions = expressions

@@ -26,6 +26,7 @@ from engine.errors import EngineError, ExpressionError, TaskFailed
 from engine.work import WorkItem, decode_work
 from eventstore import events as ev
 from eventstore import subjects as S
+from eventstore.storage import InternalStorage
 from eventstore.store import JetStreamKV, LogLine, Store
 from plugins.api import TaskResult
 from plugins.registry import Registry
@@ -55,6 +56,7 @@ class Worker:
         self.concurrency = concurrency
         self.worker_id = worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self.kv = JetStreamKV(store)
+        self.storage = InternalStorage(store)
         self.workdir = workdir
         self._slots = asyncio.Semaphore(concurrency)
         self._running: dict[str, set[asyncio.Task[None]]] = {}
@@ -230,7 +232,7 @@ class Worker:
 
     async def _attempt(self, item: WorkItem, attempt: int, emit: Any) -> tuple[TaskResult, str | None, bool]:
         task = item.task
-        ctx = TaskRunContext(item, attempt, self.workdir, self.kv, self.expressions, emit)
+        ctx = TaskRunContext(item, attempt, self.workdir, self.kv, self.expressions, emit, self.storage)
         try:
             spec = self.registry.resolve(task.type)
             if spec.run is None:

@@ -10,7 +10,8 @@ from typing import Any
 
 import msgspec
 
-from plugins.api import KVStore, PluginSpec, RunContext, TaskResult
+from eventstore.storage import MemoryStorage
+from plugins.api import FileStorage, KVStore, PluginSpec, RunContext, TaskResult
 from plugins.registry import Registry
 
 
@@ -57,6 +58,8 @@ class FakeContext:
         self.workdir = workdir
         self.store = kv if kv is not None else MemoryKV()
         self.kv: KVStore = self.store
+        self.files = MemoryStorage()  # internal storage (kestra:// URIs) in memory
+        self.storage: FileStorage = self.files
         self.variables: dict[str, Any] = {}
         self.logs: list[tuple[str, str]] = []
         self.log_times: list[float] = []
