@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from engine.errors import TaskFailed
-from plugins.api import RunContext, TaskResult
+from plugins.api import FileStorage, RunContext, TaskResult
 from workers.process import run_process
 
 OUTPUT_DIR_NAME = "_output"
@@ -111,8 +111,13 @@ def _inside(workdir: Path, name: str) -> Path:
     return target
 
 
-def write_input_files(workdir: Path, files: Mapping[str, Any] | str | None) -> list[str]:
-    """Write ``inputFiles`` (name → content, or that map as a JSON string) into ``workdir``."""
+async def write_input_files(
+    workdir: Path, files: Mapping[str, Any] | str | None, storage: FileStorage | None = None
+) -> list[str]:
+    """Write ``inputFiles`` (name → content, or that map as a JSON string) into ``workdir``.
+
+    A value that is a ``kestra://`` URI is downloaded from internal storage (Kestra's FilesService).
+    """
     if files is None:
         return []
     if isinstance(files, str):
@@ -126,6 +131,10 @@ def write_input_files(workdir: Path, files: Mapping[str, Any] | str | None) -> l
     for name, content in files.items():
         target = _inside(workdir, str(name))
         target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str) and content.startswith("kestra://") and storage is not None:
+            await storage.download(content.strip(), target)
+            written.append(str(name))
+            continue
         if isinstance(content, str):
             text = content
         elif content is None:
@@ -151,6 +160,18 @@ def collect_output_files(workdir: Path, patterns: Sequence[str] | None) -> dict[
             if path.is_file():
                 found.setdefault(path.relative_to(out_dir).as_posix(), str(path))
     return found
+
+
+async def upload_output_files(ctx: RunContext, found: Mapping[str, str]) -> dict[str, str]:
+    """Upload collected output files to the taskrun's internal storage: ``{name: kestra:// URI}``."""
+    from eventstore.storage import task_uri, unique_name
+
+    uris: dict[str, str] = {}
+    for name, local in found.items():
+        stored = unique_name(local, Path(local).name)
+        uri = task_uri(ctx.namespace, ctx.flow_id, ctx.execution_id, ctx.task_id, ctx.taskrun_id, stored)
+        uris[name] = await ctx.storage.put(uri, Path(local))
+    return uris
 
 
 def _note_ignored(props: ScriptProps, ctx: RunContext) -> None:
@@ -200,8 +221,8 @@ async def run_script(
     workdir = ctx.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / OUTPUT_DIR_NAME).mkdir(exist_ok=True)
-    write_input_files(workdir, props.inputFiles)
-    write_input_files(workdir, input_files)
+    await write_input_files(workdir, props.inputFiles, ctx.storage)
+    await write_input_files(workdir, input_files)
 
     lines: list[str] = ["set -e"] if props.failFast else []
     lines += props.beforeCommands or []
@@ -220,7 +241,7 @@ async def run_script(
     outputs: dict[str, Any] = {
         "exitCode": code,
         "vars": outcome.vars,
-        "outputFiles": collect_output_files(workdir, props.outputFiles),
+        "outputFiles": await upload_output_files(ctx, collect_output_files(workdir, props.outputFiles)),
     }
     if code != 0:
         if code > 128 and code - 128 in (signal.SIGKILL, signal.SIGTERM):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 
 import anyio
 import pytest
@@ -115,8 +114,9 @@ async def test_input_and_output_files(ctx: FakeContext) -> None:
     assert ctx.messages("INFO") == ["abc", '{"k": 1}']
     files = result.outputs["outputFiles"]
     assert set(files) == {"out.csv", "other.csv", "report.txt"}
-    assert Path(files["out.csv"]).read_text() == "abc\n"
-    assert all(os.path.isabs(p) for p in files.values())
+    assert await ctx.files.get(files["out.csv"]) == b"abc\n"
+    assert all(u.startswith("kestra:///company/team/flow1/executions/exec1/tasks/task1/tr1/")
+               for u in files.values())
 
 
 async def test_input_files_as_json_string(ctx: FakeContext) -> None:
