@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -91,6 +93,97 @@ def run(
     raise typer.Exit(code)
 
 
+def _print_log(line: Any, color: bool) -> None:
+    level = line.level
+    if color:
+        level = f"{_COLORS.get(line.level, '')}{line.level:<5}\x1b[0m"
+    sys.stderr.write(f"{line.date[11:23]} {level:<5} {line.task_id or '-'} {line.message}\n")
+
+
+@contextlib.asynccontextmanager
+async def _session(roles: bool | None = None) -> AsyncIterator[Any]:
+    """A Runtime, with the executor and a worker running in this process when ``roles`` (default: when
+    the server is the embedded one, since nothing else could run them)."""
+    from engine.runtime import Runtime
+
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    # SIGTERM stops like Ctrl-C: roles cancelled, the embedded server stopped (never orphaned).
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    async with Runtime() as rt:
+        if roles is None:
+            roles = rt.server is not None
+        tasks = (
+            [asyncio.create_task(rt.executor().run()), asyncio.create_task(rt.worker().run())]
+            if roles
+            else []
+        )
+        try:
+            yield rt
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _follow(rt: Any, execution_id: str, start: Any, timeout: float | None) -> Any:
+    """Print the live logs of the execution (and its subflows') until it ends; returns its final state."""
+    from eventstore import events as ev
+    from eventstore import subjects as S
+    from eventstore.store import Store
+
+    color = sys.stderr.isatty()
+    mine = {execution_id}
+    watched: list[Any] = []
+
+    async def watch(eid: str) -> None:
+        async def on_step(msg: Any) -> None:
+            for event in ev.decode(msg.data):
+                if isinstance(event, ev.SubflowStarted) and event.execution_id not in mine:
+                    mine.add(event.execution_id)
+                    await watch(event.execution_id)
+
+        watched.append(await rt.store.nc.subscribe(S.events(eid), cb=on_step))
+
+    async def on_log(msg: Any) -> None:
+        if msg.subject[4:] in mine:
+            _print_log(Store.decode_log(msg.data), color)
+
+    await watch(execution_id)
+    log_sub = await rt.store.nc.subscribe("log.>", cb=on_log)
+    try:
+        return await rt.wait_terminal(execution_id, on_start=start, timeout=timeout)
+    except TimeoutError:
+        sys.stderr.write(
+            f"execution {execution_id} has not ended after {timeout:g}s (its history is kept "
+            "in the data directory)\n"
+        )
+        return None
+    finally:
+        await rt.store.nc.flush()
+        await log_sub.unsubscribe()
+        for sub in watched:
+            await sub.unsubscribe()
+
+
+def _report(state: Any, output: str) -> int:
+    from engine.shape import execution_json
+
+    if state is None:
+        return 1
+    if output == "json":
+        sys.stdout.write(json.dumps(execution_json(state)) + "\n")
+    else:
+        first, last = state.histories[0].date, state.histories[-1].date
+        sys.stderr.write(
+            f"execution {state.id} {state.state} ({len(state.taskruns)} taskruns, "
+            f"{first[11:23]} → {last[11:23]})\n"
+        )
+        if state.outputs:
+            sys.stderr.write("outputs: " + json.dumps(state.outputs) + "\n")
+    return 0 if state.state in ("SUCCESS", "WARNING") else 1
+
+
 async def _run(
     file: Path,
     flows_dir: Path | None,
@@ -99,82 +192,211 @@ async def _run(
     output: str,
     timeout: float | None,
 ) -> int:
-    from engine.runtime import Runtime, new_execution_id
-    from engine.shape import execution_json
-    from eventstore import events as ev
-    from eventstore import subjects as S
-    from eventstore.store import Store
+    from engine.runtime import new_execution_id
 
-    color = sys.stderr.isatty()
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    # SIGTERM stops like Ctrl-C: roles cancelled, the embedded server stopped (never orphaned).
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
-    async with Runtime() as rt:
+    async with _session(roles=True) as rt:
         if flows_dir is not None:
             await rt.flows.deploy_dir(flows_dir)
         flow = await rt.flows.deploy(file.read_text(), file=str(file))
-        executor = rt.executor()
-        worker = rt.worker()
-        roles = [asyncio.create_task(executor.run()), asyncio.create_task(worker.run())]
-
-        mine = {execution_id := new_execution_id()}  # this execution and its subflows' executions
-        watched: list[Any] = []
-
-        async def watch(eid: str) -> None:
-            async def on_step(msg: Any) -> None:
-                for event in ev.decode(msg.data):
-                    if isinstance(event, ev.SubflowStarted) and event.execution_id not in mine:
-                        mine.add(event.execution_id)
-                        await watch(event.execution_id)
-
-            watched.append(await rt.store.nc.subscribe(S.events(eid), cb=on_step))
-
-        await watch(execution_id)
-
-        async def on_log(msg: Any) -> None:
-            if msg.subject[4:] not in mine:
-                return
-            line = Store.decode_log(msg.data)
-            time_ = line.date[11:23]
-            level = line.level
-            if color:
-                level = f"{_COLORS.get(line.level, '')}{line.level:<5}\x1b[0m"
-            sys.stderr.write(f"{time_} {level:<5} {line.task_id or '-'} {line.message}\n")
-
-        log_sub = await rt.store.nc.subscribe("log.>", cb=on_log)
+        execution_id = new_execution_id()
         sys.stderr.write(f"execution {execution_id} of {flow.namespace}.{flow.id} rev {flow.revision}\n")
-        try:
-            state = await rt.wait_terminal(
-                execution_id,
-                on_start=lambda: rt.create_execution(flow, inputs, labels, execution_id=execution_id),
-                timeout=timeout,
-            )
-        except TimeoutError:
-            sys.stderr.write(
-                f"execution {execution_id} has not ended after {timeout:g}s (its history is kept "
-                "in the data directory)\n"
-            )
-            return 1
-        finally:
-            await rt.store.nc.flush()
-            await log_sub.unsubscribe()
-            for sub in watched:
-                await sub.unsubscribe()
-            for task in roles:
-                task.cancel()
-            await asyncio.gather(*roles, return_exceptions=True)
-        if output == "json":
-            sys.stdout.write(json.dumps(execution_json(state)) + "\n")
-        else:
-            first, last = state.histories[0].date, state.histories[-1].date
-            sys.stderr.write(
-                f"execution {state.id} {state.state} ({len(state.taskruns)} taskruns, "
-                f"{first[11:23]} → {last[11:23]})\n"
-            )
-            if state.outputs:
-                sys.stderr.write("outputs: " + json.dumps(state.outputs) + "\n")
-        return 0 if state.state in ("SUCCESS", "WARNING") else 1
+        state = await _follow(
+            rt,
+            execution_id,
+            lambda: rt.create_execution(flow, inputs, labels, execution_id=execution_id),
+            timeout,
+        )
+        return _report(state, output)
+
+
+def _command(coro: Any) -> None:
+    """Run an async command: EngineError → one line and exit 1; Ctrl-C/SIGTERM → exit 130."""
+    try:
+        code = asyncio.run(coro)
+    except EngineError as exc:
+        _fail(str(exc), 1)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        _fail("interrupted", 130)
+    raise typer.Exit(code)
+
+
+_ROLES = typer.Option(
+    None,
+    "--roles/--no-roles",
+    help="Run the executor and a worker in this process (default: only on the embedded server).",
+)
+_WAIT = typer.Option(True, "--wait/--no-wait", help="Follow the execution's logs until it ends.")
+_OUTPUT = typer.Option("pretty", help="json: print the final execution as JSON on stdout.")
+
+
+async def _act(execution_id: str, action: str, roles: bool | None, wait: bool, output: str, **kw: Any) -> int:
+    async with _session(roles) as rt:
+        target = execution_id
+
+        async def start() -> None:
+            nonlocal target
+            if action == "kill":
+                await rt.kill(execution_id)
+            elif action == "resume":
+                await rt.resume(execution_id, kw.get("inputs"))
+            elif action == "restart":
+                await rt.restart(execution_id)
+            elif action == "replay":
+                target = await rt.replay(execution_id, kw.get("taskrun"), kw.get("revision"))
+                sys.stderr.write(f"execution {target} replays {execution_id}\n")
+
+        if action == "replay" or not wait:
+            await start()
+            if not wait:
+                sys.stderr.write(f"{action}: sent for execution {target}\n")
+                return 0
+            return _report(await _follow(rt, target, None, None), output)
+        return _report(await _follow(rt, target, start, None), output)
+
+
+@app.command()
+def kill(execution_id: str, roles: bool | None = _ROLES, wait: bool = _WAIT, output: str = _OUTPUT) -> None:
+    """Kill a running execution: its running processes stop, its subflows are killed too."""
+    _command(_act(execution_id, "kill", roles, wait, output))
+
+
+@app.command()
+def resume(
+    execution_id: str,
+    input: Annotated[
+        list[str] | None, typer.Option("--input", "-i", help="An onResume input, key=value.")
+    ] = None,
+    roles: bool | None = _ROLES,
+    wait: bool = _WAIT,
+    output: str = _OUTPUT,
+) -> None:
+    """Resume a PAUSED execution (with the Pause task's onResume inputs)."""
+    from engine.inputs import parse_cli_inputs
+
+    try:
+        inputs = parse_cli_inputs(input or [])
+    except EngineError as exc:
+        _fail(str(exc))
+    _command(_act(execution_id, "resume", roles, wait, output, inputs=inputs))
+
+
+@app.command()
+def restart(
+    execution_id: str, roles: bool | None = _ROLES, wait: bool = _WAIT, output: str = _OUTPUT
+) -> None:
+    """Run the failed taskruns of a finished execution again, as new attempts, in the same execution."""
+    _command(_act(execution_id, "restart", roles, wait, output))
+
+
+@app.command()
+def replay(
+    execution_id: str,
+    from_: Annotated[
+        str | None,
+        typer.Option("--from", help="A taskrun id or task id to replay from (default: the start)."),
+    ] = None,
+    revision: Annotated[int | None, typer.Option(help="Run this flow revision instead.")] = None,
+    roles: bool | None = _ROLES,
+    wait: bool = _WAIT,
+    output: str = _OUTPUT,
+) -> None:
+    """Start a new execution that keeps what happened before --from and runs again from there."""
+    _command(_act(execution_id, "replay", roles, wait, output, taskrun=from_, revision=revision))
+
+
+executions_app = typer.Typer(no_args_is_help=True, help="Look at executions.")
+app.add_typer(executions_app, name="executions")
+
+
+@executions_app.command("get")
+def executions_get(execution_id: str, output: str = _OUTPUT) -> None:
+    """One execution: its state, taskruns and outputs (JSON in Kestra's API shape with --output json)."""
+
+    async def get() -> int:
+        async with _session(roles=False) as rt:
+            state = await rt.get_execution(execution_id)
+            if output == "json":
+                from engine.shape import execution_json
+
+                sys.stdout.write(json.dumps(execution_json(state)) + "\n")
+                return 0
+            _print_execution(state)
+            return 0
+
+    _command(get())
+
+
+def _print_execution(state: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{state.namespace}.{state.flow_id} {state.id}: {state.state}")
+    for col in ("task", "value", "state", "attempts", "outputs"):
+        table.add_column(col)
+    for tr in state.taskruns.values():
+        outputs = json.dumps(tr.outputs)
+        table.add_row(tr.task_id, tr.value or "", tr.state, str(len(tr.attempts)), outputs[:60])
+    Console(stderr=False).print(table)
+
+
+@executions_app.command("list")
+def executions_list(
+    namespace: Annotated[str | None, typer.Option(help="Only this namespace (prefix).")] = None,
+    flow: Annotated[str | None, typer.Option(help="Only this flow id.")] = None,
+    limit: Annotated[int, typer.Option(help="Show the N most recent.")] = 20,
+    output: str = _OUTPUT,
+) -> None:
+    """The most recent executions, newest first."""
+
+    async def list_() -> int:
+        from eventstore import subjects as S
+
+        async with _session(roles=False) as rt:
+            ids: list[str] = []
+            for k in range(S.SHARDS):
+                info = await rt.store.js.stream_info(f"{S.EVENTS}_{k}", subjects_filter="ev.>")
+                ids.extend(subject.split(".", 2)[2] for subject in info.state.subjects or {})
+            states = [s for s in [await rt.load_execution(i) for i in ids] if s is not None]
+            states = [
+                s
+                for s in states
+                if (namespace is None or s.namespace.startswith(namespace))
+                and (flow is None or s.flow_id == flow)
+            ]
+            states.sort(key=lambda s: s.start_date, reverse=True)
+            states = states[:limit]
+            if output == "json":
+                from engine.shape import execution_json
+
+                sys.stdout.write(json.dumps([execution_json(s) for s in states]) + "\n")
+                return 0
+            for s in states:
+                sys.stdout.write(f"{s.id}  {s.start_date[:19]}  {s.state:<9} {s.namespace}.{s.flow_id}\n")
+            return 0
+
+    _command(list_())
+
+
+@app.command()
+def logs(
+    execution_id: str,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the execution ends.")
+    ] = False,
+) -> None:
+    """The log lines of an execution."""
+
+    async def show() -> int:
+        async with _session(roles=False) as rt:
+            state = await rt.get_execution(execution_id)
+            color = sys.stderr.isatty()
+            for line in await rt.store.read_logs(execution_id):
+                _print_log(line, color)
+            if follow and not state.is_terminal:
+                await _follow(rt, execution_id, None, None)
+            return 0
+
+    _command(show())
 
 
 @flow_app.command("validate")
@@ -227,5 +449,8 @@ def plugins_list() -> None:
 
 
 def main() -> None:
+    from engine.logs import configure
+
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    configure()
     app()

@@ -133,6 +133,24 @@ def evolve(state: Execution | None, event: ev.Event) -> Execution | None:
         state.kill_requested = True
     elif isinstance(event, ev.ExitRequested):
         state.exit_state = event.state
+    elif isinstance(event, ev.ExecutionRestarted):
+        for tr_id in event.removed:
+            state.taskruns.pop(tr_id, None)
+        for tr_id, new_state in event.states.items():
+            tr = state.taskruns.get(tr_id)
+            if tr is not None and tr.state != new_state:
+                tr.state = new_state
+                tr.histories.append(History(new_state, event.date))
+        state.state = "RESTARTED"
+        state.histories.append(History("RESTARTED", event.date))
+        state.outputs = None
+        state.exit_state = None
+        state.kill_requested = False
+    elif isinstance(event, ev.TaskRunsCopied):
+        state.histories = [History(s, d) for s, d in event.histories] + state.histories[1:]
+        for raw in event.taskruns:
+            tr = msgspec.convert(raw, TaskRun)
+            state.taskruns[tr.id] = tr
     elif isinstance(event, ev.TaskRunCreated):
         if event.taskrun_id not in state.taskruns:
             state.taskruns[event.taskrun_id] = TaskRun(

@@ -16,7 +16,16 @@ from nats.aio.msg import Msg
 from nats.js import api as jsapi
 
 from engine.clock import utcnow
-from engine.decider import Dispatch, Kill, NotifyParent, StartSubflow, Timer, accept, settle
+from engine.decider import (
+    Dispatch,
+    Kill,
+    NotifyParent,
+    StartSubflow,
+    Timer,
+    accept,
+    replay_events,
+    settle,
+)
 from engine.errors import ConcurrencyConflict, EngineError
 from engine.execution import Execution, evolve
 from engine.flows import FlowCache
@@ -141,6 +150,15 @@ class Executor:
         now = self.clock()
         flow = None
         for item in items:
+            if state is None and isinstance(item, ev.ReplayRequested):
+                replayed = await self._replay(execution_id, item, now)
+                if replayed is None:
+                    continue
+                flow, replay = replayed
+                for event in replay:
+                    state = evolve(state, event)
+                    events.append(event)
+                continue
             if state is None and isinstance(item, ev.ExecutionCreated):
                 flow = await self.flows.get(item.namespace, item.flow_id, item.flow_revision)
             elif state is not None and flow is None:
@@ -171,6 +189,20 @@ class Executor:
             self.cache.pop(execution_id, None)
             self._dispatched_checked.discard(execution_id)
 
+    async def _replay(
+        self, execution_id: str, item: ev.ReplayRequested, now: str
+    ) -> tuple[Any, list[ev.Event]] | None:
+        source = await self.load(item.source_execution_id)
+        if source is None:
+            log.warning("executor.replay_unknown_source", source=item.source_execution_id)
+            return None
+        flow = await self.flows.get(source.namespace, source.flow_id, item.revision or source.flow_revision)
+        try:
+            return flow, replay_events(source, execution_id, item.taskrun_id, flow, now)
+        except EngineError as exc:
+            log.warning("executor.replay_refused", error=str(exc))
+            return None
+
     async def _log_reasons(self, execution_id: str, events: list[ev.Event]) -> None:
         """Why a taskrun or the execution failed, as an ERROR log line (the pure decider cannot log)."""
         for event in events:
@@ -179,7 +211,10 @@ class Executor:
                     continue
                 tr_id = getattr(event, "taskrun_id", None)
                 state = self.cache.get(execution_id)
-                task_id = state.taskruns[tr_id].task_id if state and tr_id in state.taskruns else None
+                tr = state.taskruns.get(tr_id) if state and tr_id else None
+                if tr is not None and tr.runnable:
+                    continue  # the worker logged it already
+                task_id = tr.task_id if tr else None
                 line = LogLine(event.date, "ERROR", event.reason, tr_id, task_id, None)
                 await self.store.publish_log(execution_id, line)
 

@@ -139,6 +139,58 @@ class Runtime:
         await self.store.send_input(execution_id, created, msg_id=f"{execution_id}:created")
         return execution_id
 
+    async def get_execution(self, execution_id: str) -> Execution:
+        state = await self.load_execution(execution_id)
+        if state is None:
+            from engine.errors import ExecutionNotFound
+
+            raise ExecutionNotFound(f"no execution {execution_id!r} in this store")
+        return state
+
+    async def kill(self, execution_id: str) -> None:
+        state = await self.get_execution(execution_id)
+        if state.is_terminal:
+            raise EngineError(f"execution {execution_id} already ended {state.state}: nothing to kill")
+        await self.store.send_input(execution_id, ev.KillRequested(date=utcnow(), reason="kill requested"))
+
+    async def resume(self, execution_id: str, inputs: dict[str, Any] | None = None) -> None:
+        state = await self.get_execution(execution_id)
+        if state.state != "PAUSED":
+            raise EngineError(f"execution {execution_id} is {state.state}: only a PAUSED execution resumes")
+        await self.store.send_input(execution_id, ev.Resume(date=utcnow(), inputs=dict(inputs or {})))
+
+    async def restart(self, execution_id: str) -> None:
+        """Failed taskruns run again as new attempts, in the same execution."""
+        from engine.decider import restart_events
+
+        state = await self.get_execution(execution_id)
+        flow = await self.flows.get(state.namespace, state.flow_id, state.flow_revision)
+        restart_events(state, flow, utcnow())  # refuses (EngineError) what cannot restart
+        await self.store.send_input(execution_id, ev.Restart(date=utcnow()))
+
+    async def replay(self, execution_id: str, taskrun: str | None = None, revision: int | None = None) -> str:
+        """A new execution that keeps what happened before ``taskrun`` (an id, or a task id) and runs on."""
+        state = await self.get_execution(execution_id)
+        taskrun_id = None
+        if taskrun is not None:
+            if taskrun in state.taskruns:
+                taskrun_id = taskrun
+            else:
+                matches = [tr.id for tr in state.taskruns.values() if tr.task_id == taskrun]
+                if not matches:
+                    known = ", ".join(sorted({tr.task_id for tr in state.taskruns.values()})) or "none"
+                    raise EngineError(
+                        f"execution {execution_id} has no taskrun or task {taskrun!r} (its tasks: {known})"
+                    )
+                taskrun_id = matches[-1]
+        await self.flows.get(state.namespace, state.flow_id, revision or state.flow_revision)
+        new_id = new_execution_id()
+        item = ev.ReplayRequested(
+            date=utcnow(), source_execution_id=execution_id, taskrun_id=taskrun_id, revision=revision
+        )
+        await self.store.send_input(new_id, item, msg_id=f"{new_id}:replay")
+        return new_id
+
     async def load_execution(self, execution_id: str) -> Execution | None:
         state = None
         for seq, events in await self.store.read(execution_id):
@@ -151,7 +203,11 @@ class Runtime:
     async def wait_terminal(
         self, execution_id: str, on_start: Callable[[], Any] | None = None, timeout: float | None = None
     ) -> Execution:
-        """Wait until the execution ends (subscribe first, then call ``on_start``, so nothing is missed)."""
+        """Wait until the execution ends (subscribe first, then call ``on_start``, so nothing is missed).
+
+        An execution that had already ended before ``on_start`` (a restart, a resume) must end again.
+        """
+        before = await self.store.last_seq(execution_id) if on_start is not None else 0
         done = asyncio.Event()
 
         async def on_event(msg: Any) -> None:
@@ -164,14 +220,14 @@ class Runtime:
             if on_start is not None:
                 await on_start()
             state = await self.load_execution(execution_id)
-            if state is None or not state.is_terminal:
+            if state is None or not state.is_terminal or state.seq <= before:
                 await asyncio.wait_for(done.wait(), timeout)
         finally:
             await sub.unsubscribe()
         # The live copy of the terminal step can arrive before the stream serves it to a read.
         for _ in range(200):
             state = await self.load_execution(execution_id)
-            if state is not None and state.is_terminal:
+            if state is not None and state.is_terminal and state.seq > before:
                 return state
             await asyncio.sleep(0.005)
         raise EngineError(

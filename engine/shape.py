@@ -30,7 +30,8 @@ def execution_json(ex: Execution, *, mask: bool = True) -> dict[str, Any]:
         "labels": [{"key": k, "value": v} for k, v in ex.labels.items()],
         "outputs": ex.outputs or {},
         "trigger": ex.trigger,
-        "parentId": (ex.parent or {}).get("execution_id"),
+        "parentId": (ex.parent or {}).get("execution_id")
+        or (ex.original_id if ex.original_id not in (None, ex.id) else None),
         "originalId": ex.original_id or ex.id,
         "taskRunList": [
             {

@@ -84,7 +84,35 @@ def simulate(
     state = evolve(None, created)
     assert state is not None
     sim = Simulation(state, [created])
-    queue: list[ev.Input] = []
+    return drive(
+        sim,
+        flow,
+        [],
+        outcomes,
+        renderer=renderer,
+        max_rounds=max_rounds,
+        interrupt=interrupt,
+        fire_timers=fire_timers,
+        clock=clock,
+    )
+
+
+def drive(
+    sim: Simulation,
+    flow: Flow,
+    queue: list[ev.Input],
+    outcomes: Mapping[str, Outcome] | None = None,
+    *,
+    renderer: Any = None,
+    max_rounds: int = 10_000,
+    interrupt: Callable[[Simulation], list[ev.Input]] | None = None,
+    fire_timers: bool = False,
+    clock: Clock | None = None,
+) -> Simulation:
+    """Feed ``queue`` to a simulation and go on until nothing more happens (e.g. after a restart)."""
+    renderer = renderer or default_renderer()
+    outcomes = outcomes or {}
+    clock = clock or Clock(datetime(2026, 1, 2, tzinfo=UTC))
     for _ in range(max_rounds):
         now = clock()
         for item in queue:

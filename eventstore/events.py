@@ -105,6 +105,23 @@ class TaskRunExpanded(_Event, tag="tr.expanded", frozen=True):
     items: list[str]
 
 
+class ExecutionRestarted(_Event, tag="exec.restarted", frozen=True):
+    """Failed (and paused) taskruns run again in the same execution: ``states`` gives each affected
+    taskrun its new state (RESTARTED for tasks, RUNNING for their flowable ancestors); ``removed``
+    taskruns (error branches) are dropped."""
+
+    states: dict[str, str]
+    removed: list[str] = []
+
+
+class TaskRunsCopied(_Event, tag="exec.copied", frozen=True):
+    """A replay starts from a copy of its source's history (taskruns as the fold stores them)."""
+
+    source_execution_id: str
+    histories: list[list[str]]
+    taskruns: list[dict[str, Any]]
+
+
 class SubflowStarted(_Event, tag="tr.subflow", frozen=True):
     taskrun_id: str
     execution_id: str
@@ -125,6 +142,8 @@ Event = (
     | TaskRunDispatched
     | TaskRunExpanded
     | SubflowStarted
+    | ExecutionRestarted
+    | TaskRunsCopied
 )
 
 
@@ -169,7 +188,30 @@ class Wake(_Event, tag="in.wake", frozen=True):
     state: str
 
 
-Input = ExecutionCreated | KillRequested | AttemptStarted | AttemptEnded | SubflowEnded | Resume | Wake
+class Restart(_Event, tag="in.restart", frozen=True):
+    """Input only: run the failed taskruns of a finished execution again, in the same execution."""
+
+
+class ReplayRequested(_Event, tag="in.replay", frozen=True):
+    """Input only, sent to the NEW execution's inbox: replay ``source_execution_id`` from ``taskrun_id``
+    (everything before it is kept; None = from the start, same inputs)."""
+
+    source_execution_id: str
+    taskrun_id: str | None = None
+    revision: int | None = None
+
+
+Input = (
+    ExecutionCreated
+    | KillRequested
+    | AttemptStarted
+    | AttemptEnded
+    | SubflowEnded
+    | Resume
+    | Wake
+    | Restart
+    | ReplayRequested
+)
 
 
 class InputEnvelope(msgspec.Struct, frozen=True):

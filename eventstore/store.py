@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 import nats
+import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js import api as jsapi
@@ -61,10 +62,24 @@ class Store:
     @classmethod
     async def connect(cls, url: str | list[str], *, replicas: int = 1, name: str = "engine") -> Store:
         servers = url if isinstance(url, list) else [u.strip() for u in url.split(",")]
+        log = structlog.get_logger("eventstore.nats")
+
+        async def on_error(exc: Exception) -> None:
+            log.warning("nats.error", error=f"{type(exc).__name__}: {exc}")
+
+        async def on_disconnect() -> None:
+            log.info("nats.disconnected")
+
+        async def on_reconnect() -> None:
+            log.info("nats.reconnected")
+
         try:
             nc = await nats.connect(
                 servers=servers,
                 name=name,
+                error_cb=on_error,
+                disconnected_cb=on_disconnect,
+                reconnected_cb=on_reconnect,
                 connect_timeout=5,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.25,

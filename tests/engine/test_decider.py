@@ -359,3 +359,59 @@ tasks:
     sim = simulate(f, fire_timers=True)
     assert sim.state.state == "FAILED"
     assert len([tr for tr in sim.state.taskruns.values() if tr.task_id == "o"]) == 2
+
+
+def test_restart_runs_failed_taskruns_again_as_new_attempts() -> None:
+    from engine.testing import drive
+    from eventstore import events as ev
+
+    f = flow(f"""
+tasks:
+  - {{id: a, type: {LOG}, message: a}}
+  - id: seq
+    type: io.kestra.plugin.core.flow.Sequential
+    tasks:
+      - {{id: b, type: {LOG}, message: b}}
+      - {{id: c, type: {FAIL}}}
+  - {{id: d, type: {LOG}, message: d}}
+errors:
+  - {{id: handler, type: {LOG}, message: oops}}
+""")
+    sim = simulate(f, {"c": "FAILED"})
+    assert sim.state.state == "FAILED"
+    assert set(sim.states()) == {"a", "seq", "b", "c", "handler"}
+    drive(sim, f, [ev.Restart(date="2026-01-02T00:00:00Z")], {"c": "SUCCESS"})
+    assert sim.state.state == "SUCCESS"
+    assert [h.state for h in sim.state.histories][-3:] == ["RESTARTED", "RUNNING", "SUCCESS"]
+    assert sim.states() == {"a": "SUCCESS", "seq": "SUCCESS", "b": "SUCCESS", "c": "SUCCESS", "d": "SUCCESS"}
+    c = sim.taskrun("c")
+    assert [a.state for a in c.attempts] == ["FAILED", "SUCCESS"]
+    assert len(sim.taskrun("a").attempts) == 1  # what succeeded is not run again
+
+
+def test_replay_from_a_taskrun_keeps_what_came_before() -> None:
+    from engine.decider import replay_events
+    from engine.execution import evolve as fold
+    from engine.testing import Simulation, drive
+
+    f = flow(f"""
+tasks:
+  - {{id: a, type: {RET}, format: a}}
+  - {{id: b, type: {RET}, format: b}}
+  - {{id: c, type: {RET}, format: c}}
+""")
+    source = simulate(f, {"a": lambda d: ("SUCCESS", {"value": "A"})})
+    b = source.taskrun("b")
+    events = replay_events(source.state, "replay1", b.id, f, "2026-01-03T00:00:00Z")
+    state = None
+    for e in events:
+        state = fold(state, e)
+    assert state is not None and state.state == "RESTARTED"
+    assert [tr.task_id for tr in state.taskruns.values()] == ["a", "b"]
+    assert all(tr.id not in source.state.taskruns for tr in state.taskruns.values())  # new ids
+    assert state.original_id == "exec"
+    sim = drive(Simulation(state, list(events)), f, [])
+    assert sim.state.state == "SUCCESS"
+    assert sim.states() == {"a": "SUCCESS", "b": "SUCCESS", "c": "SUCCESS"}
+    assert len(sim.taskrun("a").attempts) == 1 and len(sim.taskrun("b").attempts) == 2
+    assert sim.taskrun("a").outputs == {"value": "A"}  # kept from the source
