@@ -1,0 +1,204 @@
+"""The DuckDB projection against a real nats-server and a running engine."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eventstore import events as ev
+from eventstore.indexer import Indexer, Msg, delete_execution
+from eventstore.store import Store
+
+pytestmark = pytest.mark.anyio
+
+TABLES = {
+    "executions": "id",
+    "taskruns": "id",
+    "logs": "seq",
+    "flow_revisions": "seq",
+    "flows": "namespace, flow_id",
+    "deleted_executions": "id",
+    "meta": "stream",
+}
+
+
+def dump(ix: Indexer) -> dict[str, list[tuple[Any, ...]]]:
+    return {t: ix.query(f"SELECT * FROM {t} ORDER BY {k}") for t, k in TABLES.items()}
+
+
+@asynccontextmanager
+async def engine(nats_url: str, home: Path) -> AsyncIterator[Any]:
+    from engine.runtime import Runtime
+
+    async with Runtime(nats_url=nats_url, home=home) as rt:
+        roles = [asyncio.create_task(rt.executor().run()), asyncio.create_task(rt.worker().run())]
+        try:
+            yield rt
+        finally:
+            for task in roles:
+                task.cancel()
+            await asyncio.gather(*roles, return_exceptions=True)
+
+
+async def run_flow(rt: Any, source: str, inputs: dict[str, Any] | None = None) -> Any:
+    from engine.inputs import resolve_inputs
+    from engine.runtime import new_execution_id
+
+    flow = await rt.flows.deploy(source)
+    eid = new_execution_id()
+    resolved = resolve_inputs(flow, inputs or {})
+    return await rt.wait_terminal(
+        eid, on_start=lambda: rt.create_execution(flow, resolved, execution_id=eid), timeout=15
+    )
+
+
+def flow_source(ns: str, fid: str = "hello", n: int = 3, fail: bool = False) -> str:
+    tasks = "".join(
+        f"""
+  - id: log{i}
+    type: io.kestra.plugin.core.log.Log
+    message: "line {i} of {{{{ flow.id }}}}"
+"""
+        for i in range(n)
+    )
+    if fail:
+        tasks += """
+  - id: boom
+    type: io.kestra.plugin.core.execution.Fail
+"""
+    return f"""id: {fid}
+namespace: {ns}
+labels:
+  team: data
+tasks:{tasks}"""
+
+
+async def test_projection_survives_restart_and_rebuilds_identically(nats_url: str, tmp_path: Path) -> None:
+    ns = f"ix.t{uuid.uuid4().hex[:8]}"
+    db = tmp_path / "index.duckdb"
+    store = await Store.connect(nats_url)
+    try:
+        async with engine(nats_url, tmp_path / "home") as rt:
+            ix = Indexer(store, db)
+            await ix.start()
+            ok = await run_flow(rt, flow_source(ns, n=3))
+            bad = await run_flow(rt, flow_source(ns, "broken", n=1, fail=True))
+            assert await ix.wait_caught_up()
+            (row,) = ix.query(
+                "SELECT state, namespace, flow_id, labels FROM executions WHERE id = ?", [ok.id]
+            )
+            assert row[0] == "SUCCESS" and row[1] == ns and row[2] == "hello"
+            assert "team:data" in row[3]
+            assert ix.query("SELECT state FROM executions WHERE id = ?", [bad.id]) == [("FAILED",)]
+            assert ix.query("SELECT count(*) FROM taskruns WHERE execution_id = ?", [ok.id]) == [(3,)]
+            msgs = [
+                r[0]
+                for r in ix.query("SELECT message FROM logs WHERE execution_id = ? ORDER BY seq", [ok.id])
+            ]
+            assert [m for m in msgs if m.startswith("line")] == [
+                "line 0 of hello",
+                "line 1 of hello",
+                "line 2 of hello",
+            ]
+            await ix.stop()
+
+            # While the indexer is down: more executions, a new revision, a deleted flow.
+            again = await run_flow(rt, flow_source(ns, n=2))
+            await rt.flows.deploy(flow_source(ns, "gone", n=1))
+            await store.delete_flow(ns, "gone")
+            ix = Indexer(store, db)
+            await ix.start()
+            assert await ix.wait_caught_up()
+            assert ix.query("SELECT state FROM executions WHERE id = ?", [again.id]) == [("SUCCESS",)]
+            # no row doubled by the restart
+            assert (
+                ix.query("SELECT count(*), count(DISTINCT seq) FROM logs")[0][0]
+                == ix.query("SELECT count(DISTINCT seq) FROM logs")[0][0]
+            )
+            assert ix.query(
+                "SELECT revision, deleted FROM flows WHERE namespace = ? AND flow_id = 'hello'", [ns]
+            ) == [(2, False)]
+            assert ix.query("SELECT deleted FROM flows WHERE namespace = ? AND flow_id = 'gone'", [ns]) == [
+                (True,)
+            ]
+            assert ix.query(
+                "SELECT revision, deleted FROM flow_revisions "
+                "WHERE namespace = ? AND flow_id = 'gone' ORDER BY seq",
+                [ns],
+            ) == [(1, False), (2, True)]
+
+            # A deleted execution disappears and stays deleted through a rebuild.
+            await delete_execution(store, bad.id)
+            assert await ix.wait_caught_up()
+            assert ix.query("SELECT count(*) FROM executions WHERE id = ?", [bad.id]) == [(0,)]
+            assert ix.query("SELECT count(*) FROM logs WHERE execution_id = ?", [bad.id]) == [(0,)]
+        assert await ix.wait_caught_up()
+        before = dump(ix)
+        await ix.stop()
+
+        db.unlink()
+        rebuilt = Indexer(store, db)
+        await rebuilt.start()
+        assert await rebuilt.wait_caught_up(30)
+        after = dump(rebuilt)
+        await rebuilt.stop()
+        for table in TABLES:
+            assert before[table] == after[table], f"table {table} differs after the rebuild"
+    finally:
+        await store.close()
+
+
+def _created(eid: str, date: str) -> ev.ExecutionCreated:
+    return ev.ExecutionCreated(
+        date=date, execution_id=eid, namespace="ix.batch", flow_id="f", flow_revision=1
+    )
+
+
+async def test_batch_path_skips_applied_messages_and_keeps_newer_rows(nats_url: str, tmp_path: Path) -> None:
+    store = await Store.connect(nats_url)
+    ix = Indexer(store, tmp_path / "b.duckdb")
+    try:
+        eid = "E" * 22
+        subject = f"ev.0.{eid}"
+        created = ev.encode([_created(eid, "2026-01-01T00:00:00Z")])
+        running = ev.encode([ev.ExecutionStateChanged(date="2026-01-01T00:00:01Z", state="RUNNING")])
+        done = ev.encode([ev.ExecutionStateChanged(date="2026-01-01T00:00:02Z", state="SUCCESS")])
+        await ix.apply([Msg("EVENTS_0", 1, subject, created), Msg("EVENTS_0", 2, subject, running)])
+        await ix.apply([Msg("EVENTS_0", 2, subject, running), Msg("EVENTS_0", 3, subject, done)])
+        await ix.apply([Msg("EVENTS_0", 3, subject, done)])  # replayed: ignored
+        assert ix.query("SELECT state, seq, duration_ms FROM executions WHERE id = ?", [eid]) == [
+            ("SUCCESS", 3, 2000.0)
+        ]
+        assert ix.query("SELECT seq FROM meta WHERE stream = 'EVENTS_0'") == [(3,)]
+        assert ix.applied["EVENTS_0"] == 3
+        # logs and their cursor land in the same transaction
+        from eventstore.store import LogLine, _log_enc
+
+        data = _log_enc.encode(LogLine("2026-01-01T00:00:01Z", "INFO", "hi", "tr", "t", 1))
+        await ix.apply([Msg("LOGS", 7, f"log.{eid}", data), Msg("LOGS", 7, f"log.{eid}", data)])
+        assert ix.query("SELECT seq, level_num, message FROM logs") == [(7, 2, "hi")]
+    finally:
+        ix.close()
+        await store.close()
+
+
+async def test_lag_gauge_counts_unapplied_messages(nats_url: str, tmp_path: Path) -> None:
+    from prometheus_client import generate_latest
+
+    store = await Store.connect(nats_url)
+    ix = Indexer(store, tmp_path / "lag.duckdb")
+    try:
+        await ix.start()
+        assert await ix.wait_caught_up(30)
+        text = generate_latest(ix.registry).decode()
+        assert 'engine_indexer_lag_events{stream="LOGS"} 0.0' in text
+        assert "engine_indexer_applied_messages_total" in text
+    finally:
+        await ix.stop()
+        await store.close()
