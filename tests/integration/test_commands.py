@@ -1,0 +1,105 @@
+"""engine restart / replay / resume / kill / executions / logs through the real CLI.
+
+With ENGINE_NATS_URL set these commands only send the command; `--roles` runs an executor and a
+worker in the same process so they can be followed to the end here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from integration_helpers import CliResult
+
+FLAKY = """
+id: flaky-{n}
+namespace: t.commands
+tasks:
+  - id: a
+    type: io.kestra.plugin.core.log.Log
+    message: first
+  - id: b
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands:
+      - test -f {marker}
+  - id: c
+    type: io.kestra.plugin.core.debug.Return
+    format: done
+"""
+
+
+def _flow(tmp_path: Path, n: str) -> tuple[Path, Path]:
+    marker = tmp_path / f"ok-{n}"
+    path = tmp_path / f"flaky-{n}.yaml"
+    path.write_text(FLAKY.format(n=n, marker=marker))
+    return path, marker
+
+
+def test_restart_reruns_the_failed_taskrun_in_the_same_execution(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    path, marker = _flow(tmp_path, "restart")
+    first = cli("run", str(path), "--output", "json")
+    assert first.code == 1 and first.json["state"]["current"] == "FAILED", first.diag
+    eid = first.json["id"]
+    marker.touch()
+    again = cli("restart", eid, "--roles", "--output", "json")
+    assert again.code == 0, again.diag
+    ex = again.json
+    assert ex["id"] == eid and ex["state"]["current"] == "SUCCESS"
+    assert [h["state"] for h in ex["state"]["histories"]][2:4] == ["FAILED", "RESTARTED"]
+    b = next(t for t in ex["taskRunList"] if t["taskId"] == "b")
+    assert [a["state"]["current"] for a in b["attempts"]] == ["FAILED", "SUCCESS"]
+    a = next(t for t in ex["taskRunList"] if t["taskId"] == "a")
+    assert len(a["attempts"]) == 1
+    # A finished, successful execution has nothing to restart: one clear line, exit 1.
+    refused = cli("restart", eid, "--roles")
+    assert refused.code == 1 and "no failed or paused taskrun" in refused.stderr
+
+
+def test_replay_from_a_task_is_a_new_execution(tmp_path: Path, cli: Callable[..., CliResult]) -> None:
+    path, marker = _flow(tmp_path, "replay")
+    first = cli("run", str(path), "--output", "json")
+    eid = first.json["id"]
+    marker.touch()
+    replayed = cli("replay", eid, "--from", "b", "--roles", "--output", "json")
+    assert replayed.code == 0, replayed.diag
+    ex = replayed.json
+    assert ex["id"] != eid and ex["originalId"] == eid and ex["parentId"] == eid
+    assert [t["taskId"] for t in ex["taskRunList"]] == ["a", "b", "c"]
+    assert {t["id"] for t in ex["taskRunList"]}.isdisjoint({t["id"] for t in first.json["taskRunList"]})
+    original = cli("executions", "get", eid, "--output", "json")
+    assert original.json["state"]["current"] == "FAILED"  # the source is never edited
+    unknown = cli("replay", eid, "--from", "nope", "--roles")
+    assert unknown.code == 1 and "no taskrun or task 'nope'" in unknown.stderr
+
+
+def test_unknown_execution_ids_get_one_line(cli: Callable[..., CliResult]) -> None:
+    for command in ("restart", "kill", "resume", "replay"):
+        res = cli(command, "does-not-exist", "--no-roles")
+        assert res.code == 1
+        assert res.stderr.strip() == "no execution 'does-not-exist' in this store"
+    res = cli("executions", "get", "does-not-exist")
+    assert res.code == 1 and "no execution" in res.stderr
+
+
+def test_resume_a_paused_execution(tmp_path: Path, cli: Callable[..., CliResult]) -> None:
+    path = tmp_path / "pause.yaml"
+    path.write_text(
+        "id: paused\nnamespace: t.commands\ntasks:\n"
+        "  - id: wait\n    type: io.kestra.plugin.core.flow.Pause\n"
+        "    onResume:\n      - {id: answer, type: STRING}\n"
+        "  - id: use\n    type: io.kestra.plugin.core.debug.Return\n"
+        "    format: \"{{ outputs.wait.onResume.answer }}\"\n"
+    )
+    first = cli("run", str(path), "--output", "json", "--timeout", "3")
+    assert first.code == 1 and "has not ended" in first.stderr
+    listed = cli("executions", "list", "--flow", "paused", "--output", "json")
+    eid = listed.json[0]["id"] if isinstance(listed.json, list) else listed.json["id"]
+    assert cli("executions", "get", eid, "--output", "json").json["state"]["current"] == "PAUSED"
+    resumed = cli("resume", eid, "--input", "answer=yes", "--roles", "--output", "json")
+    assert resumed.code == 0, resumed.diag
+    use = next(t for t in resumed.json["taskRunList"] if t["taskId"] == "use")
+    assert use["outputs"] == {"value": "yes"}
+    logs = cli("logs", eid)
+    assert logs.code == 0
