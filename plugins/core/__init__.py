@@ -6,7 +6,9 @@ import importlib
 
 from plugins.registry import Registry
 
-_MODULES = ("flow", "log", "debug", "output", "execution", "sleep", "kv", "state", "http")
+_MODULES = (
+    "flow", "log", "debug", "output", "execution", "sleep", "kv", "state", "http", "storage", "log_fetch",
+)
 
 
 def register(registry: Registry) -> None:
