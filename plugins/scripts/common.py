@@ -148,12 +148,10 @@ async def write_input_files(
 
 def collect_output_files(workdir: Path, patterns: Sequence[str] | None) -> dict[str, str]:
     """``{relative name: absolute path}`` for files matching ``outputFiles`` globs, plus OUTPUT_DIR files."""
-    found: dict[str, str] = {}
+    from plugins.files import find_files  # Java globs, as Kestra: ``*`` in one part, ``**`` across
+
     root = workdir.resolve()
-    for pattern in patterns or ():
-        for path in sorted(root.glob(pattern)):
-            if path.is_file():
-                found[path.relative_to(root).as_posix()] = str(path)
+    found = {name: str(path) for name, path in find_files(root, patterns).items()}
     out_dir = root / OUTPUT_DIR_NAME
     if out_dir.is_dir():
         for path in sorted(out_dir.rglob("*")):
