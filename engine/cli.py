@@ -304,6 +304,82 @@ def replay(
     _command(_act(execution_id, "replay", roles, wait, output, taskrun=from_, revision=revision))
 
 
+server_app = typer.Typer(no_args_is_help=True, help="Run the engine's roles as long-lived processes.")
+app.add_typer(server_app, name="server")
+
+
+async def _serve(roles: list[str], flows_dir: Path | None, group: str | None, concurrency: int) -> int:
+    """Run the given roles until SIGTERM/Ctrl-C; each role is an asyncio task of this process."""
+    from engine.runtime import Runtime
+
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, main_task.cancel)
+    async with Runtime() as rt:
+        if flows_dir is not None:
+            deployed = await rt.flows.deploy_dir(flows_dir)
+            sys.stderr.write(f"deployed {len(deployed)} flow(s) from {flows_dir}\n")
+        tasks = []
+        if "executor" in roles:
+            tasks.append(asyncio.create_task(rt.executor().run()))
+        if "worker" in roles:
+            tasks.append(asyncio.create_task(rt.worker(group=group, concurrency=concurrency).run()))
+        where = "embedded server " + rt.server.url if rt.server else rt.nats_url
+        sys.stderr.write(f"engine {', '.join(roles)} running on {where} (pid {os.getpid()}); Ctrl-C stops\n")
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    return 0
+
+
+@server_app.command("nats")
+def server_nats() -> None:
+    """Only the embedded NATS server of this data directory; prints its URL for ENGINE_NATS_URL."""
+    from engine.runtime import data_home
+    from eventstore.server import EmbeddedServer
+
+    server = EmbeddedServer(data_home() / "nats")
+    try:
+        server.start()
+    except EngineError as exc:
+        _fail(str(exc), 1)
+    sys.stdout.write(server.client_url + "\n")
+    sys.stdout.flush()
+    sys.stderr.write(f"nats-server pid {server.pid} on {server.url}; Ctrl-C stops it\n")
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        server.stop()
+
+
+_FLOWS = typer.Option(None, "--flows", help="Deploy every flow in this directory first.")
+_GROUP = typer.Option(None, "--group", help="Worker group (tasks with workerGroup.key go to that group).")
+_CONC = typer.Option(16, "--concurrency", help="Tasks this worker runs at once.")
+
+
+@server_app.command("local")
+def server_local(flows: Path | None = _FLOWS, concurrency: int = _CONC) -> None:
+    """Everything in one process on the embedded server (or ENGINE_NATS_URL)."""
+    _command(_serve(["executor", "worker"], flows, None, concurrency))
+
+
+@server_app.command("executor")
+def server_executor(flows: Path | None = _FLOWS) -> None:
+    """The executor role only: folds executions, decides, dispatches."""
+    _command(_serve(["executor"], flows, None, 0))
+
+
+@server_app.command("worker")
+def server_worker(group: str | None = _GROUP, concurrency: int = _CONC) -> None:
+    """The worker role only: runs tasks."""
+    _command(_serve(["worker"], None, group, concurrency))
+
+
 executions_app = typer.Typer(no_args_is_help=True, help="Look at executions.")
 app.add_typer(executions_app, name="executions")
 
