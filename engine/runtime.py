@@ -60,6 +60,10 @@ def make_expressions(store: Store | None) -> Any:
             return value
 
         functions["kv"] = kv_function
+        from engine.files import storage_functions
+        from eventstore.storage import InternalStorage
+
+        functions.update(storage_functions(InternalStorage(store)))  # read(), fileSize(), ...
     return Expressions(functions=functions)
 
 
@@ -123,6 +127,10 @@ class Runtime:
 
             secret_inputs = tuple(sorted(secret_input_ids(flow)))
         execution_id = execution_id or new_execution_id()
+        from engine.files import upload_file_inputs
+        from eventstore.storage import InternalStorage
+
+        inputs = await upload_file_inputs(flow, inputs, execution_id, InternalStorage(self.store))
         labels = {**flow.labels, **(labels or {})}
         labels.setdefault("system.correlationId", execution_id)
         created = ev.ExecutionCreated(
