@@ -68,7 +68,7 @@ async def upload_file_inputs(
     if not files:
         return inputs
     check_local_file_inputs(flow, inputs)
-    result = _copy(inputs)
+    result: dict[str, Any] = _copy(inputs)
     for keys, value in files:
         path = Path(str(value)).expanduser()
         uri = input_uri(flow.namespace, flow.id, execution_id, ".".join(keys), path.name)
