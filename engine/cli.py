@@ -78,6 +78,9 @@ def run(
         from engine.expressions import Expressions
 
         inputs = resolve_inputs(flow, given, Expressions().render)
+        from engine.files import check_local_file_inputs
+
+        check_local_file_inputs(flow, inputs)  # FILE inputs: uploaded when the execution is created
     except FlowValidationError as exc:
         _print_issues(exc)
         raise typer.Exit(2) from None
