@@ -1,0 +1,364 @@
+"""The Flow trigger: start a flow when another flow's execution reaches a state.
+
+Follows Kestra's ``FlowTriggerService.computeExecutionsFromFlowTriggers``: the listening flow is
+never the upstream flow itself; the upstream state must be in ``states`` (default: terminal
+states); the plain ``conditions`` must all hold; each ``MultipleCondition`` (and the newer
+``preconditions``) records which of its sub-conditions held in a time window kept in KV, and the
+trigger fires when all of them have held in the window (then the window is reset unless
+``resetOnSuccess: false``). ``inputs`` are rendered with the upstream execution's variables and
+``trigger.*``.
+
+Exactly once: the new execution's id is derived from (listening flow, trigger id, upstream
+execution id, upstream state, how many times the upstream reached that state), so a redelivered
+state change, or two trigger services, start it once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from engine.decider import make_id
+from engine.durations import parse_duration
+from engine.errors import EngineError, InputError
+from engine.execution import Execution
+from engine.model import Flow, Trigger
+from engine.states import TERMINAL
+from triggers import conditions as C
+from triggers.kv import TriggerKV, key
+from triggers.schedule import iso, trigger_labels
+
+log = structlog.get_logger("triggers.flow")
+
+DEFAULT_STATES = tuple(sorted(str(s) for s in TERMINAL))
+
+
+@dataclass
+class Upstream:
+    """The upstream execution as it was right after the state change (folded up to that step)."""
+
+    execution: Execution
+    state: str
+    occurrence: int  # 1 for the first time the execution reached ``state``, 2 for the second...
+    variables: dict[str, Any]  # the upstream execution's expression variables
+
+
+@dataclass
+class Plan:
+    """An execution to create."""
+
+    flow: Flow
+    execution_id: str
+    inputs: dict[str, Any]
+    labels: dict[str, str]
+    trigger: dict[str, Any]
+
+
+def listened_states(trigger: Trigger) -> tuple[str, ...]:
+    states = trigger.props.get("states")
+    if not states:
+        return DEFAULT_STATES
+    return tuple(str(s) for s in states)
+
+
+def trigger_variables(up: Upstream) -> dict[str, Any]:
+    ex = up.execution
+    return {
+        "executionId": ex.id,
+        "namespace": ex.namespace,
+        "flowId": ex.flow_id,
+        "flowRevision": ex.flow_revision,
+        "state": up.state,
+        "labels": dict(ex.labels),
+        "outputs": dict(ex.outputs or {}),
+    }
+
+
+def trigger_record(trigger: Trigger, variables: dict[str, Any]) -> dict[str, Any]:
+    """What ExecutionCreated.trigger carries: Kestra's {id, type, variables}.
+
+    The variables are also copied at the top level so ``{{ trigger.executionId }}`` renders while
+    the execution context exposes the whole record as ``trigger`` (see /tmp/triggers-requests.md).
+    """
+    return {**variables, "id": trigger.id, "type": trigger.type, "variables": variables}
+
+
+# ---- multiple conditions (MultipleCondition and preconditions) ---------------------------------------
+
+
+@dataclass
+class Multiple:
+    id: str
+    conditions: dict[str, Any]  # name -> condition (a Kestra condition, or an internal _upstream/_filter)
+    time_window: dict[str, Any]
+    reset_on_success: bool
+
+
+def multiples(trigger: Trigger) -> list[Multiple]:
+    out = []
+    for cond in trigger.props.get("conditions") or []:
+        if isinstance(cond, Mapping) and C.condition_kind(str(cond.get("type", ""))) == "MultipleCondition":
+            window = dict(cond.get("timeWindow") or cond.get("sla") or {})
+            if cond.get("window") is not None:
+                window.setdefault("window", cond["window"])
+            if cond.get("windowAdvance") is not None:
+                window.setdefault("windowAdvance", cond["windowAdvance"])
+            out.append(
+                Multiple(
+                    id=str(cond.get("id") or "multiple"),
+                    conditions=dict(cond.get("conditions") or {}),
+                    time_window=window,
+                    reset_on_success=cond.get("resetOnSuccess", True) is not False,
+                )
+            )
+    pre = trigger.props.get("preconditions")
+    if isinstance(pre, Mapping):
+        conds: dict[str, Any] = {}
+        n = 0
+        for upstream in pre.get("flows") or []:
+            n += 1
+            conds[f"condition_{n}"] = {"type": "_upstream", **upstream}
+        for where in pre.get("where") or []:
+            n += 1
+            conds[f"condition_{n}_{where.get('id')}"] = {"type": "_filter", **where}
+        out.append(
+            Multiple(
+                id=str(pre.get("id") or "preconditions"),
+                conditions=conds,
+                time_window=dict(pre.get("timeWindow") or {}),
+                reset_on_success=pre.get("resetOnSuccess", True) is not False,
+            )
+        )
+    return out
+
+
+def _seconds(value: Any, default: float) -> float:
+    return default if value is None else parse_duration(value)
+
+
+def _time_of_day(value: Any) -> timedelta:
+    text = str(value)
+    parts = [float(p) for p in text.split("+")[0].split("Z")[0].split(":")]
+    while len(parts) < 3:
+        parts.append(0)
+    return timedelta(hours=parts[0], minutes=parts[1], seconds=parts[2])
+
+
+def new_window(tw: Mapping[str, Any], now: datetime) -> tuple[datetime, datetime]:
+    """Kestra's ``MultipleConditionStorageInterface.getOrCreate`` window bounds."""
+    now = now.astimezone(UTC).replace(microsecond=0)
+    kind = str(tw.get("type") or "DURATION_WINDOW").upper()
+    window = _seconds(tw.get("window"), 86400.0)
+    if kind == "SLIDING_WINDOW":
+        return now, now + timedelta(seconds=window)
+    day = now.replace(hour=0, minute=0, second=0)
+    if kind == "DAILY_TIME_WINDOW":
+        return day + _time_of_day(tw.get("startTime")), day + _time_of_day(tw.get("endTime"))
+    if kind == "DAILY_TIME_DEADLINE":
+        return day, day + _time_of_day(tw.get("deadline"))
+    if window >= 86400:
+        now = now.replace(hour=0)
+    if window >= 3600:
+        now = now.replace(minute=0)
+    minutes = int(window // 60)
+    if minutes > 0:
+        now = now.replace(second=0, minute=0) + timedelta(minutes=minutes * (now.minute // minutes))
+    advance = tw.get("windowAdvance")
+    start = now if advance is None else now + timedelta(seconds=parse_duration(advance))
+    return start, start + timedelta(seconds=window) - timedelta(milliseconds=1)
+
+
+def _when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class FlowTriggers:
+    """Evaluates Flow triggers against an upstream state change."""
+
+    def __init__(self, kv: TriggerKV, expressions: Any, now: Callable[[], datetime]) -> None:
+        self.kv = kv
+        self.expressions = expressions
+        self.now = now
+        self._resets: dict[str, list[tuple[str, int]]] = {}  # execution id -> windows to reset once fired
+
+    def context(self, flow: Flow, up: Upstream, tvars: dict[str, Any]) -> C.Context:
+        ex = up.execution
+        variables = {**up.variables, "trigger": tvars}
+        variables["flow"] = {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision}
+        return C.Context(
+            variables=variables,
+            flow_namespace=flow.namespace,
+            flow_id=flow.id,
+            namespace=ex.namespace,
+            execution_flow_id=ex.flow_id,
+            state=up.state,
+            labels=dict(ex.labels),
+            outputs=ex.outputs,
+            has_execution=True,
+        )
+
+    async def _sub_test(self, cond: Mapping[str, Any], ctx: C.Context) -> bool:
+        kind = cond.get("type")
+        if kind == "_upstream":
+            if cond.get("namespace") is not None and ctx.namespace != cond.get("namespace"):
+                return False
+            if cond.get("flowId") is not None and ctx.execution_flow_id != cond.get("flowId"):
+                return False
+            states = cond.get("states")
+            if states is not None and ctx.state not in [str(s) for s in states]:
+                return False
+            labels = cond.get("labels")
+            return not (labels and any(ctx.labels.get(str(k)) != str(v) for k, v in dict(labels).items()))
+        if kind == "_filter":
+            results = [await self._filter(f, ctx) for f in cond.get("filters") or []]
+            return any(results) if str(cond.get("operand") or "AND").upper() == "OR" else all(results)
+        return await C.test(cond, ctx, self.expressions)
+
+    async def _filter(self, f: Mapping[str, Any], ctx: C.Context) -> bool:
+        field = str(f.get("field", "")).upper()
+        value: str | None
+        if field == "FLOW_ID":
+            value = ctx.execution_flow_id
+        elif field == "NAMESPACE":
+            value = ctx.namespace
+        elif field == "STATE":
+            value = ctx.state
+        elif field == "EXPRESSION":
+            try:
+                value = str(await self.expressions.render_async(str(f.get("value", "")), ctx.variables))
+            except EngineError as exc:
+                raise C.ConditionError(f"preconditions filter: {exc}") from exc
+        else:
+            raise C.ConditionError(f"preconditions filter: unknown field {f.get('field')!r}")
+        expected = f.get("value")
+        kind = str(f.get("type", "")).upper()
+        if kind == "EQUAL_TO":
+            return value == expected
+        if kind == "NOT_EQUAL_TO":
+            return value != expected
+        if kind == "IN":
+            return value in (f.get("values") or [])
+        if kind == "NOT_IN":
+            return value not in (f.get("values") or [])
+        if kind == "IS_TRUE":
+            return C.truthy(value)
+        if kind == "IS_FALSE":
+            return not C.truthy(value)
+        if kind == "IS_NULL":
+            return value is None
+        if kind == "IS_NOT_NULL":
+            return value is not None
+        if value is None:
+            return False
+        if kind == "STARTS_WITH":
+            return value.startswith(str(expected))
+        if kind == "ENDS_WITH":
+            return value.endswith(str(expected))
+        if kind == "REGEX":
+            return re.fullmatch(str(expected), value) is not None
+        if kind == "CONTAINS":
+            return str(expected) in value
+        raise C.ConditionError(f"preconditions filter: unknown type {f.get('type')!r}")
+
+    def window_key(self, flow: Flow, trigger: Trigger, m: Multiple) -> str:
+        return key("window", flow.namespace, flow.id, trigger.id, m.id)
+
+    async def _record(self, flow: Flow, trigger: Trigger, m: Multiple, ctx: C.Context) -> tuple[bool, int]:
+        """Add this execution's results to the window; (all sub-conditions held, window seq)."""
+        results = {name: await self._sub_test(cond, ctx) for name, cond in m.conditions.items()}
+        k = self.window_key(flow, trigger, m)
+        for _ in range(20):
+            now = self.now()
+            window, seq = await self.kv.get(k)
+            if window is None or not (_when(window["start"]) < now < _when(window["end"])):
+                start, end = new_window(m.time_window, now)
+                window = {"start": iso(start), "end": iso(end), "results": {}}
+            merged = dict(window.get("results") or {})
+            merged.update({name: True for name, ok in results.items() if ok})
+            done = all(merged.get(name) for name in m.conditions)
+            if merged == window.get("results") and seq:
+                return done, seq
+            new_seq = await self.kv.put(k, {**window, "results": merged}, seq)
+            if new_seq is not None:
+                return done, new_seq
+        raise EngineError(f"{flow.namespace}.{flow.id}: window {m.id} is updated too often concurrently")
+
+    async def evaluate(self, flow: Flow, trigger: Trigger, up: Upstream) -> Plan | None:
+        """The execution to start for this upstream state change, or None."""
+        if up.state not in listened_states(trigger):
+            return None
+        tvars = trigger_variables(up)
+        ctx = self.context(flow, up, tvars)
+        conds = [
+            c
+            for c in trigger.props.get("conditions") or []
+            if not (
+                isinstance(c, Mapping) and C.condition_kind(str(c.get("type", ""))) == "MultipleCondition"
+            )
+        ]
+        if not await C.all_true(conds, ctx, self.expressions):
+            return None
+        ms = multiples(trigger)
+        done = []
+        for m in ms:
+            done.append((m, *await self._record(flow, trigger, m, ctx)))
+        if not all(ok for _, ok, _ in done):
+            return None
+        try:
+            inputs = await self.expressions.render_value_async(
+                dict(trigger.props.get("inputs") or {}), ctx.variables
+            )
+            labels = await self.expressions.render_value_async(
+                trigger_labels(trigger.props.get("labels")), ctx.variables
+            )
+        except EngineError as exc:
+            log.warning(
+                "flow_trigger.invalid_inputs",
+                flow=f"{flow.namespace}.{flow.id}",
+                trigger=trigger.id,
+                upstream=up.execution.id,
+                error=str(exc),
+            )
+            return None
+        plan = Plan(
+            flow=flow,
+            execution_id=make_id(
+                "flow-trigger",
+                flow.namespace,
+                flow.id,
+                trigger.id,
+                up.execution.id,
+                up.state,
+                str(up.occurrence),
+            ),
+            inputs=typed_inputs(flow, inputs, self.expressions),
+            labels={str(k): str(v) for k, v in labels.items() if v is not None},
+            trigger=trigger_record(trigger, tvars),
+        )
+        self._resets[plan.execution_id] = [
+            (self.window_key(flow, trigger, m), seq) for m, _, seq in done if m.reset_on_success
+        ]
+        return plan
+
+    async def fired(self, plan: Plan) -> None:
+        """After the create was sent: reset the windows that completed (resetOnSuccess)."""
+        for k, seq in self._resets.pop(plan.execution_id, []):
+            await self.kv.delete(k, seq)
+
+
+def typed_inputs(flow: Flow, given: dict[str, Any], expressions: Any) -> dict[str, Any]:
+    """Typed inputs when they validate; else the rendered values as given (Kestra does not validate
+    the inputs of executions started by a Flow trigger)."""
+    from engine.inputs import resolve_inputs
+
+    try:
+        return resolve_inputs(flow, given, expressions.render)
+    except InputError:
+        return given
+    except EngineError:
+        return given

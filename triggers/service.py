@@ -1,0 +1,572 @@
+"""The trigger role: Flow triggers (on other executions' state changes) and Schedule triggers.
+
+``TriggerService(runtime)`` runs as an asyncio task next to the executor and the worker::
+
+    triggers = TriggerService(rt)
+    roles.append(asyncio.create_task(triggers.run()))
+
+- Deployed flows with triggers are indexed in memory: a snapshot of FLOWS at start, then an
+  ordered consumer on FLOWS keeps the index current (new revisions, deletions).
+- Flow triggers: a durable consumer per EVENTS shard stream (queue group ``triggers``: several
+  services share the work) reads every execution step; a state change that some Flow trigger
+  listens to is folded (history up to that step) and evaluated; the message is acked once the
+  creates are sent. Creation ids are deterministic, so a redelivery starts nothing twice.
+- Schedule triggers: every ``poll_interval`` (and at each due slot) ``tick()`` creates the
+  executions of the slots that came due. The cursor (last slot handled) is in KV_triggers,
+  written with compare-and-set; slot ids are deterministic, so two services or a restart create
+  each slot once. When a service first sees a trigger whose cursor is behind, the missed slots
+  follow ``recoverMissedSchedules`` (ALL: every one, LAST: the latest, NONE: none).
+- ``stopAfter``: an execution started by a Schedule trigger that ends in one of these states
+  disables the trigger (in KV; ``engine triggers enable`` turns it back on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+import structlog
+from nats.aio.msg import Msg
+from nats.js import api as jsapi
+
+from engine.errors import EngineError, FlowValidationError
+from engine.execution import Execution, evolve
+from engine.model import Flow, Trigger
+from eventstore import events as ev
+from eventstore import subjects as S
+from triggers import conditions as C
+from triggers.flow import FlowTriggers, Plan, Upstream, listened_states
+from triggers.kv import TriggerKV, key
+from triggers.schedule import (
+    FLOW_TYPES,
+    SCHEDULE_TYPES,
+    ScheduleError,
+    ScheduleSpec,
+    iso,
+    schedule_spec,
+    trigger_labels,
+    utc_key,
+)
+
+log = structlog.get_logger("triggers")
+
+GRACE = timedelta(seconds=1)  # a slot younger than this at start-up is on time, not missed
+MAX_SLOTS_PER_TICK = 10_000
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def schedule_key(namespace: str, flow_id: str, trigger_id: str) -> str:
+    return key("schedule", namespace, flow_id, trigger_id)
+
+
+def parse_when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass
+class _Meta:
+    namespace: str
+    flow_id: str
+
+
+def _parse_flow(source: str, revision: int) -> Flow:
+    from engine.flow import load_flow
+
+    return msgspec.structs.replace(load_flow(source), revision=revision)
+
+
+class TriggerService:
+    """The trigger role. ``run()`` until cancelled, or ``start()`` / ``stop()``."""
+
+    def __init__(
+        self,
+        runtime: Any,
+        *,
+        now: Callable[[], datetime] | None = None,
+        poll_interval: float = 1.0,
+        durable: str = "triggers",
+        inactive_threshold: float | None = None,
+        schedules: bool = True,
+        flow_triggers: bool = True,
+    ) -> None:
+        self.rt = runtime
+        self.store = runtime.store
+        self.expressions = runtime.expressions
+        self.kv = TriggerKV(self.store)
+        self.now = now or utc_now
+        self.poll_interval = poll_interval
+        self.durable = durable
+        self.inactive_threshold = inactive_threshold
+        self.schedules_enabled = schedules
+        self.flow_triggers_enabled = flow_triggers
+        self.flow_triggers = FlowTriggers(self.kv, self.expressions, self.now)
+        self.index: dict[tuple[str, str], Flow] = {}  # deployed flows that have triggers
+        self._specs: dict[tuple[str, str, int, str], ScheduleSpec | ScheduleError] = {}
+        self._recovered: set[tuple[str, str, str]] = set()
+        self._meta: OrderedDict[str, _Meta] = OrderedDict()
+        self._subs: list[Any] = []
+        self._queues: list[asyncio.Queue[Msg]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._tick_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._reported: set[str] = set()
+        self.created: list[str] = []  # execution ids this service sent creates for (tests, metrics)
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.kv.setup()
+        await self._watch_flows()
+        if self.flow_triggers_enabled:
+            await self._subscribe_events()
+        if self.schedules_enabled:
+            self._tasks.append(asyncio.create_task(self._schedule_loop()))
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        subs, self._subs = self._subs, []
+        for sub in subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def run(self) -> None:
+        await self.start()
+        try:
+            await asyncio.gather(*self._tasks)
+            await asyncio.Event().wait()  # nothing to do but consume (flow triggers only)
+        finally:
+            await self.stop()
+
+    # ---- the flow index ------------------------------------------------------------------------
+
+    def _index_flow(self, namespace: str, flow_id: str, revision: int, source: str, deleted: bool) -> None:
+        current = self.index.get((namespace, flow_id))
+        if current is not None and current.revision > revision:
+            return
+        if deleted:
+            self.index.pop((namespace, flow_id), None)
+            return
+        try:
+            flow = _parse_flow(source, revision)
+        except (FlowValidationError, EngineError) as exc:
+            log.warning("triggers.flow_invalid", flow=f"{namespace}.{flow_id}", error=str(exc)[:200])
+            self.index.pop((namespace, flow_id), None)
+            return
+        if flow.triggers:
+            self.index[(namespace, flow_id)] = flow
+        else:
+            self.index.pop((namespace, flow_id), None)
+        self._wake.set()
+
+    async def _watch_flows(self) -> None:
+        info = await self.store.js.stream_info(S.FLOWS)
+        last = int(info.state.last_seq or 0)
+        for rev in await self.store.list_flows():
+            self._index_flow(rev.namespace, rev.flow_id, rev.revision, rev.source, rev.deleted)
+
+        async def on_flow(msg: Msg) -> None:
+            headers = msg.headers or {}
+            ns, fid = S.parse_flow(msg.subject)
+            self._index_flow(
+                ns,
+                fid,
+                int(headers.get("Engine-Revision", "1")),
+                (msg.data or b"").decode(),
+                headers.get("Engine-Deleted") == "1",
+            )
+
+        self._subs.append(
+            await self.store.js.subscribe(
+                "flow.>",
+                stream=S.FLOWS,
+                ordered_consumer=True,
+                cb=on_flow,
+                config=jsapi.ConsumerConfig(
+                    deliver_policy=jsapi.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=last + 1
+                ),
+            )
+        )
+
+    def triggers_of(self, types: frozenset[str]) -> list[tuple[Flow, Trigger]]:
+        out = []
+        for flow in self.index.values():
+            if flow.disabled:
+                continue
+            for trigger in flow.triggers:
+                if trigger.type in types and not trigger.disabled:
+                    out.append((flow, trigger))
+        return out
+
+    # ---- flow triggers -------------------------------------------------------------------------
+
+    async def _subscribe_events(self) -> None:
+        for k in range(S.SHARDS):
+            queue: asyncio.Queue[Msg] = asyncio.Queue()
+            self._queues.append(queue)
+
+            async def on_msg(msg: Msg, queue: asyncio.Queue[Msg] = queue) -> None:
+                queue.put_nowait(msg)
+
+            config = jsapi.ConsumerConfig(
+                deliver_policy=jsapi.DeliverPolicy.NEW,
+                ack_wait=60,
+                max_ack_pending=10_000,
+                inactive_threshold=self.inactive_threshold,
+            )
+            self._subs.append(
+                await self.store.js.subscribe(
+                    "ev.>",
+                    queue=self.durable,
+                    durable=self.durable,
+                    stream=f"{S.EVENTS}_{k}",
+                    cb=on_msg,
+                    manual_ack=True,
+                    config=config,
+                )
+            )
+            self._tasks.append(asyncio.create_task(self._consume(queue)))
+
+    async def _consume(self, queue: asyncio.Queue[Msg]) -> None:
+        while True:
+            msg = await queue.get()
+            try:
+                await self.handle(msg.subject.split(".", 2)[2], int(msg.metadata.sequence.stream), msg.data)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("triggers.event_failed", subject=msg.subject)
+                with contextlib.suppress(Exception):
+                    await msg.nak(delay=1)
+                continue
+            with contextlib.suppress(Exception):
+                await msg.ack()
+
+    async def _meta_of(self, execution_id: str, events: list[ev.Event]) -> _Meta | None:
+        for event in events:
+            if isinstance(event, ev.ExecutionCreated):
+                meta = _Meta(event.namespace, event.flow_id)
+                self._meta[execution_id] = meta
+                if len(self._meta) > 100_000:
+                    self._meta.popitem(last=False)
+                return meta
+        cached = self._meta.get(execution_id)
+        if cached is not None:
+            return cached
+        try:
+            msg = await self.store.js.get_msg(
+                S.events_stream(execution_id), seq=1, subject=S.events(execution_id), direct=True, next=True
+            )
+        except Exception:
+            return None
+        for event in ev.decode(msg.data or b""):
+            if isinstance(event, ev.ExecutionCreated):
+                meta = _Meta(event.namespace, event.flow_id)
+                self._meta[execution_id] = meta
+                return meta
+        return None
+
+    def _stop_after_flows(self, namespace: str, flow_id: str) -> list[tuple[Flow, Trigger]]:
+        flow = self.index.get((namespace, flow_id))
+        if flow is None:
+            return []
+        return [(flow, t) for t in flow.triggers if t.type in SCHEDULE_TYPES and t.props.get("stopAfter")]
+
+    async def handle(self, execution_id: str, seq: int, data: bytes) -> list[str]:
+        """Process one execution step (stream sequence ``seq``); returns the execution ids created."""
+        events = ev.decode(data)
+        changes = [
+            e.state for e in events if isinstance(e, ev.ExecutionStateChanged) and e.state != "CREATED"
+        ]
+        meta = await self._meta_of(execution_id, events)
+        if not changes or meta is None:
+            return []
+        candidates = [
+            (flow, trigger)
+            for flow, trigger in self.triggers_of(FLOW_TYPES)
+            if (flow.namespace, flow.id) != (meta.namespace, meta.flow_id)
+            and any(s in listened_states(trigger) for s in changes)
+        ]
+        stoppers = self._stop_after_flows(meta.namespace, meta.flow_id)
+        if not candidates and not stoppers:
+            return []
+        folded = await self._fold(execution_id, seq)
+        if folded is None:
+            return []
+        state, transitions = folded
+        created: list[str] = []
+        if candidates:
+            variables = await self._upstream_variables(state)
+            for to_state, occurrence in transitions:
+                up = Upstream(execution=state, state=to_state, occurrence=occurrence, variables=variables)
+                for flow, trigger in candidates:
+                    try:
+                        plan = await self.flow_triggers.evaluate(flow, trigger, up)
+                    except C.ConditionError as exc:
+                        self._report(
+                            f"{flow.namespace}.{flow.id}:{trigger.id}:{exc}", flow, trigger, str(exc)
+                        )
+                        continue
+                    if plan is not None:
+                        created.append(await self._create(plan))
+                        await self.flow_triggers.fired(plan)
+        for to_state, _ in transitions:
+            for flow, trigger in stoppers:
+                await self._maybe_stop(flow, trigger, state, to_state)
+        return created
+
+    async def _fold(self, execution_id: str, seq: int) -> tuple[Execution, list[tuple[str, int]]] | None:
+        """The execution right after step ``seq``, and the state changes that step made (with occurrence)."""
+        state: Execution | None = None
+        transitions: list[tuple[str, int]] = []
+        for step_seq, events in await self.store.read(execution_id):
+            if step_seq > seq:
+                break
+            for event in events:
+                before = len(state.histories) if state is not None else 0
+                state = evolve(state, event)
+                if (
+                    step_seq == seq
+                    and state is not None
+                    and isinstance(event, ev.ExecutionStateChanged)
+                    and len(state.histories) > before
+                    and event.state != "CREATED"
+                ):
+                    occurrence = sum(1 for h in state.histories if h.state == event.state)
+                    transitions.append((event.state, occurrence))
+        if state is None:
+            return None
+        state.seq = seq
+        return state, transitions
+
+    async def _upstream_variables(self, state: Execution) -> dict[str, Any]:
+        from engine.context import variables
+        from engine.decider import index_tasks
+
+        try:
+            flow = await self.rt.flows.get(state.namespace, state.flow_id, state.flow_revision)
+        except EngineError:
+            return {
+                "execution": {"id": state.id, "state": state.state},
+                "inputs": state.inputs,
+                "outputs": {},
+                "labels": state.labels,
+            }
+        return variables(state, flow, index_tasks(flow))
+
+    async def _create(self, plan: Plan) -> str:
+        eid: str = await self.rt.create_execution(
+            plan.flow, plan.inputs, plan.labels, execution_id=plan.execution_id, trigger=plan.trigger
+        )
+        self.created.append(eid)
+        log.info(
+            "triggers.fired",
+            flow=f"{plan.flow.namespace}.{plan.flow.id}",
+            trigger=plan.trigger.get("id"),
+            execution=eid,
+        )
+        return eid
+
+    def _report(self, once: str, flow: Flow, trigger: Trigger, error: str) -> None:
+        if once in self._reported:
+            return
+        self._reported.add(once)
+        log.warning(
+            "triggers.trigger_error", flow=f"{flow.namespace}.{flow.id}", trigger=trigger.id, error=error
+        )
+
+    async def _maybe_stop(self, flow: Flow, trigger: Trigger, state: Execution, to_state: str) -> None:
+        if not state.trigger or state.trigger.get("id") != trigger.id:
+            return
+        if to_state not in [str(s) for s in trigger.props.get("stopAfter") or []]:
+            return
+        await set_disabled(self.kv, flow.namespace, flow.id, trigger.id, True, reason=f"stopAfter {to_state}")
+        log.info("triggers.stopped", flow=f"{flow.namespace}.{flow.id}", trigger=trigger.id, state=to_state)
+
+    # ---- schedules -----------------------------------------------------------------------------
+
+    def spec(self, flow: Flow, trigger: Trigger) -> ScheduleSpec | None:
+        k = (flow.namespace, flow.id, flow.revision, trigger.id)
+        spec = self._specs.get(k)
+        if spec is None:
+            try:
+                spec = schedule_spec(flow, trigger)
+            except ScheduleError as exc:
+                spec = exc
+            self._specs[k] = spec
+        if isinstance(spec, ScheduleError):
+            self._report(str(spec), flow, trigger, str(spec))
+            return None
+        return spec
+
+    async def _schedule_loop(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("triggers.tick_failed")
+            delay = self.poll_interval
+            now = self.now()
+            for flow, trigger in self.triggers_of(SCHEDULE_TYPES):
+                spec = self.spec(flow, trigger)
+                if spec is not None:
+                    delay = min(delay, max(0.0, (spec.next_after(now) - now).total_seconds()) + 0.005)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.01))
+
+    async def tick(self) -> list[str]:
+        """Create the executions of every slot that came due; returns their ids."""
+        async with self._tick_lock:
+            now = self.now()
+            created: list[str] = []
+            active = set()
+            for flow, trigger in self.triggers_of(SCHEDULE_TYPES):
+                spec = self.spec(flow, trigger)
+                if spec is None:
+                    continue
+                active.add((flow.namespace, flow.id, trigger.id))
+                try:
+                    created += await self._run_schedule(flow, trigger, spec, now)
+                except EngineError as exc:
+                    self._report(f"{spec.where}:{exc}", flow, trigger, str(exc))
+            self._recovered &= active  # a trigger disabled or removed recovers again when it comes back
+            return created
+
+    async def _run_schedule(
+        self, flow: Flow, trigger: Trigger, spec: ScheduleSpec, now: datetime
+    ) -> list[str]:
+        k = schedule_key(flow.namespace, flow.id, trigger.id)
+        ident = (flow.namespace, flow.id, trigger.id)
+        state, seq = await self.kv.get(k)
+        if state is None or "cursor" not in state:
+            await self.kv.put(k, {**(state or {}), "cursor": utc_key(now)}, seq)
+            self._recovered.add(ident)
+            return []
+        if state.get("disabled"):
+            self._recovered.discard(ident)
+            return []
+        cursor = parse_when(state["cursor"])
+        if ident not in self._recovered:
+            self._recovered.add(ident)
+            last_missed = spec.previous_before(now - GRACE + timedelta(microseconds=1))
+            if last_missed > cursor and spec.recover != "ALL":
+                new_cursor = last_missed if spec.recover == "NONE" else spec.previous_before(last_missed)
+                if new_cursor > cursor:
+                    log.info(
+                        "triggers.missed_skipped",
+                        trigger=spec.where,
+                        policy=spec.recover,
+                        upto=iso(new_cursor),
+                    )
+                    new_seq = await self.kv.put(k, {**state, "cursor": utc_key(new_cursor)}, seq)
+                    if new_seq is None:
+                        return []  # someone else moved it: next tick
+                    cursor, seq = new_cursor, new_seq
+        created: list[str] = []
+        for slot in spec.slots(cursor, now, limit=MAX_SLOTS_PER_TICK):
+            eid = await self.fire_slot(flow, spec, slot)
+            if eid is not None:
+                created.append(eid)
+            state = {**state, "cursor": utc_key(slot), "last_slot": iso(slot), "last_execution": eid}
+            new_seq = await self.kv.put(k, state, seq)
+            if new_seq is None:
+                break  # another scheduler advanced the cursor: it handles what follows
+            seq = new_seq
+        return created
+
+    async def fire_slot(
+        self,
+        flow: Flow,
+        spec: ScheduleSpec,
+        slot: datetime,
+        extra_inputs: dict[str, Any] | None = None,
+        extra_labels: dict[str, str] | None = None,
+    ) -> str | None:
+        plan = await slot_plan(self.rt, flow, spec, slot, extra_inputs, extra_labels)
+        if plan is None:
+            return None
+        return await self._create(plan)
+
+
+# ---- shared with backfill ------------------------------------------------------------------------
+
+
+async def slot_plan(
+    rt: Any,
+    flow: Flow,
+    spec: ScheduleSpec,
+    slot: datetime,
+    extra_inputs: dict[str, Any] | None = None,
+    extra_labels: dict[str, str] | None = None,
+    *,
+    strict: bool = False,
+) -> Plan | None:
+    """The execution of one slot, or None when the schedule's conditions say no.
+
+    Invalid inputs: None (logged), or with ``strict`` the error is raised.
+    """
+    from engine.inputs import resolve_inputs
+
+    trigger = next(t for t in flow.triggers if t.id == spec.trigger_id)
+    tvars = spec.variables(slot)
+    variables = {
+        "flow": {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision},
+        "trigger": tvars,
+        "schedule": tvars,
+    }
+    ctx = C.Context(variables=variables, flow_namespace=flow.namespace, flow_id=flow.id)
+    if spec.conditions and not await C.all_true(list(spec.conditions), ctx, rt.expressions):
+        return None
+    try:
+        inputs = await rt.expressions.render_value_async(spec.inputs, variables)
+        labels = await rt.expressions.render_value_async(trigger_labels(spec.labels), variables)
+        typed = resolve_inputs(flow, {**inputs, **(extra_inputs or {})}, rt.expressions.render)
+    except EngineError as exc:
+        if strict:
+            raise
+        log.warning("triggers.slot_invalid_inputs", trigger=spec.where, slot=iso(slot), error=str(exc))
+        return None
+    from triggers.flow import trigger_record
+
+    return Plan(
+        flow=flow,
+        execution_id=spec.execution_id(slot),
+        inputs=typed,
+        labels={**{str(k): str(v) for k, v in labels.items() if v is not None}, **(extra_labels or {})},
+        trigger=trigger_record(trigger, tvars),
+    )
+
+
+async def set_disabled(
+    kv: TriggerKV, namespace: str, flow_id: str, trigger_id: str, disabled: bool, reason: str | None = None
+) -> None:
+    """Disable or re-enable a Schedule trigger.
+
+    Its cursor is kept: re-enabling follows recoverMissedSchedules.
+    """
+    k = schedule_key(namespace, flow_id, trigger_id)
+    for _ in range(20):
+        state, seq = await kv.get(k)
+        new = dict(state or {})
+        new["disabled"] = disabled
+        if reason and disabled:
+            new["disabled_reason"] = reason
+        else:
+            new.pop("disabled_reason", None)
+        if await kv.put(k, new, seq) is not None:
+            return
+    raise EngineError(f"trigger {namespace}.{flow_id}.{trigger_id}: state updated too often concurrently")
