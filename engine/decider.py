@@ -38,6 +38,8 @@ class Dispatch:
     attempt: int
     task: Task
     variables: dict[str, Any]
+    workdir: str | None = None
+    workdir_files: Any = None
 
 
 @dataclass(frozen=True)
@@ -694,12 +696,22 @@ class _Step:
             if st in (State.CREATED, State.RESTARTED) and tr.dispatched <= tr.current_attempt:
                 attempt = tr.current_attempt + 1
                 self.emit(ev.TaskRunDispatched(date=self.now, taskrun_id=tr.id, attempt=attempt))
-                self.out.effects.append(Dispatch(tr.id, attempt, task, self.vars_for(tr)))
+                self.out.effects.append(self.dispatch(tr, attempt, task))
             return
         if st == State.CREATED:
             self.start_flowable(tr, task)
             return
         self.progress_flowable(tr, task)
+
+    def dispatch(self, tr: TaskRun, attempt: int, task: Task) -> Dispatch:
+        node = self.ex.taskruns.get(tr.parent_id) if tr.parent_id else None
+        while node is not None:
+            parent_task = self.tasks.get(node.task_id)
+            if parent_task is not None and parent_task.type == F + "WorkingDirectory":
+                files = parent_task.props.get("inputFiles")
+                return Dispatch(tr.id, attempt, task, self.vars_for(tr), node.id, files)
+            node = self.ex.taskruns.get(node.parent_id) if node.parent_id else None
+        return Dispatch(tr.id, attempt, task, self.vars_for(tr))
 
     def start_flowable(self, tr: TaskRun, task: Task) -> None:
         kind = task.type

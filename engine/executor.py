@@ -245,6 +245,8 @@ class Executor:
                     state.flow_revision,
                     effect.variables,
                     [str(state.inputs[k]) for k in state.secret_inputs if state.inputs.get(k)],
+                    effect.workdir,
+                    effect.workdir_files,
                 )
                 jobs.append(
                     self.store.dispatch(

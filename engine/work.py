@@ -19,6 +19,8 @@ class WorkItem(msgspec.Struct, frozen=True):
     flow_revision: int
     variables: dict[str, Any]
     secrets: list[str] = []  # values to mask in log lines (SECRET inputs)
+    workdir: str | None = None  # the enclosing WorkingDirectory's taskrun: its tasks share one directory
+    workdir_files: Any = None  # that WorkingDirectory's `inputFiles`, written when the directory is made
 
 
 _enc = msgspec.msgpack.Encoder()

@@ -61,9 +61,14 @@ class TaskRunContext:
         self._expressions = expressions
         self._emit = emit
 
+    shared_workdir: Path | None = None  # set inside a WorkingDirectory: kept between its tasks
+
     @property
     def workdir(self) -> Path:
         """A fresh directory for this attempt, made on first use (most tasks never need one)."""
+        if self.shared_workdir is not None:
+            self.shared_workdir.mkdir(parents=True, exist_ok=True)
+            return self.shared_workdir
         if self._workdir is None:
             self._workdir = Path(tempfile.mkdtemp(prefix=f"engine-{self.task_id}-", dir=self._workdir_parent))
         return self._workdir

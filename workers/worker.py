@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
 import socket
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -63,6 +65,7 @@ class Worker:
         self._killed: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._subs: list[Any] = []
+        self._shared_dirs: set[Path] = set()
 
     async def run(self) -> None:
         async def on_work(msg: Msg) -> None:
@@ -99,6 +102,8 @@ class Worker:
                 await sub.unsubscribe()
             for task in list(self._tasks):
                 task.cancel()
+            for path in self._shared_dirs:
+                shutil.rmtree(path, ignore_errors=True)
 
     async def beat(self) -> None:
         running = sum(len(v) for v in self._running.values())
@@ -108,6 +113,21 @@ class Worker:
             )
         except Exception as exc:  # liveness must not kill the worker; the next beat retries
             log.warning("worker.heartbeat_failed", error=str(exc))
+
+    async def _shared_workdir(self, ctx: TaskRunContext, item: WorkItem) -> None:
+        """Tasks of one WorkingDirectory share a directory; its inputFiles are written when it is made."""
+        root = self.workdir or Path(tempfile.gettempdir())
+        path = root / f"engine-wd-{item.workdir}"
+        ctx.shared_workdir = path
+        if path.exists():
+            return
+        path.mkdir(parents=True)
+        self._shared_dirs.add(path)
+        files = await ctx.render(item.workdir_files) if item.workdir_files else None
+        if files:
+            from plugins.scripts.common import write_input_files
+
+            await write_input_files(path, files, ctx.storage)
 
     async def _handle(self, msg: Msg) -> None:
         try:
@@ -234,6 +254,8 @@ class Worker:
         task = item.task
         ctx = TaskRunContext(item, attempt, self.workdir, self.kv, self.expressions, emit, self.storage)
         try:
+            if item.workdir is not None:
+                await self._shared_workdir(ctx, item)
             spec = self.registry.resolve(task.type)
             if spec.run is None:
                 raise TaskFailed(f"{task.type} is not a runnable task", retryable=False)

@@ -77,6 +77,13 @@ class WaitFor(msgspec.Struct, frozen=True):
     failOnMaxReached: bool | str = False
 
 
+class WorkingDirectory(msgspec.Struct, frozen=True):
+    inputFiles: dict[str, Any] | str | None = None
+    outputFiles: list[str] | None = None
+    namespaceFiles: Any = None
+    cache: Any = None
+
+
 _BLOCK = ("tasks", "errors", "finally")
 
 SPECS = [
@@ -146,6 +153,13 @@ SPECS = [
         aliases=(P + "LoopUntil",),
         branches=_BLOCK,
         description="Run `tasks` again every `checkFrequency.interval` until `condition` is truthy.",
+    ),
+    PluginSpec(
+        P + "WorkingDirectory",
+        "flowable",
+        WorkingDirectory,
+        branches=_BLOCK,
+        description="Run tasks one after the other in one shared working directory.",
     ),
     PluginSpec(
         P + "Pause",

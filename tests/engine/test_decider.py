@@ -415,3 +415,24 @@ tasks:
     assert sim.states() == {"a": "SUCCESS", "b": "SUCCESS", "c": "SUCCESS"}
     assert len(sim.taskrun("a").attempts) == 1 and len(sim.taskrun("b").attempts) == 2
     assert sim.taskrun("a").outputs == {"value": "A"}  # kept from the source
+
+
+def test_working_directory_tasks_share_one_directory_key() -> None:
+    f = flow(f"""
+tasks:
+  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    inputFiles:
+      a.txt: hello
+    tasks:
+      - {{id: one, type: {LOG}, message: x}}
+      - {{id: two, type: {LOG}, message: y}}
+  - {{id: outside, type: {LOG}, message: z}}
+""")
+    sim = simulate(f)
+    assert sim.state.state == "SUCCESS"
+    wd = sim.taskrun("wd")
+    by_task = {d.task.id: d for d in sim.dispatched}
+    assert by_task["one"].workdir == by_task["two"].workdir == wd.id
+    assert by_task["one"].workdir_files == {"a.txt": "hello"}
+    assert by_task["outside"].workdir is None
