@@ -193,3 +193,31 @@ def storage_functions(storage: Any) -> dict[str, Callable[..., Any]]:
         "fileExists": file_exists,
         "fileURI": file_uri,
     }
+
+
+async def upload_resume_inputs(
+    flow: Flow, state: Any, inputs: dict[str, Any], storage: Any
+) -> dict[str, Any]:
+    """Resume inputs with each local file given for a FILE ``onResume`` input of a paused task uploaded."""
+    from engine.decider import index_tasks
+
+    tasks = index_tasks(flow)
+    file_ids: set[str] = set()
+    for tr in state.taskruns.values():
+        task = tasks.get(tr.task_id)
+        if tr.state != "PAUSED" or task is None:
+            continue
+        for declared in task.props.get("onResume") or ():
+            if isinstance(declared, Mapping) and declared.get("type") == "FILE" and declared.get("id"):
+                file_ids.add(str(declared["id"]))
+    result = dict(inputs)
+    for input_id in sorted(file_ids):
+        value = result.get(input_id)
+        if value is None or is_uri(value):
+            continue
+        path = Path(str(value)).expanduser()
+        if not path.is_file():
+            raise InputError(f"invalid resume input '{input_id}': no file {str(value)!r}")
+        uri = input_uri(flow.namespace, flow.id, state.id, input_id, path.name)
+        result[input_id] = await storage.put(uri, path)
+    return result

@@ -165,6 +165,12 @@ class Runtime:
         state = await self.get_execution(execution_id)
         if state.state != "PAUSED":
             raise EngineError(f"execution {execution_id} is {state.state}: only a PAUSED execution resumes")
+        if inputs:  # FILE onResume inputs given as local paths are uploaded (kestra:// URIs)
+            from engine.files import upload_resume_inputs
+            from eventstore.storage import InternalStorage
+
+            flow = await self.flows.get(state.namespace, state.flow_id, state.flow_revision)
+            inputs = await upload_resume_inputs(flow, state, inputs, InternalStorage(self.store))
         await self.store.send_input(execution_id, ev.Resume(date=utcnow(), inputs=dict(inputs or {})))
 
     async def restart(self, execution_id: str) -> None:

@@ -157,3 +157,34 @@ tasks:
     uri = by_task(st)["make"].outputs["outputFiles"]["a.txt"]
     assert by_task(st)["purge"].outputs["uris"] == [uri]
     assert await storage.execution_files(st.id) == []
+
+
+async def test_resume_with_a_file_input_uploads_it(eng: Engine, tmp_path: Path) -> None:
+    import asyncio
+
+    local = tmp_path / "resume.txt"
+    local.write_text("resumed data")
+    eid = await eng.start(f"""
+id: pause_file
+namespace: {ns()}
+tasks:
+  - id: pause
+    type: io.kestra.plugin.core.flow.Pause
+    onResume:
+      - id: data
+        type: FILE
+  - id: last
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{{{ read(outputs.pause.onResume.data) }}}}"
+""")
+    for _ in range(500):
+        st = await eng.load(eid)
+        if st is not None and st.state == "PAUSED":
+            break
+        await asyncio.sleep(0.01)
+    await eng.rt.resume(eid, {"data": str(local)})
+    st = await eng.wait(eid)
+    assert st.state == "SUCCESS", st
+    uri = by_task(st)["pause"].outputs["onResume"]["data"]
+    assert uri.startswith("kestra:///") and uri.endswith(f"/executions/{eid}/inputs/data/resume.txt")
+    assert by_task(st)["last"].outputs["value"] == "resumed data"
