@@ -15,7 +15,8 @@ Notes:
 - ``dependsOn.condition`` needs rendering: inputs with a condition are treated as enabled here.
 - SECRET values are kept as plain strings; ``secret_input_ids(flow)`` names them so callers can
   mask them in logs and events.
-- FILE values are kept as given (a local path or a ``kestra://`` URI); uploading is the caller's job.
+- FILE values are kept as given (a local path or a ``kestra://`` URI): ``Runtime.create_execution``
+  uploads local files (``engine.files.upload_file_inputs``) and stores their ``kestra://`` URIs.
 - Typed values: DATETIME -> ISO string in UTC with ``Z`` (Java ``Instant.toString``), DATE ->
   ``YYYY-MM-DD``, TIME -> ``HH:MM[:SS[.fff]]`` (Java ``LocalTime.toString``), DURATION -> ISO
   string normalized like Java ``Duration.toString`` (``P1D`` -> ``PT24H``), JSON/YAML -> parsed.
