@@ -215,9 +215,20 @@ class FlowTriggers:
             labels = cond.get("labels")
             return not (labels and any(ctx.labels.get(str(k)) != str(v) for k, v in dict(labels).items()))
         if kind == "_filter":
-            results = [await self._filter(f, ctx) for f in cond.get("filters") or []]
-            return any(results) if str(cond.get("operand") or "AND").upper() == "OR" else all(results)
+            any_of = str(cond.get("operand") or "AND").upper() == "OR"
+            for f in cond.get("filters") or []:
+                if await self._filter(f, ctx) == any_of:
+                    return any_of  # short-circuit like Java's anyMatch/allMatch
+            return not any_of
         return await C.test(cond, ctx, self.expressions)
+
+    async def _sub_result(self, name: str, cond: Mapping[str, Any], ctx: C.Context) -> bool:
+        """A sub-condition that cannot be evaluated is false (Kestra's ConditionService.isValid)."""
+        try:
+            return await self._sub_test(cond, ctx)
+        except C.ConditionError as exc:
+            log.debug("flow_trigger.condition_false", condition=name, error=str(exc))
+            return False
 
     async def _filter(self, f: Mapping[str, Any], ctx: C.Context) -> bool:
         field = str(f.get("field", "")).upper()
@@ -270,7 +281,7 @@ class FlowTriggers:
 
     async def _record(self, flow: Flow, trigger: Trigger, m: Multiple, ctx: C.Context) -> tuple[bool, int]:
         """Add this execution's results to the window; (all sub-conditions held, window seq)."""
-        results = {name: await self._sub_test(cond, ctx) for name, cond in m.conditions.items()}
+        results = {name: await self._sub_result(name, cond, ctx) for name, cond in m.conditions.items()}
         k = self.window_key(flow, trigger, m)
         for _ in range(20):
             now = self.now()

@@ -97,8 +97,10 @@ class TriggerService:
         inactive_threshold: float | None = None,
         schedules: bool = True,
         flow_triggers: bool = True,
+        namespace: str | None = None,
     ) -> None:
         self.rt = runtime
+        self.namespace = namespace  # only flows in this namespace and below (None: every flow)
         self.store = runtime.store
         self.expressions = runtime.expressions
         self.kv = TriggerKV(self.store)
@@ -152,6 +154,8 @@ class TriggerService:
     # ---- the flow index ------------------------------------------------------------------------
 
     def _index_flow(self, namespace: str, flow_id: str, revision: int, source: str, deleted: bool) -> None:
+        if self.namespace and not (namespace == self.namespace or namespace.startswith(self.namespace + ".")):
+            return
         current = self.index.get((namespace, flow_id))
         if current is not None and current.revision > revision:
             return

@@ -1,0 +1,260 @@
+"""Flow triggers: one execution per upstream state change, conditions, preconditions, inputs."""
+
+from __future__ import annotations
+
+import pytest
+from triggers_helpers import Engine, Recorder, trigger_service
+
+from eventstore import events as ev
+
+pytestmark = pytest.mark.anyio
+
+
+def upstream(namespace: str, flow_id: str = "up", fail: bool = False, labels: str = "") -> str:
+    task = (
+        "  - id: boom\n    type: io.kestra.plugin.core.execution.Fail\n"
+        if fail
+        else "  - id: only\n    type: io.kestra.plugin.core.debug.Return\n    format: 'v-{{ execution.id }}'\n"
+    )
+    return f"""
+id: {flow_id}
+namespace: {namespace}
+{labels}
+outputs:
+  - id: result
+    type: STRING
+    value: "out-{{{{ execution.id }}}}"
+tasks:
+{task}"""
+
+
+def listener(namespace: str, flow_id: str, trigger: str, inputs: str = "") -> str:
+    return f"""
+id: {flow_id}
+namespace: {namespace}
+{inputs}
+tasks:
+  - id: hello
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{{{ trigger.executionId }}}} {{{{ trigger.state }}}}"
+triggers:
+{trigger}"""
+
+
+async def test_fires_once_per_state_change_even_on_redelivery(
+    eng: Engine, rec: Recorder, namespace: str
+) -> None:
+    up = await eng.deploy(upstream(namespace))
+    await eng.deploy(
+        listener(
+            namespace,
+            "down",
+            f"""  - id: on-up
+    type: io.kestra.plugin.core.trigger.Flow
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionFlow
+        namespace: {namespace}
+        flowId: up""",
+        )
+    )
+    async with trigger_service(eng.rt, namespace) as svc:
+        first = await eng.run(up)
+        second = await eng.run(up)
+        runs = await rec.wait_ended("down", 2)
+        assert sorted(c.trigger["executionId"] for c in runs) == sorted([first.id, second.id])  # type: ignore[index]
+        for c in runs:
+            assert c.trigger is not None
+            assert c.trigger["id"] == "on-up" and c.trigger["type"] == "io.kestra.plugin.core.trigger.Flow"
+            assert c.trigger["variables"]["namespace"] == namespace
+            assert c.trigger["variables"]["flowId"] == "up"
+            assert c.trigger["variables"]["state"] == "SUCCESS"
+            assert c.trigger["variables"]["outputs"] == {"result": f"out-{c.trigger['executionId']}"}
+        # the listener saw trigger.* in its own tasks
+        st = await eng.rt.load_execution(runs[0].execution_id)
+        assert st is not None and st.state == "SUCCESS"
+        assert (
+            next(iter(st.taskruns.values())).outputs["value"] == f"{runs[0].trigger['executionId']} SUCCESS"
+        )  # type: ignore[index]
+
+        # redelivery: the terminal step of the first upstream execution handled again, by this
+        # service and by a second one: the same id comes out and the executor keeps one execution
+        steps = await eng.rt.store.read(first.id)
+        terminal = [
+            (seq, events)
+            for seq, events in steps
+            if any(isinstance(e, ev.ExecutionStateChanged) and e.state == "SUCCESS" for e in events)
+        ]
+        assert len(terminal) == 1
+        seq, events = terminal[0]
+        again = await svc.handle(first.id, seq, ev.encode(events))
+        original = [c.execution_id for c in runs if c.trigger["executionId"] == first.id]  # type: ignore[index]
+        assert again == original
+        async with trigger_service(eng.rt, namespace) as other:
+            assert await other.handle(first.id, seq, ev.encode(events)) == original
+        await eng.run(up)  # a later execution: proves the repeated creates were processed before it
+        await rec.wait_ended("down", 3)
+    assert len(rec.of("down")) == 3
+    assert len([e for e in rec.creates if rec.created[e].flow_id == "down"]) == 3
+
+
+async def test_conditions(eng: Engine, rec: Recorder, namespace: str) -> None:
+    ok = await eng.deploy(upstream(namespace, "ok", labels="labels:\n  team: data"))
+    ko = await eng.deploy(upstream(namespace, "ko", fail=True))
+
+    def flow_trigger(conditions: str, states: str = "") -> str:
+        return (
+            f"  - id: t\n    type: io.kestra.plugin.core.trigger.Flow\n{states}    conditions:\n{conditions}"
+        )
+
+    cases = {
+        # listener id: (conditions, upstream flows it must fire for)
+        "on-failed": (
+            "      - type: io.kestra.plugin.core.condition.ExecutionStatus\n        in: [FAILED]\n",
+            {"ko"},
+        ),
+        "not-failed": (
+            "      - type: io.kestra.plugin.core.condition.ExecutionStatus\n        notIn: [FAILED]\n",
+            {"ok"},
+        ),
+        "ns-prefix": (
+            "      - type: io.kestra.plugin.core.condition.ExecutionNamespace\n"
+            f"        namespace: {namespace.split('.')[0]}\n        prefix: true\n",
+            {"ok", "ko"},
+        ),
+        "ns-exact-other": (
+            "      - type: io.kestra.plugin.core.condition.ExecutionNamespace\n"
+            f"        namespace: {namespace.split('.')[0]}\n",
+            set(),
+        ),
+        "labels": (
+            "      - type: io.kestra.plugin.core.condition.ExecutionLabels\n        labels:\n          team: data\n",
+            {"ok"},
+        ),
+        "outputs": (
+            "      - type: io.kestra.plugin.core.condition.ExecutionOutputs\n"
+            '        expression: "{{ trigger.outputs.result is defined }}"\n',
+            {"ok"},
+        ),
+        "expression": (
+            "      - type: io.kestra.plugin.core.condition.Expression\n"
+            "        expression: \"{{ trigger.flowId == 'ko' }}\"\n",
+            {"ko"},
+        ),
+        "not-or": (
+            "      - type: io.kestra.plugin.core.condition.Not\n        conditions:\n"
+            "          - type: io.kestra.plugin.core.condition.Or\n            conditions:\n"
+            "              - type: io.kestra.plugin.core.condition.ExecutionFlow\n"
+            f"                namespace: {namespace}\n                flowId: ko\n"
+            "              - type: io.kestra.plugin.core.condition.ExecutionStatus\n"
+            "                in: [WARNING]\n",
+            {"ok"},
+        ),
+        "legacy-names": (
+            "      - type: io.kestra.core.models.conditions.types.ExecutionStatusCondition\n"
+            "        in: [SUCCESS]\n"
+            "      - type: io.kestra.core.models.conditions.types.VariableCondition\n"
+            "        expression: \"{{ labels.team == 'data' }}\"\n",
+            {"ok"},
+        ),
+        "running-only": (
+            "      - type: io.kestra.plugin.core.condition.ExecutionFlow\n"
+            f"        namespace: {namespace}\n        flowId: ok\n",
+            {"ok"},
+        ),
+    }
+    for lid, (conds, _) in cases.items():
+        states = "    states: [RUNNING]\n" if lid == "running-only" else ""
+        await eng.deploy(listener(namespace, lid, flow_trigger(conds, states)))
+    async with trigger_service(eng.rt, namespace):
+        ran = {"ok": (await eng.run(ok)).id, "ko": (await eng.run(ko)).id}
+        expected_total = sum(len(fires) for _, fires in cases.values())
+        await rec.wait(
+            lambda: sum(len(rec.of(lid)) for lid in cases) >= expected_total, what="every listener"
+        )
+        await eng.run(ok)  # one more upstream run, then every listener has had its chance
+        await rec.wait(lambda: len(rec.of("running-only")) == 2, what="running-only twice")
+    for lid, (_, fires) in cases.items():
+        got = {c.trigger["flowId"] for c in rec.of(lid) if c.trigger["executionId"] in ran.values()}  # type: ignore[index]
+        assert got == fires, f"{lid}: fired for {got}, expected {fires}"
+    running = rec.of("running-only")
+    assert {c.trigger["state"] for c in running} == {"RUNNING"}  # type: ignore[index]
+
+
+async def test_preconditions_across_two_upstream_flows(eng: Engine, rec: Recorder, namespace: str) -> None:
+    a = await eng.deploy(upstream(namespace, "a", labels="labels:\n  some: label"))
+    b = await eng.deploy(upstream(namespace, "b"))
+    await eng.deploy(f"""
+id: joined
+namespace: {namespace}
+tasks:
+  - id: only
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{{{ trigger.executionId }}}}"
+triggers:
+  - id: both
+    type: io.kestra.plugin.core.trigger.Flow
+    preconditions:
+      id: both
+      flows:
+        - namespace: {namespace}
+          flowId: a
+          states: [SUCCESS]
+        - namespace: {namespace}
+          flowId: b
+          states: [SUCCESS]
+      where:
+        - id: labelled
+          filters:
+            - field: EXPRESSION
+              type: IS_TRUE
+              value: "{{{{ labels.some == 'label' }}}}"
+""")
+    async with trigger_service(eng.rt, namespace):
+        await eng.run(a)
+        await eng.run(a)
+        await eng.run(b)
+        b_id_1 = (await eng.run(b)).id  # window was reset after the first firing: b alone is not enough
+        del b_id_1
+        runs = await rec.wait_ended("joined", 1)
+        await eng.run(a)  # completes the second window: fires again
+        await rec.wait_ended("joined", 2)
+    runs = rec.of("joined")
+    assert len(runs) == 2
+    assert [c.trigger["flowId"] for c in sorted(runs, key=lambda c: c.date)] == ["b", "a"]  # type: ignore[index]
+
+
+async def test_inputs_from_trigger_outputs(eng: Engine, rec: Recorder, namespace: str) -> None:
+    up = await eng.deploy(upstream(namespace))
+    await eng.deploy(f"""
+id: consumer
+namespace: {namespace}
+inputs:
+  - id: value
+    type: STRING
+  - id: count
+    type: INT
+tasks:
+  - id: echo
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{{{ inputs.value }}}}/{{{{ inputs.count + 1 }}}}"
+triggers:
+  - id: t
+    type: io.kestra.plugin.core.trigger.Flow
+    inputs:
+      value: "{{{{ trigger.outputs.result }}}}"
+      count: "{{{{ outputs.only.value | length }}}}"
+    labels:
+      from: "{{{{ trigger.flowId }}}}"
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionFlow
+        namespace: {namespace}
+        flowId: up
+""")
+    async with trigger_service(eng.rt, namespace):
+        src = await eng.run(up)
+        [run] = await rec.wait_ended("consumer", 1)
+    assert run.inputs == {"value": f"out-{src.id}", "count": len(f"v-{src.id}")}
+    assert run.labels["from"] == "up"
+    st = await eng.rt.load_execution(run.execution_id)
+    assert st is not None and st.state == "SUCCESS"
+    assert next(iter(st.taskruns.values())).outputs["value"] == f"out-{src.id}/{len(src.id) + 3}"
