@@ -7,6 +7,7 @@ server runs with ``sync_interval: always``). Appends to an execution carry
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -92,8 +93,13 @@ class Store:
         return store
 
     async def close(self) -> None:
-        if not self.nc.is_closed:
-            await self.nc.drain()
+        """Flush what was published, then close; never hang on exit."""
+        if self.nc.is_closed:
+            return
+        try:
+            await asyncio.wait_for(self.nc.drain(), 5)
+        except (TimeoutError, Exception):
+            await self.nc.close()
 
     async def setup(self) -> None:
         """Create the streams if missing (idempotent: several processes may race here)."""
