@@ -8,8 +8,11 @@
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from engine.errors import TaskFailed
@@ -109,6 +112,21 @@ async def upload_outputs(ctx: RunContext, root: Path, patterns: Iterable[str] | 
     for rel, path in find_files(root, patterns).items():
         uris[rel] = await put_task_file(ctx, path, unique_name(str(path), path.name))
     return uris
+
+
+@contextmanager
+def scratch_dir(ctx: RunContext) -> Iterator[Path]:
+    """A private directory inside the working directory for a task's temporary files, removed after.
+
+    (Kestra deletes a temporary file once stored; inside a WorkingDirectory, nothing is left for the
+    next tasks' globs to pick up.)
+    """
+    ctx.workdir.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=".engine-tmp-", dir=ctx.workdir))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def inside(root: Path, name: str, what: str = "inputFiles") -> Path:

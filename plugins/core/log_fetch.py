@@ -20,7 +20,7 @@ import msgspec
 from engine.errors import TaskFailed
 from plugins.api import PluginSpec, RunContext, TaskResult
 from plugins.core.log import LEVELS, check_level
-from plugins.files import put_task_file, temp_name
+from plugins.files import put_task_file, scratch_dir, temp_name
 
 
 class Fetch(msgspec.Struct, frozen=True):
@@ -56,23 +56,23 @@ async def run_fetch(props: Fetch, ctx: RunContext) -> TaskResult:
     namespace = props.namespace or ctx.namespace
     flow_id = props.flowId or ctx.flow_id
     lines = select(await read_logs(ctx, execution_id), props.level, props.tasksId)
-    target = ctx.workdir / temp_name(".ion")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("w", encoding="utf-8") as out:
-        for ln in lines:
-            entry = {
-                "namespace": namespace,
-                "flowId": flow_id,
-                "taskId": ln.task_id,
-                "executionId": execution_id,
-                "taskRunId": ln.taskrun_id,
-                "attemptNumber": None if ln.attempt is None else ln.attempt - 1,
-                "timestamp": ln.date,
-                "level": ln.level,
-                "message": ln.message,
-            }
-            out.write(json.dumps({k: v for k, v in entry.items() if v is not None}) + "\n")
-    uri = await put_task_file(ctx, target)
+    with scratch_dir(ctx) as tmp:
+        target = tmp / temp_name(".ion")
+        with target.open("w", encoding="utf-8") as out:
+            for ln in lines:
+                entry = {
+                    "namespace": namespace,
+                    "flowId": flow_id,
+                    "taskId": ln.task_id,
+                    "executionId": execution_id,
+                    "taskRunId": ln.taskrun_id,
+                    "attemptNumber": None if ln.attempt is None else ln.attempt - 1,
+                    "timestamp": ln.date,
+                    "level": ln.level,
+                    "message": ln.message,
+                }
+                out.write(json.dumps({k: v for k, v in entry.items() if v is not None}) + "\n")
+        uri = await put_task_file(ctx, target)
     return TaskResult(outputs={"uri": uri, "size": len(lines)})
 
 

@@ -17,7 +17,7 @@ import msgspec
 from engine.errors import TaskFailed
 from eventstore.storage import StorageError, execution_prefix, is_uri
 from plugins.api import PluginSpec, RunContext, TaskResult
-from plugins.files import extension_of, inside, put_task_file, temp_name, upload_outputs
+from plugins.files import extension_of, inside, put_task_file, scratch_dir, temp_name, upload_outputs
 
 P = "io.kestra.plugin.core.storage."
 OLD = "io.kestra.core.tasks.storages."
@@ -32,10 +32,9 @@ def _uri(value: str, what: str) -> str:
     return value
 
 
-async def _local_copy(ctx: RunContext, uri: str) -> Path:
-    """Download ``uri`` into the working directory (big files never sit in memory)."""
-    dest = ctx.workdir / temp_name(extension_of(uri))
-    return await ctx.storage.download(uri, dest)
+async def _local_copy(ctx: RunContext, uri: str, tmp: Path) -> Path:
+    """Download ``uri`` into the scratch directory ``tmp`` (big files never sit in memory)."""
+    return await ctx.storage.download(uri, tmp / temp_name(extension_of(uri)))
 
 
 def _lines(handle: IO[str]) -> Iterator[str]:
@@ -100,18 +99,18 @@ def _file_list(files: list[str] | str) -> list[str]:
 
 
 async def run_concat(props: Concat, ctx: RunContext) -> TaskResult:
-    target = ctx.workdir / temp_name(props.extension)
-    target.parent.mkdir(parents=True, exist_ok=True)
     separator = props.separator.encode() if props.separator is not None else b""
-    with target.open("wb") as out:
-        for item in _file_list(props.files):
-            part = await _local_copy(ctx, _uri(item, "files"))
-            with part.open("rb") as src:
-                while chunk := src.read(1 << 20):
-                    out.write(chunk)
-            part.unlink()
-            out.write(separator)
-    return TaskResult(outputs={"uri": await put_task_file(ctx, target)})
+    with scratch_dir(ctx) as tmp:
+        target = tmp / temp_name(props.extension)
+        with target.open("wb") as out:
+            for item in _file_list(props.files):
+                part = await _local_copy(ctx, _uri(item, "files"), tmp)
+                with part.open("rb") as src:
+                    while chunk := src.read(1 << 20):
+                        out.write(chunk)
+                part.unlink()
+                out.write(separator)
+        return TaskResult(outputs={"uri": await put_task_file(ctx, target)})
 
 
 # ---- Split --------------------------------------------------------------------------------------
@@ -180,26 +179,27 @@ def _partition(source: IO[str], workdir: Path, ext: str, separator: str, count: 
 async def run_split(props: Split, ctx: RunContext) -> TaskResult:
     uri = _uri(props.from_, "from")
     ext = extension_of(uri)
-    local = await _local_copy(ctx, uri)
-    parts_dir = ctx.workdir / "_split"
-    parts_dir.mkdir(exist_ok=True)
-    with _open_text(local) as source:
-        if props.bytes is not None:
-            limit = readable_bytes(props.bytes)
-            parts = _split(source, parts_dir, ext, props.separator, lambda size, _rows: size >= limit)
-        elif props.partitions is not None:
-            if props.partitions < 1:
-                raise TaskFailed("partitions: must be at least 1", retryable=False)
-            parts = _partition(source, parts_dir, ext, props.separator, props.partitions)
-        elif props.rows is not None:
-            if props.rows < 1:
-                raise TaskFailed("rows: must be at least 1", retryable=False)
-            max_rows = props.rows
-            parts = _split(source, parts_dir, ext, props.separator, lambda _size, rows: rows >= max_rows)
-        else:
-            raise TaskFailed("Invalid configuration with no size, count, nor rows: set one of `bytes`, "
-                             "`partitions` or `rows`", retryable=False)
-    return TaskResult(outputs={"uris": [await put_task_file(ctx, part) for part in parts]})
+    with scratch_dir(ctx) as tmp:
+        local = await _local_copy(ctx, uri, tmp)
+        parts_dir = tmp / "parts"
+        parts_dir.mkdir()
+        with _open_text(local) as source:
+            if props.bytes is not None:
+                limit = readable_bytes(props.bytes)
+                parts = _split(source, parts_dir, ext, props.separator, lambda size, _rows: size >= limit)
+            elif props.partitions is not None:
+                if props.partitions < 1:
+                    raise TaskFailed("partitions: must be at least 1", retryable=False)
+                parts = _partition(source, parts_dir, ext, props.separator, props.partitions)
+            elif props.rows is not None:
+                if props.rows < 1:
+                    raise TaskFailed("rows: must be at least 1", retryable=False)
+                max_rows = props.rows
+                parts = _split(source, parts_dir, ext, props.separator, lambda _size, rows: rows >= max_rows)
+            else:
+                raise TaskFailed("Invalid configuration with no size, count, nor rows: set one of `bytes`, "
+                                 "`partitions` or `rows`", retryable=False)
+        return TaskResult(outputs={"uris": [await put_task_file(ctx, part) for part in parts]})
 
 
 # ---- Reverse ------------------------------------------------------------------------------------
@@ -217,14 +217,15 @@ async def run_reverse(props: Reverse, ctx: RunContext) -> TaskResult:
         "".encode(props.charset)
     except LookupError:
         raise TaskFailed(f"charset: unknown charset {props.charset!r}", retryable=False) from None
-    local = await _local_copy(ctx, uri)
-    with _open_text(local, charset=props.charset) as source:
-        lines = list(_lines(source))
-    target = ctx.workdir / temp_name(extension_of(uri))
-    with _open_text(target, "w", props.charset) as out:
-        for line in reversed(lines):
-            out.write(line + props.separator)
-    return TaskResult(outputs={"uri": await put_task_file(ctx, target)})
+    with scratch_dir(ctx) as tmp:
+        local = await _local_copy(ctx, uri, tmp)
+        with _open_text(local, charset=props.charset) as source:
+            lines = list(_lines(source))
+        target = tmp / temp_name(extension_of(uri))
+        with _open_text(target, "w", props.charset) as out:
+            for line in reversed(lines):
+                out.write(line + props.separator)
+        return TaskResult(outputs={"uri": await put_task_file(ctx, target)})
 
 
 # ---- LocalFiles (deprecated) ----------------------------------------------------------------------

@@ -69,6 +69,7 @@ async def test_split_rows_bytes_partitions(ctx: FakeContext) -> None:
         await run_task(S + "Split", {"from": src}, ctx)
     with pytest.raises(TaskFailed, match="invalid size"):
         await run_task(S + "Split", {"from": src, "bytes": "ten"}, ctx)
+    assert list(ctx.workdir.iterdir()) == []  # temporary files are removed (shared WorkingDirectory)
 
 
 async def test_split_readable_sizes() -> None:
