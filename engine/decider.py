@@ -81,7 +81,20 @@ class Timer:
     input: ev.Input
 
 
-Effect = Dispatch | StartSubflow | Kill | NotifyParent | Timer
+@dataclass(frozen=True)
+class AcquireSlot:
+    """Ask for one of the flow's `concurrency.limit` slots (answered with an Admitted input)."""
+
+    limit: int
+    behavior: str
+
+
+@dataclass(frozen=True)
+class ReleaseSlot:
+    """This execution ended (or was refused): free its slot or its place in the queue."""
+
+
+Effect = Dispatch | StartSubflow | Kill | NotifyParent | Timer | AcquireSlot | ReleaseSlot
 
 
 @dataclass
@@ -144,6 +157,10 @@ def accept(state: Execution | None, flow: Flow | None, item: ev.Input, now: str)
     """Validate an input against the state; what is stale or duplicated yields no event."""
     if isinstance(item, ev.ExecutionCreated):
         return [] if state is not None else [item]
+    if isinstance(item, ev.Admitted):
+        if state is None or state.state not in (State.CREATED, State.QUEUED) or item.state == state.state:
+            return []
+        return [ev.ExecutionStateChanged(date=now, state=item.state, reason="concurrency limit")]
     if isinstance(item, ev.Restart):
         if state is None or flow is None:
             return []
@@ -455,6 +472,16 @@ class _Step:
             return self.out
         if ex.exit_state is not None:
             return self.exit(State(ex.exit_state))
+        if ex.kill_requested and st in (State.CREATED, State.QUEUED):
+            self.emit(ev.ExecutionStateChanged(date=self.now, state=State.KILLING))
+            self.finish(State.KILLED)
+            return self.out
+        if st == State.CREATED and self.flow.concurrency is not None:
+            limit = self.flow.concurrency
+            self.out.effects.append(AcquireSlot(limit.limit, limit.behavior.upper()))
+            return self.out
+        if st == State.QUEUED:
+            return self.out  # waits for a slot (an Admitted input)
         if st in (State.CREATED, State.RESTARTED):
             self.emit(ev.ExecutionStateChanged(date=self.now, state=State.RUNNING))
             return self.out
@@ -507,6 +534,8 @@ class _Step:
 
     def finish(self, final: State) -> None:
         self.emit(ev.ExecutionStateChanged(date=self.now, state=final))
+        if self.flow.concurrency is not None:
+            self.out.effects.append(ReleaseSlot())
         parent = self.ex.parent
         if parent:
             outputs = self.ex.outputs or {}

@@ -17,9 +17,11 @@ from nats.js import api as jsapi
 
 from engine.clock import utcnow
 from engine.decider import (
+    AcquireSlot,
     Dispatch,
     Kill,
     NotifyParent,
+    ReleaseSlot,
     StartSubflow,
     Timer,
     accept,
@@ -269,6 +271,10 @@ class Executor:
                                 msg_id=f"{eid}:kill",
                             )
                         )
+            elif isinstance(effect, AcquireSlot):
+                jobs.append(self.acquire_slot(state, effect))
+            elif isinstance(effect, ReleaseSlot):
+                jobs.append(self.release_slot(state))
             elif isinstance(effect, Timer):
                 jobs.append(self.store.schedule_input(state.id, effect.key, effect.at, effect.input))
             elif isinstance(effect, NotifyParent):
@@ -287,6 +293,45 @@ class Executor:
                 )
         if jobs:
             await asyncio.gather(*jobs)
+
+    async def acquire_slot(self, state: Execution, effect: AcquireSlot) -> None:
+        """Flow `concurrency`: take a slot, or queue / cancel / fail the execution as the flow says."""
+        eid = state.id
+
+        def take(record: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+            if eid in record["running"]:
+                return None, "RUNNING"
+            if len(record["running"]) < effect.limit:
+                return {**record, "running": [*record["running"], eid]}, "RUNNING"
+            if effect.behavior == "QUEUE":
+                if eid in record["queued"]:
+                    return None, "QUEUED"
+                return {**record, "queued": [*record["queued"], eid]}, "QUEUED"
+            return None, "CANCELLED" if effect.behavior == "CANCEL" else "FAILED"
+
+        verdict = await self.store.update_slots(state.namespace, state.flow_id, take)
+        if verdict != state.state:
+            await self.store.send_input(eid, ev.Admitted(date=self.clock(), state=verdict))
+
+    async def release_slot(self, state: Execution) -> None:
+        eid = state.id
+        flow = await self.flows.get(state.namespace, state.flow_id, state.flow_revision)
+        limit = flow.concurrency.limit if flow.concurrency else 1
+
+        def give_back(record: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+            running = [x for x in record["running"] if x != eid]
+            queued = [x for x in record["queued"] if x != eid]
+            nxt = None
+            if queued and len(running) < limit:
+                nxt = queued.pop(0)
+                running.append(nxt)
+            if running == record["running"] and queued == record["queued"]:
+                return None, None
+            return {"running": running, "queued": queued}, nxt
+
+        nxt = await self.store.update_slots(state.namespace, state.flow_id, give_back)
+        if nxt is not None:
+            await self.store.send_input(nxt, ev.Admitted(date=self.clock(), state="RUNNING"))
 
     async def start_subflow(self, parent: Execution, effect: StartSubflow) -> None:
         from engine.inputs import resolve_inputs

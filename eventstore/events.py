@@ -188,6 +188,13 @@ class Wake(_Event, tag="in.wake", frozen=True):
     state: str
 
 
+class Admitted(_Event, tag="in.admitted", frozen=True):
+    """Input only: the flow's concurrency limit let this execution start (RUNNING), queued it (QUEUED),
+    or refused it (CANCELLED / FAILED)."""
+
+    state: str
+
+
 class Restart(_Event, tag="in.restart", frozen=True):
     """Input only: run the failed taskruns of a finished execution again, in the same execution."""
 
@@ -211,6 +218,7 @@ Input = (
     | Wake
     | Restart
     | ReplayRequested
+    | Admitted
 )
 
 

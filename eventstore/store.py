@@ -371,6 +371,39 @@ class Store:
                 out.append(rev)
         return out
 
+    # ---- flow concurrency slots -------------------------------------------------------------
+
+    async def update_slots(self, namespace: str, flow_id: str, change: Any) -> Any:
+        """Read-modify-write the flow's {running: [...], queued: [...]} record with optimistic concurrency.
+
+        ``change(record) -> (record, result)`` is retried on a conflicting write; returns its result.
+        """
+        subject = S.kv_subject("system.concurrency", f"{namespace}.{flow_id}".replace(":", "_"))
+        for _ in range(100):
+            try:
+                msg = await self.js.get_last_msg(S.KV, subject, direct=True)
+                seq, record = int(msg.seq or 0), msgspec.json.decode(msg.data) if msg.data else {}
+            except NotFoundError:
+                seq, record = 0, {}
+            record.setdefault("running", [])
+            record.setdefault("queued", [])
+            new, result = change(record)
+            if new is None:
+                return result
+            try:
+                await self.js.publish(
+                    subject,
+                    _json.encode(new),
+                    headers={"Nats-Expected-Last-Subject-Sequence": str(seq)},
+                    timeout=10,
+                )
+            except APIError as exc:
+                if exc.err_code == _OCC_CONFLICT:
+                    continue
+                raise
+            return result
+        raise ConcurrencyConflict(f"flow {namespace}.{flow_id}: concurrency slots too contended")
+
     # ---- worker liveness -----------------------------------------------------------------
 
     async def heartbeat(self, worker_id: str, info: dict[str, Any]) -> None:

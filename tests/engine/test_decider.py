@@ -436,3 +436,30 @@ tasks:
     assert by_task["one"].workdir == by_task["two"].workdir == wd.id
     assert by_task["one"].workdir_files == {"a.txt": "hello"}
     assert by_task["outside"].workdir is None
+
+
+def test_concurrency_limit_asks_for_a_slot_and_waits_in_queue() -> None:
+    from engine.testing import drive
+    from eventstore import events as ev
+
+    f = flow(f"""
+concurrency: {{limit: 1, behavior: QUEUE}}
+tasks:
+  - {{id: a, type: {LOG}, message: x}}
+""")
+    sim = simulate(f)
+    assert sim.state.state == "CREATED"  # nothing runs before a slot is granted
+    drive(sim, f, [ev.Admitted(date="2026-01-02T00:00:00Z", state="QUEUED")])
+    assert sim.state.state == "QUEUED" and not sim.dispatched
+    drive(sim, f, [ev.Admitted(date="2026-01-02T00:00:01Z", state="RUNNING")])
+    assert [h.state for h in sim.state.histories] == ["CREATED", "QUEUED", "RUNNING", "SUCCESS"]
+
+
+def test_a_refused_execution_ends_cancelled_without_running() -> None:
+    from engine.testing import drive
+    from eventstore import events as ev
+
+    f = flow(f"concurrency: {{limit: 1, behavior: CANCEL}}\ntasks:\n  - {{id: a, type: {LOG}, message: x}}\n")
+    sim = simulate(f)
+    drive(sim, f, [ev.Admitted(date="2026-01-02T00:00:00Z", state="CANCELLED")])
+    assert [h.state for h in sim.state.histories] == ["CREATED", "CANCELLED"] and not sim.dispatched
