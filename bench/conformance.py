@@ -87,6 +87,8 @@ def short_reason(result: CaseResult) -> str:
     reason = re.sub(r" — did you mean .*", "", reason)
     reason = re.sub(r" \(line \d+, column \d+\)", "", reason)
     reason = " ".join(reason.split())
+    reason = re.sub(r"/[^\s'\"]*/conformance-[^/\s'\"]+/", "<tmp>/", reason)  # stable across runs
+    reason = re.sub(r"\b[0-9A-Za-z]{22}\b", "<id>", reason)
     if len(result.details) > 1:
         reason += f" (+{len(result.details) - 1} more)"
     return reason if len(reason) <= 160 else reason[:157] + "..."
@@ -118,6 +120,13 @@ def print_expected_failures(results: list[tuple[Case, CaseResult]]) -> None:
     print("}")
 
 
+def _logs_to_stderr() -> None:
+    """Engine logs (structlog) go to stderr: stdout carries only the table / generated file."""
+    import structlog
+
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -130,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-q", "--quiet", action="store_true", help="no per-case lines")
     args = parser.parse_args(argv)
 
+    _logs_to_stderr()
     root = corpus_root(REPO)
     if not (root / "manifest.yaml").is_file():
         print(f"conformance corpus not found at {root}", file=sys.stderr)

@@ -649,6 +649,7 @@ class _Runner:
         self.failures: list[str] = []
         self.execution_id: str | None = None
         self.stale_reads = 0
+        self.create: Callable[..., Awaitable[None]] | None = None
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -827,14 +828,16 @@ class _Runner:
                 raise CaseFailure("expected the flow or its inputs to be rejected, but they were accepted")
             eid = self.execution_id = new_execution_id()
 
-            async def create() -> None:
+            async def create(execution_id: str = eid) -> None:
                 await self.rt.create_execution(
                     flow,
                     inputs,
                     labels=self.case.execution_labels or None,
-                    execution_id=eid,
+                    execution_id=execution_id,
                     secret_inputs=tuple(sorted(secret_input_ids(flow))),
                 )
+
+            self.create = create
 
             if any(t == FLOW_TRIGGER for t in self.case.types):
                 raise CaseFailure(
@@ -868,7 +871,7 @@ class _Runner:
             elif expected.taskruns is not None:
                 await self.check(state, Expected(state.state, expected.taskruns, expected.notes), "")
             for i, step in enumerate(self.case.then, start=1):
-                await self.then(eid, i, step)
+                eid = await self.then(eid, i, step)
 
     def _parent_flow(self) -> str | None:
         """``run as subflow of X`` / ``run as child of X``: the asserted execution is X's child."""
@@ -928,6 +931,10 @@ class _Runner:
         if what == "resume" and resume is not None:
             await resume(eid, inputs or {})
             return
+        kill = getattr(self.rt, "kill", None)
+        if what == "kill" and kill is not None:
+            await kill(eid)
+            return
         item: Any = (
             ev.KillRequested(date=utcnow(), reason="conformance: kill")
             if what == "kill"
@@ -935,26 +942,69 @@ class _Runner:
         )
         await self.rt.store.send_input(eid, item)
 
-    async def then(self, eid: str, i: int, step: ThenStep) -> None:
+    async def then(self, eid: str, i: int, step: ThenStep) -> str:
+        """One follow-up action; returns the execution later steps act on."""
         action = step.action
         what = f"then[{i}] ({action}): "
+        resume_inputs = self._resume_inputs(action, eid)
+        if resume_inputs is not None:
+            # each resume test starts from a PAUSED execution: a new one if an earlier step used it
+            eid = await self._paused(eid)
+            resume_inputs = self._resume_inputs(action, eid)
         if step.expected.state == "rejected":
             await self.then_rejected(eid, step)
-            return
-        resume_inputs = self._resume_inputs(action, eid)
-        if action.startswith("wait ("):
-            pass  # nothing to do but wait
-        elif resume_inputs is not None:
-            await self._send(eid, "resume", resume_inputs)
-        else:
-            self.failures.append(f"then: {action} not supported")
-            return
+            return eid
+        before = await self.rt.load_execution(eid)
+        n_hist = len(before.histories) if before is not None else 0
+        target = eid
+        replay = re.fullmatch(r"replay from (?:the )?taskrun (?:of task )?'([^']+)'(?: \(.*\))?", action)
         try:
-            state = await self.wait_terminal(eid)
+            if action.startswith("wait ("):
+                pass  # nothing to do but wait
+            elif resume_inputs is not None:
+                await self._send(eid, "resume", resume_inputs)
+            elif re.fullmatch(r"restart the execution(?: \(.*\))?", action) and hasattr(self.rt, "restart"):
+                await self.rt.restart(eid)
+            elif replay and hasattr(self.rt, "replay"):
+                target = await self.rt.replay(eid, taskrun=replay.group(1))
+                self.execution_id = target
+                n_hist = 0
+            else:
+                self.failures.append(f"then: {action} not supported")
+                return eid
+        except Exception as exc:  # an engine refusal is this step's failure
+            self.failures.append(f"{what}{type(exc).__name__}: {_one_line(exc)}")
+            return eid
+        try:
+            state = await self.wait_changed_terminal(target, n_hist)
         except CaseFailure as exc:
             self.failures.append(f"{what}{exc}")
-            return
+            return target
         await self.check(state, step.expected, what)
+        return target
+
+    async def wait_changed_terminal(self, eid: str, n_hist: int) -> Any:
+        """Wait for a terminal state reached after the ``n_hist`` first state histories."""
+        limit = time.monotonic() + self._budget()
+        while True:
+            state = await self.rt.load_execution(eid)
+            if state is not None and len(state.histories) > n_hist and state.state in TERMINAL_STATES:
+                return state
+            if time.monotonic() > limit:
+                raise CaseFailure(self._timeout_message(state, "terminal"))
+            await asyncio.sleep(0.05)
+
+    async def _paused(self, eid: str) -> str:
+        state = await self.rt.load_execution(eid)
+        if state is None or state.state == "PAUSED" or self.create is None:
+            return eid
+        from engine.runtime import new_execution_id
+
+        fresh = new_execution_id()
+        await self.create(fresh)
+        self.execution_id = fresh
+        await self.wait_for(fresh, {"PAUSED"})
+        return fresh
 
     async def then_rejected(self, eid: str, step: ThenStep) -> None:
         """A resume that must be refused needs a synchronous API (``Runtime.resume``) to refuse it."""
@@ -965,6 +1015,11 @@ class _Runner:
         if inputs is None or resume is None:
             why = "" if inputs is None else " (no synchronous Runtime.resume to refuse it)"
             self.failures.append(f"then: {step.action} not supported{why}")
+            return
+        state = await self.rt.load_execution(eid)
+        if state is None or state.state != "PAUSED":
+            got = state.state if state is not None else "missing"
+            self.failures.append(f"then: {step.action}: the execution is {got}, not PAUSED")
             return
         try:
             await resume(eid, inputs)
