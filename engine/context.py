@@ -52,6 +52,26 @@ def _nest(target: dict[str, Any], task_id: str, path: list[str], value: Any) -> 
     node[path[-1]] = value
 
 
+def nested_labels(labels: dict[str, str]) -> dict[str, Any]:
+    """Labels by key, and dotted keys also as nested maps (``labels.system.correlationId``), like Kestra."""
+    out: dict[str, Any] = dict(labels)
+    for key, value in labels.items():
+        if "." not in key:
+            continue
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                if child is not None:
+                    break  # a plain label of that name wins
+                child = node[part] = {}
+            node = child
+        else:
+            node.setdefault(parts[-1], value)
+    return out
+
+
 @functools.cache
 def env_vars() -> dict[str, str]:
     """Kestra exposes OS variables prefixed ENV_ as ``envs.<name lower-case>`` (read once per process)."""
@@ -87,7 +107,7 @@ def variables(
         "vars": flow.variables,
         "outputs": outputs,
         "tasks": tasks_state,
-        "labels": ex.labels,
+        "labels": nested_labels(ex.labels),
         "envs": envs if envs is not None else env_vars(),
         "globals": {},
     }

@@ -234,9 +234,9 @@ def _allow(task: Task | None, state: State) -> State:
     if task is None:
         return state
     if state == State.FAILED and task.allow_failure:
-        return State.WARNING
+        state = State.WARNING
     if state == State.WARNING and task.allow_warning:
-        return State.SUCCESS
+        state = State.SUCCESS
     return state
 
 
@@ -264,7 +264,10 @@ def _accept_result(state: Execution, flow: Flow | None, tr: TaskRun, item: ev.At
         out.append(ev.TaskRunStateChanged(date=item.date, taskrun_id=tr.id, state=State.RETRYING))
         return out
     task = index_tasks(flow).get(tr.task_id) if flow else None
-    final = _allow(task, State(item.state))
+    result = State(item.state)
+    if result == State.SUCCESS and item.attempt > 1 and task and task.retry and task.retry.warning_on_retry:
+        result = State.WARNING  # Kestra: `warningOnRetry` marks a success that needed retries
+    final = _allow(task, result)
     if item.state == State.KILLED:
         final = State.KILLED
     out.append(ev.TaskRunStateChanged(date=item.date, taskrun_id=tr.id, state=final, reason=item.error))
@@ -611,6 +614,10 @@ class _Step:
         parts = [self.ex.id, parent.id if parent else None, task.id, value]
         if round_:
             parts.append(f"round {iteration}")
+        if self.ex.restarts:
+            # A taskrun re-created after a restart (an errors branch) gets a new id: its messages
+            # must not be taken for the first run's (idempotency keys are derived from ids).
+            parts.append(f"restart {self.ex.restarts}")
         tr_id = make_id(*parts)
         self.emit(
             ev.TaskRunCreated(

@@ -63,6 +63,7 @@ class Execution(msgspec.Struct):
     taskruns: dict[str, TaskRun] = msgspec.field(default_factory=dict)
     kill_requested: bool = False
     exit_state: str | None = None
+    restarts: int = 0
     secret_inputs: tuple[str, ...] = ()
     seq: int = 0  # stream sequence of the last applied step (set by the shell, not by events)
 
@@ -143,6 +144,7 @@ def evolve(state: Execution | None, event: ev.Event) -> Execution | None:
                 tr.histories.append(History(new_state, event.date))
         state.state = "RESTARTED"
         state.histories.append(History("RESTARTED", event.date))
+        state.restarts += 1
         state.outputs = None
         state.exit_state = None
         state.kill_requested = False

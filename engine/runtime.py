@@ -165,11 +165,12 @@ class Runtime:
         state = await self.get_execution(execution_id)
         if state.state != "PAUSED":
             raise EngineError(f"execution {execution_id} is {state.state}: only a PAUSED execution resumes")
+        flow = await self.flows.get(state.namespace, state.flow_id, state.flow_revision)
+        inputs = resolve_resume_inputs(flow, state, inputs or {})
         if inputs:  # FILE onResume inputs given as local paths are uploaded (kestra:// URIs)
             from engine.files import upload_resume_inputs
             from eventstore.storage import InternalStorage
 
-            flow = await self.flows.get(state.namespace, state.flow_id, state.flow_revision)
             inputs = await upload_resume_inputs(flow, state, inputs, InternalStorage(self.store))
         await self.store.send_input(execution_id, ev.Resume(date=utcnow(), inputs=dict(inputs or {})))
 
@@ -247,6 +248,50 @@ class Runtime:
         raise EngineError(
             f"execution {execution_id}: its terminal step was announced but cannot be read back"
         )
+
+
+def resolve_resume_inputs(flow: Flow, state: Execution, given: dict[str, Any]) -> dict[str, Any]:
+    """Check and type the inputs of a resume against the paused Pause tasks' ``onResume`` declarations."""
+    from engine.decider import index_tasks
+    from engine.errors import InputError
+    from engine.inputs import coerce_input
+    from engine.model import Input
+
+    tasks = index_tasks(flow)
+    declared: list[Any] = []
+    for tr in state.taskruns.values():
+        task = tasks.get(tr.task_id)
+        if tr.state == "PAUSED" and task is not None:
+            declared.extend(d for d in task.props.get("onResume") or () if isinstance(d, dict))
+    if not declared:
+        return dict(given)
+    out: dict[str, Any] = {}
+    problems = []
+    for d in declared:
+        input_id = str(d.get("id") or d.get("name"))
+        value = given.get(input_id, d.get("defaults"))
+        if value is None:
+            if d.get("required", True):
+                problems.append(
+                    f"Invalid input for `{input_id}`, missing required input, but received `null`"
+                )
+            continue
+        if str(d.get("type", "STRING")).upper() == "FILE":
+            out[input_id] = value  # uploaded by the caller
+            continue
+        extra = {
+            k: v
+            for k, v in d.items()
+            if k not in ("id", "name", "type", "required", "defaults", "description")
+        }
+        spec = Input(id=input_id, type=str(d.get("type", "STRING")).upper(), extra=extra)
+        try:
+            out[input_id] = coerce_input(spec, value)
+        except InputError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise InputError("resume refused: " + "; ".join(problems))
+    return out
 
 
 def new_execution_id() -> str:
