@@ -115,6 +115,42 @@ def make_id(*parts: str | None) -> str:
     return "".join(out)
 
 
+ITEMS = F + "ForEachItem$ForEachItemExecutable"
+SPLIT = F + "ForEachItem$ForEachItemSplit"
+MERGE = F + "ForEachItem$ForEachItemMergeOutputs"
+_SUBFLOW_PROPS = (
+    "namespace",
+    "flowId",
+    "revision",
+    "inputs",
+    "labels",
+    "wait",
+    "transmitFailed",
+    "inheritLabels",
+)
+
+
+def items_children(task: Task) -> tuple[Task, ...]:
+    """ForEachItem runs as three tasks, as in Kestra: ``<id>_split``, ``<id>_items``, ``<id>_merge``."""
+    props = task.props
+    return (
+        Task(
+            id=f"{task.id}_split",
+            type=SPLIT,
+            props={"items": props.get("items"), "batch": props.get("batch") or {}},
+        ),
+        Task(
+            id=f"{task.id}_items",
+            type=ITEMS,
+            props={k: props[k] for k in _SUBFLOW_PROPS if k in props},
+            flowable=True,
+            allow_failure=task.allow_failure,
+            allow_warning=task.allow_warning,
+        ),
+        Task(id=f"{task.id}_merge", type=MERGE),
+    )
+
+
 _INDEX: dict[int, tuple[Flow, dict[str, Task]]] = {}
 
 
@@ -130,6 +166,8 @@ def index_tasks(flow: Flow) -> dict[str, Task]:
             out[t.id] = t
             for children in t.branches.values():
                 walk(children)
+            if t.type == F + "ForEachItem":
+                walk(items_children(t))
 
     walk(flow.tasks)
     walk(flow.errors)
@@ -205,6 +243,8 @@ def accept(state: Execution | None, flow: Flow | None, item: ev.Input, now: str)
         return out
     if isinstance(item, ev.AttemptEnded):
         return _accept_result(state, flow, tr, item)
+    if isinstance(item, ev.SubflowEnded) and tr.items and item.execution_id in tr.items:
+        return _accept_batch_ended(state, flow, tr, item, now)
     if isinstance(item, ev.SubflowEnded):
         if tr.subflow_execution != item.execution_id:
             return []
@@ -228,6 +268,31 @@ def accept(state: Execution | None, flow: Flow | None, item: ev.Input, now: str)
             ev.TaskRunStateChanged(date=now, taskrun_id=tr.id, state=final),
         ]
     return []
+
+
+def _accept_batch_ended(
+    state: Execution, flow: Flow | None, tr: TaskRun, item: ev.SubflowEnded, now: str
+) -> list[ev.Event]:
+    """One ForEachItem batch's subflow ended: count it; the last one ends the ``_items`` taskrun."""
+    if item.execution_id in tr.batches:
+        return []
+    ended = {**tr.batches, item.execution_id: item.state}
+    counts: dict[str, int] = {"CREATED": len(tr.items or []) - len(ended), "RUNNING": 0}
+    for st in ended.values():
+        counts[st] = counts.get(st, 0) + 1
+    out: list[ev.Event] = [
+        ev.BatchEnded(date=now, taskrun_id=tr.id, execution_id=item.execution_id, state=item.state),
+        ev.TaskRunOutputs(date=now, taskrun_id=tr.id, outputs={"iterations": counts}),
+    ]
+    if counts["CREATED"] == 0:
+        task = index_tasks(flow).get(tr.task_id) if flow else None
+        transmit = is_truthy(task.props.get("transmitFailed", True)) if task else True
+        states = [State(s) for s in ended.values()]
+        final = worst(states) if transmit else State.SUCCESS
+        final = _allow(task, final)
+        out.append(ev.AttemptEnded(date=now, taskrun_id=tr.id, attempt=1, state=final))
+        out.append(ev.TaskRunStateChanged(date=now, taskrun_id=tr.id, state=final))
+    return out
 
 
 def _allow(task: Task | None, state: State) -> State:
@@ -740,6 +805,11 @@ class _Step:
         self.progress_flowable(tr, task)
 
     def dispatch(self, tr: TaskRun, attempt: int, task: Task) -> Dispatch:
+        if task.type == MERGE:
+            items = self.by_key.get((tr.parent_id, task.id[: -len("_merge")] + "_items", tr.value))
+            task = msgspec.structs.replace(
+                task, props={"executions": list(items.items or []) if items else []}
+            )
         node = self.ex.taskruns.get(tr.parent_id) if tr.parent_id else None
         while node is not None:
             parent_task = self.tasks.get(node.task_id)
@@ -783,6 +853,9 @@ class _Step:
             elif kind == F + "Subflow":
                 self.start_subflow(tr, task)
                 return
+            elif kind == ITEMS:
+                self.start_items(tr, task)
+                return
             elif kind == F + "WaitFor":
                 self.emit(ev.TaskRunOutputs(date=self.now, taskrun_id=tr.id, outputs={"iterationCount": 1}))
         except EngineError as exc:
@@ -821,11 +894,56 @@ class _Step:
             self.emit(ev.TaskRunOutputs(date=self.now, taskrun_id=tr.id, outputs={"executionId": child_id}))
             self.set_state(tr, State.SUCCESS)
 
+    def start_items(self, tr: TaskRun, task: Task) -> None:
+        """One subflow execution per batch made by ``<id>_split`` (its ``splits`` output)."""
+        parent = self.ex.taskruns.get(tr.parent_id) if tr.parent_id else None
+        split_id = task.id[: -len("_items")] + "_split"
+        split = self.by_key.get((parent.id if parent else None, split_id, tr.value))
+        uris = list((split.outputs if split else {}).get("splits") or [])
+        props = self.render({k: v for k, v in task.props.items() if k != "inputs"}, tr)
+        wait = is_truthy(props.get("wait", True))
+        labels = props.get("labels") or {}
+        if isinstance(labels, list):
+            labels = {str(i.get("key")): str(i.get("value")) for i in labels if isinstance(i, dict)}
+        if is_truthy(props.get("inheritLabels", False)):
+            labels = {**self.ex.labels, **labels}
+        revision = props.get("revision")
+        children = [make_id(self.ex.id, tr.id, "batch", str(i)) for i in range(1, len(uris) + 1)]
+        self.set_state(tr, State.RUNNING)
+        self.emit(ev.AttemptStarted(date=self.now, taskrun_id=tr.id, attempt=1))
+        self.emit(ev.TaskRunExpanded(date=self.now, taskrun_id=tr.id, items=children))
+        variables = self.vars_for(tr)
+        for i, (child, uri) in enumerate(zip(children, uris, strict=True), start=1):
+            variables["taskrun"] = {**variables.get("taskrun", {}), "items": uri, "iteration": i}
+            inputs = self.renderer.render_value(task.props.get("inputs") or {}, variables)
+            self.out.effects.append(
+                StartSubflow(
+                    tr.id,
+                    child,
+                    str(props["namespace"]),
+                    str(props["flowId"]),
+                    int(revision) if revision not in (None, "") else None,
+                    dict(inputs),
+                    {str(k): str(v) for k, v in labels.items()},
+                    wait,
+                )
+            )
+        counts = (
+            {"CREATED": 0, "RUNNING": 0, "SUCCESS": len(children)}
+            if not wait
+            else {"CREATED": len(children), "RUNNING": 0, "SUCCESS": 0}
+        )
+        outputs = {"numberOfBatches": len(children), "iterations": counts}
+        self.emit(ev.TaskRunOutputs(date=self.now, taskrun_id=tr.id, outputs=outputs))
+        if not wait or not children:
+            self.emit(ev.AttemptEnded(date=self.now, taskrun_id=tr.id, attempt=1, state=State.SUCCESS))
+            self.set_state(tr, State.SUCCESS)
+
     def progress_flowable(self, tr: TaskRun, task: Task) -> None:
         """A RUNNING flowable: advance its children, then its errors/finally, then end it."""
         kind = task.type
-        if kind == F + "Subflow":
-            return  # ends when the child execution reports back
+        if kind in (F + "Subflow", ITEMS):
+            return  # ends when the child executions report back
         if kind == F + "Pause":
             if tr.state == State.PAUSED:
                 return  # waits for a resume or its timer
@@ -871,6 +989,8 @@ class _Step:
         children = task.branches.get("tasks", ())
         if kind == F + "WaitFor":
             return self.wait_for(tr, task, children)
+        if kind == F + "ForEachItem":
+            return self.block(items_children(task), tr, "tasks", tr.value)
         if kind in LOOP_TYPES:
             return self.loop(tr, task, children)
         if kind in (F + "Switch", F + "If"):

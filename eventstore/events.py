@@ -122,6 +122,14 @@ class TaskRunsCopied(_Event, tag="exec.copied", frozen=True):
     taskruns: list[dict[str, Any]]
 
 
+class BatchEnded(_Event, tag="tr.batch.ended", frozen=True):
+    """One of a ForEachItem's subflow executions ended."""
+
+    taskrun_id: str
+    execution_id: str
+    state: str
+
+
 class SubflowStarted(_Event, tag="tr.subflow", frozen=True):
     taskrun_id: str
     execution_id: str
@@ -142,6 +150,7 @@ Event = (
     | TaskRunDispatched
     | TaskRunExpanded
     | SubflowStarted
+    | BatchEnded
     | ExecutionRestarted
     | TaskRunsCopied
 )

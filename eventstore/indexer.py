@@ -241,6 +241,8 @@ class _Batch:
     revisions: list[list[Any]] = field(default_factory=list)
     flows: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
     deleted: dict[str, tuple[int, bool]] = field(default_factory=dict)
+    removed_taskruns: dict[str, str] = field(default_factory=dict)  # taskrun id -> execution id
+    reloaded: dict[str, list[str]] = field(default_factory=dict)  # execution id -> its taskrun ids
     meta: dict[str, int] = field(default_factory=dict)
 
 
@@ -346,12 +348,17 @@ class Indexer:
         self.started = True
 
     async def stop(self) -> None:
+        import sys
+        t0 = time.monotonic()
         if self._task is not None:
+            self._task.print_stack(file=sys.stderr)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        print("cancelled", time.monotonic() - t0, file=sys.stderr, flush=True)
         self.close()
+        print("closed", time.monotonic() - t0, file=sys.stderr, flush=True)
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):
@@ -490,6 +497,7 @@ class Indexer:
         if reloaded and state is not None:
             self._remember(state)
             touched.update(state.taskruns)  # written whole: the log may be ahead of this message
+            batch.reloaded[state.id] = list(state.taskruns)
             if m.seq <= state.seq:
                 self._rows(batch, state, touched)
                 return
@@ -500,6 +508,12 @@ class Indexer:
             trid = getattr(event, "taskrun_id", None)
             if isinstance(trid, str):
                 touched.add(trid)
+            elif isinstance(event, ev.ExecutionRestarted):
+                touched.update(event.states)
+                for removed in event.removed:
+                    batch.removed_taskruns[removed] = execution_id
+            elif isinstance(event, ev.TaskRunsCopied) and state is not None:
+                touched.update(state.taskruns)
         if state is None:
             return
         state.seq = m.seq
@@ -645,6 +659,14 @@ class Indexer:
             if delete_logs:
                 cur.execute("DELETE FROM logs WHERE execution_id = ?", [execution_id])
             cur.execute("INSERT OR IGNORE INTO deleted_executions VALUES (?, ?)", [execution_id, seq])
+        removed = [t for t in batch.removed_taskruns if t not in batch.taskruns]
+        if removed:  # dropped by a restart (error branches)
+            cur.execute("DELETE FROM taskruns WHERE list_contains(?, id)", [removed])
+        for execution_id, ids in batch.reloaded.items():  # rows the log no longer has
+            cur.execute(
+                "DELETE FROM taskruns WHERE execution_id = ? AND NOT list_contains(?, id)",
+                [execution_id, ids],
+            )
         self._insert(
             cur,
             "executions",
@@ -708,6 +730,12 @@ class Indexer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), left)
         return True
+
+    async def wait_change(self, timeout: float) -> None:
+        """Return after the next applied batch, or after ``timeout`` seconds."""
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout)
 
     async def wait_for(self, sql: str, params: Sequence[Any], timeout: float = 5.0) -> bool:
         """Wait until ``sql`` returns a row (e.g. an execution reached a state in the projection)."""

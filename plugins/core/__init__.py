@@ -7,7 +7,18 @@ import importlib
 from plugins.registry import Registry
 
 _MODULES = (
-    "flow", "log", "debug", "output", "execution", "sleep", "kv", "state", "http", "storage", "log_fetch",
+    "flow",
+    "log",
+    "debug",
+    "output",
+    "execution",
+    "sleep",
+    "kv",
+    "state",
+    "http",
+    "storage",
+    "log_fetch",
+    "foreachitem",
 )
 
 

@@ -84,6 +84,20 @@ class WorkingDirectory(msgspec.Struct, frozen=True):
     cache: Any = None
 
 
+class ForEachItem(msgspec.Struct, frozen=True):
+    items: str
+    namespace: str
+    flowId: str
+    batch: dict[str, Any] = msgspec.field(default_factory=dict)
+    revision: int | str | None = None
+    inputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    labels: dict[str, Any] | list[dict[str, Any]] = msgspec.field(default_factory=dict)
+    wait: bool | str = True
+    transmitFailed: bool | str = True
+    inheritLabels: bool | str = False
+    scheduleDate: str | None = None
+
+
 _BLOCK = ("tasks", "errors", "finally")
 
 SPECS = [
@@ -160,6 +174,13 @@ SPECS = [
         WorkingDirectory,
         branches=_BLOCK,
         description="Run tasks one after the other in one shared working directory.",
+    ),
+    PluginSpec(
+        P + "ForEachItem",
+        "flowable",
+        ForEachItem,
+        branches=("errors", "finally"),
+        description="Split a file of items in batches and run one subflow execution per batch.",
     ),
     PluginSpec(
         P + "Pause",

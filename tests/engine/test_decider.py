@@ -463,3 +463,50 @@ def test_a_refused_execution_ends_cancelled_without_running() -> None:
     sim = simulate(f)
     drive(sim, f, [ev.Admitted(date="2026-01-02T00:00:00Z", state="CANCELLED")])
     assert [h.state for h in sim.state.histories] == ["CREATED", "CANCELLED"] and not sim.dispatched
+
+
+def test_for_each_item_splits_then_runs_one_subflow_per_batch_then_merges() -> None:
+    from eventstore import events as ev
+
+    f = flow("""
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEachItem
+    items: "kestra:///io/test/t/file.txt"
+    batch: {rows: 2}
+    namespace: io.test
+    flowId: child
+    inputs:
+      items: "{{ taskrun.items }}"
+""")
+    uris = [f"kestra:///b{i}.txt" for i in range(3)]
+    ended: set[str] = set()
+
+    def interrupt(sim: Any) -> list[ev.Input]:
+        out: list[ev.Input] = []
+        for s in sim.subflows:
+            if s.execution_id not in ended:
+                ended.add(s.execution_id)
+                out.append(
+                    ev.SubflowEnded(
+                        date="2026-01-01T00:00:05Z",
+                        taskrun_id=s.taskrun_id,
+                        execution_id=s.execution_id,
+                        state="SUCCESS",
+                    )
+                )
+        return out
+
+    sim = simulate(f, {"each_split": lambda d: ("SUCCESS", {"splits": uris})}, interrupt=interrupt)
+    assert sim.state.state == "SUCCESS"
+    assert [tr.task_id for tr in sim.state.taskruns.values()] == [
+        "each",
+        "each_split",
+        "each_items",
+        "each_merge",
+    ]
+    assert [s.inputs for s in sim.subflows] == [{"items": u} for u in uris]
+    items = sim.taskrun("each_items")
+    assert items.outputs == {"numberOfBatches": 3, "iterations": {"CREATED": 0, "RUNNING": 0, "SUCCESS": 3}}
+    merge = next(d for d in sim.dispatched if d.task.id == "each_merge")
+    assert merge.task.props == {"executions": [s.execution_id for s in sim.subflows]}
