@@ -29,8 +29,18 @@ async def run_echo(props: Echo, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec("io.kestra.plugin.core.debug.Return", "runnable", Return, run=run_return,
-               description="Render `format` and return it as output `value`."),
-    PluginSpec("io.kestra.plugin.core.debug.Echo", "runnable", Echo, run=run_echo,
-               description="Deprecated: log `format` at `level`; use log.Log."),
+    PluginSpec(
+        "io.kestra.plugin.core.debug.Return",
+        "runnable",
+        Return,
+        run=run_return,
+        description="Render `format` and return it as output `value`.",
+    ),
+    PluginSpec(
+        "io.kestra.plugin.core.debug.Echo",
+        "runnable",
+        Echo,
+        run=run_echo,
+        description="Deprecated: log `format` at `level`; use log.Log.",
+    ),
 ]

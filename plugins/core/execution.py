@@ -62,8 +62,9 @@ async def run_exit(props: Exit, ctx: RunContext) -> TaskResult:
         state = "CANCELED"
     if state not in EXIT_STATES:
         allowed = ", ".join(EXIT_STATES)
-        raise TaskFailed(f"state: invalid exit state {props.state!r}; expected one of {allowed}",
-                         retryable=False)
+        raise TaskFailed(
+            f"state: invalid exit state {props.state!r}; expected one of {allowed}", retryable=False
+        )
     ctx.log("INFO", f"Exiting the execution with state {state}")
     return TaskResult(outputs={EXIT_OUTPUT: {"state": state}})
 
@@ -96,17 +97,34 @@ async def run_labels(props: Labels, ctx: RunContext) -> TaskResult:
     for key, value in labels.items():
         if key.startswith("system."):
             offending = f"{key}={value}"
-            raise TaskFailed(f"System labels can only be set by Kestra itself, offending label: {offending}",
-                             retryable=False)
+            raise TaskFailed(
+                f"System labels can only be set by Kestra itself, offending label: {offending}",
+                retryable=False,
+            )
     ctx.log("DEBUG", "Setting execution labels " + ", ".join(f"{k}={v}" for k, v in labels.items()))
     return TaskResult(outputs={"labels": labels})
 
 
 SPECS = [
-    PluginSpec(P + "Fail", "runnable", Fail, run=run_fail,
-               description="Fail the task (and so the execution), or only when `condition` is truthy."),
-    PluginSpec(P + "Exit", "runnable", Exit, run=run_exit,
-               description="End the execution now with `state` (SUCCESS/WARNING/KILLED/FAILED/CANCELED)."),
-    PluginSpec(P + "Labels", "runnable", Labels, run=run_labels,
-               description="Add or overwrite labels of the current execution."),
+    PluginSpec(
+        P + "Fail",
+        "runnable",
+        Fail,
+        run=run_fail,
+        description="Fail the task (and so the execution), or only when `condition` is truthy.",
+    ),
+    PluginSpec(
+        P + "Exit",
+        "runnable",
+        Exit,
+        run=run_exit,
+        description="End the execution now with `state` (SUCCESS/WARNING/KILLED/FAILED/CANCELED).",
+    ),
+    PluginSpec(
+        P + "Labels",
+        "runnable",
+        Labels,
+        run=run_labels,
+        description="Add or overwrite labels of the current execution.",
+    ),
 ]

@@ -22,7 +22,9 @@ def check_key(key: str) -> str:
     if not _KEY.match(key):
         raise TaskFailed(
             f"key: invalid key {key!r}: it must start with a letter or digit and contain only letters, "
-            "digits, dots (.), underscores (_) and hyphens (-)", retryable=False)
+            "digits, dots (.), underscores (_) and hyphens (-)",
+            retryable=False,
+        )
     return key
 
 
@@ -32,8 +34,9 @@ def convert_value(value: Any, kv_type: str | None) -> Any:
         return value
     kind = kv_type.upper()
     if kind not in KV_TYPES:
-        raise TaskFailed(f"kvType: unknown type {kv_type!r}; expected one of {', '.join(KV_TYPES)}",
-                         retryable=False)
+        raise TaskFailed(
+            f"kvType: unknown type {kv_type!r}; expected one of {', '.join(KV_TYPES)}", retryable=False
+        )
     try:
         if kind == "NUMBER":
             number = json.loads(value)
@@ -85,15 +88,19 @@ async def run_set(props: Set, ctx: RunContext) -> TaskResult:
         raise TaskFailed(f"ttl: must be positive, got {props.ttl!r}", retryable=False)
     value = convert_value(props.value, props.kvType)
     if not props.overwrite and await ctx.kv.get(namespace, key) is not None:
-        raise TaskFailed(f"Cannot set value for key '{key}'. Key already exists and `overwrite` is set to "
-                         "`false`.", retryable=False)
+        raise TaskFailed(
+            f"Cannot set value for key '{key}'. Key already exists and `overwrite` is set to `false`.",
+            retryable=False,
+        )
     await ctx.kv.set(namespace, key, value, ttl)
     return TaskResult()
 
 
 def _missing(key: str, namespace: str) -> TaskFailed:
-    return TaskFailed(f"No value found for key '{key}' in namespace '{namespace}' and `errorOnMissing` is "
-                      "set to true", retryable=False)
+    return TaskFailed(
+        f"No value found for key '{key}' in namespace '{namespace}' and `errorOnMissing` is set to true",
+        retryable=False,
+    )
 
 
 async def run_get(props: Get, ctx: RunContext) -> TaskResult:
@@ -119,12 +126,32 @@ async def run_get_keys(props: GetKeys, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec(P + "Set", "runnable", Set, run=run_set,
-               description="Set `key` to `value` in the namespace KV store (optional `ttl`, `kvType`)."),
-    PluginSpec(P + "Get", "runnable", Get, run=run_get,
-               description="Read `key` from the namespace KV store into output `value`."),
-    PluginSpec(P + "Delete", "runnable", Delete, run=run_delete,
-               description="Delete `key` from the namespace KV store; output `deleted`."),
-    PluginSpec(P + "GetKeys", "runnable", GetKeys, run=run_get_keys,
-               description="List the keys starting with `prefix` into output `keys`."),
+    PluginSpec(
+        P + "Set",
+        "runnable",
+        Set,
+        run=run_set,
+        description="Set `key` to `value` in the namespace KV store (optional `ttl`, `kvType`).",
+    ),
+    PluginSpec(
+        P + "Get",
+        "runnable",
+        Get,
+        run=run_get,
+        description="Read `key` from the namespace KV store into output `value`.",
+    ),
+    PluginSpec(
+        P + "Delete",
+        "runnable",
+        Delete,
+        run=run_delete,
+        description="Delete `key` from the namespace KV store; output `deleted`.",
+    ),
+    PluginSpec(
+        P + "GetKeys",
+        "runnable",
+        GetKeys,
+        run=run_get_keys,
+        description="List the keys starting with `prefix` into output `keys`.",
+    ),
 ]

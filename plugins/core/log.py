@@ -36,6 +36,11 @@ async def run(props: Log, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec("io.kestra.plugin.core.log.Log", "runnable", Log, run=run,
-               description="Log `message` (a string or a list of strings) at `level` (default INFO)."),
+    PluginSpec(
+        "io.kestra.plugin.core.log.Log",
+        "runnable",
+        Log,
+        run=run,
+        description="Log `message` (a string or a list of strings) at `level` (default INFO).",
+    ),
 ]

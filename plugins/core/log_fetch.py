@@ -77,8 +77,13 @@ async def run_fetch(props: Fetch, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec("io.kestra.plugin.core.log.Fetch", "runnable", Fetch, run=run_fetch,
-               aliases=("io.kestra.core.tasks.log.Fetch",),
-               description="Write an execution's logs (`executionId`, `tasksId`, lowest `level`) to an "
-                           "internal-storage file → outputs `uri`, `size`."),
+    PluginSpec(
+        "io.kestra.plugin.core.log.Fetch",
+        "runnable",
+        Fetch,
+        run=run_fetch,
+        aliases=("io.kestra.core.tasks.log.Fetch",),
+        description="Write an execution's logs (`executionId`, `tasksId`, lowest `level`) to an "
+        "internal-storage file → outputs `uri`, `size`.",
+    ),
 ]

@@ -19,6 +19,11 @@ async def run(props: OutputValues, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec("io.kestra.plugin.core.output.OutputValues", "runnable", OutputValues, run=run,
-               description="Return the rendered `values` map as output `values`."),
+    PluginSpec(
+        "io.kestra.plugin.core.output.OutputValues",
+        "runnable",
+        OutputValues,
+        run=run,
+        description="Return the rendered `values` map as output `values`.",
+    ),
 ]

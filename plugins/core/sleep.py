@@ -30,6 +30,11 @@ async def run(props: Sleep, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec("io.kestra.plugin.core.flow.Sleep", "runnable", Sleep, run=run,
-               description="Wait for `duration` (ISO-8601, e.g. PT5S) before proceeding."),
+    PluginSpec(
+        "io.kestra.plugin.core.flow.Sleep",
+        "runnable",
+        Sleep,
+        run=run,
+        description="Wait for `duration` (ISO-8601, e.g. PT5S) before proceeding.",
+    ),
 ]

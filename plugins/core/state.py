@@ -91,10 +91,25 @@ async def run_delete(props: Delete, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec(P + "Set", "runnable", Set, run=run_set,
-               description="Deprecated: merge `data` into a named state (use kv.Set)."),
-    PluginSpec(P + "Get", "runnable", Get, run=run_get,
-               description="Deprecated: read a named state into outputs `data` and `count` (use kv.Get)."),
-    PluginSpec(P + "Delete", "runnable", Delete, run=run_delete,
-               description="Deprecated: delete a named state (use kv.Delete)."),
+    PluginSpec(
+        P + "Set",
+        "runnable",
+        Set,
+        run=run_set,
+        description="Deprecated: merge `data` into a named state (use kv.Set).",
+    ),
+    PluginSpec(
+        P + "Get",
+        "runnable",
+        Get,
+        run=run_get,
+        description="Deprecated: read a named state into outputs `data` and `count` (use kv.Get).",
+    ),
+    PluginSpec(
+        P + "Delete",
+        "runnable",
+        Delete,
+        run=run_delete,
+        description="Deprecated: delete a named state (use kv.Delete).",
+    ),
 ]

@@ -125,8 +125,9 @@ def readable_bytes(value: str | int) -> int:
         return value
     m = _BYTES.match(str(value))
     if m is None:
-        raise TaskFailed(f"bytes: invalid size {value!r}; give a number of bytes or e.g. 200KB, 10MB",
-                         retryable=False)
+        raise TaskFailed(
+            f"bytes: invalid size {value!r}; give a number of bytes or e.g. 200KB, 10MB", retryable=False
+        )
     unit = m.group(2).upper() if m.group(2) else None
     return int(m.group(1)) * _UNITS[unit]
 
@@ -197,8 +198,11 @@ async def run_split(props: Split, ctx: RunContext) -> TaskResult:
                 max_rows = props.rows
                 parts = _split(source, parts_dir, ext, props.separator, lambda _size, rows: rows >= max_rows)
             else:
-                raise TaskFailed("Invalid configuration with no size, count, nor rows: set one of `bytes`, "
-                                 "`partitions` or `rows`", retryable=False)
+                raise TaskFailed(
+                    "Invalid configuration with no size, count, nor rows: set one of `bytes`, "
+                    "`partitions` or `rows`",
+                    retryable=False,
+                )
         return TaskResult(outputs={"uris": [await put_task_file(ctx, part) for part in parts]})
 
 
@@ -237,8 +241,11 @@ class LocalFiles(msgspec.Struct, frozen=True):
 
 
 async def run_local_files(props: LocalFiles, ctx: RunContext) -> TaskResult:
-    ctx.log("WARN", "io.kestra.plugin.core.storage.LocalFiles is deprecated: use `inputFiles`/`outputFiles` "
-                    "of script tasks or the WorkingDirectory task")
+    ctx.log(
+        "WARN",
+        "io.kestra.plugin.core.storage.LocalFiles is deprecated: use `inputFiles`/`outputFiles` "
+        "of script tasks or the WorkingDirectory task",
+    )
     files: Any = props.inputs
     if isinstance(files, str):
         try:
@@ -246,8 +253,9 @@ async def run_local_files(props: LocalFiles, ctx: RunContext) -> TaskResult:
         except ValueError:
             files = None
         if not isinstance(files, dict):
-            raise TaskFailed("inputs: expected a map of file name to content or a JSON object",
-                             retryable=False)
+            raise TaskFailed(
+                "inputs: expected a map of file name to content or a JSON object", retryable=False
+            )
     workdir = ctx.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     for name, content in (files or {}).items():
@@ -279,21 +287,62 @@ async def run_purge(props: PurgeCurrentExecutionFiles, ctx: RunContext) -> TaskR
 
 
 SPECS = [
-    PluginSpec(P + "Size", "runnable", Size, run=run_size, aliases=(OLD + "Size",),
-               description="Size in bytes of the internal-storage file `uri` → output `size`."),
-    PluginSpec(P + "Delete", "runnable", Delete, run=run_delete, aliases=(OLD + "Delete",),
-               description="Delete the internal-storage file `uri` → outputs `uri`, `deleted` "
-                           "(`errorOnMissing` fails when there was none)."),
-    PluginSpec(P + "Concat", "runnable", Concat, run=run_concat, aliases=(OLD + "Concat",),
-               description="Concatenate `files` (kestra:// URIs; optional `separator` after each) → `uri`."),
-    PluginSpec(P + "Split", "runnable", Split, run=run_split, aliases=(OLD + "Split",),
-               description="Split the file `from` by `bytes`, `partitions` or `rows` → `uris`."),
-    PluginSpec(P + "Reverse", "runnable", Reverse, run=run_reverse, aliases=(OLD + "Reverse",),
-               description="The lines of the file `from` in reverse order → `uri`."),
-    PluginSpec(P + "LocalFiles", "runnable", LocalFiles, run=run_local_files, aliases=(OLD + "LocalFiles",),
-               description="Deprecated: write `inputs` (name → content or kestra:// URI) to the working "
-                           "directory, upload the files matching `outputs` globs → `uris`."),
-    PluginSpec(P + "PurgeCurrentExecutionFiles", "runnable", PurgeCurrentExecutionFiles, run=run_purge,
-               aliases=(OLD + "PurgeExecution", P + "PurgeExecution"),
-               description="Delete every internal-storage file of the current execution → `uris`."),
+    PluginSpec(
+        P + "Size",
+        "runnable",
+        Size,
+        run=run_size,
+        aliases=(OLD + "Size",),
+        description="Size in bytes of the internal-storage file `uri` → output `size`.",
+    ),
+    PluginSpec(
+        P + "Delete",
+        "runnable",
+        Delete,
+        run=run_delete,
+        aliases=(OLD + "Delete",),
+        description="Delete the internal-storage file `uri` → outputs `uri`, `deleted` "
+        "(`errorOnMissing` fails when there was none).",
+    ),
+    PluginSpec(
+        P + "Concat",
+        "runnable",
+        Concat,
+        run=run_concat,
+        aliases=(OLD + "Concat",),
+        description="Concatenate `files` (kestra:// URIs; optional `separator` after each) → `uri`.",
+    ),
+    PluginSpec(
+        P + "Split",
+        "runnable",
+        Split,
+        run=run_split,
+        aliases=(OLD + "Split",),
+        description="Split the file `from` by `bytes`, `partitions` or `rows` → `uris`.",
+    ),
+    PluginSpec(
+        P + "Reverse",
+        "runnable",
+        Reverse,
+        run=run_reverse,
+        aliases=(OLD + "Reverse",),
+        description="The lines of the file `from` in reverse order → `uri`.",
+    ),
+    PluginSpec(
+        P + "LocalFiles",
+        "runnable",
+        LocalFiles,
+        run=run_local_files,
+        aliases=(OLD + "LocalFiles",),
+        description="Deprecated: write `inputs` (name → content or kestra:// URI) to the working "
+        "directory, upload the files matching `outputs` globs → `uris`.",
+    ),
+    PluginSpec(
+        P + "PurgeCurrentExecutionFiles",
+        "runnable",
+        PurgeCurrentExecutionFiles,
+        run=run_purge,
+        aliases=(OLD + "PurgeExecution", P + "PurgeExecution"),
+        description="Delete every internal-storage file of the current execution → `uris`.",
+    ),
 ]

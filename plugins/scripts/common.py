@@ -25,8 +25,14 @@ from workers.process import run_process
 
 OUTPUT_DIR_NAME = "_output"
 _PROTOCOL = re.compile(r"^::(\{.*\})::$")
-_LEVELS = {"TRACE": "TRACE", "DEBUG": "DEBUG", "INFO": "INFO", "WARN": "WARN", "WARNING": "WARN",
-           "ERROR": "ERROR"}
+_LEVELS = {
+    "TRACE": "TRACE",
+    "DEBUG": "DEBUG",
+    "INFO": "INFO",
+    "WARN": "WARN",
+    "WARNING": "WARN",
+    "ERROR": "ERROR",
+}
 _LOCAL_RUNNERS = (
     "io.kestra.plugin.core.runner.Process",
     "io.kestra.core.models.tasks.runners.types.ProcessTaskRunner",
@@ -231,8 +237,13 @@ async def run_script(
 
     outcome = Outcome(ctx)
     try:
-        code = await run_process(argv, cwd=workdir, env=build_env(ctx, props, extra_env),
-                                 on_stdout=outcome.on_stdout, on_stderr=outcome.on_stderr)
+        code = await run_process(
+            argv,
+            cwd=workdir,
+            env=build_env(ctx, props, extra_env),
+            on_stdout=outcome.on_stdout,
+            on_stderr=outcome.on_stderr,
+        )
     except (FileNotFoundError, PermissionError) as exc:
         raise TaskFailed(f"cannot start interpreter {argv[0]!r}: {exc}", retryable=False) from None
     code = exit_status(code)

@@ -75,8 +75,18 @@ async def run_python(props: Python, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec(P + "Bash", "runnable", Bash, run=run_bash,
-               description="Deprecated: run shell `commands`; use io.kestra.plugin.scripts.shell.Commands."),
-    PluginSpec(P + "Python", "runnable", Python, run=run_python,
-               description="Deprecated: run `main.py` from `inputFiles`; use python.Script."),
+    PluginSpec(
+        P + "Bash",
+        "runnable",
+        Bash,
+        run=run_bash,
+        description="Deprecated: run shell `commands`; use io.kestra.plugin.scripts.shell.Commands.",
+    ),
+    PluginSpec(
+        P + "Python",
+        "runnable",
+        Python,
+        run=run_python,
+        description="Deprecated: run `main.py` from `inputFiles`; use python.Script.",
+    ),
 ]

@@ -52,23 +52,30 @@ def python_env() -> dict[str, str]:
 
 def _warn_dependencies(props: _PythonProps, ctx: RunContext) -> None:
     if props.dependencies:
-        ctx.log("WARN", "dependencies are not installed by this engine ("
-                + ", ".join(props.dependencies) + "); install them in the engine's environment "
-                "or with beforeCommands")
+        ctx.log(
+            "WARN",
+            "dependencies are not installed by this engine ("
+            + ", ".join(props.dependencies)
+            + "); install them in the engine's environment "
+            "or with beforeCommands",
+        )
 
 
 def run_command_for(script_path: str) -> str:
     quoted = shlex.quote(script_path)
-    return (f'if [ -n "$VIRTUAL_ENV" ]; then "$VIRTUAL_ENV/bin/python" {quoted}; '
-            f"else {shlex.quote(sys.executable)} {quoted}; fi")
+    return (
+        f'if [ -n "$VIRTUAL_ENV" ]; then "$VIRTUAL_ENV/bin/python" {quoted}; '
+        f"else {shlex.quote(sys.executable)} {quoted}; fi"
+    )
 
 
 async def run_python_script(props: Script, ctx: RunContext) -> TaskResult:
     _warn_dependencies(props, ctx)
     name = f"_script_{uuid.uuid4().hex[:12]}.py"
     files: dict[str, Any] = {name: _PRELUDE + props.script}
-    return await run_script(props, ctx, [run_command_for(str(ctx.workdir / name))],
-                            extra_env=python_env(), input_files=files)
+    return await run_script(
+        props, ctx, [run_command_for(str(ctx.workdir / name))], extra_env=python_env(), input_files=files
+    )
 
 
 async def run_python_commands(props: Commands, ctx: RunContext) -> TaskResult:
@@ -77,8 +84,18 @@ async def run_python_commands(props: Commands, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec(P + "Script", "runnable", Script, run=run_python_script,
-               description="Run an inline Python `script` with the engine's Python interpreter."),
-    PluginSpec(P + "Commands", "runnable", Commands, run=run_python_commands,
-               description="Run shell `commands` with the engine's Python first on PATH."),
+    PluginSpec(
+        P + "Script",
+        "runnable",
+        Script,
+        run=run_python_script,
+        description="Run an inline Python `script` with the engine's Python interpreter.",
+    ),
+    PluginSpec(
+        P + "Commands",
+        "runnable",
+        Commands,
+        run=run_python_commands,
+        description="Run shell `commands` with the engine's Python first on PATH.",
+    ),
 ]

@@ -25,8 +25,18 @@ async def run_shell_script(props: Script, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec(P + "Commands", "runnable", Commands, run=run_commands,
-               description="Run shell `commands` (joined, `set -e` when failFast) as a local process."),
-    PluginSpec(P + "Script", "runnable", Script, run=run_shell_script,
-               description="Run an inline shell `script` as a local process."),
+    PluginSpec(
+        P + "Commands",
+        "runnable",
+        Commands,
+        run=run_commands,
+        description="Run shell `commands` (joined, `set -e` when failFast) as a local process.",
+    ),
+    PluginSpec(
+        P + "Script",
+        "runnable",
+        Script,
+        run=run_shell_script,
+        description="Run an inline shell `script` as a local process.",
+    ),
 ]
