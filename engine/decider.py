@@ -206,6 +206,10 @@ def accept(state: Execution | None, flow: Flow | None, item: ev.Input, now: str)
             return restart_events(state, flow, now)
         except EngineError:
             return []  # the caller checked; a stale or repeated restart changes nothing
+    if isinstance(item, ev.DeleteRequested):
+        if state is None or not state.is_terminal or state.deleted:
+            return []
+        return [ev.ExecutionDeleted(date=now, reason="deleted")]
     if state is None or state.is_terminal:
         return []
     if isinstance(item, ev.KillRequested):

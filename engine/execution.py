@@ -65,6 +65,7 @@ class Execution(msgspec.Struct):
     kill_requested: bool = False
     exit_state: str | None = None
     restarts: int = 0
+    deleted: bool = False
     secret_inputs: tuple[str, ...] = ()
     seq: int = 0  # stream sequence of the last applied step (set by the shell, not by events)
 
@@ -133,6 +134,8 @@ def evolve(state: Execution | None, event: ev.Event) -> Execution | None:
         state.labels = {**state.labels, **event.labels}
     elif isinstance(event, ev.KillRequested):
         state.kill_requested = True
+    elif isinstance(event, ev.ExecutionDeleted):
+        state.deleted = True
     elif isinstance(event, ev.ExitRequested):
         state.exit_state = event.state
     elif isinstance(event, ev.ExecutionRestarted):

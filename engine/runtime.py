@@ -174,6 +174,15 @@ class Runtime:
             inputs = await upload_resume_inputs(flow, state, inputs, InternalStorage(self.store))
         await self.store.send_input(execution_id, ev.Resume(date=utcnow(), inputs=dict(inputs or {})))
 
+    async def delete(self, execution_id: str) -> None:
+        """Delete a finished execution: an ExecutionDeleted event; projections drop it, the log keeps it."""
+        state = await self.get_execution(execution_id)
+        if not state.is_terminal:
+            raise EngineError(f"execution {execution_id} is {state.state}: kill it before deleting it")
+        await self.store.send_input(
+            execution_id, ev.DeleteRequested(date=utcnow()), msg_id=f"{execution_id}:delete"
+        )
+
     async def restart(self, execution_id: str) -> None:
         """Failed taskruns run again as new attempts, in the same execution."""
         from engine.decider import restart_events

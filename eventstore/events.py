@@ -44,6 +44,12 @@ class LabelsSet(_Event, tag="exec.labels", frozen=True):
     labels: dict[str, str]
 
 
+class ExecutionDeleted(_Event, tag="exec.deleted", frozen=True):
+    """The execution was deleted: projections drop it; the history itself stays (the log is append-only)."""
+
+    reason: str | None = None
+
+
 class ExitRequested(_Event, tag="exec.exit", frozen=True):
     """An Exit task asked to end the execution with ``state`` once what runs has stopped."""
 
@@ -141,6 +147,7 @@ Event = (
     | ExecutionOutputs
     | LabelsSet
     | KillRequested
+    | ExecutionDeleted
     | ExitRequested
     | TaskRunCreated
     | TaskRunStateChanged
@@ -204,6 +211,10 @@ class Admitted(_Event, tag="in.admitted", frozen=True):
     state: str
 
 
+class DeleteRequested(_Event, tag="in.delete", frozen=True):
+    """Input only: delete a finished execution (an ExecutionDeleted event is appended)."""
+
+
 class Restart(_Event, tag="in.restart", frozen=True):
     """Input only: run the failed taskruns of a finished execution again, in the same execution."""
 
@@ -228,6 +239,7 @@ Input = (
     | Restart
     | ReplayRequested
     | Admitted
+    | DeleteRequested
 )
 
 

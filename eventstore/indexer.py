@@ -348,17 +348,12 @@ class Indexer:
         self.started = True
 
     async def stop(self) -> None:
-        import sys
-        t0 = time.monotonic()
         if self._task is not None:
-            self._task.print_stack(file=sys.stderr)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        print("cancelled", time.monotonic() - t0, file=sys.stderr, flush=True)
         self.close()
-        print("closed", time.monotonic() - t0, file=sys.stderr, flush=True)
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):

@@ -510,3 +510,15 @@ tasks:
     assert items.outputs == {"numberOfBatches": 3, "iterations": {"CREATED": 0, "RUNNING": 0, "SUCCESS": 3}}
     merge = next(d for d in sim.dispatched if d.task.id == "each_merge")
     assert merge.task.props == {"executions": [s.execution_id for s in sim.subflows]}
+
+
+def test_delete_is_an_event_on_a_finished_execution_only() -> None:
+    from engine.decider import accept
+    from eventstore import events as ev
+
+    f = flow(f"tasks:\n  - {{id: a, type: {LOG}, message: x}}\n")
+    running = simulate(f, {"a": "RUNNING"})
+    assert accept(running.state, f, ev.DeleteRequested(date="2026-01-01T00:00:09Z"), "2026-01-01T00:00:09Z") == []
+    done = simulate(f)
+    events = accept(done.state, f, ev.DeleteRequested(date="2026-01-01T00:00:09Z"), "2026-01-01T00:00:09Z")
+    assert [type(e).__name__ for e in events] == ["ExecutionDeleted"]
