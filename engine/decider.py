@@ -22,7 +22,7 @@ from engine.durations import parse_duration
 from engine.errors import EngineError
 from engine.execution import Execution, TaskRun, evolve
 from engine.inputs import coerce_output
-from engine.model import Flow, Task
+from engine.model import SLA, Flow, Task
 from engine.states import State, worst
 from eventstore import events as ev
 
@@ -212,6 +212,9 @@ def accept(state: Execution | None, flow: Flow | None, item: ev.Input, now: str)
         return [ev.ExecutionDeleted(date=now, reason="deleted")]
     if state is None or state.is_terminal:
         return []
+    if isinstance(item, ev.SlaCheck):
+        sla = next((s for s in (flow.sla if flow else ()) if s.id == item.sla_id), None)
+        return [] if sla is None or state.exit_state is not None else _sla_violated(sla, now)
     if isinstance(item, ev.KillRequested):
         return [] if state.kill_requested else [ev.KillRequested(date=now, reason=item.reason)]
     if isinstance(item, ev.Resume):
@@ -296,6 +299,18 @@ def _accept_batch_ended(
         final = _allow(task, final)
         out.append(ev.AttemptEnded(date=now, taskrun_id=tr.id, attempt=1, state=final))
         out.append(ev.TaskRunStateChanged(date=now, taskrun_id=tr.id, state=final))
+    return out
+
+
+_SLA_STATES = {"FAIL": State.FAILED, "CANCEL": State.CANCELLED}
+
+
+def _sla_violated(sla: SLA, now: str) -> list[ev.Event]:
+    out: list[ev.Event] = []
+    if sla.labels:
+        out.append(ev.LabelsSet(date=now, labels=dict(sla.labels)))
+    if sla.behavior in _SLA_STATES:
+        out.append(ev.ExitRequested(date=now, state=_SLA_STATES[sla.behavior]))
     return out
 
 
@@ -556,6 +571,14 @@ class _Step:
             return self.out  # waits for a slot (an Admitted input)
         if st in (State.CREATED, State.RESTARTED):
             self.emit(ev.ExecutionStateChanged(date=self.now, state=State.RUNNING))
+            if st == State.CREATED:
+                for sla in self.flow.sla:
+                    if sla.type == "MAX_DURATION" and sla.duration is not None:
+                        at = (parse_date(self.now) + timedelta(seconds=sla.duration)).strftime(
+                            "%Y-%m-%dT%H:%M:%S.%fZ"
+                        )
+                        check = ev.SlaCheck(date=at, sla_id=sla.id)
+                        self.out.effects.append(Timer(f"sla.{sla.id}", at, check))
             return self.out
         if ex.kill_requested:
             return self.kill()
@@ -597,12 +620,29 @@ class _Step:
                 return
             self.emit(ev.ExecutionOutputs(date=self.now, outputs=rendered))
             return
+        final = self.check_assertions(final)
         if flow.after_execution:
             self.final = final  # what afterExecution tasks see as execution.state
             after = self.block(flow.after_execution, None, "afterExecution", None)
             if after is _RUNNING:
                 return
         self.finish(final)
+
+    def check_assertions(self, final: State) -> State:
+        """EXECUTION_ASSERTION SLAs, evaluated once the execution's work is done."""
+        for sla in self.flow.sla:
+            if sla.type != "EXECUTION_ASSERTION" or sla.assert_ is None:
+                continue
+            try:
+                held = is_truthy(self.render(sla.assert_, None))
+            except EngineError:
+                held = False
+            if held:
+                continue
+            if sla.labels and any(self.ex.labels.get(k) != v for k, v in sla.labels.items()):
+                self.emit(ev.LabelsSet(date=self.now, labels=dict(sla.labels)))
+            final = _SLA_STATES.get(sla.behavior, final)
+        return final
 
     def finish(self, final: State) -> None:
         self.emit(ev.ExecutionStateChanged(date=self.now, state=final))

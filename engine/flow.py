@@ -29,7 +29,7 @@ import msgspec
 
 from engine.durations import parse_duration
 from engine.errors import FlowValidationError, Issue
-from engine.model import Concurrency, Flow, Input, Output, PluginDefault, Retry, Task, Trigger
+from engine.model import SLA, Concurrency, Flow, Input, Output, PluginDefault, Retry, Task, Trigger
 from engine.yamlpos import Positions, child_path, index_path, load_yaml
 from plugins.api import PluginSpec
 from plugins.registry import Registry, default_registry
@@ -490,7 +490,7 @@ class _Ctx:
         timeout = self.duration(data.get("timeout"), "timeout")
         disabled = self.boolean(data.get("disabled"), "disabled")
         self.boolean(data.get("deleted"), "deleted")
-        self.sla(data.get("sla"), "sla")
+        sla = self.sla(data.get("sla"), "sla")
         self.checks(data.get("checks"), "checks")
 
         if flow_id is None or namespace is None:
@@ -510,6 +510,7 @@ class _Ctx:
             triggers=triggers,
             plugin_defaults=self.plugin_defaults,
             concurrency=concurrency,
+            sla=sla,
             retry=retry,
             timeout=timeout,
             disabled=disabled,
@@ -863,8 +864,9 @@ class _Ctx:
             result.append(PluginDefault(type=type_, values=dict(values or {}), forced=forced))
         return tuple(result)
 
-    def sla(self, value: Any, path: str) -> None:
-        """SLAs are accepted and shape-checked, but not stored nor enforced yet."""
+    def sla(self, value: Any, path: str) -> tuple[SLA, ...]:
+        """Flow SLAs (MAX_DURATION, EXECUTION_ASSERTION), enforced by the executor."""
+        found: list[SLA] = []
         items = self.sequence(value, path)
         for i, item in enumerate(items or []):
             sub = index_path(path, i)
@@ -885,9 +887,23 @@ class _Ctx:
                 self.choice(
                     data["behavior"], child_path(sub, "behavior"), ("FAIL", "CANCEL", "NONE"), "sla behavior"
                 )
+            duration = None
             if data.get("duration") is not None:
-                self.duration(data["duration"], child_path(sub, "duration"))
+                duration = self.duration(data["duration"], child_path(sub, "duration"))
             self.collect_expressions(data.get("assert"), child_path(sub, "assert"))
+            labels = self.labels(data.get("labels"), child_path(sub, "labels"))
+            if data.get("id") is not None and data.get("type") in ("MAX_DURATION", "EXECUTION_ASSERTION"):
+                found.append(
+                    SLA(
+                        id=str(data["id"]),
+                        type=str(data["type"]),
+                        behavior=str(data.get("behavior") or "FAIL").upper(),
+                        duration=duration,
+                        assert_=None if data.get("assert") is None else str(data["assert"]),
+                        labels=labels,
+                    )
+                )
+        return tuple(found)
 
     def checks(self, value: Any, path: str) -> None:
         """Kestra 1.2 ``checks`` are accepted and their expressions checked, but not stored yet."""

@@ -86,6 +86,17 @@ class Trigger(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     disabled: bool = False
 
 
+class SLA(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A flow SLA: MAX_DURATION (``duration`` seconds) or EXECUTION_ASSERTION (``assert`` expression)."""
+
+    id: str
+    type: str
+    behavior: str = "FAIL"
+    duration: float | None = None
+    assert_: str | None = None
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+
+
 class Concurrency(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     limit: int
     behavior: str = "QUEUE"
@@ -115,6 +126,7 @@ class Flow(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     triggers: tuple[Trigger, ...] = ()
     plugin_defaults: tuple[PluginDefault, ...] = ()
     concurrency: Concurrency | None = None
+    sla: tuple[SLA, ...] = ()
     retry: Retry | None = None
     timeout: float | None = None
     disabled: bool = False

@@ -215,6 +215,12 @@ class DeleteRequested(_Event, tag="in.delete", frozen=True):
     """Input only: delete a finished execution (an ExecutionDeleted event is appended)."""
 
 
+class SlaCheck(_Event, tag="in.sla", frozen=True):
+    """Input only, from a durable timer: a MAX_DURATION SLA's deadline has come."""
+
+    sla_id: str
+
+
 class Restart(_Event, tag="in.restart", frozen=True):
     """Input only: run the failed taskruns of a finished execution again, in the same execution."""
 
@@ -240,6 +246,7 @@ Input = (
     | ReplayRequested
     | Admitted
     | DeleteRequested
+    | SlaCheck
 )
 
 

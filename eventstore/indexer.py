@@ -366,7 +366,11 @@ class Indexer:
                 await self._subscribe()
                 await self._loop()
             except asyncio.CancelledError:
+                import sys, traceback
+                traceback.print_exc(file=sys.stderr)
+                t0 = time.monotonic()
                 await self._unsubscribe()
+                print("unsub took", time.monotonic() - t0, file=sys.stderr, flush=True)
                 raise
             except Exception:
                 log.exception("indexer: batch failed; resuming from the stored sequences in 1 s")

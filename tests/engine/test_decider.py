@@ -518,7 +518,37 @@ def test_delete_is_an_event_on_a_finished_execution_only() -> None:
 
     f = flow(f"tasks:\n  - {{id: a, type: {LOG}, message: x}}\n")
     running = simulate(f, {"a": "RUNNING"})
-    assert accept(running.state, f, ev.DeleteRequested(date="2026-01-01T00:00:09Z"), "2026-01-01T00:00:09Z") == []
+    assert (
+        accept(running.state, f, ev.DeleteRequested(date="2026-01-01T00:00:09Z"), "2026-01-01T00:00:09Z")
+        == []
+    )
     done = simulate(f)
     events = accept(done.state, f, ev.DeleteRequested(date="2026-01-01T00:00:09Z"), "2026-01-01T00:00:09Z")
     assert [type(e).__name__ for e in events] == ["ExecutionDeleted"]
+
+
+def test_sla_max_duration_fails_a_late_execution_through_its_timer() -> None:
+    f = flow(f"""
+sla:
+  - {{id: fast, type: MAX_DURATION, behavior: FAIL, duration: PT1S, labels: {{sla: late}}}}
+tasks:
+  - {{id: slow, type: {LOG}, message: x}}
+""")
+    sim = simulate(f, {"slow": "RUNNING"}, fire_timers=True)
+    assert [t.key for t in sim.timers] == ["sla.fast"]
+    assert sim.state.labels == {"sla": "late"}
+    assert sim.state.exit_state == "FAILED" and sim.kills  # the running task is stopped, then FAILED
+
+
+def test_sla_execution_assertion_cancels_or_labels() -> None:
+    for value, end, labels in (("ok", "SUCCESS", {}), ("bad", "CANCELLED", {"sla": "violated"})):
+        f = flow(f"""
+inputs: [{{id: v, type: STRING}}]
+sla:
+  - {{id: check, type: EXECUTION_ASSERTION, behavior: CANCEL, assert: "{{{{ inputs.v == 'ok' }}}}",
+     labels: {{sla: violated}}}}
+tasks:
+  - {{id: a, type: {LOG}, message: x}}
+""")
+        sim = simulate(f, inputs={"v": value})
+        assert sim.state.state == end and sim.state.labels == labels
