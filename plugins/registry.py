@@ -64,8 +64,10 @@ class Registry:
             return "did you mean " + " or ".join(repr(c) for c in close) + "?"
         return "run `engine plugins list` to see the known types"
 
-    def specs(self) -> list[PluginSpec]:
-        return sorted(self._canonical.values(), key=lambda s: s.type)
+    def specs(self, internal: bool = False) -> list[PluginSpec]:
+        """Every plugin a flow may name (``internal`` ones, which the engine creates itself, on request)."""
+        found = [s for s in self._canonical.values() if internal or not s.extra.get("internal")]
+        return sorted(found, key=lambda s: s.type)
 
 
 _default: Registry | None = None

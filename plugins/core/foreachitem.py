@@ -77,9 +77,19 @@ async def run_merge(props: MergeOutputs, ctx: RunContext) -> TaskResult:
 
 SPECS = [
     PluginSpec(
-        SPLIT, "runnable", ItemsSplit, run=run_items_split, description="ForEachItem: split the items file."
+        SPLIT,
+        "runnable",
+        ItemsSplit,
+        run=run_items_split,
+        description="ForEachItem: split the items file.",
+        extra={"internal": True},
     ),
     PluginSpec(
-        MERGE, "runnable", MergeOutputs, run=run_merge, description="ForEachItem: merge subflow outputs."
+        MERGE,
+        "runnable",
+        MergeOutputs,
+        run=run_merge,
+        description="ForEachItem: merge subflow outputs.",
+        extra={"internal": True},
     ),
 ]
