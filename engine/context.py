@@ -117,20 +117,31 @@ def variables(
         task = flow_tasks.get(taskrun.task_id)
         path = value_path(ex, taskrun, loops)
         result["task"] = {"id": taskrun.task_id, "type": task.type if task else ""}
-        result["taskrun"] = {
-            "id": taskrun.id,
-            "value": taskrun.value,
-            "parentId": taskrun.parent_id,
-            "attemptsCount": max(len(taskrun.attempts) - 1, 0),
-            "startDate": taskrun.histories[0].date,
-            "iteration": taskrun.iteration,
-        }
+        result["taskrun"] = _taskrun_vars(taskrun)
+        node = ex.taskruns.get(taskrun.parent_id) if taskrun.parent_id else None
+        while node is not None:  # inside a WorkingDirectory: Kestra's `workerTaskrun` is its taskrun
+            parent_task = flow_tasks.get(node.task_id)
+            if parent_task is not None and parent_task.type == "io.kestra.plugin.core.flow.WorkingDirectory":
+                result["workerTaskrun"] = _taskrun_vars(node)
+                break
+            node = ex.taskruns.get(node.parent_id) if node.parent_id else None
         parents = _parents(ex, taskrun, loops, outputs)
         if parents:
             result["parents"] = parents
             result["parent"] = parents[0]
         del path
     return result
+
+
+def _taskrun_vars(taskrun: TaskRun) -> dict[str, Any]:
+    return {
+        "id": taskrun.id,
+        "value": taskrun.value,
+        "parentId": taskrun.parent_id,
+        "attemptsCount": max(len(taskrun.attempts) - 1, 0),
+        "startDate": taskrun.histories[0].date,
+        "iteration": taskrun.iteration,
+    }
 
 
 def _parents(
@@ -140,13 +151,10 @@ def _parents(
     out: list[dict[str, Any]] = []
     node = ex.taskruns.get(taskrun.parent_id) if taskrun.parent_id else None
     while node is not None:
-        out.append(
-            {
-                "taskrun": {"value": node.value, "id": node.id},
-                "task": {"id": node.task_id},
-                "outputs": node.outputs,
-            }
-        )
+        entry: dict[str, Any] = {"taskrun": {"value": node.value}}
+        if node.outputs:
+            entry["outputs"] = node.outputs
+        out.append(entry)
         node = ex.taskruns.get(node.parent_id) if node.parent_id else None
     del loops, outputs
     return out

@@ -144,8 +144,6 @@ def items_children(task: Task) -> tuple[Task, ...]:
             type=ITEMS,
             props={k: props[k] for k in _SUBFLOW_PROPS if k in props},
             flowable=True,
-            allow_failure=task.allow_failure,
-            allow_warning=task.allow_warning,
         ),
         Task(id=f"{task.id}_merge", type=MERGE),
     )
@@ -872,7 +870,7 @@ class _Step:
                 items = _as_list(values)
                 nulls = sum(1 for v in items if v is None)
                 if nulls:
-                    raise EngineError(f"Found '{nulls}' null values on Each, with values={values}")
+                    raise EngineError(f"Found '{nulls}' null values on Each, with values={_java_text(items)}")
                 self.emit(
                     ev.TaskRunExpanded(date=self.now, taskrun_id=tr.id, items=[_value_str(v) for v in items])
                 )
@@ -1125,6 +1123,19 @@ class _Step:
         if running or (waiting and not failed and first is not None):
             return _RUNNING
         return worst(states)
+
+
+def _java_text(value: Any) -> str:
+    """How Kestra (Java's toString) prints a value in its messages: [1, null, {key=a, value=b}]."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_java_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_java_text(v) for v in value) + "]"
+    return str(value)
 
 
 def _int(value: Any) -> int:

@@ -907,10 +907,13 @@ class _Runner:
         while queue and seen < 500:
             ex = queue.pop(0)
             seen += 1
-            for tr in ex.taskruns.values():
-                if not tr.subflow_execution:
-                    continue
-                child = await self.rt.load_execution(tr.subflow_execution)
+            children = [tr.subflow_execution for tr in ex.taskruns.values() if tr.subflow_execution]
+            # ForEachItem's `<id>_items` taskrun starts one child execution per batch.
+            children += [
+                c for tr in ex.taskruns.values() if tr.task_id.endswith("_items") for c in tr.items or []
+            ]
+            for child_id in children:
+                child = await self.rt.load_execution(child_id)
                 if child is None:
                     continue
                 if child.flow_id == self.case.flow_id and child.namespace == self.case.namespace:
