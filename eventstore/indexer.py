@@ -332,6 +332,7 @@ class Indexer:
             "engine_indexer_last_batch_seconds", "Duration of the last applied batch", registry=self.registry
         )
         self.started = False
+        self._stopping = False
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -348,10 +349,13 @@ class Indexer:
         self.started = True
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            done, _ = await asyncio.wait({self._task}, timeout=2)
+            if not done:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
         self.close()
 
@@ -361,16 +365,13 @@ class Indexer:
 
     async def run(self) -> None:
         """Tail every source stream until cancelled; a failed batch restarts from DuckDB's cursor."""
-        while True:
+        while not self._stopping:
             try:
                 await self._subscribe()
                 await self._loop()
-            except asyncio.CancelledError:
-                import sys, traceback
-                traceback.print_exc(file=sys.stderr)
-                t0 = time.monotonic()
                 await self._unsubscribe()
-                print("unsub took", time.monotonic() - t0, file=sys.stderr, flush=True)
+            except asyncio.CancelledError:
+                await self._unsubscribe()
                 raise
             except Exception:
                 log.exception("indexer: batch failed; resuming from the stored sequences in 1 s")
@@ -424,8 +425,11 @@ class Indexer:
         # Whatever has arrived goes in one transaction (at most batch_max messages); while one
         # batch is written the next accumulates, so batches grow with the load and an idle
         # indexer applies a message as soon as it arrives. batch_wait bounds a batch's age.
-        while True:
-            batch = [await self._queue.get()]
+        while not self._stopping:
+            try:
+                batch = [await asyncio.wait_for(self._queue.get(), 0.25)]
+            except TimeoutError:
+                continue
             deadline = time.monotonic() + self.batch_wait
             while len(batch) < self.batch_max and time.monotonic() < deadline:
                 try:
