@@ -22,9 +22,10 @@ from engine.durations import parse_duration
 from engine.errors import EngineError
 from engine.execution import Execution, TaskRun, evolve
 from engine.inputs import coerce_output
-from engine.model import SLA, Flow, Task
+from engine.model import SLA, Flow, Retry, Task
 from engine.states import State, worst
 from eventstore import events as ev
+from workers.retry import next_delay
 
 F = "io.kestra.plugin.core.flow."
 EXIT_OUTPUT = "exit"
@@ -231,7 +232,7 @@ def accept(state: Execution | None, flow: Flow | None, item: ev.Input, now: str)
         return resumed
     if isinstance(item, ev.Wake):
         woken = state.taskruns.get(item.taskrun_id)
-        if woken is None or woken.state != State.PAUSED:
+        if woken is None or woken.state not in (State.PAUSED, State.RETRYING):
             return []  # resumed (or ended) before the timer fired
         return [
             ev.TaskRunStateChanged(date=now, taskrun_id=woken.id, state=State(item.state), reason="timer")
@@ -263,13 +264,36 @@ def accept(state: Execution | None, flow: Flow | None, item: ev.Input, now: str)
             final = State.FAILED
         elif child == State.WARNING:
             final = State.WARNING
-        final = _allow(task, final)
+        outputs = {"executionId": item.execution_id, "state": item.state, "outputs": item.outputs}
+        attempt = tr.current_attempt
+        if final == State.FAILED and task is not None and flow is not None:
+            retry = task.retry or (
+                flow.retry
+                if (
+                    flow.retry and (flow.retry.behavior or "RETRY_FAILED_TASK").upper() == "RETRY_FAILED_TASK"
+                )
+                else None
+            )
+            if retry is not None and attempt >= 1:
+                started = parse_date(tr.attempts[0].histories[0].date)
+                elapsed = (parse_date(now) - started).total_seconds()
+                seed = int.from_bytes(
+                    hashlib.blake2b(f"{tr.id}:{attempt}".encode(), digest_size=4).digest(), "big"
+                )
+                delay = next_delay(retry, attempt, elapsed, lambda: (seed % 10_000) / 10_000)
+                if delay is not None:
+                    at = (parse_date(now) + timedelta(seconds=delay)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                    return [
+                        ev.TaskRunOutputs(date=now, taskrun_id=tr.id, outputs=outputs),
+                        ev.AttemptEnded(
+                            date=now, taskrun_id=tr.id, attempt=attempt, state=State.FAILED, final=False
+                        ),
+                        ev.TaskRunStateChanged(date=now, taskrun_id=tr.id, state=State.RETRYING),
+                        ev.RetryScheduled(date=now, taskrun_id=tr.id, at=at),
+                    ]
         return [
-            ev.TaskRunOutputs(
-                date=now,
-                taskrun_id=tr.id,
-                outputs={"executionId": item.execution_id, "state": item.state, "outputs": item.outputs},
-            ),
+            ev.TaskRunOutputs(date=now, taskrun_id=tr.id, outputs=outputs),
+            ev.AttemptEnded(date=now, taskrun_id=tr.id, attempt=attempt, state=final),
             ev.TaskRunStateChanged(date=now, taskrun_id=tr.id, state=final),
         ]
     return []
@@ -846,7 +870,25 @@ class _Step:
             return
         self.progress_flowable(tr, task)
 
+    def effective_retry(self, tr: TaskRun, task: Task) -> Retry | None:
+        """A task's own retry, else its nearest flowable ancestor's, else the flow's (RETRY_FAILED_TASK)."""
+        if task.retry is not None:
+            return task.retry
+        node = self.ex.taskruns.get(tr.parent_id) if tr.parent_id else None
+        while node is not None:
+            parent_task = self.tasks.get(node.task_id)
+            if parent_task is not None and parent_task.retry is not None:
+                return parent_task.retry
+            node = self.ex.taskruns.get(node.parent_id) if node.parent_id else None
+        retry = self.flow.retry
+        if retry is not None and (retry.behavior or "RETRY_FAILED_TASK").upper() == "RETRY_FAILED_TASK":
+            return retry
+        return None
+
     def dispatch(self, tr: TaskRun, attempt: int, task: Task) -> Dispatch:
+        retry = self.effective_retry(tr, task)
+        if retry is not task.retry:
+            task = msgspec.structs.replace(task, retry=retry)
         if task.type == MERGE:
             items = self.by_key.get((tr.parent_id, task.id[: -len("_merge")] + "_items", tr.value))
             task = msgspec.structs.replace(
@@ -909,7 +951,8 @@ class _Step:
     def start_subflow(self, tr: TaskRun, task: Task) -> None:
         # `outputs` (deprecated) are expressions over the child execution: the child renders them.
         props = self.render({k: v for k, v in task.props.items() if k != "outputs"}, tr)
-        child_id = make_id(self.ex.id, tr.id, "subflow", str(tr.current_attempt))
+        attempt = tr.current_attempt + 1
+        child_id = make_id(self.ex.id, tr.id, "subflow", str(attempt - 1))
         wait = is_truthy(props.get("wait", True))
         labels = props.get("labels") or {}
         if isinstance(labels, list):
@@ -917,7 +960,9 @@ class _Step:
         if is_truthy(props.get("inheritLabels", False)):
             labels = {**self.ex.labels, **labels}
         revision = props.get("revision")
-        self.set_state(tr, State.RUNNING)
+        if tr.state != State.RUNNING:
+            self.set_state(tr, State.RUNNING)
+        self.emit(ev.AttemptStarted(date=self.now, taskrun_id=tr.id, attempt=attempt))
         self.emit(ev.SubflowStarted(date=self.now, taskrun_id=tr.id, execution_id=child_id))
         self.out.effects.append(
             StartSubflow(
@@ -934,6 +979,7 @@ class _Step:
         )
         if not wait:
             self.emit(ev.TaskRunOutputs(date=self.now, taskrun_id=tr.id, outputs={"executionId": child_id}))
+            self.emit(ev.AttemptEnded(date=self.now, taskrun_id=tr.id, attempt=attempt, state=State.SUCCESS))
             self.set_state(tr, State.SUCCESS)
 
     def start_items(self, tr: TaskRun, task: Task) -> None:
@@ -984,7 +1030,14 @@ class _Step:
     def progress_flowable(self, tr: TaskRun, task: Task) -> None:
         """A RUNNING flowable: advance its children, then its errors/finally, then end it."""
         kind = task.type
-        if kind in (F + "Subflow", ITEMS):
+        if kind == F + "Subflow":
+            if tr.state == State.RETRYING and tr.retry_at:
+                wake = ev.Wake(date=tr.retry_at, taskrun_id=tr.id, state=State.RUNNING)
+                self.out.effects.append(Timer(f"{tr.id}.retry{tr.current_attempt}", tr.retry_at, wake))
+            elif tr.state == State.RUNNING and tr.attempts and tr.attempts[-1].state != State.RUNNING:
+                self.start_subflow(tr, task)  # the next attempt: a new child execution
+            return  # ends when the child execution reports back
+        if kind == ITEMS:
             return  # ends when the child executions report back
         if kind == F + "Pause":
             if tr.state == State.PAUSED:

@@ -41,7 +41,8 @@ class TaskRun(msgspec.Struct):
     dispatched: int = 0  # highest attempt number sent to a worker
     items: list[str] | None = None  # a loop's values, or the chosen branch of Switch/If
     subflow_execution: str | None = None
-    batches: dict[str, str] = msgspec.field(default_factory=dict)  # ForEachItem: ended child -> state
+    batches: dict[str, str] = msgspec.field(default_factory=dict)
+    retry_at: str | None = None  # ForEachItem: ended child -> state
 
     @property
     def current_attempt(self) -> int:
@@ -205,6 +206,8 @@ def _evolve_taskrun(state: Execution, event: ev.Event) -> None:
                 tr.outputs = {**tr.outputs, **event.outputs}
     elif isinstance(event, ev.SubflowStarted):
         tr.subflow_execution = event.execution_id
+    elif isinstance(event, ev.RetryScheduled):
+        tr.retry_at = event.at
     elif isinstance(event, ev.BatchEnded):
         tr.batches[event.execution_id] = event.state
     elif isinstance(event, ev.TaskRunExpanded):

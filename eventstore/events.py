@@ -136,6 +136,13 @@ class BatchEnded(_Event, tag="tr.batch.ended", frozen=True):
     state: str
 
 
+class RetryScheduled(_Event, tag="tr.retry", frozen=True):
+    """A taskrun the executor retries itself (a Subflow) starts its next attempt at ``at``."""
+
+    taskrun_id: str
+    at: str
+
+
 class SubflowStarted(_Event, tag="tr.subflow", frozen=True):
     taskrun_id: str
     execution_id: str
@@ -157,6 +164,7 @@ Event = (
     | TaskRunDispatched
     | TaskRunExpanded
     | SubflowStarted
+    | RetryScheduled
     | BatchEnded
     | ExecutionRestarted
     | TaskRunsCopied
