@@ -56,6 +56,8 @@ class TaskRunContext:
 
             storage = MemoryStorage()
         self.storage: FileStorage = storage
+        # The engine's store, for the few tasks that act on other executions (execution.Resume...).
+        self.store: Any = getattr(storage, "store", None)
         self.variables = dict(item.variables)
         self.variables.setdefault("taskrun", {})["attemptsCount"] = attempt - 1
         self._expressions = expressions

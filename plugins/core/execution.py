@@ -128,3 +128,37 @@ SPECS = [
         description="Add or overwrite labels of the current execution.",
     ),
 ]
+
+
+class Resume(msgspec.Struct, frozen=True):
+    executionId: str | None = None
+    namespace: str | None = None
+    flowId: str | None = None
+    inputs: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+async def run_resume(props: Resume, ctx: RunContext) -> TaskResult:
+    """Resume a PAUSED execution (by default this one's): a Resume command on its inbox."""
+    store = getattr(ctx, "store", None)
+    if store is None:
+        raise TaskFailed("execution.Resume needs the engine's store (run it on a worker)", retryable=False)
+    from engine.clock import utcnow
+    from eventstore import events as ev
+
+    target = props.executionId or ctx.execution_id
+    if not await store.last_seq(target):
+        raise TaskFailed(f"execution.Resume: no execution {target!r}", retryable=False)
+    await store.send_input(target, ev.Resume(date=utcnow(), inputs=dict(props.inputs)))
+    ctx.log("INFO", f"Resuming execution {target}")
+    return TaskResult()
+
+
+SPECS.append(
+    PluginSpec(
+        P + "Resume",
+        "runnable",
+        Resume,
+        run=run_resume,
+        description="Resume a PAUSED execution (`executionId`, default this one) with `inputs`.",
+    )
+)
