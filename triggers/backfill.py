@@ -109,6 +109,8 @@ async def backfill(
     slots = backfill_slots(spec, first, last)
     result = BackfillResult(slots=len(slots))
     total = len(slots)
+    if slots:  # inputs checked before anything is created
+        await slot_plan(runtime, flow, spec, slots[0], inputs, labels, strict=True)
     if progress is not None:
         progress(0, total)
     for n, slot in enumerate(slots, 1):

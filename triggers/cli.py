@@ -99,23 +99,32 @@ async def _backfill(
     from triggers.backfill import backfill
 
     console = Console(stderr=True)
+    bar: Progress | None = None
+    task: Any = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar, task
+        if bar is None:  # only once the window and inputs are known valid: errors stay one line
+            bar = Progress(
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=not console.is_terminal,
+            )
+            bar.start()
+            task = bar.add_task(f"backfill {namespace}.{flow_id}", total=total)
+        bar.update(task, completed=done, total=total)
+
     async with Runtime() as rt:
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=not console.is_terminal,
-        ) as bar:
-            task = bar.add_task(f"backfill {namespace}.{flow_id}", total=None)
-
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
+        try:
             return await backfill(
                 rt, namespace, flow_id, trigger, start, end, inputs, labels, progress=progress
             )
+        finally:
+            if bar is not None:
+                bar.stop()
 
 
 @app.command("list")

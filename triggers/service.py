@@ -119,6 +119,7 @@ class TriggerService:
         self._queues: list[asyncio.Queue[Msg]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._tick_lock = asyncio.Lock()
+        self._stopping = False
         self._wake = asyncio.Event()
         self._reported: set[str] = set()
         self.created: list[str] = []  # execution ids this service sent creates for (tests, metrics)
@@ -134,10 +135,13 @@ class TriggerService:
             self._tasks.append(asyncio.create_task(self._schedule_loop()))
 
     async def stop(self) -> None:
+        self._stopping = True
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            # a client call may turn our cancellation into its own error: the loops also check _stopping
+            await asyncio.wait(tasks, timeout=5)
         subs, self._subs = self._subs, []
         for sub in subs:
             with contextlib.suppress(Exception):
@@ -243,13 +247,15 @@ class TriggerService:
             self._tasks.append(asyncio.create_task(self._consume(queue)))
 
     async def _consume(self, queue: asyncio.Queue[Msg]) -> None:
-        while True:
+        while not self._stopping:
             msg = await queue.get()
             try:
                 await self.handle(msg.subject.split(".", 2)[2], int(msg.metadata.sequence.stream), msg.data)
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if self._stopping:
+                    return  # not acked: redelivered to whoever consumes next
                 log.exception("triggers.event_failed", subject=msg.subject)
                 with contextlib.suppress(Exception):
                     await msg.nak(delay=1)
@@ -415,12 +421,14 @@ class TriggerService:
         return spec
 
     async def _schedule_loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if self._stopping:
+                    return
                 log.exception("triggers.tick_failed")
             delay = self.poll_interval
             now = self.now()

@@ -10,7 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -79,10 +79,8 @@ class Recorder:
             if left <= 0:
                 raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
             self._changed.clear()
-            try:
+            with suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(left, 0.2))
-            except TimeoutError:
-                pass
 
     async def wait_ended(self, flow_id: str, count: int, timeout: float = 10) -> list[ev.ExecutionCreated]:
         from engine.states import TERMINAL, State
