@@ -20,7 +20,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import chain_flow
-from engine.runtime import Runtime, new_execution_id
+from engine.runtime import Runtime, new_execution_id, run_async
 from engine.states import TERMINAL, State
 from eventstore import events as ev
 from eventstore.server import EmbeddedServer
@@ -100,4 +100,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_async(main())

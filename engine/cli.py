@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from engine.aio import run_async
 from engine.errors import EngineError, FlowValidationError
 
 app = typer.Typer(
@@ -88,7 +89,7 @@ def run(
         _fail(str(exc))
     del extra
     try:
-        code = asyncio.run(_run(file, flows, inputs, labels, output, timeout))
+        code = run_async(_run(file, flows, inputs, labels, output, timeout))
     except EngineError as exc:
         _fail(str(exc), 1)
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -215,7 +216,7 @@ async def _run(
 def _command(coro: Any) -> None:
     """Run an async command: EngineError → one line and exit 1; Ctrl-C/SIGTERM → exit 130."""
     try:
-        code = asyncio.run(coro)
+        code = run_async(coro)
     except EngineError as exc:
         _fail(str(exc), 1)
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -528,8 +529,5 @@ def plugins_list() -> None:
 
 
 def main() -> None:
-    from engine.logs import configure
-
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    configure()
     app()

@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import structlog
 from nats.aio.msg import Msg
 from nats.js import api as jsapi
 
@@ -31,12 +30,13 @@ from engine.decider import (
 from engine.errors import ConcurrencyConflict, EngineError
 from engine.execution import Execution, evolve
 from engine.flows import FlowCache
+from engine.logs import get_logger
 from engine.work import WorkItem, encode_work
 from eventstore import events as ev
 from eventstore import subjects as S
 from eventstore.store import LogLine, Store
 
-log = structlog.get_logger("engine.executor")
+log = get_logger("engine.executor")
 
 
 class Executor:

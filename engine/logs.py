@@ -9,8 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-
-import structlog
+from typing import Any
 
 _configured = False
 
@@ -20,9 +19,10 @@ def configure() -> None:
     if _configured:
         return
     _configured = True
+    import structlog
     level = getattr(logging, os.environ.get("ENGINE_LOG_LEVEL", "warning").upper(), logging.WARNING)
     fmt = os.environ.get("ENGINE_LOG_FORMAT") or ("console" if sys.stderr.isatty() else "json")
-    renderer: structlog.types.Processor = (
+    renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
@@ -38,3 +38,24 @@ def configure() -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+class _Logger:
+    """A structlog logger made on first use: importing structlog costs ~0.1 s of start-up, and most
+    runs never log anything of the engine's own."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._log: Any = None
+
+    def __getattr__(self, method: str) -> Any:
+        if self._log is None:
+            import structlog
+
+            configure()
+            self._log = structlog.get_logger(self._name)
+        return getattr(self._log, method)
+
+
+def get_logger(name: str) -> Any:
+    return _Logger(name)

@@ -11,6 +11,7 @@ from typing import Any
 
 import jinja2
 
+from engine.aio import run_async  # noqa: F401 - re-exported for callers of the runtime
 from engine.clock import utcnow
 from engine.errors import EngineError
 from engine.execution import Execution, evolve

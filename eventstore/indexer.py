@@ -44,6 +44,8 @@ from eventstore.store import Store
 log = logging.getLogger(__name__)
 
 TOMBSTONES = "TOMBSTONES"  # tomb.exec.<execution>: an execution deleted through the API
+SCHEMA_VERSION = 2  # bump when a table changes: older files are rebuilt from the log
+SCHEMA_KEY = "__schema__"  # its row in meta
 LEVELS = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "WARNING": 3, "ERROR": 4}
 TERMINAL = frozenset({"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED", "RETRIED"})
 
@@ -62,6 +64,7 @@ CREATE TABLE IF NOT EXISTS executions (
     parent_id VARCHAR,
     original_id VARCHAR,
     taskrun_count INTEGER,
+    search VARCHAR,
     doc VARCHAR NOT NULL,
     seq BIGINT NOT NULL
 );
@@ -126,6 +129,7 @@ EXEC_COLS = [
     "parent_id",
     "original_id",
     "taskrun_count",
+    "search",
     "doc",
     "seq",
 ]
@@ -304,16 +308,14 @@ class Indexer:
         self.batch_wait = batch_wait
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = duckdb.connect(str(self.path))
-        self.db.execute(SCHEMA)
+        self._migrate()
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._open: OrderedDict[str, Execution] = OrderedDict()
         self._deleted: set[str] = {
             r[0] for r in self.db.execute("SELECT id FROM deleted_executions").fetchall()
         }
-        self.applied: dict[str, int] = dict(
-            (str(s), int(q)) for s, q in self.db.execute("SELECT stream, seq FROM meta").fetchall()
-        )
+        self.applied: dict[str, int] = self._stored_seqs(self.db)
         self._changed = asyncio.Condition()
         self._queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=batch_max * 4)
         self._task: asyncio.Task[None] | None = None
@@ -333,6 +335,35 @@ class Indexer:
         )
         self.started = False
         self._stopping = False
+
+    @staticmethod
+    def _stored_seqs(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
+        rows = cur.execute("SELECT stream, seq FROM meta WHERE stream <> ?", [SCHEMA_KEY]).fetchall()
+        return {str(s): int(q) for s, q in rows}
+
+    def _migrate(self) -> None:
+        """Create the tables; a file of another schema version is emptied and rebuilt from the log."""
+        tables = {
+            r[0] for r in self.db.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
+        version = None
+        if "meta" in tables:
+            rows = self.db.execute("SELECT seq FROM meta WHERE stream = ?", [SCHEMA_KEY]).fetchall()
+            version = rows[0][0] if rows else None
+        if tables and version != SCHEMA_VERSION:
+            log.warning(
+                "indexer: %s has schema %s, not %s: rebuilding it from the log",
+                self.path,
+                version,
+                SCHEMA_VERSION,
+            )
+            for table in tables:
+                self.db.execute(f'DROP TABLE IF EXISTS "{table}"')
+        self.db.execute(SCHEMA)
+        self.db.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq",
+            [SCHEMA_KEY, SCHEMA_VERSION],
+        )
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -377,10 +408,7 @@ class Indexer:
                 log.exception("indexer: batch failed; resuming from the stored sequences in 1 s")
                 await self._unsubscribe()
                 self._open.clear()
-                self.applied = dict(
-                    (str(s), int(q))
-                    for s, q in self._cursor().execute("SELECT stream, seq FROM meta").fetchall()
-                )
+                self.applied = self._stored_seqs(self._cursor())
                 self._queue = asyncio.Queue(maxsize=self.batch_max * 4)
                 await asyncio.sleep(1)
 
@@ -564,6 +592,7 @@ class Indexer:
             (state.parent or {}).get("execution_id"),
             state.original_id,
             len(state.taskruns),
+            " ".join([state.id, state.namespace, state.flow_id, *label_pairs(state.labels)]).lower(),
             json.dumps(execution_json(state), separators=(",", ":"), default=str),
             state.seq,
         ]
@@ -705,6 +734,11 @@ class Indexer:
             [[k, v] for k, v in batch.meta.items()],
             "ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq WHERE excluded.seq > meta.seq",
         )
+
+    def checkpoint(self) -> None:
+        """Fold DuckDB's write-ahead log into the table files (reads get faster)."""
+        with self._write_lock:
+            self._cursor().execute("FORCE CHECKPOINT")
 
     # ---- reads -----------------------------------------------------------------------------
 

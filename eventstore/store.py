@@ -14,8 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-import nats
-import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js import api as jsapi
@@ -63,19 +61,23 @@ class Store:
     @classmethod
     async def connect(cls, url: str | list[str], *, replicas: int = 1, name: str = "engine") -> Store:
         servers = url if isinstance(url, list) else [u.strip() for u in url.split(",")]
-        log = structlog.get_logger("eventstore.nats")
+        from engine.logs import get_logger
+
+        log = get_logger("eventstore.nats")
 
         async def on_error(exc: Exception) -> None:
             log.warning("nats.error", error=f"{type(exc).__name__}: {exc}")
 
         async def on_disconnect() -> None:
-            log.info("nats.disconnected")
+            if not nc.is_closed and not nc.is_draining:  # an unplanned loss, not our own close
+                log.warning("nats.disconnected")
 
         async def on_reconnect() -> None:
             log.info("nats.reconnected")
 
+        nc = Client()
         try:
-            nc = await nats.connect(
+            await nc.connect(
                 servers=servers,
                 name=name,
                 error_cb=on_error,
@@ -83,7 +85,7 @@ class Store:
                 reconnected_cb=on_reconnect,
                 connect_timeout=5,
                 max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25,
+                reconnect_time_wait=0.25,  # type: ignore[arg-type]  # seconds, a float works
                 allow_reconnect=True,
             )
         except Exception as exc:  # nats raises several unrelated types here

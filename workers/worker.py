@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import structlog
 from nats.aio.msg import Msg
 from nats.js import api as jsapi
 
 from engine.clock import utcnow
 from engine.errors import EngineError, ExpressionError, TaskFailed
+from engine.logs import get_logger
 from engine.work import WorkItem, decode_work
 from eventstore import events as ev
 from eventstore import subjects as S
@@ -34,7 +34,7 @@ from plugins.api import TaskResult
 from plugins.registry import Registry
 from workers.context import TaskRunContext
 
-log = structlog.get_logger("engine.worker")
+log = get_logger("engine.worker")
 
 START_REPORT_DELAY = 0.02  # seconds an attempt runs before it is announced as RUNNING
 
