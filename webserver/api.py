@@ -634,12 +634,8 @@ def execution_filters(
         where.append("start_date <= ?")
         params.append(end)
     if q:
-        where.append(
-            "(contains(lower(id), lower(?)) OR contains(lower(namespace), lower(?)) "
-            "OR contains(lower(flow_id), lower(?)) "
-            "OR contains(lower(array_to_string(labels, ' ')), lower(?)))"
-        )
-        params += [q, q, q, q]
+        where.append("contains(search, ?)")  # id, namespace, flow id and labels, lower-cased
+        params.append(q.lower())
     if parent_id:
         where.append("parent_id = ?")
         params.append(parent_id)
@@ -681,16 +677,15 @@ async def search_executions(
     limit, offset = page_params(page, size)
     ix = deps(request).indexer
     order = f"{column} {direction.upper() or 'ASC'} NULLS LAST, id"
-    total, docs = await asyncio.to_thread(
-        lambda: (
-            ix.query(f"SELECT count(*) FROM executions WHERE {where}", params)[0][0],
-            ix.query(
-                f"SELECT doc FROM executions WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
-                [*params, limit, offset],
-            ),
-        )
+    counted, docs = await asyncio.gather(  # two cursors, in parallel
+        ix.aquery(f"SELECT count(*) FROM executions WHERE {where}", params),
+        ix.aquery(
+            f"SELECT doc FROM executions WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        ),
     )
-    return raw_json('{"results":[' + ",".join(r[0] for r in docs) + f'],"total":{int(total)}}}')
+    total = int(counted[0][0])
+    return raw_json('{"results":[' + ",".join(r[0] for r in docs) + f'],"total":{total}}}')
 
 
 @get("/executions/{execution_id:str}", tags=["Executions"])

@@ -179,9 +179,15 @@ def create_app(
 
         return middleware
 
+    @get(f"{API}/openapi.json", include_in_schema=False)
+    async def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """The OpenAPI 3.1 document (Swagger UI: /api/schema/swagger)."""
+        schema: dict[str, Any] = request.app.openapi_schema.to_schema()
+        return schema
+
     api = Router(path=API, route_handlers=ROUTES)
     litestar_app = Litestar(
-        route_handlers=[api, health, ready, metrics],
+        route_handlers=[api, health, ready, metrics, openapi_json],
         state=State({"deps": Deps(runtime, indexer)}),
         middleware=[count, auth_middleware(auth)],
         exception_handlers={Exception: _error},
@@ -190,7 +196,7 @@ def create_app(
             title="engine",
             version="1",
             description="Kestra-shaped REST API of the event-sourced engine",
-            path=API,
+            path="/api/schema",
             render_plugins=[SwaggerRenderPlugin(path="/swagger")],
         ),
         request_max_body_size=10 * 1024 * 1024,
