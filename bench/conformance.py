@@ -31,6 +31,7 @@ from corpus import Case, CaseResult, asserted_cases, corpus_root, run_case  # no
 
 async def run_all(cases: list[Case], root: Path, verbose: bool) -> list[tuple[Case, CaseResult]]:
     from engine.runtime import Runtime
+    from triggers.service import TriggerService
 
     results: list[tuple[Case, CaseResult]] = []
     with tempfile.TemporaryDirectory(prefix="conformance-home-") as home:
@@ -40,6 +41,7 @@ async def run_all(cases: list[Case], root: Path, verbose: bool) -> list[tuple[Ca
             roles = [
                 asyncio.create_task(rt.executor().run()),
                 asyncio.create_task(rt.worker(concurrency=32).run()),
+                asyncio.create_task(TriggerService(rt, schedules=False).run()),
             ]
             try:
                 for case in cases:

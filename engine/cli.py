@@ -27,6 +27,15 @@ app.add_typer(flow_app, name="flow")
 app.add_typer(schema_app, name="schema")
 app.add_typer(plugins_app, name="plugins")
 
+
+def _register_triggers() -> None:
+    from triggers.cli import register
+
+    register(app)  # `engine backfill`, `engine triggers list|enable|disable`
+
+
+_register_triggers()
+
 _COLORS = {
     "ERROR": "\x1b[31m",
     "WARN": "\x1b[33m",
@@ -329,6 +338,10 @@ async def _serve(roles: list[str], flows_dir: Path | None, group: str | None, co
             tasks.append(asyncio.create_task(rt.executor().run()))
         if "worker" in roles:
             tasks.append(asyncio.create_task(rt.worker(group=group, concurrency=concurrency).run()))
+        if "triggers" in roles:
+            from triggers.service import TriggerService
+
+            tasks.append(asyncio.create_task(TriggerService(rt).run()))
         where = "embedded server " + rt.server.url if rt.server else rt.nats_url
         sys.stderr.write(f"engine {', '.join(roles)} running on {where} (pid {os.getpid()}); Ctrl-C stops\n")
         try:
@@ -369,13 +382,19 @@ _CONC = typer.Option(16, "--concurrency", help="Tasks this worker runs at once."
 @server_app.command("local")
 def server_local(flows: Path | None = _FLOWS, concurrency: int = _CONC) -> None:
     """Everything in one process on the embedded server (or ENGINE_NATS_URL)."""
-    _command(_serve(["executor", "worker"], flows, None, concurrency))
+    _command(_serve(["executor", "worker", "triggers"], flows, None, concurrency))
 
 
 @server_app.command("executor")
 def server_executor(flows: Path | None = _FLOWS) -> None:
     """The executor role only: folds executions, decides, dispatches."""
     _command(_serve(["executor"], flows, None, 0))
+
+
+@server_app.command("scheduler")
+def server_scheduler(flows: Path | None = _FLOWS) -> None:
+    """The trigger role only: schedules, Flow triggers (executions started by other executions' ends)."""
+    _command(_serve(["triggers"], flows, None, 0))
 
 
 @server_app.command("worker")

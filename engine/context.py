@@ -112,7 +112,9 @@ def variables(
         "globals": {},
     }
     if ex.trigger is not None:
-        result["trigger"] = ex.trigger
+        # Kestra stores {id, type, variables} and exposes the variables as `trigger`.
+        trigger_vars = ex.trigger.get("variables")
+        result["trigger"] = trigger_vars if isinstance(trigger_vars, dict) else ex.trigger
     if taskrun is not None:
         task = flow_tasks.get(taskrun.task_id)
         path = value_path(ex, taskrun, loops)

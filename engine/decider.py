@@ -294,7 +294,7 @@ def accept(state: Execution | None, flow: Flow | None, item: ev.Input, now: str)
         return [
             ev.TaskRunOutputs(date=now, taskrun_id=tr.id, outputs=outputs),
             ev.AttemptEnded(date=now, taskrun_id=tr.id, attempt=attempt, state=final),
-            ev.TaskRunStateChanged(date=now, taskrun_id=tr.id, state=final),
+            ev.TaskRunStateChanged(date=now, taskrun_id=tr.id, state=_allow(task, final)),
         ]
     return []
 

@@ -30,6 +30,8 @@ from typing import Any
 
 import yaml
 
+from engine.errors import FlowNotFound
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CASE_TIMEOUT = 20.0  # seconds to reach one expected state
 CASE_BUDGET = 45.0  # seconds for a whole case (first run and its then steps)
@@ -840,10 +842,9 @@ class _Runner:
             self.create = create
 
             if any(t == FLOW_TRIGGER for t in self.case.types):
-                raise CaseFailure(
-                    f"the asserted execution is started by a Flow trigger ({FLOW_TRIGGER}): "
-                    "the engine has no triggers"
-                )
+                state = await self.run_via_trigger(flow)
+                await self.check(state, expected, "")
+                return
             parent = self._parent_flow()
             if parent is not None:
                 state = await self.run_via_parent(parent)
@@ -880,6 +881,82 @@ class _Runner:
             if m:
                 return m.group(1)
         return None
+
+    def _upstream_flows(self, listener: Any) -> list[tuple[str, str]]:
+        """The flows whose executions should start the listener: the case's `also_load`, else the
+        flows its Flow trigger names, else a trigger-less flow of the namespace its condition names."""
+        if self.case.also_load:
+            out = []
+            for name in self.case.also_load:
+                data = yaml.safe_load((self.root / "flows" / name).read_text())
+                out.append((str(data["namespace"]), str(data["id"])))
+            return out
+        named: list[tuple[str, str]] = []
+        namespaces: list[str] = []
+        for trigger in listener.triggers:
+            if trigger.type != FLOW_TRIGGER:
+                continue
+            for cond in trigger.props.get("conditions") or []:
+                if not isinstance(cond, dict):
+                    continue
+                if cond.get("flowId"):
+                    named.append((str(cond.get("namespace", listener.namespace)), str(cond["flowId"])))
+                elif str(cond.get("type", "")).endswith("ExecutionNamespace") and cond.get("namespace"):
+                    namespaces.append(str(cond["namespace"]))
+        if named:
+            return named
+        for ns in namespaces:
+            for path in sorted((self.root / "flows").glob("*.y*ml")):
+                data = yaml.safe_load(path.read_text())
+                if isinstance(data, dict) and data.get("namespace") == ns and not data.get("triggers"):
+                    return [(ns, str(data["id"]))]
+        return []
+
+    async def run_via_trigger(self, listener: Any) -> Any:
+        """Run the upstream flows, then follow the listener execution their ends start."""
+        from engine.runtime import new_execution_id
+        from eventstore import events as ev
+
+        upstream = self._upstream_flows(listener)
+        if not upstream:
+            raise CaseFailure("no upstream flow found for the listener's Flow trigger")
+        started: list[str] = []
+
+        async def on_step(msg: Any) -> None:
+            for event in ev.decode(msg.data):
+                if (
+                    isinstance(event, ev.ExecutionCreated)
+                    and event.flow_id == listener.id
+                    and event.namespace == listener.namespace
+                ):
+                    started.append(event.execution_id)
+
+        sub = await self.rt.store.nc.subscribe("ev.>", cb=on_step)
+        try:
+            for ns, fid in upstream:
+                try:
+                    flow = await self.rt.flows.get(ns, fid)
+                except FlowNotFound:
+                    continue  # a condition may name a flow the corpus does not have
+                eid = new_execution_id()
+                await self.rt.wait_terminal(
+                    eid,
+                    on_start=lambda f=flow, e=eid: self.rt.create_execution(
+                        f, _inputs_without_validation(f), execution_id=e
+                    ),
+                    timeout=self.timeout,
+                )
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while not started and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            await sub.unsubscribe()
+        if not started:
+            names = ", ".join(f"{ns}.{fid}" for ns, fid in upstream)
+            raise CaseFailure(f"the Flow trigger did not start {listener.id} after {names} ended")
+        self.execution_id = started[0]
+        return await self.wait_terminal(started[0])
 
     async def run_via_parent(self, parent_id: str) -> Any:
         """Run the parent flow's default case, then find this flow's execution among its descendants."""

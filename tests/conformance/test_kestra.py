@@ -33,11 +33,13 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="module")
 async def runtime(nats_url: str, anyio_backend: str) -> AsyncIterator[Any]:
     from engine.runtime import Runtime
+    from triggers.service import TriggerService
 
     async with Runtime(nats_url=nats_url) as rt:
         roles = [
             asyncio.create_task(rt.executor().run()),
             asyncio.create_task(rt.worker(concurrency=32).run()),
+            asyncio.create_task(TriggerService(rt, schedules=False).run()),
         ]
         try:
             yield rt
