@@ -321,7 +321,14 @@ server_app = typer.Typer(no_args_is_help=True, help="Run the engine's roles as l
 app.add_typer(server_app, name="server")
 
 
-async def _serve(roles: list[str], flows_dir: Path | None, group: str | None, concurrency: int) -> int:
+async def _serve(
+    roles: list[str],
+    flows_dir: Path | None,
+    group: str | None,
+    concurrency: int,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+) -> int:
     """Run the given roles until SIGTERM/Ctrl-C; each role is an asyncio task of this process."""
     from engine.runtime import Runtime
 
@@ -342,6 +349,11 @@ async def _serve(roles: list[str], flows_dir: Path | None, group: str | None, co
             from triggers.service import TriggerService
 
             tasks.append(asyncio.create_task(TriggerService(rt).run()))
+        if "webserver" in roles:
+            from webserver.app import serve
+
+            tasks.append(asyncio.create_task(serve(rt, host, port)))
+            sys.stderr.write(f"API on http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json)\n")
         where = "embedded server " + rt.server.url if rt.server else rt.nats_url
         sys.stderr.write(f"engine {', '.join(roles)} running on {where} (pid {os.getpid()}); Ctrl-C stops\n")
         try:
@@ -379,10 +391,23 @@ _GROUP = typer.Option(None, "--group", help="Worker group (tasks with workerGrou
 _CONC = typer.Option(16, "--concurrency", help="Tasks this worker runs at once.")
 
 
+_HOST = typer.Option("127.0.0.1", help="API bind address; not loopback needs ENGINE_API_TOKENS or a user.")
+_PORT = typer.Option(8080, help="API port.")
+
+
 @server_app.command("local")
-def server_local(flows: Path | None = _FLOWS, concurrency: int = _CONC) -> None:
-    """Everything in one process on the embedded server (or ENGINE_NATS_URL)."""
-    _command(_serve(["executor", "worker", "triggers"], flows, None, concurrency))
+def server_local(
+    flows: Path | None = _FLOWS, concurrency: int = _CONC, host: str = _HOST, port: int = _PORT
+) -> None:
+    """Everything in one process on the embedded server (or ENGINE_NATS_URL): executor, worker,
+    scheduler, indexer and the REST API."""
+    _command(_serve(["executor", "worker", "triggers", "webserver"], flows, None, concurrency, host, port))
+
+
+@server_app.command("webserver")
+def server_webserver(host: str = _HOST, port: int = _PORT) -> None:
+    """The indexer and the REST API only (/api/v1)."""
+    _command(_serve(["webserver"], None, None, 0, host, port))
 
 
 @server_app.command("executor")
