@@ -249,6 +249,24 @@ def accept(state: Execution | None, flow: Flow | None, item: ev.Input, now: str)
         return out
     if isinstance(item, ev.AttemptEnded):
         return _accept_result(state, flow, tr, item)
+    if isinstance(item, ev.AttemptLost):
+        current = tr.attempts[-1] if tr.attempts else None
+        if current is None or current.number != item.attempt or current.state != State.RUNNING:
+            return []  # that attempt already ended: nothing was lost
+        if current.worker_id and current.worker_id != item.worker_id:
+            return []
+        reason = f"worker {item.worker_id} lost"
+        return [
+            ev.AttemptEnded(
+                date=now,
+                taskrun_id=tr.id,
+                attempt=item.attempt,
+                state=State.FAILED,
+                final=False,
+                error=reason,
+            ),
+            ev.TaskRunStateChanged(date=now, taskrun_id=tr.id, state=State.RESUBMITTED, reason=reason),
+        ]
     if isinstance(item, ev.SubflowEnded) and tr.items and item.execution_id in tr.items:
         return _accept_batch_ended(state, flow, tr, item, now)
     if isinstance(item, ev.SubflowEnded):
@@ -860,7 +878,10 @@ class _Step:
                 self.set_state(tr, State.SKIPPED)
                 return
         if tr.runnable:
-            if st in (State.CREATED, State.RESTARTED) and tr.dispatched <= tr.current_attempt:
+            if (
+                st in (State.CREATED, State.RESTARTED, State.RESUBMITTED)
+                and tr.dispatched <= tr.current_attempt
+            ):
                 attempt = tr.current_attempt + 1
                 self.emit(ev.TaskRunDispatched(date=self.now, taskrun_id=tr.id, attempt=attempt))
                 self.out.effects.append(self.dispatch(tr, attempt, task))

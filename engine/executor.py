@@ -77,7 +77,40 @@ class Executor:
         for sub in subs:
             await sub.unsubscribe()
 
+    async def watch_workers(self, every: float = S.HEARTBEAT_TTL_S / 3) -> None:
+        """Attempts held by a worker whose heartbeat expired go to another worker (attempt + 1).
+
+        The record of held attempts lives in the store, so this works after any restart, and with
+        several executors (the inputs are idempotent; the decider ignores what is stale).
+        """
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.resubmit_lost()
+            except Exception:
+                log.exception("executor.liveness_check_failed")
+
+    async def resubmit_lost(self) -> int:
+        held = await self.store.running_attempts()
+        if not held:
+            return 0
+        live = await self.store.live_workers()
+        lost = 0
+        for worker, execution_id, taskrun_id, attempt in held:
+            if worker in live:
+                continue
+            item = ev.AttemptLost(date=self.clock(), taskrun_id=taskrun_id, attempt=attempt, worker_id=worker)
+            await self.store.send_input(
+                execution_id, item, msg_id=f"{execution_id}:{taskrun_id}:{attempt}:lost"
+            )
+            await self.store.clear_running(worker, execution_id, taskrun_id)
+            lost += 1
+            log.warning("executor.attempt_lost", worker=worker, execution=execution_id, taskrun=taskrun_id)
+        return lost
+
     async def run(self) -> None:
+        watcher = asyncio.create_task(self.watch_workers())
+        self._tasks.add(watcher)
         await self.start()
         try:
             while True:

@@ -20,6 +20,7 @@ def configure() -> None:
         return
     _configured = True
     import structlog
+
     level = getattr(logging, os.environ.get("ENGINE_LOG_LEVEL", "warning").upper(), logging.WARNING)
     fmt = os.environ.get("ENGINE_LOG_FORMAT") or ("console" if sys.stderr.isatty() else "json")
     renderer: Any = (

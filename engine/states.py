@@ -13,6 +13,7 @@ class State(StrEnum):
     RESTARTED = "RESTARTED"
     KILLING = "KILLING"
     RETRYING = "RETRYING"
+    RESUBMITTED = "RESUBMITTED"  # its worker was lost: the task goes to another worker as a new attempt
     SUCCESS = "SUCCESS"
     WARNING = "WARNING"
     FAILED = "FAILED"

@@ -229,6 +229,14 @@ class SlaCheck(_Event, tag="in.sla", frozen=True):
     sla_id: str
 
 
+class AttemptLost(_Event, tag="in.lost", frozen=True):
+    """Input only: the worker that held this attempt stopped heartbeating; the task goes elsewhere."""
+
+    taskrun_id: str
+    attempt: int
+    worker_id: str
+
+
 class Restart(_Event, tag="in.restart", frozen=True):
     """Input only: run the failed taskruns of a finished execution again, in the same execution."""
 
@@ -255,6 +263,7 @@ Input = (
     | Admitted
     | DeleteRequested
     | SlaCheck
+    | AttemptLost
 )
 
 

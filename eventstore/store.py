@@ -167,6 +167,15 @@ class Store:
                 discard=jsapi.DiscardPolicy.NEW,
             ),
             jsapi.StreamConfig(
+                name=S.RUNNING,
+                subjects=["$KV.running.>"],
+                storage=file,
+                num_replicas=r,
+                allow_direct=True,
+                allow_rollup_hdrs=True,
+                max_msgs_per_subject=1,
+            ),
+            jsapi.StreamConfig(
                 name=S.WORKERS,
                 subjects=["$KV.workers.>"],
                 storage=file,
@@ -408,14 +417,39 @@ class Store:
 
     # ---- worker liveness -----------------------------------------------------------------
 
-    async def heartbeat(self, worker_id: str, info: dict[str, Any]) -> None:
-        """Renew a worker's liveness key; it expires after HEARTBEAT_TTL_S without renewal."""
+    async def heartbeat(self, worker_id: str, info: dict[str, Any], ttl_s: int = S.HEARTBEAT_TTL_S) -> None:
+        """Renew a worker's liveness key; it expires after ``ttl_s`` without renewal."""
         await self.js.publish(
             S.heartbeat(worker_id),
             _json.encode(info),
-            headers={"Nats-TTL": f"{S.HEARTBEAT_TTL_S}s"},
+            headers={"Nats-TTL": f"{ttl_s}s"},
             timeout=10,
         )
+
+    async def mark_running(self, worker_id: str, execution_id: str, taskrun_id: str, attempt: int) -> None:
+        """Record that a worker holds an attempt, so that its loss can be noticed after any restart."""
+        subject = S.running(worker_id, execution_id, taskrun_id)
+        await self.js.publish(subject, _json.encode({"attempt": attempt}), timeout=10)
+
+    async def clear_running(self, worker_id: str, execution_id: str, taskrun_id: str) -> None:
+        subject = S.running(worker_id, execution_id, taskrun_id)
+        headers = {"KV-Operation": "PURGE", "Nats-Rollup": "sub"}
+        await self.js.publish(subject, b"", headers=headers, timeout=10)
+
+    async def running_attempts(self) -> list[tuple[str, str, str, int]]:
+        """(worker, execution, taskrun, attempt) of every attempt a worker announced and did not end."""
+        info = await self.js.stream_info(S.RUNNING, subjects_filter="$KV.running.>")
+        out = []
+        for subject in info.state.subjects or {}:
+            try:
+                msg = await self.js.get_last_msg(S.RUNNING, subject, direct=True)
+            except NotFoundError:
+                continue
+            if not msg.data:
+                continue
+            _, _, worker, execution, taskrun = subject.split(".", 4)
+            out.append((worker, execution, taskrun, int(msgspec.json.decode(msg.data)["attempt"])))
+        return out
 
     async def live_workers(self) -> dict[str, Any]:
         info = await self.js.stream_info(S.WORKERS, subjects_filter="$KV.workers.>")

@@ -19,6 +19,7 @@ KV = "KV_engine"  # $KV.engine.<ns>.<key>: kv() store, per-key TTL
 KV_BUCKET = "engine"
 WORKERS = "KV_workers"  # $KV.workers.<worker id>: liveness, each key expires unless renewed
 HEARTBEAT_TTL_S = 10
+RUNNING = "KV_running"  # $KV.running.<worker>.<execution>.<taskrun>: attempts a worker has in hand
 
 
 def partition(execution_id: str) -> int:
@@ -84,6 +85,10 @@ def kv_key(namespace: str, key: str) -> str:
 
 def heartbeat(worker_id: str) -> str:
     return f"$KV.workers.{worker_id}"
+
+
+def running(worker_id: str, execution_id: str, taskrun_id: str) -> str:
+    return f"$KV.running.{worker_id}.{execution_id}.{taskrun_id}"
 
 
 def kv_subject(namespace: str, key: str) -> str:

@@ -50,13 +50,17 @@ class Worker:
         concurrency: int = 16,
         worker_id: str | None = None,
         workdir: Path | None = None,
+        heartbeat_ttl: int = S.HEARTBEAT_TTL_S,
     ) -> None:
+        self.heartbeat_ttl = heartbeat_ttl  # seconds without a beat after which this worker counts as lost
         self.store = store
         self.registry = registry
         self.expressions = expressions
         self.group = group or "default"
         self.concurrency = concurrency
-        self.worker_id = worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        # A subject token: no dots (hostnames have them), no spaces.
+        host = socket.gethostname().replace(".", "_").replace(" ", "_")
+        self.worker_id = (worker_id or f"{host}-{uuid.uuid4().hex[:8]}").replace(".", "_")
         self.kv = JetStreamKV(store)
         self.storage = InternalStorage(store)
         self.workdir = workdir
@@ -96,7 +100,7 @@ class Worker:
         try:
             while True:
                 await self.beat()
-                await asyncio.sleep(S.HEARTBEAT_TTL_S / 3)
+                await asyncio.sleep(self.heartbeat_ttl / 3)
         finally:
             for sub in self._subs:
                 await sub.unsubscribe()
@@ -108,9 +112,8 @@ class Worker:
     async def beat(self) -> None:
         running = sum(len(v) for v in self._running.values())
         try:
-            await self.store.heartbeat(
-                self.worker_id, {"group": self.group, "host": socket.gethostname(), "running": running}
-            )
+            info = {"group": self.group, "host": socket.gethostname(), "running": running}
+            await self.store.heartbeat(self.worker_id, info, self.heartbeat_ttl)
         except Exception as exc:  # liveness must not kill the worker; the next beat retries
             log.warning("worker.heartbeat_failed", error=str(exc))
 
@@ -179,6 +182,9 @@ class Worker:
         event = ev.AttemptStarted(
             date=started, taskrun_id=item.taskrun_id, attempt=attempt, worker_id=self.worker_id
         )
+        # Recorded before the work message is released: from here on, only this record (checked
+        # against our heartbeat) lets the executor notice if this worker dies mid-task.
+        await self.store.mark_running(self.worker_id, item.execution_id, item.taskrun_id, attempt)
         await self._report(item, event, "started", attempt)
         if msg is not None:
             await msg.ack()
@@ -202,7 +208,8 @@ class Worker:
                 if not announce.done():
                     announce.cancel()
                 await asyncio.wait({announce})
-            if not announce.cancelled() and announce.exception() is None:
+            announced = not announce.cancelled() and announce.exception() is None
+            if announced:
                 msg = None  # announced, and the work message already acknowledged
             final = True
             delay = None
@@ -226,6 +233,8 @@ class Worker:
                 "ended",
                 attempt,
             )
+            if announced:
+                await self.store.clear_running(self.worker_id, item.execution_id, item.taskrun_id)
             if msg is not None:
                 await msg.ack()
                 msg = None

@@ -1,0 +1,67 @@
+"""A worker dies mid-task: its attempt is resubmitted to another worker, and nothing runs twice to completion."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_lost_workers_attempt_goes_to_another_worker(nats_url: str, tmp_path: Path) -> None:
+    from engine.runtime import Runtime, new_execution_id
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    ns = f"it.loss{uuid.uuid4().hex[:8]}"
+    source = f"""
+id: lossy
+namespace: {ns}
+tasks:
+  - id: long
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands:
+      - echo "{{{{ taskrun.attemptsCount }}}}" >> {marks}/started
+      - sleep 2
+      - echo "{{{{ taskrun.attemptsCount }}}}" >> {marks}/done
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: ok
+"""
+    async with Runtime(nats_url=nats_url, home=tmp_path / "home") as rt:
+        executor = rt.executor()
+        executor_task = asyncio.create_task(executor.run())
+        doomed = asyncio.create_task(rt.worker(heartbeat_ttl=1, worker_id=f"doomed-{ns[-8:]}").run())
+        try:
+            flow = await rt.flows.deploy(source)
+            eid = new_execution_id()
+            await rt.create_execution(flow, {}, execution_id=eid)
+            for _ in range(200):  # the first attempt is running on the doomed worker
+                if (marks / "started").exists():
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            doomed.cancel()  # the worker stops heartbeating; its process is killed with it
+            await asyncio.gather(doomed, return_exceptions=True)
+            survivor = asyncio.create_task(rt.worker(heartbeat_ttl=1).run())
+            try:
+                for _ in range(100):  # the heartbeat expires (1 s), then the executor notices (every 3 s)
+                    await asyncio.sleep(0.1)
+                    lost = await executor.resubmit_lost()
+                    if lost:
+                        break
+                state = await rt.wait_terminal(eid, timeout=20)
+            finally:
+                survivor.cancel()
+                await asyncio.gather(survivor, return_exceptions=True)
+        finally:
+            executor_task.cancel()
+            await asyncio.gather(executor_task, return_exceptions=True)
+    assert state.state == "SUCCESS"
+    long = next(tr for tr in state.taskruns.values() if tr.task_id == "long")
+    assert [a.state for a in long.attempts] == ["FAILED", "SUCCESS"]
+    assert "RESUBMITTED" in [h.state for h in long.histories]
+    assert (marks / "done").read_text().split() == ["1"]  # only the second attempt completed
