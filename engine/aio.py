@@ -15,3 +15,19 @@ def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
     except ImportError:
         return asyncio.run(coro)
     return uvloop.run(coro)
+
+
+def cancelling() -> bool:
+    """Is the current task being cancelled? (Some client libraries turn a cancellation into another
+    exception; a loop that catches exceptions checks this so that it still stops.)"""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def unsubscribe_all(subs: list[Any], timeout: float = 2.0) -> None:
+    """Unsubscribe on the way out without ever hanging a shutdown on a half-closed connection."""
+    for sub in subs:
+        try:
+            await asyncio.wait_for(sub.unsubscribe(), timeout)
+        except (TimeoutError, Exception):
+            pass

@@ -14,6 +14,7 @@ from typing import Any
 from nats.aio.msg import Msg
 from nats.js import api as jsapi
 
+from engine.aio import cancelling, unsubscribe_all
 from engine.clock import utcnow
 from engine.decider import (
     AcquireSlot,
@@ -74,8 +75,7 @@ class Executor:
 
     async def stop(self) -> None:
         subs, self._subs = self._subs, []
-        for sub in subs:
-            await sub.unsubscribe()
+        await unsubscribe_all(subs)
 
     async def watch_workers(self, every: float = S.HEARTBEAT_TTL_S / 3) -> None:
         """Attempts held by a worker whose heartbeat expired go to another worker (attempt + 1).
@@ -87,7 +87,9 @@ class Executor:
             await asyncio.sleep(every)
             try:
                 await self.resubmit_lost()
-            except Exception:
+            except Exception as exc:
+                if cancelling():
+                    raise asyncio.CancelledError from exc
                 log.exception("executor.liveness_check_failed")
 
     async def resubmit_lost(self) -> int:
@@ -154,7 +156,9 @@ class Executor:
             for m in msgs:
                 await m.nak(delay=0.05)
             return
-        except Exception:
+        except Exception as exc:
+            if cancelling():
+                raise asyncio.CancelledError from exc
             log.exception("executor.process_failed", execution_id=execution_id)
             self.cache.pop(execution_id, None)
             for m in msgs:

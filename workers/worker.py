@@ -22,6 +22,7 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.js import api as jsapi
 
+from engine.aio import cancelling, unsubscribe_all
 from engine.clock import utcnow
 from engine.errors import EngineError, ExpressionError, TaskFailed
 from engine.logs import get_logger
@@ -102,8 +103,7 @@ class Worker:
                 await self.beat()
                 await asyncio.sleep(self.heartbeat_ttl / 3)
         finally:
-            for sub in self._subs:
-                await sub.unsubscribe()
+            await unsubscribe_all(self._subs)
             for task in list(self._tasks):
                 task.cancel()
             for path in self._shared_dirs:
@@ -115,6 +115,8 @@ class Worker:
             info = {"group": self.group, "host": socket.gethostname(), "running": running}
             await self.store.heartbeat(self.worker_id, info, self.heartbeat_ttl)
         except Exception as exc:  # liveness must not kill the worker; the next beat retries
+            if cancelling():
+                raise asyncio.CancelledError from exc
             log.warning("worker.heartbeat_failed", error=str(exc))
 
     async def _shared_workdir(self, ctx: TaskRunContext, item: WorkItem) -> None:
