@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Coroutine
 from typing import Any
 
@@ -27,7 +28,5 @@ def cancelling() -> bool:
 async def unsubscribe_all(subs: list[Any], timeout: float = 2.0) -> None:
     """Unsubscribe on the way out without ever hanging a shutdown on a half-closed connection."""
     for sub in subs:
-        try:
+        with contextlib.suppress(Exception):  # closing anyway (TimeoutError included)
             await asyncio.wait_for(sub.unsubscribe(), timeout)
-        except (TimeoutError, Exception):
-            pass
