@@ -1,4 +1,4 @@
-"""A worker dies mid-task: its attempt is resubmitted to another worker, and nothing runs twice to completion."""
+"""A worker dies mid-task: its attempt goes to another worker, and nothing runs twice to completion."""
 
 from __future__ import annotations
 
