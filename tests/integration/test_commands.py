@@ -90,7 +90,7 @@ def test_resume_a_paused_execution(tmp_path: Path, cli: Callable[..., CliResult]
         "  - id: wait\n    type: io.kestra.plugin.core.flow.Pause\n"
         "    onResume:\n      - {id: answer, type: STRING}\n"
         "  - id: use\n    type: io.kestra.plugin.core.debug.Return\n"
-        "    format: \"{{ outputs.wait.onResume.answer }}\"\n"
+        '    format: "{{ outputs.wait.onResume.answer }}"\n'
     )
     first = cli("run", str(path), "--output", "json", "--timeout", "3")
     assert first.code == 1 and "has not ended" in first.stderr

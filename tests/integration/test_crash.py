@@ -113,7 +113,10 @@ async def test_kill_9_mid_execution(tmp_path: Path) -> None:
     with errlog.open("w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "engine", "run", str(flow)],
-            cwd=ROOT, env=engine_env(home, None), stdout=subprocess.DEVNULL, stderr=err,
+            cwd=ROOT,
+            env=engine_env(home, None),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
             stdin=subprocess.DEVNULL,
         )
     started: list[int] = []
@@ -147,8 +150,9 @@ async def test_kill_9_mid_execution(tmp_path: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
 
     # The same data directory works for a fresh run (the stale ports file, the store, the consumers).
-    res = run_cli("run", str(quick), "--output", "json", "--timeout", "20",
-                  home=home, nats_url=None, timeout=40)
+    res = run_cli(
+        "run", str(quick), "--output", "json", "--timeout", "20", home=home, nats_url=None, timeout=40
+    )
     assert res.code == 0, res.diag
     assert res.json["outputs"] == {} and res.json["taskRunList"][0]["outputs"] == {"value": "42"}
 
@@ -216,7 +220,10 @@ def test_sigterm_stops_the_embedded_server(tmp_path: Path) -> None:
     flow.write_text(SLOW_FLOW.format(pidfile=pidfile))
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine", "run", str(flow)],
-        cwd=ROOT, env=engine_env(home, None), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=engine_env(home, None),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
     )
     nats = nap = None

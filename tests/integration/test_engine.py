@@ -349,7 +349,8 @@ async def test_subflow_missing_flow_fails_the_task(eng: Engine) -> None:
 
 
 async def test_foreach_concurrency_limit(eng: Engine) -> None:
-    st = await eng.run(f"""
+    st = await eng.run(
+        f"""
 id: foreach-limit
 namespace: {ns()}
 tasks:
@@ -363,7 +364,9 @@ tasks:
         commands:
           - sleep 0.3
           - 'echo "::{{\\"outputs\\": {{\\"v\\": \\"{{{{ taskrun.value }}}}\\"}}}}::"'
-""", timeout=20)
+""",
+        timeout=20,
+    )
     assert st.state == "SUCCESS"
     trs = by_task(st)
     values = ["a", "b", "c", "d", "e"]
@@ -634,14 +637,18 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_cli_invalid_flow_exits_2(cli: Cli, tmp_path: Path) -> None:
-    flow = write(tmp_path, "bad.yaml", """
+    flow = write(
+        tmp_path,
+        "bad.yaml",
+        """
 id: bad
 namespace: it.cli
 tasks:
   - id: x
     type: io.kestra.plugin.core.log.NoSuchTask
     message: hi
-""")
+""",
+    )
     res = cli("run", str(flow), "--output", "json")
     assert res.code == 2, res.diag
     assert res.stdout == ""
@@ -660,7 +667,10 @@ def test_cli_yaml_error_exits_2(cli: Cli, tmp_path: Path) -> None:
     [(["--input", "count=abc"], "count"), ([], "count"), (["--input", "nokeyvalue"], "nokeyvalue")],
 )
 def test_cli_bad_input_exits_2(cli: Cli, tmp_path: Path, args: list[str], needle: str) -> None:
-    flow = write(tmp_path, "typed.yaml", """
+    flow = write(
+        tmp_path,
+        "typed.yaml",
+        """
 id: typed
 namespace: it.cli
 inputs:
@@ -670,7 +680,8 @@ tasks:
   - id: x
     type: io.kestra.plugin.core.log.Log
     message: "{{ inputs.count }}"
-""")
+""",
+    )
     res = cli("run", str(flow), *args, "--output", "json")
     assert res.code == 2, res.diag
     assert needle in res.stderr
@@ -678,14 +689,18 @@ tasks:
 
 
 def test_cli_failing_flow_exits_1(cli: Cli, tmp_path: Path) -> None:
-    flow = write(tmp_path, "fail.yaml", """
+    flow = write(
+        tmp_path,
+        "fail.yaml",
+        """
 id: fail
 namespace: it.cli
 tasks:
   - id: boom
     type: io.kestra.plugin.core.execution.Fail
     errorMessage: broken on purpose
-""")
+""",
+    )
     res = cli("run", str(flow), "--output", "json")
     assert res.code == 1, res.diag
     doc = res.json
@@ -695,21 +710,28 @@ tasks:
 
 
 def test_cli_warning_exits_0(cli: Cli, tmp_path: Path) -> None:
-    flow = write(tmp_path, "warn.yaml", """
+    flow = write(
+        tmp_path,
+        "warn.yaml",
+        """
 id: warn
 namespace: it.cli
 tasks:
   - id: soft
     type: io.kestra.plugin.core.execution.Fail
     allowFailure: true
-""")
+""",
+    )
     res = cli("run", str(flow), "--output", "json")
     assert res.code == 0, res.diag
     assert res.json["state"]["current"] == "WARNING"
 
 
 def test_cli_live_logs_on_stderr(cli: Cli, tmp_path: Path) -> None:
-    flow = write(tmp_path, "logs.yaml", """
+    flow = write(
+        tmp_path,
+        "logs.yaml",
+        """
 id: logs
 namespace: it.cli
 tasks:
@@ -724,7 +746,8 @@ tasks:
     type: io.kestra.plugin.core.log.Log
     level: WARN
     message: "careful"
-""")
+""",
+    )
     res = cli("run", str(flow))
     assert res.code == 0, res.diag
     assert res.stdout == ""  # pretty output goes to stderr; stdout stays clean
@@ -749,7 +772,10 @@ tasks:
 
 
 def test_cli_json_shape(cli: Cli, tmp_path: Path) -> None:
-    flow = write(tmp_path, "shape.yaml", """
+    flow = write(
+        tmp_path,
+        "shape.yaml",
+        """
 id: shape
 namespace: it.cli
 labels:
@@ -772,7 +798,8 @@ outputs:
   - id: six
     type: STRING
     value: "{{ outputs.ret.value }}"
-""")
+""",
+    )
     res = cli("run", str(flow), "--input", "n=2", "--label", "run=ci", "--output", "json")
     assert res.code == 0, res.diag
     doc = res.json
@@ -809,15 +836,20 @@ outputs:
 
 
 def test_cli_secret_env(cli: Cli, tmp_path: Path) -> None:
-    flow = write(tmp_path, "secret.yaml", """
+    flow = write(
+        tmp_path,
+        "secret.yaml",
+        """
 id: secret
 namespace: it.cli
 tasks:
   - id: read
     type: io.kestra.plugin.core.debug.Return
     format: "{{ secret('API_TOKEN') | upper }}"
-""")
-    res = cli("run", str(flow), "--output", "json",
-              env={"SECRET_API_TOKEN": base64.b64encode(b"tok-123").decode()})
+""",
+    )
+    res = cli(
+        "run", str(flow), "--output", "json", env={"SECRET_API_TOKEN": base64.b64encode(b"tok-123").decode()}
+    )
     assert res.code == 0, res.diag
     assert taskruns(res.json)["read"]["outputs"] == {"value": "TOK-123"}

@@ -20,8 +20,16 @@ ID = re.compile(r"^[0-9A-Za-z]{22}$")
 
 
 def run_example(cli: Cli, name: str, *args: str, timeout: float = 20) -> tuple[int, dict[str, Any]]:
-    res = cli("run", str(EXAMPLES / name), "--output", "json", "--timeout", str(timeout), *args,
-              timeout=timeout + 15)
+    res = cli(
+        "run",
+        str(EXAMPLES / name),
+        "--output",
+        "json",
+        "--timeout",
+        str(timeout),
+        *args,
+        timeout=timeout + 15,
+    )
     assert res.stdout.strip(), f"{name}: exit {res.code}, no JSON; stderr:\n{res.stderr}"
     doc = res.json
     assert doc["state"]["current"] != "RUNNING", f"{name}: {res.diag}"
@@ -33,8 +41,17 @@ def attempt_states(tr: dict[str, Any]) -> list[str]:
 
 
 def test_every_example_is_covered() -> None:
-    covered = {"hello.yaml", "etl-shell.yaml", "branching.yaml", "foreach.yaml", "retry-timeout.yaml",
-               "subflow-parent.yaml", "errors-finally.yaml", "kv.yaml", "subflows/child.yaml"}
+    covered = {
+        "hello.yaml",
+        "etl-shell.yaml",
+        "branching.yaml",
+        "foreach.yaml",
+        "retry-timeout.yaml",
+        "subflow-parent.yaml",
+        "errors-finally.yaml",
+        "kv.yaml",
+        "subflows/child.yaml",
+    }
     found = {p.relative_to(EXAMPLES).as_posix() for p in EXAMPLES.rglob("*.yaml")}
     assert found == covered
 
@@ -53,8 +70,17 @@ def test_examples_use_only_kestra_core_types() -> None:
 
 def test_hello_embedded_server(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    res = run_cli("run", str(EXAMPLES / "hello.yaml"), "--input", "name=Ada", "--output", "json",
-                  home=home, nats_url=None, timeout=40)
+    res = run_cli(
+        "run",
+        str(EXAMPLES / "hello.yaml"),
+        "--input",
+        "name=Ada",
+        "--output",
+        "json",
+        home=home,
+        nats_url=None,
+        timeout=40,
+    )
     assert res.code == 0, res.diag
     doc = res.json
     assert doc["state"]["current"] == "SUCCESS"
@@ -112,9 +138,13 @@ def test_branching(
     assert code == 0
     assert doc["state"]["current"] == "SUCCESS"
     assert states(doc) == {
-        "route": "SUCCESS", deploy: "SUCCESS",
-        "big_batch": "SUCCESS", plan: "SUCCESS",
-        "fan_out": "SUCCESS", "notify_team": "SUCCESS", "checksum": "SUCCESS",
+        "route": "SUCCESS",
+        deploy: "SUCCESS",
+        "big_batch": "SUCCESS",
+        plan: "SUCCESS",
+        "fan_out": "SUCCESS",
+        "notify_team": "SUCCESS",
+        "checksum": "SUCCESS",
     }
     trs = taskruns(doc)
     assert trs[deploy]["parentTaskRunId"] == trs["route"]["id"]
@@ -174,8 +204,9 @@ def test_retry_timeout(cli: Cli) -> None:
 
 
 def test_subflow_parent(cli: Cli) -> None:
-    code, doc = run_example(cli, "subflow-parent.yaml", "--flows", str(EXAMPLES / "subflows"),
-                            "--input", "who=Ada")
+    code, doc = run_example(
+        cli, "subflow-parent.yaml", "--flows", str(EXAMPLES / "subflows"), "--input", "who=Ada"
+    )
     assert code == 0
     assert states(doc) == {"call_child": "SUCCESS", "use_it": "SUCCESS"}
     call = taskruns(doc)["call_child"]["outputs"]

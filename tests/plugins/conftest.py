@@ -19,5 +19,3 @@ def ctx(tmp_path: Path) -> Iterator[FakeContext]:
     work = tmp_path / "work"
     work.mkdir()
     yield FakeContext(work)
-
-

@@ -41,8 +41,11 @@ class MemoryKV:
         return existed
 
     async def keys(self, namespace: str, prefix: str = "") -> list[str]:
-        return sorted(k for (ns, k) in list(self.data) if ns == namespace and k.startswith(prefix)
-                      and self._live(ns, k) is not None)
+        return sorted(
+            k
+            for (ns, k) in list(self.data)
+            if ns == namespace and k.startswith(prefix) and self._live(ns, k) is not None
+        )
 
 
 class FakeContext:

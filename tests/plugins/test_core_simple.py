@@ -17,14 +17,21 @@ pytestmark = pytest.mark.anyio
 @pytest.mark.parametrize(
     "name",
     [
-        "io.kestra.plugin.core.log.Log", "io.kestra.core.tasks.log.Log",
-        "io.kestra.plugin.core.debug.Return", "io.kestra.core.tasks.debugs.Return",
-        "io.kestra.plugin.core.debug.Echo", "io.kestra.core.tasks.debugs.Echo",
-        "io.kestra.plugin.core.output.OutputValues", "io.kestra.core.tasks.outputs.OutputValues",
-        "io.kestra.plugin.core.execution.Fail", "io.kestra.core.tasks.executions.Fail",
-        "io.kestra.plugin.core.execution.Exit", "io.kestra.plugin.core.execution.Labels",
+        "io.kestra.plugin.core.log.Log",
+        "io.kestra.core.tasks.log.Log",
+        "io.kestra.plugin.core.debug.Return",
+        "io.kestra.core.tasks.debugs.Return",
+        "io.kestra.plugin.core.debug.Echo",
+        "io.kestra.core.tasks.debugs.Echo",
+        "io.kestra.plugin.core.output.OutputValues",
+        "io.kestra.core.tasks.outputs.OutputValues",
+        "io.kestra.plugin.core.execution.Fail",
+        "io.kestra.core.tasks.executions.Fail",
+        "io.kestra.plugin.core.execution.Exit",
+        "io.kestra.plugin.core.execution.Labels",
         "io.kestra.core.tasks.executions.Labels",
-        "io.kestra.plugin.core.flow.Sleep", "io.kestra.core.tasks.flows.Sleep",
+        "io.kestra.plugin.core.flow.Sleep",
+        "io.kestra.core.tasks.flows.Sleep",
     ],
 )
 def test_types_resolve(name: str) -> None:
@@ -90,8 +97,9 @@ async def test_fail_condition_falsy_passes(ctx: FakeContext, condition: object) 
 @pytest.mark.parametrize("condition", ["true", "1", "yes", "False but not exactly", True, 2])
 async def test_fail_condition_truthy_fails(ctx: FakeContext, condition: object) -> None:
     with pytest.raises(TaskFailed, match="Fail on a condition: nope"):
-        await run_task("io.kestra.plugin.core.execution.Fail",
-                       {"condition": condition, "errorMessage": "nope"}, ctx)
+        await run_task(
+            "io.kestra.plugin.core.execution.Fail", {"condition": condition, "errorMessage": "nope"}, ctx
+        )
     assert ("ERROR", "nope") in ctx.logs
 
 
@@ -118,7 +126,8 @@ async def test_exit_default_and_bad(ctx: FakeContext) -> None:
 async def test_labels_map_list_and_json(ctx: FakeContext) -> None:
     t = "io.kestra.plugin.core.execution.Labels"
     assert (await run_task(t, {"labels": {"env": "prod", "n": 3}}, ctx)).outputs == {
-        "labels": {"env": "prod", "n": "3"}}
+        "labels": {"env": "prod", "n": "3"}
+    }
     listed = await run_task(t, {"labels": [{"key": "a", "value": "1"}, {"key": "b", "value": "2"}]}, ctx)
     assert listed.outputs == {"labels": {"a": "1", "b": "2"}}
     assert (await run_task(t, {"labels": '{"x": "y"}'}, ctx)).outputs == {"labels": {"x": "y"}}

@@ -27,8 +27,13 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _reply(self, code: int, body: bytes, content_type: str = "application/json",
-               extra: list[tuple[str, str]] | None = None) -> None:
+    def _reply(
+        self,
+        code: int,
+        body: bytes,
+        content_type: str = "application/json",
+        extra: list[tuple[str, str]] | None = None,
+    ) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -42,16 +47,23 @@ class Handler(BaseHTTPRequestHandler):
     def _record(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        entry = {"method": self.command, "path": self.path, "headers": dict(self.headers.items()),
-                 "body": body.decode("utf-8", errors="replace")}
+        entry = {
+            "method": self.command,
+            "path": self.path,
+            "headers": dict(self.headers.items()),
+            "body": body.decode("utf-8", errors="replace"),
+        }
         Handler.seen.append(entry)
         return entry
 
     def _route(self) -> None:
         entry = self._record()
         if self.path.startswith("/json"):
-            self._reply(200, json.dumps({"ok": True, "method": self.command}).encode(),
-                        extra=[("X-Multi", "a"), ("X-Multi", "b")])
+            self._reply(
+                200,
+                json.dumps({"ok": True, "method": self.command}).encode(),
+                extra=[("X-Multi", "a"), ("X-Multi", "b")],
+            )
         elif self.path == "/echo":
             self._reply(200, json.dumps(entry).encode())
         elif self.path == "/missing":
@@ -101,8 +113,12 @@ async def test_get_json(ctx: FakeContext, server: str) -> None:
 
 
 async def test_post_body_headers_and_default_content_type(ctx: FakeContext, server: str) -> None:
-    props = {"uri": server + "/echo", "method": "post", "body": '{"a": 1}',
-             "headers": {"X-Token": "t", "N": 5}}
+    props = {
+        "uri": server + "/echo",
+        "method": "post",
+        "body": '{"a": 1}',
+        "headers": {"X-Token": "t", "N": 5},
+    }
     seen = json.loads((await run_task(T, props, ctx)).outputs["body"])
     assert seen["method"] == "POST" and seen["body"] == '{"a": 1}'
     assert seen["headers"]["X-Token"] == "t" and seen["headers"]["N"] == "5"
@@ -110,24 +126,36 @@ async def test_post_body_headers_and_default_content_type(ctx: FakeContext, serv
 
 
 async def test_body_map_is_json_encoded(ctx: FakeContext, server: str) -> None:
-    props = {"uri": server + "/echo", "method": "PUT", "body": {"k": [1, 2]},
-             "contentType": "application/x-custom"}
+    props = {
+        "uri": server + "/echo",
+        "method": "PUT",
+        "body": {"k": [1, 2]},
+        "contentType": "application/x-custom",
+    }
     seen = json.loads((await run_task(T, props, ctx)).outputs["body"])
     assert json.loads(seen["body"]) == {"k": [1, 2]}
     assert seen["headers"]["Content-Type"] == "application/x-custom"
 
 
 async def test_form_urlencoded(ctx: FakeContext, server: str) -> None:
-    props = {"uri": server + "/echo", "method": "POST", "formData": {"a": "1", "b": "x y"},
-             "contentType": "application/x-www-form-urlencoded"}
+    props = {
+        "uri": server + "/echo",
+        "method": "POST",
+        "formData": {"a": "1", "b": "x y"},
+        "contentType": "application/x-www-form-urlencoded",
+    }
     seen = json.loads((await run_task(T, props, ctx)).outputs["body"])
     assert seen["body"] == "a=1&b=x+y"
     assert seen["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
 
 
 async def test_form_multipart_with_file(ctx: FakeContext, server: str) -> None:
-    props = {"uri": server + "/echo", "method": "POST", "contentType": "multipart/form-data",
-             "formData": {"field": "value", "upload": {"name": "data.txt", "content": "file content"}}}
+    props = {
+        "uri": server + "/echo",
+        "method": "POST",
+        "contentType": "multipart/form-data",
+        "formData": {"field": "value", "upload": {"name": "data.txt", "content": "file content"}},
+    }
     seen = json.loads((await run_task(T, props, ctx)).outputs["body"])
     assert seen["headers"]["Content-Type"].startswith("multipart/form-data; boundary=")
     assert 'name="field"' in seen["body"] and "value" in seen["body"]

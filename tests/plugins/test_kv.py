@@ -57,10 +57,17 @@ async def test_overwrite_false(ctx: FakeContext) -> None:
 
 @pytest.mark.parametrize(
     ("kv_type", "raw", "stored"),
-    [("NUMBER", "42", 42), ("NUMBER", "1.5", 1.5), ("BOOLEAN", "true", True), ("BOOLEAN", "nope", False),
-     ("JSON", '{"a": [1]}', {"a": [1]}), ("STRING", "42", "42"), ("DATETIME", "2024-01-01T00:00:00Z",
-                                                                  "2024-01-01T00:00:00Z"),
-     ("DURATION", "PT5M", "PT5M"), (None, "42", "42")],
+    [
+        ("NUMBER", "42", 42),
+        ("NUMBER", "1.5", 1.5),
+        ("BOOLEAN", "true", True),
+        ("BOOLEAN", "nope", False),
+        ("JSON", '{"a": [1]}', {"a": [1]}),
+        ("STRING", "42", "42"),
+        ("DATETIME", "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z"),
+        ("DURATION", "PT5M", "PT5M"),
+        (None, "42", "42"),
+    ],
 )
 async def test_kv_type(ctx: FakeContext, kv_type: str | None, raw: str, stored: object) -> None:
     props: dict[str, object] = {"key": "k", "value": raw}
@@ -70,8 +77,9 @@ async def test_kv_type(ctx: FakeContext, kv_type: str | None, raw: str, stored: 
     assert await ctx.kv.get("company.team", "k") == stored
 
 
-@pytest.mark.parametrize(("kv_type", "raw"), [("NUMBER", "abc"), ("JSON", "{bad"), ("DURATION", "soon"),
-                                              ("WHATEVER", "x")])
+@pytest.mark.parametrize(
+    ("kv_type", "raw"), [("NUMBER", "abc"), ("JSON", "{bad"), ("DURATION", "soon"), ("WHATEVER", "x")]
+)
 async def test_kv_type_invalid(ctx: FakeContext, kv_type: str, raw: str) -> None:
     with pytest.raises(TaskFailed):
         await run_task(K + "Set", {"key": "k", "value": raw, "kvType": kv_type}, ctx)

@@ -41,7 +41,7 @@ async def test_protocol_outputs_logs_and_metrics(ctx: FakeContext) -> None:
         """echo '::{"metrics": [{"name": "n", "type": "counter", "value": 1}]}::'""",
         """echo '::{"logs": [{"level": "WARN", "message": "careful"}, {"message": "plain"}]}::'""",
         "echo '::{not json}::'",
-        "echo 'not ::{\"outputs\": {\"x\": 1}}:: a protocol line'",
+        'echo \'not ::{"outputs": {"x": 1}}:: a protocol line\'',
     ]
     result = await run_task(SH, {"commands": commands}, ctx)
     assert result.outputs["vars"] == {"a": 3, "nested": {"k": "v"}, "b": "two"}
@@ -63,8 +63,12 @@ async def test_warning_on_stderr_disabled(ctx: FakeContext) -> None:
 
 
 async def test_nonzero_exit_fails_with_outputs(ctx: FakeContext) -> None:
-    commands = ["""echo '::{"outputs": {"before": true}}::'""", "echo first problem >&2",
-                "echo 'last problem' >&2", "exit 7"]
+    commands = [
+        """echo '::{"outputs": {"before": true}}::'""",
+        "echo first problem >&2",
+        "echo 'last problem' >&2",
+        "exit 7",
+    ]
     with pytest.raises(TaskFailed) as info:
         await run_task(SH, {"commands": commands}, ctx)
     assert str(info.value) == "Command failed with exit code 7: last problem"
@@ -87,8 +91,12 @@ async def test_fail_fast_false_runs_everything(ctx: FakeContext) -> None:
 async def test_before_commands_env_and_workdir(ctx: FakeContext) -> None:
     props = {
         "beforeCommands": ["export GREETING=hi"],
-        "commands": ['echo "$GREETING $NAME $NUM $FLAG"', "pwd", 'echo "$WORKING_DIR"',
-                     'test -d "$OUTPUT_DIR"'],
+        "commands": [
+            'echo "$GREETING $NAME $NUM $FLAG"',
+            "pwd",
+            'echo "$WORKING_DIR"',
+            'test -d "$OUTPUT_DIR"',
+        ],
         "env": {"NAME": "bob", "NUM": 5, "FLAG": True},
     }
     result = await run_task(SH, props, ctx)
@@ -106,8 +114,14 @@ async def test_secret_env_not_leaked(ctx: FakeContext, monkeypatch: pytest.Monke
 async def test_input_and_output_files(ctx: FakeContext) -> None:
     props = {
         "inputFiles": {"data.txt": "abc\n", "sub/dir/conf.json": {"k": 1}},
-        "commands": ["cat data.txt", "cat sub/dir/conf.json", "echo", "cp data.txt out.csv",
-                     "echo x > other.csv", 'echo y > "$OUTPUT_DIR/report.txt"'],
+        "commands": [
+            "cat data.txt",
+            "cat sub/dir/conf.json",
+            "echo",
+            "cp data.txt out.csv",
+            "echo x > other.csv",
+            'echo y > "$OUTPUT_DIR/report.txt"',
+        ],
         "outputFiles": ["*.csv"],
     }
     result = await run_task(SH, props, ctx)
@@ -115,8 +129,9 @@ async def test_input_and_output_files(ctx: FakeContext) -> None:
     files = result.outputs["outputFiles"]
     assert set(files) == {"out.csv", "other.csv", "report.txt"}
     assert await ctx.files.get(files["out.csv"]) == b"abc\n"
-    assert all(u.startswith("kestra:///company/team/flow1/executions/exec1/tasks/task1/tr1/")
-               for u in files.values())
+    assert all(
+        u.startswith("kestra:///company/team/flow1/executions/exec1/tasks/task1/tr1/") for u in files.values()
+    )
 
 
 async def test_input_files_as_json_string(ctx: FakeContext) -> None:
@@ -142,8 +157,11 @@ async def test_missing_interpreter(ctx: FakeContext) -> None:
 
 
 async def test_container_settings_ignored_with_log(ctx: FakeContext) -> None:
-    props = {"commands": ["echo ok"], "containerImage": "ubuntu:22.04",
-             "taskRunner": {"type": "io.kestra.plugin.scripts.runner.docker.Docker"}}
+    props = {
+        "commands": ["echo ok"],
+        "containerImage": "ubuntu:22.04",
+        "taskRunner": {"type": "io.kestra.plugin.scripts.runner.docker.Docker"},
+    }
     result = await run_task(SH, props, ctx)
     assert result.state == "SUCCESS"
     assert any("taskRunner" in m and "ignored" in m for m in ctx.messages("INFO"))
@@ -204,8 +222,12 @@ async def test_python_script_failure(ctx: FakeContext) -> None:
 
 
 async def test_python_commands(ctx: FakeContext) -> None:
-    props = {"inputFiles": {"main.py": "import os\nprint('main', os.environ['X'])\n"},
-             "commands": ["python main.py"], "env": {"X": "1"}, "dependencies": ["requests"]}
+    props = {
+        "inputFiles": {"main.py": "import os\nprint('main', os.environ['X'])\n"},
+        "commands": ["python main.py"],
+        "env": {"X": "1"},
+        "dependencies": ["requests"],
+    }
     result = await run_task(PY_CMD, props, ctx)
     assert result.state == "SUCCESS"
     assert ctx.messages("INFO") == ["main 1"]
@@ -213,8 +235,11 @@ async def test_python_commands(ctx: FakeContext) -> None:
 
 
 async def test_legacy_bash(ctx: FakeContext) -> None:
-    props = {"commands": ["cat in.txt", "echo '::{\"outputs\": {\"v\": 1}}::'", "echo r > r.txt"],
-             "inputFiles": {"in.txt": "legacy\n"}, "outputFiles": ["r.txt"]}
+    props = {
+        "commands": ["cat in.txt", 'echo \'::{"outputs": {"v": 1}}::\'', "echo r > r.txt"],
+        "inputFiles": {"in.txt": "legacy\n"},
+        "outputFiles": ["r.txt"],
+    }
     result = await run_task(BASH, props, ctx)
     assert result.outputs["vars"] == {"v": 1}
     assert set(result.outputs["outputFiles"]) == {"r.txt"}

@@ -32,7 +32,9 @@ async def test_functions_read_the_current_executions_files() -> None:
     assert await expr.evaluate_async("isFileEmpty(empty)", v) is True
     assert await expr.evaluate_async("isFileEmpty(uri)", v) is False
     assert await expr.evaluate_async("fileExists(uri)", v) is True
-    assert await expr.render_async("{{ fileURI('/dir/x.sql') }}", v) == "kestra:///company/team/_files/dir/x.sql"
+    assert (
+        await expr.render_async("{{ fileURI('/dir/x.sql') }}", v) == "kestra:///company/team/_files/dir/x.sql"
+    )
     await storage.put(namespace_file_uri("company.team", "q.sql"), "select 1")
     assert await expr.render_async("{{ read('q.sql') }}", v) == "select 1"
 

@@ -138,19 +138,29 @@ class _Logs:
 
 
 async def test_log_fetch(ctx: FakeContext) -> None:
-    ctx.files.store = _Logs([  # type: ignore[attr-defined]
-        LogLine("2024-01-01T00:00:00.000Z", "INFO", "task 1", "tr-a", "task-1", 1),
-        LogLine("2024-01-01T00:00:01.000Z", "DEBUG", "debug", "tr-a", "task-1", 1),
-        LogLine("2024-01-01T00:00:02.000Z", "WARN", "task 2", "tr-b", "task-2", 1),
-        LogLine("2024-01-01T00:00:03.000Z", "INFO", "waiting", "tr-c", "sleep", 1),
-    ])
+    ctx.files.store = _Logs(
+        [  # type: ignore[attr-defined]
+            LogLine("2024-01-01T00:00:00.000Z", "INFO", "task 1", "tr-a", "task-1", 1),
+            LogLine("2024-01-01T00:00:01.000Z", "DEBUG", "debug", "tr-a", "task-1", 1),
+            LogLine("2024-01-01T00:00:02.000Z", "WARN", "task 2", "tr-b", "task-2", 1),
+            LogLine("2024-01-01T00:00:03.000Z", "INFO", "waiting", "tr-c", "sleep", 1),
+        ]
+    )
     out = await run_task("io.kestra.plugin.core.log.Fetch", {}, ctx)
     assert out.outputs["size"] == 3 and out.outputs["uri"].endswith(".ion")
     rows = [json.loads(line) for line in (await text(ctx, out.outputs["uri"])).splitlines()]
     assert [r["message"] for r in rows] == ["task 1", "task 2", "waiting"]
-    assert rows[0] == {"namespace": "company.team", "flowId": "flow1", "taskId": "task-1",
-                       "executionId": "exec1", "taskRunId": "tr-a", "attemptNumber": 0,
-                       "timestamp": "2024-01-01T00:00:00.000Z", "level": "INFO", "message": "task 1"}
+    assert rows[0] == {
+        "namespace": "company.team",
+        "flowId": "flow1",
+        "taskId": "task-1",
+        "executionId": "exec1",
+        "taskRunId": "tr-a",
+        "attemptNumber": 0,
+        "timestamp": "2024-01-01T00:00:00.000Z",
+        "level": "INFO",
+        "message": "task 1",
+    }
     out = await run_task("io.kestra.core.tasks.log.Fetch", {"tasksId": ["task-1"], "level": "DEBUG"}, ctx)
     assert out.outputs["size"] == 2
     out = await run_task("io.kestra.plugin.core.log.Fetch", {"level": "WARN"}, ctx)

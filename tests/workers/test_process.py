@@ -62,8 +62,9 @@ async def _run(argv: list[str], tmp_path: Path, lines: Lines, env: dict[str, str
 
 async def test_output_and_exit_code(tmp_path: Path) -> None:
     lines = Lines()
-    code = await _run(["/bin/sh", "-c", "echo one; echo two; echo oops >&2; printf tail; exit 3"],
-                      tmp_path, lines)
+    code = await _run(
+        ["/bin/sh", "-c", "echo one; echo two; echo oops >&2; printf tail; exit 3"], tmp_path, lines
+    )
     assert code == 3
     assert lines.out == ["one", "two", "tail"]
     assert lines.err == ["oops"]
@@ -71,8 +72,12 @@ async def test_output_and_exit_code(tmp_path: Path) -> None:
 
 async def test_cwd_env_and_utf8(tmp_path: Path) -> None:
     lines = Lines()
-    code = await _run(["/bin/sh", "-c", 'pwd; echo "$FOO"; printf "caf\\303\\251\\r\\n\\377\\n"'], tmp_path,
-                      lines, env={"FOO": "bar", "PATH": os.environ["PATH"]})
+    code = await _run(
+        ["/bin/sh", "-c", 'pwd; echo "$FOO"; printf "caf\\303\\251\\r\\n\\377\\n"'],
+        tmp_path,
+        lines,
+        env={"FOO": "bar", "PATH": os.environ["PATH"]},
+    )
     assert code == 0
     assert lines.out == [str(tmp_path), "bar", "café", "\ufffd"]
 
@@ -98,8 +103,14 @@ async def test_cancellation_kills_process_group(tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
     start = time.monotonic()
     with anyio.move_on_after(0.5) as scope:
-        await run_process(["/bin/sh", "-c", f"sleep 30 & echo $! > {pidfile}; sleep 30"], cwd=tmp_path,
-                          env=None, on_stdout=lines.on_out, on_stderr=lines.on_err, on_start=pids.append)
+        await run_process(
+            ["/bin/sh", "-c", f"sleep 30 & echo $! > {pidfile}; sleep 30"],
+            cwd=tmp_path,
+            env=None,
+            on_stdout=lines.on_out,
+            on_stderr=lines.on_err,
+            on_start=pids.append,
+        )
     assert scope.cancelled_caught
     assert time.monotonic() - start < 5
     child = int(pidfile.read_text())
@@ -113,8 +124,15 @@ async def test_sigterm_ignored_gets_sigkill(tmp_path: Path) -> None:
     script = "import signal,time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(30)"
     start = time.monotonic()
     with anyio.move_on_after(0.5):
-        await run_process([sys.executable, "-c", script], cwd=tmp_path, env=None, on_stdout=lines.on_out,
-                          on_stderr=lines.on_err, on_start=pids.append, kill_grace_s=0.3)
+        await run_process(
+            [sys.executable, "-c", script],
+            cwd=tmp_path,
+            env=None,
+            on_stdout=lines.on_out,
+            on_stderr=lines.on_err,
+            on_start=pids.append,
+            kill_grace_s=0.3,
+        )
     assert time.monotonic() - start < 5
     assert not _alive(pids[0])
 
@@ -136,8 +154,14 @@ async def test_callback_error_kills_and_propagates(tmp_path: Path) -> None:
         raise RuntimeError(line)
 
     with pytest.raises(RuntimeError, match=r"^x$"):
-        await run_process(["/bin/sh", "-c", "echo x; sleep 30"], cwd=tmp_path, env=None, on_stdout=boom,
-                          on_stderr=boom, on_start=pids.append)
+        await run_process(
+            ["/bin/sh", "-c", "echo x; sleep 30"],
+            cwd=tmp_path,
+            env=None,
+            on_stdout=boom,
+            on_stderr=boom,
+            on_start=pids.append,
+        )
     assert not _alive(pids[0])
 
 
