@@ -53,6 +53,7 @@ class Executor:
         self._subs: list[Any] = []
         self._dispatched_checked: set[str] = set()
         self._busy: dict[str, list[Msg]] = {}  # executions with a step in flight -> inputs that wait
+        self._conflicted: set[str] = set()  # executions to read in full before their next step
         self._slots = asyncio.Semaphore(512)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -153,6 +154,7 @@ class Executor:
         except ConcurrencyConflict:
             # Someone else wrote this execution: forget what we knew, and let redelivery retry.
             self.cache.pop(execution_id, None)
+            self._conflicted.add(execution_id)
             for m in msgs:
                 await m.nak(delay=0.05)
             return
@@ -182,7 +184,15 @@ class Executor:
         return state
 
     async def process(self, execution_id: str, items: list[ev.Input]) -> None:
-        state = await self.load(execution_id)
+        if execution_id not in self.cache and isinstance(items[0], ev.ExecutionCreated):
+            # A create is for a new execution: skip the read. Were it not new, the append (expected
+            # sequence 0) is refused and the redelivered input is handled after a full load.
+            state: Execution | None = None
+            if execution_id in self._conflicted:
+                self._conflicted.discard(execution_id)
+                state = await self.load(execution_id)
+        else:
+            state = await self.load(execution_id)
         base_seq = state.seq if state is not None else 0
         first_load = state is not None and execution_id not in self._dispatched_checked
         events: list[ev.Event] = []
