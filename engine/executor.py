@@ -54,6 +54,8 @@ class Executor:
         self._dispatched_checked: set[str] = set()
         self._busy: dict[str, list[Msg]] = {}  # executions with a step in flight -> inputs that wait
         self._conflicted: set[str] = set()  # executions to read in full before their next step
+        self._groups: set[str] = set()  # worker groups with a live worker (refreshed every 5 s)
+        self._groups_read = -1e9
         self._slots = asyncio.Semaphore(512)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -92,6 +94,23 @@ class Executor:
                 if cancelling():
                     raise asyncio.CancelledError from exc
                 log.exception("executor.liveness_check_failed")
+
+    async def group_for(self, group: str | None) -> str | None:
+        """A task's `workerGroup`, or the default group when no live worker serves that group (Kestra
+        OSS ignores worker groups: a flow written for them must still run here)."""
+        if group is None:
+            return None
+        now = asyncio.get_running_loop().time()
+        if now - self._groups_read > 5:
+            live = await self.store.live_workers()
+            self._groups = {
+                str(info.get("group", "default")) for info in live.values() if isinstance(info, dict)
+            }
+            self._groups_read = now
+        if group in self._groups:
+            return group
+        log.warning("executor.worker_group_unserved", group=group)
+        return None
 
     async def resubmit_lost(self) -> int:
         held = await self.store.running_attempts()
@@ -300,7 +319,7 @@ class Executor:
                 jobs.append(
                     self.store.dispatch(
                         state.id,
-                        effect.task.worker_group,
+                        await self.group_for(effect.task.worker_group),
                         encode_work(item),
                         f"{state.id}:{effect.taskrun_id}:{effect.attempt}",
                     )
