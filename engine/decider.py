@@ -104,16 +104,22 @@ class Decision:
     effects: list[Effect] = field(default_factory=list)
 
 
-def make_id(*parts: str | None) -> str:
-    """A 22-character id derived from its parts (stable across replays and restarts)."""
-    digest = hashlib.blake2b("\x1f".join(p or "" for p in parts).encode(), digest_size=16).digest()
-    n = int.from_bytes(digest, "big")
-    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def base62_id(n: int) -> str:
+    """Kestra-style 22-character base62 id of a 128-bit number."""
     out = []
     for _ in range(22):
         n, r = divmod(n, 62)
-        out.append(alphabet[r])
+        out.append(_BASE62[r])
     return "".join(out)
+
+
+def make_id(*parts: str | None) -> str:
+    """A 22-character id derived from its parts (stable across replays and restarts)."""
+    digest = hashlib.blake2b("\x1f".join(p or "" for p in parts).encode(), digest_size=16).digest()
+    return base62_id(int.from_bytes(digest, "big"))
 
 
 ITEMS = F + "ForEachItem$ForEachItemExecutable"
@@ -969,36 +975,40 @@ class _Step:
             return
         self.set_state(tr, State.RUNNING)
 
-    def start_subflow(self, tr: TaskRun, task: Task) -> None:
-        # `outputs` (deprecated) are expressions over the child execution: the child renders them.
-        props = self.render({k: v for k, v in task.props.items() if k != "outputs"}, tr)
-        attempt = tr.current_attempt + 1
-        child_id = make_id(self.ex.id, tr.id, "subflow", str(attempt - 1))
-        wait = is_truthy(props.get("wait", True))
+    def child_execution(
+        self, tr: TaskRun, props: dict[str, Any], child_id: str, inputs: Any, outputs: Any = None
+    ) -> StartSubflow:
+        """The child execution a Subflow (or a ForEachItem batch) starts, from its rendered properties."""
         labels = props.get("labels") or {}
         if isinstance(labels, list):
             labels = {str(i.get("key")): str(i.get("value")) for i in labels if isinstance(i, dict)}
         if is_truthy(props.get("inheritLabels", False)):
             labels = {**self.ex.labels, **labels}
         revision = props.get("revision")
+        return StartSubflow(
+            tr.id,
+            child_id,
+            str(props["namespace"]),
+            str(props["flowId"]),
+            int(revision) if revision not in (None, "") else None,
+            dict(inputs or {}),
+            {str(k): str(v) for k, v in labels.items()},
+            is_truthy(props.get("wait", True)),
+            dict(outputs or {}),
+        )
+
+    def start_subflow(self, tr: TaskRun, task: Task) -> None:
+        # `outputs` (deprecated) are expressions over the child execution: the child renders them.
+        props = self.render({k: v for k, v in task.props.items() if k != "outputs"}, tr)
+        attempt = tr.current_attempt + 1
+        child_id = make_id(self.ex.id, tr.id, "subflow", str(attempt - 1))
+        start = self.child_execution(tr, props, child_id, props.get("inputs"), task.props.get("outputs"))
         if tr.state != State.RUNNING:
             self.set_state(tr, State.RUNNING)
         self.emit(ev.AttemptStarted(date=self.now, taskrun_id=tr.id, attempt=attempt))
         self.emit(ev.SubflowStarted(date=self.now, taskrun_id=tr.id, execution_id=child_id))
-        self.out.effects.append(
-            StartSubflow(
-                tr.id,
-                child_id,
-                str(props["namespace"]),
-                str(props["flowId"]),
-                int(revision) if revision not in (None, "") else None,
-                dict(props.get("inputs") or {}),
-                {str(k): str(v) for k, v in labels.items()},
-                wait,
-                dict(task.props.get("outputs") or {}),
-            )
-        )
-        if not wait:
+        self.out.effects.append(start)
+        if not start.wait:
             self.emit(ev.TaskRunOutputs(date=self.now, taskrun_id=tr.id, outputs={"executionId": child_id}))
             self.emit(ev.AttemptEnded(date=self.now, taskrun_id=tr.id, attempt=attempt, state=State.SUCCESS))
             self.set_state(tr, State.SUCCESS)
@@ -1011,12 +1021,6 @@ class _Step:
         uris = list((split.outputs if split else {}).get("splits") or [])
         props = self.render({k: v for k, v in task.props.items() if k != "inputs"}, tr)
         wait = is_truthy(props.get("wait", True))
-        labels = props.get("labels") or {}
-        if isinstance(labels, list):
-            labels = {str(i.get("key")): str(i.get("value")) for i in labels if isinstance(i, dict)}
-        if is_truthy(props.get("inheritLabels", False)):
-            labels = {**self.ex.labels, **labels}
-        revision = props.get("revision")
         children = [make_id(self.ex.id, tr.id, "batch", str(i)) for i in range(1, len(uris) + 1)]
         self.set_state(tr, State.RUNNING)
         self.emit(ev.AttemptStarted(date=self.now, taskrun_id=tr.id, attempt=1))
@@ -1025,18 +1029,7 @@ class _Step:
         for i, (child, uri) in enumerate(zip(children, uris, strict=True), start=1):
             variables["taskrun"] = {**variables.get("taskrun", {}), "items": uri, "iteration": i}
             inputs = self.renderer.render_value(task.props.get("inputs") or {}, variables)
-            self.out.effects.append(
-                StartSubflow(
-                    tr.id,
-                    child,
-                    str(props["namespace"]),
-                    str(props["flowId"]),
-                    int(revision) if revision not in (None, "") else None,
-                    dict(inputs),
-                    {str(k): str(v) for k, v in labels.items()},
-                    wait,
-                )
-            )
+            self.out.effects.append(self.child_execution(tr, props, child, inputs))
         counts = (
             {"CREATED": 0, "RUNNING": 0, "SUCCESS": len(children)}
             if not wait

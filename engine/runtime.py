@@ -305,11 +305,7 @@ def resolve_resume_inputs(flow: Flow, state: Execution, given: dict[str, Any]) -
 
 
 def new_execution_id() -> str:
-    """Kestra-style 22-character base62 id."""
-    n = uuid.uuid4().int
-    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-    out = []
-    for _ in range(22):
-        n, r = divmod(n, 62)
-        out.append(alphabet[r])
-    return "".join(out)
+    """Kestra-style 22-character base62 id (random)."""
+    from engine.decider import base62_id
+
+    return base62_id(uuid.uuid4().int)
