@@ -162,3 +162,35 @@ SPECS.append(
         description="Resume a PAUSED execution (`executionId`, default this one) with `inputs`.",
     )
 )
+
+
+class Assert(msgspec.Struct, frozen=True):
+    conditions: list[Any]
+    errorMessage: str | None = None
+
+
+async def run_assert(props: Assert, ctx: RunContext) -> TaskResult:
+    """Fail when any condition renders falsy (Kestra's execution.Assert); rendered here, not before,
+    so that a failure names the expression as written."""
+    failed = []
+    for index, condition in enumerate(props.conditions):
+        value = str(await ctx.render(condition)).strip().lower()
+        if value in ("false", "0", "", "null"):
+            failed.append(index)
+            ctx.log("ERROR", f"Assertion `{condition}` failed (condition {index + 1})")
+    if failed:
+        message = props.errorMessage or f"{len(failed)} assertion(s) failed"
+        raise TaskFailed(message, retryable=False)
+    return TaskResult()
+
+
+SPECS.append(
+    PluginSpec(
+        P + "Assert",
+        "runnable",
+        Assert,
+        run=run_assert,
+        render=False,
+        description="Fail the task when one of `conditions` (expressions) is falsy.",
+    )
+)

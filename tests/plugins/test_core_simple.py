@@ -164,3 +164,12 @@ async def test_sleep_bad_duration(ctx: FakeContext) -> None:
         await run_task("io.kestra.plugin.core.flow.Sleep", {"duration": "soon"}, ctx)
     with pytest.raises(TaskFailed, match="negative"):
         await run_task("io.kestra.plugin.core.flow.Sleep", {"duration": "-PT1S"}, ctx)
+
+
+async def test_assert_names_the_failed_expression(ctx: FakeContext) -> None:
+    from plugins.core.execution import Assert, run_assert
+
+    await run_assert(Assert(conditions=["true", "1"]), ctx)
+    with pytest.raises(TaskFailed, match="boom"):
+        await run_assert(Assert(conditions=["true", "false"], errorMessage="boom"), ctx)
+    assert any("Assertion `false` failed (condition 2)" in line for _, line in ctx.logs)
