@@ -1262,3 +1262,9 @@ ROUTES = [
     kv_delete,
     daily_stats,
 ]
+
+
+def all_routes() -> list[Any]:
+    from webserver.webhook import webhook
+
+    return [*ROUTES, webhook]

@@ -30,7 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 
 from engine.errors import EngineError
 from eventstore.indexer import Indexer
-from webserver.api import ROUTES, Deps
+from webserver.api import Deps, all_routes
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def create_app(
         schema: dict[str, Any] = request.app.openapi_schema.to_schema()
         return schema
 
-    api = Router(path=API, route_handlers=ROUTES)
+    api = Router(path=API, route_handlers=all_routes())
     litestar_app = Litestar(
         route_handlers=[api, health, ready, metrics, openapi_json],
         state=State({"deps": Deps(runtime, indexer)}),
