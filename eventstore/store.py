@@ -333,6 +333,8 @@ class Store:
     async def get_flow(
         self, namespace: str, flow_id: str, revision: int | None = None
     ) -> FlowRevision | None:
+        if not (S.valid_name(namespace) and S.valid_name(flow_id)):
+            return None  # no flow can have that name
         try:
             msg = await self.js.get_last_msg(S.FLOWS, S.flow(namespace, flow_id), direct=True)
         except NotFoundError:

@@ -64,6 +64,11 @@ def kill(execution_id: str) -> str:
     return f"kill.{execution_id}"
 
 
+def valid_name(name: str) -> bool:
+    """Can this namespace or id be part of a subject? (No spaces, no wildcards, not empty.)"""
+    return bool(name) and not any(c.isspace() or c in "*>" for c in name)
+
+
 def _token(name: str) -> str:
     # Namespaces and ids may contain dots, which NATS uses as separators; ':' is in neither alphabet.
     return name.replace(".", ":")
