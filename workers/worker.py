@@ -78,6 +78,7 @@ class Worker:
             task = asyncio.create_task(self._handle(msg))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(_retrieve)  # a log line lost at shutdown is not worth a traceback
 
         async def on_kill(msg: Msg) -> None:
             execution_id = msg.subject.split(".", 1)[1]
@@ -204,6 +205,7 @@ class Worker:
             # Short attempts are reported once, when they end (one write instead of two); an attempt
             # still running after START_REPORT_DELAY is announced so its RUNNING state shows.
             announce = asyncio.create_task(self._announce(item, attempt, started, msg))
+            announce.add_done_callback(_retrieve)  # a failed announce (shutdown) is not an error to print
             try:
                 result, error, retryable = await self._attempt(item, attempt, emit)
             finally:
@@ -300,3 +302,8 @@ class Worker:
             return TaskResult(state="FAILED"), f"{type(exc).__name__}: {exc}", True
         finally:
             ctx.cleanup()
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
