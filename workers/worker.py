@@ -78,7 +78,6 @@ class Worker:
             task = asyncio.create_task(self._handle(msg))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-            task.add_done_callback(_retrieve)  # a log line lost at shutdown is not worth a traceback
 
         async def on_kill(msg: Msg) -> None:
             execution_id = msg.subject.split(".", 1)[1]
@@ -171,6 +170,7 @@ class Worker:
             task = asyncio.get_running_loop().create_task(self.store.publish_log(execution_id, line))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(_retrieve)  # a log line lost at shutdown is not worth a traceback
 
         return emit
 
