@@ -194,3 +194,73 @@ SPECS.append(
         description="Fail the task when one of `conditions` (expressions) is falsy.",
     )
 )
+
+
+class Count(msgspec.Struct, frozen=True):
+    expression: str
+    startDate: str | None = None
+    endDate: str | None = None
+    flows: list[dict[str, str]] | None = None
+    namespaces: list[str] | None = None
+    states: list[str] | None = None
+
+
+async def run_count(props: Count, ctx: RunContext) -> TaskResult:
+    """Count executions per flow over a period; keep the flows whose `expression` (with `count`) is true."""
+    store = getattr(ctx, "store", None)
+    if store is None:
+        raise TaskFailed("execution.Count needs the engine's store (run it on a worker)", retryable=False)
+    if not props.flows and not props.namespaces:
+        raise TaskFailed("You must provide a list of flows or namespaces", retryable=False)
+    from datetime import datetime
+
+    from engine.execution import evolve
+    from eventstore import subjects as S
+
+    def when(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+    start = when(await ctx.render(props.startDate) if props.startDate else None)
+    end = when(await ctx.render(props.endDate) if props.endDate else None)
+    wanted = {(f.get("namespace", ""), f.get("id") or f.get("flowId", "")) for f in props.flows or []}
+    counts: dict[tuple[str, str], int] = dict.fromkeys(wanted, 0)
+    for k in range(S.SHARDS):
+        info = await store.js.stream_info(f"{S.EVENTS}_{k}", subjects_filter="ev.>")
+        for subject in info.state.subjects or {}:
+            state = None
+            for _, events in await store.read(subject.split(".", 2)[2]):
+                for event in events:
+                    state = evolve(state, event)
+            if state is None:
+                continue
+            key = (state.namespace, state.flow_id)
+            in_ns = any(
+                state.namespace == n or state.namespace.startswith(n + ".") for n in props.namespaces or []
+            )
+            if not (key in wanted or in_ns):
+                continue
+            started = when(state.start_date)
+            if (start and started and started < start) or (end and started and started > end):
+                continue
+            if props.states and state.state not in props.states:
+                continue
+            counts[key] = counts.get(key, 0) + 1
+    results = []
+    for (namespace, flow_id), count in sorted(counts.items()):
+        ctx.variables["count"] = count
+        if str(await ctx.render(props.expression)).strip() == "true":
+            results.append({"namespace": namespace, "flowId": flow_id, "count": count})
+    ctx.variables.pop("count", None)
+    return TaskResult(outputs={"results": results, "total": len(results)})
+
+
+SPECS.append(
+    PluginSpec(
+        P + "Count",
+        "runnable",
+        Count,
+        run=run_count,
+        render=False,
+        description="Count executions per flow over a period; keep those where `expression` holds.",
+    )
+)

@@ -853,3 +853,29 @@ tasks:
     )
     assert res.code == 0, res.diag
     assert taskruns(res.json)["read"]["outputs"] == {"value": "TOK-123"}
+
+
+async def test_execution_count_counts_per_flow(eng: Engine) -> None:
+    space = ns()
+    for _ in range(2):
+        await eng.run(
+            f"id: counted\nnamespace: {space}\n"
+            "tasks:\n  - {id: a, type: io.kestra.plugin.core.log.Log, message: x}\n"
+        )
+    st = await eng.run(f"""
+id: counter
+namespace: {space}
+tasks:
+  - id: count
+    type: io.kestra.plugin.core.execution.Count
+    flows:
+      - {{namespace: {space}, flowId: counted}}
+      - {{namespace: {space}, flowId: absent}}
+    states: [SUCCESS]
+    expression: "{{{{ count > 0 }}}}"
+""")
+    assert st.state == "SUCCESS"
+    assert by_task(st)["count"].outputs == {
+        "results": [{"namespace": space, "flowId": "counted", "count": 2}],
+        "total": 1,
+    }
