@@ -736,7 +736,6 @@ def test_triggers_concurrency_outputs_checks() -> None:
 
 
 def test_expression_syntax_is_checked() -> None:
-    pytest.importorskip("engine.expressions")
     text = textwrap.dedent(
         """
         id: f
