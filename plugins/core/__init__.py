@@ -19,6 +19,7 @@ _MODULES = (
     "storage",
     "log_fetch",
     "foreachitem",
+    "trigger",
 )
 
 

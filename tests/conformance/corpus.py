@@ -732,6 +732,17 @@ class _Runner:
                 raise CaseFailure(f"setup: flow {m.group(1)!r} ended {state.state}, expected {m.group(2)}")
             self.generated[targets[0]] = eid
             return
+        stored = r"scheduler running; trigger '([^']+)' of flow (\S+) stored as (disabled|enabled)"
+        m = re.fullmatch(stored, setup)
+        if m:
+            from triggers.kv import TriggerKV
+            from triggers.service import set_disabled
+
+            kv = TriggerKV(self.rt.store)
+            await kv.setup()
+            await set_disabled(kv, self.case.namespace, m.group(2), m.group(1), m.group(3) == "disabled")
+            self.trigger_kv = kv
+            return
         raise CaseFailure(f"setup not supported: {setup}")
 
     # -- waiting -------------------------------------------------------------------------------

@@ -7,10 +7,6 @@ entry is removed. Regenerate with:
 """
 
 EXPECTED_FAILURES: dict[str, str] = {
-    "trigger-toggle.yaml": (
-        "deploy refused: trigger-toggle.yaml: tasks[0].type: unknown task type "
-        '"io.kestra.core.tasks.trigger.Toggle"'
-    ),
     "variables-invalid.yaml": (
         "note \"its log contains 'Unable to find `inputs` used in the expression "
         "`{{inputs.invalid}}`'\": taskrun index 1 FAILED log contains 'Unable to find "

@@ -879,3 +879,29 @@ tasks:
         "results": [{"namespace": space, "flowId": "counted", "count": 2}],
         "total": 1,
     }
+
+
+async def test_trigger_toggle_task_enables_a_stored_trigger(eng: Engine) -> None:
+    from triggers.kv import TriggerKV
+    from triggers.service import schedule_key, set_disabled
+
+    space = ns()
+    kv = TriggerKV(eng.rt.store)
+    await kv.setup()
+    await set_disabled(kv, space, "toggler", "every", True)
+    st = await eng.run(f"""
+id: toggler
+namespace: {space}
+tasks:
+  - id: on
+    type: io.kestra.core.tasks.trigger.Toggle
+    trigger: every
+    enabled: true
+triggers:
+  - id: every
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "0 0 1 1 *"
+""")
+    assert st.state == "SUCCESS"
+    state, _ = await kv.get(schedule_key(space, "toggler", "every"))
+    assert state["disabled"] is False
