@@ -14,6 +14,7 @@ from typing import Any
 from nats.aio.msg import Msg
 from nats.js import api as jsapi
 
+from engine.accept import accept
 from engine.aio import cancelling, unsubscribe_all
 from engine.clock import utcnow
 from engine.decider import (
@@ -24,13 +25,12 @@ from engine.decider import (
     ReleaseSlot,
     StartSubflow,
     Timer,
-    accept,
-    replay_events,
     settle,
 )
 from engine.errors import ConcurrencyConflict, EngineError
 from engine.execution import Execution, evolve
 from engine.flows import FlowCache
+from engine.history import replay_events
 from engine.logs import get_logger
 from engine.work import WorkItem, encode_work
 from eventstore import events as ev
@@ -288,7 +288,7 @@ class Executor:
 
     def _redispatch(self, state: Execution, flow: Any) -> list[Dispatch]:
         from engine.context import variables
-        from engine.decider import index_tasks
+        from engine.tree import index_tasks
 
         tasks = index_tasks(flow)
         out = []

@@ -199,7 +199,7 @@ async def upload_resume_inputs(
     flow: Flow, state: Any, inputs: dict[str, Any], storage: Any
 ) -> dict[str, Any]:
     """Resume inputs with each local file given for a FILE ``onResume`` input of a paused task uploaded."""
-    from engine.decider import index_tasks
+    from engine.tree import index_tasks
 
     tasks = index_tasks(flow)
     file_ids: set[str] = set()

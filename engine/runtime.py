@@ -186,7 +186,7 @@ class Runtime:
 
     async def restart(self, execution_id: str) -> None:
         """Failed taskruns run again as new attempts, in the same execution."""
-        from engine.decider import restart_events
+        from engine.history import restart_events
 
         state = await self.get_execution(execution_id)
         flow = await self.flows.get(state.namespace, state.flow_id, state.flow_revision)
@@ -262,10 +262,10 @@ class Runtime:
 
 def resolve_resume_inputs(flow: Flow, state: Execution, given: dict[str, Any]) -> dict[str, Any]:
     """Check and type the inputs of a resume against the paused Pause tasks' ``onResume`` declarations."""
-    from engine.decider import index_tasks
     from engine.errors import InputError
     from engine.inputs import coerce_input
     from engine.model import Input
+    from engine.tree import index_tasks
 
     tasks = index_tasks(flow)
     declared: list[Any] = []
@@ -306,6 +306,6 @@ def resolve_resume_inputs(flow: Flow, state: Execution, given: dict[str, Any]) -
 
 def new_execution_id() -> str:
     """Kestra-style 22-character base62 id (random)."""
-    from engine.decider import base62_id
+    from engine.tree import base62_id
 
     return base62_id(uuid.uuid4().int)

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine.decider import Dispatch, Kill, NotifyParent, StartSubflow, Timer, accept, settle
+from engine.accept import accept
+from engine.decider import Dispatch, Kill, NotifyParent, StartSubflow, Timer, settle
 from engine.execution import Execution, evolve
 from engine.model import Flow
 from eventstore import events as ev

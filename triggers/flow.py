@@ -23,12 +23,12 @@ from typing import Any
 
 import structlog
 
-from engine.decider import make_id
 from engine.durations import parse_duration
 from engine.errors import EngineError, InputError
 from engine.execution import Execution
 from engine.model import Flow, Trigger
 from engine.states import TERMINAL
+from engine.tree import make_id
 from triggers import conditions as C
 from triggers.kv import TriggerKV, key
 from triggers.schedule import iso, trigger_labels

@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from engine.decider import make_id
 from engine.errors import EngineError
 from engine.model import Flow, Trigger
+from engine.tree import make_id
 
 SCHEDULE_TYPES = frozenset(
     {

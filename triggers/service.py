@@ -362,7 +362,7 @@ class TriggerService:
 
     async def _upstream_variables(self, state: Execution) -> dict[str, Any]:
         from engine.context import variables
-        from engine.decider import index_tasks
+        from engine.tree import index_tasks
 
         try:
             flow = await self.rt.flows.get(state.namespace, state.flow_id, state.flow_revision)

@@ -181,7 +181,7 @@ tasks:
 
 
 def test_a_stale_attempt_never_completes_a_taskrun() -> None:
-    from engine.decider import accept
+    from engine.accept import accept
     from engine.execution import evolve
     from eventstore import events as ev
 
@@ -390,8 +390,8 @@ errors:
 
 
 def test_replay_from_a_taskrun_keeps_what_came_before() -> None:
-    from engine.decider import replay_events
     from engine.execution import evolve as fold
+    from engine.history import replay_events
     from engine.testing import Simulation, drive
 
     f = flow(f"""
@@ -513,7 +513,7 @@ tasks:
 
 
 def test_delete_is_an_event_on_a_finished_execution_only() -> None:
-    from engine.decider import accept
+    from engine.accept import accept
     from eventstore import events as ev
 
     f = flow(f"tasks:\n  - {{id: a, type: {LOG}, message: x}}\n")

@@ -7,7 +7,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.decider import accept, settle
+from engine.accept import accept
+from engine.decider import settle
 from engine.execution import Execution, evolve, to_bytes
 from engine.flow import load_flow
 from engine.testing import Clock, default_renderer, simulate

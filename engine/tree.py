@@ -1,0 +1,102 @@
+"""The shape of a flow as the decider walks it: ids, the task index, truthiness.
+
+Pure helpers shared by the decider, ``accept`` and history operations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from engine.model import Flow, Task
+
+F = "io.kestra.plugin.core.flow."
+EXIT_OUTPUT = "exit"
+
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def base62_id(n: int) -> str:
+    """Kestra-style 22-character base62 id of a 128-bit number."""
+    out = []
+    for _ in range(22):
+        n, r = divmod(n, 62)
+        out.append(_BASE62[r])
+    return "".join(out)
+
+
+def make_id(*parts: str | None) -> str:
+    """A 22-character id derived from its parts (stable across replays and restarts)."""
+    digest = hashlib.blake2b("\x1f".join(p or "" for p in parts).encode(), digest_size=16).digest()
+    return base62_id(int.from_bytes(digest, "big"))
+
+
+ITEMS = F + "ForEachItem$ForEachItemExecutable"
+SPLIT = F + "ForEachItem$ForEachItemSplit"
+MERGE = F + "ForEachItem$ForEachItemMergeOutputs"
+_SUBFLOW_PROPS = (
+    "namespace",
+    "flowId",
+    "revision",
+    "inputs",
+    "labels",
+    "wait",
+    "transmitFailed",
+    "inheritLabels",
+)
+
+
+def items_children(task: Task) -> tuple[Task, ...]:
+    """ForEachItem runs as three tasks, as in Kestra: ``<id>_split``, ``<id>_items``, ``<id>_merge``."""
+    props = task.props
+    return (
+        Task(
+            id=f"{task.id}_split",
+            type=SPLIT,
+            props={"items": props.get("items"), "batch": props.get("batch") or {}},
+        ),
+        Task(
+            id=f"{task.id}_items",
+            type=ITEMS,
+            props={k: props[k] for k in _SUBFLOW_PROPS if k in props},
+            flowable=True,
+        ),
+        Task(id=f"{task.id}_merge", type=MERGE),
+    )
+
+
+_INDEX: dict[int, tuple[Flow, dict[str, Task]]] = {}
+
+
+def index_tasks(flow: Flow) -> dict[str, Task]:
+    """Every task of the flow by id, at any depth (memoised per flow object)."""
+    hit = _INDEX.get(id(flow))
+    if hit is not None and hit[0] is flow:
+        return hit[1]
+    out: dict[str, Task] = {}
+
+    def walk(tasks: tuple[Task, ...]) -> None:
+        for t in tasks:
+            out[t.id] = t
+            for children in t.branches.values():
+                walk(children)
+            if t.type == F + "ForEachItem":
+                walk(items_children(t))
+
+    walk(flow.tasks)
+    walk(flow.errors)
+    walk(flow.finally_)
+    walk(flow.after_execution)
+    if len(_INDEX) > 1024:
+        _INDEX.clear()
+    _INDEX[id(flow)] = (flow, out)
+    return out
+
+
+def is_truthy(value: Any) -> bool:
+    """Kestra's truthiness of a rendered condition."""
+    if isinstance(value, str):
+        v = value.strip().lower()
+        return v not in ("", "false", "0", "null", "none", "0.0")
+    return bool(value)
