@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
 import pytest
-from integration_helpers import CliResult, run_cli
+from integration_helpers import CliResult, Engine, engine_roles, run_cli
 
 
 @pytest.fixture
@@ -17,3 +17,10 @@ def cli(tmp_path: Path, nats_url: str) -> Callable[..., CliResult]:
         return run_cli(*args, home=tmp_path / "home", nats_url=nats_url, env=env, timeout=timeout)
 
     return call
+
+
+@pytest.fixture
+async def eng(nats_url: str, tmp_path: Path) -> AsyncIterator[Engine]:
+    """An in-process engine (executor and worker as asyncio tasks) on the session server."""
+    async with engine_roles(nats_url, tmp_path / "home") as engine:
+        yield engine

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
-from integration_helpers import Engine, engine_roles
+from integration_helpers import Engine
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def eng(nats_url: str, tmp_path: Path) -> Any:
-    async with engine_roles(nats_url, tmp_path / "home") as engine:
-        yield engine
 
 
 def _flow(behavior: str, limit: int = 1, pause: bool = False) -> str:

@@ -21,7 +21,6 @@ from integration_helpers import (
     Engine,
     alive,
     by_task,
-    engine_roles,
     states,
     taskruns,
     wait_file,
@@ -35,12 +34,6 @@ pytestmark = pytest.mark.anyio
 
 Cli = Callable[..., CliResult]
 ID = re.compile(r"^[0-9A-Za-z]{22}$")
-
-
-@pytest.fixture
-async def eng(nats_url: str, tmp_path: Path) -> Any:
-    async with engine_roles(nats_url, tmp_path / "home") as engine:
-        yield engine
 
 
 def ns() -> str:

@@ -5,21 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from integration_helpers import CliResult, Engine, by_task, engine_roles, taskruns
+from integration_helpers import CliResult, Engine, by_task, taskruns
 
 from eventstore.storage import InternalStorage
 
 pytestmark = pytest.mark.anyio
 Cli = Callable[..., CliResult]
-
-
-@pytest.fixture
-async def eng(nats_url: str, tmp_path: Path) -> Any:
-    async with engine_roles(nats_url, tmp_path / "home") as engine:
-        yield engine
 
 
 def ns() -> str:

@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from pathlib import Path
-from typing import Any
 
 import pytest
-from integration_helpers import Engine, engine_roles
+from integration_helpers import Engine
 
 from engine.clock import utcnow
 from eventstore import events as ev
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def eng(nats_url: str, tmp_path: Path) -> Any:
-    async with engine_roles(nats_url, tmp_path / "home") as engine:
-        yield engine
 
 
 async def test_a_second_create_for_an_existing_execution_is_refused_by_the_log(eng: Engine) -> None:
