@@ -255,26 +255,11 @@ def _coerce(type_: str, extra: Mapping[str, Any], value: Any, inp: Input | None)
     if type_ == "BOOLEAN":
         return _bool(value)
     if type_ == "DATETIME":
-        instant = _instant(value)
-        if extra.get("after") is not None and instant < _instant(extra["after"]):
-            raise _Bad(f"{_show(value)}: it must be after `{_format_instant(_instant(extra['after']))}`")
-        if extra.get("before") is not None and instant > _instant(extra["before"]):
-            raise _Bad(f"{_show(value)}: it must be before `{_format_instant(_instant(extra['before']))}`")
-        return _format_instant(instant)
+        return _format_instant(_between(value, _instant(value), extra, _instant, _format_instant))
     if type_ == "DATE":
-        day = _date(value)
-        if extra.get("after") is not None and day < _date(extra["after"]):
-            raise _Bad(f"{_show(value)}: it must be after `{_date(extra['after']).isoformat()}`")
-        if extra.get("before") is not None and day > _date(extra["before"]):
-            raise _Bad(f"{_show(value)}: it must be before `{_date(extra['before']).isoformat()}`")
-        return day.isoformat()
+        return _between(value, _date(value), extra, _date, dt.date.isoformat).isoformat()
     if type_ == "TIME":
-        moment = _time(value)
-        if extra.get("after") is not None and moment < _time(extra["after"]):
-            raise _Bad(f"{_show(value)}: it must be after `{_format_time(_time(extra['after']))}`")
-        if extra.get("before") is not None and moment > _time(extra["before"]):
-            raise _Bad(f"{_show(value)}: it must be before `{_format_time(_time(extra['before']))}`")
-        return _format_time(moment)
+        return _format_time(_between(value, _time(value), extra, _time, _format_time))
     if type_ == "DURATION":
         seconds = _duration(value)
         if extra.get("min") is not None and seconds < _duration(extra["min"]):
@@ -347,6 +332,15 @@ def _coerce(type_: str, extra: Mapping[str, Any], value: Any, inp: Input | None)
                 ) from None
         return result
     raise _Bad(f"unknown input type {type_!r}")
+
+
+def _between(original: Any, value: Any, extra: Mapping[str, Any], parse: Any, show: Any) -> Any:
+    """Check a DATETIME/DATE/TIME input against its `after` and `before` bounds; returns the value."""
+    if extra.get("after") is not None and value < parse(extra["after"]):
+        raise _Bad(f"{_show(original)}: it must be after `{show(parse(extra['after']))}`")
+    if extra.get("before") is not None and value > parse(extra["before"]):
+        raise _Bad(f"{_show(original)}: it must be before `{show(parse(extra['before']))}`")
+    return value
 
 
 def _truthy(value: Any) -> bool:
