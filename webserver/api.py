@@ -1225,7 +1225,10 @@ async def daily_stats(request: Request[Any, Any, Any], data: JSONBody[DailyQuery
             dur["max"] = hi if dur["max"] is None else max(dur["max"], hi)
     for item in days.values():
         dur = item["duration"]
-        dur["avg"] = dur["sum"] / dur["count"] if dur["count"] else None
+        # Durations are in whole milliseconds: round so that the order a sum is taken in (which a
+        # rebuilt projection may change) never shows in the answer.
+        dur["sum"] = round(dur["sum"], 3)
+        dur["avg"] = round(dur["sum"] / dur["count"], 3) if dur["count"] else None
     return list(days.values())
 
 
