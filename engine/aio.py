@@ -30,3 +30,11 @@ async def unsubscribe_all(subs: list[Any], timeout: float = 2.0) -> None:
     for sub in subs:
         with contextlib.suppress(Exception):  # closing anyway (TimeoutError included)
             await asyncio.wait_for(sub.unsubscribe(), timeout)
+
+
+async def stop_tasks(tasks: list[asyncio.Task[Any]], timeout: float = 5.0) -> None:
+    """Cancel and wait for role tasks, but never hang an exit on one that ignores its cancellation."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout)

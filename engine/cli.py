@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from engine.aio import run_async
+from engine.aio import run_async, stop_tasks
 from engine.errors import EngineError, FlowValidationError
 
 app = typer.Typer(
@@ -134,9 +134,7 @@ async def _session(roles: bool | None = None) -> AsyncIterator[Any]:
         try:
             yield rt
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await stop_tasks(tasks)
 
 
 async def _follow(rt: Any, execution_id: str, start: Any, timeout: float | None) -> Any:
@@ -359,9 +357,7 @@ async def _serve(
         try:
             await asyncio.gather(*tasks)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await stop_tasks(tasks)
     return 0
 
 

@@ -134,6 +134,8 @@ class Executor:
         watcher = asyncio.create_task(self.watch_workers())
         self._tasks.add(watcher)
         await self.start()
+        if cancelling():  # nats-py can swallow a cancellation that lands while it subscribes
+            raise asyncio.CancelledError
         try:
             while True:
                 batch = [await self._queue.get()]

@@ -98,6 +98,9 @@ class Worker:
                     config=jsapi.ConsumerConfig(ack_wait=30, max_ack_pending=max(self.concurrency * 4, 64)),
                 )
             )
+        if cancelling():  # nats-py can swallow a cancellation that lands while it subscribes
+            await unsubscribe_all(self._subs)
+            raise asyncio.CancelledError
         try:
             while True:
                 await self.beat()

@@ -50,7 +50,7 @@ async def test_trigger_flow_fires_its_three_listeners(eng: Engine, rec: Recorder
                 f"{namespace}.io.kestra.tests.trigger",
                 "trigger-flow",
             )
-            st = await eng.rt.load_execution(run.execution_id)
+            st = await eng.rt.wait_terminal(run.execution_id, timeout=10)  # re-reads until the end is stored
             assert st is not None and st.state == "SUCCESS" and len(st.taskruns) == 1
         # the namespace-condition listener fires for every SUCCESS in the namespace but its own:
         # trigger-flow and the two other listeners (Kestra's note: flowId is one of those three)
@@ -137,7 +137,7 @@ async def test_listener_with_pause_fires_on_each_state(eng: Engine, rec: Recorde
         runs = await rec.wait_ended("trigger-flow-listener-with-pause", 4)
     statuses = []
     for run in sorted(runs, key=lambda c: c.date):
-        st = await eng.rt.load_execution(run.execution_id)
+        st = await eng.rt.wait_terminal(run.execution_id, timeout=10)  # re-reads until the end is stored
         assert st is not None and st.state == "SUCCESS"
         statuses.append((st.outputs or {}).get("status"))
     assert statuses == ["RUNNING", "PAUSED", "RUNNING", "SUCCESS"]

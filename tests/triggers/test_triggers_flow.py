@@ -262,6 +262,6 @@ triggers:
         [run] = await rec.wait_ended("consumer", 1)
     assert run.inputs == {"value": f"out-{src.id}", "count": len(f"v-{src.id}")}
     assert run.labels["from"] == "up"
-    st = await eng.rt.load_execution(run.execution_id)
+    st = await eng.rt.wait_terminal(run.execution_id, timeout=10)  # re-reads until the end is stored
     assert st is not None and st.state == "SUCCESS"
     assert next(iter(st.taskruns.values())).outputs["value"] == f"out-{src.id}/{len(src.id) + 3}"
