@@ -35,7 +35,17 @@ async def test_a_second_create_for_an_existing_execution_is_refused_by_the_log(e
     await eng.rt.store.send_input(
         state.id, ev.AttemptEnded(date=utcnow(), taskrun_id="nope", attempt=1, state="SUCCESS")
     )
-    await asyncio.sleep(1.0)
+    # Wait until the executor has taken both inputs off the work-queue inbox (acked = processed).
+    from eventstore import subjects as S
+
+    stream = f"{S.INBOX}_{S.shard(state.id)}"
+    for _ in range(200):
+        info = await eng.rt.store.js.stream_info(stream, subjects_filter=S.inbox(state.id))
+        if not info.state.subjects:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the executor never consumed the duplicate inputs")
     assert len(await eng.rt.store.read(state.id)) == steps
     after = await eng.load(state.id)
     assert after.state == "SUCCESS" and len(after.taskruns) == 1
