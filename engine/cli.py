@@ -542,6 +542,38 @@ def flow_validate(
     sys.stderr.write(f"{len(files)} flow(s) valid\n")
 
 
+@flow_app.command("revisions")
+def flow_revisions(
+    namespace: str,
+    flow_id: str,
+    show: Annotated[
+        int | None, typer.Option("--show", help="Print the YAML source of this revision.")
+    ] = None,
+) -> None:
+    """Every revision of a deployed flow (each deploy that changed the source is a new one)."""
+
+    async def list_revisions() -> int:
+        async with _session(roles=False) as rt:
+            revisions = await rt.store.flow_revisions(namespace, flow_id)
+            if not revisions:
+                raise EngineError(f"flow {namespace}.{flow_id} is not deployed")
+            if show is not None:
+                match = [r for r in revisions if r.revision == show]
+                if not match:
+                    known = ", ".join(str(r.revision) for r in revisions)
+                    raise EngineError(
+                        f"flow {namespace}.{flow_id} has no revision {show} (revisions: {known})"
+                    )
+                sys.stdout.write(match[0].source)
+                return 0
+            for r in revisions:
+                note = " (deleted)" if r.deleted else ""
+                sys.stdout.write(f"{r.revision}\t{len(r.source.splitlines())} lines{note}\n")
+            return 0
+
+    _command(list_revisions())
+
+
 @schema_app.command("export")
 def schema_export(
     output: Annotated[

@@ -103,3 +103,19 @@ def test_resume_a_paused_execution(tmp_path: Path, cli: Callable[..., CliResult]
     assert use["outputs"] == {"value": "yes"}
     logs = cli("logs", eid)
     assert logs.code == 0
+
+
+def test_flow_revisions_lists_every_deployed_change(tmp_path: Path, cli: Callable[..., CliResult]) -> None:
+    ns = f"t.rev{tmp_path.name[-6:].replace('_', '')}"
+    path = tmp_path / "f.yaml"
+    for message in ("one", "two", "two"):  # the same source twice makes no new revision
+        path.write_text(
+            f"id: r\nnamespace: {ns}\ntasks:\n"
+            f"  - {{id: a, type: io.kestra.plugin.core.log.Log, message: {message}}}\n"
+        )
+        assert cli("run", str(path)).code == 0
+    listed = cli("flow", "revisions", ns, "r")
+    assert [line.split("\t")[0] for line in listed.stdout.splitlines()] == ["1", "2"]
+    assert "message: one" in cli("flow", "revisions", ns, "r", "--show", "1").stdout
+    missing = cli("flow", "revisions", ns, "r", "--show", "9")
+    assert missing.code == 1 and "no revision 9 (revisions: 1, 2)" in missing.stderr
