@@ -326,6 +326,7 @@ async def _serve(
     concurrency: int,
     host: str = "127.0.0.1",
     port: int = 8080,
+    watch: bool = False,
 ) -> int:
     """Run the given roles until SIGTERM/Ctrl-C; each role is an asyncio task of this process."""
     from engine.runtime import Runtime
@@ -347,6 +348,8 @@ async def _serve(
             from triggers.service import TriggerService
 
             tasks.append(asyncio.create_task(TriggerService(rt).run()))
+        if watch and flows_dir is not None:
+            tasks.append(asyncio.create_task(_watch_flows(rt, flows_dir)))
         if "webserver" in roles:
             from webserver.app import serve
 
@@ -382,7 +385,25 @@ def server_nats() -> None:
         server.stop()
 
 
+async def _watch_flows(rt: Any, flows_dir: Path) -> None:
+    """Re-deploy a flow file the moment it changes (a new revision when its source changed)."""
+    from watchfiles import awatch
+
+    async for changes in awatch(flows_dir):
+        for _, changed in sorted(changes):
+            path = Path(changed)
+            if path.suffix not in (".yml", ".yaml") or not path.is_file():
+                continue
+            try:
+                flow = await rt.flows.deploy(path.read_text(), file=str(path))
+            except FlowValidationError as exc:
+                _print_issues(exc)
+                continue
+            sys.stderr.write(f"deployed {flow.namespace}.{flow.id} revision {flow.revision} from {path}\n")
+
+
 _FLOWS = typer.Option(None, "--flows", help="Deploy every flow in this directory first.")
+_WATCH = typer.Option(False, "--watch", help="Re-deploy a flow of --flows the moment its file changes.")
 _GROUP = typer.Option(None, "--group", help="Worker group (tasks with workerGroup.key go to that group).")
 _CONC = typer.Option(16, "--concurrency", help="Tasks this worker runs at once.")
 
@@ -393,11 +414,16 @@ _PORT = typer.Option(8080, help="API port.")
 
 @server_app.command("local")
 def server_local(
-    flows: Path | None = _FLOWS, concurrency: int = _CONC, host: str = _HOST, port: int = _PORT
+    flows: Path | None = _FLOWS,
+    concurrency: int = _CONC,
+    host: str = _HOST,
+    port: int = _PORT,
+    watch: bool = _WATCH,
 ) -> None:
     """Everything in one process on the embedded server (or ENGINE_NATS_URL): executor, worker,
     scheduler, indexer and the REST API."""
-    _command(_serve(["executor", "worker", "triggers", "webserver"], flows, None, concurrency, host, port))
+    roles = ["executor", "worker", "triggers", "webserver"]
+    _command(_serve(roles, flows, None, concurrency, host, port, watch))
 
 
 @server_app.command("webserver")

@@ -119,3 +119,57 @@ def test_flow_revisions_lists_every_deployed_change(tmp_path: Path, cli: Callabl
     assert "message: one" in cli("flow", "revisions", ns, "r", "--show", "1").stdout
     missing = cli("flow", "revisions", ns, "r", "--show", "9")
     assert missing.code == 1 and "no revision 9 (revisions: 1, 2)" in missing.stderr
+
+
+def test_server_local_watch_redeploys_a_changed_flow(tmp_path: Path, nats_url: str) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from integration_helpers import engine_env, run_cli
+
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    ns = f"t.watch{tmp_path.name[-6:].replace('_', '')}"
+    source = (
+        "id: w\nnamespace: {ns}\ntasks:\n  - {{id: a, type: io.kestra.plugin.core.log.Log, message: {m}}}\n"
+    )
+    (flows / "w.yaml").write_text(source.format(ns=ns, m="one"))
+    home = tmp_path / "home"
+    env = engine_env(home, nats_url)
+    port = 20000 + os.getpid() % 20000
+    cmd = [
+        sys.executable,
+        "-m",
+        "engine",
+        "server",
+        "local",
+        "--flows",
+        str(flows),
+        "--watch",
+        "--port",
+        str(port),
+    ]
+    server = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        assert server.stderr is not None
+        while "running on" not in server.stderr.readline():
+            assert time.monotonic() < deadline, "server local did not start"
+        time.sleep(1.0)  # the watcher starts after the roles announce themselves
+        (flows / "w.yaml").write_text(source.format(ns=ns, m="two"))
+        revisions: list[str] = []
+        while time.monotonic() < deadline:
+            listed = run_cli("flow", "revisions", ns, "w", home=home, nats_url=nats_url)
+            revisions = [line.split("\t")[0] for line in listed.stdout.splitlines()]
+            if revisions == ["1", "2"]:
+                break
+            time.sleep(0.2)
+        assert revisions == ["1", "2"]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(15)
+        if server.stderr is not None:
+            server.stderr.close()
