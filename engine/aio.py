@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Coroutine
 from typing import Any
 
@@ -28,8 +27,12 @@ def cancelling() -> bool:
 async def unsubscribe_all(subs: list[Any], timeout: float = 2.0) -> None:
     """Unsubscribe on the way out without ever hanging a shutdown on a half-closed connection."""
     for sub in subs:
-        with contextlib.suppress(Exception):  # closing anyway (TimeoutError included)
-            await asyncio.wait_for(sub.unsubscribe(), timeout)
+        task = asyncio.ensure_future(sub.unsubscribe())
+        await asyncio.wait({task}, timeout=timeout)  # not wait_for: see Store.close
+        if not task.done():
+            task.cancel()
+        elif not task.cancelled():
+            task.exception()
 
 
 async def stop_tasks(tasks: list[asyncio.Task[Any]], timeout: float = 5.0) -> None:
@@ -38,3 +41,6 @@ async def stop_tasks(tasks: list[asyncio.Task[Any]], timeout: float = 5.0) -> No
         task.cancel()
     if tasks:
         await asyncio.wait(tasks, timeout=timeout)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: a role that failed while stopping is not an error to print

@@ -8,6 +8,7 @@ server runs with ``sync_interval: always``). Appends to an execution carry
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -98,10 +99,14 @@ class Store:
         """Flush what was published, then close; never hang on exit."""
         if self.nc.is_closed:
             return
-        try:
-            await asyncio.wait_for(self.nc.drain(), 5)
-        except (TimeoutError, Exception):
-            await self.nc.close()
+        # Not wait_for: on a timeout it waits for the cancelled drain to finish, and nats-py can
+        # swallow that cancellation; asyncio.wait returns at the deadline whatever the task does.
+        drain = asyncio.ensure_future(self.nc.drain())
+        done, _ = await asyncio.wait({drain}, timeout=5)
+        if not done or drain.exception() is not None:
+            drain.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.close(), 2)
 
     async def setup(self) -> None:
         """Create the streams if missing (idempotent: several processes may race here)."""

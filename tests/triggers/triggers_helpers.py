@@ -126,9 +126,9 @@ async def engine_roles(nats_url: str, home: Path) -> AsyncIterator[Engine]:
         try:
             yield Engine(rt)
         finally:
-            for task in roles:
-                task.cancel()
-            await asyncio.gather(*roles, return_exceptions=True)
+            from engine.aio import stop_tasks
+
+            await stop_tasks(roles)
 
 
 @asynccontextmanager
