@@ -112,6 +112,23 @@ def decide(
     return _Step(state, flow, now, renderer, tasks or index_tasks(flow)).run()
 
 
+_WAITING_FOR_WORKER = (State.CREATED, State.RESTARTED, State.RESUBMITTED)
+
+
+def redispatch(state: Execution, flow: Flow, now: str, renderer: Any) -> list[Dispatch]:
+    """The work sent but not yet started (the shell cannot know whether it went out before a crash):
+    the same dispatches again, built exactly as the first time (retry, working directory...)."""
+    step = _Step(state, flow, now, renderer, index_tasks(flow))
+    return [
+        step.dispatch(tr, tr.dispatched, step.tasks[tr.task_id])
+        for tr in state.taskruns.values()
+        if tr.runnable
+        and tr.state in _WAITING_FOR_WORKER
+        and tr.dispatched > tr.current_attempt
+        and tr.task_id in step.tasks
+    ]
+
+
 def settle(state: Execution, flow: Flow, now: str, renderer: Any, max_steps: int = 10_000) -> Decision:
     """Decide and evolve until nothing more happens; ``state`` is updated in place."""
     tasks = index_tasks(flow)
@@ -453,10 +470,7 @@ class _Step:
                 self.set_state(tr, State.SKIPPED)
                 return
         if tr.runnable:
-            if (
-                st in (State.CREATED, State.RESTARTED, State.RESUBMITTED)
-                and tr.dispatched <= tr.current_attempt
-            ):
+            if st in _WAITING_FOR_WORKER and tr.dispatched <= tr.current_attempt:
                 attempt = tr.current_attempt + 1
                 self.emit(ev.TaskRunDispatched(date=self.now, taskrun_id=tr.id, attempt=attempt))
                 self.out.effects.append(self.dispatch(tr, attempt, task))

@@ -25,6 +25,7 @@ from engine.decider import (
     ReleaseSlot,
     StartSubflow,
     Timer,
+    redispatch,
     settle,
 )
 from engine.errors import ConcurrencyConflict, EngineError
@@ -253,7 +254,7 @@ class Executor:
             # After a restart we cannot know whether dispatches of the previous run went out:
             # send them again (same Nats-Msg-Id, and a worker ignores a taskrun already started).
             self._dispatched_checked.add(execution_id)
-            effects.extend(self._redispatch(state, flow))
+            effects.extend(redispatch(state, flow, now, self.renderer))
         await self.perform(state, effects)
         if state.is_terminal:
             self.cache.pop(execution_id, None)
@@ -287,19 +288,6 @@ class Executor:
                 task_id = tr.task_id if tr else None
                 line = LogLine(event.date, "ERROR", event.reason, tr_id, task_id, None)
                 await self.store.publish_log(execution_id, line)
-
-    def _redispatch(self, state: Execution, flow: Any) -> list[Dispatch]:
-        from engine.context import variables
-        from engine.tree import index_tasks
-
-        tasks = index_tasks(flow)
-        out = []
-        for tr in state.taskruns.values():
-            if tr.runnable and tr.state == "CREATED" and tr.dispatched and tr.task_id in tasks:
-                out.append(
-                    Dispatch(tr.id, tr.dispatched, tasks[tr.task_id], variables(state, flow, tasks, tr))
-                )
-        return out
 
     async def perform(self, state: Execution, effects: list[Any]) -> None:
         jobs = []

@@ -552,3 +552,27 @@ tasks:
 """)
         sim = simulate(f, inputs={"v": value})
         assert sim.state.state == end and sim.state.labels == labels
+
+
+def test_redispatch_after_a_restart_builds_the_same_work() -> None:
+    from engine.decider import redispatch
+    from engine.testing import default_renderer
+
+    f = flow(f"""
+retry: {{type: constant, interval: PT1S, maxAttempt: 3}}
+tasks:
+  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    tasks:
+      - {{id: a, type: {LOG}, message: x}}
+""")
+    sim = simulate(f, {"a": "RUNNING"})
+    first = next(d for d in sim.dispatched if d.task.id == "a")
+    a = sim.taskrun("a")
+    a.attempts.clear()  # as if the worker never got it: dispatched, not started
+    a.state = "CREATED"
+    again = redispatch(sim.state, f, "2026-01-02T00:00:00Z", default_renderer())
+    assert [(d.taskrun_id, d.attempt, d.workdir, d.task.retry) for d in again] == [
+        (first.taskrun_id, 1, first.workdir, first.task.retry)
+    ]
+    assert first.task.retry is not None and first.workdir is not None
