@@ -2,6 +2,9 @@
 
 Started on a free 127.0.0.1 port with its JetStream store under the engine's data dir and
 ``sync_interval: always`` (a publish acked is on disk). Stopped by PID on exit.
+
+The pieces (config lines, spawning, stopping by PID, reaping an orphan) are functions that the
+local cluster (``eventstore.cluster``) uses as well.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from engine.errors import ServerError
@@ -37,6 +41,121 @@ def nats_server_binary() -> str:
     )
 
 
+# ---- configuration pieces -------------------------------------------------------------------
+
+
+def sync_interval() -> str:
+    """The fsync policy: ``always`` (an acknowledged write is on disk) unless ENGINE_SYNC_INTERVAL says."""
+    return os.environ.get("ENGINE_SYNC_INTERVAL", "always")
+
+
+def conf_value(value: str) -> str:
+    """A string for a nats-server config file; ``$NAME`` stays a reference to an environment variable."""
+    if value.startswith("$") and value[1:].replace("_", "").isalnum():
+        return value
+    return json.dumps(value)
+
+
+def jetstream_lines(store_dir: Path | str, sync: str | None = None) -> list[str]:
+    return [
+        "jetstream {",
+        f"  store_dir: {conf_value(str(store_dir))}",
+        f"  sync_interval: {sync or sync_interval()}",
+        "}",
+    ]
+
+
+def token_lines(token: str) -> list[str]:
+    """Clients must present this token (``nats://<token>@host:port``)."""
+    return [f"authorization {{ token: {conf_value(token)} }}"]
+
+
+def common_lines() -> list[str]:
+    return ["max_payload: 8MB"]
+
+
+def write_config(path: Path, lines: Sequence[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# ---- processes --------------------------------------------------------------------------------
+
+
+def spawn_server(conf: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """``nats-server -c conf`` in its own session (a Ctrl-C of the terminal does not reach it)."""
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+    try:
+        return subprocess.Popen(
+            [nats_server_binary(), "-c", str(conf)],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    finally:
+        log.close()
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+    """SIGTERM by PID, SIGKILL after ``timeout``; reaped either way."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+def kill_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL by PID (a crash), then reap."""
+    if proc is not None and proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def log_tail(path: Path, size: int = 2000) -> str:
+    try:
+        return path.read_text(errors="replace")[-size:]
+    except OSError:
+        return ""
+
+
+def reap_orphan(pid_file: Path, conf: Path, data_dir: Path) -> None:
+    """Servers left by an engine process that died (kill -9) are stopped; ones still owned are refused.
+
+    ``pid_file`` holds lines ``<server pid> <owner pid>``; a server is only touched when its command
+    line names ``conf`` (a reused PID is left alone).
+    """
+    try:
+        rows = [tuple(int(x) for x in line.split()) for line in pid_file.read_text().splitlines() if line]
+    except (OSError, ValueError):
+        return
+    for row in rows:
+        if len(row) != 2:
+            continue
+        server_pid, owner_pid = row
+        if not _alive(server_pid) or str(conf) not in _cmdline(server_pid):
+            continue
+        if owner_pid != os.getpid() and _alive(owner_pid):
+            raise ServerError(
+                f"another engine process (pid {owner_pid}) is using the data directory "
+                f"{data_dir}; wait for it to end, or give this one its own "
+                "ENGINE_HOME (or ENGINE_NATS_URL)"
+            )
+        os.kill(server_pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _alive(server_pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if _alive(server_pid):
+            os.kill(server_pid, signal.SIGKILL)
+
+
 class EmbeddedServer:
     """One nats-server child process with JetStream, owned by this process."""
 
@@ -54,68 +173,33 @@ class EmbeddedServer:
     def _pid_file(self) -> Path:
         return self.store_dir / "server.pid"
 
-    def _reap_orphan(self, conf: Path) -> None:
-        """A server left by an engine process that died (kill -9) is stopped; one still owned is refused."""
-        try:
-            server_pid, owner_pid = (int(x) for x in self._pid_file.read_text().split())
-        except (OSError, ValueError):
-            return
-        if not _alive(server_pid) or str(conf) not in _cmdline(server_pid):
-            return
-        if owner_pid != os.getpid() and _alive(owner_pid):
-            raise ServerError(
-                f"another engine process (pid {owner_pid}) is using the data directory "
-                f"{self.store_dir.parent}; wait for it to end, or give this one its own "
-                "ENGINE_HOME (or ENGINE_NATS_URL)"
-            )
-        os.kill(server_pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while _alive(server_pid) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if _alive(server_pid):
-            os.kill(server_pid, signal.SIGKILL)
-
     def start(self, timeout: float = 10.0) -> str:
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        self._reap_orphan(self.store_dir / "nats.conf")
+        conf = self.store_dir / "nats.conf"
+        reap_orphan(self._pid_file, conf, self.store_dir.parent)
         run_dir = self.store_dir / "run"
         run_dir.mkdir(exist_ok=True)
         for stale in run_dir.glob("*.ports"):
             stale.unlink(missing_ok=True)
-        conf = self.store_dir / "nats.conf"
-        conf.write_text(
-            "\n".join(
-                [
-                    "listen: 127.0.0.1:-1",
-                    f"ports_file_dir: {json.dumps(str(run_dir))}",
-                    f"authorization {{ token: {json.dumps(self.token)} }}",
-                    "jetstream {",
-                    f"  store_dir: {json.dumps(str(self.store_dir / 'js'))}",
-                    "  sync_interval: " + os.environ.get("ENGINE_SYNC_INTERVAL", "always") + ",",
-                    "}",
-                    "max_payload: 8MB",
-                    "",
-                ]
-            )
+        write_config(
+            conf,
+            [
+                "listen: 127.0.0.1:-1",
+                f"ports_file_dir: {conf_value(str(run_dir))}",
+                *token_lines(self.token),
+                *jetstream_lines(self.store_dir / "js"),
+                *common_lines(),
+            ],
         )
-        log = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 - handed to the child
-        try:
-            self.proc = subprocess.Popen(
-                [nats_server_binary(), "-c", str(conf)],
-                stdout=log,
-                stderr=log,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
+        log_path = self.store_dir / "nats-server.log"
+        self.proc = spawn_server(conf, log_path)
         self._pid_file.write_text(f"{self.proc.pid} {os.getpid()}\n")
         ports = run_dir / f"nats-server_{self.proc.pid}.ports"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                tail = (self.store_dir / "nats-server.log").read_text(errors="replace")[-2000:]
-                raise ServerError(f"nats-server exited with code {self.proc.returncode}:\n{tail}")
+                code = self.proc.returncode
+                raise ServerError(f"nats-server exited with code {code}:\n{log_tail(log_path)}")
             if ports.exists():
                 try:
                     data = json.loads(ports.read_text())
@@ -133,22 +217,11 @@ class EmbeddedServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.kill(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-        except ProcessLookupError:
-            pass
+        stop_process(proc, timeout)
 
     def kill(self) -> None:
         """SIGKILL, for crash tests."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        kill_process(self.proc)
         self.proc = None
 
     def __enter__(self) -> EmbeddedServer:

@@ -1,0 +1,412 @@
+"""A real NATS cluster: N ``nats-server`` processes with JetStream, joined by routes.
+
+``LocalCluster`` runs the nodes on free loopback ports, each with its own store directory under one
+data directory and ``sync_interval: always``; it waits until JetStream has elected its meta leader and
+returns the client URLs (``ENGINE_NATS_URL`` takes them comma-separated). Each node is stopped by its
+PID; one node can be killed and restarted on the same ports (the chaos benchmark does).
+
+``cluster_config`` writes the same configuration for real hosts. On the command line::
+
+    python -m eventstore.cluster start            # 3 local nodes; prints ENGINE_NATS_URL=...; Ctrl-C stops
+    python -m eventstore.cluster config --host n1=10.0.0.1 --host n2=10.0.0.2 --host n3=10.0.0.3 -o conf/
+
+Streams are replicated by the engine itself (``ENGINE_REPLICAS=3``), not by this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from engine.errors import ServerError
+from eventstore.server import (
+    common_lines,
+    conf_value,
+    jetstream_lines,
+    kill_process,
+    log_tail,
+    reap_orphan,
+    spawn_server,
+    stop_process,
+    token_lines,
+    write_config,
+)
+
+CLUSTER_NAME = "engine"
+CLIENT_PORT, ROUTE_PORT, HTTP_PORT = 4222, 6222, 8222  # nats-server's own defaults
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """Where one node listens and keeps its data."""
+
+    name: str
+    host: str  # the address other nodes and clients use
+    client_port: int
+    route_port: int
+    http_port: int  # monitoring (/healthz, /jsz)
+    store_dir: str
+    listen_host: str = ""  # the address to bind (default: ``host``; ``0.0.0.0`` on real hosts)
+
+    @property
+    def bind(self) -> str:
+        return self.listen_host or self.host
+
+    def client_url(self, token: str | None = None) -> str:
+        auth = f"{token}@" if token and not token.startswith("$") else ""
+        return f"nats://{auth}{self.host}:{self.client_port}"
+
+    @property
+    def monitor_url(self) -> str:
+        host = "127.0.0.1" if self.bind in ("0.0.0.0", "") else self.bind
+        return f"http://{host}:{self.http_port}"
+
+
+def cluster_config(
+    node: NodeSpec,
+    nodes: Sequence[NodeSpec],
+    *,
+    token: str,
+    route_user: str,
+    route_password: str,
+    cluster_name: str = CLUSTER_NAME,
+    sync: str | None = None,
+) -> list[str]:
+    """The config lines of ``node`` in a cluster of ``nodes`` (every node routes to every other).
+
+    A token written ``$NAME`` is read by nats-server from that environment variable. The route
+    credentials are literal: they are part of the route URLs, where nats-server expands no variable.
+    """
+    if route_password.startswith("$") or not route_password.isalnum() or not route_user.isalnum():
+        raise ServerError("the route user and password must be letters and digits (they go in URLs)")
+    routes = [
+        f"nats-route://{route_user}:{route_password}@{n.host}:{n.route_port}"
+        for n in nodes
+        if n.name != node.name
+    ]
+    lines = [
+        f"server_name: {conf_value(node.name)}",
+        f"listen: {conf_value(f'{node.bind}:{node.client_port}')}",
+        f"http: {conf_value(f'{node.bind}:{node.http_port}')}",
+        *token_lines(token),
+        "cluster {",
+        f"  name: {conf_value(cluster_name)}",
+        f"  listen: {conf_value(f'{node.bind}:{node.route_port}')}",
+        f"  authorization {{ user: {conf_value(route_user)}, password: {conf_value(route_password)} }}",
+        "  routes: [",
+        *(f"    {conf_value(r)}" for r in routes),
+        "  ]",
+        "}",
+        *jetstream_lines(node.store_dir, sync),
+        *common_lines(),
+    ]
+    return lines
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports free on ``host`` right now (held open together, then released)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _get_json(url: str, timeout: float = 1.0) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return int(resp.status), json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read() or b"null")
+        except ValueError:
+            return exc.code, None
+    except (OSError, ValueError):
+        return 0, None
+
+
+@dataclass
+class Node:
+    spec: NodeSpec
+    conf: Path
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
+
+    def meta_leader(self) -> str | None:
+        """The JetStream meta leader this node knows of (None: no leader, or the node does not answer)."""
+        code, data = _get_json(f"{self.spec.monitor_url}/jsz")
+        if code != 200 or not isinstance(data, dict):
+            return None
+        leader = (data.get("meta_cluster") or {}).get("leader")
+        return str(leader) if leader else None
+
+    def healthy(self) -> bool:
+        """``/healthz``: the server is up and its JetStream assets are current."""
+        code, _ = _get_json(f"{self.spec.monitor_url}/healthz")
+        return code == 200
+
+
+@dataclass
+class LocalCluster:
+    """N nats-server processes on loopback ports, owned by this process (stopped by PID)."""
+
+    data_dir: Path
+    size: int = 3
+    host: str = "127.0.0.1"
+    token: str = field(default_factory=lambda: secrets.token_hex(16))
+    route_password: str = field(default_factory=lambda: secrets.token_hex(16))
+    sync: str | None = None  # default: ENGINE_SYNC_INTERVAL, else ``always``
+    nodes: list[Node] = field(default_factory=list)
+
+    @property
+    def _pid_file(self) -> Path:
+        return self.data_dir / "cluster.pids"
+
+    def _layout(self) -> list[NodeSpec]:
+        ports = free_ports(3 * self.size, self.host)
+        return [
+            NodeSpec(
+                name=f"n{i + 1}",
+                host=self.host,
+                client_port=ports[3 * i],
+                route_port=ports[3 * i + 1],
+                http_port=ports[3 * i + 2],
+                store_dir=str(self.data_dir / f"n{i + 1}" / "js"),
+            )
+            for i in range(self.size)
+        ]
+
+    def start(self, timeout: float = 30.0) -> list[str]:
+        """Start every node, wait for the meta leader, return the client URLs (with the token)."""
+        if self.size < 1:
+            raise ServerError("a cluster needs at least one node")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        for i in range(self.size):  # nodes left by a process of ours that died are stopped
+            reap_orphan(self._pid_file, self.data_dir / f"n{i + 1}" / "nats.conf", self.data_dir)
+        specs = self._layout()
+        self.nodes = []
+        for spec in specs:
+            node_dir = self.data_dir / spec.name
+            conf = write_config(
+                node_dir / "nats.conf",
+                cluster_config(
+                    spec,
+                    specs,
+                    token=self.token,
+                    route_user="route",
+                    route_password=self.route_password,
+                    sync=self.sync,
+                ),
+            )
+            self.nodes.append(Node(spec, conf, node_dir / "nats-server.log"))
+        try:
+            for i in range(self.size):
+                self._spawn(i)
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self.urls
+
+    def _spawn(self, index: int) -> None:
+        node = self.nodes[index]
+        node.proc = spawn_server(node.conf, node.log)
+        self._write_pids()
+
+    def _write_pids(self) -> None:
+        me = os.getpid()
+        self._pid_file.write_text("".join(f"{n.pid} {me}\n" for n in self.nodes if n.pid is not None))
+
+    def wait_ready(self, timeout: float = 30.0, nodes: Sequence[int] | None = None) -> str:
+        """Until every running node (or those of ``nodes``) is healthy and knows the same meta leader."""
+        deadline = time.monotonic() + timeout
+        while True:
+            running = [n for i, n in enumerate(self.nodes) if n.pid is not None]
+            for n in self.nodes:
+                if n.proc is not None and n.proc.poll() is not None:
+                    raise ServerError(
+                        f"nats-server {n.spec.name} exited with code {n.proc.returncode}:\n{log_tail(n.log)}"
+                    )
+            watched = [self.nodes[i] for i in nodes] if nodes is not None else running
+            leaders = {n.meta_leader() for n in running}
+            if len(leaders) == 1 and None not in leaders and all(n.healthy() for n in watched):
+                leader = leaders.pop()
+                assert leader is not None
+                return leader
+            if time.monotonic() > deadline:
+                raise ServerError(
+                    f"the NATS cluster elected no JetStream meta leader within {timeout:.0f}s "
+                    f"(leaders seen: {sorted(map(str, leaders))}; logs under {self.data_dir})"
+                )
+            time.sleep(0.05)
+
+    @property
+    def urls(self) -> list[str]:
+        return [n.spec.client_url(self.token) for n in self.nodes]
+
+    @property
+    def url(self) -> str:
+        """The value for ENGINE_NATS_URL."""
+        return ",".join(self.urls)
+
+    @property
+    def pids(self) -> list[int]:
+        return [n.pid for n in self.nodes if n.pid is not None]
+
+    def stop_node(self, index: int, timeout: float = 10.0) -> None:
+        stop_process(self.nodes[index].proc, timeout)
+        self.nodes[index].proc = None
+        self._write_pids()
+
+    def kill_node(self, index: int) -> None:
+        """SIGKILL one node (a crash); its store stays for the restart."""
+        kill_process(self.nodes[index].proc)
+        self.nodes[index].proc = None
+        self._write_pids()
+
+    def restart_node(self, index: int, timeout: float = 30.0) -> None:
+        """Start a stopped node again on the same ports and store, and wait until it is current."""
+        if self.nodes[index].pid is not None:
+            raise ServerError(f"node {self.nodes[index].spec.name} is running")
+        self._spawn(index)
+        self.wait_ready(timeout, nodes=[index])
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Every node, by PID (SIGTERM, then SIGKILL)."""
+        for node in self.nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                os.kill(node.proc.pid, signal.SIGTERM)
+        for node in self.nodes:
+            stop_process(node.proc, timeout)
+            node.proc = None
+        self._pid_file.unlink(missing_ok=True)
+
+    def __enter__(self) -> LocalCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_cluster(data_dir: Path, size: int = 3, *, timeout: float = 30.0) -> LocalCluster:
+    """Start ``size`` loopback nodes under ``data_dir``; ``.url`` is for ENGINE_NATS_URL."""
+    cluster = LocalCluster(Path(data_dir), size=size)
+    cluster.start(timeout)
+    return cluster
+
+
+# ---- command line ---------------------------------------------------------------------------
+
+cluster_app = typer.Typer(no_args_is_help=True, help="A NATS cluster with JetStream for the engine.")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``cluster start|config`` to the ``engine`` command."""
+    app.add_typer(cluster_app, name="cluster")
+
+
+def _default_dir() -> Path:
+    from engine.runtime import data_home
+
+    return data_home() / "cluster"
+
+
+@cluster_app.command("start")
+def start_command(
+    nodes: Annotated[int, typer.Option("--nodes", "-n", help="How many nats-server processes.")] = 3,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Store directories go here (default: ENGINE_HOME/cluster)."),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the meta leader.")] = 30.0,
+) -> None:
+    """Start a local cluster on free 127.0.0.1 ports and keep it running; Ctrl-C stops every node."""
+    cluster = LocalCluster(data_dir or _default_dir(), size=nodes)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        try:
+            cluster.start(timeout)
+        except ServerError as exc:
+            sys.stderr.write(f"{exc}\n")
+            raise typer.Exit(1) from None
+        sys.stdout.write(f"ENGINE_NATS_URL={cluster.url}\n")
+        sys.stdout.flush()
+        where = ", ".join(f"{n.spec.name} pid {n.pid} :{n.spec.client_port}" for n in cluster.nodes)
+        sys.stderr.write(
+            f"{nodes} nats-server nodes ({where}) under {cluster.data_dir}; "
+            "start the roles with this ENGINE_NATS_URL and ENGINE_REPLICAS=3; Ctrl-C stops them\n"
+        )
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        cluster.stop()
+
+
+@cluster_app.command("config")
+def config_command(
+    host: Annotated[
+        list[str], typer.Option("--host", help="NAME=ADDRESS of one node (repeat for each, 3 or 5).")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for NAME.conf files.")] = Path("."),
+    store_dir: Annotated[str, typer.Option(help="JetStream store directory on each host.")] = "/var/lib/nats",
+    token: Annotated[
+        str, typer.Option(help="Client token; `$NAME` makes nats-server read it from the environment.")
+    ] = "",
+    route_password: Annotated[
+        str, typer.Option(help="Password between nodes, letters and digits (default: random).")
+    ] = "",
+    client_port: Annotated[int, typer.Option()] = CLIENT_PORT,
+    route_port: Annotated[int, typer.Option()] = ROUTE_PORT,
+    http_port: Annotated[int, typer.Option()] = HTTP_PORT,
+    listen: Annotated[str, typer.Option(help="Bind address on each host.")] = "0.0.0.0",
+) -> None:
+    """Write one nats-server config file per host (routes between all of them) and print ENGINE_NATS_URL."""
+    specs = []
+    for item in host:
+        name, sep, address = item.partition("=")
+        if not sep or not name or not address:
+            sys.stderr.write(f"--host {item!r}: expected NAME=ADDRESS\n")
+            raise typer.Exit(2)
+        specs.append(
+            NodeSpec(name, address, client_port, route_port, http_port, store_dir, listen_host=listen)
+        )
+    if len({s.name for s in specs}) != len(specs):
+        sys.stderr.write("--host: node names must differ\n")
+        raise typer.Exit(2)
+    token = token or secrets.token_hex(16)
+    route_password = route_password or secrets.token_hex(16)
+    for spec in specs:
+        path = write_config(
+            out / f"{spec.name}.conf",
+            cluster_config(spec, specs, token=token, route_user="route", route_password=route_password),
+        )
+        sys.stderr.write(f"wrote {path}\n")
+    sys.stdout.write(f"ENGINE_NATS_URL={','.join(s.client_url(token) for s in specs)}\n")
+
+
+if __name__ == "__main__":
+    cluster_app()
