@@ -11,7 +11,7 @@ import contextlib
 import json
 import re
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -65,6 +65,7 @@ def unprocessable(message: str, errors: list[Any] | None = None) -> ApiError:
 class Deps:
     runtime: Any  # engine.runtime.Runtime (store, flows, create_execution, restart, replay...)
     indexer: Indexer
+    backfills: dict[tuple[str, str, str], Any] = field(default_factory=dict)  # webserver.triggers
 
     @property
     def store(self) -> Store:
@@ -1268,6 +1269,8 @@ ROUTES = [
 
 
 def all_routes() -> list[Any]:
+    from webserver.nsfiles import ROUTES as FILES
+    from webserver.triggers import ROUTES as TRIGGERS
     from webserver.webhook import webhook
 
-    return [*ROUTES, webhook]
+    return [*ROUTES, *TRIGGERS, *FILES, webhook]

@@ -269,5 +269,9 @@ async def serve(
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 5)
             raise
+        finally:
+            from webserver.triggers import stop_backfills
+
+            await stop_backfills(app.state.deps)
     finally:
         await indexer.stop()
