@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -53,6 +54,9 @@ def test_three_nodes_elect_a_meta_leader_and_route_to_each_other(cluster: LocalC
         assert f'127.0.0.1:{node.spec.route_port}"\n  authorization' in conf  # listens on its own
 
 
+# nats-py drops (without closing) the stream writer of the connection the killed node reset; its
+# __del__ then complains once the loop is gone. Collected here (gc below) so no other test sees it.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.anyio
 async def test_replicated_streams_survive_the_kill_of_a_node(cluster: LocalCluster) -> None:
     from eventstore import events as ev
@@ -82,7 +86,14 @@ async def test_replicated_streams_survive_the_kill_of_a_node(cluster: LocalClust
             except Exception:  # no leader yet (503 / timeout): try again
                 await asyncio.sleep(0.2)
         assert seq2 > seq
-        assert [s for s, _ in await store.read(eid)] == [seq, seq2]
+        # A direct get may be answered by a replica a moment behind the leader: wait for it, bounded.
+        seqs: list[int] = []
+        for _ in range(100):
+            seqs = [s for s, _ in await store.read(eid)]
+            if seqs == [seq, seq2]:
+                break
+            await asyncio.sleep(0.05)
+        assert seqs == [seq, seq2]
         port = cluster.nodes[victim].spec.client_port
         cluster.restart_node(victim)
         assert cluster.nodes[victim].spec.client_port == port and cluster.nodes[victim].healthy()
@@ -90,6 +101,8 @@ async def test_replicated_streams_survive_the_kill_of_a_node(cluster: LocalClust
         assert info.state.last_seq == seq2
     finally:
         await store.close()
+        del store
+        gc.collect()
 
 
 def test_config_writes_valid_files_for_real_hosts(tmp_path: Path) -> None:
