@@ -13,6 +13,16 @@ the stream sequence of the step they show, and an upsert only replaces an older 
 
 Readers (the webserver) use ``query``/``aquery``, which run on their own DuckDB cursors in
 threads and see committed transactions only.
+
+Lag: ``lag()`` gives the messages of the streams not applied yet, and the age in milliseconds of
+the oldest of them (now minus the time its stream stored it: the message right after the last
+applied one; 0 when nothing is behind, so an idle indexer does not look late). ``/metrics`` shows
+both per stream (``engine_indexer_lag_events``, ``engine_indexer_lag_ms``).
+
+Compaction: rows inserted in a running DuckDB keep their in-memory version information even
+after a checkpoint, and scans of a bulk-loaded table pay for it (search p95 55 ms right after
+100,000 executions, 21 ms once reopened). After ``compact_rows`` rows, as soon as the indexer has
+caught up, it checkpoints and reopens the file (``compact()``), which drops that state.
 """
 
 from __future__ import annotations
@@ -23,8 +33,8 @@ import json
 import logging
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,6 +245,7 @@ class Msg:
     data: bytes
     headers: dict[str, str] | None = None
     pending: int = 0
+    time: float = 0.0  # when the stream stored it (epoch seconds; 0: unknown)
 
 
 @dataclass
@@ -300,17 +311,27 @@ class Indexer:
         lru_size: int = 10_000,
         batch_max: int = 1000,
         batch_wait: float = 0.2,
+        compact_rows: int = 50_000,
     ) -> None:
         self.store = store
         self.path = Path(path)
         self.lru_size = lru_size
         self.batch_max = batch_max
         self.batch_wait = batch_wait
+        self.compact_rows = compact_rows
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = duckdb.connect(str(self.path))
         self._migrate()
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._gen = 0  # bumped by compact(): thread-local cursors of an older connection are stale
+        self._users = 0  # queries and writes in progress (compact waits for none)
+        self._exclusive = False
+        self._gate = threading.Condition()
+        self._rows_since_compact = 0
+        self.compactions = 0
+        self._known: dict[str, int] = {}  # last sequence known to exist, per stream
+        self._unapplied: dict[str, deque[tuple[int, float]]] = {}  # received, not applied: (seq, time)
         self._open: OrderedDict[str, Execution] = OrderedDict()
         self._deleted: set[str] = {
             r[0] for r in self.db.execute("SELECT id FROM deleted_executions").fetchall()
@@ -321,9 +342,15 @@ class Indexer:
         self._task: asyncio.Task[None] | None = None
         self._subs: list[Any] = []
         self.registry = CollectorRegistry()
-        self.lag = Gauge(
+        self.lag_gauge = Gauge(
             "engine_indexer_lag_events",
             "Messages of a source stream not yet applied to the projection",
+            ["stream"],
+            registry=self.registry,
+        )
+        self.lag_ms_gauge = Gauge(
+            "engine_indexer_lag_ms",
+            "Milliseconds since the last applied message of a stream was stored (0: caught up)",
             ["stream"],
             registry=self.registry,
         )
@@ -408,11 +435,13 @@ class Indexer:
                 log.exception("indexer: batch failed; resuming from the stored sequences in 1 s")
                 await self._unsubscribe()
                 self._open.clear()
-                self.applied = self._stored_seqs(self._cursor())
+                rows = self.query("SELECT stream, seq FROM meta WHERE stream <> ?", [SCHEMA_KEY])
+                self.applied = {str(stream): int(seq) for stream, seq in rows}
                 self._queue = asyncio.Queue(maxsize=self.batch_max * 4)
                 await asyncio.sleep(1)
 
     async def _subscribe(self) -> None:
+        self._unapplied.clear()
         for stream in source_streams():
             start = self.applied.get(stream, 0) + 1
             filters = _filters(stream)
@@ -425,9 +454,11 @@ class Indexer:
             async def on_msg(msg: Any, stream: str = stream) -> None:
                 md = msg.metadata
                 headers = dict(msg.headers) if msg.headers else None
-                await self._queue.put(
-                    Msg(stream, int(md.sequence.stream), msg.subject, msg.data, headers, int(md.num_pending))
-                )
+                seq, pending = int(md.sequence.stream), int(md.num_pending)
+                stored = md.timestamp.timestamp() if md.timestamp is not None else 0.0
+                self._known[stream] = max(self._known.get(stream, 0), seq + pending)
+                self._unapplied.setdefault(stream, deque()).append((seq, stored))
+                await self._queue.put(Msg(stream, seq, msg.subject, msg.data, headers, pending, stored))
 
             sub = await self.store.js.subscribe(
                 filters[0], stream=stream, ordered_consumer=True, config=config, cb=on_msg
@@ -440,8 +471,8 @@ class Indexer:
             info = await self.store.js.stream_info(stream)
         except Exception:  # lag is informative only
             return
-        behind = max(0, int(info.state.last_seq) - self.applied.get(stream, 0))
-        self.lag.labels(stream=stream).set(behind)
+        self._known[stream] = max(self._known.get(stream, 0), int(info.state.last_seq))
+        self.refresh_lag()
 
     async def _unsubscribe(self) -> None:
         subs, self._subs = self._subs, []
@@ -486,17 +517,51 @@ class Indexer:
                 self._on_tombstone(batch, m)
         if not batch.meta:
             return
-        await asyncio.to_thread(self._write, batch)
+        rows = await asyncio.to_thread(self._write, batch)
         self.applied.update(batch.meta)
-        last: dict[str, Msg] = {}
         for m in msgs:
-            last[m.stream] = m
-        for stream, m in last.items():
-            self.lag.labels(stream=stream).set(m.pending)
+            self._known[m.stream] = max(self._known.get(m.stream, 0), m.seq + m.pending)
+        for stream, waiting in self._unapplied.items():
+            done = self.applied.get(stream, 0)
+            while waiting and waiting[0][0] <= done:
+                waiting.popleft()
+        caught_up = all(known <= self.applied.get(s, 0) for s, known in self._known.items())
+        self.refresh_lag()
         self.applied_total.inc(len(msgs))
         self.batch_seconds.set(time.perf_counter() - t0)
         async with self._changed:
             self._changed.notify_all()
+        self._rows_since_compact += rows
+        if self._rows_since_compact >= self.compact_rows and caught_up and self._queue.empty():
+            await asyncio.to_thread(self.compact)
+
+    # ---- lag -----------------------------------------------------------------------------------
+
+    def stream_lag(self, stream: str, now: float | None = None) -> tuple[int, float]:
+        """(messages behind, age in ms of the oldest received message not applied yet) of one stream."""
+        behind = max(0, self._known.get(stream, 0) - self.applied.get(stream, 0))
+        waiting = self._unapplied.get(stream)
+        if not behind or not waiting or not waiting[0][1]:
+            return behind, 0.0
+        now = time.time() if now is None else now
+        return behind, max(0.0, (now - waiting[0][1]) * 1000.0)
+
+    def lag(self, now: float | None = None) -> tuple[int, float]:
+        """(messages behind, milliseconds behind) over every source stream: the sum, the max."""
+        now = time.time() if now is None else now
+        events, ms = 0, 0.0
+        for stream in self._known:
+            n, age = self.stream_lag(stream, now)
+            events, ms = events + n, max(ms, age)
+        return events, ms
+
+    def refresh_lag(self) -> None:
+        """Set the lag gauges (the API calls it before each /metrics answer)."""
+        now = time.time()
+        for stream in self._known:
+            n, age = self.stream_lag(stream, now)
+            self.lag_gauge.labels(stream=stream).set(n)
+            self.lag_ms_gauge.labels(stream=stream).set(age)
 
     async def _state(self, execution_id: str, events: list[ev.Event]) -> tuple[Execution | None, bool]:
         """The open state of an execution, and whether it was reloaded from the log."""
@@ -655,8 +720,9 @@ class Indexer:
 
     # ---- the write -------------------------------------------------------------------------
 
-    def _write(self, batch: _Batch) -> None:
-        with self._write_lock:
+    def _write(self, batch: _Batch) -> int:
+        """One transaction; returns the number of rows written."""
+        with self._write_lock, self._shared():
             cur = self._cursor()
             cur.execute("BEGIN TRANSACTION")
             try:
@@ -665,6 +731,7 @@ class Indexer:
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
+        return len(batch.executions) + len(batch.taskruns) + len(batch.logs) + len(batch.revisions)
 
     @staticmethod
     def _insert(
@@ -737,21 +804,58 @@ class Indexer:
 
     def checkpoint(self) -> None:
         """Fold DuckDB's write-ahead log into the table files (reads get faster)."""
-        with self._write_lock:
+        with self._write_lock, self._shared():
             self._cursor().execute("FORCE CHECKPOINT")
+
+    def compact(self) -> None:
+        """Checkpoint and reopen the file: scans no longer pay for the version data of bulk inserts.
+
+        Waits for the queries in progress; new ones wait (a few ms) until the file is open again.
+        """
+        with self._write_lock:
+            with self._gate:
+                self._exclusive = True
+                while self._users:
+                    self._gate.wait()
+            try:
+                self.db.execute("FORCE CHECKPOINT")
+                self.db.close()  # closes every cursor of this connection too
+                self.db = duckdb.connect(str(self.path))
+                self._gen += 1
+                self._rows_since_compact = 0
+                self.compactions += 1
+            finally:
+                with self._gate:
+                    self._exclusive = False
+                    self._gate.notify_all()
+
+    @contextlib.contextmanager
+    def _shared(self) -> Iterator[None]:
+        with self._gate:
+            while self._exclusive:
+                self._gate.wait()
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._gate:
+                self._users -= 1
+                if not self._users:
+                    self._gate.notify_all()
 
     # ---- reads -----------------------------------------------------------------------------
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cur", None)
-        if cur is None:
+        if cur is None or getattr(self._local, "gen", -1) != self._gen:
             cur = self.db.cursor()
-            self._local.cur = cur
+            self._local.cur, self._local.gen = cur, self._gen
         return cur
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """Rows of one read-only statement, on this thread's cursor (committed data only)."""
-        return self._cursor().execute(sql, list(params or [])).fetchall()
+        with self._shared():
+            return self._cursor().execute(sql, list(params or [])).fetchall()
 
     async def aquery(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         return await asyncio.to_thread(self.query, sql, params)

@@ -165,6 +165,7 @@ def create_app(
     @get("/metrics", media_type=MediaType.TEXT, tags=["Health"])
     async def metrics() -> Response[bytes]:
         """Prometheus metrics: the indexer's lag and throughput, API requests."""
+        indexer.refresh_lag()
         body = generate_latest(indexer.registry) + generate_latest(registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 

@@ -202,3 +202,94 @@ async def test_lag_gauge_counts_unapplied_messages(nats_url: str, tmp_path: Path
     finally:
         await ix.stop()
         await store.close()
+
+
+async def test_lag_counts_messages_and_milliseconds_behind(nats_url: str, tmp_path: Path) -> None:
+    import time
+
+    from prometheus_client import generate_latest
+
+    from eventstore.store import LogLine
+
+    store = await Store.connect(nats_url)
+    ix = Indexer(store, tmp_path / "lagms.duckdb")
+    eid = "L" + uuid.uuid4().hex[:21]
+    try:
+        await ix.start()
+        assert await ix.wait_caught_up(30)
+        assert ix.lag() == (0, 0.0)
+        # hold the writer: messages arrive, none is applied
+        assert await asyncio.to_thread(ix._write_lock.acquire, True, 5)
+        try:
+            t0 = time.time()
+            for i in range(5):
+                await store.publish_log(eid, LogLine("2026-01-01T00:00:00Z", "INFO", f"line {i}"))
+            deadline = time.monotonic() + 10
+            while ix.lag()[0] < 5 and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.3)
+            events, ms = ix.lag()
+            assert events >= 5
+            assert 300 <= ms <= (time.time() - t0) * 1000 + 1000  # the oldest unapplied line's age
+            ix.refresh_lag()
+            text = generate_latest(ix.registry).decode()
+            line = next(x for x in text.splitlines() if x.startswith('engine_indexer_lag_ms{stream="LOGS"}'))
+            assert float(line.split()[-1]) >= 300
+        finally:
+            ix._write_lock.release()
+        assert await ix.wait_caught_up(30)
+        assert ix.lag() == (0, 0.0)
+        assert ix.query("SELECT count(*) FROM logs WHERE execution_id = ?", [eid]) == [(5,)]
+    finally:
+        await ix.stop()
+        await store.close()
+
+
+async def test_compaction_reopens_the_file_without_losing_rows_or_failing_readers(tmp_path: Path) -> None:
+    import threading
+
+    ix = Indexer(None, tmp_path / "c.duckdb", compact_rows=40)  # type: ignore[arg-type]  # batch path only
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                ix.query("SELECT count(*) FROM executions")
+            except BaseException as exc:  # a reader must never see a closed connection
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for k in range(10):
+            msgs = []
+            for i in range(10):
+                eid = f"C{k:03d}{i:018d}"
+                msgs.append(
+                    Msg(
+                        "EVENTS_0",
+                        k * 10 + i + 1,
+                        f"ev.0.{eid}",
+                        ev.encode([_created(eid, "2026-01-01T00:00:00Z")]),
+                    )
+                )
+            await ix.apply(msgs)
+        stop.set()
+        for t in threads:
+            t.join(10)
+        assert not errors, errors
+        assert ix.compactions >= 2  # 100 rows, every 40
+        assert ix.query("SELECT count(*) FROM executions") == [(100,)]
+        assert ix.query("SELECT seq FROM meta WHERE stream = 'EVENTS_0'") == [(100,)]
+    finally:
+        stop.set()
+        ix.close()
+    reopened = Indexer(None, tmp_path / "c.duckdb")  # type: ignore[arg-type]
+    try:
+        assert reopened.query("SELECT count(*) FROM executions") == [(100,)]
+        assert reopened.applied["EVENTS_0"] == 100
+    finally:
+        reopened.close()
