@@ -753,6 +753,9 @@ class _Ctx:
             trig_type = self.required_string(data, "type", sub, "trigger property")
             disabled = self.boolean(data.get("disabled"), child_path(sub, "disabled"))
             props = {k: v for k, v in data.items() if k not in ("id", "type", "disabled")}
+            declared = self.registry.trigger(trig_type) if trig_type is not None else None
+            if declared is not None:
+                props = self.validate_props(declared, props, sub)
             self.collect_expressions(props, sub)
             if trig_id is None or trig_type is None:
                 continue

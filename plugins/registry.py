@@ -29,8 +29,13 @@ class Registry:
     def __init__(self) -> None:
         self._by_name: dict[str, PluginSpec] = {}
         self._canonical: dict[str, PluginSpec] = {}
+        self._triggers: dict[str, PluginSpec] = {}  # trigger types whose properties a flow load checks
 
     def add(self, spec: PluginSpec) -> None:
+        if spec.extra.get("trigger"):
+            for name in (spec.type, *spec.aliases):
+                self._triggers[name] = spec
+            return
         self._canonical[spec.type] = spec
         for name in (spec.type, *spec.aliases):
             self._by_name[name] = spec
@@ -63,6 +68,10 @@ class Registry:
         if close:
             return "did you mean " + " or ".join(repr(c) for c in close) + "?"
         return "run `engine plugins list` to see the known types"
+
+    def trigger(self, name: str) -> PluginSpec | None:
+        """The declaration of a trigger type (None: a type the loader accepts without checking)."""
+        return self._triggers.get(name)
 
     def specs(self, internal: bool = False) -> list[PluginSpec]:
         """Every plugin a flow may name (``internal`` ones, which the engine creates itself, on request)."""

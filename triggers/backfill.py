@@ -1,26 +1,48 @@
-"""Backfill: create the execution of every slot of a Schedule trigger in a window, idempotently.
+"""Backfill: create the execution of every slot of a Schedule trigger in a window, durably and gently.
+
+A backfill is a record in KV_triggers (``backfill.<ns>.<flow>.<trigger>``, one per trigger): the
+window, the inputs and labels, the cursor (last slot handled), the executions in flight, counters
+and a status: RUNNING, PAUSED, CANCELLED or DONE. Whoever advances it (the scheduler role, and the
+``engine backfill`` command while it runs) creates the next slots only while fewer than the limit
+are in flight: the flow's ``concurrency.limit`` when it has one, else ``max_inflight`` (default
+10). Each step is a compare-and-set write, so two advancers never lose an update.
 
 Each slot's execution id is the one the scheduler would use (namespace, flow, trigger, slot), so
-running the same backfill twice, or backfilling slots the scheduler already ran, creates nothing
-twice: the executor accepts one ExecutionCreated per id.
+running the same backfill twice, or backfilling slots the scheduler already ran, or an advancer
+that dies between creating and recording, creates nothing twice: the executor accepts one
+ExecutionCreated per id.
+
+The functions another service (the REST API) calls take the store: :func:`backfill_status`,
+:func:`list_backfills`, :func:`pause_backfill`, :func:`resume_backfill`, :func:`cancel_backfill`.
+:func:`start_backfill` and :func:`advance_backfill` need a Runtime (flows, expressions).
+A DONE or CANCELLED record is replaced by the next backfill of the same trigger.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from engine.clock import utcnow
 from engine.errors import EngineError
 from engine.model import Flow, Trigger
-from triggers.schedule import SCHEDULE_TYPES, ScheduleError, ScheduleSpec, iso, schedule_spec
+from triggers.kv import TriggerKV, key
+from triggers.schedule import SCHEDULE_TYPES, ScheduleError, ScheduleSpec, iso, schedule_spec, utc_key
 
 MAX_SLOTS = 100_000
+DEFAULT_INFLIGHT = 10
+MAX_PER_STEP = 1_000  # slots handled by one advance step (skipped ones included)
+MAX_SKIPPED_KEPT = 10_000
+
+RUNNING, PAUSED, CANCELLED, DONE = "RUNNING", "PAUSED", "CANCELLED", "DONE"
+ACTIVE = (RUNNING, PAUSED)
 
 
 class BackfillError(EngineError):
-    """A backfill that cannot start (unknown flow or trigger, bad window, bad cron)."""
+    """A backfill that cannot start or be changed (unknown flow or trigger, bad window, bad cron...)."""
 
 
 @dataclass
@@ -28,6 +50,7 @@ class BackfillResult:
     slots: int = 0
     created: list[str] = field(default_factory=list)  # execution ids (already existing ones included)
     skipped: list[str] = field(default_factory=list)  # slots refused by the schedule's conditions
+    status: str = DONE
 
 
 def pick_trigger(flow: Flow, trigger_id: str | None) -> Trigger:
@@ -84,7 +107,196 @@ def backfill_slots(spec: ScheduleSpec, start: datetime, end: datetime) -> list[d
     return slots
 
 
-async def backfill(
+def backfill_key(namespace: str, flow_id: str, trigger_id: str) -> str:
+    return key("backfill", namespace, flow_id, trigger_id)
+
+
+def _when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass
+class BackfillStatus:
+    """A backfill record, as stored (``raw``) and with its figures named."""
+
+    raw: dict[str, Any]
+
+    @property
+    def namespace(self) -> str:
+        return str(self.raw["namespace"])
+
+    @property
+    def flow_id(self) -> str:
+        return str(self.raw["flow_id"])
+
+    @property
+    def trigger_id(self) -> str:
+        return str(self.raw["trigger_id"])
+
+    @property
+    def status(self) -> str:
+        return str(self.raw["status"])
+
+    @property
+    def total(self) -> int:
+        return int(self.raw["total"])
+
+    @property
+    def handled(self) -> int:
+        """Slots created or refused by the conditions."""
+        return int(self.raw["created"]) + int(self.raw["skipped"])
+
+    @property
+    def running(self) -> int:
+        return len(self.raw.get("inflight") or [])
+
+    def line(self) -> str:
+        r = self.raw
+        text = (
+            f"backfill {self.namespace}.{self.flow_id} trigger {self.trigger_id}: {self.status}, "
+            f"{self.handled}/{self.total} slot(s) handled ({r['created']} created"
+        )
+        if r["skipped"]:
+            text += f", {r['skipped']} refused by the conditions"
+        text += f"), {self.running} running, window {r['start']} .. {r['end']}"
+        if r.get("next"):
+            text += f", next slot {r['next']}"
+        if r.get("reason"):
+            text += f" ({r['reason']})"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """Kestra-like JSON for an API: window, status, progress."""
+        r = self.raw
+        return {
+            "namespace": self.namespace,
+            "flowId": self.flow_id,
+            "triggerId": self.trigger_id,
+            "status": self.status,
+            "paused": self.status == PAUSED,
+            "start": r["start"],
+            "end": r["end"],
+            "currentDate": r.get("next"),
+            "inputs": r.get("inputs") or {},
+            "labels": r.get("labels") or {},
+            "total": self.total,
+            "created": r["created"],
+            "skipped": r["skipped"],
+            "running": self.running,
+            "maxInflight": r.get("max_inflight"),
+            "createdAt": r.get("created_at"),
+            "updatedAt": r.get("updated_at"),
+        }
+
+
+async def _kv(store: Any) -> TriggerKV:
+    kv = TriggerKV(store)
+    await kv.setup()
+    return kv
+
+
+async def list_backfills(store: Any, namespace: str | None = None) -> list[BackfillStatus]:
+    """Every backfill record (finished ones included), optionally of one namespace and below."""
+    kv = await _kv(store)
+    out = []
+    for k in await kv.keys("backfill."):
+        state, _ = await kv.get(k)
+        if not state:
+            continue
+        ns = str(state.get("namespace", ""))
+        if namespace and not (ns == namespace or ns.startswith(namespace + ".")):
+            continue
+        out.append(BackfillStatus(state))
+    return out
+
+
+async def _find(store: Any, namespace: str, flow_id: str, trigger_id: str | None) -> str:
+    if trigger_id is not None:
+        return backfill_key(namespace, flow_id, trigger_id)
+    kv = await _kv(store)
+    prefix = key("backfill", namespace, flow_id) + "."
+    keys = [k for k in await kv.keys(prefix) if k.count(".") == prefix.count(".")]
+    if not keys:
+        from engine.flows import FlowCache
+
+        await FlowCache(store).get(namespace, flow_id)  # "flow ... is not deployed"
+        raise BackfillError(f"flow {namespace}.{flow_id} has no backfill")
+    if len(keys) > 1:
+        found = []
+        for k in keys:
+            state, _ = await kv.get(k)
+            if state:
+                found.append(str(state.get("trigger_id")))
+        raise BackfillError(
+            f"flow {namespace}.{flow_id} has backfills on {len(keys)} triggers ({', '.join(found)}): "
+            "choose one with --trigger"
+        )
+    return keys[0]
+
+
+async def backfill_status(
+    store: Any, namespace: str, flow_id: str, trigger_id: str | None = None
+) -> BackfillStatus:
+    """The backfill of a flow's trigger (the only one of the flow when ``trigger_id`` is None)."""
+    k = await _find(store, namespace, flow_id, trigger_id)
+    state, _ = await (await _kv(store)).get(k)
+    if not state:
+        raise BackfillError(f"flow {namespace}.{flow_id} has no backfill on trigger '{trigger_id}'")
+    return BackfillStatus(state)
+
+
+async def _transition(
+    store: Any,
+    namespace: str,
+    flow_id: str,
+    trigger_id: str | None,
+    allowed: tuple[str, ...],
+    to: str,
+    verb: str,
+) -> BackfillStatus:
+    k = await _find(store, namespace, flow_id, trigger_id)
+    kv = await _kv(store)
+    for _ in range(50):
+        state, seq = await kv.get(k)
+        if not state:
+            raise BackfillError(f"flow {namespace}.{flow_id} has no backfill on trigger '{trigger_id}'")
+        current = BackfillStatus(state)
+        if current.status == to:
+            return current  # already so: idempotent
+        if current.status not in allowed:
+            raise BackfillError(
+                f"the backfill of {namespace}.{flow_id} trigger {current.trigger_id} is {current.status}: "
+                f"it cannot be {verb}"
+            )
+        new = {**state, "status": to, "updated_at": utcnow()}
+        if to == CANCELLED:
+            new["reason"] = "cancelled"
+        if await kv.put(k, new, seq) is not None:
+            return BackfillStatus(new)
+    raise BackfillError(f"the backfill of {namespace}.{flow_id} is updated too often concurrently; retry")
+
+
+async def pause_backfill(
+    store: Any, namespace: str, flow_id: str, trigger_id: str | None = None
+) -> BackfillStatus:
+    """No new slot is created until resumed (executions already created run on)."""
+    return await _transition(store, namespace, flow_id, trigger_id, (RUNNING,), PAUSED, "paused")
+
+
+async def resume_backfill(
+    store: Any, namespace: str, flow_id: str, trigger_id: str | None = None
+) -> BackfillStatus:
+    return await _transition(store, namespace, flow_id, trigger_id, (PAUSED,), RUNNING, "resumed")
+
+
+async def cancel_backfill(
+    store: Any, namespace: str, flow_id: str, trigger_id: str | None = None
+) -> BackfillStatus:
+    """No new slot is ever created (executions already created run on; kill them to stop them)."""
+    return await _transition(store, namespace, flow_id, trigger_id, ACTIVE, CANCELLED, "cancelled")
+
+
+async def start_backfill(
     runtime: Any,
     namespace: str,
     flow_id: str,
@@ -93,9 +305,13 @@ async def backfill(
     end: str | datetime,
     inputs: dict[str, Any] | None = None,
     labels: dict[str, str] | None = None,
-    progress: Callable[[int, int], Any] | None = None,
-) -> BackfillResult:
-    """Create the execution of every slot in [start, end]; ``progress(done, total)`` after each slot."""
+    max_inflight: int | None = None,
+) -> BackfillStatus:
+    """Record a backfill (RUNNING) after checking everything; the same one already active is returned.
+
+    Refused (BackfillError): unknown flow or trigger, bad window, invalid inputs, or another backfill
+    of the trigger that is still RUNNING or PAUSED with a different window, inputs or labels.
+    """
     from triggers.service import slot_plan
 
     flow = await runtime.flows.get(namespace, flow_id)
@@ -106,23 +322,184 @@ async def backfill(
         raise BackfillError(str(exc)) from None
     first = parse_moment(start, spec, "--start")
     last = parse_moment(end, spec, "--end")
+    if max_inflight is not None and max_inflight < 1:
+        raise BackfillError(f"--max-inflight must be at least 1, got {max_inflight}")
     slots = backfill_slots(spec, first, last)
-    result = BackfillResult(slots=len(slots))
-    total = len(slots)
-    if slots:  # inputs checked before anything is created
+    if slots:  # inputs checked before anything is stored
         await slot_plan(runtime, flow, spec, slots[0], inputs, labels, strict=True)
-    if progress is not None:
-        progress(0, total)
-    for n, slot in enumerate(slots, 1):
-        plan = await slot_plan(runtime, flow, spec, slot, inputs, labels, strict=True)
-        if plan is None:
-            result.skipped.append(iso(slot, spec.tz))
-        else:
-            result.created.append(
-                await runtime.create_execution(
-                    plan.flow, plan.inputs, plan.labels, execution_id=plan.execution_id, trigger=plan.trigger
-                )
+    kv = await _kv(runtime.store)
+    k = backfill_key(flow.namespace, flow.id, trigger.id)
+    record = {
+        "namespace": flow.namespace,
+        "flow_id": flow.id,
+        "trigger_id": trigger.id,
+        "start": utc_key(first),
+        "end": utc_key(last),
+        "inputs": dict(inputs or {}),
+        "labels": dict(labels or {}),
+        "max_inflight": max_inflight,
+        "status": RUNNING if slots else DONE,
+        "total": len(slots),
+        "created": 0,
+        "skipped": 0,
+        "cursor": None,
+        "next": iso(slots[0], spec.tz) if slots else None,
+        "inflight": [],
+        "skipped_slots": [],
+        "created_at": utcnow(),
+        "updated_at": utcnow(),
+    }
+    same = ("start", "end", "inputs", "labels")
+    for _ in range(50):
+        state, seq = await kv.get(k)
+        if state and state.get("status") in ACTIVE:
+            if all(state.get(f) == record[f] for f in same):
+                return BackfillStatus(state)  # the same backfill: follow it
+            current = BackfillStatus(state)
+            raise BackfillError(
+                f"trigger {trigger.id} of flow {flow.key} already has a {current.status} backfill "
+                f"({state['start']} .. {state['end']}, {current.handled}/{current.total}): "
+                f"cancel it first (engine backfill cancel {flow.namespace} {flow.id}) or wait for it"
             )
+        if await kv.put(k, record, seq) is not None:
+            return BackfillStatus(record)
+    raise BackfillError(f"the backfill of {flow.key} is updated too often concurrently; retry")
+
+
+async def _ended(runtime: Any, execution_id: str) -> bool:
+    state = await runtime.load_execution(execution_id)
+    return state is not None and state.is_terminal
+
+
+async def advance_backfill(runtime: Any, kv: TriggerKV, k: str) -> tuple[BackfillStatus | None, list[str]]:
+    """One step: forget ended executions, create slots while the limit allows, record it all.
+
+    Returns the record after the step and the execution ids this step created.
+    """
+    from triggers.service import slot_plan
+
+    state, seq = await kv.get(k)
+    if not state:
+        return None, []
+    if state.get("status") != RUNNING:
+        return BackfillStatus(state), []
+    new = dict(state)
+    try:
+        flow = await runtime.flows.get(state["namespace"], state["flow_id"])
+        trigger = pick_trigger(flow, state["trigger_id"])
+        spec = schedule_spec(flow, trigger)
+    except EngineError as exc:  # the flow or the trigger is gone or broken: stop, say why
+        new.update(status=CANCELLED, reason=str(exc)[:300], updated_at=utcnow())
+        await kv.put(k, new, seq)
+        return BackfillStatus(new), []
+    inflight = [eid for eid in state.get("inflight") or [] if not await _ended(runtime, eid)]
+    limit = state.get("max_inflight") or (flow.concurrency.limit if flow.concurrency else DEFAULT_INFLIGHT)
+    created: list[str] = []
+    end = _when(state["end"])
+    before_start = _when(state["start"]) - timedelta(microseconds=1)
+    cursor = _when(state["cursor"]) if state.get("cursor") else before_start
+    skipped_slots = list(state.get("skipped_slots") or [])
+    finished = True
+    for handled, slot in enumerate(spec.slots(cursor, end)):
+        if len(inflight) >= limit or handled >= MAX_PER_STEP:
+            finished = False
+            new["next"] = iso(slot, spec.tz)
+            break
+        plan = await slot_plan(runtime, flow, spec, slot, state.get("inputs"), state.get("labels"))
+        if plan is None:
+            new["skipped"] = int(new["skipped"]) + 1
+            if len(skipped_slots) < MAX_SKIPPED_KEPT:
+                skipped_slots.append(utc_key(slot))
+        else:
+            eid = await runtime.create_execution(
+                plan.flow, plan.inputs, plan.labels, execution_id=plan.execution_id, trigger=plan.trigger
+            )
+            created.append(eid)
+            inflight.append(eid)
+            new["created"] = int(new["created"]) + 1
+        new["cursor"] = utc_key(slot)
+    if finished:
+        new["next"] = None
+        if not inflight:
+            new["status"] = DONE
+    new.update(inflight=inflight, skipped_slots=skipped_slots)
+    if new != state:
+        new["updated_at"] = utcnow()
+        if await kv.put(k, new, seq) is None:
+            return BackfillStatus((await kv.get(k))[0] or new), created  # another advancer was first
+    return BackfillStatus(new), created
+
+
+def backfill_execution_ids(flow: Flow, status: BackfillStatus) -> list[str]:
+    """The execution ids of the slots handled so far (in slot order), refused slots left out."""
+    trigger = pick_trigger(flow, status.trigger_id)
+    spec = schedule_spec(flow, trigger)
+    raw = status.raw
+    if not raw.get("cursor"):
+        return []
+    skipped = set(raw.get("skipped_slots") or [])
+    start = _when(raw["start"]) - timedelta(microseconds=1)
+    return [
+        spec.execution_id(slot)
+        for slot in spec.slots(start, _when(raw["cursor"]))
+        if utc_key(slot) not in skipped
+    ]
+
+
+async def follow_backfill(
+    runtime: Any,
+    namespace: str,
+    flow_id: str,
+    trigger_id: str,
+    progress: Callable[[BackfillStatus], Any] | None = None,
+    interval: float = 0.1,
+) -> BackfillStatus:
+    """Advance the backfill here until it is DONE, PAUSED or CANCELLED (a scheduler may help)."""
+    kv = await _kv(runtime.store)
+    k = backfill_key(namespace, flow_id, trigger_id)
+    while True:
+        status, _ = await advance_backfill(runtime, kv, k)
+        if status is None:
+            raise BackfillError(f"the backfill of {namespace}.{flow_id} trigger {trigger_id} disappeared")
         if progress is not None:
-            progress(n, total)
-    return result
+            progress(status)
+        if status.status != RUNNING:
+            return status
+        await asyncio.sleep(interval)
+
+
+async def backfill(
+    runtime: Any,
+    namespace: str,
+    flow_id: str,
+    trigger_id: str | None,
+    start: str | datetime,
+    end: str | datetime,
+    inputs: dict[str, Any] | None = None,
+    labels: dict[str, str] | None = None,
+    progress: Callable[[int, int], Any] | None = None,
+    max_inflight: int | None = None,
+) -> BackfillResult:
+    """Start (or rejoin) the backfill of [start, end] and advance it here until it ends.
+
+    ``progress(handled, total)`` after each step. Needs an executor running (in this process or in
+    the cluster): slots are created as earlier ones end.
+    """
+    status = await start_backfill(
+        runtime, namespace, flow_id, trigger_id, start, end, inputs, labels, max_inflight
+    )
+
+    def step(s: BackfillStatus) -> None:
+        if progress is not None:
+            progress(s.handled, s.total)
+
+    step(status)
+    final = await follow_backfill(runtime, status.namespace, status.flow_id, status.trigger_id, step)
+    flow = await runtime.flows.get(final.namespace, final.flow_id)
+    spec = schedule_spec(flow, pick_trigger(flow, final.trigger_id))
+    return BackfillResult(
+        slots=final.total,
+        created=backfill_execution_ids(flow, final),
+        skipped=[iso(_when(s), spec.tz) for s in final.raw.get("skipped_slots") or []],
+        status=final.status,
+    )

@@ -8,10 +8,13 @@ invalid --input) prints one line and exits 2 before anything is stored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 app = typer.Typer(no_args_is_help=True, help="Inspect and toggle flow triggers.")
 
@@ -43,26 +46,83 @@ def _run(coro: Any) -> Any:
 
         _fail(" ".join(str(exc).split()), 1 if isinstance(exc, ServerError) else 2)
     except KeyboardInterrupt:
-        _fail("interrupted: executions already created are kept; run the same backfill again to finish", 130)
+        _fail("interrupted", 130)
 
 
+class _DefaultStart(TyperGroup):
+    """``engine backfill NS FLOW ...`` is ``engine backfill start NS FLOW ...``."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["start", *args]
+        return super().parse_args(ctx, args)
+
+
+backfill_app = typer.Typer(
+    cls=_DefaultStart,
+    no_args_is_help=True,
+    help="Backfill a Schedule trigger: start (the default), status, pause, resume, cancel.",
+)
+
+_TRIGGER = typer.Option("--trigger", help="The Schedule trigger id (needed if the flow has several).")
+_ROLES = typer.Option(
+    "--roles/--no-roles",
+    help="Run an executor and a worker in this process (default: only on the embedded server).",
+)
+
+
+@contextlib.asynccontextmanager
+async def _session(roles: bool | None) -> AsyncIterator[Any]:
+    """A Runtime; with ``roles`` (default: on the embedded server) an executor and a worker run here."""
+    from engine.aio import stop_tasks
+    from engine.runtime import Runtime
+
+    async with Runtime() as rt:
+        if roles is None:
+            roles = rt.server is not None
+        tasks = (
+            [asyncio.create_task(rt.executor().run()), asyncio.create_task(rt.worker().run())]
+            if roles
+            else []
+        )
+        try:
+            yield rt
+        finally:
+            await stop_tasks(tasks)
+
+
+@backfill_app.command("start")
 def backfill_command(
     namespace: Annotated[str, typer.Argument(help="The flow's namespace.")],
     flow_id: Annotated[str, typer.Argument(help="The flow id.")],
     start: Annotated[str, typer.Option("--start", help="First moment, ISO (2024-01-01T00:00:00Z).")],
     end: Annotated[str, typer.Option("--end", help="Last moment, ISO; slots up to and including it.")],
-    trigger: Annotated[
-        str | None,
-        typer.Option("--trigger", help="The Schedule trigger id (needed if the flow has several)."),
-    ] = None,
+    trigger: Annotated[str | None, _TRIGGER] = None,
     input: Annotated[
         list[str] | None, typer.Option("--input", "-i", help="An input, key=value (repeat).")
     ] = None,
     label: Annotated[
         list[str] | None, typer.Option("--label", "--labels", "-l", help="An execution label, key=value.")
     ] = None,
+    max_inflight: Annotated[
+        int | None,
+        typer.Option(
+            "--max-inflight",
+            help="Executions of the backfill running at once (default: the flow's concurrency.limit or 10).",
+        ),
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Follow it to the end (default) or return once recorded.")
+    ] = True,
+    roles: Annotated[bool | None, _ROLES] = None,
 ) -> None:
-    """Create the execution of every slot of a Schedule trigger between --start and --end (idempotent)."""
+    """Backfill every slot of a Schedule trigger between --start and --end (idempotent, durable).
+
+    The backfill is recorded in the store and advanced as earlier executions end (never more than
+    --max-inflight at once). Following it, the command advances it too and shows its progress;
+    Ctrl-C leaves it RUNNING (a scheduler carries it on; the same command follows it again).
+    Exit: 0 done, 1 cancelled, 3 paused, 2 bad input, 130 interrupted.
+    """
     from triggers.backfill import BackfillError, parse_moment
 
     inputs = _pairs(input, "--input")
@@ -73,14 +133,32 @@ def backfill_command(
         _fail(str(exc))
     if (first.tzinfo is None) == (last.tzinfo is None) and last < first:
         _fail(f"--end {end} is before --start {start}: nothing to backfill")
-    result = _run(_backfill(namespace, flow_id, trigger, start, end, inputs, labels))
-    skipped = f", {len(result.skipped)} refused by the trigger's conditions" if result.skipped else ""
-    sys.stderr.write(
-        f"backfill {namespace}.{flow_id}: {result.slots} slot(s), "
-        f"{len(result.created)} execution(s){skipped}\n"
-    )
-    for eid in result.created:
+    if max_inflight is not None and max_inflight < 1:
+        _fail(f"--max-inflight must be at least 1, got {max_inflight}")
+    seen: dict[str, Any] = {}
+    try:
+        status, ids = _run(
+            _backfill(
+                namespace, flow_id, trigger, start, end, inputs, labels, max_inflight, wait, roles, seen
+            )
+        )
+    except typer.Exit as exc:
+        if exc.exit_code == 130 and seen.get("status") is not None:
+            last_seen = seen["status"]
+            sys.stderr.write(
+                f"the backfill stays {last_seen.status} in the store ({last_seen.handled}/{last_seen.total} "
+                f"slots): a scheduler (engine server local|scheduler) carries it on; run the same command to "
+                f"follow it again; engine backfill pause|cancel {namespace} {flow_id} stops it\n"
+            )
+        raise
+    sys.stderr.write(status.line() + "\n")
+    for eid in ids:
         sys.stdout.write(eid + "\n")
+    if status.status == "CANCELLED":
+        raise typer.Exit(1)
+    if status.status == "PAUSED":
+        sys.stderr.write(f"paused: engine backfill resume {namespace} {flow_id} carries it on\n")
+        raise typer.Exit(3)
 
 
 async def _backfill(
@@ -91,40 +169,116 @@ async def _backfill(
     end: str,
     inputs: dict[str, str],
     labels: dict[str, str],
-) -> Any:
+    max_inflight: int | None,
+    wait: bool,
+    roles: bool | None,
+    seen: dict[str, Any],
+) -> tuple[Any, list[str]]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from engine.runtime import Runtime
-    from triggers.backfill import backfill
+    from triggers.backfill import backfill_execution_ids, follow_backfill, start_backfill
 
     console = Console(stderr=True)
     bar: Progress | None = None
     task: Any = None
 
-    def progress(done: int, total: int) -> None:
+    def progress(status: Any) -> None:
         nonlocal bar, task
+        seen["status"] = status
         if bar is None:  # only once the window and inputs are known valid: errors stay one line
             bar = Progress(
                 TextColumn("[progress.description]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
+                TextColumn("{task.fields[running]} running"),
                 TimeElapsedColumn(),
                 console=console,
                 transient=not console.is_terminal,
             )
             bar.start()
-            task = bar.add_task(f"backfill {namespace}.{flow_id}", total=total)
-        bar.update(task, completed=done, total=total)
+            task = bar.add_task(f"backfill {namespace}.{flow_id}", total=status.total, running=0)
+        bar.update(task, completed=status.handled, total=status.total, running=status.running)
 
-    async with Runtime() as rt:
+    async with _session(roles if wait else False) as rt:
+        status = await start_backfill(
+            rt, namespace, flow_id, trigger, start, end, inputs, labels, max_inflight
+        )
+        seen["status"] = status
+        if not wait:
+            return status, []
         try:
-            return await backfill(
-                rt, namespace, flow_id, trigger, start, end, inputs, labels, progress=progress
-            )
+            progress(status)
+            status = await follow_backfill(rt, status.namespace, status.flow_id, status.trigger_id, progress)
         finally:
             if bar is not None:
                 bar.stop()
+        flow = await rt.flows.get(status.namespace, status.flow_id)
+        return status, backfill_execution_ids(flow, status)
+
+
+def _control(action: str, namespace: str, flow_id: str, trigger: str | None) -> None:
+    async def go() -> Any:
+        from engine.runtime import Runtime
+        from triggers import backfill as B
+
+        fn = {
+            "pause": B.pause_backfill,
+            "resume": B.resume_backfill,
+            "cancel": B.cancel_backfill,
+            "status": B.backfill_status,
+        }[action]
+        async with Runtime() as rt:
+            return await fn(rt.store, namespace, flow_id, trigger)
+
+    status = _run(go())
+    sys.stderr.write(status.line() + "\n")
+
+
+@backfill_app.command("pause")
+def backfill_pause(namespace: str, flow_id: str, trigger: Annotated[str | None, _TRIGGER] = None) -> None:
+    """Create no new slot until resumed (running executions go on)."""
+    _control("pause", namespace, flow_id, trigger)
+
+
+@backfill_app.command("resume")
+def backfill_resume(namespace: str, flow_id: str, trigger: Annotated[str | None, _TRIGGER] = None) -> None:
+    """Carry a paused backfill on (a scheduler advances it; `engine backfill NS FLOW ...` follows it)."""
+    _control("resume", namespace, flow_id, trigger)
+
+
+@backfill_app.command("cancel")
+def backfill_cancel(namespace: str, flow_id: str, trigger: Annotated[str | None, _TRIGGER] = None) -> None:
+    """Create no new slot, ever (running executions go on: `engine kill` stops them)."""
+    _control("cancel", namespace, flow_id, trigger)
+
+
+@backfill_app.command("status")
+def backfill_status_command(
+    namespace: Annotated[str | None, typer.Argument(help="Only this namespace (and below).")] = None,
+    flow_id: Annotated[str | None, typer.Argument(help="Only this flow.")] = None,
+    trigger: Annotated[str | None, _TRIGGER] = None,
+    output: Annotated[str, typer.Option(help="json: one JSON object per backfill.")] = "pretty",
+) -> None:
+    """Progress of the backfills (all, a namespace's, or one flow's)."""
+    import json
+
+    async def go() -> list[Any]:
+        from engine.runtime import Runtime
+        from triggers import backfill as B
+
+        async with Runtime() as rt:
+            if namespace and flow_id:
+                return [await B.backfill_status(rt.store, namespace, flow_id, trigger)]
+            return await B.list_backfills(rt.store, namespace)
+
+    if output not in ("json", "pretty"):
+        _fail(f"--output: expected json or pretty, got {output!r}")
+    found = _run(go())
+    if not found:
+        sys.stderr.write("no backfills\n")
+    for status in found:
+        sys.stdout.write((json.dumps(status.to_dict()) if output == "json" else status.line()) + "\n")
 
 
 @app.command("list")
@@ -141,6 +295,8 @@ async def _list(namespace: str | None) -> list[str]:
 
     from engine.runtime import Runtime
     from triggers.kv import TriggerKV
+    from triggers.polling import poll_key, polling_types
+    from triggers.realtime import realtime_types
     from triggers.schedule import SCHEDULE_TYPES, ScheduleError, iso, schedule_spec
     from triggers.service import _parse_flow, schedule_key
 
@@ -160,11 +316,11 @@ async def _list(namespace: str | None) -> list[str]:
                 kind = t.type.rsplit(".", 1)[-1]
                 status = "disabled" if (t.disabled or flow.disabled) else "enabled"
                 detail = ""
+                state, _ = await kv.get(schedule_key(flow.namespace, flow.id, t.id))
+                state = state or {}
+                if state.get("disabled"):
+                    status = f"disabled ({state.get('disabled_reason') or 'by command'})"
                 if t.type in SCHEDULE_TYPES:
-                    state, _ = await kv.get(schedule_key(flow.namespace, flow.id, t.id))
-                    state = state or {}
-                    if state.get("disabled"):
-                        status = f"disabled ({state.get('disabled_reason') or 'by command'})"
                     try:
                         spec = schedule_spec(flow, t)
                         detail = f"cron={spec.cron!r} next={iso(spec.next_after(now), spec.tz)}"
@@ -172,6 +328,13 @@ async def _list(namespace: str | None) -> list[str]:
                         detail = f"invalid: {exc}"
                     if state.get("last_slot"):
                         detail += f" last={state['last_slot']}"
+                elif t.type in polling_types():
+                    detail = f"interval={t.props.get('interval') or 'default'}"
+                    polled, _ = await kv.get(poll_key(flow.namespace, flow.id, t.id))
+                    if polled and polled.get("last_poll"):
+                        detail += f" last_poll={polled['last_poll']}"
+                elif t.type in realtime_types():
+                    detail = "realtime"
                 lines.append(f"{flow.namespace}\t{flow.id}\t{t.id}\t{kind}\t{status}\t{detail}".rstrip())
     if not lines:
         sys.stderr.write("no triggers in the deployed flows\n")
@@ -183,13 +346,13 @@ def _toggle(namespace: str, flow_id: str, trigger_id: str, disabled: bool) -> No
         from engine.runtime import Runtime
         from triggers.backfill import BackfillError
         from triggers.kv import TriggerKV
-        from triggers.schedule import SCHEDULE_TYPES
         from triggers.service import set_disabled
 
         async with Runtime() as rt:
             flow = await rt.flows.get(namespace, flow_id)
-            if not any(t.id == trigger_id and t.type in SCHEDULE_TYPES for t in flow.triggers):
-                raise BackfillError(f"flow {flow.key} has no Schedule trigger '{trigger_id}'")
+            if not any(t.id == trigger_id for t in flow.triggers):
+                known = ", ".join(t.id for t in flow.triggers) or "none"
+                raise BackfillError(f"flow {flow.key} has no trigger '{trigger_id}' (its triggers: {known})")
             kv = TriggerKV(rt.store)
             await kv.setup()
             await set_disabled(kv, namespace, flow_id, trigger_id, disabled)
@@ -200,17 +363,17 @@ def _toggle(namespace: str, flow_id: str, trigger_id: str, disabled: bool) -> No
 
 @app.command("disable")
 def disable_command(namespace: str, flow_id: str, trigger_id: str) -> None:
-    """Stop a Schedule trigger (its position is kept)."""
+    """Stop a trigger: a schedule keeps its position, a realtime listener stops, polling stops."""
     _toggle(namespace, flow_id, trigger_id, True)
 
 
 @app.command("enable")
 def enable_command(namespace: str, flow_id: str, trigger_id: str) -> None:
-    """Re-enable a Schedule trigger; missed slots follow its recoverMissedSchedules."""
+    """Re-enable a trigger; a schedule's missed slots follow its recoverMissedSchedules."""
     _toggle(namespace, flow_id, trigger_id, False)
 
 
 def register(main: typer.Typer) -> None:
     """Add ``backfill`` and the ``triggers`` group to the ``engine`` command."""
-    main.command("backfill")(backfill_command)
+    main.add_typer(backfill_app, name="backfill")
     main.add_typer(app, name="triggers")

@@ -16,8 +16,13 @@
   written with compare-and-set; slot ids are deterministic, so two services or a restart create
   each slot once. When a service first sees a trigger whose cursor is behind, the missed slots
   follow ``recoverMissedSchedules`` (ALL: every one, LAST: the latest, NONE: none).
-- ``stopAfter``: an execution started by a Schedule trigger that ends in one of these states
-  disables the trigger (in KV; ``engine triggers enable`` turns it back on).
+- ``stopAfter``: an execution started by a Schedule or polling trigger that ends in one of these
+  states disables the trigger (in KV; ``engine triggers enable`` turns it back on).
+- Realtime triggers (``triggers.realtime``): a listener per enabled trigger, reconciled with the
+  flow index whenever it changes and every ``poll_interval`` (so a trigger disabled in KV stops).
+- Polling triggers (``triggers.polling``): each polled when its ``interval`` since the last poll
+  (kept in KV) has passed.
+- Backfills (``triggers.backfill``): every RUNNING backfill advances every ``poll_interval``.
 """
 
 from __future__ import annotations
@@ -37,12 +42,16 @@ from nats.js import api as jsapi
 
 from engine.errors import EngineError, FlowValidationError
 from engine.execution import Execution, evolve
+from engine.inputs import resolve_inputs
 from engine.model import Flow, Trigger
 from eventstore import events as ev
 from eventstore import subjects as S
+from triggers import backfill as B
 from triggers import conditions as C
 from triggers.flow import FlowTriggers, Plan, Upstream, listened_states
 from triggers.kv import TriggerKV, key
+from triggers.polling import PollingRunner, polling_types
+from triggers.realtime import RealtimeEvent, RealtimeManager, realtime_execution_id, realtime_types
 from triggers.schedule import (
     FLOW_TYPES,
     SCHEDULE_TYPES,
@@ -98,6 +107,9 @@ class TriggerService:
         schedules: bool = True,
         flow_triggers: bool = True,
         namespace: str | None = None,
+        realtime: bool = True,
+        polling: bool = True,
+        backfills: bool = True,
     ) -> None:
         self.rt = runtime
         self.namespace = namespace  # only flows in this namespace and below (None: every flow)
@@ -111,6 +123,13 @@ class TriggerService:
         self.schedules_enabled = schedules
         self.flow_triggers_enabled = flow_triggers
         self.flow_triggers = FlowTriggers(self.kv, self.expressions, self.now)
+        self.realtime_enabled = realtime
+        self.polling_enabled = polling
+        self.backfills_enabled = backfills
+        self.realtime = RealtimeManager(self._render_props, self._realtime_create)
+        self.polling = PollingRunner(self.kv, self.expressions, self.now, self._polling_create, self._report)
+        self._realtime_wake = asyncio.Event()
+        self._polling_wake = asyncio.Event()
         self.index: dict[tuple[str, str], Flow] = {}  # deployed flows that have triggers
         self._specs: dict[tuple[str, str, int, str], ScheduleSpec | ScheduleError] = {}
         self._recovered: set[tuple[str, str, str]] = set()
@@ -133,6 +152,12 @@ class TriggerService:
             await self._subscribe_events()
         if self.schedules_enabled:
             self._tasks.append(asyncio.create_task(self._schedule_loop()))
+        if self.realtime_enabled:
+            self._tasks.append(asyncio.create_task(self._realtime_loop()))
+        if self.polling_enabled:
+            self._tasks.append(asyncio.create_task(self._polling_loop()))
+        if self.backfills_enabled:
+            self._tasks.append(asyncio.create_task(self._backfill_loop()))
 
     async def stop(self) -> None:
         self._stopping = True
@@ -142,6 +167,8 @@ class TriggerService:
         if tasks:
             # a client call may turn our cancellation into its own error: the loops also check _stopping
             await asyncio.wait(tasks, timeout=5)
+        await self.realtime.stop()
+        await self.polling.stop()
         subs, self._subs = self._subs, []
         for sub in subs:
             with contextlib.suppress(Exception):
@@ -177,6 +204,8 @@ class TriggerService:
         else:
             self.index.pop((namespace, flow_id), None)
         self._wake.set()
+        self._realtime_wake.set()
+        self._polling_wake.set()
 
     async def _watch_flows(self) -> None:
         info = await self.store.js.stream_info(S.FLOWS)
@@ -291,7 +320,8 @@ class TriggerService:
         flow = self.index.get((namespace, flow_id))
         if flow is None:
             return []
-        return [(flow, t) for t in flow.triggers if t.type in SCHEDULE_TYPES and t.props.get("stopAfter")]
+        stoppable = SCHEDULE_TYPES | polling_types()
+        return [(flow, t) for t in flow.triggers if t.type in stoppable and t.props.get("stopAfter")]
 
     async def handle(self, execution_id: str, seq: int, data: bytes) -> list[str]:
         """Process one execution step (stream sequence ``seq``); returns the execution ids created."""
@@ -403,6 +433,105 @@ class TriggerService:
             return
         await set_disabled(self.kv, flow.namespace, flow.id, trigger.id, True, reason=f"stopAfter {to_state}")
         log.info("triggers.stopped", flow=f"{flow.namespace}.{flow.id}", trigger=trigger.id, state=to_state)
+
+    # ---- realtime and polling triggers ---------------------------------------------------------
+
+    async def enabled_triggers(self, types: frozenset[str]) -> list[tuple[Flow, Trigger]]:
+        """The triggers of these types that are neither disabled in the flow nor in KV."""
+        out = []
+        for flow, trigger in self.triggers_of(types):
+            state, _ = await self.kv.get(schedule_key(flow.namespace, flow.id, trigger.id))
+            if not (state or {}).get("disabled"):
+                out.append((flow, trigger))
+        return out
+
+    async def _render_props(self, flow: Flow, props: dict[str, Any]) -> dict[str, Any]:
+        variables = {"flow": {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision}}
+        rendered: dict[str, Any] = await self.expressions.render_value_async(props, variables)
+        return rendered
+
+    def _plan(self, flow: Flow, trigger: Trigger, execution_id: str, variables: dict[str, Any]) -> Plan:
+        from triggers.flow import trigger_record
+
+        labels = trigger_labels(trigger.props.get("labels"))
+        return Plan(
+            flow=flow,
+            execution_id=execution_id,
+            inputs=resolve_inputs(flow, {}, self.expressions.render),
+            labels={str(k): str(v) for k, v in labels.items() if v is not None},
+            trigger=trigger_record(trigger, variables),
+        )
+
+    async def _realtime_create(self, flow: Flow, trigger: Trigger, event: RealtimeEvent) -> str:
+        from engine.runtime import new_execution_id
+
+        eid = realtime_execution_id(flow, trigger, event.key) if event.key else new_execution_id()
+        plan = self._plan(flow, trigger, eid, event.variables)
+        created: str = await self.rt.create_execution(
+            plan.flow, plan.inputs, plan.labels, execution_id=plan.execution_id, trigger=plan.trigger
+        )
+        return created
+
+    async def _polling_create(
+        self, flow: Flow, trigger: Trigger, execution_id: str, variables: dict[str, Any]
+    ) -> str:
+        return await self._create(self._plan(flow, trigger, execution_id, variables))
+
+    async def _realtime_loop(self) -> None:
+        while not self._stopping:
+            self._realtime_wake.clear()
+            try:
+                await self.realtime.reconcile(await self.enabled_triggers(realtime_types()))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if self._stopping:
+                    return
+                log.exception("triggers.realtime_reconcile_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._realtime_wake.wait(), timeout=self.poll_interval)
+
+    async def _polling_loop(self) -> None:
+        while not self._stopping:
+            delay = self.poll_interval
+            self._polling_wake.clear()
+            try:
+                delay = await self.polling.tick(await self.enabled_triggers(polling_types()))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if self._stopping:
+                    return
+                log.exception("triggers.polling_failed")
+            with contextlib.suppress(TimeoutError):
+                delay = max(0.01, min(delay, self.poll_interval))
+                await asyncio.wait_for(self._polling_wake.wait(), timeout=delay)
+
+    async def _backfill_loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self.advance_backfills()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if self._stopping:
+                    return
+                log.exception("triggers.backfill_failed")
+            await asyncio.sleep(self.poll_interval)
+
+    async def advance_backfills(self) -> list[str]:
+        """One step of every RUNNING backfill (of this service's namespace); returns the ids created."""
+        created: list[str] = []
+        for k in await self.kv.keys("backfill."):
+            state, _ = await self.kv.get(k)
+            if not state or state.get("status") != B.RUNNING:
+                continue
+            ns = str(state.get("namespace", ""))
+            if self.namespace and not (ns == self.namespace or ns.startswith(self.namespace + ".")):
+                continue
+            _, ids = await B.advance_backfill(self.rt, self.kv, k)
+            created += ids
+        return created
 
     # ---- schedules -----------------------------------------------------------------------------
 

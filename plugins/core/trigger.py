@@ -6,6 +6,7 @@ import msgspec
 
 from engine.errors import TaskFailed
 from plugins.api import PluginSpec, RunContext, TaskResult
+from triggers import types as trigger_types
 
 
 class Toggle(msgspec.Struct, frozen=True):
@@ -39,5 +40,22 @@ SPECS = [
         Toggle,
         run=run_toggle,
         description="Enable (`enabled: true`) or disable a flow's trigger.",
-    )
+    ),
+    # trigger types whose properties are checked when a flow loads (not tasks: `extra["trigger"]`)
+    PluginSpec(
+        trigger_types.NATS_REALTIME_TYPES[0],
+        "runnable",
+        trigger_types.NatsRealtimeTrigger,
+        aliases=trigger_types.NATS_REALTIME_TYPES[1:],
+        description="Realtime trigger: one execution per message of a NATS subject.",
+        extra={"trigger": "realtime"},
+    ),
+    PluginSpec(
+        trigger_types.HTTP_TRIGGER_TYPES[0],
+        "runnable",
+        trigger_types.HttpTrigger,
+        aliases=trigger_types.HTTP_TRIGGER_TYPES[1:],
+        description="Polling trigger: call a URI every `interval`, start an execution when it matches.",
+        extra={"trigger": "polling"},
+    ),
 ]

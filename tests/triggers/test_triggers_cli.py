@@ -56,6 +56,18 @@ def deploy(nats_url: str, source: str) -> None:
     asyncio.run(go())
 
 
+async def _labels(nats_url: str, ids: list[str]) -> list[dict[str, str]]:
+    from engine.runtime import Runtime
+
+    async with Runtime(nats_url=nats_url) as rt:
+        out = []
+        for eid in ids:
+            state = await rt.load_execution(eid)
+            assert state is not None, eid
+            out.append(dict(state.labels))
+        return out
+
+
 def test_backfill_twice_gives_the_same_executions(cli: typer.Typer, nats_url: str) -> None:
     namespace = ns()
     deploy(nats_url, FLOW.format(ns=namespace, cron="0 2 * * *"))
@@ -69,12 +81,14 @@ def test_backfill_twice_gives_the_same_executions(cli: typer.Typer, nats_url: st
         "2031-01-05T23:59:59Z",
     ]
     runner = CliRunner()
-    first = runner.invoke(cli, [*args, "--label", "why=fix", "--input", "ignored=1"])
+    first = runner.invoke(cli, [*args, "--label", "why=fix", "--input", "ignored=1", "--roles"])
     assert first.exit_code == 0, first.output
     ids = execution_ids(first.stdout)
     assert len(ids) == 5 and len(set(ids)) == 5
-    assert "5 slot(s), 5 execution(s)" in first.stderr
-    second = runner.invoke(cli, [*args, "--trigger", "nightly"])
+    assert ": DONE, 5/5 slot(s) handled (5 created), 0 running" in first.stderr
+    labels = asyncio.run(_labels(nats_url, ids))
+    assert [lab.get("why") for lab in labels] == ["fix"] * 5
+    second = runner.invoke(cli, [*args, "--trigger", "nightly", "--roles"])
     assert second.exit_code == 0, second.output
     assert execution_ids(second.stdout) == ids
 

@@ -1,0 +1,226 @@
+"""Polling triggers: every ``interval``, ask something whether to start an execution.
+
+A polling trigger is a plugin: subclass :class:`PollingTrigger`, name the Kestra types it serves
+and register it (``@register_polling`` in an imported module, or an ``engine.triggers`` entry
+point)::
+
+    @register_polling
+    class FileWatch(PollingTrigger):
+        types = ("io.kestra.plugin.fs.local.Trigger",)
+
+        async def poll(self, ctx: PollContext) -> dict[str, Any] | None:
+            ...  # None: nothing this time; a dict: start an execution with these trigger.* variables
+
+:class:`PollingRunner` (run by the TriggerService) keeps, per trigger, the time of the last poll in
+KV_triggers (``poll.<ns>.<flow>.<trigger>``). A trigger is due ``interval`` after its last poll (at
+once the first time). The runner claims the poll with a compare-and-set write of the new time
+before polling, so a restarted scheduler does not poll in a burst and two schedulers never poll
+the same trigger twice for one interval; the execution id derives from the claimed time. The
+clock is injectable (``now``), as for schedules.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+import structlog
+
+from engine.durations import parse_duration
+from engine.errors import EngineError
+from engine.model import Flow, Trigger
+from engine.tree import make_id
+from triggers.kv import TriggerKV, key
+from triggers.schedule import utc_key
+
+log = structlog.get_logger("triggers.polling")
+
+POLL_TIMEOUT = 120.0  # one poll may not take longer than this
+
+
+class PollingError(EngineError):
+    """A polling trigger that cannot poll as configured."""
+
+
+@dataclass
+class PollContext:
+    """What a poll may use: the flow's variables and the expression engine."""
+
+    flow: Flow
+    trigger: Trigger
+    now: datetime
+    expressions: Any
+
+    @property
+    def where(self) -> str:
+        return f"trigger '{self.trigger.id}' of flow {self.flow.namespace}.{self.flow.id}"
+
+    def variables(self) -> dict[str, Any]:
+        flow = self.flow
+        return {"flow": {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision}}
+
+    async def render(self, value: Any, extra: dict[str, Any] | None = None) -> Any:
+        return await self.expressions.render_value_async(value, {**self.variables(), **(extra or {})})
+
+
+class PollingTrigger(abc.ABC):
+    """One polling trigger of one flow revision."""
+
+    types: ClassVar[tuple[str, ...]] = ()
+    default_interval: ClassVar[float] = 60.0
+
+    def __init__(self, flow: Flow, trigger: Trigger) -> None:
+        self.flow = flow
+        self.trigger = trigger
+
+    def interval(self) -> float:
+        """Seconds between two polls (``interval``, a Kestra duration)."""
+        raw = self.trigger.props.get("interval")
+        if raw is None:
+            return self.default_interval
+        try:
+            seconds = parse_duration(raw)
+        except ValueError as exc:
+            raise PollingError(f"interval: {exc}") from None
+        if seconds <= 0:
+            raise PollingError(f"interval {raw!r} must be positive")
+        return seconds
+
+    @abc.abstractmethod
+    async def poll(self, ctx: PollContext) -> dict[str, Any] | None:
+        """Poll once: the ``trigger.*`` variables of the execution to start, or None."""
+
+
+_TRIGGERS: dict[str, type[PollingTrigger]] = {}
+_BUILTIN = {"triggers.http"}
+_loaded = False
+
+
+def register_polling(cls: type[PollingTrigger]) -> type[PollingTrigger]:
+    if not cls.types:
+        raise ValueError(f"{cls.__name__}.types names no trigger type")
+    for name in cls.types:
+        _TRIGGERS[name] = cls
+    return cls
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in sorted(_BUILTIN):
+        importlib.import_module(module)
+    for ep in entry_points(group="engine.triggers"):
+        try:
+            target = ep.load()
+        except Exception as exc:
+            log.warning("triggers.plugin_failed", entry_point=ep.name, error=str(exc)[:200])
+            continue
+        if isinstance(target, type) and issubclass(target, PollingTrigger):
+            register_polling(target)
+
+
+def polling_trigger(type_name: str) -> type[PollingTrigger] | None:
+    _load()
+    return _TRIGGERS.get(type_name)
+
+
+def polling_types() -> frozenset[str]:
+    _load()
+    return frozenset(_TRIGGERS)
+
+
+def poll_key(namespace: str, flow_id: str, trigger_id: str) -> str:
+    return key("poll", namespace, flow_id, trigger_id)
+
+
+def poll_execution_id(flow: Flow, trigger: Trigger, moment: datetime) -> str:
+    return make_id("polling", flow.namespace, flow.id, trigger.id, utc_key(moment))
+
+
+CreateFn = Callable[[Flow, Trigger, str, dict[str, Any]], Awaitable[str]]
+
+
+class PollingRunner:
+    """Polls the due triggers; ``tick(wanted)`` returns the seconds until the next one is due."""
+
+    def __init__(
+        self,
+        kv: TriggerKV,
+        expressions: Any,
+        now: Callable[[], datetime],
+        create: CreateFn,
+        report: Callable[[str, Flow, Trigger, str], None],
+    ) -> None:
+        self.kv = kv
+        self.expressions = expressions
+        self.now = now
+        self.create = create
+        self.report = report
+        self.inflight: dict[tuple[str, str, str], asyncio.Task[None]] = {}
+        self.polls = 0  # polls started (tests, metrics)
+
+    async def tick(self, wanted: list[tuple[Flow, Trigger]]) -> float:
+        soonest = 3600.0
+        for flow, trigger in wanted:
+            ident = (flow.namespace, flow.id, trigger.id)
+            if ident in self.inflight:
+                continue
+            cls = polling_trigger(trigger.type)
+            if cls is None:
+                continue
+            instance = cls(flow, trigger)
+            try:
+                interval = instance.interval()
+            except PollingError as exc:
+                self.report(f"{ident}:{exc}", flow, trigger, str(exc))
+                continue
+            k = poll_key(*ident)
+            state, seq = await self.kv.get(k)
+            state = state or {}
+            if state.get("disabled"):
+                continue
+            now = self.now()
+            last = state.get("last_poll")
+            if last:
+                due = datetime.fromisoformat(last.replace("Z", "+00:00")) + timedelta(seconds=interval)
+                if now < due:
+                    soonest = min(soonest, (due - now).total_seconds())
+                    continue
+            if await self.kv.put(k, {**state, "last_poll": utc_key(now)}, seq) is None:
+                continue  # another scheduler claimed this poll
+            soonest = min(soonest, interval)
+            self.polls += 1
+            task = asyncio.create_task(self._poll(instance, now))
+            self.inflight[ident] = task
+            task.add_done_callback(lambda _t, ident=ident: self.inflight.pop(ident, None))  # type: ignore[misc]
+        return soonest
+
+    async def _poll(self, instance: PollingTrigger, now: datetime) -> None:
+        flow, trigger = instance.flow, instance.trigger
+        ctx = PollContext(flow, trigger, now, self.expressions)
+        try:
+            async with asyncio.timeout(POLL_TIMEOUT):
+                variables = await instance.poll(ctx)
+            if variables is None:
+                return
+            await self.create(flow, trigger, poll_execution_id(flow, trigger, now), variables)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, EngineError) else str(exc)
+            self.report(f"{ctx.where}:{message}", flow, trigger, message)
+
+    async def stop(self) -> None:
+        tasks = list(self.inflight.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
