@@ -8,11 +8,16 @@ step, and only then performs the effects (dispatch work, start subflows, kill, n
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import uuid
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 from nats.aio.msg import Msg
 from nats.js import api as jsapi
+from nats.js.errors import APIError, NotFoundError
 
 from engine.accept import accept
 from engine.aio import cancelling, unsubscribe_all
@@ -33,6 +38,7 @@ from engine.execution import Execution, evolve
 from engine.flows import FlowCache
 from engine.history import replay_events
 from engine.logs import get_logger
+from engine.partitions import Partitions
 from engine.work import WorkItem, encode_work
 from eventstore import events as ev
 from eventstore import subjects as S
@@ -41,9 +47,34 @@ from eventstore.store import LogLine, Store
 log = get_logger("engine.executor")
 
 
+SNAPSHOT_VERSION = 1  # bump when evolve() folds differently: older snapshots are then ignored
+
+
+class Snapshot(msgspec.Struct, array_like=True):
+    version: int
+    state: Execution
+
+
+_snapshot_encoder = msgspec.msgpack.Encoder()
+_snapshot_decoder = msgspec.msgpack.Decoder(Snapshot)
+
+
+def snapshot_every() -> int:
+    """ENGINE_SNAPSHOT_EVERY steps (default 100) between two snapshots of an execution's state."""
+    text = os.environ.get("ENGINE_SNAPSHOT_EVERY", "100").strip()
+    if not text.isdigit() or int(text) < 1:
+        raise EngineError(f"ENGINE_SNAPSHOT_EVERY={text!r}: expected a number of steps >= 1 (default 100)")
+    return int(text)
+
+
 class Executor:
     def __init__(
-        self, store: Store, flows: FlowCache, renderer: Any, clock: Callable[[], str] = utcnow
+        self,
+        store: Store,
+        flows: FlowCache,
+        renderer: Any,
+        clock: Callable[[], str] = utcnow,
+        executor_id: str | None = None,
     ) -> None:
         self.store = store
         self.flows = flows
@@ -51,7 +82,12 @@ class Executor:
         self.clock = clock
         self.cache: dict[str, Execution] = {}
         self._queue: asyncio.Queue[Msg] = asyncio.Queue()
-        self._subs: list[Any] = []
+        self._subs: dict[int, Any] = {}  # partition -> its consumer's subscription
+        self.id = executor_id or f"x{uuid.uuid4().hex[:12]}"
+        self.partitions = Partitions(store, self.id, self._consume, self._release)
+        self.snapshot_every = snapshot_every()
+        self._since_snapshot: dict[str, int] = {}  # steps appended since the last snapshot
+        self._snapshotted: set[str] = set()  # executions that have a snapshot to drop when they end
         self._dispatched_checked: set[str] = set()
         self._busy: dict[str, list[Msg]] = {}  # executions with a step in flight -> inputs that wait
         self._conflicted: set[str] = set()  # executions to read in full before their next step
@@ -61,24 +97,83 @@ class Executor:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        """Take this executor's share of the partitions (all of them when it is alone)."""
+
+        async def drop_legacy(k: int) -> None:
+            # Before partition leases every executor shared one consumer of the whole shard; it
+            # would overlap the per-partition ones (a work queue refuses overlapping consumers).
+            with contextlib.suppress(NotFoundError):
+                await self.store.js.delete_consumer(f"{S.INBOX}_{k}", "executor")
+
+        await asyncio.gather(*(drop_legacy(k) for k in range(S.SHARDS)))
+        await self.partitions.tick()
+
+    async def _consume(self, p: int) -> None:
+        """Own partition ``p`` through a fresh consumer: inputs a previous owner left unacked come
+        at once (not after their ack wait), and a deposed owner's subscription gets nothing more."""
+        stream, durable = f"{S.INBOX}_{p % S.SHARDS}", f"executor-p{p}"
+        deliver = self.store.nc.new_inbox()
+
         async def on_msg(msg: Msg) -> None:
             self._queue.put_nowait(msg)
 
-        for k in range(S.SHARDS):
-            self._subs.append(
-                await self.store.js.subscribe(
-                    "in.*.*",
-                    queue="executor",
-                    durable="executor",
-                    stream=f"{S.INBOX}_{k}",
-                    cb=on_msg,
-                    manual_ack=True,
-                    config=jsapi.ConsumerConfig(ack_wait=30, max_ack_pending=20_000),
-                )
-            )
+        # Subscribed before the consumer exists, so nothing it pushes is missed.
+        old = self._subs.pop(p, None)
+        if old is not None:
+            await unsubscribe_all([old])
+        self._subs[p] = await self.store.nc.subscribe(deliver, cb=on_msg)
+        config = jsapi.ConsumerConfig(
+            durable_name=durable,
+            deliver_subject=deliver,
+            filter_subject=S.inbox_partition(p),
+            ack_policy=jsapi.AckPolicy.EXPLICIT,
+            ack_wait=30,
+            max_ack_pending=20_000,
+            # Recreated at every change of owner, so its state need not survive anything: in memory
+            # it is created in a third of the time. A lost one is noticed (check_consumers).
+            mem_storage=True,
+        )
+        try:
+            await self.store.js.add_consumer(stream, config)
+        except APIError:  # it exists (a previous owner's): replace it
+            with contextlib.suppress(NotFoundError):
+                await self.store.js.delete_consumer(stream, durable)
+            await self.store.js.add_consumer(stream, config)
+
+    async def check_consumers(self, every: float = 3.0) -> None:
+        """Recreate the consumer of a held partition that disappeared (its server node restarted)."""
+        while True:
+            await asyncio.sleep(every)
+            for p in list(self._subs):
+                try:
+                    await self.store.js.consumer_info(f"{S.INBOX}_{p % S.SHARDS}", f"executor-p{p}")
+                except NotFoundError:
+                    if p in self._subs and self.partitions.owns(p):
+                        log.warning("executor.consumer_lost", partition=p)
+                        await self._consume(p)
+                except Exception as exc:
+                    if cancelling():
+                        raise asyncio.CancelledError from exc
+                    log.warning("executor.consumer_check_failed", partition=p, error=str(exc))
+                    break
+
+    async def _release(self, p: int, lost: bool) -> None:
+        """Stop consuming ``p`` and forget its executions: their next owner reads them from the log."""
+        sub = self._subs.pop(p, None)
+        if sub is not None:
+            await unsubscribe_all([sub])
+        if not lost:  # a graceful hand-over: let the steps in flight finish first (bounded)
+            for _ in range(50):
+                if not any(S.partition(eid) == p for eid in self._busy):
+                    break
+                await asyncio.sleep(0.1)
+        for eid in [eid for eid in self.cache if S.partition(eid) == p]:
+            self.cache.pop(eid, None)
+        self._dispatched_checked = {eid for eid in self._dispatched_checked if S.partition(eid) != p}
 
     async def stop(self) -> None:
-        subs, self._subs = self._subs, []
+        await self.partitions.stop()
+        subs, self._subs = list(self._subs.values()), {}
         await unsubscribe_all(subs)
 
     async def watch_workers(self, every: float = S.HEARTBEAT_TTL_S / 3) -> None:
@@ -120,7 +215,7 @@ class Executor:
         live = await self.store.live_workers()
         lost = 0
         for worker, execution_id, taskrun_id, attempt in held:
-            if worker in live:
+            if worker in live or not self.partitions.owns(S.partition(execution_id)):
                 continue
             item = ev.AttemptLost(date=self.clock(), taskrun_id=taskrun_id, attempt=attempt, worker_id=worker)
             await self.store.send_input(
@@ -132,9 +227,10 @@ class Executor:
         return lost
 
     async def run(self) -> None:
-        watcher = asyncio.create_task(self.watch_workers())
-        self._tasks.add(watcher)
         await self.start()
+        for job in (self.watch_workers(), self.partitions.run(), self.check_consumers()):
+            task = asyncio.create_task(job)
+            self._tasks.add(task)
         if cancelling():  # nats-py can swallow a cancellation that lands while it subscribes
             raise asyncio.CancelledError
         try:
@@ -144,7 +240,9 @@ class Executor:
                     batch.append(self._queue.get_nowait())
                 groups: dict[str, list[Msg]] = {}
                 for msg in batch:
-                    groups.setdefault(msg.subject.split(".", 2)[2], []).append(msg)
+                    _, p, eid = msg.subject.split(".", 2)
+                    if self.partitions.owns(int(p)):  # else: given back; its next owner gets it
+                        groups.setdefault(eid, []).append(msg)
                 for eid, msgs in groups.items():
                     if eid in self._busy:
                         self._busy[eid].extend(msgs)  # processed right after the step in flight
@@ -162,7 +260,7 @@ class Executor:
     async def _drive(self, execution_id: str, msgs: list[Msg]) -> None:
         """Process one execution's inputs, one step at a time; other executions go on meanwhile."""
         try:
-            while msgs:
+            while msgs and self.partitions.owns(S.partition(execution_id)):
                 await self._process_safely(execution_id, msgs)
                 msgs = self._busy.get(execution_id) or []
                 self._busy[execution_id] = []
@@ -192,18 +290,63 @@ class Executor:
             await m.ack()
 
     async def load(self, execution_id: str) -> Execution | None:
+        """The execution's state: cached, else its latest snapshot plus the steps after it."""
         state = self.cache.get(execution_id)
         if state is not None:
             return state
-        state = None
-        for seq, events in await self.store.read(execution_id):
+        state = await self._read_snapshot(execution_id)
+        steps = await self.store.read_after(execution_id, state.seq if state else 0)
+        for seq, events in steps:
             for event in events:
                 state = evolve(state, event)
             if state is not None:
                 state.seq = seq
         if state is not None:
             self.cache[execution_id] = state
+            self._since_snapshot[execution_id] = len(steps)
         return state
+
+    async def _read_snapshot(self, execution_id: str) -> Execution | None:
+        data = await self.store.get_snapshot(execution_id)
+        if data is None:
+            return None
+        self._snapshotted.add(execution_id)
+        try:
+            snap = _snapshot_decoder.decode(data)
+        except msgspec.DecodeError:
+            return None  # written by another version of the engine: fold the whole history
+        return snap.state if snap.version == SNAPSHOT_VERSION else None
+
+    def _after_append(self, state: Execution) -> None:
+        """Every ``snapshot_every`` steps, store the folded state (off the step's path)."""
+        eid = state.id
+        if state.is_terminal:
+            self._since_snapshot.pop(eid, None)
+            if eid in self._snapshotted:
+                self._snapshotted.discard(eid)
+                self._background(self.store.drop_snapshot(eid))
+            return
+        steps = self._since_snapshot.get(eid, 0) + 1
+        if steps < self.snapshot_every:
+            self._since_snapshot[eid] = steps
+            return
+        self._since_snapshot[eid] = 0
+        self._snapshotted.add(eid)
+        data = _snapshot_encoder.encode(Snapshot(SNAPSHOT_VERSION, state))
+        self._background(self.store.put_snapshot(eid, data))
+
+    def _background(self, job: Any) -> None:
+        async def run() -> None:
+            try:
+                await job
+            except Exception as exc:
+                if cancelling():
+                    raise asyncio.CancelledError from exc
+                log.warning("executor.snapshot_failed", error=f"{type(exc).__name__}: {exc}")
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def process(self, execution_id: str, items: list[ev.Input]) -> None:
         if execution_id not in self.cache and isinstance(items[0], ev.ExecutionCreated):
@@ -248,6 +391,7 @@ class Executor:
                 self.cache.pop(execution_id, None)
                 raise
             self.cache[execution_id] = state
+            self._after_append(state)
         await self._log_reasons(execution_id, events)
         effects = list(decision.effects)
         if first_load:

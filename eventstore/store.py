@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +27,16 @@ from eventstore.events import Event, Input, decode, encode, encode_input
 
 _OCC_CONFLICT = 10071
 _json = msgspec.json.Encoder()
+
+
+def default_replicas(servers: int) -> int:
+    """ENGINE_REPLICAS, else 3 when given the URLs of a cluster of three or more nodes, else 1."""
+    text = os.environ.get("ENGINE_REPLICAS", "").strip()
+    if not text:
+        return 3 if servers >= 3 else 1
+    if not text.isdigit() or not 1 <= int(text) <= 5:
+        raise ServerError(f"ENGINE_REPLICAS={text!r}: expected a number from 1 to 5 (3 on a cluster)")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -60,8 +71,12 @@ class Store:
         self.replicas = replicas
 
     @classmethod
-    async def connect(cls, url: str | list[str], *, replicas: int = 1, name: str = "engine") -> Store:
+    async def connect(
+        cls, url: str | list[str], *, replicas: int | None = None, name: str = "engine"
+    ) -> Store:
         servers = url if isinstance(url, list) else [u.strip() for u in url.split(",")]
+        if replicas is None:
+            replicas = default_replicas(len(servers))
         from engine.logs import get_logger
 
         log = get_logger("eventstore.nats")
@@ -191,6 +206,25 @@ class Store:
                 allow_msg_ttl=True,
                 subject_delete_marker_ttl=S.HEARTBEAT_TTL_S,
             ),
+            jsapi.StreamConfig(
+                name=S.LEASES,
+                subjects=["$KV.leases.>"],
+                storage=file,
+                num_replicas=r,
+                allow_direct=True,
+                allow_rollup_hdrs=True,
+                max_msgs_per_subject=1,
+                allow_msg_ttl=True,
+            ),
+            jsapi.StreamConfig(
+                name=S.SNAPSHOTS,
+                subjects=["$KV.snap.>"],
+                storage=file,
+                num_replicas=r,
+                allow_direct=True,
+                allow_rollup_hdrs=True,
+                max_msgs_per_subject=1,
+            ),
         ]
         for cfg in configs:
             try:
@@ -261,6 +295,75 @@ class Store:
                     return
         finally:
             await sub.unsubscribe()
+
+    async def read_after(self, execution_id: str, after: int) -> list[tuple[int, list[Event]]]:
+        """The fold steps of one execution after stream sequence ``after`` (a snapshot's)."""
+        last = await self.last_seq(execution_id)
+        if last <= after:
+            return []
+        out: list[tuple[int, list[Event]]] = []
+        stream, subject = S.events_stream(execution_id), S.events(execution_id)
+        async for seq, data in self._scan(stream, subject, upto=last, start=after + 1):
+            out.append((seq, decode(data)))
+        return out
+
+    # ---- snapshots -----------------------------------------------------------------------
+
+    async def put_snapshot(self, execution_id: str, data: bytes) -> None:
+        await self.js.publish(S.snapshot(execution_id), data, timeout=10)
+
+    async def get_snapshot(self, execution_id: str) -> bytes | None:
+        try:
+            msg = await self.js.get_last_msg(S.SNAPSHOTS, S.snapshot(execution_id), direct=True)
+        except NotFoundError:
+            return None
+        return msg.data or None
+
+    async def drop_snapshot(self, execution_id: str) -> None:
+        await self.js.purge_stream(S.SNAPSHOTS, subject=S.snapshot(execution_id))
+
+    # ---- executor partition leases ---------------------------------------------------------
+
+    async def lease_holder(self, partition: int) -> tuple[str, int]:
+        """(owner, revision) of a partition's lease; owner "" when free (revision 0: none or expired)."""
+        try:
+            msg = await self.js.get_last_msg(S.LEASES, S.lease(partition), direct=True)
+        except NotFoundError:
+            return "", 0
+        return (msg.data or b"").decode(), int(msg.seq or 0)
+
+    async def lease_write(self, partition: int, owner: str, revision: int, ttl_s: float) -> int | None:
+        """Take, renew (``owner``) or give back (``owner`` "") a lease whose revision is ``revision``.
+
+        Returns the new revision, or None when the lease changed meanwhile (someone else holds it).
+        """
+        headers = {
+            "Nats-Expected-Last-Subject-Sequence": str(revision),
+            "Nats-TTL": f"{max(1, round(ttl_s))}s",
+        }
+        try:
+            ack = await self.js.publish(S.lease(partition), owner.encode(), headers=headers, timeout=5)
+        except APIError as exc:
+            if exc.err_code == _OCC_CONFLICT:
+                return None
+            raise
+        return int(ack.seq)
+
+    async def announce_member(self, executor_id: str, ttl_s: float) -> None:
+        headers = {"Nats-TTL": f"{max(1, round(ttl_s))}s"}
+        await self.js.publish(S.member(executor_id), b"1", headers=headers, timeout=5)
+
+    async def leave(self, executor_id: str) -> None:
+        await self.js.purge_stream(S.LEASES, subject=S.member(executor_id))
+
+    async def members(self) -> list[str]:
+        """Executors whose membership key has not expired."""
+        info = await self.js.stream_info(S.LEASES, subjects_filter="$KV.leases.m.>")
+        out = []
+        for subject, count in (info.state.subjects or {}).items():
+            if count:
+                out.append(subject.rsplit(".", 1)[1])
+        return sorted(out)
 
     # ---- inputs and work -------------------------------------------------------------
 

@@ -20,6 +20,8 @@ KV_BUCKET = "engine"
 WORKERS = "KV_workers"  # $KV.workers.<worker id>: liveness, each key expires unless renewed
 HEARTBEAT_TTL_S = 10
 RUNNING = "KV_running"  # $KV.running.<worker>.<execution>.<taskrun>: attempts a worker has in hand
+LEASES = "KV_leases"  # $KV.leases.p.<partition> (owner executor), $KV.leases.m.<executor> (members); TTL'd
+SNAPSHOTS = "KV_snapshots"  # $KV.snap.<partition>.<execution>: folded state every N steps
 
 
 def partition(execution_id: str) -> int:
@@ -94,6 +96,23 @@ def heartbeat(worker_id: str) -> str:
 
 def running(worker_id: str, execution_id: str, taskrun_id: str) -> str:
     return f"$KV.running.{worker_id}.{execution_id}.{taskrun_id}"
+
+
+def lease(partition: int) -> str:
+    return f"$KV.leases.p.{partition}"
+
+
+def member(executor_id: str) -> str:
+    return f"$KV.leases.m.{executor_id}"
+
+
+def snapshot(execution_id: str) -> str:
+    return f"$KV.snap.{partition(execution_id)}.{execution_id}"
+
+
+def inbox_partition(p: int) -> str:
+    """Filter of one partition's executor inputs (timers land here when they fire)."""
+    return f"in.{p}.*"
 
 
 def kv_subject(namespace: str, key: str) -> str:

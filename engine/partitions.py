@@ -1,0 +1,168 @@
+"""Which executor owns which partition: leases in KV_leases, renewed with a revision check.
+
+Executions hash to ``PARTITIONS`` partitions (eventstore.subjects.partition). An executor only
+consumes the inputs of the partitions it holds a lease on, so each execution has one writer at a
+time; appends stay guarded by the expected last subject sequence, so an owner that lost its lease
+without noticing (a long pause, a partition of the network) has its next write refused, never merged.
+
+- Every executor announces itself (``$KV.leases.m.<id>``, expires after ``ttl_s``) and reads the
+  live members; rendezvous hashing (``assign``) gives each partition one desired owner, the same on
+  every executor, and moves only the partitions of a member that comes or goes.
+- A lease (``$KV.leases.p.<n>``) holds the owner's id and expires ``ttl_s`` after its last write.
+  Taking one is a compare-and-set on its revision; renewing is another, so a lease that expired and
+  was taken meanwhile cannot be renewed by its old owner. Giving one back writes an empty owner.
+- A lease whose renewal fails for any other reason than a conflict (the server is electing a
+  leader...) is kept until its expiry: only then does the executor stop consuming the partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from engine.aio import cancelling
+from engine.errors import EngineError
+from engine.logs import get_logger
+from eventstore import subjects as S
+
+log = get_logger("engine.partitions")
+
+
+class LeaseStore(Protocol):
+    async def lease_holder(self, partition: int) -> tuple[str, int]: ...
+    async def lease_write(self, partition: int, owner: str, revision: int, ttl_s: float) -> int | None: ...
+    async def announce_member(self, executor_id: str, ttl_s: float) -> None: ...
+    async def leave(self, executor_id: str) -> None: ...
+    async def members(self) -> list[str]: ...
+
+
+def lease_ttl() -> float:
+    """ENGINE_LEASE_TTL seconds (default 3): how long a dead executor's partitions wait for a new owner."""
+    text = os.environ.get("ENGINE_LEASE_TTL", "3").strip()
+    try:
+        ttl = float(text)
+    except ValueError:
+        ttl = -1.0
+    if not 1 <= ttl <= 60:
+        raise EngineError(f"ENGINE_LEASE_TTL={text!r}: expected seconds from 1 to 60 (default 3)")
+    return ttl
+
+
+def assign(members: list[str], partitions: int = S.PARTITIONS) -> dict[int, str]:
+    """Rendezvous hashing: each partition to the member with the highest hash of (member, partition)."""
+    if not members:
+        return {}
+    return {p: max(members, key=lambda m: (zlib.crc32(f"{m}/{p}".encode()), m)) for p in range(partitions)}
+
+
+class Partitions:
+    def __init__(
+        self,
+        store: LeaseStore,
+        executor_id: str,
+        on_acquire: Callable[[int], Awaitable[None]],
+        on_release: Callable[[int, bool], Awaitable[None]],
+        ttl_s: float | None = None,
+    ) -> None:
+        self.store = store
+        self.id = executor_id
+        self.on_acquire = on_acquire
+        self.on_release = on_release  # (partition, lost): lost when someone else may own it already
+        self.ttl = ttl_s if ttl_s is not None else lease_ttl()
+        self.every = self.ttl / 4
+        self.held: dict[int, int] = {}  # partition -> revision of our lease
+        self._valid_until: dict[int, float] = {}
+
+    def owns(self, partition: int) -> bool:
+        return partition in self.held
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            try:
+                await self.tick()
+            except Exception as exc:
+                if cancelling():
+                    raise asyncio.CancelledError from exc
+                log.warning("partitions.tick_failed", error=f"{type(exc).__name__}: {exc}")
+                await self._expire()
+
+    async def tick(self) -> None:
+        await self.store.announce_member(self.id, self.ttl)
+        members = await self.store.members()
+        if self.id not in members:
+            members.append(self.id)
+        wanted = {p for p, owner in assign(members).items() if owner == self.id}
+        jobs = [self._renew(p) for p in list(self.held) if p in wanted]
+        jobs += [self._give_back(p) for p in list(self.held) if p not in wanted]
+        jobs += [self._take(p) for p in sorted(wanted - set(self.held))]
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result
+            if isinstance(result, Exception):
+                log.warning("partitions.lease_error", error=f"{type(result).__name__}: {result}")
+        await self._expire()
+
+    async def _take(self, p: int) -> None:
+        new = await self.store.lease_write(p, self.id, 0, self.ttl)  # never held, or expired
+        if new is None:
+            owner, revision = await self.store.lease_holder(p)
+            if owner and owner != self.id:
+                return  # still held (its owner has yet to give it back, or died and it has yet to expire)
+            new = await self.store.lease_write(p, self.id, revision, self.ttl)
+            if new is None:
+                return
+        self._valid_until[p] = asyncio.get_running_loop().time() + self.ttl * 0.8
+        self.held[p] = new
+        log.info("partitions.acquired", partition=p, executor=self.id)
+        try:
+            await self.on_acquire(p)
+        except BaseException:
+            await self._drop(p, lost=True)
+            raise
+
+    async def _renew(self, p: int) -> None:
+        started = asyncio.get_running_loop().time()
+        new = await self.store.lease_write(p, self.id, self.held[p], self.ttl)
+        if p not in self.held:
+            return
+        if new is None:
+            log.warning("partitions.lease_lost", partition=p, executor=self.id)
+            await self._drop(p, lost=True)
+            return
+        self.held[p] = new
+        self._valid_until[p] = started + self.ttl * 0.8
+
+    async def _give_back(self, p: int) -> None:
+        revision = self.held[p]
+        await self._drop(p, lost=False)
+        await self.store.lease_write(p, "", revision, self.ttl)
+        log.info("partitions.released", partition=p, executor=self.id)
+
+    async def _drop(self, p: int, lost: bool) -> None:
+        if self.held.pop(p, None) is None:
+            return
+        self._valid_until.pop(p, None)
+        await self.on_release(p, lost)
+
+    async def _expire(self) -> None:
+        """Stop consuming partitions whose lease we could not renew in time: another may own them now."""
+        now = asyncio.get_running_loop().time()
+        for p in [p for p, until in self._valid_until.items() if until < now]:
+            log.warning("partitions.lease_expired", partition=p, executor=self.id)
+            await self._drop(p, lost=True)
+
+    async def stop(self) -> None:
+        """Give every lease back, so the other executors take the partitions at once."""
+        results = await asyncio.gather(*(self._give_back(p) for p in list(self.held)), return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                log.warning("partitions.release_failed", error=f"{type(result).__name__}: {result}")
+        try:
+            await self.store.leave(self.id)
+        except Exception as exc:
+            log.warning("partitions.leave_failed", error=str(exc))
