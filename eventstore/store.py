@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js import api as jsapi
 from nats.js.errors import APIError, KeyNotFoundError, NotFoundError
@@ -26,6 +27,7 @@ from eventstore import subjects as S
 from eventstore.events import Event, Input, decode, encode, encode_input
 
 _OCC_CONFLICT = 10071
+_READ_BATCH = 256
 _json = msgspec.json.Encoder()
 
 
@@ -263,13 +265,7 @@ class Store:
 
     async def read(self, execution_id: str) -> list[tuple[int, list[Event]]]:
         """Every fold step of one execution, oldest first, with its stream sequence."""
-        last = await self.last_seq(execution_id)
-        if last == 0:
-            return []
-        out: list[tuple[int, list[Event]]] = []
-        async for seq, data in self._scan(S.events_stream(execution_id), S.events(execution_id), upto=last):
-            out.append((seq, decode(data)))
-        return out
+        return await self.read_after(execution_id, 0)
 
     async def _scan(
         self, stream: str, subject: str, *, upto: int, start: int = 1
@@ -297,15 +293,51 @@ class Store:
             await sub.unsubscribe()
 
     async def read_after(self, execution_id: str, after: int) -> list[tuple[int, list[Event]]]:
-        """The fold steps of one execution after stream sequence ``after`` (a snapshot's)."""
-        last = await self.last_seq(execution_id)
-        if last <= after:
-            return []
-        out: list[tuple[int, list[Event]]] = []
+        """The fold steps of one execution after stream sequence ``after`` (a snapshot's), oldest first.
+
+        Batched direct gets (server 2.11+): one request returns up to 256 steps, from any replica,
+        with no consumer to create (an ordered consumer per read cost ~10x more on a takeover).
+        """
         stream, subject = S.events_stream(execution_id), S.events(execution_id)
-        async for seq, data in self._scan(stream, subject, upto=last, start=after + 1):
-            out.append((seq, decode(data)))
-        return out
+        out: list[tuple[int, list[Event]]] = []
+        start = after + 1
+        while True:
+            got = await self._direct_batch(stream, subject, start, _READ_BATCH)
+            out += [(seq, decode(data)) for seq, data in got]
+            if len(got) < _READ_BATCH:
+                return out
+            start = got[-1][0] + 1
+
+    async def _direct_batch(
+        self, stream: str, subject: str, start: int, batch: int
+    ) -> list[tuple[int, bytes]]:
+        """Messages of ``subject`` from sequence ``start`` on, at most ``batch`` (nats-py has no helper)."""
+        inbox = self.nc.new_inbox()
+        got: list[tuple[int, bytes]] = []
+        done = asyncio.get_running_loop().create_future()
+
+        async def on_msg(msg: Msg) -> None:
+            headers = msg.headers or {}
+            status = headers.get("Status")
+            if status is not None:  # 204: end of the batch; 404: nothing (more) to read
+                if status not in ("204", "404"):
+                    why = headers.get("Description", "")
+                    exc = ServerError(f"direct get {stream} {subject}: {status} {why}")
+                    if not done.done():
+                        done.set_exception(exc)
+                elif not done.done():
+                    done.set_result(None)
+                return
+            got.append((int(headers["Nats-Sequence"]), msg.data))
+
+        sub = await self.nc.subscribe(inbox, cb=on_msg)
+        try:
+            request = _json.encode({"seq": start, "next_by_subj": subject, "batch": batch})
+            await self.nc.publish(f"$JS.API.DIRECT.GET.{stream}", request, reply=inbox)
+            await asyncio.wait_for(done, 10)
+        finally:
+            await sub.unsubscribe()
+        return got
 
     # ---- snapshots -----------------------------------------------------------------------
 

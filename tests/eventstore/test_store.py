@@ -141,3 +141,41 @@ async def test_logs_are_stored_and_read_back_in_order(nats_url: str) -> None:
     assert [line.message for line in lines] == [f"line {i}" for i in range(5)]
     assert await store.read_logs("none-" + eid) == []
     await store.close()
+
+
+async def test_long_histories_are_read_in_batches_and_from_a_snapshot_point(nats_url: str) -> None:
+    store = await Store.connect(nats_url)
+    eid = uuid.uuid4().hex
+    seq = await store.append(eid, [_created(eid)], 0)
+    seqs = [seq]
+    for i in range(600):  # more than two read batches
+        step = ev.ExecutionStateChanged(date=f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z", state="RUNNING")
+        seq = await store.append(eid, [step], seq)
+        seqs.append(seq)
+    history = await store.read(eid)
+    assert [s for s, _ in history] == seqs
+    tail = await store.read_after(eid, seqs[300])
+    assert [s for s, _ in tail] == seqs[301:]
+    assert await store.read_after(eid, seqs[-1]) == []
+    await store.close()
+
+
+async def test_partition_leases_are_compare_and_set(nats_url: str) -> None:
+    store = await Store.connect(nats_url)
+    p = 7
+    owner, rev = await store.lease_holder(p)
+    if owner:  # another test's executor holds it: wait for it to be given back or to expire
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            owner, rev = await store.lease_holder(p)
+            if not owner:
+                break
+    taken = await store.lease_write(p, "me", rev, 1)
+    assert taken is not None
+    assert await store.lease_write(p, "rival", rev, 1) is None  # it moved on: the rival is refused
+    assert await store.lease_holder(p) == ("me", taken)
+    renewed = await store.lease_write(p, "me", taken, 1)
+    assert renewed is not None and renewed > taken
+    assert await store.lease_write(p, "", renewed, 1) is not None  # given back
+    assert (await store.lease_holder(p))[0] == ""
+    await store.close()
