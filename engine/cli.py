@@ -106,11 +106,32 @@ def run(
     raise typer.Exit(code)
 
 
+# ---- output: one code path for local and remote results ------------------------------------------
+# Local results are first turned into the API's documents (execution_json, log items), so a
+# command prints the same whether it read the local data directory or a server (--server).
+
+
+def _log_item(line: Any) -> dict[str, Any]:
+    """A stored LogLine as the API's log item."""
+    return {
+        "timestamp": line.date,
+        "level": line.level,
+        "taskId": line.task_id,
+        "taskRunId": line.taskrun_id,
+        "attemptNumber": line.attempt,
+        "message": line.message,
+    }
+
+
+def _print_log_item(item: dict[str, Any], color: bool) -> None:
+    raw = str(item.get("level") or "INFO")
+    level = f"{_COLORS.get(raw, '')}{raw:<5}\x1b[0m" if color else raw
+    stamp = str(item.get("timestamp") or "")[11:23]
+    sys.stderr.write(f"{stamp} {level:<5} {item.get('taskId') or '-'} {item.get('message')}\n")
+
+
 def _print_log(line: Any, color: bool) -> None:
-    level = line.level
-    if color:
-        level = f"{_COLORS.get(line.level, '')}{line.level:<5}\x1b[0m"
-    sys.stderr.write(f"{line.date[11:23]} {level:<5} {line.task_id or '-'} {line.message}\n")
+    _print_log_item(_log_item(line), color)
 
 
 @contextlib.asynccontextmanager
@@ -180,19 +201,26 @@ async def _follow(rt: Any, execution_id: str, start: Any, timeout: float | None)
 def _report(state: Any, output: str) -> int:
     from engine.shape import execution_json
 
-    if state is None:
+    return _report_doc(None if state is None else execution_json(state), output)
+
+
+def _report_doc(doc: dict[str, Any] | None, output: str) -> int:
+    """The end of an execution (an execution_json document): one line, or the JSON with --output json."""
+    if doc is None:
         return 1
+    current = doc["state"]["current"]
     if output == "json":
-        sys.stdout.write(json.dumps(execution_json(state)) + "\n")
+        sys.stdout.write(json.dumps(doc) + "\n")
     else:
-        first, last = state.histories[0].date, state.histories[-1].date
+        histories = doc["state"]["histories"]
+        first, last = histories[0]["date"], histories[-1]["date"]
         sys.stderr.write(
-            f"execution {state.id} {state.state} ({len(state.taskruns)} taskruns, "
+            f"execution {doc['id']} {current} ({len(doc.get('taskRunList') or [])} taskruns, "
             f"{first[11:23]} → {last[11:23]})\n"
         )
-        if state.outputs:
-            sys.stderr.write("outputs: " + json.dumps(state.outputs) + "\n")
-    return 0 if state.state in ("SUCCESS", "WARNING") else 1
+        if doc.get("outputs"):
+            sys.stderr.write("outputs: " + json.dumps(doc["outputs"]) + "\n")
+    return 0 if current in ("SUCCESS", "WARNING") else 1
 
 
 async def _run(
@@ -238,9 +266,91 @@ _ROLES = typer.Option(
 )
 _WAIT = typer.Option(True, "--wait/--no-wait", help="Follow the execution's logs until it ends.")
 _OUTPUT = typer.Option("pretty", help="json: print the final execution as JSON on stdout.")
+_SERVER = typer.Option(
+    None,
+    "--server",
+    envvar="ENGINE_SERVER",
+    help="Talk to the engine API at this URL (e.g. http://host:8080; user:password@ for basic auth) "
+    "instead of the local data directory.",
+    show_default=False,
+)
+_TOKEN = typer.Option(
+    None,
+    "--token",
+    envvar="ENGINE_TOKEN",
+    help="Bearer token for --server (one of the server's ENGINE_API_TOKENS).",
+    show_default=False,
+)
 
 
-async def _act(execution_id: str, action: str, roles: bool | None, wait: bool, output: str, **kw: Any) -> int:
+def _remote(server: str, token: str | None) -> Any:
+    from engine.remote import RemoteEngine
+
+    return RemoteEngine(server, token)
+
+
+def _check_output(output: str) -> None:
+    if output not in ("json", "pretty"):
+        _fail(f"--output: expected json or pretty, got {output!r}")
+
+
+async def _last_log_index(api: Any, execution_id: str) -> int:
+    """The index of the execution's last log line so far (-1: none), to print only newer ones."""
+    from urllib.parse import quote
+
+    path = f"/logs/{quote(execution_id, safe='')}"
+    total = int((await api.get_json(path, params={"size": 1}))["total"])
+    if not total:
+        return -1
+    last = await api.get_json(path, params={"size": 1, "page": total})
+    return int(last["results"][0]["index"]) if last["results"] else -1
+
+
+async def _act_remote(
+    server: str, token: str | None, execution_id: str, action: str, wait: bool, output: str, **kw: Any
+) -> int:
+    """kill/resume/restart/replay through the API; with --wait, its new log lines and its end."""
+    async with _remote(server, token) as api:
+        before = await api.execution(execution_id)
+        seen = len(before["state"]["histories"])
+        since = await _last_log_index(api, execution_id) if wait and action != "replay" else -1
+        target = execution_id
+        if action == "kill":
+            await api.kill(execution_id)
+        elif action == "resume":
+            await api.resume(execution_id, kw.get("inputs") or {})
+        elif action == "restart":
+            await api.restart(execution_id)
+        elif action == "replay":
+            target = await api.replay(execution_id, kw.get("taskrun"), kw.get("revision"))
+            seen = 0
+            sys.stderr.write(f"execution {target} replays {execution_id}\n")
+        if not wait:
+            sys.stderr.write(f"{action}: sent for execution {target}\n")
+            return 0
+        await api.wait_change(target, seen)
+        color = sys.stderr.isatty()
+        async for item in api.follow_logs(target):
+            if int(item.get("index", 0)) > since:
+                _print_log_item(item, color)
+        return _report_doc(await api.wait_terminal(target, timeout=60), output)
+
+
+async def _act(
+    execution_id: str,
+    action: str,
+    roles: bool | None,
+    wait: bool,
+    output: str,
+    server: str | None = None,
+    token: str | None = None,
+    **kw: Any,
+) -> int:
+    _check_output(output)
+    if server:
+        if roles is not None:
+            _fail("--roles/--no-roles apply to the local mode only, not with --server")
+        return await _act_remote(server, token, execution_id, action, wait, output, **kw)
     async with _session(roles) as rt:
         target = execution_id
 
@@ -266,9 +376,16 @@ async def _act(execution_id: str, action: str, roles: bool | None, wait: bool, o
 
 
 @app.command()
-def kill(execution_id: str, roles: bool | None = _ROLES, wait: bool = _WAIT, output: str = _OUTPUT) -> None:
+def kill(
+    execution_id: str,
+    roles: bool | None = _ROLES,
+    wait: bool = _WAIT,
+    output: str = _OUTPUT,
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
+) -> None:
     """Kill a running execution: its running processes stop, its subflows are killed too."""
-    _command(_act(execution_id, "kill", roles, wait, output))
+    _command(_act(execution_id, "kill", roles, wait, output, server, token))
 
 
 @app.command()
@@ -280,6 +397,8 @@ def resume(
     roles: bool | None = _ROLES,
     wait: bool = _WAIT,
     output: str = _OUTPUT,
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
 ) -> None:
     """Resume a PAUSED execution (with the Pause task's onResume inputs)."""
     from engine.inputs import parse_cli_inputs
@@ -288,15 +407,20 @@ def resume(
         inputs = parse_cli_inputs(input or [])
     except EngineError as exc:
         _fail(str(exc))
-    _command(_act(execution_id, "resume", roles, wait, output, inputs=inputs))
+    _command(_act(execution_id, "resume", roles, wait, output, server, token, inputs=inputs))
 
 
 @app.command()
 def restart(
-    execution_id: str, roles: bool | None = _ROLES, wait: bool = _WAIT, output: str = _OUTPUT
+    execution_id: str,
+    roles: bool | None = _ROLES,
+    wait: bool = _WAIT,
+    output: str = _OUTPUT,
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
 ) -> None:
     """Run the failed taskruns of a finished execution again, as new attempts, in the same execution."""
-    _command(_act(execution_id, "restart", roles, wait, output))
+    _command(_act(execution_id, "restart", roles, wait, output, server, token))
 
 
 @app.command()
@@ -310,9 +434,13 @@ def replay(
     roles: bool | None = _ROLES,
     wait: bool = _WAIT,
     output: str = _OUTPUT,
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
 ) -> None:
     """Start a new execution that keeps what happened before --from and runs again from there."""
-    _command(_act(execution_id, "replay", roles, wait, output, taskrun=from_, revision=revision))
+    _command(
+        _act(execution_id, "replay", roles, wait, output, server, token, taskrun=from_, revision=revision)
+    )
 
 
 server_app = typer.Typer(no_args_is_help=True, help="Run the engine's roles as long-lived processes.")
@@ -455,33 +583,41 @@ app.add_typer(executions_app, name="executions")
 
 
 @executions_app.command("get")
-def executions_get(execution_id: str, output: str = _OUTPUT) -> None:
+def executions_get(
+    execution_id: str, output: str = _OUTPUT, server: str | None = _SERVER, token: str | None = _TOKEN
+) -> None:
     """One execution: its state, taskruns and outputs (JSON in Kestra's API shape with --output json)."""
+    _check_output(output)
 
     async def get() -> int:
-        async with _session(roles=False) as rt:
-            state = await rt.get_execution(execution_id)
-            if output == "json":
-                from engine.shape import execution_json
+        if server:
+            async with _remote(server, token) as api:
+                doc = await api.execution(execution_id)
+        else:
+            from engine.shape import execution_json
 
-                sys.stdout.write(json.dumps(execution_json(state)) + "\n")
-                return 0
-            _print_execution(state)
-            return 0
+            async with _session(roles=False) as rt:
+                doc = execution_json(await rt.get_execution(execution_id))
+        if output == "json":
+            sys.stdout.write(json.dumps(doc) + "\n")
+        else:
+            _print_execution(doc)
+        return 0
 
     _command(get())
 
 
-def _print_execution(state: Any) -> None:
+def _print_execution(doc: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{state.namespace}.{state.flow_id} {state.id}: {state.state}")
+    table = Table(title=f"{doc['namespace']}.{doc['flowId']} {doc['id']}: {doc['state']['current']}")
     for col in ("task", "value", "state", "attempts", "outputs"):
         table.add_column(col)
-    for tr in state.taskruns.values():
-        outputs = json.dumps(tr.outputs)
-        table.add_row(tr.task_id, tr.value or "", tr.state, str(len(tr.attempts)), outputs[:60])
+    for tr in doc.get("taskRunList") or []:
+        outputs = json.dumps(tr.get("outputs") or {})
+        attempts = str(len(tr.get("attempts") or []))
+        table.add_row(tr["taskId"], tr.get("value") or "", tr["state"]["current"], attempts, outputs[:60])
     Console(stderr=False).print(table)
 
 
@@ -489,12 +625,32 @@ def _print_execution(state: Any) -> None:
 def executions_list(
     namespace: Annotated[str | None, typer.Option(help="Only this namespace (prefix).")] = None,
     flow: Annotated[str | None, typer.Option(help="Only this flow id.")] = None,
-    limit: Annotated[int, typer.Option(help="Show the N most recent.")] = 20,
+    limit: Annotated[int, typer.Option(help="Show the N most recent.", min=1, max=1000)] = 20,
     output: str = _OUTPUT,
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
 ) -> None:
     """The most recent executions, newest first."""
+    _check_output(output)
 
     async def list_() -> int:
+        if server:
+            async with _remote(server, token) as api:
+                docs = await api.executions(namespace, flow, limit)
+        else:
+            docs = await local_list()
+        if output == "json":
+            sys.stdout.write(json.dumps(docs) + "\n")
+            return 0
+        for d in docs:
+            start = str(d["state"].get("startDate") or "")[:19]
+            sys.stdout.write(
+                f"{d['id']}  {start}  {d['state']['current']:<9} {d['namespace']}.{d['flowId']}\n"
+            )
+        return 0
+
+    async def local_list() -> list[dict[str, Any]]:
+        from engine.shape import execution_json
         from eventstore import subjects as S
 
         async with _session(roles=False) as rt:
@@ -510,15 +666,7 @@ def executions_list(
                 and (flow is None or s.flow_id == flow)
             ]
             states.sort(key=lambda s: s.start_date, reverse=True)
-            states = states[:limit]
-            if output == "json":
-                from engine.shape import execution_json
-
-                sys.stdout.write(json.dumps([execution_json(s) for s in states]) + "\n")
-                return 0
-            for s in states:
-                sys.stdout.write(f"{s.id}  {s.start_date[:19]}  {s.state:<9} {s.namespace}.{s.flow_id}\n")
-            return 0
+            return [execution_json(s) for s in states[:limit]]
 
     _command(list_())
 
@@ -529,10 +677,23 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing until the execution ends.")
     ] = False,
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
 ) -> None:
     """The log lines of an execution."""
 
     async def show() -> int:
+        if server:
+            color = sys.stderr.isatty()
+            async with _remote(server, token) as api:
+                await api.execution(execution_id)  # not found: one clear line
+                if follow:
+                    async for item in api.follow_logs(execution_id):
+                        _print_log_item(item, color)
+                else:
+                    for item in await api.logs(execution_id):
+                        _print_log_item(item, color)
+            return 0
         async with _session(roles=False) as rt:
             state = await rt.get_execution(execution_id)
             color = sys.stderr.isatty()
@@ -545,27 +706,120 @@ def logs(
     _command(show())
 
 
+def _flow_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        files.extend(sorted(f for f in p.rglob("*") if f.suffix in (".yml", ".yaml")) if p.is_dir() else [p])
+    return files
+
+
+def _check_flows(paths: list[Path], namespace: str | None = None) -> tuple[list[tuple[Path, str, Any]], int]:
+    """Validate every flow file (printing each problem on stderr as ``engine flow validate`` does).
+
+    Returns the valid (path, source, flow) and the number of problems; ``namespace``: every flow
+    must be in it or below it, and no two files may hold the same flow.
+    """
+    from engine.flow import load_flow
+
+    valid: list[tuple[Path, str, Any]] = []
+    problems = 0
+    seen: dict[tuple[str, str], Path] = {}
+    for f in _flow_files(paths):
+        source = f.read_text()
+        try:
+            flow = load_flow(source, file=str(f), strict_expressions=True)
+        except FlowValidationError as exc:
+            problems += len(exc.issues)
+            for issue in exc.issues:
+                sys.stderr.write(f"{issue}\n")
+            continue
+        if namespace and flow.namespace != namespace and not flow.namespace.startswith(namespace + "."):
+            problems += 1
+            sys.stderr.write(f"{f}: namespace: {flow.namespace} is not in {namespace} (--namespace)\n")
+            continue
+        key = (flow.namespace, flow.id)
+        if key in seen:
+            problems += 1
+            sys.stderr.write(f"{f}: id: flow {flow.namespace}.{flow.id} is also defined in {seen[key]}\n")
+            continue
+        seen[key] = f
+        valid.append((f, source, flow))
+    return valid, problems
+
+
+def _problems_line(problems: int, files: int) -> str:
+    return f"{problems} problem{'s' if problems != 1 else ''} in {files} file(s)"
+
+
 @flow_app.command("validate")
 def flow_validate(
     paths: Annotated[list[Path], typer.Argument(help="Flow files or directories.", exists=True)],
 ) -> None:
     """Check flows without running them; exit 1 and list every problem if any is invalid."""
-    from engine.flow import load_flow
-
-    files: list[Path] = []
-    for p in paths:
-        files.extend(sorted(f for f in p.rglob("*") if f.suffix in (".yml", ".yaml")) if p.is_dir() else [p])
-    problems = 0
-    for f in files:
-        try:
-            load_flow(f.read_text(), file=str(f), strict_expressions=True)
-        except FlowValidationError as exc:
-            problems += len(exc.issues)
-            for issue in exc.issues:
-                sys.stderr.write(f"{issue}\n")
+    files = _flow_files(paths)
+    _, problems = _check_flows(paths)
     if problems:
-        _fail(f"{problems} problem{'s' if problems != 1 else ''} in {len(files)} file(s)", 1)
+        _fail(_problems_line(problems, len(files)), 1)
     sys.stderr.write(f"{len(files)} flow(s) valid\n")
+
+
+@flow_app.command("deploy")
+def flow_deploy(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Directories (every *.yml/*.yaml below) or flow files.", exists=True)
+    ],
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", help="Refuse any flow outside this namespace (and its children)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and show what would change; deploy nothing.")
+    ] = False,
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
+) -> None:
+    """Validate every flow (the problems of `engine flow validate`; any problem: nothing is deployed),
+    then deploy each one whose source changed as a new revision. Prints one line per flow
+    (created, updated, unchanged) on stdout and a summary on stderr."""
+    files = _flow_files(paths)
+    if not files:
+        _fail(f"no *.yml or *.yaml flow file in {', '.join(str(p) for p in paths)}", 1)
+    valid, problems = _check_flows(paths, namespace)
+    if problems:
+        _fail(_problems_line(problems, len(files)) + ": nothing deployed", 1)
+
+    async def deploy() -> int:
+        if server:
+            async with _remote(server, token) as api:
+                return await _deploy_all(valid, dry_run, api.flow_source, api.deploy_flow)
+        async with _session(roles=False) as rt:
+
+            async def current(ns: str, fid: str) -> str | None:
+                rev = await rt.store.get_flow(ns, fid)
+                return None if rev is None or rev.deleted else str(rev.source)
+
+            async def save(source: str) -> int:
+                return int((await rt.flows.deploy(source)).revision)
+
+            return await _deploy_all(valid, dry_run, current, save)
+
+    _command(deploy())
+
+
+async def _deploy_all(valid: list[tuple[Path, str, Any]], dry_run: bool, current: Any, save: Any) -> int:
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    for path, source, flow in valid:
+        deployed = await current(flow.namespace, flow.id)
+        status = "created" if deployed is None else "unchanged" if deployed == source else "updated"
+        counts[status] += 1
+        revision = ""
+        if status != "unchanged" and not dry_run:
+            revision = f" revision {await save(source)}"
+        verb = status if not dry_run or status == "unchanged" else f"would be {status}"
+        sys.stdout.write(f"{flow.namespace}.{flow.id}\t{verb}{revision}\t{path}\n")
+    summary = ", ".join(f"{n} {what}" for what, n in counts.items())
+    sys.stderr.write(f"{'dry run: ' if dry_run else ''}{len(valid)} flow(s): {summary}\n")
+    return 0
 
 
 @flow_app.command("revisions")
