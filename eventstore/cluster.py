@@ -400,10 +400,12 @@ def config_command(
     token = token or secrets.token_hex(16)
     route_password = route_password or secrets.token_hex(16)
     for spec in specs:
-        path = write_config(
-            out / f"{spec.name}.conf",
-            cluster_config(spec, specs, token=token, route_user="route", route_password=route_password),
-        )
+        header = [
+            f"# node {spec.name} of {len(specs)}, written by `python -m eventstore.cluster config`;",
+            "# the route password is shared by the nodes: write your own with that command.",
+        ]
+        lines = cluster_config(spec, specs, token=token, route_user="route", route_password=route_password)
+        path = write_config(out / f"{spec.name}.conf", header + lines)
         sys.stderr.write(f"wrote {path}\n")
     sys.stdout.write(f"ENGINE_NATS_URL={','.join(s.client_url(token) for s in specs)}\n")
 
