@@ -145,3 +145,41 @@ def test_bad_cron_and_unknown_flow(cli: typer.Typer, nats_url: str) -> None:
     assert [x for x in result.stderr.splitlines() if "nats." not in x] == [
         f"flow {namespace}.nope is not deployed"
     ]
+
+
+def test_backfill_control_commands(cli: typer.Typer, nats_url: str) -> None:
+    import json
+
+    namespace = ns()
+    deploy(nats_url, FLOW.format(ns=namespace, cron="0 2 * * *"))
+    runner = CliRunner()
+    window = ["--start", "2031-01-01T00:00:00Z", "--end", "2031-01-31T00:00:00Z"]
+
+    def one_line(result: object) -> str:
+        lines = [x for x in result.stderr.splitlines() if "nats." not in x]  # type: ignore[attr-defined]
+        assert len(lines) == 1, lines
+        return lines[0]
+
+    recorded = runner.invoke(cli, ["backfill", namespace, "nightly", *window, "--no-wait", "-l", "k=v"])
+    assert recorded.exit_code == 0, recorded.output
+    assert ": RUNNING, 0/30 slot(s) handled" in one_line(recorded)
+    status = runner.invoke(cli, ["backfill", "status", namespace, "nightly", "--output", "json"])
+    assert status.exit_code == 0, status.output
+    [record] = [json.loads(x) for x in status.stdout.splitlines() if x.startswith("{")]
+    assert record["status"] == "RUNNING" and record["total"] == 30 and record["labels"] == {"k": "v"}
+    for action, state in (
+        ("pause", "PAUSED"),
+        ("pause", "PAUSED"),
+        ("resume", "RUNNING"),
+        ("cancel", "CANCELLED"),
+    ):
+        result = runner.invoke(cli, ["backfill", action, namespace, "nightly", "--trigger", "nightly"])
+        assert result.exit_code == 0, result.output
+        assert f": {state}, " in one_line(result)
+    refused = runner.invoke(cli, ["backfill", "resume", namespace, "nightly"])
+    assert refused.exit_code == 2
+    assert one_line(refused).endswith("is CANCELLED: it cannot be resumed")
+    unknown = runner.invoke(cli, ["backfill", "pause", namespace, "nope"])
+    assert unknown.exit_code == 2 and one_line(unknown) == f"flow {namespace}.nope is not deployed"
+    listed = runner.invoke(cli, ["backfill", "status", namespace])
+    assert listed.exit_code == 0 and "CANCELLED" in listed.stdout
