@@ -16,6 +16,8 @@ from typing import Any
 
 import msgspec
 from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api as jsapi
 from nats.js.errors import APIError, NotFoundError
 
@@ -83,8 +85,11 @@ class Executor:
         self.cache: dict[str, Execution] = {}
         self._queue: asyncio.Queue[Msg] = asyncio.Queue()
         self._subs: dict[int, Any] = {}  # partition -> its consumer's subscription
-        self.id = executor_id or f"x{uuid.uuid4().hex[:12]}"
-        self.partitions = Partitions(store, self.id, self._consume, self._release)
+        # ENGINE_EXECUTOR_ID: a stable id (unique per process) lets a restarted executor take its
+        # partitions back at once instead of waiting for its old leases to expire.
+        self.id = executor_id or os.environ.get("ENGINE_EXECUTOR_ID") or f"x{uuid.uuid4().hex[:12]}"
+        self.partitions = Partitions(store, self.id, self._consume, self._release, alive=self._alive)
+        self._ping: Any = None
         self.snapshot_every = snapshot_every()
         self._since_snapshot: dict[str, int] = {}  # steps appended since the last snapshot
         self._snapshotted: set[str] = set()  # executions that have a snapshot to drop when they end
@@ -105,8 +110,22 @@ class Executor:
             with contextlib.suppress(NotFoundError):
                 await self.store.js.delete_consumer(f"{S.INBOX}_{k}", "executor")
 
+        async def pong(msg: Msg) -> None:
+            await msg.respond(b"")
+
         await asyncio.gather(*(drop_legacy(k) for k in range(S.SHARDS)))
+        self._ping = await self.store.nc.subscribe(S.ping(self.id), cb=pong)
         await self.partitions.tick()
+
+    async def _alive(self, executor_id: str) -> bool:
+        """Is that executor's connection up? "No responders" comes from the server at once when not."""
+        try:
+            await self.store.nc.request(S.ping(executor_id), b"", timeout=0.5)
+        except NoRespondersError:
+            return False
+        except (TimeoutError, NatsTimeoutError):
+            return True  # slow, not gone: its lease will tell
+        return True
 
     async def _consume(self, p: int) -> None:
         """Own partition ``p`` through a fresh consumer: inputs a previous owner left unacked come
@@ -173,6 +192,9 @@ class Executor:
 
     async def stop(self) -> None:
         await self.partitions.stop()
+        if self._ping is not None:
+            await unsubscribe_all([self._ping])
+            self._ping = None
         subs, self._subs = list(self._subs.values()), {}
         await unsubscribe_all(subs)
 

@@ -11,6 +11,12 @@ without noticing (a long pause, a partition of the network) has its next write r
 - A lease (``$KV.leases.p.<n>``) holds the owner's id and expires ``ttl_s`` after its last write.
   Taking one is a compare-and-set on its revision; renewing is another, so a lease that expired and
   was taken meanwhile cannot be renewed by its old owner. Giving one back writes an empty owner.
+- An executor that died is noticed before its keys expire: every executor answers a ping on its
+  own subject, and the server answers "no responders" the moment a process's connection is gone
+  (kill -9 closes its socket). Its members' partitions are reassigned and its leases taken over by
+  compare-and-set on their current revision. A live but slow executor is never declared dead (a
+  ping that times out counts as alive); one cut off from the server cannot write anyway, and
+  its next renewal fails.
 - A lease whose renewal fails for any other reason than a conflict (the server is electing a
   leader...) is kept until its expiry: only then does the executor stop consuming the partition.
 """
@@ -66,6 +72,7 @@ class Partitions:
         on_acquire: Callable[[int], Awaitable[None]],
         on_release: Callable[[int, bool], Awaitable[None]],
         ttl_s: float | None = None,
+        alive: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.store = store
         self.id = executor_id
@@ -73,7 +80,9 @@ class Partitions:
         self.on_release = on_release  # (partition, lost): lost when someone else may own it already
         self.ttl = ttl_s if ttl_s is not None else lease_ttl()
         self.every = self.ttl / 4
+        self.alive = alive  # probe of another executor's connection (None: trust the TTLs)
         self.held: dict[int, int] = {}  # partition -> revision of our lease
+        self._dead: set[str] = set()  # members whose connection is gone (their leases are ours to take)
         self._valid_until: dict[int, float] = {}
 
     def owns(self, partition: int) -> bool:
@@ -92,9 +101,12 @@ class Partitions:
 
     async def tick(self) -> None:
         await self.store.announce_member(self.id, self.ttl)
-        members = await self.store.members()
-        if self.id not in members:
-            members.append(self.id)
+        members = [m for m in await self.store.members() if m != self.id]
+        if self.alive is not None and members:
+            probes = await asyncio.gather(*(self.alive(m) for m in members))
+            self._dead = {m for m, ok in zip(members, probes, strict=True) if not ok}
+            members = [m for m in members if m not in self._dead]
+        members.append(self.id)
         wanted = {p for p, owner in assign(members).items() if owner == self.id}
         jobs = [self._renew(p) for p in list(self.held) if p in wanted]
         jobs += [self._give_back(p) for p in list(self.held) if p not in wanted]
@@ -111,7 +123,7 @@ class Partitions:
         new = await self.store.lease_write(p, self.id, 0, self.ttl)  # never held, or expired
         if new is None:
             owner, revision = await self.store.lease_holder(p)
-            if owner and owner != self.id:
+            if owner and owner != self.id and owner not in self._dead:
                 return  # still held (its owner has yet to give it back, or died and it has yet to expire)
             new = await self.store.lease_write(p, self.id, revision, self.ttl)
             if new is None:

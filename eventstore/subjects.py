@@ -106,6 +106,11 @@ def member(executor_id: str) -> str:
     return f"$KV.leases.m.{executor_id}"
 
 
+def ping(executor_id: str) -> str:
+    """Core-NATS subject an executor answers on while its connection is up (liveness probe)."""
+    return f"engine.executor.{executor_id}.ping"
+
+
 def snapshot(execution_id: str) -> str:
     return f"$KV.snap.{partition(execution_id)}.{execution_id}"
 
