@@ -259,6 +259,10 @@ class _Batch:
     removed_taskruns: dict[str, str] = field(default_factory=dict)  # taskrun id -> execution id
     reloaded: dict[str, list[str]] = field(default_factory=dict)  # execution id -> its taskrun ids
     meta: dict[str, int] = field(default_factory=dict)
+    # executions folded in this batch and the taskruns that changed: their rows are built once, at
+    # the end of the batch (an execution's last state), not after each of its steps
+    states: dict[str, Execution] = field(default_factory=dict)
+    touched: dict[str, dict[str, int]] = field(default_factory=dict)  # taskrun id -> seq of its step
 
 
 def _ts(date: str | None) -> str | None:
@@ -517,6 +521,7 @@ class Indexer:
                 self._on_tombstone(batch, m)
         if not batch.meta:
             return
+        self._build_rows(batch)
         rows = await asyncio.to_thread(self._write, batch)
         self.applied.update(batch.meta)
         for m in msgs:
@@ -617,10 +622,17 @@ class Indexer:
         self._rows(batch, state, touched)
 
     def _rows(self, batch: _Batch, state: Execution, touched: set[str]) -> None:
-        if state.id in self._deleted:
-            return
+        batch.states[state.id] = state
+        batch.touched.setdefault(state.id, {}).update(dict.fromkeys(touched, state.seq))
+
+    def _build_rows(self, batch: _Batch) -> None:
+        for execution_id, state in batch.states.items():
+            if execution_id not in self._deleted:
+                self._state_rows(batch, state, batch.touched.get(execution_id, {}))
+
+    def _state_rows(self, batch: _Batch, state: Execution, touched: dict[str, int]) -> None:
         batch.executions[state.id] = self._execution_row(state)
-        for trid in touched:
+        for trid, seq in touched.items():
             tr = state.taskruns.get(trid)
             if tr is None:
                 continue
@@ -637,7 +649,7 @@ class Indexer:
                 _ts(tr.histories[0].date),
                 _ts(end),
                 len(tr.attempts),
-                state.seq,
+                seq,  # the step that last changed it: the same whatever the batches
             ]
 
     @staticmethod
@@ -712,9 +724,8 @@ class Indexer:
             return
         self._deleted.add(execution_id)
         batch.deleted[execution_id] = (m.seq, delete_logs)
-        batch.executions.pop(execution_id, None)
-        for trid in [k for k, row in batch.taskruns.items() if row[1] == execution_id]:
-            del batch.taskruns[trid]
+        batch.states.pop(execution_id, None)
+        batch.touched.pop(execution_id, None)
         if delete_logs:
             batch.logs = [row for row in batch.logs if row[1] != execution_id]
 
