@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -23,7 +23,7 @@ from litestar import Request, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from engine.errors import EngineError, FlowNotFound, FlowValidationError, InputError
-from webserver.api import Deps, Page, bad, conflict, deps, not_found, unprocessable
+from webserver.api import ApiError, Deps, Page, bad, conflict, deps, not_found, unprocessable
 
 SCHEDULE = "io.kestra.plugin.core.trigger.Schedule"
 TRIGGER_SORTS = {
@@ -171,9 +171,6 @@ def trigger_context(d: Deps, ft: FlowTrigger, state: dict[str, Any]) -> dict[str
             out["nextExecutionDate"] = iso(spec.next_after(datetime.now(UTC)), spec.tz)
         except ScheduleError as exc:
             out["error"] = str(exc)
-    run = d.backfills.get(ft.key)
-    if run is not None:
-        out["backfill"] = run.json()
     return out
 
 
@@ -183,7 +180,13 @@ async def contexts(d: Deps, fts: list[FlowTrigger]) -> list[dict[str, Any]]:
     kv = TriggerKV(d.store)
     await kv.setup()
     states = await asyncio.gather(*(trigger_state(kv, ft) for ft in fts))
-    return [trigger_context(d, ft, s) for ft, s in zip(fts, states, strict=True)]
+    backfills = await asyncio.gather(*(backfill_json(d, ft) for ft in fts))
+    out = []
+    for ft, state, backfill in zip(fts, states, backfills, strict=True):
+        ctx = trigger_context(d, ft, state)
+        ctx["backfill"] = backfill
+        out.append(ctx)
+    return out
 
 
 TriggerSize = Annotated[int, QueryParameter(ge=1, le=1000, description="Results per page")]
@@ -366,37 +369,6 @@ async def set_disabled_by_query(
 # ---- backfill ----------------------------------------------------------------------------------
 
 
-@dataclass
-class BackfillRun:
-    """A backfill started through the API (in this process)."""
-
-    start: str
-    end: str
-    total: int = 0
-    done: int = 0
-    created: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    error: str | None = None
-    task: asyncio.Task[Any] | None = None
-    started: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def running(self) -> bool:
-        return self.task is not None and not self.task.done()
-
-    def json(self) -> dict[str, Any]:
-        return {
-            "start": self.start,
-            "end": self.end,
-            "slots": self.total,
-            "done": self.done,
-            "running": self.running,
-            "executions": len(self.created),
-            "skipped": len(self.skipped),
-            "error": self.error,
-        }
-
-
 def _labels(value: list[dict[str, Any]] | dict[str, Any] | None) -> dict[str, str]:
     if value is None:
         return {}
@@ -410,9 +382,46 @@ def _labels(value: list[dict[str, Any]] | dict[str, Any] | None) -> dict[str, st
     return out
 
 
-async def start_backfill(d: Deps, ft: FlowTrigger, body: BackfillBody, wait: bool) -> BackfillRun:
-    """Start ``triggers.backfill.backfill`` in a task; returns once it passed its checks (or ended)."""
-    from triggers.backfill import BackfillError, backfill
+def backfill_http_error(exc: Exception) -> ApiError:
+    """A refused backfill operation as a 4xx with the triggers package's message."""
+    from triggers.backfill import BackfillError
+
+    text = " ".join(str(exc).split())
+    if isinstance(exc, InputError):
+        return unprocessable(f"backfill: invalid input: {text}")
+    if isinstance(exc, FlowNotFound):
+        return not_found(text)
+    if isinstance(exc, BackfillError) and ("already has" in text or (" is " in text and "cannot be" in text)):
+        return conflict(text)
+    return bad(f"backfill: {text}")
+
+
+def follow_in_background(d: Deps, ft: FlowTrigger) -> asyncio.Task[Any]:
+    """Advance the trigger's backfill from this process until it is DONE, PAUSED or CANCELLED.
+
+    The scheduler role advances it too (compare-and-set steps: they never double a slot); this
+    makes an API without a scheduler in its process carry it through.
+    """
+    from triggers.backfill import follow_backfill
+
+    task = d.backfills.get(ft.key)
+    if task is not None and not task.done():
+        return task  # type: ignore[no-any-return]
+
+    async def go() -> Any:
+        try:
+            return await follow_backfill(d.runtime, ft.namespace, ft.flow_id, ft.trigger_id)
+        except EngineError as exc:  # the record went away (cancelled and replaced...): nothing to do
+            return exc
+
+    task = asyncio.create_task(go(), name=f"backfill {'.'.join(ft.key)}")
+    d.backfills[ft.key] = task
+    return task
+
+
+async def start_backfill(d: Deps, ft: FlowTrigger, body: BackfillBody, wait: bool) -> None:
+    """Record the backfill (``triggers.backfill.start_backfill``: every check first), then advance it."""
+    from triggers.backfill import start_backfill as record_backfill
 
     if not is_schedule(ft):
         raise unprocessable(
@@ -425,70 +434,140 @@ async def start_backfill(d: Deps, ft: FlowTrigger, body: BackfillBody, wait: boo
         raise bad(
             "backfill.paused: a backfill starts running (pause it with PUT /api/v1/triggers/backfill/pause)"
         )
-    previous = d.backfills.get(ft.key)
-    if previous is not None and previous.running:
-        raise conflict(
-            f"a backfill of trigger '{ft.trigger_id}' ({previous.done}/{previous.total} slots) is running: "
-            "wait for it to end"
-        )
     end = body.end or datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    run = BackfillRun(start=body.start, end=end)
     labels = _labels(body.labels)
-
-    def progress(done: int, total: int) -> None:
-        run.done, run.total = done, total
-        run.started.set()
-
-    async def go() -> None:
-        try:
-            result = await backfill(
-                d.runtime,
-                ft.namespace,
-                ft.flow_id,
-                ft.trigger_id,
-                body.start or "",
-                end,
-                dict(body.inputs or {}),
-                labels,
-                progress=progress,
-            )
-            run.total = result.slots
-            run.created, run.skipped = result.created, result.skipped
-        except (BackfillError, InputError, FlowNotFound, EngineError) as exc:
-            run.error = " ".join(str(exc).split())
-            if not run.started.is_set():
-                raise
-        finally:
-            run.started.set()
-
-    run.task = asyncio.create_task(go(), name=f"backfill {'.'.join(ft.key)}")
-    d.backfills[ft.key] = run
-    waiter = asyncio.ensure_future(run.started.wait())
-    await asyncio.wait({waiter, run.task}, return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-    if run.task.done() and run.task.exception() is not None:
-        d.backfills.pop(ft.key, None)
-        exc = run.task.exception()
-        if isinstance(exc, InputError):
-            raise unprocessable(f"backfill: invalid input: {' '.join(str(exc).split())}") from None
-        if isinstance(exc, FlowNotFound):
-            raise not_found(str(exc)) from None
-        if isinstance(exc, EngineError):
-            raise bad(f"backfill: {' '.join(str(exc).split())}") from None
-        raise exc  # type: ignore[misc]
+    try:
+        await record_backfill(
+            d.runtime,
+            ft.namespace,
+            ft.flow_id,
+            ft.trigger_id,
+            body.start,
+            end,
+            dict(body.inputs or {}),
+            labels,
+        )
+    except EngineError as exc:
+        raise backfill_http_error(exc) from None
+    task = follow_in_background(d, ft)
     if wait:
-        await asyncio.shield(run.task)
-    return run
+        await asyncio.shield(task)
+
+
+async def backfill_json(d: Deps, ft: FlowTrigger) -> dict[str, Any] | None:
+    from triggers.backfill import BackfillError, backfill_status
+
+    if not is_schedule(ft):
+        return None
+    try:
+        return (await backfill_status(d.store, ft.namespace, ft.flow_id, ft.trigger_id)).to_dict()
+    except BackfillError:
+        return None
 
 
 async def stop_backfills(d: Deps) -> None:
-    """Cancel the backfills still running (the API is stopping; a backfill run again resumes)."""
-    tasks = [r.task for r in d.backfills.values() if r.task is not None and not r.task.done()]
+    """Stop advancing backfills from this process (the API is stopping; the records stay in KV and
+    the scheduler, or the next API, carries them on)."""
+    tasks = [t for t in d.backfills.values() if not t.done()]
     for task in tasks:
         task.cancel()
     if tasks:
         with contextlib.suppress(Exception):
             await asyncio.wait(tasks, timeout=5)
+
+
+async def backfill_action(d: Deps, ft: FlowTrigger, action: str) -> None:
+    from triggers.backfill import cancel_backfill, pause_backfill, resume_backfill
+
+    if not is_schedule(ft):
+        raise unprocessable(
+            f"trigger '{ft.trigger_id}' of flow {ft.namespace}.{ft.flow_id} is a {ft.type}: no backfill"
+        )
+    op = {"pause": pause_backfill, "unpause": resume_backfill, "delete": cancel_backfill}[action]
+    try:
+        await op(d.store, ft.namespace, ft.flow_id, ft.trigger_id)
+    except EngineError as exc:
+        raise backfill_http_error(exc) from None
+    if action == "unpause":
+        follow_in_background(d, ft)
+
+
+@put("/triggers/backfill/pause", status_code=200, tags=["Triggers"])
+async def pause_backfill_route(request: Request[Any, Any, Any], data: JSONBody[TriggerRef]) -> dict[str, Any]:
+    """Pause the backfill of a trigger: no new slot until unpaused (running executions run on)."""
+    d = deps(request)
+    ft = await find_trigger(d, data.namespace, data.flow_id, data.trigger_id)
+    await backfill_action(d, ft, "pause")
+    return await one_context(d, ft)
+
+
+@put("/triggers/backfill/unpause", status_code=200, tags=["Triggers"])
+async def unpause_backfill_route(
+    request: Request[Any, Any, Any], data: JSONBody[TriggerRef]
+) -> dict[str, Any]:
+    """Resume a paused backfill."""
+    d = deps(request)
+    ft = await find_trigger(d, data.namespace, data.flow_id, data.trigger_id)
+    await backfill_action(d, ft, "unpause")
+    return await one_context(d, ft)
+
+
+@post("/triggers/backfill/delete", status_code=200, tags=["Triggers"])
+async def delete_backfill_route(
+    request: Request[Any, Any, Any], data: JSONBody[TriggerRef]
+) -> dict[str, Any]:
+    """Cancel the backfill of a trigger: no new slot is ever created (created executions run on)."""
+    d = deps(request)
+    ft = await find_trigger(d, data.namespace, data.flow_id, data.trigger_id)
+    await backfill_action(d, ft, "delete")
+    return await one_context(d, ft)
+
+
+class TriggerRefs(msgspec.Struct):
+    triggers: list[TriggerRef] = msgspec.field(default_factory=list)
+
+
+async def _bulk(d: Deps, refs: list[TriggerRef], action: str) -> dict[str, int]:
+    """Like Kestra's by-triggers routes: triggers without a backfill in that state are skipped."""
+    from triggers.backfill import BackfillError
+
+    count = 0
+    for ref in refs:
+        ft = await find_trigger(d, ref.namespace, ref.flow_id, ref.trigger_id)
+        try:
+            await backfill_action(d, ft, action)
+        except ApiError as exc:
+            if exc.status_code in (400, 409, 422):
+                continue
+            raise
+        except BackfillError:
+            continue
+        count += 1
+    return {"count": count}
+
+
+@post("/triggers/backfill/pause/by-triggers", status_code=200, tags=["Triggers"])
+async def pause_backfills(
+    request: Request[Any, Any, Any], data: JSONBody[list[TriggerRef]]
+) -> dict[str, int]:
+    """Pause the backfills of the listed triggers: ``{count}`` paused."""
+    return await _bulk(deps(request), data, "pause")
+
+
+@post("/triggers/backfill/unpause/by-triggers", status_code=200, tags=["Triggers"])
+async def unpause_backfills(
+    request: Request[Any, Any, Any], data: JSONBody[list[TriggerRef]]
+) -> dict[str, int]:
+    """Resume the backfills of the listed triggers: ``{count}`` resumed."""
+    return await _bulk(deps(request), data, "unpause")
+
+
+@post("/triggers/backfill/delete/by-triggers", status_code=200, tags=["Triggers"])
+async def delete_backfills(
+    request: Request[Any, Any, Any], data: JSONBody[list[TriggerRef]]
+) -> dict[str, int]:
+    """Cancel the backfills of the listed triggers: ``{count}`` cancelled."""
+    return await _bulk(deps(request), data, "delete")
 
 
 ROUTES = [
@@ -497,4 +576,10 @@ ROUTES = [
     update_trigger,
     set_disabled_by_triggers,
     set_disabled_by_query,
+    pause_backfill_route,
+    unpause_backfill_route,
+    delete_backfill_route,
+    pause_backfills,
+    unpause_backfills,
+    delete_backfills,
 ]

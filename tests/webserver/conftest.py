@@ -65,6 +65,9 @@ async def api(nats_url: str, tmp_path: Path) -> AsyncIterator[Api]:
             async with asgi_client(app) as client:
                 yield Api(rt, indexer, client, f"api.t{uuid.uuid4().hex[:10]}")
         finally:
+            from webserver.triggers import stop_backfills
+
+            await stop_backfills(app.state.deps)
             await indexer.stop()
             for task in roles:
                 task.cancel()

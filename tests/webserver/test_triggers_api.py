@@ -163,7 +163,7 @@ async def test_backfill_creates_one_execution_per_slot(api: Api) -> None:
     r = await c.put("/api/v1/triggers", json=body, params={"wait": True})
     assert r.status_code == 200, r.text
     backfill = r.json()["backfill"]
-    assert backfill["slots"] == 3 and backfill["executions"] == 3 and backfill["running"] is False
+    assert backfill["status"] == "DONE" and backfill["total"] == 3 and backfill["created"] == 3, backfill
     slots = [datetime(2026, 1, 1, h, tzinfo=UTC) for h in range(3)]
     ids = [slot_execution_id(ns, "sched", "hourly", s) for s in slots]
     for eid in ids:
@@ -174,7 +174,7 @@ async def test_backfill_creates_one_execution_per_slot(api: Api) -> None:
     assert r.json()["total"] == 3
 
     again = await c.put("/api/v1/triggers", json=body, params={"wait": True})  # idempotent
-    assert again.status_code == 200 and again.json()["backfill"]["executions"] == 3
+    assert again.status_code == 200 and again.json()["backfill"]["created"] == 3
     await api.settle()
     r = await c.get("/api/v1/executions/search", params={"namespace": ns, "flowId": "sched"})
     assert r.json()["total"] == 3
@@ -199,3 +199,51 @@ async def test_backfill_creates_one_execution_per_slot(api: Api) -> None:
     await api.settle()
     r = await c.get("/api/v1/executions/search", params={"namespace": ns, "flowId": "sched"})
     assert r.json()["total"] == 3
+
+
+async def test_backfill_pause_unpause_delete(api: Api) -> None:
+    c, ns = api.client, api.ns
+    await api.deploy(scheduled(ns))
+    ref = {"namespace": ns, "flowId": "sched", "triggerId": "hourly"}
+    r = await c.put("/api/v1/triggers/backfill/pause", json=ref)
+    assert r.status_code == 400 and "no backfill" in r.json()["message"]
+
+    window = {"start": "2025-01-01T00:00:00Z", "end": "2025-03-01T00:00:00Z"}  # 1,417 hourly slots
+    r = await c.put("/api/v1/triggers", json={**ref, "backfill": window})
+    assert r.status_code == 200 and r.json()["backfill"]["status"] == "RUNNING", r.text
+    r = await c.put("/api/v1/triggers/backfill/pause", json=ref)
+    assert r.status_code == 200 and r.json()["backfill"]["status"] == "PAUSED", r.text
+    assert r.json()["backfill"]["paused"] is True
+    r = await c.get(f"/api/v1/triggers/{ns}/sched", params={"q": "hourly"})
+    assert r.json()["results"][0]["backfill"]["status"] == "PAUSED"
+    r = await c.put("/api/v1/triggers", json={**ref, "backfill": {**window, "end": "2025-02-01T00:00:00Z"}})
+    assert r.status_code == 409 and "cancel it first" in r.json()["message"]  # another window: refused
+
+    r = await c.put("/api/v1/triggers/backfill/unpause", json=ref)
+    assert r.status_code == 200 and r.json()["backfill"]["status"] == "RUNNING"
+    r = await c.post("/api/v1/triggers/backfill/delete", json=ref)
+    assert r.status_code == 200 and r.json()["backfill"]["status"] == "CANCELLED"
+    created = r.json()["backfill"]["created"]
+    assert created < r.json()["backfill"]["total"]
+    r = await c.put("/api/v1/triggers/backfill/pause", json=ref)
+    assert r.status_code == 409 and "CANCELLED" in r.json()["message"]
+    r = await c.post("/api/v1/triggers/backfill/pause/by-triggers", json=[ref])
+    assert r.status_code == 200 and r.json() == {"count": 0}  # nothing to pause: skipped
+
+    # a new window after a cancelled one, then the bulk routes
+    r = await c.put("/api/v1/triggers", json={**ref, "backfill": window})
+    assert r.status_code == 200 and r.json()["backfill"]["status"] == "RUNNING"
+    r = await c.post("/api/v1/triggers/backfill/pause/by-triggers", json=[ref])
+    assert r.json() == {"count": 1}
+    r = await c.post("/api/v1/triggers/backfill/delete/by-triggers", json=[ref])
+    assert r.json() == {"count": 1}
+    r = await c.get(f"/api/v1/triggers/{ns}/sched", params={"q": "hourly"})
+    assert r.json()["results"][0]["backfill"]["status"] == "CANCELLED"
+
+    # bad input
+    r = await c.put("/api/v1/triggers/backfill/pause", json={**ref, "triggerId": "hook"})
+    assert r.status_code == 422
+    r = await c.put("/api/v1/triggers/backfill/pause", json={**ref, "flowId": "nope"})
+    assert r.status_code == 404
+    r = await c.post("/api/v1/triggers/backfill/delete", json={"namespace": ns})
+    assert r.status_code == 400
