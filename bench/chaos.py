@@ -62,7 +62,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -641,6 +641,14 @@ def analyse(
     return report
 
 
+@contextlib.asynccontextmanager
+async def _entered(rt: Any) -> AsyncIterator[Any]:
+    try:
+        yield rt
+    finally:
+        await rt.__aexit__(None, None, None)
+
+
 async def run_chaos(cfg: ChaosConfig, say: Any = print) -> Report:
     """The whole benchmark; ``say`` gets the detail lines."""
     from engine.runtime import Runtime
@@ -659,8 +667,16 @@ async def run_chaos(cfg: ChaosConfig, say: Any = print) -> Report:
         report = Report()
         try:
             url = await asyncio.to_thread(topo.start_cluster)
-            os.environ["ENGINE_REPLICAS"] = str(min(3, cfg.nodes))
-            async with Runtime(nats_url=url, home=work / "driver") as rt:
+            saved = os.environ.get("ENGINE_REPLICAS")
+            os.environ["ENGINE_REPLICAS"] = str(min(3, cfg.nodes))  # the driver's Store, like the roles'
+            try:
+                rt = await Runtime(nats_url=url, home=work / "driver").__aenter__()
+            finally:
+                if saved is None:
+                    os.environ.pop("ENGINE_REPLICAS", None)
+                else:
+                    os.environ["ENGINE_REPLICAS"] = saved
+            async with _entered(rt):
                 flows = {}
                 for name, source in flow_sources(marks).items():
                     flows[name] = await rt.flows.deploy(source)

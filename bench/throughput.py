@@ -3,6 +3,10 @@
 Embedded server with fsync on every write (`sync_interval: always`). Prints executions/s and
 taskruns/s. Env: DUR (seconds, default 20), CONC (lanes, default 20), PROCS=1 runs the executor
 and the worker as two `engine server` processes (the deployment shape) instead of in this process.
+
+NODES=3 runs on a real 3-node NATS cluster on loopback (eventstore.cluster, streams with 3 replicas)
+with EXECUTORS (default 2) executor and WORKERS (default 3) worker processes; EXECUTORS/WORKERS also
+apply to PROCS=1 on the embedded server, for the same process shape on one node.
 """
 
 from __future__ import annotations
@@ -20,10 +24,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import chain_flow
-from engine.runtime import Runtime, new_execution_id, run_async
+from engine.aio import run_async
+from engine.runtime import Runtime, new_execution_id
 from engine.states import TERMINAL, State
 from eventstore import events as ev
+from eventstore.cluster import LocalCluster
 from eventstore.server import EmbeddedServer
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def drive(rt: Runtime, duration: float, lanes: int) -> tuple[int, int, float]:
@@ -64,20 +72,39 @@ async def drive(rt: Runtime, duration: float, lanes: int) -> tuple[int, int, flo
 async def main() -> None:
     duration = float(os.environ.get("DUR", "20"))
     lanes = int(os.environ.get("CONC", "20"))
-    procs = os.environ.get("PROCS") == "1"
+    nodes = int(os.environ.get("NODES", "1"))
+    procs = os.environ.get("PROCS") == "1" or nodes > 1
+    executors = int(os.environ.get("EXECUTORS", "2" if nodes > 1 else "1"))
+    workers = int(os.environ.get("WORKERS", "3" if nodes > 1 else "1"))
+    replicas = min(3, nodes)
     with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedServer(Path(tmp) / "nats")
-        url = server.start()
+        cluster: LocalCluster | EmbeddedServer
+        if nodes > 1:
+            cluster = LocalCluster(Path(tmp) / "nats", size=nodes)
+            cluster.start()
+            url = cluster.url
+        else:
+            cluster = EmbeddedServer(Path(tmp) / "nats")
+            url = cluster.start()
         children: list[subprocess.Popen[bytes]] = []
+        saved = os.environ.get("ENGINE_REPLICAS")
+        os.environ["ENGINE_REPLICAS"] = str(replicas)
         try:
             async with Runtime(nats_url=url, home=Path(tmp)) as rt:
                 roles: list[asyncio.Task[Any]] = []
                 if procs:
-                    env = {**os.environ, "ENGINE_NATS_URL": url, "ENGINE_HOME": tmp}
-                    for role in (["executor"], ["worker", "--concurrency", "64"]):
+                    env = {
+                        **os.environ,
+                        "ENGINE_NATS_URL": url,
+                        "ENGINE_HOME": tmp,
+                        "ENGINE_REPLICAS": str(replicas),
+                        "PYTHONPATH": str(ROOT),
+                    }
+                    shapes = [["executor"]] * executors + [["worker", "--concurrency", "64"]] * workers
+                    for role in shapes:
                         cmd = [sys.executable, "-m", "engine", "server", *role]
-                        children.append(subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL))
-                    await asyncio.sleep(1.0)
+                        children.append(subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.DEVNULL))
+                    await asyncio.sleep(1.0 + 0.5 * len(shapes))
                 else:
                     roles = [
                         asyncio.create_task(rt.executor().run()),
@@ -88,13 +115,23 @@ async def main() -> None:
                     task.cancel()
                 await asyncio.gather(*roles, return_exceptions=True)
         finally:
+            if saved is None:
+                os.environ.pop("ENGINE_REPLICAS", None)
+            else:
+                os.environ["ENGINE_REPLICAS"] = saved
             for child in children:
                 child.send_signal(signal.SIGTERM)
-                child.wait(10)
-            server.stop()
+            for child in children:
+                try:
+                    child.wait(10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+            cluster.stop()
+    shape = f"{executors + workers} executors={executors} workers={workers}" if procs else "1"
     print(
         f"throughput executions_per_s={done / elapsed:.1f} taskruns_per_s={done * 5 / elapsed:.1f} "
-        f"executions={done} failed={failed} lanes={lanes} procs={'2' if procs else '1'} "
+        f"executions={done} failed={failed} lanes={lanes} procs={shape} nodes={nodes} replicas={replicas} "
         f"duration_s={elapsed:.1f} fsync=always target_taskruns_per_s=1500"
     )
 

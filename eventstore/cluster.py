@@ -156,17 +156,33 @@ class Node:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
 
-    def meta_leader(self) -> str | None:
-        """The JetStream meta leader this node knows of (None: no leader, or the node does not answer)."""
+    def meta(self) -> dict[str, Any]:
+        """The ``meta_cluster`` section of this node's ``/jsz`` (empty when it does not answer)."""
         code, data = _get_json(f"{self.spec.monitor_url}/jsz")
         if code != 200 or not isinstance(data, dict):
-            return None
-        leader = (data.get("meta_cluster") or {}).get("leader")
+            return {}
+        return dict(data.get("meta_cluster") or {})
+
+    def meta_leader(self) -> str | None:
+        """The JetStream meta leader this node knows of (None: no leader, or the node does not answer)."""
+        leader = self.meta().get("leader")
         return str(leader) if leader else None
 
-    def healthy(self) -> bool:
-        """``/healthz``: the server is up and its JetStream assets are current."""
-        code, _ = _get_json(f"{self.spec.monitor_url}/healthz")
+    def current_peers(self) -> set[str]:
+        """On the meta leader: the other nodes it sees online and current (a stream is only placed on
+        those: creating an R3 stream before they are fails with "no suitable peers for placement")."""
+        replicas = self.meta().get("replicas") or []
+        return {
+            str(r.get("name"))
+            for r in replicas
+            if isinstance(r, dict) and r.get("current") and not r.get("offline")
+        }
+
+    def healthy(self, assets: bool = True) -> bool:
+        """``/healthz``: the server is up and (``assets``) every stream and consumer it holds is current;
+        without ``assets``, only that its JetStream runs and follows the meta leader."""
+        query = "" if assets else "?js-server-only=true"
+        code, _ = _get_json(f"{self.spec.monitor_url}/healthz{query}")
         return code == 200
 
 
@@ -241,8 +257,11 @@ class LocalCluster:
         me = os.getpid()
         self._pid_file.write_text("".join(f"{n.pid} {me}\n" for n in self.nodes if n.pid is not None))
 
-    def wait_ready(self, timeout: float = 30.0, nodes: Sequence[int] | None = None) -> str:
-        """Until every running node (or those of ``nodes``) is healthy and knows the same meta leader."""
+    def wait_ready(
+        self, timeout: float = 30.0, nodes: Sequence[int] | None = None, assets: bool = True
+    ) -> str:
+        """Until every running node (or those of ``nodes``) is healthy and knows the same meta leader;
+        returns the leader's name. ``assets``: each stream and consumer is current too."""
         deadline = time.monotonic() + timeout
         while True:
             running = [n for i, n in enumerate(self.nodes) if n.pid is not None]
@@ -253,10 +272,13 @@ class LocalCluster:
                     )
             watched = [self.nodes[i] for i in nodes] if nodes is not None else running
             leaders = {n.meta_leader() for n in running}
-            if len(leaders) == 1 and None not in leaders and all(n.healthy() for n in watched):
+            if len(leaders) == 1 and None not in leaders and all(n.healthy(assets) for n in watched):
                 leader = leaders.pop()
                 assert leader is not None
-                return leader
+                head = next((n for n in running if n.spec.name == leader), None)
+                others = {n.spec.name for n in running} - {leader}
+                if head is not None and others <= head.current_peers():
+                    return leader
             if time.monotonic() > deadline:
                 raise ServerError(
                     f"the NATS cluster elected no JetStream meta leader within {timeout:.0f}s "
@@ -288,12 +310,14 @@ class LocalCluster:
         self.nodes[index].proc = None
         self._write_pids()
 
-    def restart_node(self, index: int, timeout: float = 30.0) -> None:
-        """Start a stopped node again on the same ports and store, and wait until it is current."""
+    def restart_node(self, index: int, timeout: float = 30.0, assets: bool = False) -> None:
+        """Start a stopped node again on the same ports and store, and wait until it follows the meta
+        leader (``assets``: until its streams and consumers have caught up too, which under load, with
+        hundreds of replicated consumers, can take minutes; they catch up in the background)."""
         if self.nodes[index].pid is not None:
             raise ServerError(f"node {self.nodes[index].spec.name} is running")
         self._spawn(index)
-        self.wait_ready(timeout, nodes=[index])
+        self.wait_ready(timeout, nodes=[index], assets=assets)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Every node, by PID (SIGTERM, then SIGKILL)."""

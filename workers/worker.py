@@ -15,6 +15,7 @@ import socket
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ from workers.context import TaskRunContext
 log = get_logger("engine.worker")
 
 START_REPORT_DELAY = 0.02  # seconds an attempt runs before it is announced as RUNNING
+REPORT_RETRY_FIRST_S, REPORT_RETRY_MAX_S = 0.2, 5.0  # a report that failed is sent again after these
+HEARTBEAT_RETRY_S = 0.5  # a heartbeat that failed is tried again after this
 
 
 class Worker:
@@ -103,8 +106,10 @@ class Worker:
             raise asyncio.CancelledError
         try:
             while True:
-                await self.beat()
-                await asyncio.sleep(self.heartbeat_ttl / 3)
+                beaten = await self.beat()
+                # A missed beat is tried again soon: a TTL without any beat makes this worker "lost"
+                # and its running attempts run a second time elsewhere.
+                await asyncio.sleep(self.heartbeat_ttl / 3 if beaten else HEARTBEAT_RETRY_S)
         finally:
             await unsubscribe_all(self._subs)
             for task in list(self._tasks):
@@ -112,15 +117,34 @@ class Worker:
             for path in self._shared_dirs:
                 shutil.rmtree(path, ignore_errors=True)
 
-    async def beat(self) -> None:
+    async def beat(self) -> bool:
+        """Renew the liveness key; False when it could not be renewed in time (the caller retries soon).
+
+        A publish whose NATS node just died waits for its full timeout (10 s, the TTL itself): each
+        beat is given a quarter of the TTL, then abandoned for the next one.
+        """
         running = sum(len(v) for v in self._running.values())
+        info = {"group": self.group, "host": socket.gethostname(), "running": running}
+        write = asyncio.ensure_future(self.store.heartbeat(self.worker_id, info, self.heartbeat_ttl))
+        write.add_done_callback(_retrieve)
         try:
-            info = {"group": self.group, "host": socket.gethostname(), "running": running}
-            await self.store.heartbeat(self.worker_id, info, self.heartbeat_ttl)
-        except Exception as exc:  # liveness must not kill the worker; the next beat retries
+            # Not wait_for: it would wait for the cancelled publish, and nats-py can swallow that.
+            await asyncio.wait({write}, timeout=max(0.5, self.heartbeat_ttl / 4))
+        finally:
+            if not write.done():
+                write.cancel()
+        if write.cancelled() or not write.done():
+            if cancelling():
+                raise asyncio.CancelledError
+            log.warning("worker.heartbeat_slow", timeout=max(0.5, self.heartbeat_ttl / 4))
+            return False
+        exc = write.exception()
+        if exc is not None:  # liveness must not kill the worker; the next beat retries
             if cancelling():
                 raise asyncio.CancelledError from exc
             log.warning("worker.heartbeat_failed", error=str(exc))
+            return False
+        return True
 
     async def _shared_workdir(self, ctx: TaskRunContext, item: WorkItem) -> None:
         """Tasks of one WorkingDirectory share a directory; its inputFiles are written when it is made."""
@@ -178,9 +202,33 @@ class Worker:
         return emit
 
     async def _report(self, item: WorkItem, event: ev.Input, kind: str, attempt: int) -> None:
-        await self.store.send_input(
-            item.execution_id, event, msg_id=f"{item.execution_id}:{item.taskrun_id}:{attempt}:{kind}"
+        msg_id = f"{item.execution_id}:{item.taskrun_id}:{attempt}:{kind}"
+        await self._persist(
+            f"report {kind}", lambda: self.store.send_input(item.execution_id, event, msg_id=msg_id)
         )
+
+    async def _persist(self, what: str, write: Callable[[], Awaitable[None]]) -> None:
+        """A write the executor depends on, retried until acknowledged.
+
+        A NATS node that dies (or a stream whose leader moves) fails or times out a publish; the
+        worker is alive and heartbeating, so nothing else would ever notice that the attempt's
+        report never arrived: the taskrun would stay RUNNING forever. Every write here is
+        idempotent (the same message id, deduplicated by the stream; the executor ignores a
+        report it already has), so it is simply sent again.
+        """
+        delay = REPORT_RETRY_FIRST_S
+        while True:
+            try:
+                await write()
+                return
+            except Exception as exc:
+                if cancelling():
+                    raise asyncio.CancelledError from exc
+                log.warning(
+                    "worker.write_retry", what=what, error=f"{type(exc).__name__}: {exc}", delay=delay
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, REPORT_RETRY_MAX_S)
 
     async def _announce(self, item: WorkItem, attempt: int, started: str, msg: Msg | None) -> None:
         """Report a long attempt as started, then release its work message (the executor owns it now)."""
@@ -190,7 +238,10 @@ class Worker:
         )
         # Recorded before the work message is released: from here on, only this record (checked
         # against our heartbeat) lets the executor notice if this worker dies mid-task.
-        await self.store.mark_running(self.worker_id, item.execution_id, item.taskrun_id, attempt)
+        await self._persist(
+            "mark running",
+            lambda: self.store.mark_running(self.worker_id, item.execution_id, item.taskrun_id, attempt),
+        )
         await self._report(item, event, "started", attempt)
         if msg is not None:
             await msg.ack()
@@ -241,7 +292,10 @@ class Worker:
                 attempt,
             )
             if announced:
-                await self.store.clear_running(self.worker_id, item.execution_id, item.taskrun_id)
+                await self._persist(
+                    "clear running",
+                    lambda: self.store.clear_running(self.worker_id, item.execution_id, item.taskrun_id),
+                )
             if msg is not None:
                 await msg.ack()
                 msg = None
