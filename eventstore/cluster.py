@@ -15,6 +15,8 @@ Streams are replicated by the engine itself (``ENGINE_REPLICAS=3``), not by this
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import os
 import secrets
@@ -242,7 +244,9 @@ class LocalCluster:
         try:
             for i in range(self.size):
                 self._spawn(i)
+            deadline = time.monotonic() + timeout
             self.wait_ready(timeout)
+            self.wait_placement(max(1.0, deadline - time.monotonic()))
         except BaseException:
             self.stop()
             raise
@@ -285,6 +289,42 @@ class LocalCluster:
                     f"(leaders seen: {sorted(map(str, leaders))}; logs under {self.data_dir})"
                 )
             time.sleep(0.05)
+
+    def wait_placement(self, timeout: float = 30.0) -> None:
+        """Until a replicated stream can be created (and is deleted again).
+
+        A meta leader that sees its peers may not have their JetStream statistics yet; until it has,
+        creating an R3 stream fails with "no suitable peers for placement, peer offline".
+        """
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # its own event loop, whoever calls
+            pool.submit(asyncio.run, self._probe(timeout)).result()
+
+    async def _probe(self, timeout: float) -> None:
+        import nats
+        from nats.js import api as jsapi
+
+        deadline = time.monotonic() + timeout
+        name = f"ENGINE_PROBE_{secrets.token_hex(4)}"
+        nc = await nats.connect(servers=self.urls, connect_timeout=2, max_reconnect_attempts=-1)
+        try:
+            js = nc.jetstream()
+            config = jsapi.StreamConfig(
+                name=name,
+                subjects=[f"engine_probe.{name}"],
+                storage=jsapi.StorageType.MEMORY,
+                num_replicas=min(3, self.size),
+            )
+            while True:
+                try:
+                    await js.add_stream(config)
+                    await js.delete_stream(name)
+                    return
+                except Exception as exc:
+                    if time.monotonic() > deadline:
+                        raise ServerError(f"the cluster cannot place a replicated stream: {exc}") from exc
+                    await asyncio.sleep(0.1)
+        finally:
+            await nc.close()
 
     @property
     def urls(self) -> list[str]:
