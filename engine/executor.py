@@ -296,6 +296,7 @@ class Executor:
         except ConcurrencyConflict:
             # Someone else wrote this execution: forget what we knew, and let redelivery retry.
             self.cache.pop(execution_id, None)
+            self._dispatched_checked.discard(execution_id)
             self._conflicted.add(execution_id)
             for m in msgs:
                 await m.nak(delay=0.05)
@@ -305,6 +306,9 @@ class Executor:
                 raise asyncio.CancelledError from exc
             log.exception("executor.process_failed", execution_id=execution_id)
             self.cache.pop(execution_id, None)
+            # The step may be stored while its effects were not all sent (a publish timed out while
+            # the server elected a leader): the next load sends them again (idempotent ids).
+            self._dispatched_checked.discard(execution_id)
             for m in msgs:
                 await m.nak(delay=1)
             return
@@ -419,9 +423,9 @@ class Executor:
         if first_load:
             # After a restart we cannot know whether dispatches of the previous run went out:
             # send them again (same Nats-Msg-Id, and a worker ignores a taskrun already started).
-            self._dispatched_checked.add(execution_id)
             effects.extend(redispatch(state, flow, now, self.renderer))
         await self.perform(state, effects)
+        self._dispatched_checked.add(execution_id)  # this executor sent every effect so far
         if state.is_terminal:
             self.cache.pop(execution_id, None)
             self._dispatched_checked.discard(execution_id)

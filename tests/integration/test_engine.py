@@ -5,6 +5,7 @@ And the CLI's contract (exit codes, live logs, ``--output json``) as a subproces
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -188,8 +189,8 @@ tasks:
     assert attempt_states(trs["slow"]) == ["FAILED"]
     assert elapsed < 10
     shell, child = int(pidfile.read_text()), int(Path(f"{pidfile}.child").read_text())
-    assert wait_gone(shell), f"shell {shell} still alive after the timeout"
-    assert wait_gone(child), f"sleep {child} still alive after the timeout"
+    assert await gone(shell), f"shell {shell} still alive after the timeout"
+    assert await gone(child), f"sleep {child} still alive after the timeout"
 
 
 async def test_kill_running_execution(eng: Engine, tmp_path: Path) -> None:
@@ -218,11 +219,16 @@ tasks:
     trs = by_task(st)
     assert set(trs) == {"long"}
     assert trs["long"].state == "KILLED"
-    assert wait_gone(shell), f"shell {shell} still alive after the kill"
-    assert wait_gone(child), f"sleep {child} still alive after the kill"
+    assert await gone(shell), f"shell {shell} still alive after the kill"
+    assert await gone(child), f"sleep {child} still alive after the kill"
 
 
 # ---- subflows -----------------------------------------------------------------------------------
+
+
+async def gone(pid: int) -> bool:
+    """wait_gone off the event loop: the in-process worker kills the process on this loop."""
+    return await asyncio.to_thread(wait_gone, pid)
 
 
 def child_flow(namespace: str, fail: bool = False, sleep: float = 0) -> str:
@@ -425,8 +431,8 @@ tasks:
     assert st.state == "KILLED"
     trs = by_task(st)
     assert trs["long"].state == "KILLED"
-    assert wait_gone(int(pidfile.read_text()))
-    assert wait_gone(int(Path(f"{pidfile}.child").read_text()))
+    assert await gone(int(pidfile.read_text()))
+    assert await gone(int(Path(f"{pidfile}.child").read_text()))
 
 
 async def test_labels_task(eng: Engine) -> None:
