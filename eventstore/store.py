@@ -188,45 +188,26 @@ class Store:
                 allow_msg_ttl=True,
                 discard=jsapi.DiscardPolicy.NEW,
             ),
-            jsapi.StreamConfig(
-                name=S.RUNNING,
-                subjects=["$KV.running.>"],
+        ]
+
+        def bucket(name: str, bucket: str, **extra: Any) -> jsapi.StreamConfig:
+            """A key-value stream: the last message of each subject is the key's value."""
+            return jsapi.StreamConfig(
+                name=name,
+                subjects=[f"$KV.{bucket}.>"],
                 storage=file,
                 num_replicas=r,
                 allow_direct=True,
                 allow_rollup_hdrs=True,
                 max_msgs_per_subject=1,
-            ),
-            jsapi.StreamConfig(
-                name=S.WORKERS,
-                subjects=["$KV.workers.>"],
-                storage=file,
-                num_replicas=r,
-                allow_direct=True,
-                allow_rollup_hdrs=True,
-                max_msgs_per_subject=1,
-                allow_msg_ttl=True,
-                subject_delete_marker_ttl=S.HEARTBEAT_TTL_S,
-            ),
-            jsapi.StreamConfig(
-                name=S.LEASES,
-                subjects=["$KV.leases.>"],
-                storage=file,
-                num_replicas=r,
-                allow_direct=True,
-                allow_rollup_hdrs=True,
-                max_msgs_per_subject=1,
-                allow_msg_ttl=True,
-            ),
-            jsapi.StreamConfig(
-                name=S.SNAPSHOTS,
-                subjects=["$KV.snap.>"],
-                storage=file,
-                num_replicas=r,
-                allow_direct=True,
-                allow_rollup_hdrs=True,
-                max_msgs_per_subject=1,
-            ),
+                **extra,
+            )
+
+        configs += [
+            bucket(S.RUNNING, "running"),
+            bucket(S.WORKERS, "workers", allow_msg_ttl=True, subject_delete_marker_ttl=S.HEARTBEAT_TTL_S),
+            bucket(S.LEASES, "leases", allow_msg_ttl=True),
+            bucket(S.SNAPSHOTS, "snap"),
         ]
         for cfg in configs:
             try:
