@@ -255,6 +255,7 @@ class Topology:
         self.kills: list[Kill] = []
         self.pids: set[int] = set()  # every role process ever started
         self.node_kills = 0
+        self.crashes = 0  # role processes that exited without being killed (restarted by _supervise)
 
     @property
     def env(self) -> dict[str, str]:
@@ -362,6 +363,7 @@ class Report:
     kills: dict[str, int] = field(default_factory=dict)
     replicas: int = 0
     survivors: list[int] = field(default_factory=list)
+    role_crashes: int = 0
     problems: list[str] = field(default_factory=list)  # the first few, for a human
 
     @property
@@ -431,7 +433,9 @@ async def _chaos(topo: Topology, rng: random.Random, cfg: ChaosConfig, log: list
         await asyncio.to_thread(fn, *args)
 
     for at, what in plan:
-        await asyncio.sleep(max(0.0, t0 + at - time.monotonic()))
+        while time.monotonic() < t0 + at:
+            await asyncio.sleep(min(0.5, t0 + at - time.monotonic()))
+            _supervise(topo, log, t0)
         stamp = f"{time.monotonic() - t0:6.1f}s ({time.strftime('%H:%M:%S')})"
         if what == "worker":
             name = f"worker-{rng.randrange(cfg.workers) + 1}"
@@ -454,6 +458,16 @@ async def _chaos(topo: Topology, rng: random.Random, cfg: ChaosConfig, log: list
             pending.add(asyncio.create_task(later(8.0, topo.cluster.restart_node, index)))
     if pending:
         await asyncio.gather(*pending)
+
+
+def _supervise(topo: Topology, log: list[str], t0: float) -> None:
+    """A role that exited on its own is restarted, as systemd (Restart=always) or compose would; counted."""
+    for name, role in topo.roles.items():
+        if role.proc is not None and role.proc.poll() is not None:
+            code = role.proc.returncode
+            topo.crashes += 1
+            log.append(f"{time.monotonic() - t0:6.1f}s {name} exited by itself (code {code}): restarted")
+            topo.restart(name)
 
 
 async def _histories(rt: Any, ids: Iterable[str]) -> dict[str, list[Any]]:
@@ -693,7 +707,19 @@ async def run_chaos(cfg: ChaosConfig, say: Any = print) -> Report:
                         chaos.cancel()
                         await asyncio.gather(chaos, return_exceptions=True)
                 deadline = time.monotonic() + cfg.wait
-                histories = await _wait_terminal(rt, [c.execution_id for c in created], deadline)
+
+                async def keep_alive() -> None:
+                    t0 = time.monotonic()
+                    while True:
+                        _supervise(topo, log, t0)
+                        await asyncio.sleep(0.5)
+
+                supervisor = asyncio.create_task(keep_alive())
+                try:
+                    histories = await _wait_terminal(rt, [c.execution_id for c in created], deadline)
+                finally:
+                    supervisor.cancel()
+                    await asyncio.gather(supervisor, return_exceptions=True)
             report = analyse(
                 created,
                 histories,
@@ -702,6 +728,7 @@ async def run_chaos(cfg: ChaosConfig, say: Any = print) -> Report:
                 topo.kills,
             )
             report.replicas = replicas
+            report.role_crashes = topo.crashes
             if cfg.keep is not None:
                 _dump(work / "report", created, histories, report)
         finally:
@@ -720,7 +747,7 @@ async def run_chaos(cfg: ChaosConfig, say: Any = print) -> Report:
     say(
         f"chaos: kills {json.dumps(report.kills, sort_keys=True)} replicas={report.replicas} "
         f"unbacked={report.unbacked} unexplained_lines={report.unexplained_lines} "
-        f"survivors={len(report.survivors)}"
+        f"survivors={len(report.survivors)} role_crashes={report.role_crashes}"
     )
     for problem in report.problems[:20]:
         say(f"chaos: problem {problem}")
