@@ -18,15 +18,20 @@ from typing import Any
 import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js import api as jsapi
-from nats.js.errors import APIError, KeyNotFoundError, NotFoundError
+from nats.js.errors import APIError, KeyNotFoundError, NotFoundError, ServiceUnavailableError
 
 from engine.errors import ConcurrencyConflict, ServerError
 from eventstore import subjects as S
 from eventstore.events import Event, Input, decode, encode, encode_input
 
-_OCC_CONFLICT = 10071
+# "wrong last sequence": 10071 names the sequence; a clustered stream may answer 10164 instead.
+_OCC_CONFLICTS = frozenset({10071, 10164})
+_DUPLICATE_IN_PROCESS = 10158  # a retried publish whose first copy is still being replicated
+_SETUP_DEADLINE_S = 30.0  # a stream leader or meta leader being elected (a node of the cluster died)
 _READ_BATCH = 256
 _json = msgspec.json.Encoder()
 
@@ -210,12 +215,29 @@ class Store:
             bucket(S.SNAPSHOTS, "snap"),
         ]
         for cfg in configs:
+            await self._ensure_stream(cfg)
+
+    async def _ensure_stream(self, cfg: jsapi.StreamConfig) -> None:
+        """Create or update one stream, waiting out a leader election (bounded) rather than failing."""
+        deadline = asyncio.get_running_loop().time() + _SETUP_DEADLINE_S
+        delay = 0.2
+        while True:
             try:
-                await self.js.add_stream(cfg)
-            except APIError as exc:
-                if exc.err_code != 10058:  # stream name already in use with a different config
-                    raise
-                await self.js.update_stream(cfg)
+                try:
+                    await self.js.add_stream(cfg)
+                except APIError as exc:
+                    if exc.err_code != 10058:  # stream name already in use with a different config
+                        raise
+                    await self.js.update_stream(cfg)
+                return
+            except (NatsTimeoutError, NoRespondersError, ServiceUnavailableError) as exc:
+                if asyncio.get_running_loop().time() + delay > deadline:
+                    raise ServerError(
+                        f"JetStream did not answer while creating stream {cfg.name} for "
+                        f"{_SETUP_DEADLINE_S:g}s ({type(exc).__name__}): is a majority of the cluster up?"
+                    ) from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     # ---- execution history -------------------------------------------------------------
 
@@ -228,7 +250,7 @@ class Store:
         try:
             ack = await self.js.publish(S.events(execution_id), encode(events), headers=headers, timeout=10)
         except APIError as exc:
-            if exc.err_code == _OCC_CONFLICT:
+            if exc.err_code in _OCC_CONFLICTS:
                 raise ConcurrencyConflict(
                     f"execution {execution_id}: another writer appended after seq {expected_last_seq}"
                 ) from exc
@@ -357,7 +379,7 @@ class Store:
         try:
             ack = await self.js.publish(S.lease(partition), owner.encode(), headers=headers, timeout=5)
         except APIError as exc:
-            if exc.err_code == _OCC_CONFLICT:
+            if exc.err_code in _OCC_CONFLICTS:
                 return None
             raise
         return int(ack.seq)
@@ -382,7 +404,15 @@ class Store:
 
     async def send_input(self, execution_id: str, item: Input, msg_id: str | None = None) -> None:
         headers = {"Nats-Msg-Id": msg_id} if msg_id else None
-        await self.js.publish(S.inbox(execution_id), encode_input(item), headers=headers, timeout=10)
+        await self._publish_once(S.inbox(execution_id), encode_input(item), headers)
+
+    async def _publish_once(self, subject: str, payload: bytes, headers: dict[str, str] | None) -> None:
+        """A publish with a message id: "duplicate in process" means its first copy is being stored."""
+        try:
+            await self.js.publish(subject, payload, headers=headers, timeout=10)
+        except APIError as exc:
+            if exc.err_code != _DUPLICATE_IN_PROCESS or not headers:
+                raise
 
     async def schedule_input(self, execution_id: str, key: str, at: str, item: Input) -> None:
         """Deliver ``item`` to the execution's inbox at ``at`` (ISO UTC), even across restarts.
@@ -401,8 +431,7 @@ class Store:
         await self.js.publish(S.timer(execution_id, key), encode_input(item), headers=headers, timeout=10)
 
     async def dispatch(self, execution_id: str, group: str | None, payload: bytes, msg_id: str) -> None:
-        subject = S.work(group, S.shard(execution_id))
-        await self.js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id}, timeout=10)
+        await self._publish_once(S.work(group, S.shard(execution_id)), payload, {"Nats-Msg-Id": msg_id})
 
     # ---- flows ---------------------------------------------------------------------------
 
@@ -421,7 +450,7 @@ class Store:
             try:
                 ack = await self.js.publish(subject, source.encode(), headers=headers, timeout=10)
             except APIError as exc:
-                if exc.err_code == _OCC_CONFLICT:
+                if exc.err_code in _OCC_CONFLICTS:
                     continue
                 raise
             return FlowRevision(namespace, flow_id, revision, source, int(ack.seq))
@@ -532,7 +561,7 @@ class Store:
                     timeout=10,
                 )
             except APIError as exc:
-                if exc.err_code == _OCC_CONFLICT:
+                if exc.err_code in _OCC_CONFLICTS:
                     continue
                 raise
             return result

@@ -19,7 +19,7 @@ from eventstore.store import Store
 STREAM = "KV_triggers"
 BUCKET = "triggers"
 _PREFIX = f"$KV.{BUCKET}."
-_OCC_CONFLICT = 10071
+_OCC_CONFLICTS = frozenset({10071, 10164})  # "wrong last sequence" (10164 from a clustered stream)
 _enc = msgspec.json.Encoder()
 
 
@@ -82,7 +82,7 @@ class TriggerKV:
         try:
             ack = await self.store.js.publish(_PREFIX + k, _enc.encode(value), headers=headers, timeout=10)
         except APIError as exc:
-            if exc.err_code == _OCC_CONFLICT:
+            if exc.err_code in _OCC_CONFLICTS:
                 return None
             raise
         return int(ack.seq)
@@ -94,7 +94,7 @@ class TriggerKV:
         try:
             await self.store.js.publish(_PREFIX + k, b"", headers=headers, timeout=10)
         except APIError as exc:
-            if exc.err_code == _OCC_CONFLICT:
+            if exc.err_code in _OCC_CONFLICTS:
                 return False
             raise
         return True

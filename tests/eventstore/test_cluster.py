@@ -161,3 +161,34 @@ def run_then_collect(coro: Coroutine[Any, Any, T]) -> T:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
             gc.collect()
+
+
+def test_a_role_started_without_a_majority_gets_one_clear_error(
+    cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import eventstore.store as store_module
+    from engine.errors import ServerError
+
+    async def connect_first() -> None:  # the streams exist: a later start only checks them
+        from eventstore.store import Store
+
+        store = await Store.connect(cluster.url, replicas=3)
+        await store.close()
+
+    run_then_collect(connect_first())
+    cluster.kill_node(1)
+    cluster.kill_node(2)
+    monkeypatch.setattr(store_module, "_SETUP_DEADLINE_S", 1.0)
+
+    async def connect_alone() -> str:
+        from eventstore.store import Store
+
+        try:
+            store = await Store.connect(cluster.nodes[0].spec.client_url(cluster.token), replicas=3)
+        except ServerError as exc:
+            return str(exc)
+        await store.close()
+        return ""
+
+    message = run_then_collect(connect_alone())
+    assert "is a majority of the cluster up?" in message
