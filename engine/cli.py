@@ -32,6 +32,9 @@ def _register_triggers() -> None:
     from triggers.cli import register
 
     register(app)  # `engine backfill`, `engine triggers list|enable|disable`
+    from eventstore.cluster import register as register_cluster
+
+    register_cluster(app)  # `engine cluster start|config`
 
 
 _register_triggers()

@@ -7,8 +7,8 @@ PID; one node can be killed and restarted on the same ports (the chaos benchmark
 
 ``cluster_config`` writes the same configuration for real hosts. On the command line::
 
-    python -m eventstore.cluster start            # 3 local nodes; prints ENGINE_NATS_URL=...; Ctrl-C stops
-    python -m eventstore.cluster config --host n1=10.0.0.1 --host n2=10.0.0.2 --host n3=10.0.0.3 -o conf/
+    engine cluster start            # 3 local nodes; prints ENGINE_NATS_URL=...; Ctrl-C stops
+    engine cluster config --host n1=10.0.0.1 --host n2=10.0.0.2 --host n3=10.0.0.3 -o conf/
 
 Streams are replicated by the engine itself (``ENGINE_REPLICAS=3``), not by this module.
 """
@@ -465,7 +465,7 @@ def config_command(
     route_password = route_password or secrets.token_hex(16)
     for spec in specs:
         header = [
-            f"# node {spec.name} of {len(specs)}, written by `python -m eventstore.cluster config`;",
+            f"# node {spec.name} of {len(specs)}, written by `engine cluster config`;",
             "# the route password is shared by the nodes: write your own with that command.",
         ]
         lines = cluster_config(spec, specs, token=token, route_user="route", route_password=route_password)

@@ -109,7 +109,7 @@ async def _kill_the_stream_leader(cluster: LocalCluster) -> None:
 def test_config_writes_valid_files_for_real_hosts(tmp_path: Path) -> None:
     out = tmp_path / "conf"
     proc = subprocess.run(
-        [sys.executable, "-m", "eventstore.cluster", "config", "-o", str(out), "--token", "$NATS_TOKEN"]
+        [sys.executable, "-m", "engine", "cluster", "config", "-o", str(out), "--token", "$NATS_TOKEN"]
         + [f"--host=nats{i}=10.0.0.{i}" for i in (1, 2, 3)],
         capture_output=True,
         text=True,
