@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 import threading
 import time
 from collections import OrderedDict, deque
@@ -188,6 +189,44 @@ FLOW_COLS = [
     "seq",
 ]
 LABEL_SEP = ":"
+# The GIL switch interval while an indexer runs (Python's default: 5 ms). The write thread waits
+# for the GIL after each DuckDB statement, and the event loop (executor, worker) hands it over only
+# at the end of an interval: under load a batch's 6 statements spent ~60 ms waiting, 3 times the
+# write itself. Only the threads that ask for the GIL switch more often; see sys.setswitchinterval.
+SWITCH_INTERVAL = 0.001
+
+
+def _merge(table: str, cols: list[str], keys: list[str]) -> str:
+    """An upsert from the columns given as lists ($1..$n): a row replaces the stored one only when
+    its ``seq`` is newer. MERGE: cheaper than INSERT ... ON CONFLICT DO UPDATE in DuckDB."""
+    source = ", ".join(f"unnest(${i + 1}) AS {c}" for i, c in enumerate(cols))
+    on = " AND ".join(f"{table}.{k} = n.{k}" for k in keys)
+    sets = ", ".join(f"{c} = n.{c}" for c in cols if c not in keys)
+    return (
+        f"MERGE INTO {table} USING (SELECT {source}) n ON {on} "
+        f"WHEN MATCHED AND n.seq > {table}.seq THEN UPDATE SET {sets} "
+        f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) VALUES ({', '.join('n.' + c for c in cols)})"
+    )
+
+
+def _append(table: str, cols: list[str]) -> str:
+    source = ", ".join(f"unnest(${i + 1}) AS {c}" for i, c in enumerate(cols))
+    return f"INSERT INTO {table} ({', '.join(cols)}) SELECT {source}"
+
+
+UPSERT_EXECUTIONS = _merge("executions", EXEC_COLS, ["id"])
+UPSERT_TASKRUNS = _merge("taskruns", TR_COLS, ["id"])
+UPSERT_FLOWS = _merge("flows", FLOW_COLS, ["namespace", "flow_id"])
+UPSERT_META = _merge("meta", ["stream", "seq"], ["stream"])
+INSERT_LOGS = _append("logs", LOG_COLS)
+INSERT_REVISIONS = _append("flow_revisions", REV_COLS)
+
+
+def _add(out: list[tuple[str, list[Any]]], sql: str, rows: Iterable[Sequence[Any]], width: int) -> None:
+    """One statement for all ``rows``, given column by column (none when there are no rows)."""
+    cols = _columns(rows, width)
+    if cols[0]:
+        out.append((sql, cols))
 
 
 def label_pairs(labels: dict[str, str]) -> list[str]:
@@ -280,11 +319,7 @@ def _duration_ms(start: str | None, end: str | None) -> float | None:
 
 
 def _columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
-    cols: list[list[Any]] = [[] for _ in range(width)]
-    for row in rows:
-        for i, v in enumerate(row):
-            cols[i].append(v)
-    return cols
+    return [list(col) for col in zip(*rows, strict=True)] or [[] for _ in range(width)]
 
 
 def _flow_fields(source: str) -> tuple[str | None, list[str], bool]:
@@ -316,6 +351,7 @@ class Indexer:
         batch_max: int = 1000,
         batch_wait: float = 0.2,
         compact_rows: int = 50_000,
+        switch_interval: float | None = SWITCH_INTERVAL,
     ) -> None:
         self.store = store
         self.path = Path(path)
@@ -323,6 +359,8 @@ class Indexer:
         self.batch_max = batch_max
         self.batch_wait = batch_wait
         self.compact_rows = compact_rows
+        self.switch_interval = switch_interval
+        self._switch_before: float | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = duckdb.connect(str(self.path))
         self._migrate()
@@ -407,6 +445,9 @@ class Indexer:
 
     async def start(self) -> None:
         await ensure_streams(self.store)
+        if self.switch_interval is not None and sys.getswitchinterval() > self.switch_interval:
+            self._switch_before = sys.getswitchinterval()
+            sys.setswitchinterval(self.switch_interval)
         self._task = asyncio.create_task(self.run(), name="indexer")
         self.started = True
 
@@ -419,6 +460,9 @@ class Indexer:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
             self._task = None
+        if self._switch_before is not None and sys.getswitchinterval() == self.switch_interval:
+            sys.setswitchinterval(self._switch_before)
+        self._switch_before = None
         self.close()
 
     def close(self) -> None:
@@ -522,7 +566,8 @@ class Indexer:
         if not batch.meta:
             return
         self._build_rows(batch)
-        rows = await asyncio.to_thread(self._write, batch)
+        await asyncio.to_thread(self._write, self._statements(batch))
+        rows = len(batch.executions) + len(batch.taskruns) + len(batch.logs) + len(batch.revisions)
         self.applied.update(batch.meta)
         for m in msgs:
             self._known[m.stream] = max(self._known.get(m.stream, 0), m.seq + m.pending)
@@ -731,87 +776,60 @@ class Indexer:
 
     # ---- the write -------------------------------------------------------------------------
 
-    def _write(self, batch: _Batch) -> int:
-        """One transaction; returns the number of rows written."""
+    def _write(self, statements: list[tuple[str, list[Any]]]) -> None:
+        """One transaction running ``statements`` (built on the event loop by ``_statements``).
+
+        This thread does nothing else: every Python step it takes needs the GIL, which the event
+        loop (executor, worker) holds most of the time under load, and every ``execute`` hands the
+        GIL back and waits for it again once DuckDB is done.
+        """
         with self._write_lock, self._shared():
             cur = self._cursor()
             cur.execute("BEGIN TRANSACTION")
             try:
-                self._write_rows(cur, batch)
+                for sql, params in statements:
+                    cur.execute(sql, params)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-        return len(batch.executions) + len(batch.taskruns) + len(batch.logs) + len(batch.revisions)
 
-    @staticmethod
-    def _insert(
-        cur: duckdb.DuckDBPyConnection, table: str, cols: list[str], rows: list[list[Any]], tail: str
-    ) -> None:
-        if not rows:
-            return
-        values = ", ".join(f"unnest(${i + 1}) AS {c}" for i, c in enumerate(cols))
-        cur.execute(
-            f"INSERT INTO {table} ({', '.join(cols)}) SELECT * FROM (SELECT {values}) {tail}",
-            _columns(rows, len(cols)),
-        )
-
-    @staticmethod
-    def _upsert_tail(table: str, cols: list[str], key: str) -> str:
-        keys = {c.strip() for c in key.split(",")}
-        sets = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in keys)
-        return f"ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE excluded.seq > {table}.seq"
-
-    def _write_rows(self, cur: duckdb.DuckDBPyConnection, batch: _Batch) -> None:
+    def _statements(self, batch: _Batch) -> list[tuple[str, list[Any]]]:
+        """The statements of a batch: one multi-row statement per table, plus the rare deletes."""
+        out: list[tuple[str, list[Any]]] = []
         for execution_id, (seq, delete_logs) in batch.deleted.items():
-            cur.execute("DELETE FROM executions WHERE id = ?", [execution_id])
-            cur.execute("DELETE FROM taskruns WHERE execution_id = ?", [execution_id])
+            out.append(("DELETE FROM executions WHERE id = ?", [execution_id]))
+            out.append(("DELETE FROM taskruns WHERE execution_id = ?", [execution_id]))
             if delete_logs:
-                cur.execute("DELETE FROM logs WHERE execution_id = ?", [execution_id])
-            cur.execute("INSERT OR IGNORE INTO deleted_executions VALUES (?, ?)", [execution_id, seq])
+                out.append(("DELETE FROM logs WHERE execution_id = ?", [execution_id]))
+            out.append(("INSERT OR IGNORE INTO deleted_executions VALUES (?, ?)", [execution_id, seq]))
         removed = [t for t in batch.removed_taskruns if t not in batch.taskruns]
         if removed:  # dropped by a restart (error branches)
-            cur.execute("DELETE FROM taskruns WHERE list_contains(?, id)", [removed])
+            out.append(("DELETE FROM taskruns WHERE list_contains(?, id)", [removed]))
         for execution_id, ids in batch.reloaded.items():  # rows the log no longer has
-            cur.execute(
-                "DELETE FROM taskruns WHERE execution_id = ? AND NOT list_contains(?, id)",
-                [execution_id, ids],
+            out.append(
+                (
+                    "DELETE FROM taskruns WHERE execution_id = ? AND NOT list_contains(?, id)",
+                    [execution_id, ids],
+                )
             )
-        self._insert(
-            cur,
-            "executions",
-            EXEC_COLS,
-            list(batch.executions.values()),
-            self._upsert_tail("executions", EXEC_COLS, "id"),
-        )
-        self._insert(
-            cur,
-            "taskruns",
-            TR_COLS,
-            list(batch.taskruns.values()),
-            self._upsert_tail("taskruns", TR_COLS, "id"),
-        )
-        self._insert(cur, "logs", LOG_COLS, batch.logs, "")
-        self._insert(cur, "flow_revisions", REV_COLS, batch.revisions, "")
+        _add(out, UPSERT_EXECUTIONS, batch.executions.values(), len(EXEC_COLS))
+        _add(out, UPSERT_TASKRUNS, batch.taskruns.values(), len(TR_COLS))
+        _add(out, INSERT_LOGS, batch.logs, len(LOG_COLS))
+        _add(out, INSERT_REVISIONS, batch.revisions, len(REV_COLS))
         flows = list(batch.flows.values())
-        kept = [r for r in flows if r[3] is not None]
-        tombs = [r for r in flows if r[3] is None]
-        self._insert(
-            cur, "flows", FLOW_COLS, kept, self._upsert_tail("flows", FLOW_COLS, "namespace, flow_id")
-        )
-        for r in tombs:  # a deleted flow keeps its last source (for revisions), marked deleted
-            cur.execute(
-                "UPDATE flows SET deleted = true, revision = ?, seq = ? "
-                "WHERE namespace = ? AND flow_id = ? AND seq < ?",
-                [r[2], r[8], r[0], r[1], r[8]],
-            )
-        self._insert(
-            cur,
-            "meta",
-            ["stream", "seq"],
-            [[k, v] for k, v in batch.meta.items()],
-            "ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq WHERE excluded.seq > meta.seq",
-        )
+        _add(out, UPSERT_FLOWS, [r for r in flows if r[3] is not None], len(FLOW_COLS))
+        for r in flows:  # a deleted flow keeps its last source (for revisions), marked deleted
+            if r[3] is None:
+                out.append(
+                    (
+                        "UPDATE flows SET deleted = true, revision = ?, seq = ? "
+                        "WHERE namespace = ? AND flow_id = ? AND seq < ?",
+                        [r[2], r[8], r[0], r[1], r[8]],
+                    )
+                )
+        _add(out, UPSERT_META, batch.meta.items(), 2)
+        return out
 
     def checkpoint(self) -> None:
         """Fold DuckDB's write-ahead log into the table files (reads get faster)."""
