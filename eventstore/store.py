@@ -114,7 +114,11 @@ class Store:
         except Exception as exc:  # nats raises several unrelated types here
             raise ServerError(f"cannot connect to NATS at {', '.join(servers)}: {exc}") from exc
         store = cls(nc, replicas=replicas)
-        await store.setup()
+        try:
+            await store.setup()
+        except BaseException:  # e.g. replicas the server cannot place: the connection must not leak
+            await store.close()
+            raise
         return store
 
     async def close(self) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
+import warnings
 from pathlib import Path
 
 import pytest
@@ -95,6 +97,17 @@ async def test_kv_set_get_delete_and_ttl(nats_url: str) -> None:
     await asyncio.sleep(1.6)
     assert await kv.get(ns, "short") is None
     await store.close()
+
+
+async def test_a_connect_whose_setup_fails_closes_its_connection(nats_url: str) -> None:
+    # The session server is not clustered: R3 streams are refused after the connection is open.
+    with pytest.raises(Exception, match="replicas"):
+        await Store.connect(nats_url, replicas=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    leaked = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not leaked, leaked
 
 
 async def test_acked_events_survive_a_kill_9_of_the_server(tmp_path: Path) -> None:
