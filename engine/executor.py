@@ -322,6 +322,14 @@ class Executor:
             return state
         state = await self._read_snapshot(execution_id)
         steps = await self.store.read_after(execution_id, state.seq if state else 0)
+        # Those reads may be served by a replica a moment behind (a node that just restarted can
+        # be seconds behind): an input judged against a stale state could be dropped as unknown.
+        # The leader says where the history ends; what the replica missed is read from it.
+        read_upto = steps[-1][0] if steps else (state.seq if state else 0)
+        last = await self.store.last_seq(execution_id, leader=True)
+        if last > read_upto:
+            log.info("executor.stale_read", execution_id=execution_id, read=read_upto, last=last)
+            steps += await self.store.read_from_leader(execution_id, read_upto, last)
         for seq, events in steps:
             for event in events:
                 state = evolve(state, event)

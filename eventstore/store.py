@@ -261,14 +261,33 @@ class Store:
             raise
         return int(ack.seq)
 
-    async def last_seq(self, execution_id: str) -> int:
+    async def last_seq(self, execution_id: str, leader: bool = False) -> int:
+        """The stream sequence of the execution's last step (0: none). ``leader``: asked of the
+        stream's leader, which has every acknowledged write (a replica may be a moment behind)."""
         try:
             msg = await self.js.get_last_msg(
-                S.events_stream(execution_id), S.events(execution_id), direct=True
+                S.events_stream(execution_id), S.events(execution_id), direct=not leader
             )
         except NotFoundError:
             return 0
         return int(msg.seq or 0)
+
+    async def read_from_leader(
+        self, execution_id: str, after: int, upto: int
+    ) -> list[tuple[int, list[Event]]]:
+        """The steps after ``after`` up to ``upto``, from the stream's leader (one request a step:
+        only for what a lagging replica had not served)."""
+        stream, subject = S.events_stream(execution_id), S.events(execution_id)
+        out: list[tuple[int, list[Event]]] = []
+        seq = after + 1
+        while seq <= upto:
+            msg = await self.js.get_msg(stream, seq=seq, subject=subject, next=True)
+            got = int(msg.seq or 0)
+            if got > upto or not got:
+                break
+            out.append((got, decode(msg.data or b"")))
+            seq = got + 1
+        return out
 
     async def read(self, execution_id: str) -> list[tuple[int, list[Event]]]:
         """Every fold step of one execution, oldest first, with its stream sequence."""

@@ -178,3 +178,53 @@ tasks:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_load_served_by_a_lagging_replica_is_completed_from_the_leader(
+    nats_url: str, tmp_path: Path
+) -> None:
+    from engine.execution import evolve
+    from engine.runtime import Runtime, new_execution_id
+
+    ns = f"it.lag{uuid.uuid4().hex[:8]}"
+    async with Runtime(nats_url=nats_url, home=tmp_path / "h") as rt:
+        ex = rt.executor()
+        tasks = [asyncio.create_task(ex.run()), asyncio.create_task(rt.worker().run())]
+        try:
+            flow = await rt.flows.deploy(CHAIN.format(ns=ns))
+            eid = new_execution_id()
+            await rt.create_execution(flow, {}, execution_id=eid)
+            await rt.wait_terminal(eid, timeout=20)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        steps = await rt.store.read(eid)
+        assert len(steps) >= 3
+        truth = None
+        for _seq, events in steps:
+            for event in events:
+                truth = evolve(truth, event)
+
+        fresh = rt.executor()
+        real = rt.store.read_after
+
+        async def lagging(execution_id: str, after: int) -> Any:
+            return (await real(execution_id, after))[:-2]  # a replica two steps behind
+
+        fresh.store = _Lagging(rt.store, lagging)  # type: ignore[assignment]
+        loaded = await fresh.load(eid)
+        assert loaded is not None and truth is not None
+        assert loaded.seq == steps[-1][0]
+        assert loaded.state == truth.state == "SUCCESS"
+        tail = await rt.store.read_from_leader(eid, steps[0][0], steps[-1][0])
+        assert [s for s, _ in tail] == [s for s, _ in steps[1:]]
+
+
+class _Lagging:
+    def __init__(self, store: Any, read_after: Any) -> None:
+        self._store = store
+        self.read_after = read_after
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
