@@ -36,6 +36,34 @@ _READ_BATCH = 256
 _json = msgspec.json.Encoder()
 
 
+def _close_replaced_connections() -> None:
+    """Make nats-py close a failed reconnect attempt's socket before it opens the next one.
+
+    nats-py (2.16) reconnects in a loop; when a server accepts the TCP connection but the NATS
+    handshake then fails (a node starting, stopping or frozen: no INFO within connect_timeout), the
+    next attempt connects the same ``TcpTransport`` again and drops the previous StreamWriter
+    without closing it. The socket stays open until the garbage collector finds it, with a
+    ResourceWarning in whatever code runs then. Installed once, for every client of the process.
+    """
+    from nats.aio.transport import TcpTransport
+
+    connect = TcpTransport.connect
+    if getattr(connect, "_closes_previous", False):
+        return
+
+    async def connect_closing_previous(self: Any, *args: Any, **kwargs: Any) -> Any:
+        for writer in (self._io_writer, self._bare_io_writer):
+            if writer is not None and not writer.transport.is_closing():
+                writer.transport.abort()  # a dead connection: nothing to flush
+        return await connect(self, *args, **kwargs)
+
+    connect_closing_previous._closes_previous = True  # type: ignore[attr-defined]
+    TcpTransport.connect = connect_closing_previous  # type: ignore[method-assign]
+
+
+_close_replaced_connections()
+
+
 def default_replicas(servers: int) -> int:
     """ENGINE_REPLICAS, else 3 when given the URLs of a cluster of three or more nodes, else 1."""
     text = os.environ.get("ENGINE_REPLICAS", "").strip()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
 import uuid
 import warnings
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -103,6 +105,46 @@ async def test_a_connect_whose_setup_fails_closes_its_connection(nats_url: str) 
     # The session server is not clustered: R3 streams are refused after the connection is open.
     with pytest.raises(Exception, match="replicas"):
         await Store.connect(nats_url, replicas=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    leaked = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not leaked, leaked
+
+
+async def test_a_reconnect_through_failed_handshakes_leaks_no_socket(tmp_path: Path) -> None:
+    """A node that accepts TCP connections but never speaks NATS (starting, stopping, frozen): each
+    failed reconnect attempt's socket is closed, not left for the garbage collector."""
+    import nats
+
+    server = EmbeddedServer(tmp_path / "nats")
+    url = server.start()
+    port = urlparse(url).port
+    assert port is not None
+    failures: list[Exception] = []
+
+    async def on_error(exc: Exception) -> None:
+        failures.append(exc)
+
+    nc = await nats.connect(
+        url, connect_timeout=0.3, reconnect_time_wait=0.05, max_reconnect_attempts=-1, error_cb=on_error
+    )
+    try:
+        server.stop()
+        silent = socket.socket()
+        silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        silent.bind(("127.0.0.1", port))
+        silent.listen(64)  # the kernel completes the handshakes; nobody ever sends INFO
+        try:
+            for _ in range(200):
+                if sum(isinstance(e, asyncio.TimeoutError) for e in failures) >= 3:
+                    break
+                await asyncio.sleep(0.05)
+            assert sum(isinstance(e, asyncio.TimeoutError) for e in failures) >= 3, failures
+        finally:
+            silent.close()
+    finally:
+        await nc.close()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         gc.collect()
