@@ -170,6 +170,11 @@ def test_server_local_watch_redeploys_a_changed_flow(tmp_path: Path, nats_url: s
         assert revisions == ["1", "2"]
     finally:
         server.send_signal(signal.SIGTERM)
-        server.wait(15)
-        if server.stderr is not None:
-            server.stderr.close()
+        try:
+            server.wait(15)
+        finally:  # a server that ignored SIGTERM still fails the test, but leaks no process or pipe
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+            if server.stderr is not None:
+                server.stderr.close()
