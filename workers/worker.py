@@ -41,6 +41,7 @@ log = get_logger("engine.worker")
 START_REPORT_DELAY = 0.02  # seconds an attempt runs before it is announced as RUNNING
 REPORT_RETRY_FIRST_S, REPORT_RETRY_MAX_S = 0.2, 5.0  # a report that failed is sent again after these
 HEARTBEAT_RETRY_S = 0.5  # a heartbeat that failed is tried again after this
+FENCE_AT = 0.7  # share of the heartbeat TTL without a renewal after which running attempts are given up
 
 
 class Worker:
@@ -71,6 +72,8 @@ class Worker:
         self._slots = asyncio.Semaphore(concurrency)
         self._running: dict[str, set[asyncio.Task[None]]] = {}
         self._killed: dict[str, float] = {}
+        self._beat_ok_at = time.monotonic()  # the last heartbeat the store acknowledged
+        self._abandoned: set[asyncio.Task[None]] = set()  # attempts given up when the heartbeat lapsed
         self._tasks: set[asyncio.Task[None]] = set()
         self._subs: list[Any] = []
         self._shared_dirs: set[Path] = set()
@@ -88,6 +91,10 @@ class Worker:
             for task in list(self._running.get(execution_id, ())):
                 task.cancel("killed")
 
+        # Alive before taking work: an attempt announced by a worker with no heartbeat yet would
+        # look lost to the executor and run a second time.
+        while not await self.beat():
+            await asyncio.sleep(HEARTBEAT_RETRY_S)
         self._subs.append(await self.store.nc.subscribe("kill.>", cb=on_kill))
         for k in range(S.SHARDS):
             self._subs.append(
@@ -107,6 +114,8 @@ class Worker:
         try:
             while True:
                 beaten = await self.beat()
+                if not beaten:
+                    self._fence()
                 # A missed beat is tried again soon: a TTL without any beat makes this worker "lost"
                 # and its running attempts run a second time elsewhere.
                 await asyncio.sleep(self.heartbeat_ttl / 3 if beaten else HEARTBEAT_RETRY_S)
@@ -116,6 +125,24 @@ class Worker:
                 task.cancel()
             for path in self._shared_dirs:
                 shutil.rmtree(path, ignore_errors=True)
+
+    def _fence(self) -> None:
+        """Our heartbeat is about to expire unrenewed: the executor will give our attempts to other
+        workers. Stop them first (their processes are killed and each is reported lost, attempt + 1
+        runs elsewhere), so that no script runs to its end twice."""
+        if time.monotonic() - self._beat_ok_at < self.heartbeat_ttl * FENCE_AT:
+            return
+        running = [t for tasks in self._running.values() for t in tasks if t not in self._abandoned]
+        if not running:
+            return
+        log.error(
+            "worker.heartbeat_lapsed",
+            seconds=round(time.monotonic() - self._beat_ok_at, 1),
+            abandoned=len(running),
+        )
+        for task in running:
+            self._abandoned.add(task)
+            task.cancel("heartbeat lapsed")
 
     async def beat(self) -> bool:
         """Renew the liveness key; False when it could not be renewed in time (the caller retries soon).
@@ -144,6 +171,7 @@ class Worker:
                 raise asyncio.CancelledError from exc
             log.warning("worker.heartbeat_failed", error=str(exc))
             return False
+        self._beat_ok_at = time.monotonic()
         return True
 
     async def _shared_workdir(self, ctx: TaskRunContext, item: WorkItem) -> None:
@@ -262,6 +290,11 @@ class Worker:
             announce.add_done_callback(_retrieve)  # a failed announce (shutdown) is not an error to print
             try:
                 result, error, retryable = await self._attempt(item, attempt, emit)
+            except asyncio.CancelledError:
+                if asyncio.current_task() not in self._abandoned:
+                    raise
+                await self._give_up(item, attempt, announce, msg)
+                return
             finally:
                 if not announce.done():
                     announce.cancel()
@@ -319,6 +352,34 @@ class Worker:
                     return  # killed between attempts: the executor ends the taskrun KILLED
                 raise
             attempt += 1
+
+    async def _give_up(
+        self, item: WorkItem, attempt: int, announce: asyncio.Task[None], msg: Msg | None
+    ) -> None:
+        """An attempt stopped because our heartbeat lapsed: hand it back (it was killed, not ended)."""
+        current = asyncio.current_task()
+        if current is not None:
+            self._abandoned.discard(current)
+            current.uncancel()  # we handle this cancellation: the reports below must go out
+        if not announce.done():
+            announce.cancel()
+        await asyncio.wait({announce})
+        if announce.cancelled() or announce.exception() is not None:
+            if msg is not None:
+                await msg.nak()  # never announced: the same attempt goes to another worker
+            return
+        lost = ev.AttemptLost(
+            date=utcnow(), taskrun_id=item.taskrun_id, attempt=attempt, worker_id=self.worker_id
+        )
+        # The id the executor uses when it notices the lapse itself: whichever comes first counts once.
+        msg_id = f"{item.execution_id}:{item.taskrun_id}:{attempt}:lost"
+        await self._persist(
+            "report lost", lambda: self.store.send_input(item.execution_id, lost, msg_id=msg_id)
+        )
+        await self._persist(
+            "clear running",
+            lambda: self.store.clear_running(self.worker_id, item.execution_id, item.taskrun_id),
+        )
 
     async def _attempt(self, item: WorkItem, attempt: int, emit: Any) -> tuple[TaskResult, str | None, bool]:
         task = item.task
