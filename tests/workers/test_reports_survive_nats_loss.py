@@ -80,15 +80,13 @@ tasks:
 
 
 def run_then_collect(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` on its own event loop, then collect what nats-py left behind.
-
-    nats-py abandons (never closes) the sockets of connections that a stopped NATS node reset; they
-    are only freed by the garbage collector, and under ``filterwarnings = error`` their ResourceWarning
-    would surface in whatever test runs next. They are collected here, inside this test.
-    """
+    """Run ``coro`` on its own event loop, then collect its garbage here: a connection or socket it
+    left open fails this test (a ResourceWarning), not whatever test the collector runs in next."""
     try:
         return asyncio.run(coro)
     finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
             gc.collect()
+        leaked = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+        assert not leaked, leaked
