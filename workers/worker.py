@@ -126,11 +126,14 @@ class Worker:
             for path in self._shared_dirs:
                 shutil.rmtree(path, ignore_errors=True)
 
+    def _lapsed(self) -> bool:
+        return time.monotonic() - self._beat_ok_at >= self.heartbeat_ttl * FENCE_AT
+
     def _fence(self) -> None:
         """Our heartbeat is about to expire unrenewed: the executor will give our attempts to other
         workers. Stop them first (their processes are killed and each is reported lost, attempt + 1
         runs elsewhere), so that no script runs to its end twice."""
-        if time.monotonic() - self._beat_ok_at < self.heartbeat_ttl * FENCE_AT:
+        if not self._lapsed():
             return
         running = [t for tasks in self._running.values() for t in tasks if t not in self._abandoned]
         if not running:
@@ -200,6 +203,9 @@ class Worker:
         try:
             if item.execution_id in self._killed:
                 await msg.ack()
+                return
+            if self._lapsed():  # we cannot show we are alive: another worker takes it
+                await msg.nak(delay=1)
                 return
             current = asyncio.current_task()
             assert current is not None
