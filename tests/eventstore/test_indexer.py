@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from eventstore import events as ev
-from eventstore.indexer import Indexer, Msg, delete_execution
+from eventstore.indexer import SWITCH_INTERVAL, Indexer, Msg, delete_execution
 from eventstore.store import Store
 
 pytestmark = pytest.mark.anyio
@@ -202,6 +203,20 @@ async def test_lag_gauge_counts_unapplied_messages(nats_url: str, tmp_path: Path
     finally:
         await ix.stop()
         await store.close()
+
+
+async def test_the_gil_switch_interval_is_short_while_an_indexer_runs(nats_url: str, tmp_path: Path) -> None:
+    before = sys.getswitchinterval()
+    assert before > SWITCH_INTERVAL  # Python's default (5 ms): the indexer lowers it
+    store = await Store.connect(nats_url)
+    ix = Indexer(store, tmp_path / "switch.duckdb")
+    try:
+        await ix.start()
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
+    finally:
+        await ix.stop()
+        await store.close()
+    assert sys.getswitchinterval() == before
 
 
 async def test_lag_counts_messages_and_milliseconds_behind(nats_url: str, tmp_path: Path) -> None:
