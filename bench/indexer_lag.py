@@ -5,7 +5,8 @@ and worker in this process, embedded server with fsync on every write) runs with
 alongside, as in ``engine server local``. Every 100 ms the indexer's lag is sampled: messages
 received but not applied, and the age of the oldest of them (``Indexer.lag()``, the value of
 ``engine_indexer_lag_ms`` on /metrics). Prints one line with p50/p95/max of the ms lag (target:
-p95 <= 200 ms). Env: DUR (default 20), CONC (default 20).
+p95 <= 200 ms), and the machine's 1-minute load average before and after (the lag depends on it: the
+write thread competes for the CPU and the GIL). Env: DUR (default 20), CONC (default 20).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.throughput import drive
-from engine.aio import stop_tasks
-from engine.runtime import Runtime, run_async
+from engine.aio import run_async, stop_tasks
+from engine.runtime import Runtime
 from eventstore.indexer import Indexer
 from eventstore.server import EmbeddedServer
 
@@ -43,6 +44,7 @@ async def main() -> None:
     duration = float(os.environ.get("DUR", "20"))
     lanes = int(os.environ.get("CONC", "20"))
     samples: list[tuple[int, float]] = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         server = EmbeddedServer(Path(tmp) / "nats")
         url = server.start()
@@ -79,7 +81,8 @@ async def main() -> None:
         f"p95_behind={pct([float(b) for b in behind], 0.95):.0f} max_behind={max(behind, default=0)} "
         f"samples={len(samples)} executions={done} failed={failed} indexed={rows} "
         f"executions_per_s={done / elapsed:.1f} drain_s={drain_s:.2f} caught_up={caught_up} "
-        f"lanes={lanes} duration_s={elapsed:.1f} target_p95_ms=200"
+        f"lanes={lanes} duration_s={elapsed:.1f} load1={load_before:.2f}->{os.getloadavg()[0]:.2f} "
+        f"cpus={os.cpu_count()} target_p95_ms=200"
     )
 
 
