@@ -44,7 +44,7 @@ from engine.partitions import Partitions
 from engine.work import WorkItem, encode_work
 from eventstore import events as ev
 from eventstore import subjects as S
-from eventstore.store import LogLine, Store
+from eventstore.store import LogLine, Store, patiently
 
 log = get_logger("engine.executor")
 
@@ -107,15 +107,23 @@ class Executor:
         async def drop_legacy(k: int) -> None:
             # Before partition leases every executor shared one consumer of the whole shard; it
             # would overlap the per-partition ones (a work queue refuses overlapping consumers).
-            with contextlib.suppress(NotFoundError):
-                await self.store.js.delete_consumer(f"{S.INBOX}_{k}", "executor")
+            async def delete() -> None:
+                with contextlib.suppress(NotFoundError):
+                    await self.store.js.delete_consumer(f"{S.INBOX}_{k}", "executor")
+
+            await patiently(delete, "removing the shared executor consumer")
 
         async def pong(msg: Msg) -> None:
             await msg.respond(b"")
 
         await asyncio.gather(*(drop_legacy(k) for k in range(S.SHARDS)))
         self._ping = await self.store.nc.subscribe(S.ping(self.id), cb=pong)
-        await self.partitions.tick()
+        try:
+            await self.partitions.tick()
+        except Exception as exc:  # a node of the cluster is down: the next ticks try again
+            if cancelling():
+                raise asyncio.CancelledError from exc
+            log.warning("executor.partitions_not_taken_yet", error=f"{type(exc).__name__}: {exc}")
 
     async def _alive(self, executor_id: str) -> bool:
         """Is that executor's connection up? "No responders" comes from the server at once when not."""

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from nats.aio.client import Client
@@ -72,6 +72,27 @@ def default_replicas(servers: int) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 5:
         raise ServerError(f"ENGINE_REPLICAS={text!r}: expected a number from 1 to 5 (3 on a cluster)")
     return int(text)
+
+
+T = TypeVar("T")
+
+
+async def patiently(op: Callable[[], Awaitable[T]], what: str) -> T:
+    """Run a JetStream management call, waiting out a leader election (a node of the cluster died)
+    for up to _SETUP_DEADLINE_S seconds, then failing with one clear error."""
+    deadline = asyncio.get_running_loop().time() + _SETUP_DEADLINE_S
+    delay = 0.2
+    while True:
+        try:
+            return await op()
+        except (NatsTimeoutError, NoRespondersError, ServiceUnavailableError) as exc:
+            if asyncio.get_running_loop().time() + delay > deadline:
+                raise ServerError(
+                    f"JetStream did not answer while {what} for {_SETUP_DEADLINE_S:g}s "
+                    f"({type(exc).__name__}): is a majority of the cluster up?"
+                ) from exc
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 @dataclass(frozen=True)
@@ -250,26 +271,15 @@ class Store:
             await self._ensure_stream(cfg)
 
     async def _ensure_stream(self, cfg: jsapi.StreamConfig) -> None:
-        """Create or update one stream, waiting out a leader election (bounded) rather than failing."""
-        deadline = asyncio.get_running_loop().time() + _SETUP_DEADLINE_S
-        delay = 0.2
-        while True:
+        async def create_or_update() -> None:
             try:
-                try:
-                    await self.js.add_stream(cfg)
-                except APIError as exc:
-                    if exc.err_code != 10058:  # stream name already in use with a different config
-                        raise
-                    await self.js.update_stream(cfg)
-                return
-            except (NatsTimeoutError, NoRespondersError, ServiceUnavailableError) as exc:
-                if asyncio.get_running_loop().time() + delay > deadline:
-                    raise ServerError(
-                        f"JetStream did not answer while creating stream {cfg.name} for "
-                        f"{_SETUP_DEADLINE_S:g}s ({type(exc).__name__}): is a majority of the cluster up?"
-                    ) from exc
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                await self.js.add_stream(cfg)
+            except APIError as exc:
+                if exc.err_code != 10058:  # stream name already in use with a different config
+                    raise
+                await self.js.update_stream(cfg)
+
+        await patiently(create_or_update, f"creating stream {cfg.name}")
 
     # ---- execution history -------------------------------------------------------------
 

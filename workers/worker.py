@@ -31,7 +31,7 @@ from engine.work import WorkItem, decode_work
 from eventstore import events as ev
 from eventstore import subjects as S
 from eventstore.storage import InternalStorage
-from eventstore.store import JetStreamKV, LogLine, Store
+from eventstore.store import JetStreamKV, LogLine, Store, patiently
 from plugins.api import TaskResult
 from plugins.registry import Registry
 from workers.context import TaskRunContext
@@ -97,8 +97,9 @@ class Worker:
             await asyncio.sleep(HEARTBEAT_RETRY_S)
         self._subs.append(await self.store.nc.subscribe("kill.>", cb=on_kill))
         for k in range(S.SHARDS):
-            self._subs.append(
-                await self.store.js.subscribe(
+
+            async def subscribe(k: int = k) -> Any:
+                return await self.store.js.subscribe(
                     S.work(self.group, k),
                     queue=f"workers-{self.group}",
                     durable=f"workers-{self.group}",
@@ -107,7 +108,9 @@ class Worker:
                     manual_ack=True,
                     config=jsapi.ConsumerConfig(ack_wait=30, max_ack_pending=max(self.concurrency * 4, 64)),
                 )
-            )
+
+            # Started while a node is down, the consumer lookup can time out: wait out the election.
+            self._subs.append(await patiently(subscribe, f"subscribing to {S.WORK}_{k}"))
         if cancelling():  # nats-py can swallow a cancellation that lands while it subscribes
             await unsubscribe_all(self._subs)
             raise asyncio.CancelledError
