@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 import structlog
@@ -37,6 +35,7 @@ from engine.errors import EngineError
 from engine.model import Flow, Trigger
 from engine.tree import make_id
 from triggers.kv import TriggerKV, key
+from triggers.plugins import PluginTable
 from triggers.schedule import utc_key
 
 log = structlog.get_logger("triggers.polling")
@@ -97,44 +96,16 @@ class PollingTrigger(abc.ABC):
         """Poll once: the ``trigger.*`` variables of the execution to start, or None."""
 
 
-_TRIGGERS: dict[str, type[PollingTrigger]] = {}
-_BUILTIN = {"triggers.http"}
-_loaded = False
-
-
-def register_polling(cls: type[PollingTrigger]) -> type[PollingTrigger]:
-    if not cls.types:
-        raise ValueError(f"{cls.__name__}.types names no trigger type")
-    for name in cls.types:
-        _TRIGGERS[name] = cls
-    return cls
-
-
-def _load() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for module in sorted(_BUILTIN):
-        importlib.import_module(module)
-    for ep in entry_points(group="engine.triggers"):
-        try:
-            target = ep.load()
-        except Exception as exc:
-            log.warning("triggers.plugin_failed", entry_point=ep.name, error=str(exc)[:200])
-            continue
-        if isinstance(target, type) and issubclass(target, PollingTrigger):
-            register_polling(target)
+_PLUGINS: PluginTable[type[PollingTrigger]] = PluginTable(PollingTrigger, ("triggers.http",))
+register_polling = _PLUGINS.register  # class decorator
 
 
 def polling_trigger(type_name: str) -> type[PollingTrigger] | None:
-    _load()
-    return _TRIGGERS.get(type_name)
+    return _PLUGINS.get(type_name)
 
 
 def polling_types() -> frozenset[str]:
-    _load()
-    return frozenset(_TRIGGERS)
+    return _PLUGINS.types()
 
 
 def poll_key(namespace: str, flow_id: str, trigger_id: str) -> str:

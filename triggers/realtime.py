@@ -33,11 +33,9 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-import importlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 import structlog
@@ -45,6 +43,7 @@ import structlog
 from engine.errors import EngineError
 from engine.model import Flow, Trigger
 from engine.tree import make_id
+from triggers.plugins import PluginTable
 
 log = structlog.get_logger("triggers.realtime")
 
@@ -102,45 +101,16 @@ class RealtimeSource(abc.ABC):
         """Release everything (never raises, never hangs)."""
 
 
-_SOURCES: dict[str, type[RealtimeSource]] = {}
-_BUILTIN = {"triggers.nats"}  # modules that register the shipped sources
-_loaded = False
-
-
-def register_realtime(cls: type[RealtimeSource]) -> type[RealtimeSource]:
-    """Class decorator: ``cls`` serves every type name in ``cls.types``."""
-    if not cls.types:
-        raise ValueError(f"{cls.__name__}.types names no trigger type")
-    for name in cls.types:
-        _SOURCES[name] = cls
-    return cls
-
-
-def _load() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for module in sorted(_BUILTIN):
-        importlib.import_module(module)
-    for ep in entry_points(group="engine.triggers"):
-        try:
-            target = ep.load()
-        except Exception as exc:  # a broken third-party plugin must not stop the scheduler
-            log.warning("triggers.plugin_failed", entry_point=ep.name, error=str(exc)[:200])
-            continue
-        if isinstance(target, type) and issubclass(target, RealtimeSource):
-            register_realtime(target)
+_PLUGINS: PluginTable[type[RealtimeSource]] = PluginTable(RealtimeSource, ("triggers.nats",))
+register_realtime = _PLUGINS.register  # class decorator
 
 
 def realtime_source(type_name: str) -> type[RealtimeSource] | None:
-    _load()
-    return _SOURCES.get(type_name)
+    return _PLUGINS.get(type_name)
 
 
 def realtime_types() -> frozenset[str]:
-    _load()
-    return frozenset(_SOURCES)
+    return _PLUGINS.types()
 
 
 def realtime_execution_id(flow: Flow, trigger: Trigger, key: str) -> str:
