@@ -12,6 +12,16 @@ import sys
 from typing import Any
 
 _configured = False
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "warn": logging.WARNING}
+_LEVELS |= {"error": logging.ERROR, "exception": logging.ERROR, "critical": logging.CRITICAL}
+
+
+def _threshold() -> int:
+    return getattr(logging, os.environ.get("ENGINE_LOG_LEVEL", "warning").upper(), logging.WARNING)
+
+
+def _drop(*args: Any, **kwargs: Any) -> None:
+    return None
 
 
 def configure() -> None:
@@ -21,7 +31,7 @@ def configure() -> None:
     _configured = True
     import structlog
 
-    level = getattr(logging, os.environ.get("ENGINE_LOG_LEVEL", "warning").upper(), logging.WARNING)
+    level = _threshold()
     fmt = os.environ.get("ENGINE_LOG_FORMAT") or ("console" if sys.stderr.isatty() else "json")
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -51,6 +61,8 @@ class _Logger:
 
     def __getattr__(self, method: str) -> Any:
         if self._log is None:
+            if _LEVELS.get(method, logging.CRITICAL) < _threshold():
+                return _drop  # below the level: not worth importing structlog for
             import structlog
 
             configure()

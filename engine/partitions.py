@@ -111,6 +111,7 @@ class Partitions:
         jobs = [self._renew(p) for p in list(self.held) if p in wanted]
         jobs += [self._give_back(p) for p in list(self.held) if p not in wanted]
         jobs += [self._take(p) for p in sorted(wanted - set(self.held))]
+        before = set(self.held)
         results = await asyncio.gather(*jobs, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, Exception):
@@ -118,6 +119,8 @@ class Partitions:
             if isinstance(result, Exception):
                 log.warning("partitions.lease_error", error=f"{type(result).__name__}: {result}")
         await self._expire()
+        if set(self.held) != before:
+            log.info("partitions.held", executor=self.id, partitions=sorted(self.held), members=len(members))
 
     async def _take(self, p: int) -> None:
         new = await self.store.lease_write(p, self.id, 0, self.ttl)  # never held, or expired
@@ -130,7 +133,6 @@ class Partitions:
                 return
         self._valid_until[p] = asyncio.get_running_loop().time() + self.ttl * 0.8
         self.held[p] = new
-        log.info("partitions.acquired", partition=p, executor=self.id)
         try:
             await self.on_acquire(p)
         except BaseException:
@@ -153,7 +155,6 @@ class Partitions:
         revision = self.held[p]
         await self._drop(p, lost=False)
         await self.store.lease_write(p, "", revision, self.ttl)
-        log.info("partitions.released", partition=p, executor=self.id)
 
     async def _drop(self, p: int, lost: bool) -> None:
         if self.held.pop(p, None) is None:
