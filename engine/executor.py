@@ -427,6 +427,8 @@ class Executor:
         decision = settle(state, flow, now, self.renderer)
         events.extend(decision.events)
         if events:
+            # Stored before the step: whoever sees the execution end can read why.
+            await self._log_reasons(state, events, base_seq)
             try:
                 state.seq = await self.store.append(execution_id, events, base_seq)
             except BaseException:
@@ -434,7 +436,6 @@ class Executor:
                 raise
             self.cache[execution_id] = state
             self._after_append(state)
-        await self._log_reasons(execution_id, events)
         effects = list(decision.effects)
         if first_load:
             # After a restart we cannot know whether dispatches of the previous run went out:
@@ -460,20 +461,20 @@ class Executor:
             log.warning("executor.replay_refused", error=str(exc))
             return None
 
-    async def _log_reasons(self, execution_id: str, events: list[ev.Event]) -> None:
+    async def _log_reasons(self, state: Execution, events: list[ev.Event], base_seq: int) -> None:
         """Why a taskrun or the execution failed, as an ERROR log line (the pure decider cannot log)."""
-        for event in events:
+        for i, event in enumerate(events):
             if isinstance(event, ev.TaskRunStateChanged | ev.ExecutionStateChanged) and event.reason:
                 if event.state not in ("FAILED", "KILLED"):
                     continue
                 tr_id = getattr(event, "taskrun_id", None)
-                state = self.cache.get(execution_id)
-                tr = state.taskruns.get(tr_id) if state and tr_id else None
+                tr = state.taskruns.get(tr_id) if tr_id else None
                 if tr is not None and tr.runnable:
                     continue  # the worker logged it already
                 task_id = tr.task_id if tr else None
                 line = LogLine(event.date, "ERROR", event.reason, tr_id, task_id, None)
-                await self.store.publish_log(execution_id, line)
+                # The same step retried (same base) logs it once.
+                await self.store.store_log(state.id, line, msg_id=f"{state.id}:{base_seq}:reason:{i}")
 
     async def perform(self, state: Execution, effects: list[Any]) -> None:
         jobs = []

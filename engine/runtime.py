@@ -249,12 +249,14 @@ class Runtime:
                 await asyncio.wait_for(done.wait(), timeout)
         finally:
             await sub.unsubscribe()
-        # The live copy of the terminal step can arrive before the stream serves it to a read.
-        for _ in range(200):
+        # The live copy of the terminal step can arrive before the stream serves it to a read (a
+        # replica a moment behind, a loaded machine): wait for it, bounded.
+        deadline = asyncio.get_running_loop().time() + 10
+        while asyncio.get_running_loop().time() < deadline:
             state = await self.load_execution(execution_id)
             if state is not None and state.is_terminal and state.seq > before:
                 return state
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.01)
         raise EngineError(
             f"execution {execution_id}: its terminal step was announced but cannot be read back"
         )

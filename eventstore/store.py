@@ -682,6 +682,11 @@ class Store:
         """Fire-and-forget: logs never slow down or fail a task."""
         await self.nc.publish(S.logs(execution_id), _log_enc.encode(line))
 
+    async def store_log(self, execution_id: str, line: LogLine, msg_id: str) -> None:
+        """A log line acknowledged once stored (the engine's own, rare lines: why something failed)."""
+        headers = {"Nats-Msg-Id": msg_id}
+        await self.js.publish(S.logs(execution_id), _log_enc.encode(line), headers=headers, timeout=10)
+
     @staticmethod
     def decode_log(data: bytes) -> LogLine:
         return _log_dec.decode(data)
