@@ -6,10 +6,10 @@ outcome comes from ``outcomes`` (a state name, or a callable returning ``(state,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.accept import accept
 from engine.decider import Dispatch, Kill, NotifyParent, StartSubflow, Timer, settle
@@ -160,3 +160,24 @@ def drive(
         if not queue:
             return sim
     raise AssertionError(f"simulation did not end within {max_rounds} rounds")
+
+
+T = TypeVar("T")
+
+
+def run_then_collect(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on its own event loop, then collect its garbage at once: a connection or socket
+    it left open fails the caller (an AssertionError listing the ResourceWarnings), not whatever test
+    the garbage collector happens to run in next. For tests that kill NATS nodes under clients."""
+    import asyncio
+    import gc
+    import warnings
+
+    try:
+        return asyncio.run(coro)
+    finally:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            gc.collect()
+        leaked = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+        assert not leaked, leaked

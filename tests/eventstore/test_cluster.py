@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import subprocess
 import sys
-import warnings
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 
+from engine.testing import run_then_collect
 from eventstore.cluster import LocalCluster, NodeSpec, cluster_config
 from eventstore.server import nats_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
 
 
 def _alive(pid: int) -> bool:
@@ -146,19 +143,6 @@ def test_route_credentials_must_fit_in_a_url() -> None:
     spec = NodeSpec("a", "h", 1, 2, 3, "/s")
     with pytest.raises(ServerError):
         cluster_config(spec, [spec], token="t", route_user="route", route_password="p@ss")
-
-
-def run_then_collect(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` on its own event loop, then collect its garbage here: a connection or socket it
-    left open fails this test (a ResourceWarning), not whatever test the collector runs in next."""
-    try:
-        return asyncio.run(coro)
-    finally:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ResourceWarning)
-            gc.collect()
-        leaked = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
-        assert not leaked, leaked
 
 
 def test_a_role_started_without_a_majority_gets_one_clear_error(

@@ -5,15 +5,12 @@ The checks themselves (bench/chaos.py's ``analyse``) are first shown to catch wh
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import sys
-import warnings
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
+
+from engine.testing import run_then_collect
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -30,7 +27,6 @@ from bench.chaos import (  # noqa: E402
 from eventstore import events as ev  # noqa: E402
 
 D = "2026-01-01T00:00:00Z"
-T = TypeVar("T")
 
 
 def _history(eid: str, *attempts: tuple[int, str, bool, str | None], ended: int = 1) -> list[object]:
@@ -105,18 +101,3 @@ def test_small_chaos_run_loses_and_doubles_nothing() -> None:
     assert report.unbacked == report.unexplained_lines == 0, detail
     assert report.survivors == [], detail
     assert report.subflow_executions > 0 and set(report.states) == {"SUCCESS"}, detail
-
-
-def run_then_collect(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` on its own event loop, then collect what nats-py left behind.
-
-    nats-py abandons (never closes) the sockets of connections that a stopped NATS node reset; they
-    are only freed by the garbage collector, and under ``filterwarnings = error`` their ResourceWarning
-    would surface in whatever test runs next. They are collected here, inside this test.
-    """
-    try:
-        return asyncio.run(coro)
-    finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            gc.collect()

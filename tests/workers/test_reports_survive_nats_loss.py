@@ -7,19 +7,14 @@ up on it; being alive and heartbeating, it was never declared lost, so the taskr
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 import uuid
-import warnings
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 
+from engine.testing import run_then_collect
 from eventstore.cluster import LocalCluster
-
-T = TypeVar("T")
 
 
 @pytest.mark.timeout(120)
@@ -77,16 +72,3 @@ tasks:
     long = next(tr for tr in state.taskruns.values() if tr.task_id == "long")
     assert [a.state for a in long.attempts] == ["SUCCESS"]
     assert (marks / "done").read_text().split() == ["0"]  # one attempt, run once
-
-
-def run_then_collect(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` on its own event loop, then collect its garbage here: a connection or socket it
-    left open fails this test (a ResourceWarning), not whatever test the collector runs in next."""
-    try:
-        return asyncio.run(coro)
-    finally:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ResourceWarning)
-            gc.collect()
-        leaked = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
-        assert not leaked, leaked
