@@ -196,7 +196,9 @@ class Executor:
                 await asyncio.sleep(0.1)
         for eid in [eid for eid in self.cache if S.partition(eid) == p]:
             self.cache.pop(eid, None)
+            self._since_snapshot.pop(eid, None)
         self._dispatched_checked = {eid for eid in self._dispatched_checked if S.partition(eid) != p}
+        self._snapshotted = {eid for eid in self._snapshotted if S.partition(eid) != p}
 
     async def stop(self) -> None:
         await self.partitions.stop()
@@ -334,7 +336,8 @@ class Executor:
         # be seconds behind): an input judged against a stale state could be dropped as unknown.
         # The leader says where the history ends; what the replica missed is read from it.
         read_upto = steps[-1][0] if steps else (state.seq if state else 0)
-        last = await self.store.last_seq(execution_id, leader=True)
+        # One replica (the embedded server, or ENGINE_REPLICAS=1): it is the leader, nothing to check.
+        last = await self.store.last_seq(execution_id, leader=True) if self.store.replicas > 1 else 0
         if last > read_upto:
             log.info("executor.stale_read", execution_id=execution_id, read=read_upto, last=last)
             steps += await self.store.read_from_leader(execution_id, read_upto, last)

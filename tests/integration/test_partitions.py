@@ -231,6 +231,10 @@ async def test_a_load_served_by_a_lagging_replica_is_completed_from_the_leader(
 
 
 class _Lagging:
+    """The store as seen through a lagging replica of a three-replica stream."""
+
+    replicas = 3
+
     def __init__(self, store: Any, read_after: Any) -> None:
         self._store = store
         self.read_after = read_after
