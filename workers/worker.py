@@ -73,7 +73,10 @@ class Worker:
         self._running: dict[str, set[asyncio.Task[None]]] = {}
         self._killed: dict[str, float] = {}
         self._beat_ok_at = time.monotonic()  # the last heartbeat the store acknowledged
-        self._abandoned: set[asyncio.Task[None]] = set()  # attempts given up when the heartbeat lapsed
+        # Attempts still running their task (not yet reporting), and those given up when the
+        # heartbeat lapsed: only these are stopped by the fence, never a report on its way.
+        self._attempts: set[asyncio.Future[Any]] = set()
+        self._abandoned: set[asyncio.Future[Any]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._subs: list[Any] = []
         self._shared_dirs: set[Path] = set()
@@ -138,7 +141,7 @@ class Worker:
         runs elsewhere), so that no script runs to its end twice."""
         if not self._lapsed():
             return
-        running = [t for tasks in self._running.values() for t in tasks if t not in self._abandoned]
+        running = [t for t in self._attempts if not t.done() and t not in self._abandoned]
         if not running:
             return
         log.error(
@@ -297,14 +300,18 @@ class Worker:
             # still running after START_REPORT_DELAY is announced so its RUNNING state shows.
             announce = asyncio.create_task(self._announce(item, attempt, started, msg))
             announce.add_done_callback(_retrieve)  # a failed announce (shutdown) is not an error to print
+            running = asyncio.ensure_future(self._attempt(item, attempt, emit))
+            self._attempts.add(running)
             try:
-                result, error, retryable = await self._attempt(item, attempt, emit)
+                result, error, retryable = await running
             except asyncio.CancelledError:
-                if asyncio.current_task() not in self._abandoned:
-                    raise
+                if not (running.cancelled() and running in self._abandoned):
+                    raise  # we are cancelled ourselves (shutdown)
+                self._abandoned.discard(running)
                 await self._give_up(item, attempt, announce, msg)
                 return
             finally:
+                self._attempts.discard(running)
                 if not announce.done():
                     announce.cancel()
                 await asyncio.wait({announce})
@@ -366,10 +373,6 @@ class Worker:
         self, item: WorkItem, attempt: int, announce: asyncio.Task[None], msg: Msg | None
     ) -> None:
         """An attempt stopped because our heartbeat lapsed: hand it back (it was killed, not ended)."""
-        current = asyncio.current_task()
-        if current is not None:
-            self._abandoned.discard(current)
-            current.uncancel()  # we handle this cancellation: the reports below must go out
         if not announce.done():
             announce.cancel()
         await asyncio.wait({announce})
