@@ -372,9 +372,12 @@ class Worker:
     async def _give_up(
         self, item: WorkItem, attempt: int, announce: asyncio.Task[None], msg: Msg | None
     ) -> None:
-        """An attempt stopped because our heartbeat lapsed: hand it back (it was killed, not ended)."""
-        if not announce.done():
-            announce.cancel()
+        """An attempt stopped because our heartbeat lapsed: hand it back (it was killed, not ended).
+
+        Its announcement is let finish rather than cancelled: cut half way (the running mark or the
+        started report stored, the work message not released), neither the executor nor another
+        worker could tell whether it had started. Announced, then reported lost: attempt + 1 runs.
+        """
         await asyncio.wait({announce})
         if announce.cancelled() or announce.exception() is not None:
             if msg is not None:

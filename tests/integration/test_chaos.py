@@ -5,6 +5,7 @@ The checks themselves (bench/chaos.py's ``analyse``) are first shown to catch wh
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -88,7 +89,10 @@ def test_concurrency_spans() -> None:
 
 @pytest.mark.timeout(240)
 def test_small_chaos_run_loses_and_doubles_nothing() -> None:
-    cfg = ChaosConfig(executions=30, duration=24.0, wait=120.0, seed=7, kill_every=8.0)
+    keep = os.environ.get("ENGINE_CHAOS_KEEP")  # a directory: keep the logs and side files there
+    cfg = ChaosConfig(
+        executions=30, duration=24.0, wait=120.0, seed=7, kill_every=8.0, keep=Path(keep) if keep else None
+    )
     lines: list[str] = []
     report = run_then_collect(run_chaos(cfg, say=lines.append))
     detail = "\n".join([*lines, report.line()])
