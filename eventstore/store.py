@@ -31,6 +31,7 @@ from eventstore.events import Event, Input, decode, encode, encode_input
 # "wrong last sequence": 10071 names the sequence; a clustered stream may answer 10164 instead.
 _OCC_CONFLICTS = frozenset({10071, 10164})
 _DUPLICATE_IN_PROCESS = 10158  # a retried publish whose first copy is still being replicated
+_NO_PLACEMENT = 10005  # "no suitable peers for placement": a peer is (re)starting or just died
 _SETUP_DEADLINE_S = 30.0  # a stream leader or meta leader being elected (a node of the cluster died)
 _READ_BATCH = 256
 _json = msgspec.json.Encoder()
@@ -85,7 +86,10 @@ async def patiently(op: Callable[[], Awaitable[T]], what: str) -> T:
     while True:
         try:
             return await op()
-        except (NatsTimeoutError, NoRespondersError, ServiceUnavailableError) as exc:
+        except (NatsTimeoutError, NoRespondersError, APIError) as exc:
+            refused = isinstance(exc, APIError) and not isinstance(exc, ServiceUnavailableError)
+            if refused and getattr(exc, "err_code", None) != _NO_PLACEMENT:
+                raise
             if asyncio.get_running_loop().time() + delay > deadline:
                 raise ServerError(
                     f"JetStream did not answer while {what} for {_SETUP_DEADLINE_S:g}s "
