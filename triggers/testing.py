@@ -7,14 +7,12 @@ start) so it can be stopped by PID and started again on the same port, with JetS
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-from eventstore.server import nats_server_binary
+from eventstore.server import nats_server_binary, stop_process
 
 
 def free_port() -> int:
@@ -74,13 +72,4 @@ class SourceServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.kill(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-        except ProcessLookupError:
-            pass
+        stop_process(proc, timeout)

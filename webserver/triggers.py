@@ -492,13 +492,17 @@ async def backfill_action(d: Deps, ft: FlowTrigger, action: str) -> None:
         follow_in_background(d, ft)
 
 
+async def _on_backfill(request: Request[Any, Any, Any], data: TriggerRef, action: str) -> dict[str, Any]:
+    d = deps(request)
+    ft = await find_trigger(d, data.namespace, data.flow_id, data.trigger_id)
+    await backfill_action(d, ft, action)
+    return await one_context(d, ft)
+
+
 @put("/triggers/backfill/pause", status_code=200, tags=["Triggers"])
 async def pause_backfill_route(request: Request[Any, Any, Any], data: JSONBody[TriggerRef]) -> dict[str, Any]:
     """Pause the backfill of a trigger: no new slot until unpaused (running executions run on)."""
-    d = deps(request)
-    ft = await find_trigger(d, data.namespace, data.flow_id, data.trigger_id)
-    await backfill_action(d, ft, "pause")
-    return await one_context(d, ft)
+    return await _on_backfill(request, data, "pause")
 
 
 @put("/triggers/backfill/unpause", status_code=200, tags=["Triggers"])
@@ -506,10 +510,7 @@ async def unpause_backfill_route(
     request: Request[Any, Any, Any], data: JSONBody[TriggerRef]
 ) -> dict[str, Any]:
     """Resume a paused backfill."""
-    d = deps(request)
-    ft = await find_trigger(d, data.namespace, data.flow_id, data.trigger_id)
-    await backfill_action(d, ft, "unpause")
-    return await one_context(d, ft)
+    return await _on_backfill(request, data, "unpause")
 
 
 @post("/triggers/backfill/delete", status_code=200, tags=["Triggers"])
@@ -517,10 +518,7 @@ async def delete_backfill_route(
     request: Request[Any, Any, Any], data: JSONBody[TriggerRef]
 ) -> dict[str, Any]:
     """Cancel the backfill of a trigger: no new slot is ever created (created executions run on)."""
-    d = deps(request)
-    ft = await find_trigger(d, data.namespace, data.flow_id, data.trigger_id)
-    await backfill_action(d, ft, "delete")
-    return await one_context(d, ft)
+    return await _on_backfill(request, data, "delete")
 
 
 class TriggerRefs(msgspec.Struct):
