@@ -71,8 +71,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine.aio import run_async  # noqa: E402
-from engine.states import TERMINAL  # noqa: E402
-from eventstore import events as ev  # noqa: E402
+from engine.core import events as ev  # noqa: E402
+from engine.core.states import TERMINAL  # noqa: E402
 from eventstore.cluster import LocalCluster  # noqa: E402
 
 NAMESPACE = "chaos"

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from eventstore import events as ev
+from engine.core import events as ev
 from eventstore import subjects as S
 from eventstore.indexer import Indexer, Msg
 from eventstore.store import LogLine, _log_enc

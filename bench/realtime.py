@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import nats
 
 from engine.aio import stop_tasks
+from engine.core import events as ev
 from engine.runtime import Runtime, run_async
-from eventstore import events as ev
 from eventstore.server import EmbeddedServer
 from triggers.service import TriggerService
 from triggers.testing import SourceServer

@@ -28,8 +28,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.aio import run_async
+from engine.core import events as ev
 from engine.runtime import Runtime, new_execution_id
-from eventstore import events as ev
 from eventstore import subjects as S
 from eventstore.server import EmbeddedServer
 

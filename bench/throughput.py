@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import chain_flow
 from engine.aio import run_async
+from engine.core import events as ev
+from engine.core.states import TERMINAL, State
 from engine.runtime import Runtime, new_execution_id
-from engine.states import TERMINAL, State
-from eventstore import events as ev
 from eventstore.cluster import LocalCluster
 from eventstore.server import EmbeddedServer, sync_interval
 

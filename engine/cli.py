@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from engine.aio import run_async, stop_tasks
-from engine.errors import EngineError, FlowValidationError
+from engine.core.errors import EngineError, FlowValidationError
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Run Kestra flows on an event-sourced core."
@@ -78,8 +78,9 @@ def run(
     timeout: Annotated[float | None, typer.Option(help="Give up waiting after this many seconds.")] = None,
 ) -> None:
     """Deploy FILE (and --flows), run one execution to its end with live logs, exit 0 on SUCCESS/WARNING."""
+    from engine.core.inputs import parse_cli_inputs
     from engine.flow import load_flow, load_flows_dir
-    from engine.inputs import parse_cli_inputs, resolve_inputs
+    from engine.inputs import resolve_inputs
 
     if output not in ("json", "pretty"):
         _fail(f"--output: expected json or pretty, got {output!r}")
@@ -163,7 +164,7 @@ async def _session(roles: bool | None = None) -> AsyncIterator[Any]:
 
 async def _follow(rt: Any, execution_id: str, start: Any, timeout: float | None) -> Any:
     """Print the live logs of the execution (and its subflows') until it ends; returns its final state."""
-    from eventstore import events as ev
+    from engine.core import events as ev
     from eventstore import subjects as S
     from eventstore.store import Store
 
@@ -202,7 +203,7 @@ async def _follow(rt: Any, execution_id: str, start: Any, timeout: float | None)
 
 
 def _report(state: Any, output: str) -> int:
-    from engine.shape import execution_json
+    from engine.core.shape import execution_json
 
     return _report_doc(None if state is None else execution_json(state), output)
 
@@ -404,7 +405,7 @@ def resume(
     token: str | None = _TOKEN,
 ) -> None:
     """Resume a PAUSED execution (with the Pause task's onResume inputs)."""
-    from engine.inputs import parse_cli_inputs
+    from engine.core.inputs import parse_cli_inputs
 
     try:
         inputs = parse_cli_inputs(input or [])
@@ -597,7 +598,7 @@ def executions_get(
             async with _remote(server, token) as api:
                 doc = await api.execution(execution_id)
         else:
-            from engine.shape import execution_json
+            from engine.core.shape import execution_json
 
             async with _session(roles=False) as rt:
                 doc = execution_json(await rt.get_execution(execution_id))
@@ -653,7 +654,7 @@ def executions_list(
         return 0
 
     async def local_list() -> list[dict[str, Any]]:
-        from engine.shape import execution_json
+        from engine.core.shape import execution_json
         from eventstore import subjects as S
 
         async with _session(roles=False) as rt:

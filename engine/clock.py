@@ -7,7 +7,3 @@ from datetime import UTC, datetime
 
 def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-def parse(date: str) -> datetime:
-    return datetime.fromisoformat(date.replace("Z", "+00:00"))

@@ -21,10 +21,11 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api as jsapi
 from nats.js.errors import APIError, NotFoundError
 
-from engine.accept import accept
 from engine.aio import cancelling, unsubscribe_all
 from engine.clock import utcnow
-from engine.decider import (
+from engine.core import events as ev
+from engine.core.accept import accept
+from engine.core.decider import (
     AcquireSlot,
     Dispatch,
     Kill,
@@ -35,14 +36,13 @@ from engine.decider import (
     redispatch,
     settle,
 )
-from engine.errors import ConcurrencyConflict, EngineError
-from engine.execution import Execution, evolve
+from engine.core.errors import ConcurrencyConflict, EngineError
+from engine.core.execution import Execution, evolve
+from engine.core.history import replay_events
+from engine.core.work import WorkItem, encode_work
 from engine.flows import FlowCache
-from engine.history import replay_events
 from engine.logs import get_logger
 from engine.partitions import Partitions
-from engine.work import WorkItem, encode_work
-from eventstore import events as ev
 from eventstore import subjects as S
 from eventstore.store import LogLine, Store, patiently
 
@@ -427,7 +427,8 @@ class Executor:
                 events.append(event)
         if state is None or flow is None:
             return
-        decision = settle(state, flow, now, self.renderer)
+        templates = self.renderer.for_step(now, f"{execution_id}:{base_seq}")
+        decision = settle(state, flow, now, templates)
         events.extend(decision.events)
         if events:
             # Stored before the step: whoever sees the execution end can read why.
@@ -443,7 +444,7 @@ class Executor:
         if first_load:
             # After a restart we cannot know whether dispatches of the previous run went out:
             # send them again (same Nats-Msg-Id, and a worker ignores a taskrun already started).
-            effects.extend(redispatch(state, flow, now, self.renderer))
+            effects.extend(redispatch(state, flow, now, templates))
         await self.perform(state, effects)
         self._dispatched_checked.add(execution_id)  # this executor sent every effect so far
         if state.is_terminal:

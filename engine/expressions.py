@@ -11,12 +11,23 @@ and function names, argument names and operator precedences are Pebble's.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._expr import core
+from engine.inputs import load_yaml
 
-__all__ = ["Expressions", "check", "has_expression"]
+from ._expr import core
+from ._expr.library import step_functions
+
+__all__ = ["Expressions", "StepTemplates", "check", "env_vars", "has_expression"]
+
+
+@functools.cache
+def env_vars() -> dict[str, str]:
+    """Kestra exposes OS variables prefixed ENV_ as ``envs.<name lower-case>`` (read once per process)."""
+    return {k[4:].lower(): v for k, v in os.environ.items() if k.startswith("ENV_")}
 
 
 def has_expression(value: str) -> bool:
@@ -54,6 +65,10 @@ class Expressions:
         merged = (self._async_globals if is_async else self._sync_globals).copy()
         merged.update(variables)
         return merged
+
+    def for_step(self, now: str, seed: str, envs: Mapping[str, str] | None = None) -> StepTemplates:
+        """These expressions bound to one decider step (``engine.core.ports.Templates``)."""
+        return StepTemplates(self, now, seed, env_vars() if envs is None else envs)
 
     # ----------------------------------------------------------------------------------------- sync
 
@@ -126,3 +141,26 @@ class Expressions:
         """Like :meth:`evaluate`, and async functions are awaited."""
         c = core.compile_expression(expression, True)
         return await core.evaluate_compiled_async(c, self._merged(variables, True))
+
+
+class StepTemplates:
+    """``Expressions`` for one decider step: ``now()`` is the step's time and ``uuid()``, ``id()``,
+    ``randomInt()`` are drawn from a generator seeded by the step (execution id and sequence)."""
+
+    def __init__(self, expressions: Expressions, now: str, seed: str, envs: Mapping[str, str]) -> None:
+        self._expressions = expressions
+        self._functions = step_functions(now, seed)
+        self._envs = envs
+
+    @property
+    def envs(self) -> Mapping[str, str]:
+        return self._envs
+
+    def render_value(self, value: Any, variables: Mapping[str, Any]) -> Any:
+        return self._expressions.render_value(value, {**self._functions, **variables})
+
+    def render(self, template: str, variables: Mapping[str, Any]) -> str:
+        return self._expressions.render(template, {**self._functions, **variables})
+
+    def load_yaml(self, text: str) -> Any:
+        return load_yaml(text)

@@ -18,8 +18,8 @@ from typing import Any
 
 import jinja2
 
-from engine.errors import ExpressionError, InputError
-from engine.model import Flow
+from engine.core.errors import ExpressionError, InputError
+from engine.core.model import Flow
 from eventstore.storage import (
     StorageError,
     execution_of,
@@ -199,7 +199,7 @@ async def upload_resume_inputs(
     flow: Flow, state: Any, inputs: dict[str, Any], storage: Any
 ) -> dict[str, Any]:
     """Resume inputs with each local file given for a FILE ``onResume`` input of a paused task uploaded."""
-    from engine.tree import index_tasks
+    from engine.core.tree import index_tasks
 
     tasks = index_tasks(flow)
     file_ids: set[str] = set()

@@ -27,9 +27,9 @@ from typing import Any, Literal
 
 import msgspec
 
-from engine.durations import parse_duration
-from engine.errors import FlowValidationError, Issue
-from engine.model import SLA, Concurrency, Flow, Input, Output, PluginDefault, Retry, Task, Trigger
+from engine.core.durations import parse_duration
+from engine.core.errors import FlowValidationError, Issue
+from engine.core.model import SLA, Concurrency, Flow, Input, Output, PluginDefault, Retry, Task, Trigger
 from engine.yamlpos import Positions, child_path, index_path, load_yaml
 from plugins.api import PluginSpec
 from plugins.registry import Registry, default_registry
@@ -623,7 +623,7 @@ class _Ctx:
         defaults = data.get("defaults")
         self.collect_expressions(defaults, child_path(path, "defaults"))
         if defaults is not None and not is_expression(defaults) and type_ not in ("FILE",):
-            from engine.inputs import coerce_input  # local: engine.inputs is independent of the loader
+            from engine.inputs import coerce_input
 
             try:
                 coerce_input(Input(id=input_id or "?", type=type_, extra=extra), defaults)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import msgspec
 
-from engine.errors import FlowNotFound
-from engine.model import Flow
+from engine.core.errors import FlowNotFound
+from engine.core.model import Flow
 from eventstore.store import Store
 
 

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from engine.aio import cancelling
-from engine.errors import EngineError
+from engine.core.errors import EngineError
 from engine.logs import get_logger
 from eventstore import subjects as S
 

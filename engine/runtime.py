@@ -13,12 +13,12 @@ import jinja2
 
 from engine.aio import run_async  # noqa: F401 - re-exported for callers of the runtime
 from engine.clock import utcnow
-from engine.errors import EngineError
-from engine.execution import Execution, evolve
+from engine.core import events as ev
+from engine.core.errors import EngineError
+from engine.core.execution import Execution, evolve
+from engine.core.model import Flow
+from engine.core.states import TERMINAL, State
 from engine.flows import FlowCache
-from engine.model import Flow
-from engine.states import TERMINAL, State
-from eventstore import events as ev
 from eventstore import subjects as S
 from eventstore.server import EmbeddedServer
 from eventstore.store import JetStreamKV, Store
@@ -50,7 +50,7 @@ def make_expressions(store: Store | None) -> Any:
             namespace: str | None = None,
             errorOnMissing: bool = True,
         ) -> Any:
-            from engine.errors import ExpressionError
+            from engine.core.errors import ExpressionError
 
             namespace = namespace or (context.get("flow") or {}).get("namespace")
             if not namespace:
@@ -124,7 +124,7 @@ class Runtime:
         if flow.disabled:
             raise EngineError(f"flow {flow.namespace}.{flow.id} is disabled: executions are refused")
         if not secret_inputs:
-            from engine.inputs import secret_input_ids
+            from engine.core.inputs import secret_input_ids
 
             secret_inputs = tuple(sorted(secret_input_ids(flow)))
         execution_id = execution_id or new_execution_id()
@@ -151,7 +151,7 @@ class Runtime:
     async def get_execution(self, execution_id: str) -> Execution:
         state = await self.load_execution(execution_id)
         if state is None:
-            from engine.errors import ExecutionNotFound
+            from engine.core.errors import ExecutionNotFound
 
             raise ExecutionNotFound(f"no execution {execution_id!r} in this store")
         return state
@@ -186,7 +186,7 @@ class Runtime:
 
     async def restart(self, execution_id: str) -> None:
         """Failed taskruns run again as new attempts, in the same execution."""
-        from engine.history import restart_events
+        from engine.core.history import restart_events
 
         state = await self.get_execution(execution_id)
         flow = await self.flows.get(state.namespace, state.flow_id, state.flow_revision)
@@ -264,10 +264,10 @@ class Runtime:
 
 def resolve_resume_inputs(flow: Flow, state: Execution, given: dict[str, Any]) -> dict[str, Any]:
     """Check and type the inputs of a resume against the paused Pause tasks' ``onResume`` declarations."""
-    from engine.errors import InputError
+    from engine.core.errors import InputError
+    from engine.core.model import Input
+    from engine.core.tree import index_tasks
     from engine.inputs import coerce_input
-    from engine.model import Input
-    from engine.tree import index_tasks
 
     tasks = index_tasks(flow)
     declared: list[Any] = []
@@ -308,6 +308,6 @@ def resolve_resume_inputs(flow: Flow, state: Execution, given: dict[str, Any]) -
 
 def new_execution_id() -> str:
     """Kestra-style 22-character base62 id (random)."""
-    from engine.tree import base62_id
+    from engine.core.tree import base62_id
 
     return base62_id(uuid.uuid4().int)

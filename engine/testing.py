@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from engine.accept import accept
-from engine.decider import Dispatch, Kill, NotifyParent, StartSubflow, Timer, settle
-from engine.execution import Execution, evolve
-from engine.model import Flow
-from eventstore import events as ev
+from engine.core import events as ev
+from engine.core.accept import accept
+from engine.core.decider import Dispatch, Kill, NotifyParent, StartSubflow, Timer, settle
+from engine.core.execution import Execution, evolve
+from engine.core.model import Flow
 
 Outcome = str | Callable[[Dispatch], tuple[str, dict[str, Any]]]
 
@@ -121,7 +121,7 @@ def drive(
                 evolve(sim.state, event)
                 sim.events.append(event)
         queue = []
-        decision = settle(sim.state, flow, now, renderer)
+        decision = settle(sim.state, flow, now, renderer.for_step(now, f"{sim.state.id}:{len(sim.events)}"))
         sim.events.extend(decision.events)
         for effect in decision.effects:
             if isinstance(effect, Dispatch):

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from engine.errors import FlowValidationError, Issue
+from engine.core.errors import FlowValidationError, Issue
 
 __all__ = ["Duplicate", "Positions", "child_path", "index_path", "load_yaml"]
 

@@ -34,7 +34,7 @@ from typing import Annotated, Any
 
 import typer
 
-from engine.errors import ServerError
+from engine.core.errors import ServerError
 from eventstore.server import (
     common_lines,
     conf_value,

@@ -46,9 +46,9 @@ from nats.js import api as jsapi
 from nats.js.errors import APIError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from engine.execution import Execution, evolve
-from engine.shape import execution_json
-from eventstore import events as ev
+from engine.core import events as ev
+from engine.core.execution import Execution, evolve
+from engine.core.shape import execution_json
 from eventstore import subjects as S
 from eventstore.store import Store
 

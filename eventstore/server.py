@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.errors import ServerError
+from engine.core.errors import ServerError
 
 
 def nats_server_binary() -> str:

@@ -29,7 +29,7 @@ from nats.js import api as jsapi
 from nats.js.errors import APIError, NotFoundError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 
-from engine.errors import EngineError
+from engine.core.errors import EngineError
 
 SCHEME = "kestra://"
 BUCKET = "engine_storage"

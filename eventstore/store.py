@@ -24,9 +24,9 @@ from nats.js import JetStreamContext
 from nats.js import api as jsapi
 from nats.js.errors import APIError, KeyNotFoundError, NotFoundError, ServiceUnavailableError
 
-from engine.errors import ConcurrencyConflict, ServerError
+from engine.core.errors import ConcurrencyConflict, ServerError
+from engine.core.events import Event, Input, decode, encode, encode_input
 from eventstore import subjects as S
-from eventstore.events import Event, Input, decode, encode, encode_input
 
 # "wrong last sequence": 10071 names the sequence; a clustered stream may answer 10164 instead.
 _OCC_CONFLICTS = frozenset({10071, 10164})

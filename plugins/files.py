@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from engine.errors import TaskFailed
+from engine.core.errors import TaskFailed
 from eventstore.storage import task_uri, unique_name
 from plugins.api import RunContext
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from importlib.metadata import entry_points
 
-from engine.errors import PluginNotFound
+from engine.core.errors import PluginNotFound
 from plugins.api import PluginSpec
 
 # Legacy package prefixes Kestra still accepts, mapped to where those tasks live now.

@@ -27,8 +27,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine.clock import utcnow
-from engine.errors import EngineError
-from engine.model import Flow, Trigger
+from engine.core.errors import EngineError
+from engine.core.model import Flow, Trigger
 from triggers.kv import TriggerKV, key
 from triggers.schedule import SCHEDULE_TYPES, ScheduleError, ScheduleSpec, iso, schedule_spec, utc_key
 

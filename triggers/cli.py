@@ -35,14 +35,14 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
 
 
 def _run(coro: Any) -> Any:
-    from engine.errors import EngineError, InputError
+    from engine.core.errors import EngineError, InputError
 
     try:
         return asyncio.run(coro)
     except InputError as exc:
         _fail(f"invalid input: {' '.join(str(exc).split())}")
     except EngineError as exc:
-        from engine.errors import ServerError
+        from engine.core.errors import ServerError
 
         _fail(" ".join(str(exc).split()), 1 if isinstance(exc, ServerError) else 2)
     except KeyboardInterrupt:

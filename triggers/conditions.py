@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from engine.errors import EngineError
+from engine.core.errors import EngineError
 
 
 class ConditionError(EngineError):

@@ -23,12 +23,12 @@ from typing import Any
 
 import structlog
 
-from engine.durations import parse_duration
-from engine.errors import EngineError, InputError
-from engine.execution import Execution
-from engine.model import Flow, Trigger
-from engine.states import TERMINAL
-from engine.tree import make_id
+from engine.core.durations import parse_duration
+from engine.core.errors import EngineError, InputError
+from engine.core.execution import Execution
+from engine.core.model import Flow, Trigger
+from engine.core.states import TERMINAL
+from engine.core.tree import make_id
 from triggers import conditions as C
 from triggers.kv import TriggerKV, key
 from triggers.schedule import iso, trigger_labels

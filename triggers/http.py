@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import structlog
 
-from engine.durations import parse_duration
+from engine.core.durations import parse_duration
 from triggers.polling import PollContext, PollingError, PollingTrigger, register_polling
 from triggers.types import HTTP_TRIGGER_TYPES
 

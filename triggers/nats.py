@@ -207,6 +207,6 @@ class NatsRealtime(RealtimeSource):
 
 def _group(source: NatsRealtime) -> str:
     """A queue group per trigger: schedulers running the same trigger share its messages."""
-    from engine.tree import make_id
+    from engine.core.tree import make_id
 
     return make_id("realtime-group", source.where)

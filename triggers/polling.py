@@ -30,10 +30,10 @@ from typing import Any, ClassVar
 
 import structlog
 
-from engine.durations import parse_duration
-from engine.errors import EngineError
-from engine.model import Flow, Trigger
-from engine.tree import make_id
+from engine.core.durations import parse_duration
+from engine.core.errors import EngineError
+from engine.core.model import Flow, Trigger
+from engine.core.tree import make_id
 from triggers.kv import TriggerKV, key
 from triggers.plugins import PluginTable
 from triggers.schedule import utc_key

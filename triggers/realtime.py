@@ -40,9 +40,9 @@ from typing import Any, ClassVar
 
 import structlog
 
-from engine.errors import EngineError
-from engine.model import Flow, Trigger
-from engine.tree import make_id
+from engine.core.errors import EngineError
+from engine.core.model import Flow, Trigger
+from engine.core.tree import make_id
 from triggers.plugins import PluginTable
 
 log = structlog.get_logger("triggers.realtime")

@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from engine.errors import EngineError
-from engine.model import Flow, Trigger
-from engine.tree import make_id
+from engine.core.errors import EngineError
+from engine.core.model import Flow, Trigger
+from engine.core.tree import make_id
 
 SCHEDULE_TYPES = frozenset(
     {

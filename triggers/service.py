@@ -40,11 +40,12 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js import api as jsapi
 
-from engine.errors import EngineError, FlowValidationError
-from engine.execution import Execution, evolve
+from engine.core import events as ev
+from engine.core.errors import EngineError, FlowValidationError
+from engine.core.execution import Execution, evolve
+from engine.core.model import Flow, Trigger
+from engine.expressions import env_vars
 from engine.inputs import resolve_inputs
-from engine.model import Flow, Trigger
-from eventstore import events as ev
 from eventstore import subjects as S
 from triggers import backfill as B
 from triggers import conditions as C
@@ -391,8 +392,8 @@ class TriggerService:
         return state, transitions
 
     async def _upstream_variables(self, state: Execution) -> dict[str, Any]:
-        from engine.context import variables
-        from engine.tree import index_tasks
+        from engine.core.context import variables
+        from engine.core.tree import index_tasks
 
         try:
             flow = await self.rt.flows.get(state.namespace, state.flow_id, state.flow_revision)
@@ -403,7 +404,7 @@ class TriggerService:
                 "outputs": {},
                 "labels": state.labels,
             }
-        return variables(state, flow, index_tasks(flow))
+        return variables(state, flow, index_tasks(flow), envs=env_vars())
 
     async def _create(self, plan: Plan) -> str:
         eid: str = await self.rt.create_execution(

@@ -25,11 +25,11 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from nats.js import api as jsapi
 
 from engine.clock import utcnow
-from engine.errors import EngineError, FlowNotFound, FlowValidationError, InputError, Issue
-from engine.execution import Execution, evolve
-from engine.shape import execution_json
-from engine.states import State
-from eventstore import events as ev
+from engine.core import events as ev
+from engine.core.errors import EngineError, FlowNotFound, FlowValidationError, InputError, Issue
+from engine.core.execution import Execution, evolve
+from engine.core.shape import execution_json
+from engine.core.states import State
 from eventstore import subjects as S
 from eventstore.indexer import LABEL_SEP, LEVELS, TERMINAL, Indexer, delete_execution
 from eventstore.store import JetStreamKV, Store
@@ -536,8 +536,9 @@ async def create_execution(
     wait: Annotated[bool, QueryParameter(description="Answer when the execution has ended")] = False,
 ) -> dict[str, Any]:
     """Start an execution of a flow with typed inputs; answers at once (state CREATED) unless ``wait``."""
+    from engine.core.inputs import secret_input_ids
     from engine.expressions import Expressions
-    from engine.inputs import resolve_inputs, secret_input_ids
+    from engine.inputs import resolve_inputs
     from engine.runtime import new_execution_id
 
     d = deps(request)
@@ -621,7 +622,7 @@ def execution_filters(
     start = parse_date(start_date, "startDate")
     end = parse_date(end_date, "endDate")
     if time_range:
-        from engine.durations import parse_duration
+        from engine.core.durations import parse_duration
 
         try:
             seconds = parse_duration(time_range)
@@ -1146,7 +1147,7 @@ async def kv_set(
     ] = None,
 ) -> dict[str, Any]:
     """Set a value (a JSON body is parsed, anything else is a string)."""
-    from engine.durations import parse_duration
+    from engine.core.durations import parse_duration
 
     check_kv(namespace, key)
     text = await read_text(request)

@@ -28,7 +28,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
-from engine.errors import EngineError
+from engine.core.errors import EngineError
 from eventstore.indexer import Indexer
 from webserver.api import Deps, all_routes
 

@@ -22,7 +22,7 @@ import msgspec
 from litestar import Request, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from engine.errors import EngineError, FlowNotFound, FlowValidationError, InputError
+from engine.core.errors import EngineError, FlowNotFound, FlowValidationError, InputError
 from webserver.api import ApiError, Deps, Page, bad, conflict, deps, not_found, unprocessable
 
 SCHEDULE = "io.kestra.plugin.core.trigger.Schedule"

@@ -13,8 +13,8 @@ from typing import Any
 from litestar import Request, route
 from litestar.params import FromPath
 
-from engine.errors import FlowNotFound, InputError
-from engine.shape import execution_json
+from engine.core.errors import FlowNotFound, InputError
+from engine.core.shape import execution_json
 from webserver.api import deps, not_found, unprocessable
 
 WEBHOOK = "io.kestra.plugin.core.trigger.Webhook"

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.clock import utcnow
-from engine.errors import ExpressionError
-from engine.work import WorkItem
+from engine.core.errors import ExpressionError
+from engine.core.work import WorkItem
 from eventstore.store import LogLine
 from plugins.api import FileStorage, KVStore
 

@@ -25,10 +25,10 @@ from nats.js import api as jsapi
 
 from engine.aio import cancelling, unsubscribe_all
 from engine.clock import utcnow
-from engine.errors import EngineError, ExpressionError, TaskFailed
+from engine.core import events as ev
+from engine.core.errors import EngineError, ExpressionError, TaskFailed
+from engine.core.work import WorkItem, decode_work
 from engine.logs import get_logger
-from engine.work import WorkItem, decode_work
-from eventstore import events as ev
 from eventstore import subjects as S
 from eventstore.storage import InternalStorage
 from eventstore.store import JetStreamKV, LogLine, Store, patiently
@@ -288,7 +288,7 @@ class Worker:
 
     async def execute(self, item: WorkItem, msg: Msg | None = None) -> None:
         """Run every attempt of one taskrun and report each one."""
-        from workers.retry import next_delay
+        from engine.core.retry import next_delay
 
         task = item.task
         attempt = item.attempt

@@ -991,9 +991,8 @@ def fn_uuid() -> str:
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
-def fn_id() -> str:
-    """Kestra's ``IdUtils.create()``: a random UUID in base 62 (22 characters)."""
-    n = uuid.uuid4().int
+def _base62(n: int) -> str:
+    """Kestra's ``IdUtils.create()`` shape: a 128-bit number in base 62 (22 characters)."""
     out = []
     while n:
         n, r = divmod(n, 62)
@@ -1001,14 +1000,45 @@ def fn_id() -> str:
     return "".join(reversed(out)).rjust(22, "0")
 
 
-def fn_random_int(lower: int, upper: int) -> int:
+def fn_id() -> str:
+    return _base62(uuid.uuid4().int)
+
+
+def _random_int(lower: int, upper: int, randrange: Callable[[int, int], int]) -> int:
     if not isinstance(lower, int) or not isinstance(upper, int):
         raise FilterError("randomInt expects integer arguments 'lower' and 'upper'")
     if upper < lower:
         raise FilterError("In 'randomInt' upper is less than lower")
     if upper == lower:
         return lower
-    return random.randrange(lower, upper)
+    return randrange(lower, upper)
+
+
+def fn_random_int(lower: int, upper: int) -> int:
+    return _random_int(lower, upper, random.randrange)
+
+
+def step_functions(now: str, seed: str) -> dict[str, Callable[..., Any]]:
+    """``now()``, ``uuid()``, ``id()`` and ``randomInt()`` for one decider step: the time is the
+    step's and the numbers come from a generator seeded by ``seed``, so deciding the same step
+    twice renders the same values (a decision must not depend on when or where it is made)."""
+    at = datetime.fromisoformat(now.replace("Z", "+00:00"))
+    rng = random.Random(seed)
+
+    def step_now(format: str | None = None, timeZone: str | None = None, locale: str | None = None) -> str:
+        tz = dates.zone(timeZone)
+        return dates.format_date(at.astimezone(tz), format, tz)
+
+    def step_uuid() -> str:
+        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+    def step_id() -> str:
+        return _base62(rng.getrandbits(128))
+
+    def step_random_int(lower: int, upper: int) -> int:
+        return _random_int(lower, upper, rng.randrange)
+
+    return {"now": step_now, "uuid": step_uuid, "id": step_id, "randomInt": step_random_int}
 
 
 def fn_range(start: Any, end: Any, step: Any = 1) -> list[Any]:

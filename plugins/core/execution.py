@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from engine.errors import TaskFailed
+from engine.core.errors import TaskFailed
 from plugins.api import PluginSpec, RunContext, TaskResult
 
 P = "io.kestra.plugin.core.execution."
@@ -143,7 +143,7 @@ async def run_resume(props: Resume, ctx: RunContext) -> TaskResult:
     if store is None:
         raise TaskFailed("execution.Resume needs the engine's store (run it on a worker)", retryable=False)
     from engine.clock import utcnow
-    from eventstore import events as ev
+    from engine.core import events as ev
 
     target = props.executionId or ctx.execution_id
     if not await store.last_seq(target):
@@ -214,7 +214,7 @@ async def run_count(props: Count, ctx: RunContext) -> TaskResult:
         raise TaskFailed("You must provide a list of flows or namespaces", retryable=False)
     from datetime import datetime
 
-    from engine.execution import evolve
+    from engine.core.execution import evolve
     from eventstore import subjects as S
 
     def when(value: str | None) -> datetime | None:

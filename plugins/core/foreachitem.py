@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from engine.errors import TaskFailed
+from engine.core.errors import TaskFailed
 from plugins.api import PluginSpec, RunContext, TaskResult
 from plugins.core.storage import Split, run_split
 from plugins.files import put_task_file
@@ -59,7 +59,7 @@ async def run_merge(props: MergeOutputs, ctx: RunContext) -> TaskResult:
     store = getattr(ctx.storage, "store", None)
     if store is None or not props.executions:
         return TaskResult()
-    from engine.execution import evolve
+    from engine.core.execution import evolve
 
     lines = []
     for execution_id in props.executions:

@@ -17,7 +17,7 @@ import msgspec
 if TYPE_CHECKING:
     import httpx
 
-from engine.errors import TaskFailed
+from engine.core.errors import TaskFailed
 from plugins.api import PluginSpec, RunContext, TaskResult
 from plugins.core.sleep import duration_prop
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from engine.errors import TaskFailed
+from engine.core.errors import TaskFailed
 from plugins.api import PluginSpec, RunContext, TaskResult
 
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")

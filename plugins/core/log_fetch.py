@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from engine.errors import TaskFailed
+from engine.core.errors import TaskFailed
 from plugins.api import PluginSpec, RunContext, TaskResult
 from plugins.core.log import LEVELS, check_level
 from plugins.files import put_task_file, scratch_dir, temp_name

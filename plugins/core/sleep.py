@@ -5,8 +5,8 @@ from __future__ import annotations
 import anyio
 import msgspec
 
-from engine.durations import parse_duration
-from engine.errors import TaskFailed
+from engine.core.durations import parse_duration
+from engine.core.errors import TaskFailed
 from plugins.api import PluginSpec, RunContext, TaskResult
 
 

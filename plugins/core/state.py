@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from engine.errors import TaskFailed
+from engine.core.errors import TaskFailed
 from plugins.api import PluginSpec, RunContext, TaskResult
 
 P = "io.kestra.plugin.core.state."

@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import msgspec
 
-from engine.errors import TaskFailed
+from engine.core.errors import TaskFailed
 from eventstore.storage import StorageError, execution_prefix, is_uri
 from plugins.api import PluginSpec, RunContext, TaskResult
 from plugins.files import extension_of, inside, put_task_file, scratch_dir, temp_name, upload_outputs

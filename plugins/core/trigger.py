@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from engine.errors import TaskFailed
+from engine.core.errors import TaskFailed
 from plugins.api import PluginSpec, RunContext, TaskResult
 from triggers import types as trigger_types
 

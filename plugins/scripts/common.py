@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from engine.errors import TaskFailed
+from engine.core.errors import TaskFailed
 from plugins.api import FileStorage, RunContext, TaskResult
 from workers.process import run_process
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from engine.errors import FlowNotFound
+from engine.core.errors import FlowNotFound
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CASE_TIMEOUT = 20.0  # seconds to reach one expected state
@@ -814,8 +814,9 @@ class _Runner:
         return await self.rt.flows.deploy(path.read_text(), file=str(path))
 
     async def run(self) -> None:
-        from engine.errors import EngineError, FlowValidationError, InputError
-        from engine.inputs import resolve_inputs, secret_input_ids
+        from engine.core.errors import EngineError, FlowValidationError, InputError
+        from engine.core.inputs import secret_input_ids
+        from engine.inputs import resolve_inputs
         from engine.runtime import new_execution_id
 
         expected = self.case.expected
@@ -925,8 +926,8 @@ class _Runner:
 
     async def run_via_trigger(self, listener: Any) -> Any:
         """Run the upstream flows, then follow the listener execution their ends start."""
+        from engine.core import events as ev
         from engine.runtime import new_execution_id
-        from eventstore import events as ev
 
         upstream = self._upstream_flows(listener)
         if not upstream:
@@ -1016,7 +1017,7 @@ class _Runner:
 
     async def _send(self, eid: str, what: str, inputs: dict[str, Any] | None = None) -> None:
         from engine.clock import utcnow
-        from eventstore import events as ev
+        from engine.core import events as ev
 
         resume = getattr(self.rt, "resume", None)
         if what == "resume" and resume is not None:
@@ -1099,7 +1100,7 @@ class _Runner:
 
     async def then_rejected(self, eid: str, step: ThenStep) -> None:
         """A resume that must be refused needs a synchronous API (``Runtime.resume``) to refuse it."""
-        from engine.errors import EngineError
+        from engine.core.errors import EngineError
 
         inputs = self._resume_inputs(step.action, eid)
         resume = getattr(self.rt, "resume", None)
@@ -1154,7 +1155,7 @@ async def deploy_corpus(rt: Any, root: Path) -> None:
     """Deploy every corpus flow once per Runtime, as Kestra's tests load the whole directory
     (a Subflow may call any of them). Flows the engine refuses are skipped here: the case that
     runs one reports the refusal."""
-    from engine.errors import EngineError
+    from engine.core.errors import EngineError
 
     if rt in _deployed:
         return
@@ -1214,7 +1215,7 @@ async def run_case(
     case: Case, rt: Any, timeout: float = CASE_TIMEOUT, root: Path | None = None
 ) -> CaseResult:
     """Run one case on a started Runtime ``rt`` (its executor and worker must be running)."""
-    from engine.errors import EngineError
+    from engine.core.errors import EngineError
 
     started = time.monotonic()
     root = root or corpus_root()

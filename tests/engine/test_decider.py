@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.decider import Dispatch
+from engine.core.decider import Dispatch
 from engine.flow import load_flow
 from engine.testing import simulate
 
@@ -181,9 +181,9 @@ tasks:
 
 
 def test_a_stale_attempt_never_completes_a_taskrun() -> None:
-    from engine.accept import accept
-    from engine.execution import evolve
-    from eventstore import events as ev
+    from engine.core import events as ev
+    from engine.core.accept import accept
+    from engine.core.execution import evolve
 
     f = flow(f"tasks:\n  - {{id: a, type: {LOG}, message: x}}\n")
     sim = simulate(f, {"a": "RUNNING"})
@@ -202,7 +202,7 @@ def test_a_stale_attempt_never_completes_a_taskrun() -> None:
 
 
 def test_kill_stops_running_work_and_ends_killed() -> None:
-    from eventstore import events as ev
+    from engine.core import events as ev
 
     f = flow(f"tasks:\n  - {{id: a, type: {LOG}, message: x}}\n  - {{id: b, type: {LOG}, message: y}}\n")
     sent: list[str] = []
@@ -237,7 +237,7 @@ outputs:
 
 
 def test_subflow_waits_for_the_child() -> None:
-    from eventstore import events as ev
+    from engine.core import events as ev
 
     f = flow("""
 tasks:
@@ -271,7 +271,7 @@ tasks:
 
 
 def test_pause_waits_for_resume_and_sets_the_execution_paused() -> None:
-    from eventstore import events as ev
+    from engine.core import events as ev
 
     f = flow(f"""
 tasks:
@@ -362,8 +362,8 @@ tasks:
 
 
 def test_restart_runs_failed_taskruns_again_as_new_attempts() -> None:
+    from engine.core import events as ev
     from engine.testing import drive
-    from eventstore import events as ev
 
     f = flow(f"""
 tasks:
@@ -390,8 +390,8 @@ errors:
 
 
 def test_replay_from_a_taskrun_keeps_what_came_before() -> None:
-    from engine.execution import evolve as fold
-    from engine.history import replay_events
+    from engine.core.execution import evolve as fold
+    from engine.core.history import replay_events
     from engine.testing import Simulation, drive
 
     f = flow(f"""
@@ -439,8 +439,8 @@ tasks:
 
 
 def test_concurrency_limit_asks_for_a_slot_and_waits_in_queue() -> None:
+    from engine.core import events as ev
     from engine.testing import drive
-    from eventstore import events as ev
 
     f = flow(f"""
 concurrency: {{limit: 1, behavior: QUEUE}}
@@ -456,8 +456,8 @@ tasks:
 
 
 def test_a_refused_execution_ends_cancelled_without_running() -> None:
+    from engine.core import events as ev
     from engine.testing import drive
-    from eventstore import events as ev
 
     f = flow(f"concurrency: {{limit: 1, behavior: CANCEL}}\ntasks:\n  - {{id: a, type: {LOG}, message: x}}\n")
     sim = simulate(f)
@@ -466,7 +466,7 @@ def test_a_refused_execution_ends_cancelled_without_running() -> None:
 
 
 def test_for_each_item_splits_then_runs_one_subflow_per_batch_then_merges() -> None:
-    from eventstore import events as ev
+    from engine.core import events as ev
 
     f = flow("""
 tasks:
@@ -513,8 +513,8 @@ tasks:
 
 
 def test_delete_is_an_event_on_a_finished_execution_only() -> None:
-    from engine.accept import accept
-    from eventstore import events as ev
+    from engine.core import events as ev
+    from engine.core.accept import accept
 
     f = flow(f"tasks:\n  - {{id: a, type: {LOG}, message: x}}\n")
     running = simulate(f, {"a": "RUNNING"})
@@ -555,7 +555,7 @@ tasks:
 
 
 def test_redispatch_after_a_restart_builds_the_same_work() -> None:
-    from engine.decider import redispatch
+    from engine.core.decider import redispatch
     from engine.testing import default_renderer
 
     f = flow(f"""
@@ -571,7 +571,8 @@ tasks:
     a = sim.taskrun("a")
     a.attempts.clear()  # as if the worker never got it: dispatched, not started
     a.state = "CREATED"
-    again = redispatch(sim.state, f, "2026-01-02T00:00:00Z", default_renderer())
+    now = "2026-01-02T00:00:00Z"
+    again = redispatch(sim.state, f, now, default_renderer().for_step(now, "t"))
     assert [(d.taskrun_id, d.attempt, d.workdir, d.task.retry) for d in again] == [
         (first.taskrun_id, 1, first.workdir, first.task.retry)
     ]

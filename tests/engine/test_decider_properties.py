@@ -7,12 +7,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.accept import accept
-from engine.decider import settle
-from engine.execution import Execution, evolve, to_bytes
+from engine.core import events as ev
+from engine.core.accept import accept
+from engine.core.decider import settle
+from engine.core.execution import Execution, evolve, to_bytes
 from engine.flow import load_flow
 from engine.testing import Clock, default_renderer, simulate
-from eventstore import events as ev
 
 RENDERER = default_renderer()
 LOG = "io.kestra.plugin.core.log.Log"
@@ -91,7 +91,8 @@ def test_a_stale_or_foreign_attempt_never_completes_a_taskrun(reports: list[tupl
         item = ev.AttemptEnded(date=clock(), taskrun_id=tr.id, attempt=attempt, state=result, final=final)
         for e in accept(sim.state, flow, item, clock()):
             evolve(sim.state, e)
-        settle(sim.state, flow, clock(), RENDERER)
+        now = clock()
+        settle(sim.state, flow, now, RENDERER.for_step(now, "t"))
     assert sim.state.taskruns[tr.id].state == "RUNNING"
     assert not sim.state.is_terminal
 
@@ -107,7 +108,8 @@ def test_redelivered_inputs_change_nothing(chosen: dict[str, str], rnd: Any) -> 
     state = evolve(None, created)
     assert state is not None
     clock = Clock()
-    settle(state, FLOW, clock(), RENDERER)
+    now = clock()
+    settle(state, FLOW, now, RENDERER.for_step(now, "t"))
     queue: list[ev.Input] = []
     for r in reports:
         queue.append(r)
@@ -116,7 +118,8 @@ def test_redelivered_inputs_change_nothing(chosen: dict[str, str], rnd: Any) -> 
     for item in queue:
         for e in accept(state, FLOW, item, clock()):
             evolve(state, e)
-        settle(state, FLOW, clock(), RENDERER)
+        now = clock()
+        settle(state, FLOW, now, RENDERER.for_step(now, "t"))
     assert state.state == sim.state.state
     assert {t.id: t.state for t in state.taskruns.values()} == {
         t.id: t.state for t in sim.state.taskruns.values()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.durations import format_duration, is_duration, parse_duration
+from engine.core.durations import format_duration, is_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from engine.errors import ExpressionError
+from engine.core.errors import ExpressionError
 from engine.expressions import Expressions, check, has_expression
 
 VARS: dict[str, Any] = {

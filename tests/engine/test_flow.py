@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from engine.errors import FlowValidationError, Issue
+from engine.core.errors import FlowValidationError, Issue
 from engine.flow import load_flow, load_flow_file, load_flows_dir
 from engine.yamlpos import load_yaml
 from plugins.api import PluginSpec

@@ -9,9 +9,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from engine.execution import Execution, evolve
-from engine.shape import execution_json
-from eventstore import events as ev
+from engine.core import events as ev
+from engine.core.execution import Execution, evolve
+from engine.core.shape import execution_json
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 CASES = sorted(p.stem for p in GOLDEN.glob("*.json"))

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from engine.errors import InputError
-from engine.inputs import coerce_input, parse_cli_inputs, resolve_inputs, secret_input_ids
-from engine.model import Flow, Input, Task
+from engine.core.errors import InputError
+from engine.core.inputs import parse_cli_inputs, secret_input_ids
+from engine.core.model import Flow, Input, Task
+from engine.inputs import coerce_input, resolve_inputs
 
 
 def flow_with(*inputs: Input) -> Flow:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import FlowValidationError
+from engine.core.errors import FlowValidationError
 from engine.flow import load_flow_file
 from engine.schema import flow_json_schema
 from engine.yamlpos import load_yaml

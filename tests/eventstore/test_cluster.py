@@ -59,7 +59,7 @@ def test_replicated_streams_survive_the_kill_of_a_node(cluster: LocalCluster) ->
 
 
 async def _kill_the_stream_leader(cluster: LocalCluster) -> None:
-    from eventstore import events as ev
+    from engine.core import events as ev
     from eventstore import subjects as S
     from eventstore.store import Store
 
@@ -138,7 +138,7 @@ def test_config_writes_valid_files_for_real_hosts(tmp_path: Path) -> None:
 
 
 def test_route_credentials_must_fit_in_a_url() -> None:
-    from engine.errors import ServerError
+    from engine.core.errors import ServerError
 
     spec = NodeSpec("a", "h", 1, 2, 3, "/s")
     with pytest.raises(ServerError):
@@ -149,7 +149,7 @@ def test_a_role_started_without_a_majority_gets_one_clear_error(
     cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import eventstore.store as store_module
-    from engine.errors import ServerError
+    from engine.core.errors import ServerError
 
     async def connect_first() -> None:  # the streams exist: a later start only checks them
         from eventstore.store import Store

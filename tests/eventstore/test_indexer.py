@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from eventstore import events as ev
+from engine.core import events as ev
 from eventstore.indexer import SWITCH_INTERVAL, Indexer, Msg, delete_execution
 from eventstore.store import Store
 

@@ -12,8 +12,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from engine.errors import ConcurrencyConflict
-from eventstore import events as ev
+from engine.core import events as ev
+from engine.core.errors import ConcurrencyConflict
 from eventstore.server import EmbeddedServer
 from eventstore.store import JetStreamKV, Store
 

@@ -18,8 +18,8 @@ import msgspec
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent.parent))
 
+from engine.core.shape import execution_json  # noqa: E402
 from engine.flow import load_flow  # noqa: E402
-from engine.shape import execution_json  # noqa: E402
 from engine.testing import simulate  # noqa: E402
 
 LOG = "io.kestra.plugin.core.log.Log"

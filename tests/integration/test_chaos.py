@@ -25,7 +25,7 @@ from bench.chaos import (  # noqa: E402
     concurrency_violations,
     run_chaos,
 )
-from eventstore import events as ev  # noqa: E402
+from engine.core import events as ev  # noqa: E402
 
 D = "2026-01-01T00:00:00Z"
 

@@ -97,9 +97,9 @@ def check_invariants(state: Any, where: str) -> None:
 
 
 async def test_kill_9_mid_execution(tmp_path: Path) -> None:
-    from engine.execution import evolve
+    from engine.core import events as ev
+    from engine.core.execution import evolve
     from engine.runtime import Runtime
-    from eventstore import events as ev
     from eventstore import subjects as S
 
     home = tmp_path / "home"

@@ -29,7 +29,7 @@ from integration_helpers import (
 )
 
 from engine.clock import utcnow
-from eventstore import events as ev
+from engine.core import events as ev
 
 pytestmark = pytest.mark.anyio
 

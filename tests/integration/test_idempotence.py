@@ -9,7 +9,7 @@ import pytest
 from integration_helpers import Engine
 
 from engine.clock import utcnow
-from eventstore import events as ev
+from engine.core import events as ev
 
 pytestmark = pytest.mark.anyio
 

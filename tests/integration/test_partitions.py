@@ -10,8 +10,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from engine.errors import ConcurrencyConflict
-from eventstore import events as ev
+from engine.core import events as ev
+from engine.core.errors import ConcurrencyConflict
 from eventstore import subjects as S
 
 pytestmark = pytest.mark.anyio
@@ -126,7 +126,7 @@ async def test_a_deposed_owners_write_is_refused(nats_url: str, tmp_path: Path) 
 async def test_state_is_rebuilt_from_a_snapshot_plus_the_tail(
     nats_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.execution import evolve
+    from engine.core.execution import evolve
     from engine.runtime import Runtime, new_execution_id
 
     monkeypatch.setenv("ENGINE_SNAPSHOT_EVERY", "2")
@@ -192,7 +192,7 @@ tasks:
 async def test_a_load_served_by_a_lagging_replica_is_completed_from_the_leader(
     nats_url: str, tmp_path: Path
 ) -> None:
-    from engine.execution import evolve
+    from engine.core.execution import evolve
     from engine.runtime import Runtime, new_execution_id
 
     ns = f"it.lag{uuid.uuid4().hex[:8]}"

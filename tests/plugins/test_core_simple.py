@@ -8,7 +8,7 @@ import anyio
 import pytest
 from plugin_harness import FakeContext, registry, run_task
 
-from engine.errors import TaskFailed
+from engine.core.errors import TaskFailed
 from plugins.core.execution import is_truthy
 
 pytestmark = pytest.mark.anyio

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from plugin_harness import FakeContext, registry, run_task
 
-from engine.errors import TaskFailed
+from engine.core.errors import TaskFailed
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,7 @@ import anyio
 import pytest
 from plugin_harness import FakeContext, registry, run_task
 
-from engine.errors import TaskFailed
+from engine.core.errors import TaskFailed
 
 pytestmark = pytest.mark.anyio
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from engine.errors import ExpressionError, InputError
+from engine.core.errors import ExpressionError, InputError
 from engine.expressions import Expressions
 from engine.files import check_local_file_inputs, storage_functions, upload_file_inputs
 from engine.flow import load_flow

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from plugin_harness import FakeContext, run_task
 
-from engine.errors import TaskFailed
+from engine.core.errors import TaskFailed
 from eventstore.storage import StorageFileNotFound, input_uri, task_uri
 from eventstore.store import LogLine
 from plugins.files import find_files, java_glob

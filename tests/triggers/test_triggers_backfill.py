@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from triggers_helpers import Engine, Recorder
 
-from engine.errors import EngineError
+from engine.core.errors import EngineError
 from triggers.backfill import backfill
 
 pytestmark = pytest.mark.anyio
@@ -114,7 +114,7 @@ triggers:
 
 def _overlap(rec: Recorder, ids: list[str]) -> int:
     """The most executions among ``ids`` that were alive (created, not yet ended) at the same moment."""
-    from engine.states import TERMINAL, State
+    from engine.core.states import TERMINAL, State
 
     moments: list[tuple[str, int]] = []
     for eid in ids:

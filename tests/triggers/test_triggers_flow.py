@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from triggers_helpers import Engine, Recorder, trigger_service
 
-from eventstore import events as ev
+from engine.core import events as ev
 
 pytestmark = pytest.mark.anyio
 

@@ -14,7 +14,7 @@ import pytest
 import structlog
 from triggers_helpers import Engine, Recorder, trigger_service
 
-from engine.errors import FlowValidationError
+from engine.core.errors import FlowValidationError
 from engine.flow import load_flow
 from triggers.kv import TriggerKV
 from triggers.realtime import realtime_execution_id

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from eventstore import events as ev
+from engine.core import events as ev
 
 
 def ns() -> str:
@@ -83,7 +83,7 @@ class Recorder:
                 await asyncio.wait_for(self._changed.wait(), min(left, 0.2))
 
     async def wait_ended(self, flow_id: str, count: int, timeout: float = 10) -> list[ev.ExecutionCreated]:
-        from engine.states import TERMINAL, State
+        from engine.core.states import TERMINAL, State
 
         def done() -> bool:
             runs = self.of(flow_id)

@@ -101,7 +101,7 @@ async def test_validate_reports_the_cli_issues_with_body_lines(api: Api) -> None
     assert second["flow"] == "bad" and second["issues"]
     offset = len(hello(api.ns).splitlines()) + 1
     assert second["issues"][0]["line"] == offset + 5, second
-    from engine.errors import FlowValidationError
+    from engine.core.errors import FlowValidationError
     from engine.flow import load_flow
 
     with pytest.raises(FlowValidationError) as info:
@@ -428,7 +428,7 @@ async def test_auth_tokens_and_basic(api: Api) -> None:
 
 
 def test_auth_from_env() -> None:
-    from engine.errors import EngineError
+    from engine.core.errors import EngineError
     from webserver.app import Auth, is_loopback
 
     assert not Auth.from_env({}).enabled
@@ -446,7 +446,7 @@ async def test_serve_refuses_public_bind_without_auth_and_serves_on_loopback(api
 
     import httpx
 
-    from engine.errors import EngineError
+    from engine.core.errors import EngineError
     from webserver.app import Auth, serve
 
     with pytest.raises(EngineError, match="without authentication"):

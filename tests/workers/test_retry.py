@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from engine.model import Retry
-from workers.retry import next_delay
+from engine.core.model import Retry
+from engine.core.retry import next_delay
 
 
 def zero() -> float:

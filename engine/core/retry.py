@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine.model import Retry
+from engine.core.model import Retry
 
 __all__ = ["DEFAULT_DELAY_FACTOR", "next_delay"]
 

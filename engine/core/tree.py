@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from engine.model import Flow, Task
+from engine.core.model import Flow, Task
 
 F = "io.kestra.plugin.core.flow."
 EXIT_OUTPUT = "exit"

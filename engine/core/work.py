@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from engine.model import Task
+from engine.core.model import Task
 
 
 class WorkItem(msgspec.Struct, frozen=True):

@@ -9,15 +9,15 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
-from engine.clock import parse as parse_date
-from engine.errors import EngineError
-from engine.execution import Execution, TaskRun
-from engine.history import restart_events
-from engine.model import SLA, Flow, Task
-from engine.states import State, worst
-from engine.tree import EXIT_OUTPUT, index_tasks, is_truthy
-from eventstore import events as ev
-from workers.retry import next_delay
+from engine.core import events as ev
+from engine.core.dates import parse as parse_date
+from engine.core.errors import EngineError
+from engine.core.execution import Execution, TaskRun
+from engine.core.history import restart_events
+from engine.core.model import SLA, Flow, Task
+from engine.core.retry import next_delay
+from engine.core.states import State, worst
+from engine.core.tree import EXIT_OUTPUT, index_tasks, is_truthy
 
 # ---------------------------------------------------------------------------------------------
 # accept: turn one input into events

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-import os
+from collections.abc import Mapping
 from typing import Any
 
-from engine.execution import Execution, TaskRun
-from engine.model import Flow, Task
+from engine.core.execution import Execution, TaskRun
+from engine.core.model import Flow, Task
 
 LOOP_TYPES = frozenset(
     {
@@ -72,19 +71,13 @@ def nested_labels(labels: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-@functools.cache
-def env_vars() -> dict[str, str]:
-    """Kestra exposes OS variables prefixed ENV_ as ``envs.<name lower-case>`` (read once per process)."""
-    return {k[4:].lower(): v for k, v in os.environ.items() if k.startswith("ENV_")}
-
-
 def variables(
     ex: Execution,
     flow: Flow,
     flow_tasks: dict[str, Task],
     taskrun: TaskRun | None = None,
     *,
-    envs: dict[str, str] | None = None,
+    envs: Mapping[str, str],
 ) -> dict[str, Any]:
     """Build the expression variables for the execution, seen from ``taskrun`` if given."""
     loops = loop_taskrun_ids(ex, flow_tasks)
@@ -108,7 +101,7 @@ def variables(
         "outputs": outputs,
         "tasks": tasks_state,
         "labels": nested_labels(ex.labels),
-        "envs": envs if envs is not None else env_vars(),
+        "envs": dict(envs),
         "globals": {},
     }
     if ex.trigger is not None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from eventstore import events as ev
+from engine.core import events as ev
 
 
 class History(msgspec.Struct, array_like=True):
@@ -80,7 +80,7 @@ class Execution(msgspec.Struct):
 
     @property
     def is_terminal(self) -> bool:
-        from engine.states import TERMINAL, State
+        from engine.core.states import TERMINAL, State
 
         return State(self.state) in TERMINAL
 

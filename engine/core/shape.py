@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.execution import Execution, History
+from engine.core.execution import Execution, History
 
 
 def _state(current: str, histories: list[History]) -> dict[str, Any]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import msgspec
 
-from engine.errors import EngineError
-from engine.execution import Execution
-from engine.model import Flow
-from engine.states import State
-from engine.tree import index_tasks, make_id
-from eventstore import events as ev
+from engine.core import events as ev
+from engine.core.errors import EngineError
+from engine.core.execution import Execution
+from engine.core.model import Flow
+from engine.core.states import State
+from engine.core.tree import index_tasks, make_id
 
 # ---------------------------------------------------------------------------------------------
 # restart and replay: new events over an existing history, never edits

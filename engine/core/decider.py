@@ -15,17 +15,18 @@ from typing import Any
 
 import msgspec
 
-from engine.accept import _SLA_STATES, _allow
-from engine.clock import parse as parse_date
-from engine.context import LOOP_TYPES, variables
-from engine.durations import parse_duration
-from engine.errors import EngineError
-from engine.execution import Execution, TaskRun, evolve
-from engine.inputs import coerce_output
-from engine.model import Flow, Retry, Task
-from engine.states import State, worst
-from engine.tree import ITEMS, MERGE, F, index_tasks, is_truthy, items_children, make_id
-from eventstore import events as ev
+from engine.core import events as ev
+from engine.core.accept import _SLA_STATES, _allow
+from engine.core.context import LOOP_TYPES, variables
+from engine.core.dates import parse as parse_date
+from engine.core.durations import parse_duration
+from engine.core.errors import EngineError
+from engine.core.execution import Execution, TaskRun, evolve
+from engine.core.inputs import coerce_output
+from engine.core.model import Flow, Retry, Task
+from engine.core.ports import Templates
+from engine.core.states import State, worst
+from engine.core.tree import ITEMS, MERGE, F, index_tasks, is_truthy, items_children, make_id
 
 
 @dataclass(frozen=True)
@@ -106,19 +107,19 @@ class Decision:
 
 
 def decide(
-    state: Execution, flow: Flow, now: str, renderer: Any, tasks: dict[str, Task] | None = None
+    state: Execution, flow: Flow, now: str, templates: Templates, tasks: dict[str, Task] | None = None
 ) -> Decision:
     """One step: the events and effects the current state calls for (may be empty)."""
-    return _Step(state, flow, now, renderer, tasks or index_tasks(flow)).run()
+    return _Step(state, flow, now, templates, tasks or index_tasks(flow)).run()
 
 
 _WAITING_FOR_WORKER = (State.CREATED, State.RESTARTED, State.RESUBMITTED)
 
 
-def redispatch(state: Execution, flow: Flow, now: str, renderer: Any) -> list[Dispatch]:
+def redispatch(state: Execution, flow: Flow, now: str, templates: Templates) -> list[Dispatch]:
     """The work sent but not yet started (the shell cannot know whether it went out before a crash):
     the same dispatches again, built exactly as the first time (retry, working directory...)."""
-    step = _Step(state, flow, now, renderer, index_tasks(flow))
+    step = _Step(state, flow, now, templates, index_tasks(flow))
     return [
         step.dispatch(tr, tr.dispatched, step.tasks[tr.task_id])
         for tr in state.taskruns.values()
@@ -129,12 +130,12 @@ def redispatch(state: Execution, flow: Flow, now: str, renderer: Any) -> list[Di
     ]
 
 
-def settle(state: Execution, flow: Flow, now: str, renderer: Any, max_steps: int = 10_000) -> Decision:
+def settle(state: Execution, flow: Flow, now: str, templates: Templates, max_steps: int = 10_000) -> Decision:
     """Decide and evolve until nothing more happens; ``state`` is updated in place."""
     tasks = index_tasks(flow)
     total = Decision()
     for _ in range(max_steps):
-        step = decide(state, flow, now, renderer, tasks)
+        step = decide(state, flow, now, templates, tasks)
         if not step.events and not step.effects:
             return total
         for event in step.events:
@@ -150,11 +151,13 @@ _RUNNING = None  # block status while not finished
 
 
 class _Step:
-    def __init__(self, ex: Execution, flow: Flow, now: str, renderer: Any, tasks: dict[str, Task]) -> None:
+    def __init__(
+        self, ex: Execution, flow: Flow, now: str, templates: Templates, tasks: dict[str, Task]
+    ) -> None:
         self.ex = ex
         self.flow = flow
         self.now = now
-        self.renderer = renderer
+        self.templates = templates
         self.tasks = tasks
         self.out = Decision()
         self.final: State | None = None
@@ -174,13 +177,13 @@ class _Step:
         self.emit(ev.TaskRunStateChanged(date=self.now, taskrun_id=tr.id, state=state, reason=reason))
 
     def vars_for(self, tr: TaskRun | None) -> dict[str, Any]:
-        result = variables(self.ex, self.flow, self.tasks, tr)
+        result = variables(self.ex, self.flow, self.tasks, tr, envs=self.templates.envs)
         if self.final is not None:
             result["execution"]["state"] = str(self.final)
         return result
 
     def render(self, value: Any, tr: TaskRun | None) -> Any:
-        return self.renderer.render_value(value, self.vars_for(tr))
+        return self.templates.render_value(value, self.vars_for(tr))
 
     # -- entry ----------------------------------------------------------------------------
 
@@ -242,7 +245,10 @@ class _Step:
         if flow.outputs and self.ex.outputs is None and final in (State.SUCCESS, State.WARNING):
             try:
                 rendered = {
-                    o.id: coerce_output(o.id, o.type, self.render(o.value, None)) for o in flow.outputs
+                    o.id: coerce_output(
+                        o.id, o.type, self.render(o.value, None), load_yaml=self.templates.load_yaml
+                    )
+                    for o in flow.outputs
                 }
             except EngineError as exc:
                 self.emit(ev.ExecutionOutputs(date=self.now, outputs={}))
@@ -611,7 +617,7 @@ class _Step:
         variables = self.vars_for(tr)
         for i, (child, uri) in enumerate(zip(children, uris, strict=True), start=1):
             variables["taskrun"] = {**variables.get("taskrun", {}), "items": uri, "iteration": i}
-            inputs = self.renderer.render_value(task.props.get("inputs") or {}, variables)
+            inputs = self.templates.render_value(task.props.get("inputs") or {}, variables)
             self.out.effects.append(self.child_execution(tr, props, child, inputs))
         counts = (
             {"CREATED": 0, "RUNNING": 0, "SUCCESS": len(children)}
@@ -723,7 +729,7 @@ class _Step:
                         **variables["outputs"][tr.task_id],
                         "iterationCount": count,
                     }
-                    met = is_truthy(self.renderer.render_value(task.props.get("condition"), variables))
+                    met = is_truthy(self.templates.render_value(task.props.get("condition"), variables))
             except (EngineError, ValueError) as exc:
                 self.set_state(tr, State.FAILED, reason=f"WaitFor: {exc}")
                 return _RUNNING
