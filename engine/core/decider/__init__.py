@@ -1,0 +1,81 @@
+"""The decider: what happens next (``decide``, ``settle``); engine.accept turns inputs into events.
+
+Both are pure: no I/O, no clock, no randomness. ``now`` comes in as an argument and every id
+is derived from the execution id and the task's position, so deciding twice on the same
+state yields the same events. Work for workers and child executions come out as effects,
+which the shell performs only after the events are appended.
+"""
+
+from __future__ import annotations
+
+from engine.core.decider.base import WAITING_FOR_WORKER
+from engine.core.decider.effects import (
+    AcquireSlot,
+    Decision,
+    Dispatch,
+    Effect,
+    Kill,
+    NotifyParent,
+    ReleaseSlot,
+    StartSubflow,
+    Timer,
+)
+from engine.core.decider.lifecycle import Step
+from engine.core.errors import EngineError
+from engine.core.execution import Execution, evolve
+from engine.core.model import Flow, Task
+from engine.core.ports import Templates
+from engine.core.tree import index_tasks
+
+__all__ = [
+    "AcquireSlot",
+    "Decision",
+    "Dispatch",
+    "Effect",
+    "Kill",
+    "NotifyParent",
+    "ReleaseSlot",
+    "StartSubflow",
+    "Timer",
+    "decide",
+    "redispatch",
+    "settle",
+]
+
+
+def decide(
+    state: Execution, flow: Flow, now: str, templates: Templates, tasks: dict[str, Task] | None = None
+) -> Decision:
+    """One step: the events and effects the current state calls for (may be empty)."""
+    return Step(state, flow, now, templates, tasks or index_tasks(flow)).run()
+
+
+def redispatch(state: Execution, flow: Flow, now: str, templates: Templates) -> list[Dispatch]:
+    """The work sent but not yet started (the shell cannot know whether it went out before a crash):
+    the same dispatches again, built exactly as the first time (retry, working directory...)."""
+    step = Step(state, flow, now, templates, index_tasks(flow))
+    return [
+        step.dispatch(tr, tr.dispatched, step.tasks[tr.task_id])
+        for tr in state.taskruns.values()
+        if tr.runnable
+        and tr.state in WAITING_FOR_WORKER
+        and tr.dispatched > tr.current_attempt
+        and tr.task_id in step.tasks
+    ]
+
+
+def settle(state: Execution, flow: Flow, now: str, templates: Templates, max_steps: int = 10_000) -> Decision:
+    """Decide and evolve until nothing more happens; ``state`` is updated in place."""
+    tasks = index_tasks(flow)
+    total = Decision()
+    for _ in range(max_steps):
+        step = decide(state, flow, now, templates, tasks)
+        if not step.events and not step.effects:
+            return total
+        for event in step.events:
+            evolve(state, event)
+        total.events.extend(step.events)
+        total.effects.extend(step.effects)
+        if not step.events:
+            return total
+    raise EngineError(f"execution {state.id}: the decider did not settle after {max_steps} steps")

@@ -1,0 +1,89 @@
+"""The state one decider step works on, and the helpers every concern uses."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from engine.core import events as ev
+from engine.core.context import variables
+from engine.core.decider.effects import Decision
+from engine.core.execution import Execution, TaskRun
+from engine.core.model import Flow, Task
+from engine.core.ports import Templates
+from engine.core.states import State
+
+RUNNING = None
+"""A block's status while it has not finished (else its combined state)."""
+
+WAITING_FOR_WORKER = (State.CREATED, State.RESTARTED, State.RESUBMITTED)
+
+
+class StepBase(ABC):
+    """One decision over one state: what every concern of the decider shares.
+
+    The concerns (sequencing, flowable tasks, subflows, retries, the execution's lifecycle) are
+    the classes stacked on this one, each in its module; the methods they call across that
+    stack are declared here.
+    """
+
+    def __init__(
+        self, ex: Execution, flow: Flow, now: str, templates: Templates, tasks: dict[str, Task]
+    ) -> None:
+        self.ex = ex
+        self.flow = flow
+        self.now = now
+        self.templates = templates
+        self.tasks = tasks
+        self.out = Decision()
+        self.final: State | None = None
+        self.by_key: dict[tuple[str | None, str, str | None], TaskRun] = {}
+        # WaitFor runs its tasks again each round: its children are found by round (iteration).
+        self.by_round: dict[tuple[str | None, str, int | None], TaskRun] = {}
+        for tr in ex.taskruns.values():
+            self.by_key[(tr.parent_id, tr.task_id, tr.value)] = tr
+            self.by_round[(tr.parent_id, tr.task_id, tr.iteration)] = tr
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def emit(self, event: ev.Event) -> None:
+        self.out.events.append(event)
+
+    def set_state(self, tr: TaskRun, state: State, reason: str | None = None) -> None:
+        self.emit(ev.TaskRunStateChanged(date=self.now, taskrun_id=tr.id, state=state, reason=reason))
+
+    def vars_for(self, tr: TaskRun | None) -> dict[str, Any]:
+        result = variables(self.ex, self.flow, self.tasks, tr, envs=self.templates.envs)
+        if self.final is not None:
+            result["execution"]["state"] = str(self.final)
+        return result
+
+    def render(self, value: Any, tr: TaskRun | None) -> Any:
+        return self.templates.render_value(value, self.vars_for(tr))
+
+    # -- what the sequencing concern provides (engine.core.decider.sequencing) ---------------
+
+    @abstractmethod
+    def create(
+        self,
+        task: Task,
+        parent: TaskRun | None,
+        branch: str,
+        value: str | None,
+        iteration: int | None = None,
+        round_: bool = False,
+    ) -> None: ...
+
+    @abstractmethod
+    def block(
+        self,
+        tasks: tuple[Task, ...],
+        parent: TaskRun | None,
+        branch: str,
+        value: str | None,
+        limit: int = 1,
+        round_: int | None = None,
+    ) -> State | None: ...
+
+    @abstractmethod
+    def dag(self, tasks: tuple[Task, ...], parent: TaskRun, limit: int) -> State | None: ...

@@ -1,0 +1,82 @@
+"""What a decision asks the shell to do once its events are appended (work, child executions, timers...)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.core import events as ev
+from engine.core.model import Task
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Send a runnable taskrun to a worker."""
+
+    taskrun_id: str
+    attempt: int
+    task: Task
+    variables: dict[str, Any]
+    workdir: str | None = None
+    workdir_files: Any = None
+
+
+@dataclass(frozen=True)
+class StartSubflow:
+    taskrun_id: str
+    execution_id: str
+    namespace: str
+    flow_id: str
+    revision: int | None
+    inputs: dict[str, Any]
+    labels: dict[str, str]
+    wait: bool
+    outputs: dict[str, Any] = field(
+        default_factory=dict
+    )  # deprecated Subflow `outputs`, rendered by the child
+
+
+@dataclass(frozen=True)
+class Kill:
+    execution_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NotifyParent:
+    """Tell the parent execution its Subflow task's child ended."""
+
+    parent_execution_id: str
+    taskrun_id: str
+    state: str
+    outputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Timer:
+    """Deliver ``input`` to this execution at ``at`` (a durable, server-side timer)."""
+
+    key: str
+    at: str
+    input: ev.Input
+
+
+@dataclass(frozen=True)
+class AcquireSlot:
+    """Ask for one of the flow's `concurrency.limit` slots (answered with an Admitted input)."""
+
+    limit: int
+    behavior: str
+
+
+@dataclass(frozen=True)
+class ReleaseSlot:
+    """This execution ended (or was refused): free its slot or its place in the queue."""
+
+
+Effect = Dispatch | StartSubflow | Kill | NotifyParent | Timer | AcquireSlot | ReleaseSlot
+
+
+@dataclass
+class Decision:
+    events: list[ev.Event] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
