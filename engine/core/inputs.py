@@ -33,6 +33,7 @@ from typing import Any
 from engine.core.durations import format_duration, parse_duration
 from engine.core.errors import EngineError, InputError
 from engine.core.model import Flow, Input
+from engine.core.tree import is_truthy
 
 __all__ = [
     "coerce_input",
@@ -301,14 +302,14 @@ def _coerce(type_: str, extra: Mapping[str, Any], value: Any, inp: Input | None,
     if type_ in ("SELECT", "ENUM"):
         text = _as_str(value)
         values = [str(v) for v in (extra.get("values") or [])]
-        custom = type_ == "SELECT" and _truthy(extra.get("allowCustomValue"))
+        custom = type_ == "SELECT" and is_truthy(extra.get("allowCustomValue"))
         if values and text not in values and not custom:
             raise _Bad(f"{_show(text)}: it must match the values `[{', '.join(values)}]` — give one of them")
         return text
     if type_ == "MULTISELECT":
         items = _list(value)
         values = [str(v) for v in (extra.get("values") or extra.get("options") or [])]
-        custom = _truthy(extra.get("allowCustomValue"))
+        custom = is_truthy(extra.get("allowCustomValue"))
         item_type = str(extra.get("itemType") or "STRING")
         out: list[Any] = []
         for item in items:
@@ -343,10 +344,6 @@ def _between(original: Any, value: Any, extra: Mapping[str, Any], parse: Any, sh
     if extra.get("before") is not None and value > parse(extra["before"]):
         raise _Bad(f"{_show(original)}: it must be before `{show(parse(extra['before']))}`")
     return value
-
-
-def _truthy(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
 def _bounds(value: float, extra: Mapping[str, Any], conv: Any) -> None:

@@ -94,9 +94,19 @@ def index_tasks(flow: Flow) -> dict[str, Task]:
     return out
 
 
+_FALSE_TEXTS = frozenset({"", "false", "0", "-0", "0.0", "null", "none"})
+
+
 def is_truthy(value: Any) -> bool:
-    """Kestra's truthiness of a rendered condition."""
-    if isinstance(value, str):
-        v = value.strip().lower()
-        return v not in ("", "false", "0", "null", "none", "0.0")
-    return bool(value)
+    """The one truthiness rule of the engine (conditions, runIf, SLA assertions, flags, triggers).
+
+    Kestra's ``TruthUtils`` on the rendered text (false: blank, ``false``, ``0``, ``-0``), widened to
+    the other ways a typed value prints as false (``0.0``, null) and to any letter case.
+    """
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    return str(value).strip().lower() not in _FALSE_TEXTS
