@@ -23,6 +23,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine.core.errors import EngineError, ExpressionError
+
 from .dates import DateError
 from .library import FILTERS, FUNCTIONS, HELPERS, TESTS, FilterError, is_nullish, is_undefined
 from .translate import FUNCTION_PREFIX, PebbleSyntaxError, to_jinja, translate_expression
