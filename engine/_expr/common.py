@@ -10,11 +10,9 @@ from typing import Any
 
 from jinja2 import Undefined
 
+from .errors import FilterError
+from .limits import check_count
 from .values import kestra_str, undefined_check
-
-
-class FilterError(ValueError):
-    """A filter or function was given something it cannot work with."""
 
 
 def _defined(value: Any) -> Any:
@@ -93,12 +91,15 @@ def _range(start: Any, end: Any, step: Any = 1) -> list[Any]:
     _defined(start)
     _defined(end)
     if isinstance(start, str) and isinstance(end, str) and len(start) == 1 and len(end) == 1:
-        return [chr(c) for c in range(ord(start), ord(end) + 1, int(step))]
+        letters = range(ord(start), ord(end) + 1, int(step))
+        check_count(len(letters))
+        return [chr(c) for c in letters]
     if isinstance(start, float) or isinstance(end, float) or isinstance(step, float):
-        out: list[Any] = []
-        cur = float(start)
         if step == 0:
             raise FilterError("range step cannot be 0")
+        check_count(int((float(end) - float(start)) / float(step)) + 1)
+        out: list[Any] = []
+        cur = float(start)
         while (cur <= end) if step > 0 else (cur >= end):
             out.append(cur)
             cur += step
@@ -106,7 +107,9 @@ def _range(start: Any, end: Any, step: Any = 1) -> list[Any]:
     if int(step) == 0:
         raise FilterError("range step cannot be 0")
     s = int(step)
-    return list(range(int(start), int(end) + (1 if s > 0 else -1), s))
+    span = range(int(start), int(end) + (1 if s > 0 else -1), s)
+    check_count(len(span))
+    return list(span)
 
 
 def _to_bool(value: Any) -> bool:

@@ -24,8 +24,10 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine.core.errors import EngineError, ExpressionError
 
+from . import limits
 from .dates import DateError
-from .library import FILTERS, FUNCTIONS, HELPERS, TESTS, FilterError, is_nullish, is_undefined
+from .errors import FilterError
+from .library import FILTERS, FUNCTIONS, HELPERS, TESTS, is_nullish, is_undefined
 from .translate import FUNCTION_PREFIX, PebbleSyntaxError, to_jinja, translate_expression
 from .values import kestra_str
 
@@ -119,9 +121,19 @@ for _name in [
 
 
 class _CodeGenerator(CodeGenerator):
-    """Compiles ``_pb_nc(a, b)`` / ``_pb_uc(a, b)`` lazily: ``b`` is only evaluated when needed."""
+    """Compiles ``_pb_nc(a, b)`` / ``_pb_uc(a, b)`` lazily: ``b`` is only evaluated when needed,
+    and every ``for`` loop over ``environment.pb_counted(...)`` (the rendering's loop budget)."""
 
     _pb_tmp = 0
+
+    def visit_For(self, node: nodes.For, frame: Frame) -> None:
+        counted = nodes.Call(nodes.EnvironmentAttribute("pb_counted"), [node.iter], [], None, None)
+        super().visit_For(
+            nodes.For(
+                node.target, counted, node.body, node.else_, node.test, node.recursive, lineno=node.lineno
+            ),
+            frame,
+        )
 
     def visit_Call(self, node: nodes.Call, frame: Frame, forward_caller: bool = False) -> None:
         fn = node.node
@@ -174,8 +186,9 @@ def _java_mod(left: Any, right: Any) -> Any:
 
 class PebbleEnvironment(ImmutableSandboxedEnvironment):
     code_generator_class = _CodeGenerator
-    intercepted_binops = frozenset({"/", "%"})
+    intercepted_binops = frozenset({"/", "%", "*", "+"})
 
+    pb_counted = staticmethod(limits.counted)
     pb_is_nullish = staticmethod(is_nullish)
     pb_is_undefined = staticmethod(is_undefined)
 
@@ -216,6 +229,10 @@ class PebbleEnvironment(ImmutableSandboxedEnvironment):
             return _java_div(left, right)
         if operator == "%":
             return _java_mod(left, right)
+        if operator == "*":
+            return limits.times(left, right)
+        if operator == "+":
+            return limits.plus(left, right)
         return super().call_binop(context, operator, left, right)  # pragma: no cover
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
@@ -398,7 +415,8 @@ def check_template(source: str) -> None:
 def render_compiled(c: Compiled, source: str, merged: dict[str, Any]) -> str:
     t = c.template
     try:
-        return "".join(t.root_render_func(t.new_context(merged, shared=True)))
+        with limits.Budget():
+            return "".join(t.root_render_func(t.new_context(merged, shared=True)))
     except Exception as e:
         raise convert_error(e, c) from (None if isinstance(e, EngineError) else e)
 
@@ -406,8 +424,9 @@ def render_compiled(c: Compiled, source: str, merged: dict[str, Any]) -> str:
 async def render_compiled_async(c: Compiled, source: str, merged: dict[str, Any]) -> str:
     t = c.template
     try:
-        gen: AsyncIterator[str] = t.root_render_func(t.new_context(merged, shared=True))  # type: ignore[assignment]
-        return "".join([part async for part in gen])
+        with limits.Budget():
+            gen: AsyncIterator[str] = t.root_render_func(t.new_context(merged, shared=True))  # type: ignore[assignment]
+            return "".join([part async for part in gen])
     except Exception as e:
         raise convert_error(e, c) from (None if isinstance(e, EngineError) else e)
 
@@ -416,8 +435,9 @@ def evaluate_compiled(c: Compiled, merged: dict[str, Any]) -> Any:
     t = c.template
     ctx = t.new_context(merged, shared=True)
     try:
-        for _ in t.root_render_func(ctx):
-            pass
+        with limits.Budget():
+            for _ in t.root_render_func(ctx):
+                pass
         value = ctx.vars.get(_RESULT)
         if isinstance(value, Undefined):
             value._fail_with_undefined_error()
@@ -430,9 +450,10 @@ async def evaluate_compiled_async(c: Compiled, merged: dict[str, Any]) -> Any:
     t = c.template
     ctx = t.new_context(merged, shared=True)
     try:
-        gen: AsyncIterator[str] = t.root_render_func(ctx)  # type: ignore[assignment]
-        async for _ in gen:
-            pass
+        with limits.Budget():
+            gen: AsyncIterator[str] = t.root_render_func(ctx)  # type: ignore[assignment]
+            async for _ in gen:
+                pass
         value = ctx.vars.get(_RESULT)
         if isinstance(value, Undefined):
             value._fail_with_undefined_error()

@@ -16,7 +16,8 @@ import yaml
 from jinja2 import Undefined
 
 from . import dates
-from .common import FilterError, _defined, _type, is_empty
+from .common import _defined, _type, is_empty
+from .errors import FilterError
 from .values import kestra_str, to_json
 
 

@@ -10,7 +10,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
-from .common import FilterError, _defined, java_class
+from .common import _defined, java_class
+from .errors import FilterError
 from .values import kestra_str
 
 

@@ -16,7 +16,8 @@ from jinja2 import Undefined, pass_context
 from jinja2.runtime import Context
 
 from . import dates
-from .common import FilterError, _defined, _range, is_empty
+from .common import _defined, _range, is_empty
+from .errors import FilterError
 from .values import kestra_str
 
 

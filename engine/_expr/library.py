@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .common import HELPERS, FilterError, is_nullish, is_undefined, java_class
+from .common import HELPERS, is_nullish, is_undefined, java_class
+from .errors import FilterError
 from .filters_data import (
     f_abs,
     f_chunk,
