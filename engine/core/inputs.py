@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -105,29 +106,42 @@ def _as_str(value: Any, what: str = "a text value") -> str:
     raise _Bad(f"expected {what}, got {_show(value)}")
 
 
+# Values travel in msgpack/JSON events: an integer must fit in 64 bits (Java's long), a number
+# must be finite.
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+
 def _int(value: Any) -> int:
+    number: int | None = None
     if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    elif (isinstance(value, float) and value.is_integer()) or (
+        isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d{1,40}\s*", value)
+    ):
+        number = int(value)
+    if number is None:
         raise _Bad(f"expected an integer, got {_show(value)} — give a whole number like 42")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
-        return int(value)
-    raise _Bad(f"expected an integer, got {_show(value)} — give a whole number like 42")
+    if not _INT_MIN <= number <= _INT_MAX:
+        raise _Bad(f"{_show(value)} is out of range — an integer must be between {_INT_MIN} and {_INT_MAX}")
+    return number
 
 
 def _float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise _Bad(f"expected a number, got {_show(value)} — give a number like 4.2")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value) if not isinstance(value, int) or abs(value) < 2**1023 else math.inf
+    elif isinstance(value, str) and len(value) <= 400:
         try:
-            return float(value.strip())
+            number = float(value.strip())
         except ValueError:
-            pass
-    raise _Bad(f"expected a number, got {_show(value)} — give a number like 4.2")
+            number = None
+    if number is None:
+        raise _Bad(f"expected a number, got {_show(value)} — give a number like 4.2")
+    if not math.isfinite(number):
+        raise _Bad(f"{_show(value)} is not a finite number — give a number like 4.2")
+    return number
 
 
 def _bool(value: Any) -> bool:

@@ -228,3 +228,19 @@ def test_expression_defaults_are_rendered_then_typed() -> None:
     )
     assert resolve_inputs(flow, {}, Expressions().render) == {"n": 2, "double": 4, "who": "io.t"}
     assert resolve_inputs(flow, {"n": "5"}, Expressions().render)["double"] == 10
+
+
+@pytest.mark.parametrize(
+    ("type_", "value", "message"),
+    [
+        ("INT", "99999999999999999999999", "out of range"),
+        ("INT", 2**63, "out of range"),
+        ("INT", "1" * 5000, "expected an integer"),
+        ("FLOAT", "1e400", "not a finite number"),
+        ("FLOAT", "nan", "not a finite number"),
+        ("FLOAT", 10**400, "not a finite number"),
+    ],
+    ids=["int-text", "int-2^63", "int-5000-digits", "float-1e400", "float-nan", "float-10^400"],
+)
+def test_numbers_that_do_not_fit_are_refused_with_a_message(type_: str, value: object, message: str) -> None:
+    bad(type_, value, message)
