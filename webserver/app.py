@@ -1,118 +1,66 @@
 """The API server role: ``create_app(runtime, indexer, auth=...)`` and ``serve(runtime, host, port)``.
 
-Errors are JSON ``{"message": ..., "errors": [...]}`` with a 4xx status for anything the caller
-can fix. Basic auth and/or bearer API tokens (``Auth.from_env``) guard every route but
-``/health`` and ``/ready``; binding a non-loopback address without auth is refused.
+The app mounts the route modules of ``webserver.routes`` (``/api/v1/...``) and the service routes
+(``/health``, ``/ready``, ``/metrics``, ``/api/v1/openapi.json``). Errors are JSON
+``{"message": ..., "errors": [...]}`` with a 4xx status for anything the caller can fix;
+``webserver.auth`` guards every route but ``/health`` and ``/ready``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hmac
-import ipaddress
 import logging
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, MediaType, Request, Response, Router, get
+import uvicorn
+from litestar import Litestar, Request, Response, Router
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import ASGIApp, Receive, Scope, Send
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import Counter
 
 from engine.core.errors import EngineError
 from eventstore.indexer import Indexer
-from webserver.api import Deps, all_routes
+from webserver.auth import Auth, auth_middleware, is_loopback
+from webserver.http import API, Deps
+from webserver.routes import (
+    backfills,
+    executions,
+    files,
+    flows,
+    health,
+    history,
+    kv,
+    logs,
+    openapi,
+    stats,
+    triggers,
+    webhook,
+)
+from webserver.triggers import stop_backfills
+
+__all__ = ["Auth", "create_app", "is_loopback", "openapi_schema", "serve"]
 
 log = logging.getLogger(__name__)
 
-API = "/api/v1"
-PUBLIC = frozenset({"/health", "/ready"})
-
-
-@dataclass(frozen=True)
-class Auth:
-    """Who may call the API: basic-auth users and/or bearer tokens. Empty = no auth (loopback only)."""
-
-    users: Mapping[str, str] = field(default_factory=dict)
-    tokens: frozenset[str] = frozenset()
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.users or self.tokens)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Auth:
-        """``ENGINE_API_USER`` + ``ENGINE_API_PASSWORD`` (basic auth), ``ENGINE_API_TOKENS`` (comma list)."""
-        env = os.environ if env is None else env
-        users = {}
-        user, password = env.get("ENGINE_API_USER"), env.get("ENGINE_API_PASSWORD")
-        if user and password:
-            users[user] = password
-        elif user or password:
-            raise EngineError("set both ENGINE_API_USER and ENGINE_API_PASSWORD for basic auth (or neither)")
-        tokens = frozenset(t.strip() for t in env.get("ENGINE_API_TOKENS", "").split(",") if t.strip())
-        return cls(users, tokens)
-
-    def check(self, header: str | None) -> bool:
-        if not self.enabled:
-            return True
-        if not header:
-            return False
-        scheme, _, value = header.partition(" ")
-        value = value.strip()
-        if scheme.lower() == "bearer":
-            return any(hmac.compare_digest(value.encode(), t.encode()) for t in self.tokens)
-        if scheme.lower() == "basic" and self.users:
-            try:
-                user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                return False
-            expected = self.users.get(user)
-            return expected is not None and hmac.compare_digest(password.encode(), expected.encode())
-        return False
-
-
-def auth_middleware(auth: Auth) -> Any:
-    def factory(app: ASGIApp) -> ASGIApp:
-        async def middleware(scope: Any, receive: Receive, send: Any) -> None:
-            if scope["type"] != "http" or not auth.enabled or scope["path"] in PUBLIC:
-                await app(scope, receive, send)
-                return
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-            if auth.check(headers.get("authorization")):
-                await app(scope, receive, send)
-                return
-            schemes = (["Basic"] if auth.users else []) + (["Bearer"] if auth.tokens else [])
-            body = (
-                b'{"message":"authentication required: send Authorization: '
-                + " or ".join(schemes).encode()
-                + b' credentials (ENGINE_API_USER/ENGINE_API_PASSWORD or ENGINE_API_TOKENS)"}'
-            )
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 401,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"www-authenticate", f'{schemes[0]} realm="engine"'.encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-
-        return middleware
-
-    return factory
+# In this order, the OpenAPI document lists the paths as it always has.
+API_ROUTES = [
+    *flows.ROUTES,
+    *executions.ROUTES,
+    *history.ROUTES,
+    *logs.ROUTES,
+    *kv.ROUTES,
+    *stats.ROUTES,
+    *triggers.ROUTES,
+    *backfills.ROUTES,
+    *files.ROUTES,
+    *webhook.ROUTES,
+]
 
 
 def _error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -135,39 +83,11 @@ def _error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     )
 
 
-def create_app(
-    runtime: Any,
-    indexer: Indexer,
-    auth: Auth | None = None,
-    *,
-    cors_origins: list[str] | None = None,
-) -> Litestar:
-    """The ASGI app: ``/api/v1/...``, ``/api/v1/openapi.json``, ``/metrics``, ``/health``, ``/ready``."""
-    auth = auth if auth is not None else Auth()
-    registry = CollectorRegistry()
-    requests = Counter("engine_api_requests", "API requests by status class", ["status"], registry=registry)
-
-    @get("/health", include_in_schema=True, tags=["Health"])
-    async def health() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "UP"}
-
-    @get("/ready", tags=["Health"])
-    async def ready() -> Response[dict[str, Any]]:
-        """Readiness: NATS is connected and the indexer runs."""
-        connected = runtime.store.nc.is_connected
-        up = connected and indexer.started
-        return Response(
-            {"status": "UP" if up else "DOWN", "nats": connected, "indexer": indexer.started},
-            status_code=200 if up else 503,
-        )
-
-    @get("/metrics", media_type=MediaType.TEXT, tags=["Health"])
-    async def metrics() -> Response[bytes]:
-        """Prometheus metrics: the indexer's lag and throughput, API requests."""
-        indexer.refresh_lag()
-        body = generate_latest(indexer.registry) + generate_latest(registry)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+def counting(deps: Deps) -> Any:
+    """A middleware counting the responses by status class (``engine_api_requests``)."""
+    requests = Counter(
+        "engine_api_requests", "API requests by status class", ["status"], registry=deps.registry
+    )
 
     def count(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
@@ -180,17 +100,24 @@ def create_app(
 
         return middleware
 
-    @get(f"{API}/openapi.json", include_in_schema=False)
-    async def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
-        """The OpenAPI 3.1 document (Swagger UI: /api/schema/swagger)."""
-        schema: dict[str, Any] = request.app.openapi_schema.to_schema()
-        return schema
+    return count
 
-    api = Router(path=API, route_handlers=all_routes())
+
+def create_app(
+    runtime: Any,
+    indexer: Indexer,
+    auth: Auth | None = None,
+    *,
+    cors_origins: list[str] | None = None,
+) -> Litestar:
+    """The ASGI app: ``/api/v1/...``, ``/api/v1/openapi.json``, ``/metrics``, ``/health``, ``/ready``."""
+    auth = auth if auth is not None else Auth()
+    deps = Deps(runtime, indexer)
+    api = Router(path=API, route_handlers=API_ROUTES)
     litestar_app = Litestar(
-        route_handlers=[api, health, ready, metrics, openapi_json],
-        state=State({"deps": Deps(runtime, indexer)}),
-        middleware=[count, auth_middleware(auth)],
+        route_handlers=[api, *health.ROUTES, *openapi.ROUTES],
+        state=State({"deps": deps}),
+        middleware=[counting(deps), auth_middleware(auth)],
         exception_handlers={Exception: _error},
         cors_config=CORSConfig(allow_origins=cors_origins) if cors_origins else None,
         openapi_config=OpenAPIConfig(
@@ -215,15 +142,6 @@ def openapi_schema(app: Litestar | None = None) -> dict[str, Any]:
     return schema
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 async def serve(
     runtime: Any,
     host: str = "127.0.0.1",
@@ -234,8 +152,6 @@ async def serve(
     started: asyncio.Event | None = None,
 ) -> None:
     """Run the indexer and the API until cancelled (the runtime is entered by the caller)."""
-    import uvicorn
-
     auth = auth if auth is not None else Auth.from_env()
     if not is_loopback(host) and not auth.enabled:
         raise EngineError(
@@ -271,8 +187,6 @@ async def serve(
                 await asyncio.wait_for(task, 5)
             raise
         finally:
-            from webserver.triggers import stop_backfills
-
             await stop_backfills(app.state.deps)
     finally:
         await indexer.stop()

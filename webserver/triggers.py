@@ -1,11 +1,10 @@
-"""``/api/v1/triggers``: Kestra-shaped trigger listing, enable/disable and Schedule backfills.
+"""The triggers of the deployed flows, their state, and the Schedule backfills this process advances.
 
 The triggers are those of the deployed flows (the DuckDB ``flows`` projection); the state of a
 Schedule trigger (cursor, last slot, last execution, disabled) is read from ``KV_triggers``,
-where the scheduler keeps it. Enabling and disabling write there too (``set_disabled``: the
-position is kept, re-enabling follows ``recoverMissedSchedules``). A backfill runs
-``triggers.backfill.backfill`` in a task of the API process: the request answers once the window,
-the trigger and the inputs are known valid (or, with ``wait``, when every slot has its execution).
+where the scheduler keeps it. A backfill runs ``triggers.backfill.follow_backfill`` in a task of
+the API process (``Deps.backfills``); ``stop_backfills`` ends them when the API stops. The routes
+are ``webserver.routes.triggers`` and ``webserver.routes.backfills``.
 """
 
 from __future__ import annotations
@@ -16,23 +15,25 @@ import json
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
-from litestar import Request, get, post, put
-from litestar.params import FromPath, JSONBody, QueryParameter
 
 from engine.core.errors import EngineError, FlowNotFound, FlowValidationError, InputError
-from webserver.api import ApiError, Deps, Page, bad, conflict, deps, not_found, unprocessable
-
-SCHEDULE = "io.kestra.plugin.core.trigger.Schedule"
-TRIGGER_SORTS = {
-    "namespace": lambda t: (t.namespace, t.flow_id, t.trigger_id),
-    "flowId": lambda t: (t.flow_id, t.namespace, t.trigger_id),
-    "triggerId": lambda t: (t.trigger_id, t.namespace, t.flow_id),
-    "type": lambda t: (t.type, t.namespace, t.flow_id, t.trigger_id),
-}
-
+from triggers.backfill import (
+    BackfillError,
+    backfill_status,
+    cancel_backfill,
+    follow_backfill,
+    pause_backfill,
+    resume_backfill,
+)
+from triggers.backfill import start_backfill as record_backfill
+from triggers.kv import TriggerKV
+from triggers.schedule import SCHEDULE_TYPES, ScheduleError, iso, schedule_spec
+from triggers.service import _parse_flow, schedule_key
+from webserver.http import ApiError, Deps, bad, conflict, not_found, unprocessable
+from webserver.query import flow_deployed
 
 # ---- the triggers of the deployed flows ------------------------------------------------------
 
@@ -55,8 +56,6 @@ _PARSED: OrderedDict[tuple[str, str, int, str], Any] = OrderedDict()  # parsed f
 
 
 def _parse(namespace: str, flow_id: str, revision: int, source: str) -> Any:
-    from triggers.service import _parse_flow
-
     k = (namespace, flow_id, revision, source)
     if k in _PARSED:
         _PARSED.move_to_end(k)
@@ -98,11 +97,7 @@ async def flow_triggers(
 
 
 async def find_trigger(d: Deps, namespace: str, flow_id: str, trigger_id: str) -> FlowTrigger:
-    rows = await d.indexer.aquery(
-        "SELECT 1 FROM flows WHERE namespace = ? AND flow_id = ? AND NOT deleted", [namespace, flow_id]
-    )
-    if not rows:
-        raise not_found(f"flow {namespace}.{flow_id} is not deployed")
+    await flow_deployed(d, namespace, flow_id)
     found = await flow_triggers(d, namespace, flow_id)
     for ft in found:
         if ft.namespace == namespace and ft.trigger_id == trigger_id:
@@ -112,8 +107,6 @@ async def find_trigger(d: Deps, namespace: str, flow_id: str, trigger_id: str) -
 
 
 def is_schedule(ft: FlowTrigger) -> bool:
-    from triggers.schedule import SCHEDULE_TYPES
-
     return ft.type in SCHEDULE_TYPES
 
 
@@ -131,16 +124,12 @@ async def trigger_state(kv: Any, ft: FlowTrigger) -> dict[str, Any]:
     """The KV state of a Schedule trigger (empty for the other types)."""
     if not is_schedule(ft):
         return {}
-    from triggers.service import schedule_key
-
     state, _ = await kv.get(schedule_key(ft.namespace, ft.flow_id, ft.trigger_id))
     return dict(state or {})
 
 
 def trigger_context(d: Deps, ft: FlowTrigger, state: dict[str, Any]) -> dict[str, Any]:
     """Kestra's trigger context: the trigger's state as the scheduler keeps it."""
-    from triggers.schedule import ScheduleError, iso, schedule_spec
-
     kv_disabled = bool(state.get("disabled"))
     yaml_disabled = bool(ft.trigger.disabled or ft.flow.disabled)
     out: dict[str, Any] = {
@@ -175,8 +164,6 @@ def trigger_context(d: Deps, ft: FlowTrigger, state: dict[str, Any]) -> dict[str
 
 
 async def contexts(d: Deps, fts: list[FlowTrigger]) -> list[dict[str, Any]]:
-    from triggers.kv import TriggerKV
-
     kv = TriggerKV(d.store)
     await kv.setup()
     states = await asyncio.gather(*(trigger_state(kv, ft) for ft in fts))
@@ -189,137 +176,11 @@ async def contexts(d: Deps, fts: list[FlowTrigger]) -> list[dict[str, Any]]:
     return out
 
 
-TriggerSize = Annotated[int, QueryParameter(ge=1, le=1000, description="Results per page")]
-
-
-def _filter(fts: list[FlowTrigger], q: str | None) -> list[FlowTrigger]:
-    if not q:
-        return fts
-    needle = q.lower()
-    return [
-        ft
-        for ft in fts
-        if needle in ft.trigger_id.lower() or needle in ft.flow_id.lower() or needle in ft.namespace.lower()
-    ]
-
-
-def _sorted(fts: list[FlowTrigger], sort: str | None) -> list[FlowTrigger]:
-    if not sort:
-        return fts
-    field_, _, direction = sort.partition(":")
-    keyf = TRIGGER_SORTS.get(field_)
-    if keyf is None or direction.lower() not in ("", "asc", "desc"):
-        raise bad(f"sort: {sort!r}; use one of {', '.join(TRIGGER_SORTS)} with :asc or :desc")
-    return sorted(fts, key=keyf, reverse=direction.lower() == "desc")
-
-
-@get("/triggers/search", tags=["Triggers"])
-async def search_triggers(
-    request: Request[Any, Any, Any],
-    page: Page = 1,
-    size: TriggerSize = 10,
-    q: Annotated[str | None, QueryParameter(description="Text in the namespace, flow or trigger id")] = None,
-    namespace: Annotated[str | None, QueryParameter(description="This namespace and its children")] = None,
-    flow_id: Annotated[str | None, QueryParameter(name="flowId")] = None,
-    sort: Annotated[str | None, QueryParameter(description="namespace|flowId|triggerId|type[:desc]")] = None,
-) -> dict[str, Any]:
-    """Triggers of the flows, with state: ``{results: [{abstractTrigger, triggerContext}], total}``."""
-    d = deps(request)
-    fts = _sorted(_filter(await flow_triggers(d, namespace, flow_id), q), sort)
-    total = len(fts)
-    start = (page - 1) * size
-    chosen = fts[start : start + size]
-    ctxs = await contexts(d, chosen)
-    results = [
-        {"abstractTrigger": abstract_trigger(ft), "triggerContext": ctx}
-        for ft, ctx in zip(chosen, ctxs, strict=True)
-    ]
-    return {"results": results, "total": total}
-
-
-@get("/triggers/{namespace:str}/{flow_id:str}", tags=["Triggers"])
-async def flow_triggers_route(
-    request: Request[Any, Any, Any],
-    namespace: FromPath[str],
-    flow_id: FromPath[str],
-    page: Page = 1,
-    size: TriggerSize = 10,
-    q: Annotated[str | None, QueryParameter(description="Text in the trigger id")] = None,
-) -> dict[str, Any]:
-    """The triggers of one flow with their state: ``{results: [triggerContext], total}``."""
-    d = deps(request)
-    rows = await d.indexer.aquery(
-        "SELECT 1 FROM flows WHERE namespace = ? AND flow_id = ? AND NOT deleted", [namespace, flow_id]
-    )
-    if not rows:
-        raise not_found(f"flow {namespace}.{flow_id} is not deployed")
-    fts = [ft for ft in await flow_triggers(d, namespace, flow_id) if ft.namespace == namespace]
-    fts = _filter(fts, q)
-    start = (page - 1) * size
-    return {"results": await contexts(d, fts[start : start + size]), "total": len(fts)}
-
-
-# ---- enable / disable -------------------------------------------------------------------------
-
-
-class BackfillBody(msgspec.Struct, rename="camel"):
-    start: str | None = None
-    end: str | None = None
-    inputs: dict[str, Any] | None = None
-    labels: list[dict[str, Any]] | dict[str, Any] | None = None
-    paused: bool | None = None
-
-
-class TriggerBody(msgspec.Struct, rename="camel"):
-    namespace: str
-    flow_id: str
-    trigger_id: str
-    disabled: bool | None = None
-    backfill: BackfillBody | None = None
-
-
-async def set_trigger_disabled(d: Deps, ft: FlowTrigger, disabled: bool) -> None:
-    from triggers.kv import TriggerKV
-    from triggers.service import set_disabled
-
-    if not is_schedule(ft):
-        raise unprocessable(
-            f"trigger '{ft.trigger_id}' of flow {ft.namespace}.{ft.flow_id} is a {ft.type}: only Schedule "
-            "triggers are enabled or disabled through the API (set `disabled: true` on it in the flow)"
-        )
-    if not disabled and (ft.trigger.disabled or ft.flow.disabled):
-        what = "the flow" if ft.flow.disabled else f"trigger '{ft.trigger_id}'"
-        raise conflict(
-            f"{what} is disabled in the flow's YAML ({ft.namespace}.{ft.flow_id}): remove `disabled: true` "
-            "there and deploy a new revision to enable it"
-        )
-    kv = TriggerKV(d.store)
-    await kv.setup()
-    await set_disabled(kv, ft.namespace, ft.flow_id, ft.trigger_id, disabled)
-
-
 async def one_context(d: Deps, ft: FlowTrigger) -> dict[str, Any]:
     return (await contexts(d, [ft]))[0]
 
 
-@put("/triggers", status_code=200, tags=["Triggers"])
-async def update_trigger(
-    request: Request[Any, Any, Any],
-    data: JSONBody[TriggerBody],
-    wait: Annotated[
-        bool, QueryParameter(description="With a backfill: answer when every slot has its execution")
-    ] = False,
-) -> dict[str, Any]:
-    """Enable/disable a Schedule trigger (``disabled``) and/or backfill it (``backfill.start``..``end``)."""
-    d = deps(request)
-    ft = await find_trigger(d, data.namespace, data.flow_id, data.trigger_id)
-    if data.disabled is None and data.backfill is None:
-        raise bad("nothing to update: send `disabled` (true/false) and/or `backfill` ({start, end, inputs})")
-    if data.backfill is not None:
-        await start_backfill(d, ft, data.backfill, wait)
-    if data.disabled is not None:
-        await set_trigger_disabled(d, ft, data.disabled)
-    return await one_context(d, ft)
+# ---- backfill ----------------------------------------------------------------------------------
 
 
 class TriggerRef(msgspec.Struct, rename="camel"):
@@ -328,45 +189,12 @@ class TriggerRef(msgspec.Struct, rename="camel"):
     trigger_id: str
 
 
-class SetDisabledBody(msgspec.Struct, rename="camel"):
-    triggers: list[TriggerRef]
-    disabled: bool = True
-
-
-@post("/triggers/set-disabled/by-triggers", status_code=200, tags=["Triggers"])
-async def set_disabled_by_triggers(
-    request: Request[Any, Any, Any], data: JSONBody[SetDisabledBody]
-) -> dict[str, Any]:
-    """Enable or disable the listed Schedule triggers (all exist, or nothing changes): ``{count}``."""
-    d = deps(request)
-    fts = [await find_trigger(d, t.namespace, t.flow_id, t.trigger_id) for t in data.triggers]
-    for ft in fts:  # every one checked before any changes
-        if not is_schedule(ft):
-            await set_trigger_disabled(d, ft, data.disabled)  # raises the 422
-    for ft in fts:
-        await set_trigger_disabled(d, ft, data.disabled)
-    return {"count": len(fts)}
-
-
-@post("/triggers/set-disabled/by-query", status_code=200, tags=["Triggers"])
-async def set_disabled_by_query(
-    request: Request[Any, Any, Any],
-    q: Annotated[str | None, QueryParameter(description="Text in the namespace, flow or trigger id")] = None,
-    namespace: Annotated[str | None, QueryParameter(description="This namespace and its children")] = None,
-    disabled: Annotated[bool, QueryParameter(description="true: disable, false: enable")] = True,
-) -> dict[str, Any]:
-    """Enable or disable every Schedule trigger matching the query (others are skipped): ``{count}``."""
-    d = deps(request)
-    count = 0
-    for ft in _filter(await flow_triggers(d, namespace), q):
-        if not is_schedule(ft) or (not disabled and (ft.trigger.disabled or ft.flow.disabled)):
-            continue
-        await set_trigger_disabled(d, ft, disabled)
-        count += 1
-    return {"count": count}
-
-
-# ---- backfill ----------------------------------------------------------------------------------
+class BackfillBody(msgspec.Struct, rename="camel"):
+    start: str | None = None
+    end: str | None = None
+    inputs: dict[str, Any] | None = None
+    labels: list[dict[str, Any]] | dict[str, Any] | None = None
+    paused: bool | None = None
 
 
 def _labels(value: list[dict[str, Any]] | dict[str, Any] | None) -> dict[str, str]:
@@ -384,8 +212,6 @@ def _labels(value: list[dict[str, Any]] | dict[str, Any] | None) -> dict[str, st
 
 def backfill_http_error(exc: Exception) -> ApiError:
     """A refused backfill operation as a 4xx with the triggers package's message."""
-    from triggers.backfill import BackfillError
-
     text = " ".join(str(exc).split())
     if isinstance(exc, InputError):
         return unprocessable(f"backfill: invalid input: {text}")
@@ -402,8 +228,6 @@ def follow_in_background(d: Deps, ft: FlowTrigger) -> asyncio.Task[Any]:
     The scheduler role advances it too (compare-and-set steps: they never double a slot); this
     makes an API without a scheduler in its process carry it through.
     """
-    from triggers.backfill import follow_backfill
-
     task = d.backfills.get(ft.key)
     if task is not None and not task.done():
         return task  # type: ignore[no-any-return]
@@ -421,8 +245,6 @@ def follow_in_background(d: Deps, ft: FlowTrigger) -> asyncio.Task[Any]:
 
 async def start_backfill(d: Deps, ft: FlowTrigger, body: BackfillBody, wait: bool) -> None:
     """Record the backfill (``triggers.backfill.start_backfill``: every check first), then advance it."""
-    from triggers.backfill import start_backfill as record_backfill
-
     if not is_schedule(ft):
         raise unprocessable(
             f"trigger '{ft.trigger_id}' of flow {ft.namespace}.{ft.flow_id} is a {ft.type}: "
@@ -455,8 +277,6 @@ async def start_backfill(d: Deps, ft: FlowTrigger, body: BackfillBody, wait: boo
 
 
 async def backfill_json(d: Deps, ft: FlowTrigger) -> dict[str, Any] | None:
-    from triggers.backfill import BackfillError, backfill_status
-
     if not is_schedule(ft):
         return None
     try:
@@ -477,8 +297,6 @@ async def stop_backfills(d: Deps) -> None:
 
 
 async def backfill_action(d: Deps, ft: FlowTrigger, action: str) -> None:
-    from triggers.backfill import cancel_backfill, pause_backfill, resume_backfill
-
     if not is_schedule(ft):
         raise unprocessable(
             f"trigger '{ft.trigger_id}' of flow {ft.namespace}.{ft.flow_id} is a {ft.type}: no backfill"
@@ -490,94 +308,3 @@ async def backfill_action(d: Deps, ft: FlowTrigger, action: str) -> None:
         raise backfill_http_error(exc) from None
     if action == "unpause":
         follow_in_background(d, ft)
-
-
-async def _on_backfill(request: Request[Any, Any, Any], data: TriggerRef, action: str) -> dict[str, Any]:
-    d = deps(request)
-    ft = await find_trigger(d, data.namespace, data.flow_id, data.trigger_id)
-    await backfill_action(d, ft, action)
-    return await one_context(d, ft)
-
-
-@put("/triggers/backfill/pause", status_code=200, tags=["Triggers"])
-async def pause_backfill_route(request: Request[Any, Any, Any], data: JSONBody[TriggerRef]) -> dict[str, Any]:
-    """Pause the backfill of a trigger: no new slot until unpaused (running executions run on)."""
-    return await _on_backfill(request, data, "pause")
-
-
-@put("/triggers/backfill/unpause", status_code=200, tags=["Triggers"])
-async def unpause_backfill_route(
-    request: Request[Any, Any, Any], data: JSONBody[TriggerRef]
-) -> dict[str, Any]:
-    """Resume a paused backfill."""
-    return await _on_backfill(request, data, "unpause")
-
-
-@post("/triggers/backfill/delete", status_code=200, tags=["Triggers"])
-async def delete_backfill_route(
-    request: Request[Any, Any, Any], data: JSONBody[TriggerRef]
-) -> dict[str, Any]:
-    """Cancel the backfill of a trigger: no new slot is ever created (created executions run on)."""
-    return await _on_backfill(request, data, "delete")
-
-
-class TriggerRefs(msgspec.Struct):
-    triggers: list[TriggerRef] = msgspec.field(default_factory=list)
-
-
-async def _bulk(d: Deps, refs: list[TriggerRef], action: str) -> dict[str, int]:
-    """Like Kestra's by-triggers routes: triggers without a backfill in that state are skipped."""
-    from triggers.backfill import BackfillError
-
-    count = 0
-    for ref in refs:
-        ft = await find_trigger(d, ref.namespace, ref.flow_id, ref.trigger_id)
-        try:
-            await backfill_action(d, ft, action)
-        except ApiError as exc:
-            if exc.status_code in (400, 409, 422):
-                continue
-            raise
-        except BackfillError:
-            continue
-        count += 1
-    return {"count": count}
-
-
-@post("/triggers/backfill/pause/by-triggers", status_code=200, tags=["Triggers"])
-async def pause_backfills(
-    request: Request[Any, Any, Any], data: JSONBody[list[TriggerRef]]
-) -> dict[str, int]:
-    """Pause the backfills of the listed triggers: ``{count}`` paused."""
-    return await _bulk(deps(request), data, "pause")
-
-
-@post("/triggers/backfill/unpause/by-triggers", status_code=200, tags=["Triggers"])
-async def unpause_backfills(
-    request: Request[Any, Any, Any], data: JSONBody[list[TriggerRef]]
-) -> dict[str, int]:
-    """Resume the backfills of the listed triggers: ``{count}`` resumed."""
-    return await _bulk(deps(request), data, "unpause")
-
-
-@post("/triggers/backfill/delete/by-triggers", status_code=200, tags=["Triggers"])
-async def delete_backfills(
-    request: Request[Any, Any, Any], data: JSONBody[list[TriggerRef]]
-) -> dict[str, int]:
-    """Cancel the backfills of the listed triggers: ``{count}`` cancelled."""
-    return await _bulk(deps(request), data, "delete")
-
-
-ROUTES = [
-    search_triggers,
-    flow_triggers_route,
-    update_trigger,
-    set_disabled_by_triggers,
-    set_disabled_by_query,
-    pause_backfill_route,
-    unpause_backfill_route,
-    delete_backfill_route,
-    pause_backfills,
-    unpause_backfills,
-    delete_backfills,
-]

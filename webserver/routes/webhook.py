@@ -15,7 +15,10 @@ from litestar.params import FromPath
 
 from engine.core.errors import FlowNotFound, InputError
 from engine.core.shape import execution_json
-from webserver.api import deps, not_found, unprocessable
+from engine.expressions import Expressions
+from engine.inputs import resolve_inputs
+from engine.runtime import new_execution_id
+from webserver.http import deps, not_found, unprocessable
 
 WEBHOOK = "io.kestra.plugin.core.trigger.Webhook"
 
@@ -37,10 +40,6 @@ async def webhook(
     request: Request[Any, Any, Any], namespace: FromPath[str], flow_id: FromPath[str], key: FromPath[str]
 ) -> Any:
     """Start an execution of the flow whose Webhook trigger has this `key`."""
-    from engine.expressions import Expressions
-    from engine.inputs import resolve_inputs
-    from engine.runtime import new_execution_id
-
     d = deps(request)
     try:
         flow = await d.runtime.flows.get(namespace, flow_id)
@@ -80,3 +79,6 @@ async def webhook(
         return execution_json(state)
     await start()
     return {"id": execution_id, "namespace": flow.namespace, "flowId": flow.id, "trigger": record}
+
+
+ROUTES = [webhook]

@@ -14,10 +14,22 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, post, put
+from litestar.datastructures import UploadFile
 from litestar.params import FromPath, QueryParameter
 
+from eventstore.admin import file_stat
 from eventstore.storage import InternalStorage, StorageError, namespace_file_uri, namespace_path, to_path
-from webserver.api import MAX_BODY, ApiError, bad, check_kv, deps, json_body, not_found
+from webserver.http import (
+    ApiError,
+    attachment,
+    bad,
+    check_kv,
+    deps,
+    is_form,
+    json_body,
+    not_found,
+    read_bytes,
+)
 
 MAX_ZIP_TOTAL = 100 * 1024 * 1024  # uncompressed bytes an uploaded .zip may expand to
 
@@ -99,19 +111,12 @@ async def get_file(
             f"namespace {namespace} has no file {rel!r} "
             f"(list them: GET /api/v1/namespaces/{namespace}/files/directory)"
         ) from None
-    return Response(
-        content=data,
-        media_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{rel.rsplit("/", 1)[-1]}"'},
-    )
+    return attachment(data, rel.rsplit("/", 1)[-1])
 
 
 async def _upload_body(request: Request[Any, Any, Any]) -> tuple[bytes, str | None]:
     """(content, file name) of a multipart ``fileContent`` part, or the raw body."""
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data"):
-        from litestar.datastructures import UploadFile
-
+    if is_form(request):
         form = await request.form()
         upload = form.get("fileContent")
         if upload is None:
@@ -120,10 +125,7 @@ async def _upload_body(request: Request[Any, Any, Any]) -> tuple[bytes, str | No
         if not isinstance(upload, UploadFile):
             raise bad("send the file as the multipart part 'fileContent' (or the raw body)")
         return await upload.read(), upload.filename
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise ApiError(413, f"the body is {len(body)} bytes; the limit is {MAX_BODY}")
-    return body, None
+    return await read_bytes(request), None
 
 
 def unzip(data: bytes) -> list[tuple[str, bytes]]:
@@ -187,9 +189,8 @@ async def list_directory(
         if sep:
             out.setdefault(name, attributes(name, "Directory"))
         else:
-            info = await storage._info(base + f)
-            size = int(info.size or 0) if info else 0
-            out[name] = attributes(name, "File", size, info.mtime if info else None)
+            stat = await file_stat(storage, base + f)
+            out[name] = attributes(name, "File", stat.size, stat.mtime) if stat else attributes(name, "File")
     return [out[k] for k in sorted(out)]
 
 
@@ -203,9 +204,9 @@ async def file_stats(
     rel = clean(path, allow_root=True)
     storage = InternalStorage(deps(request).store)
     if rel:
-        info = await storage._info(object_name(namespace, rel))
-        if info is not None:
-            return attributes(rel.rsplit("/", 1)[-1], "File", int(info.size or 0), info.mtime)
+        stat = await file_stat(storage, object_name(namespace, rel))
+        if stat is not None:
+            return attributes(rel.rsplit("/", 1)[-1], "File", stat.size, stat.mtime)
         if not await files_under(storage, namespace, rel):
             raise not_found(f"namespace {namespace} has no file or directory {rel!r}")
     else:
@@ -272,11 +273,7 @@ async def export_files(request: Request[Any, Any, Any], namespace: FromPath[str]
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
         for f in await files_under(storage, namespace, ""):
             archive.writestr(f, await storage.get(object_name(namespace, f)))
-    return Response(
-        content=buf.getvalue(),
-        media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="{namespace}_files.zip"'},
-    )
+    return attachment(buf.getvalue(), f"{namespace}_files.zip", "application/zip")
 
 
 ROUTES = [

@@ -1,0 +1,160 @@
+"""Query parameters turned into SQL over the DuckDB projection, and the reads several routes share.
+
+A parameter the caller got wrong is a 400 naming it and showing a valid value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from engine.core.durations import parse_duration
+from engine.core.errors import EngineError
+from engine.core.states import State
+from eventstore.indexer import LABEL_SEP
+from webserver.http import Deps, bad, not_found, page_params
+
+
+def parse_date(value: str | None, name: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        raise bad(f"{name}: {value!r} is not an ISO-8601 date-time, e.g. 2026-01-31T12:00:00Z") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def parse_labels(values: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values or []:
+        key, sep, value = item.partition(LABEL_SEP)
+        if not sep or not key:
+            raise bad(f"labels: {item!r} is not key:value (e.g. labels=team:data)")
+        out[key] = value
+    return out
+
+
+def parse_states(values: list[str] | None) -> list[str]:
+    out = []
+    for v in values or []:
+        try:
+            out.append(State(v.upper()).value)
+        except ValueError:
+            raise bad(
+                f"state: {v!r} is not a state; use one of {', '.join(s.value for s in State)}"
+            ) from None
+    return out
+
+
+def parse_seconds(value: str, name: str, example: str) -> float:
+    """An ISO-8601 duration in seconds (400 naming the parameter when it is not one)."""
+    try:
+        return parse_duration(value)
+    except (EngineError, ValueError):
+        raise bad(f"{name}: {value!r} is not an ISO-8601 duration, e.g. {example}") from None
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.isoformat(timespec="milliseconds") + "Z"
+
+
+class Where:
+    """SQL conditions joined by AND, with their parameters in order."""
+
+    def __init__(self, *conditions: str) -> None:
+        self.conditions = list(conditions)
+        self.params: list[Any] = []
+
+    def add(self, condition: str, *params: Any) -> None:
+        self.conditions.append(condition)
+        self.params += params
+
+    def namespace(self, namespace: str | None, column: str = "namespace") -> None:
+        """This namespace and the ones below it."""
+        if namespace:
+            self.add(f"({column} = ? OR starts_with({column}, ?))", namespace, namespace + ".")
+
+    def labels(self, labels: list[str] | None) -> None:
+        for k, v in parse_labels(labels).items():
+            self.add("list_contains(labels, ?)", f"{k}{LABEL_SEP}{v}")
+
+    @property
+    def sql(self) -> str:
+        return " AND ".join(self.conditions) or "true"
+
+
+def execution_filters(
+    namespace: str | None,
+    flow_id: str | None,
+    state: list[str] | None,
+    labels: list[str] | None,
+    start_date: str | None,
+    end_date: str | None,
+    time_range: str | None,
+    q: str | None,
+    parent_id: str | None = None,
+) -> tuple[str, list[Any]]:
+    where = Where()
+    where.namespace(namespace)
+    if flow_id:
+        where.add("flow_id = ?", flow_id)
+    states = parse_states(state)
+    if states:
+        where.add("list_contains(?, state)", states)
+    where.labels(labels)
+    start = parse_date(start_date, "startDate")
+    end = parse_date(end_date, "endDate")
+    if time_range:
+        seconds = parse_seconds(time_range, "timeRange", "PT24H or P7D")
+        start = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=seconds)
+    if start is not None:
+        where.add("start_date >= ?", start)
+    if end is not None:
+        where.add("start_date <= ?", end)
+    if q:
+        where.add("contains(search, ?)", q.lower())  # id, namespace, flow id and labels, lower-cased
+    if parent_id:
+        where.add("parent_id = ?", parent_id)
+    return where.sql, where.params
+
+
+async def paged(
+    d: Deps, columns: str, source: str, where: str, params: list[Any], order: str, page: int, size: int
+) -> tuple[int, list[tuple[Any, ...]]]:
+    """(total, the rows of one page) of ``SELECT columns FROM source WHERE where ORDER BY order``."""
+    limit, offset = page_params(page, size)
+    counted, rows = await asyncio.gather(  # two cursors, in parallel
+        d.indexer.aquery(f"SELECT count(*) FROM {source} WHERE {where}", params),
+        d.indexer.aquery(
+            f"SELECT {columns} FROM {source} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        ),
+    )
+    return int(counted[0][0]), rows
+
+
+async def execution_row(d: Deps, execution_id: str) -> tuple[Any, ...]:
+    """(doc, state, namespace, flow id) of an indexed execution; 404 when there is none."""
+    rows = await d.indexer.aquery(
+        "SELECT doc, state, namespace, flow_id FROM executions WHERE id = ?", [execution_id]
+    )
+    if not rows:
+        raise not_found(
+            f"execution {execution_id} not found (deleted, or not indexed yet: retry in a moment)"
+        )
+    return rows[0]
+
+
+async def flow_deployed(d: Deps, namespace: str, flow_id: str) -> None:
+    """404 unless the flow is deployed (not deleted)."""
+    rows = await d.indexer.aquery(
+        "SELECT 1 FROM flows WHERE namespace = ? AND flow_id = ? AND NOT deleted", [namespace, flow_id]
+    )
+    if not rows:
+        raise not_found(f"flow {namespace}.{flow_id} is not deployed")

@@ -1,0 +1,286 @@
+"""``/api/v1/executions``: start, search, read, delete, and the commands (kill, resume, restart, replay).
+
+A command is an event on the execution's inbox: the answer says it was asked, not that it happened.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from litestar import Request, Response, delete, get, post
+from litestar.datastructures import UploadFile
+from litestar.params import FromPath, QueryParameter
+
+from engine.clock import utcnow
+from engine.core import events as ev
+from engine.core.errors import EngineError, FlowNotFound, InputError
+from engine.core.execution import evolve
+from engine.core.inputs import secret_input_ids
+from engine.core.shape import execution_json
+from engine.expressions import Expressions
+from engine.inputs import resolve_inputs
+from engine.runtime import new_execution_id
+from eventstore.indexer import TERMINAL, delete_execution
+from eventstore.storage import InternalStorage, input_uri
+from webserver.http import (
+    Deps,
+    Page,
+    Size,
+    bad,
+    conflict,
+    deps,
+    is_form,
+    json_body,
+    not_found,
+    raw_json,
+    unprocessable,
+)
+from webserver.query import execution_filters, execution_row, paged, parse_labels
+
+
+def json_object(body: bytes, not_json: str, not_object: str) -> dict[str, Any]:
+    """The body as a JSON object (empty: ``{}``); else 400 with ``not_json`` (``{exc}`` filled in)
+    or ``not_object``."""
+    if not body.strip():
+        return {}
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise bad(not_json.format(exc=exc)) from None
+    if not isinstance(data, dict):
+        raise bad(not_object)
+    return data
+
+
+async def form_inputs(
+    d: Deps, request: Request[Any, Any, Any], flow: Any, execution_id: str
+) -> dict[str, Any]:
+    if is_form(request, "multipart/form-data", "application/x-www-form-urlencoded"):
+        form = await request.form()
+        out: dict[str, Any] = {}
+        storage = InternalStorage(d.store)
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                data = await value.read()
+                uri = input_uri(flow.namespace, flow.id, execution_id, key, value.filename or key)
+                out[key] = await storage.put(uri, data)
+            else:
+                out[key] = value
+        return out
+    return json_object(
+        await request.body(),
+        "the body is not JSON ({exc}); send inputs as a JSON object or multipart/form-data",
+        'the body must be a JSON object of inputs, e.g. {"name": "Ada"}',
+    )
+
+
+@post(
+    "/executions/{namespace:str}/{flow_id:str}",
+    operation_class=json_body("Inputs: a JSON object, or multipart/form-data (files are uploaded)"),
+    status_code=200,
+    tags=["Executions"],
+)
+async def create_execution(
+    request: Request[Any, Any, Any],
+    namespace: FromPath[str],
+    flow_id: FromPath[str],
+    labels: Annotated[list[str] | None, QueryParameter(description="key:value (repeat)")] = None,
+    revision: Annotated[int | None, QueryParameter(ge=1)] = None,
+    wait: Annotated[bool, QueryParameter(description="Answer when the execution has ended")] = False,
+) -> dict[str, Any]:
+    """Start an execution of a flow with typed inputs; answers at once (state CREATED) unless ``wait``."""
+    d = deps(request)
+    given_labels = parse_labels(labels)
+    try:
+        flow = await d.runtime.flows.get(namespace, flow_id, revision)
+    except FlowNotFound as exc:
+        raise not_found(str(exc)) from None
+    execution_id = new_execution_id()
+    given = await form_inputs(d, request, flow, execution_id)
+    try:
+        inputs = resolve_inputs(flow, given, Expressions().render)
+    except InputError as exc:
+        problems = [{"input": i, "message": m} for i, m in getattr(exc, "problems", [])]
+        raise unprocessable(str(exc).replace("--input ", "the input "), problems) from None
+    if flow.disabled:
+        raise conflict(f"flow {namespace}.{flow_id} is disabled: executions are refused (enable it first)")
+
+    async def start() -> None:
+        await d.runtime.create_execution(flow, inputs, given_labels, execution_id=execution_id)
+
+    if wait:
+        await d.runtime.wait_terminal(execution_id, on_start=start, timeout=300)
+        await d.indexer.wait_for(
+            "SELECT 1 FROM executions WHERE id = ? AND end_date IS NOT NULL", [execution_id], 10
+        )
+        return dict(json.loads((await execution_row(d, execution_id))[0]))
+    await start()
+    # The answer is the execution as created: folded here rather than waited for from the projection.
+    created = ev.ExecutionCreated(
+        date=utcnow(),
+        execution_id=execution_id,
+        namespace=flow.namespace,
+        flow_id=flow.id,
+        flow_revision=flow.revision,
+        inputs=inputs,
+        labels={**flow.labels, **given_labels, "system.correlationId": execution_id},
+        secret_inputs=tuple(sorted(secret_input_ids(flow))),
+    )
+    state = evolve(None, created)
+    assert state is not None
+    return execution_json(state)
+
+
+SORTS = {
+    "state.startDate": "start_date",
+    "state.endDate": "end_date",
+    "state.duration": "duration_ms",
+    "state.current": "state",
+    "namespace": "namespace",
+    "flowId": "flow_id",
+    "id": "id",
+}
+
+
+@get("/executions/search", tags=["Executions"])
+async def search_executions(
+    request: Request[Any, Any, Any],
+    page: Page = 1,
+    size: Size = 25,
+    namespace: Annotated[str | None, QueryParameter(description="This namespace and its children")] = None,
+    flow_id: Annotated[str | None, QueryParameter(name="flowId")] = None,
+    states: Annotated[
+        list[str] | None, QueryParameter(name="state", description="Current state (repeat)")
+    ] = None,
+    labels: Annotated[list[str] | None, QueryParameter(description="key:value (repeat)")] = None,
+    start_date: Annotated[
+        str | None, QueryParameter(name="startDate", description="ISO-8601, inclusive")
+    ] = None,
+    end_date: Annotated[str | None, QueryParameter(name="endDate", description="ISO-8601, inclusive")] = None,
+    time_range: Annotated[str | None, QueryParameter(name="timeRange", description="e.g. PT24H")] = None,
+    q: Annotated[
+        str | None, QueryParameter(description="Text in the id, namespace, flow id or labels")
+    ] = None,
+    parent_id: Annotated[str | None, QueryParameter(name="parentId")] = None,
+    sort: Annotated[
+        str, QueryParameter(description="field:asc|desc, e.g. state.startDate:desc")
+    ] = "state.startDate:desc",
+) -> Response[bytes]:
+    """Executions, newest first by default, filtered and paged: ``{results, total}``."""
+    field_, _, direction = sort.partition(":")
+    column = SORTS.get(field_)
+    if column is None or direction.lower() not in ("", "asc", "desc"):
+        raise bad(f"sort: {sort!r}; use one of {', '.join(SORTS)} with :asc or :desc")
+    where, params = execution_filters(
+        namespace, flow_id, states, labels, start_date, end_date, time_range, q, parent_id
+    )
+    order = f"{column} {direction.upper() or 'ASC'} NULLS LAST, id"
+    total, docs = await paged(deps(request), "doc", "executions", where, params, order, page, size)
+    return raw_json('{"results":[' + ",".join(r[0] for r in docs) + f'],"total":{total}}}')
+
+
+@get("/executions/{execution_id:str}", tags=["Executions"])
+async def get_execution(request: Request[Any, Any, Any], execution_id: FromPath[str]) -> Response[bytes]:
+    """One execution with its taskruns (SECRET inputs masked)."""
+    return raw_json((await execution_row(deps(request), execution_id))[0])
+
+
+@delete("/executions/{execution_id:str}", tags=["Executions"])
+async def delete_execution_route(
+    request: Request[Any, Any, Any],
+    execution_id: FromPath[str],
+    delete_logs: Annotated[bool, QueryParameter(name="deleteLogs")] = True,
+) -> None:
+    """Delete an ended execution from the projection (its history stays in the log)."""
+    d = deps(request)
+    row = await execution_row(d, execution_id)
+    if row[1] not in TERMINAL:
+        raise conflict(f"execution {execution_id} is {row[1]}: kill it first, then delete it")
+    await delete_execution(d.store, execution_id, delete_logs)
+    await d.indexer.wait_for("SELECT 1 FROM deleted_executions WHERE id = ?", [execution_id], 5)
+
+
+@delete("/executions/{execution_id:str}/kill", status_code=202, tags=["Executions"])
+async def kill_execution(
+    request: Request[Any, Any, Any], execution_id: FromPath[str]
+) -> Response[dict[str, Any]]:
+    """Ask a running execution to stop (its tasks are killed, its state becomes KILLED)."""
+    d = deps(request)
+    row = await execution_row(d, execution_id)
+    if row[1] in TERMINAL:
+        raise conflict(f"execution {execution_id} already ended {row[1]}: nothing to kill")
+    await d.store.send_input(execution_id, ev.KillRequested(date=utcnow(), reason="killed through the API"))
+    return Response({"message": f"kill of execution {execution_id} requested"}, status_code=202)
+
+
+@post(
+    "/executions/{execution_id:str}/resume",
+    operation_class=json_body("onResume inputs (JSON object or multipart/form-data)"),
+    status_code=202,
+    tags=["Executions"],
+)
+async def resume_execution(request: Request[Any, Any, Any], execution_id: FromPath[str]) -> dict[str, Any]:
+    """Resume a PAUSED execution (with the Pause task's onResume inputs)."""
+    d = deps(request)
+    row = await execution_row(d, execution_id)
+    if row[1] != "PAUSED":
+        raise conflict(f"execution {execution_id} is {row[1]}: only a PAUSED execution resumes")
+    given: dict[str, Any]
+    if is_form(request):
+        form = await request.form()
+        given = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    else:
+        given = json_object(
+            await request.body(),
+            "the body is not JSON: send the onResume inputs as a JSON object",
+            "the body must be a JSON object of onResume inputs",
+        )
+    await d.store.send_input(execution_id, ev.Resume(date=utcnow(), inputs=given))
+    return {"message": f"resume of execution {execution_id} requested"}
+
+
+async def rerun(d: Deps, execution_id: str, run: Any) -> Any:
+    """``run()`` (a restart or a replay of an indexed execution): 404 without the flow, 409 if refused."""
+    await execution_row(d, execution_id)
+    try:
+        return await run()
+    except FlowNotFound as exc:
+        raise not_found(str(exc)) from None
+    except EngineError as exc:
+        raise conflict(str(exc)) from None
+
+
+@post("/executions/{execution_id:str}/restart", status_code=202, tags=["Executions"])
+async def restart_execution(request: Request[Any, Any, Any], execution_id: FromPath[str]) -> dict[str, Any]:
+    """Run the failed taskruns of an ended execution again, in the same execution."""
+    d = deps(request)
+    await rerun(d, execution_id, lambda: d.runtime.restart(execution_id))
+    return {"id": execution_id, "message": f"restart of execution {execution_id} requested"}
+
+
+@post("/executions/{execution_id:str}/replay", status_code=200, tags=["Executions"])
+async def replay_execution(
+    request: Request[Any, Any, Any],
+    execution_id: FromPath[str],
+    taskrun_id: Annotated[
+        str | None, QueryParameter(name="taskRunId", description="A taskrun id or task id")
+    ] = None,
+    revision: Annotated[int | None, QueryParameter(ge=1)] = None,
+) -> dict[str, Any]:
+    """A new execution that keeps what happened before ``taskRunId`` and runs on from there."""
+    d = deps(request)
+    new_id = await rerun(d, execution_id, lambda: d.runtime.replay(execution_id, taskrun_id, revision))
+    return {"id": new_id, "originalId": execution_id}
+
+
+ROUTES = [
+    create_execution,
+    search_executions,
+    get_execution,
+    delete_execution_route,
+    kill_execution,
+    resume_execution,
+    restart_execution,
+    replay_execution,
+]

@@ -1,0 +1,188 @@
+"""``/api/v1/logs``: an execution's log lines, a search across executions, and a live tail (SSE)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncGenerator
+from typing import Annotated, Any
+
+from litestar import Request, get
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from eventstore.admin import tail_logs
+from eventstore.indexer import LEVELS, TERMINAL
+from webserver.http import Page, Size, bad, deps, not_found, page_params
+from webserver.query import Where, iso, paged, parse_date
+
+
+def level_num(min_level: str | None) -> int | None:
+    if min_level is None:
+        return None
+    level = LEVELS.get(min_level.upper())
+    if level is None:
+        raise bad(f"minLevel: {min_level!r}; use one of TRACE, DEBUG, INFO, WARN, ERROR")
+    return level
+
+
+def log_json(row: tuple[Any, ...], namespace: str | None, flow_id: str | None) -> dict[str, Any]:
+    seq, execution_id, date, level, message, taskrun_id, task_id, attempt = row
+    return {
+        "namespace": namespace,
+        "flowId": flow_id,
+        "executionId": execution_id,
+        "taskId": task_id,
+        "taskRunId": taskrun_id,
+        "attemptNumber": attempt,
+        "timestamp": date if isinstance(date, str) else iso(date),  # the live tail has it as text
+        "level": level,
+        "message": message,
+        "index": seq,
+    }
+
+
+LOG_SELECT = "SELECT seq, execution_id, date, level, message, taskrun_id, task_id, attempt FROM logs"
+
+
+@get("/logs/{execution_id:str}", tags=["Logs"])
+async def execution_logs(
+    request: Request[Any, Any, Any],
+    execution_id: FromPath[str],
+    page: Page = 1,
+    size: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
+    min_level: Annotated[str | None, QueryParameter(name="minLevel")] = None,
+    taskrun_id: Annotated[str | None, QueryParameter(name="taskRunId")] = None,
+    task_id: Annotated[str | None, QueryParameter(name="taskId")] = None,
+    attempt: Annotated[int | None, QueryParameter(ge=0)] = None,
+) -> dict[str, Any]:
+    """An execution's log lines in order, paged: ``{results, total}``."""
+    ix = deps(request).indexer
+    where = Where()
+    where.add("execution_id = ?", execution_id)
+    level = level_num(min_level)
+    for cond, value in (
+        ("level_num >= ?", level),
+        ("taskrun_id = ?", taskrun_id),
+        ("task_id = ?", task_id),
+        ("attempt = ?", attempt),
+    ):
+        if value is not None:
+            where.add(cond, value)
+    sql_where, params = where.sql, where.params
+    limit, offset = page_params(page, size)
+
+    def read() -> tuple[Any, Any, Any]:
+        owner = ix.query("SELECT namespace, flow_id FROM executions WHERE id = ?", [execution_id])
+        total = ix.query(f"SELECT count(*) FROM logs WHERE {sql_where}", params)[0][0]
+        rows = ix.query(
+            f"{LOG_SELECT} WHERE {sql_where} ORDER BY seq LIMIT ? OFFSET ?", [*params, limit, offset]
+        )
+        return owner, total, rows
+
+    owner, total, rows = await asyncio.to_thread(read)
+    if not owner and not total:
+        raise not_found(f"execution {execution_id} not found and has no logs")
+    ns, fid = owner[0] if owner else (None, None)
+    return {"results": [log_json(r, ns, fid) for r in rows], "total": total}
+
+
+@get("/logs/search", tags=["Logs"])
+async def search_logs(
+    request: Request[Any, Any, Any],
+    page: Page = 1,
+    size: Size = 100,
+    namespace: FromQuery[str | None] = None,
+    flow_id: Annotated[str | None, QueryParameter(name="flowId")] = None,
+    min_level: Annotated[str | None, QueryParameter(name="minLevel")] = None,
+    q: Annotated[str | None, QueryParameter(description="Text in the message")] = None,
+    start_date: Annotated[str | None, QueryParameter(name="startDate")] = None,
+    end_date: Annotated[str | None, QueryParameter(name="endDate")] = None,
+) -> dict[str, Any]:
+    """Log lines across executions, newest first, paged: ``{results, total}``."""
+    where = Where("true")
+    where.namespace(namespace, "e.namespace")
+    if flow_id:
+        where.add("e.flow_id = ?", flow_id)
+    level = level_num(min_level)
+    if level is not None:
+        where.add("l.level_num >= ?", level)
+    if q:
+        where.add("contains(lower(l.message), lower(?))", q)
+    for cond, moment in (
+        ("l.date >= ?", parse_date(start_date, "startDate")),
+        ("l.date <= ?", parse_date(end_date, "endDate")),
+    ):
+        if moment is not None:
+            where.add(cond, moment)
+    total, rows = await paged(
+        deps(request),
+        "l.seq, l.execution_id, l.date, l.level, l.message, l.taskrun_id, l.task_id, l.attempt, "
+        "e.namespace, e.flow_id",
+        "logs l LEFT JOIN executions e ON e.id = l.execution_id",
+        where.sql,
+        where.params,
+        "l.seq DESC",
+        page,
+        size,
+    )
+    return {"results": [log_json(r[:8], r[8], r[9]) for r in rows], "total": total}
+
+
+@get("/logs/{execution_id:str}/follow", tags=["Logs"])
+async def follow_logs(
+    request: Request[Any, Any, Any],
+    execution_id: FromPath[str],
+    min_level: Annotated[str | None, QueryParameter(name="minLevel")] = None,
+) -> ServerSentEvent:
+    """Server-Sent Events: every log line of the execution from the first, live, until it has ended."""
+    d = deps(request)
+    level = level_num(min_level) or 0
+    owner = await d.indexer.aquery("SELECT namespace, flow_id FROM executions WHERE id = ?", [execution_id])
+    if not owner:
+        raise not_found(
+            f"execution {execution_id} not found (deleted, or not indexed yet: retry in a moment)"
+        )
+    ns, fid = owner[0]
+
+    async def ended() -> bool:
+        rows = await d.indexer.aquery("SELECT state FROM executions WHERE id = ?", [execution_id])
+        return not rows or rows[0][0] in TERMINAL
+
+    async def gen() -> AsyncGenerator[ServerSentEventMessage, None]:
+        async with contextlib.aclosing(tail_logs(d.store, execution_id)) as tail:
+            quiet = 0
+            async for item in tail:
+                if item is None:
+                    quiet += 1
+                    # ended, and nothing more came for a moment (lines are fire-and-forget)
+                    if quiet >= 2 and await ended():
+                        return
+                    continue
+                quiet = 0
+                seq, line = item
+                if LEVELS.get(line.level.upper(), 2) < level:
+                    continue
+                row = (
+                    seq,
+                    execution_id,
+                    line.date,
+                    line.level,
+                    line.message,
+                    line.taskrun_id,
+                    line.task_id,
+                    line.attempt,
+                )
+                yield ServerSentEventMessage(
+                    data=json.dumps(log_json(row, ns, fid)), event="log", id=str(seq)
+                )
+
+    return ServerSentEvent(gen())
+
+
+ROUTES = [
+    execution_logs,
+    search_logs,
+    follow_logs,
+]
