@@ -125,6 +125,12 @@ Page = Annotated[int, QueryParameter(ge=1, le=1_000_000, description="1-based pa
 Size = Annotated[int, QueryParameter(ge=1, le=1000, description="Results per page")]
 
 
+# Query parameters several routes take, declared once (same name, same documentation).
+NamespaceTree = Annotated[str | None, QueryParameter(description="This namespace and its children")]
+FlowIdParam = Annotated[str | None, QueryParameter(name="flowId")]
+LabelsParam = Annotated[list[str] | None, QueryParameter(description="key:value (repeat)")]
+
+
 def page_params(page: int, size: int) -> tuple[int, int]:
     """(limit, offset) of a 1-based page."""
     return size, (page - 1) * size

@@ -25,6 +25,9 @@ from eventstore.indexer import TERMINAL, delete_execution
 from eventstore.storage import InternalStorage, input_uri
 from webserver.http import (
     Deps,
+    FlowIdParam,
+    LabelsParam,
+    NamespaceTree,
     Page,
     Size,
     bad,
@@ -85,7 +88,7 @@ async def create_execution(
     request: Request[Any, Any, Any],
     namespace: FromPath[str],
     flow_id: FromPath[str],
-    labels: Annotated[list[str] | None, QueryParameter(description="key:value (repeat)")] = None,
+    labels: LabelsParam = None,
     revision: Annotated[int | None, QueryParameter(ge=1)] = None,
     wait: Annotated[bool, QueryParameter(description="Answer when the execution has ended")] = False,
 ) -> dict[str, Any]:
@@ -148,12 +151,12 @@ async def search_executions(
     request: Request[Any, Any, Any],
     page: Page = 1,
     size: Size = 25,
-    namespace: Annotated[str | None, QueryParameter(description="This namespace and its children")] = None,
-    flow_id: Annotated[str | None, QueryParameter(name="flowId")] = None,
+    namespace: NamespaceTree = None,
+    flow_id: FlowIdParam = None,
     states: Annotated[
         list[str] | None, QueryParameter(name="state", description="Current state (repeat)")
     ] = None,
-    labels: Annotated[list[str] | None, QueryParameter(description="key:value (repeat)")] = None,
+    labels: LabelsParam = None,
     start_date: Annotated[
         str | None, QueryParameter(name="startDate", description="ISO-8601, inclusive")
     ] = None,

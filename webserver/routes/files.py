@@ -34,6 +34,10 @@ from webserver.http import (
 MAX_ZIP_TOTAL = 100 * 1024 * 1024  # uncompressed bytes an uploaded .zip may expand to
 
 
+def storage_of(request: Request[Any, Any, Any]) -> InternalStorage:
+    return InternalStorage(deps(request).store)
+
+
 def root(namespace: str) -> str:
     """The object-name prefix of a namespace's files: ``/<ns as a/b>/_files/``."""
     check_kv(namespace)
@@ -103,7 +107,7 @@ async def get_file(
 ) -> Response[bytes]:
     """The content of a namespace file."""
     rel = clean(path)
-    storage = InternalStorage(deps(request).store)
+    storage = storage_of(request)
     try:
         data = await storage.get(object_name(namespace, rel))
     except StorageError:
@@ -161,7 +165,7 @@ async def upload_file(
     data, filename = await _upload_body(request)
     is_zip = bool(filename and filename.lower().endswith(".zip"))
     files = unzip(data) if is_zip else [(clean(path), data)]
-    storage = InternalStorage(deps(request).store)
+    storage = storage_of(request)
     for rel, content in files:  # every name checked (unzip) before the first write
         await storage.put(object_name(namespace, rel), content)
     return [attributes(rel, "File", len(content)) for rel, content in files]
@@ -175,7 +179,7 @@ async def list_directory(
 ) -> list[dict[str, Any]]:
     """The files and directories directly in a directory (FileAttributes)."""
     rel = clean(path, allow_root=True)
-    storage = InternalStorage(deps(request).store)
+    storage = storage_of(request)
     files = await files_under(storage, namespace, rel)
     if rel and rel in files:
         raise bad(f"{rel!r} is a file, not a directory: GET /api/v1/namespaces/{namespace}/files?path={rel}")
@@ -202,7 +206,7 @@ async def file_stats(
 ) -> dict[str, Any]:
     """FileAttributes of a file or directory."""
     rel = clean(path, allow_root=True)
-    storage = InternalStorage(deps(request).store)
+    storage = storage_of(request)
     if rel:
         stat = await file_stat(storage, object_name(namespace, rel))
         if stat is not None:
@@ -221,7 +225,7 @@ async def search_files(
     q: Annotated[str, QueryParameter(description="Text the file's path contains")] = "",
 ) -> list[str]:
     """The paths (``/a/b.txt``) of the namespace's files that contain ``q``."""
-    storage = InternalStorage(deps(request).store)
+    storage = storage_of(request)
     return ["/" + f for f in await files_under(storage, namespace, "") if q in f]
 
 
@@ -233,7 +237,7 @@ async def delete_file(
 ) -> None:
     """Delete a namespace file, or a directory and every file in it."""
     rel = clean(path)
-    storage = InternalStorage(deps(request).store)
+    storage = storage_of(request)
     files = await files_under(storage, namespace, rel)
     if not files:
         raise not_found(f"namespace {namespace} has no file or directory {rel!r}")
@@ -252,7 +256,7 @@ async def move_file(
     src, dst = clean(from_), clean(to)
     if dst == src or dst.startswith(src + "/"):
         raise bad(f"cannot move {src!r} into itself ({dst!r})")
-    storage = InternalStorage(deps(request).store)
+    storage = storage_of(request)
     files = await files_under(storage, namespace, src)
     if not files:
         raise not_found(f"namespace {namespace} has no file or directory {src!r}")
@@ -268,7 +272,7 @@ async def move_file(
 @get("/namespaces/{namespace:str}/files/export", tags=["Files"])
 async def export_files(request: Request[Any, Any, Any], namespace: FromPath[str]) -> Response[bytes]:
     """Every file of the namespace in one .zip."""
-    storage = InternalStorage(deps(request).store)
+    storage = storage_of(request)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
         for f in await files_under(storage, namespace, ""):

@@ -15,7 +15,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from engine.core.errors import FlowValidationError, Issue
 from engine.flow import load_flow
 from eventstore import subjects as S
-from webserver.http import Deps, Page, Size, deps, not_found, read_text, unprocessable, yaml_body
+from webserver.http import Deps, LabelsParam, Page, Size, deps, not_found, read_text, unprocessable, yaml_body
 from webserver.query import Where, paged
 
 
@@ -184,7 +184,7 @@ async def search_flows(
     size: Size = 25,
     namespace: FromQuery[str | None] = None,
     q: Annotated[str | None, QueryParameter(description="Text in the id, namespace or description")] = None,
-    labels: Annotated[list[str] | None, QueryParameter(description="key:value (repeat)")] = None,
+    labels: LabelsParam = None,
 ) -> dict[str, Any]:
     """Deployed flows, filtered and paged: ``{results, total}``."""
     where = Where("NOT deleted")

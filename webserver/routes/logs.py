@@ -14,7 +14,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from eventstore.admin import tail_logs
 from eventstore.indexer import LEVELS, TERMINAL
-from webserver.http import Page, Size, bad, deps, not_found, page_params
+from webserver.http import FlowIdParam, Page, Size, bad, deps, not_found, page_params
 from webserver.query import Where, iso, paged, parse_date
 
 
@@ -43,6 +43,8 @@ def log_json(row: tuple[Any, ...], namespace: str | None, flow_id: str | None) -
     }
 
 
+MinLevel = Annotated[str | None, QueryParameter(name="minLevel")]
+
 LOG_SELECT = "SELECT seq, execution_id, date, level, message, taskrun_id, task_id, attempt FROM logs"
 
 
@@ -52,7 +54,7 @@ async def execution_logs(
     execution_id: FromPath[str],
     page: Page = 1,
     size: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
-    min_level: Annotated[str | None, QueryParameter(name="minLevel")] = None,
+    min_level: MinLevel = None,
     taskrun_id: Annotated[str | None, QueryParameter(name="taskRunId")] = None,
     task_id: Annotated[str | None, QueryParameter(name="taskId")] = None,
     attempt: Annotated[int | None, QueryParameter(ge=0)] = None,
@@ -94,8 +96,8 @@ async def search_logs(
     page: Page = 1,
     size: Size = 100,
     namespace: FromQuery[str | None] = None,
-    flow_id: Annotated[str | None, QueryParameter(name="flowId")] = None,
-    min_level: Annotated[str | None, QueryParameter(name="minLevel")] = None,
+    flow_id: FlowIdParam = None,
+    min_level: MinLevel = None,
     q: Annotated[str | None, QueryParameter(description="Text in the message")] = None,
     start_date: Annotated[str | None, QueryParameter(name="startDate")] = None,
     end_date: Annotated[str | None, QueryParameter(name="endDate")] = None,
@@ -134,7 +136,7 @@ async def search_logs(
 async def follow_logs(
     request: Request[Any, Any, Any],
     execution_id: FromPath[str],
-    min_level: Annotated[str | None, QueryParameter(name="minLevel")] = None,
+    min_level: MinLevel = None,
 ) -> ServerSentEvent:
     """Server-Sent Events: every log line of the execution from the first, live, until it has ended."""
     d = deps(request)

@@ -16,7 +16,18 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from triggers.kv import TriggerKV
 from triggers.service import set_disabled
-from webserver.http import Deps, Page, Size, bad, conflict, deps, page_of, unprocessable
+from webserver.http import (
+    Deps,
+    FlowIdParam,
+    NamespaceTree,
+    Page,
+    Size,
+    bad,
+    conflict,
+    deps,
+    page_of,
+    unprocessable,
+)
 from webserver.query import flow_deployed
 from webserver.triggers import (
     BackfillBody,
@@ -66,8 +77,8 @@ async def search_triggers(
     page: Page = 1,
     size: Size = 10,
     q: Annotated[str | None, QueryParameter(description="Text in the namespace, flow or trigger id")] = None,
-    namespace: Annotated[str | None, QueryParameter(description="This namespace and its children")] = None,
-    flow_id: Annotated[str | None, QueryParameter(name="flowId")] = None,
+    namespace: NamespaceTree = None,
+    flow_id: FlowIdParam = None,
     sort: Annotated[str | None, QueryParameter(description="namespace|flowId|triggerId|type[:desc]")] = None,
 ) -> dict[str, Any]:
     """Triggers of the flows, with state: ``{results: [{abstractTrigger, triggerContext}], total}``."""
@@ -172,7 +183,7 @@ async def set_disabled_by_triggers(
 async def set_disabled_by_query(
     request: Request[Any, Any, Any],
     q: Annotated[str | None, QueryParameter(description="Text in the namespace, flow or trigger id")] = None,
-    namespace: Annotated[str | None, QueryParameter(description="This namespace and its children")] = None,
+    namespace: NamespaceTree = None,
     disabled: Annotated[bool, QueryParameter(description="true: disable, false: enable")] = True,
 ) -> dict[str, Any]:
     """Enable or disable every Schedule trigger matching the query (others are skipped): ``{count}``."""
