@@ -6,13 +6,13 @@ import json
 import sys
 from pathlib import Path
 
+from webserver.app import openapi_schema
+
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] != "openapi":
         sys.stderr.write("usage: python -m webserver openapi [-o FILE]\n")
         return 2
-    from webserver.app import openapi_schema
-
     text = json.dumps(openapi_schema(), indent=2) + "\n"
     if len(argv) >= 3 and argv[1] in ("-o", "--output"):
         Path(argv[2]).write_text(text)

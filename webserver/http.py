@@ -55,7 +55,7 @@ class Deps:
 
     runtime: Any  # engine.runtime.Runtime (store, flows, create_execution, restart, replay...)
     indexer: Indexer
-    backfills: dict[tuple[str, str, str], Any] = field(default_factory=dict)  # webserver.flowtriggers
+    backfills: dict[tuple[str, str, str], Any] = field(default_factory=dict)  # webserver.triggers
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)  # the API's own metrics
 
     @property
