@@ -163,9 +163,15 @@ def trigger_context(d: Deps, ft: FlowTrigger, state: dict[str, Any]) -> dict[str
     return out
 
 
-async def contexts(d: Deps, fts: list[FlowTrigger]) -> list[dict[str, Any]]:
+async def trigger_kv(d: Deps) -> TriggerKV:
+    """The scheduler's trigger state bucket (created if this API runs before any scheduler)."""
     kv = TriggerKV(d.store)
     await kv.setup()
+    return kv
+
+
+async def contexts(d: Deps, fts: list[FlowTrigger]) -> list[dict[str, Any]]:
+    kv = await trigger_kv(d)
     states = await asyncio.gather(*(trigger_state(kv, ft) for ft in fts))
     backfills = await asyncio.gather(*(backfill_json(d, ft) for ft in fts))
     out = []

@@ -14,7 +14,6 @@ import msgspec
 from litestar import Request, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from triggers.kv import TriggerKV
 from triggers.service import set_disabled
 from webserver.http import (
     Deps,
@@ -40,6 +39,7 @@ from webserver.triggers import (
     is_schedule,
     one_context,
     start_backfill,
+    trigger_kv,
 )
 
 TRIGGER_SORTS = {
@@ -134,9 +134,7 @@ async def set_trigger_disabled(d: Deps, ft: FlowTrigger, disabled: bool) -> None
             f"{what} is disabled in the flow's YAML ({ft.namespace}.{ft.flow_id}): remove `disabled: true` "
             "there and deploy a new revision to enable it"
         )
-    kv = TriggerKV(d.store)
-    await kv.setup()
-    await set_disabled(kv, ft.namespace, ft.flow_id, ft.trigger_id, disabled)
+    await set_disabled(await trigger_kv(d), ft.namespace, ft.flow_id, ft.trigger_id, disabled)
 
 
 @put("/triggers", status_code=200, tags=["Triggers"])
