@@ -20,6 +20,7 @@ from engine.inputs import load_yaml
 
 from ._expr import core
 from ._expr.library import step_functions
+from ._expr.translate import FUNCTION_PREFIX
 
 __all__ = ["Expressions", "StepTemplates", "check", "env_vars", "has_expression"]
 
@@ -149,7 +150,9 @@ class StepTemplates:
 
     def __init__(self, expressions: Expressions, now: str, seed: str, envs: Mapping[str, str]) -> None:
         self._expressions = expressions
-        self._functions = step_functions(now, seed)
+        # Under the prefixed names the translated templates call (``now()`` -> ``_pbf_now()``):
+        # unprefixed, they would be plain variables and every call would reach the global, unbound ones.
+        self._functions = {FUNCTION_PREFIX + k: f for k, f in step_functions(now, seed).items()}
         self._envs = envs
 
     @property
