@@ -15,14 +15,16 @@ from engine.core.tree import index_tasks, make_id
 # restart and replay: new events over an existing history, never edits
 
 
-def _with_ancestors(state: Execution, ids: list[str]) -> set[str]:
+def _with_ancestors(state: Execution, ids: list[str]) -> dict[str, None]:
+    """Those taskruns and their ancestors, in creation order (a set of strings would iterate in
+    an order of its process: the events built from it must be the same bytes everywhere)."""
     out: set[str] = set()
     for tr_id in ids:
         node = state.taskruns.get(tr_id)
         while node is not None and node.id not in out:
             out.add(node.id)
             node = state.taskruns.get(node.parent_id) if node.parent_id else None
-    return out
+    return {tr_id: None for tr_id in state.taskruns if tr_id in out}
 
 
 def _error_branch_ids(state: Execution) -> list[str]:
