@@ -39,6 +39,7 @@ from engine.core.decider import (
 from engine.core.errors import ConcurrencyConflict, EngineError
 from engine.core.execution import Execution, evolve
 from engine.core.history import replay_events
+from engine.core.replay import Step, record
 from engine.core.work import WorkItem, encode_work
 from engine.flows import FlowCache
 from engine.logs import get_logger
@@ -77,6 +78,7 @@ class Executor:
         renderer: Any,
         clock: Callable[[], str] = utcnow,
         executor_id: str | None = None,
+        on_step: Callable[[str, Step], None] | None = None,
     ) -> None:
         self.store = store
         self.flows = flows
@@ -100,6 +102,8 @@ class Executor:
         self._groups_read = -1e9
         self._slots = asyncio.Semaphore(512)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Called with each step once appended, before its effects go out (tests/replay records them).
+        self.on_step = on_step
 
     async def start(self) -> None:
         """Take this executor's share of the partitions (all of them when it is alone)."""
@@ -445,6 +449,9 @@ class Executor:
             # After a restart we cannot know whether dispatches of the previous run went out:
             # send them again (same Nats-Msg-Id, and a worker ignores a taskrun already started).
             effects.extend(redispatch(state, flow, now, templates))
+        if self.on_step is not None:
+            step = record(base_seq, now, templates.envs, items, events, effects, first_load)
+            self.on_step(execution_id, step)
         await self.perform(state, effects)
         self._dispatched_checked.add(execution_id)  # this executor sent every effect so far
         if state.is_terminal:
