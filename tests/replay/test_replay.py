@@ -9,6 +9,7 @@ and must produce exactly the recorded bytes. No server is needed.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -20,7 +21,7 @@ import pytest
 
 from engine.core.model import Flow
 from engine.core.ports import Templates
-from engine.core.replay import ReplayMismatch, load, replay
+from engine.core.replay import Header, ReplayMismatch, Step, load, replay
 from engine.expressions import Expressions
 from engine.flow import load_flow
 from engine.inputs import load_yaml
@@ -85,6 +86,43 @@ def test_unbound_templates_are_caught() -> None:
     assert message.startswith(f"{STEP_FUNCTIONS.name}: step "), message
     assert "differs\n  recorded: " in message, message
     assert "\n  replayed: " in message, message
+
+
+def _tampered(change: Any) -> str:
+    """The message of replaying the first history with more than one step, changed by ``change``."""
+    path = next(p for p in FILES if len(load(p.read_bytes())[1]) > 2)
+    header, steps = load(path.read_bytes())
+    header, steps = change(header, steps)
+    with pytest.raises(ReplayMismatch) as caught:
+        replay(path.name, header, steps, parse, bound)
+    return str(caught.value)
+
+
+def test_a_differing_event_is_named() -> None:
+    def change(header: Header, steps: list[Step]) -> tuple[Header, list[Step]]:
+        events = list(steps[1].events)
+        events[0] = msgspec.Raw(bytes(events[0]).replace(b'"date":"', b'"date":"X', 1))
+        steps[1] = msgspec.structs.replace(steps[1], events=events)
+        return header, steps
+
+    message = _tampered(change)
+    assert re.match(r"\S+\.jsonl: step 2 \(seq \d+, now [^)]+\): event 0 differs\n  recorded: ", message)
+    assert '"date":"X' in message.split("\n")[1] and '"date":"X' not in message.split("\n")[2], message
+
+
+def test_a_missing_event_is_named() -> None:
+    def change(header: Header, steps: list[Step]) -> tuple[Header, list[Step]]:
+        steps[0] = msgspec.structs.replace(steps[0], events=steps[0].events[:-1])
+        return header, steps
+
+    message = _tampered(change)
+    expected = r": step 1 \(.*\): \d+ events recorded, \d+ replayed; first extra \(replayed\): "
+    assert re.search(expected, message), message
+
+
+def test_an_unrecorded_flow_is_named() -> None:
+    message = _tampered(lambda header, steps: (msgspec.structs.replace(header, flows=[]), steps))
+    assert re.search(r"\.jsonl: flow \S+ revision \d+ was not recorded$", message), message
 
 
 def test_replay_does_not_depend_on_the_hash_seed() -> None:
