@@ -25,7 +25,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -34,9 +33,13 @@ sys.path.insert(0, str(REPO / "tests" / "conformance"))
 import msgspec  # noqa: E402
 from corpus import FLOW_TRIGGER, Case, asserted_cases, corpus_root, run_case  # noqa: E402
 
+from engine.clock import utcnow  # noqa: E402
 from engine.core import events as ev  # noqa: E402
 from engine.core.execution import Execution, clone, evolve  # noqa: E402
 from engine.core.replay import FORMAT, FlowKey, Header, Step, dump, recorded_events  # noqa: E402
+from engine.executor import Executor  # noqa: E402
+from engine.runtime import Runtime  # noqa: E402
+from triggers.service import TriggerService  # noqa: E402
 
 HISTORIES = HERE / "histories"
 OWN_FLOWS = HERE / "flows"
@@ -161,15 +164,12 @@ def file_name(case: str, n: int, flow_id: str) -> str:
 class Roles:
     """The executor, worker and trigger service of the recording, each stopped and started at will."""
 
-    def __init__(self, rt: Any, recorder: Recorder) -> None:
+    def __init__(self, rt: Runtime, recorder: Recorder) -> None:
         self.rt = rt
         self.recorder = recorder
         self.tasks: dict[str, asyncio.Task[None]] = {}
 
     def start(self, name: str) -> None:
-        from engine.executor import Executor
-        from triggers.service import TriggerService
-
         rt = self.rt
         if name == "executor":  # a stable id: a restarted one takes its partitions back at once
             job = Executor(rt.store, rt.flows, rt.expressions, executor_id="recorder", on_step=self.recorder)
@@ -194,7 +194,7 @@ async def poll(check: Callable[[], Awaitable[bool]], what: str, timeout: float =
         await asyncio.sleep(0.05)
 
 
-async def run_own_flows(rt: Any, recorder: Recorder, roles: Roles, timeout: float = 30.0) -> None:
+async def run_own_flows(rt: Runtime, recorder: Recorder, roles: Roles, timeout: float = 30.0) -> None:
     for path in sorted(OWN_FLOWS.glob("*.yaml")):
         await rt.flows.deploy(path.read_text(), file=str(path))
     for flow_id in OWN_RUNS:
@@ -206,11 +206,9 @@ async def run_own_flows(rt: Any, recorder: Recorder, roles: Roles, timeout: floa
     await run_executor_restart(rt, recorder, roles, timeout)
 
 
-async def run_executor_restart(rt: Any, recorder: Recorder, roles: Roles, timeout: float) -> None:
+async def run_executor_restart(rt: Runtime, recorder: Recorder, roles: Roles, timeout: float) -> None:
     """The executor restarts between a dispatch and the worker's start: the next one folds the
     execution from the store and, not knowing whether the dispatch went out, sends it again."""
-    from engine.clock import utcnow
-
     recorder.case = "replay:executor-restart"
     await roles.stop("worker")
     flow = await rt.flows.get(OWN_NAMESPACE, "executor-restart")
@@ -235,8 +233,6 @@ async def run_executor_restart(rt: Any, recorder: Recorder, roles: Roles, timeou
 
 
 async def record_cases(cases: list[Case], own: bool, out: Path) -> list[Path]:
-    from engine.runtime import Runtime
-
     recorder = Recorder()
     root = corpus_root()
     with tempfile.TemporaryDirectory(prefix="replay-record-") as home:
@@ -269,7 +265,7 @@ def flow_triggered(steps: list[Step]) -> bool:
     return bool(kind.rsplit(".", 1)[-1] == str(FLOW_TRIGGER).rsplit(".", 1)[-1])
 
 
-async def write(recorder: Recorder, rt: Any, out: Path, keep_triggered: set[str]) -> list[Path]:
+async def write(recorder: Recorder, rt: Runtime, out: Path, keep_triggered: set[str]) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     counters: dict[str, int] = {}
