@@ -29,9 +29,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "conformance"))
+sys.path.insert(0, str(HERE))
 
 import msgspec  # noqa: E402
 from corpus import FLOW_TRIGGER, Case, asserted_cases, corpus_root, run_case  # noqa: E402
+from replaying import HISTORIES, mismatches  # noqa: E402
 
 from engine.clock import utcnow  # noqa: E402
 from engine.core import events as ev  # noqa: E402
@@ -41,7 +43,6 @@ from engine.executor import Executor  # noqa: E402
 from engine.runtime import Runtime  # noqa: E402
 from triggers.service import TriggerService  # noqa: E402
 
-HISTORIES = HERE / "histories"
 OWN_FLOWS = HERE / "flows"
 
 # The chosen cases, by what they cover. Flow-triggered executions are left out (a listener of
@@ -309,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
         cases = [by_id[c] for c in CASES]
     if args.k:
         cases = [c for c in cases if args.k in c.id]
-    own = args.all or not args.k or any(args.k in f"replay:{f}" for f in OWN_RUNS)
+    own = args.all or not args.k or any(args.k in f"replay:{f}" for f in (*OWN_RUNS, "executor-restart"))
     if args.out == HISTORIES:
         for old in HISTORIES.glob("*.jsonl"):
             old.unlink()
@@ -317,6 +318,12 @@ def main(argv: list[str] | None = None) -> None:
     written = asyncio.run(record_cases(cases, own, args.out))
     size = sum(p.stat().st_size for p in written)
     print(f"recorded {len(written)} histories, {size / 1e6:.2f} MB, in {time.monotonic() - started:.0f}s")
+    found = mismatches(written)  # a history that does not replay is a finding, not a golden file
+    for message in found:
+        print(message)
+    print(f"replayed {len(written) - len(found)}/{len(written)}")
+    if found:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

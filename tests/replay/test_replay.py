@@ -18,28 +18,14 @@ from typing import Any
 
 import msgspec
 import pytest
+from replaying import EXPRESSIONS, HISTORIES, bound, mismatches, parse, replay_file
 
-from engine.core.model import Flow
 from engine.core.ports import Templates
 from engine.core.replay import Header, ReplayMismatch, Step, load, replay
-from engine.expressions import Expressions
-from engine.flow import load_flow
 from engine.inputs import load_yaml
 
-HISTORIES = Path(__file__).parent / "histories"
 REPO = Path(__file__).resolve().parents[2]
 FILES = sorted(HISTORIES.glob("*.jsonl"))
-
-_expressions = Expressions()
-
-
-def parse(source: str, revision: int) -> Flow:
-    """As the executor's flow cache parses a stored revision."""
-    return msgspec.structs.replace(load_flow(source), revision=revision)
-
-
-def bound(now: str, seed: str, envs: Mapping[str, str]) -> Templates:
-    return _expressions.for_step(now, seed, envs)
 
 
 class Unbound:
@@ -49,7 +35,7 @@ class Unbound:
         self.envs = envs
 
     def render_value(self, value: Any, variables: Mapping[str, Any]) -> Any:
-        return _expressions.render_value(value, variables)
+        return EXPRESSIONS.render_value(value, variables)
 
     def load_yaml(self, text: str) -> Any:
         return load_yaml(text)
@@ -57,11 +43,6 @@ class Unbound:
 
 def unbound(now: str, seed: str, envs: Mapping[str, str]) -> Templates:
     return Unbound(envs)
-
-
-def replay_file(path: Path, templates_for: Any = bound) -> int:
-    header, steps = load(path.read_bytes())
-    return replay(path.name, header, steps, parse, templates_for)
 
 
 def test_there_are_histories() -> None:
@@ -137,11 +118,6 @@ def test_replay_does_not_depend_on_the_hash_seed() -> None:
 
 
 if __name__ == "__main__":  # every history, in this process (the hash-seed test runs this)
-    failed = 0
-    for path in FILES:
-        try:
-            replay_file(path)
-        except ReplayMismatch as exc:
-            failed += 1
-            print(exc)
-    sys.exit(1 if failed else 0)
+    found = mismatches(FILES)
+    print("\n".join(found))
+    sys.exit(1 if found else 0)
