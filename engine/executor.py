@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +43,7 @@ from engine.core.work import WorkItem, encode_work
 from engine.flows import FlowCache
 from engine.logs import get_logger
 from engine.partitions import Partitions
+from engine.settings import settings
 from eventstore import subjects as S
 from eventstore.store import LogLine, Store, patiently
 
@@ -64,10 +64,7 @@ _snapshot_decoder = msgspec.msgpack.Decoder(Snapshot)
 
 def snapshot_every() -> int:
     """ENGINE_SNAPSHOT_EVERY steps (default 100) between two snapshots of an execution's state."""
-    text = os.environ.get("ENGINE_SNAPSHOT_EVERY", "100").strip()
-    if not text.isdigit() or int(text) < 1:
-        raise EngineError(f"ENGINE_SNAPSHOT_EVERY={text!r}: expected a number of steps >= 1 (default 100)")
-    return int(text)
+    return settings().snapshot_every
 
 
 class Executor:
@@ -89,7 +86,7 @@ class Executor:
         self._subs: dict[int, Any] = {}  # partition -> its consumer's subscription
         # ENGINE_EXECUTOR_ID: a stable id (unique per process) lets a restarted executor take its
         # partitions back at once instead of waiting for its old leases to expire.
-        self.id = executor_id or os.environ.get("ENGINE_EXECUTOR_ID") or f"x{uuid.uuid4().hex[:12]}"
+        self.id = executor_id or settings().executor_id or f"x{uuid.uuid4().hex[:12]}"
         self.partitions = Partitions(store, self.id, self._consume, self._release, alive=self._alive)
         self._ping: Any = None
         self.snapshot_every = snapshot_every()

@@ -7,9 +7,10 @@ ENGINE_LOG_LEVEL=debug|info|warning|error.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import Any
+
+from engine.settings import settings
 
 _configured = False
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "warn": logging.WARNING}
@@ -17,7 +18,7 @@ _LEVELS |= {"error": logging.ERROR, "exception": logging.ERROR, "critical": logg
 
 
 def _threshold() -> int:
-    return getattr(logging, os.environ.get("ENGINE_LOG_LEVEL", "warning").upper(), logging.WARNING)
+    return settings().log_level
 
 
 def _drop(*args: Any, **kwargs: Any) -> None:
@@ -32,7 +33,7 @@ def configure() -> None:
     import structlog
 
     level = _threshold()
-    fmt = os.environ.get("ENGINE_LOG_FORMAT") or ("console" if sys.stderr.isatty() else "json")
+    fmt = settings().log_format or ("console" if sys.stderr.isatty() else "json")
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"

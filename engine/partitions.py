@@ -24,14 +24,13 @@ without noticing (a long pause, a partition of the network) has its next write r
 from __future__ import annotations
 
 import asyncio
-import os
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from engine.aio import cancelling
-from engine.core.errors import EngineError
 from engine.logs import get_logger
+from engine.settings import settings
 from eventstore import subjects as S
 
 log = get_logger("engine.partitions")
@@ -47,14 +46,7 @@ class LeaseStore(Protocol):
 
 def lease_ttl() -> float:
     """ENGINE_LEASE_TTL seconds (default 3): how long a dead executor's partitions wait for a new owner."""
-    text = os.environ.get("ENGINE_LEASE_TTL", "3").strip()
-    try:
-        ttl = float(text)
-    except ValueError:
-        ttl = -1.0
-    if not 1 <= ttl <= 60:
-        raise EngineError(f"ENGINE_LEASE_TTL={text!r}: expected seconds from 1 to 60 (default 3)")
-    return ttl
+    return settings().lease_ttl
 
 
 def assign(members: list[str], partitions: int = S.PARTITIONS) -> dict[int, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from engine.core.execution import Execution, evolve
 from engine.core.model import Flow
 from engine.core.states import TERMINAL, State
 from engine.flows import FlowCache
+from engine.settings import settings
 from eventstore import subjects as S
 from eventstore.server import EmbeddedServer
 from eventstore.store import JetStreamKV, Store
@@ -26,9 +26,9 @@ from eventstore.store import JetStreamKV, Store
 
 def data_home() -> Path:
     """ENGINE_HOME, else the per-user data directory."""
-    home = os.environ.get("ENGINE_HOME")
+    home = settings().home
     if home:
-        return Path(home).expanduser()
+        return home
     import platformdirs
 
     return Path(platformdirs.user_data_dir("engine", appauthor=False))
@@ -72,7 +72,7 @@ class Runtime:
     """Connects to NATS (starting the embedded server unless ENGINE_NATS_URL is set)."""
 
     def __init__(self, nats_url: str | None = None, home: Path | None = None) -> None:
-        self.nats_url = nats_url or os.environ.get("ENGINE_NATS_URL")
+        self.nats_url = nats_url or settings().nats_url
         self.home = home or data_home()
         self.server: EmbeddedServer | None = None
         self.store: Store

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.core.errors import ServerError
+from engine.settings import settings
 
 
 def nats_server_binary() -> str:
@@ -46,7 +47,7 @@ def nats_server_binary() -> str:
 
 def sync_interval() -> str:
     """The fsync policy: ``always`` (an acknowledged write is on disk) unless ENGINE_SYNC_INTERVAL says."""
-    return os.environ.get("ENGINE_SYNC_INTERVAL", "always")
+    return settings().sync_interval
 
 
 def conf_value(value: str) -> str:

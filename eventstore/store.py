@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +25,7 @@ from nats.js.errors import APIError, KeyNotFoundError, NotFoundError, ServiceUna
 
 from engine.core.errors import ConcurrencyConflict, ServerError
 from engine.core.events import Event, Input, decode, encode, encode_input
+from engine.settings import settings
 from eventstore import subjects as S
 
 # "wrong last sequence": 10071 names the sequence; a clustered stream may answer 10164 instead.
@@ -67,12 +67,10 @@ _close_replaced_connections()
 
 def default_replicas(servers: int) -> int:
     """ENGINE_REPLICAS, else 3 when given the URLs of a cluster of three or more nodes, else 1."""
-    text = os.environ.get("ENGINE_REPLICAS", "").strip()
-    if not text:
+    replicas = settings().replicas
+    if replicas is None:
         return 3 if servers >= 3 else 1
-    if not text.isdigit() or not 1 <= int(text) <= 5:
-        raise ServerError(f"ENGINE_REPLICAS={text!r}: expected a number from 1 to 5 (3 on a cluster)")
-    return int(text)
+    return replicas
 
 
 T = TypeVar("T")

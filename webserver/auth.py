@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hmac
 import ipaddress
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from litestar.types import ASGIApp, Receive
 
 from engine.core.errors import EngineError
+from engine.settings import Settings, settings
 
 PUBLIC = frozenset({"/health", "/ready"})
 
@@ -35,15 +35,14 @@ class Auth:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Auth:
         """``ENGINE_API_USER`` + ``ENGINE_API_PASSWORD`` (basic auth), ``ENGINE_API_TOKENS`` (comma list)."""
-        env = os.environ if env is None else env
+        given = settings() if env is None else Settings.from_env(env)
         users = {}
-        user, password = env.get("ENGINE_API_USER"), env.get("ENGINE_API_PASSWORD")
+        user, password = given.api_user, given.api_password
         if user and password:
             users[user] = password
         elif user or password:
             raise EngineError("set both ENGINE_API_USER and ENGINE_API_PASSWORD for basic auth (or neither)")
-        tokens = frozenset(t.strip() for t in env.get("ENGINE_API_TOKENS", "").split(",") if t.strip())
-        return cls(users, tokens)
+        return cls(users, given.api_tokens)
 
     def check(self, header: str | None) -> bool:
         if not self.enabled:
