@@ -11,7 +11,7 @@ import typer
 from triggers_helpers import ns
 from typer.testing import CliRunner
 
-from triggers.cli import register
+from engine.cli.triggers import register
 
 FLOW = """
 id: nightly

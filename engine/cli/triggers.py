@@ -8,20 +8,19 @@ invalid --input) prints one line and exits 2 before anything is stored.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
 
+from engine.cli.common import fail, session
+
 app = typer.Typer(no_args_is_help=True, help="Inspect and toggle flow triggers.")
 
 
-def _fail(message: str, code: int = 2) -> None:
-    sys.stderr.write(message.rstrip().splitlines()[0] + "\n")
-    raise typer.Exit(code)
+def _fail(message: str, code: int = 2) -> NoReturn:
+    fail(message.rstrip().splitlines()[0], code)
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
@@ -69,26 +68,6 @@ _ROLES = typer.Option(
     "--roles/--no-roles",
     help="Run an executor and a worker in this process (default: only on the embedded server).",
 )
-
-
-@contextlib.asynccontextmanager
-async def _session(roles: bool | None) -> AsyncIterator[Any]:
-    """A Runtime; with ``roles`` (default: on the embedded server) an executor and a worker run here."""
-    from engine.aio import stop_tasks
-    from engine.runtime import Runtime
-
-    async with Runtime() as rt:
-        if roles is None:
-            roles = rt.server is not None
-        tasks = (
-            [asyncio.create_task(rt.executor().run()), asyncio.create_task(rt.worker().run())]
-            if roles
-            else []
-        )
-        try:
-            yield rt
-        finally:
-            await stop_tasks(tasks)
 
 
 @backfill_app.command("start")
@@ -200,7 +179,7 @@ async def _backfill(
             task = bar.add_task(f"backfill {namespace}.{flow_id}", total=status.total, running=0)
         bar.update(task, completed=status.handled, total=status.total, running=status.running)
 
-    async with _session(roles if wait else False) as rt:
+    async with session(roles if wait else False, sigterm=False) as rt:
         status = await start_backfill(
             rt, namespace, flow_id, trigger, start, end, inputs, labels, max_inflight
         )

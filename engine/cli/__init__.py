@@ -1,0 +1,30 @@
+"""The ``engine`` command line: one module per command group, assembled here.
+
+The CLI sits on top of everything (it may import any package; nothing imports it). Commands are
+listed in ``--help`` in the order they are registered below, the groups after them.
+"""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from engine.cli import cluster, executions, flow, run, schema, server, triggers
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Run Kestra flows on an event-sourced core."
+)
+run.register(app)  # `engine run`
+executions.register_commands(app)  # `engine kill|resume|restart|replay|logs`
+flow.register(app)  # `engine flow validate|deploy|revisions`
+schema.register(app)  # `engine schema export`, `engine plugins list`
+triggers.register(app)  # `engine backfill`, `engine triggers list|enable|disable`
+cluster.register(app)  # `engine cluster start|config`
+server.register(app)  # `engine server local|webserver|executor|scheduler|worker|nats`
+executions.register_group(app)  # `engine executions get|list`
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

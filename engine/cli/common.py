@@ -1,0 +1,183 @@
+"""What the command groups share: failing in one line, running an async command, the local session,
+the shared options, and printing logs and an execution's end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import AsyncIterator
+from typing import Any, NoReturn
+
+import typer
+
+from engine.aio import run_async, stop_tasks
+from engine.core.errors import EngineError, FlowValidationError
+from engine.settings import SERVER, TOKEN
+
+_COLORS = {
+    "ERROR": "\x1b[31m",
+    "WARN": "\x1b[33m",
+    "INFO": "\x1b[36m",
+    "DEBUG": "\x1b[2m",
+    "TRACE": "\x1b[2m",
+}
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    sys.stderr.write(message.rstrip() + "\n")
+    raise typer.Exit(code)
+
+
+def print_issues(exc: FlowValidationError) -> None:
+    n = len(exc.issues)
+    sys.stderr.write(f"{n} problem{'s' if n != 1 else ''} found:\n")
+    for issue in exc.issues:
+        sys.stderr.write(f"  {issue}\n")
+
+
+def command(coro: Any) -> None:
+    """Run an async command: EngineError → one line and exit 1; Ctrl-C/SIGTERM → exit 130."""
+    try:
+        code = run_async(coro)
+    except EngineError as exc:
+        fail(str(exc), 1)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        fail("interrupted", 130)
+    raise typer.Exit(code)
+
+
+ROLES = typer.Option(
+    None,
+    "--roles/--no-roles",
+    help="Run the executor and a worker in this process (default: only on the embedded server).",
+)
+WAIT = typer.Option(True, "--wait/--no-wait", help="Follow the execution's logs until it ends.")
+OUTPUT = typer.Option("pretty", help="json: print the final execution as JSON on stdout.")
+SERVER_URL = typer.Option(
+    None,
+    "--server",
+    envvar=SERVER,
+    help="Talk to the engine API at this URL (e.g. http://host:8080; user:password@ for basic auth) "
+    "instead of the local data directory.",
+    show_default=False,
+)
+BEARER = typer.Option(
+    None,
+    "--token",
+    envvar=TOKEN,
+    help="Bearer token for --server (one of the server's ENGINE_API_TOKENS).",
+    show_default=False,
+)
+
+
+def check_output(output: str) -> None:
+    if output not in ("json", "pretty"):
+        fail(f"--output: expected json or pretty, got {output!r}")
+
+
+def remote(server: str, token: str | None) -> Any:
+    from engine.cli.remote import RemoteEngine
+
+    return RemoteEngine(server, token)
+
+
+def cancel_on_sigterm() -> None:
+    """SIGTERM cancels the running command's task, as Ctrl-C does: its ``finally`` blocks still run."""
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+
+
+@contextlib.asynccontextmanager
+async def session(roles: bool | None = None, *, sigterm: bool = True) -> AsyncIterator[Any]:
+    """A Runtime, with the executor and a worker running in this process when ``roles`` (default: when
+    the server is the embedded one, since nothing else could run them). ``sigterm``: SIGTERM stops
+    like Ctrl-C: roles cancelled, the embedded server stopped (never orphaned)."""
+    from engine.runtime import Runtime
+
+    if sigterm:
+        cancel_on_sigterm()
+    async with Runtime() as rt:
+        if roles is None:
+            roles = rt.server is not None
+        tasks = (
+            [asyncio.create_task(rt.executor().run()), asyncio.create_task(rt.worker().run())]
+            if roles
+            else []
+        )
+        try:
+            yield rt
+        finally:
+            await stop_tasks(tasks)
+
+
+# ---- output: one code path for local and remote results ------------------------------------------
+# Local results are first turned into the API's documents (execution_json, log items), so a
+# command prints the same whether it read the local data directory or a server (--server).
+
+
+def _log_item(line: Any) -> dict[str, Any]:
+    """A stored LogLine as the API's log item."""
+    return {
+        "timestamp": line.date,
+        "level": line.level,
+        "taskId": line.task_id,
+        "taskRunId": line.taskrun_id,
+        "attemptNumber": line.attempt,
+        "message": line.message,
+    }
+
+
+def print_log_item(item: dict[str, Any], color: bool) -> None:
+    raw = str(item.get("level") or "INFO")
+    level = f"{_COLORS.get(raw, '')}{raw:<5}\x1b[0m" if color else raw
+    stamp = str(item.get("timestamp") or "")[11:23]
+    sys.stderr.write(f"{stamp} {level:<5} {item.get('taskId') or '-'} {item.get('message')}\n")
+
+
+def print_log(line: Any, color: bool) -> None:
+    print_log_item(_log_item(line), color)
+
+
+async def follow(rt: Any, execution_id: str, start: Any, timeout: float | None) -> Any:
+    """Print the live logs of the execution (and its subflows') until it ends; returns its final state."""
+    from eventstore.cli_ops import live_logs
+
+    color = sys.stderr.isatty()
+    async with live_logs(rt.store, execution_id, lambda line: print_log(line, color)):
+        try:
+            return await rt.wait_terminal(execution_id, on_start=start, timeout=timeout)
+        except TimeoutError:
+            sys.stderr.write(
+                f"execution {execution_id} has not ended after {timeout:g}s (its history is kept "
+                "in the data directory)\n"
+            )
+            return None
+
+
+def report(state: Any, output: str) -> int:
+    from engine.core.shape import execution_json
+
+    return report_doc(None if state is None else execution_json(state), output)
+
+
+def report_doc(doc: dict[str, Any] | None, output: str) -> int:
+    """The end of an execution (an execution_json document): one line, or the JSON with --output json."""
+    if doc is None:
+        return 1
+    current = doc["state"]["current"]
+    if output == "json":
+        sys.stdout.write(json.dumps(doc) + "\n")
+    else:
+        histories = doc["state"]["histories"]
+        first, last = histories[0]["date"], histories[-1]["date"]
+        sys.stderr.write(
+            f"execution {doc['id']} {current} ({len(doc.get('taskRunList') or [])} taskruns, "
+            f"{first[11:23]} → {last[11:23]})\n"
+        )
+        if doc.get("outputs"):
+            sys.stderr.write("outputs: " + json.dumps(doc["outputs"]) + "\n")
+    return 0 if current in ("SUCCESS", "WARNING") else 1

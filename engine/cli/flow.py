@@ -1,0 +1,166 @@
+"""``engine flow validate|deploy|revisions``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from engine.cli.common import BEARER, SERVER_URL, command, fail, remote, session
+from engine.core.errors import EngineError, FlowValidationError
+
+flow_app = typer.Typer(no_args_is_help=True, help="Validate and inspect flows.")
+
+
+def _flow_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        files.extend(sorted(f for f in p.rglob("*") if f.suffix in (".yml", ".yaml")) if p.is_dir() else [p])
+    return files
+
+
+def _check_flows(paths: list[Path], namespace: str | None = None) -> tuple[list[tuple[Path, str, Any]], int]:
+    """Validate every flow file (printing each problem on stderr as ``engine flow validate`` does).
+
+    Returns the valid (path, source, flow) and the number of problems; ``namespace``: every flow
+    must be in it or below it, and no two files may hold the same flow.
+    """
+    from engine.flow import load_flow
+
+    valid: list[tuple[Path, str, Any]] = []
+    problems = 0
+    seen: dict[tuple[str, str], Path] = {}
+    for f in _flow_files(paths):
+        source = f.read_text()
+        try:
+            flow = load_flow(source, file=str(f), strict_expressions=True)
+        except FlowValidationError as exc:
+            problems += len(exc.issues)
+            for issue in exc.issues:
+                sys.stderr.write(f"{issue}\n")
+            continue
+        if namespace and flow.namespace != namespace and not flow.namespace.startswith(namespace + "."):
+            problems += 1
+            sys.stderr.write(f"{f}: namespace: {flow.namespace} is not in {namespace} (--namespace)\n")
+            continue
+        key = (flow.namespace, flow.id)
+        if key in seen:
+            problems += 1
+            sys.stderr.write(f"{f}: id: flow {flow.namespace}.{flow.id} is also defined in {seen[key]}\n")
+            continue
+        seen[key] = f
+        valid.append((f, source, flow))
+    return valid, problems
+
+
+def _problems_line(problems: int, files: int) -> str:
+    return f"{problems} problem{'s' if problems != 1 else ''} in {files} file(s)"
+
+
+@flow_app.command("validate")
+def flow_validate(
+    paths: Annotated[list[Path], typer.Argument(help="Flow files or directories.", exists=True)],
+) -> None:
+    """Check flows without running them; exit 1 and list every problem if any is invalid."""
+    files = _flow_files(paths)
+    _, problems = _check_flows(paths)
+    if problems:
+        fail(_problems_line(problems, len(files)), 1)
+    sys.stderr.write(f"{len(files)} flow(s) valid\n")
+
+
+@flow_app.command("deploy")
+def flow_deploy(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Directories (every *.yml/*.yaml below) or flow files.", exists=True)
+    ],
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", help="Refuse any flow outside this namespace (and its children)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and show what would change; deploy nothing.")
+    ] = False,
+    server: str | None = SERVER_URL,
+    token: str | None = BEARER,
+) -> None:
+    """Validate every flow (the problems of `engine flow validate`; any problem: nothing is deployed),
+    then deploy each one whose source changed as a new revision. Prints one line per flow
+    (created, updated, unchanged) on stdout and a summary on stderr."""
+    files = _flow_files(paths)
+    if not files:
+        fail(f"no *.yml or *.yaml flow file in {', '.join(str(p) for p in paths)}", 1)
+    valid, problems = _check_flows(paths, namespace)
+    if problems:
+        fail(_problems_line(problems, len(files)) + ": nothing deployed", 1)
+
+    async def deploy() -> int:
+        if server:
+            async with remote(server, token) as api:
+                return await _deploy_all(valid, dry_run, api.flow_source, api.deploy_flow)
+        async with session(roles=False) as rt:
+
+            async def current(ns: str, fid: str) -> str | None:
+                rev = await rt.store.get_flow(ns, fid)
+                return None if rev is None or rev.deleted else str(rev.source)
+
+            async def save(source: str) -> int:
+                return int((await rt.flows.deploy(source)).revision)
+
+            return await _deploy_all(valid, dry_run, current, save)
+
+    command(deploy())
+
+
+async def _deploy_all(valid: list[tuple[Path, str, Any]], dry_run: bool, current: Any, save: Any) -> int:
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    for path, source, flow in valid:
+        deployed = await current(flow.namespace, flow.id)
+        status = "created" if deployed is None else "unchanged" if deployed == source else "updated"
+        counts[status] += 1
+        revision = ""
+        if status != "unchanged" and not dry_run:
+            revision = f" revision {await save(source)}"
+        verb = status if not dry_run or status == "unchanged" else f"would be {status}"
+        sys.stdout.write(f"{flow.namespace}.{flow.id}\t{verb}{revision}\t{path}\n")
+    summary = ", ".join(f"{n} {what}" for what, n in counts.items())
+    sys.stderr.write(f"{'dry run: ' if dry_run else ''}{len(valid)} flow(s): {summary}\n")
+    return 0
+
+
+@flow_app.command("revisions")
+def flow_revisions(
+    namespace: str,
+    flow_id: str,
+    show: Annotated[
+        int | None, typer.Option("--show", help="Print the YAML source of this revision.")
+    ] = None,
+) -> None:
+    """Every revision of a deployed flow (each deploy that changed the source is a new one)."""
+
+    async def list_revisions() -> int:
+        async with session(roles=False) as rt:
+            revisions = await rt.store.flow_revisions(namespace, flow_id)
+            if not revisions:
+                raise EngineError(f"flow {namespace}.{flow_id} is not deployed")
+            if show is not None:
+                match = [r for r in revisions if r.revision == show]
+                if not match:
+                    known = ", ".join(str(r.revision) for r in revisions)
+                    raise EngineError(
+                        f"flow {namespace}.{flow_id} has no revision {show} (revisions: {known})"
+                    )
+                sys.stdout.write(match[0].source)
+                return 0
+            for r in revisions:
+                note = " (deleted)" if r.deleted else ""
+                sys.stdout.write(f"{r.revision}\t{len(r.source.splitlines())} lines{note}\n")
+            return 0
+
+    command(list_revisions())
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(flow_app, name="flow")

@@ -1,0 +1,91 @@
+"""``engine run``: deploy a flow and run one execution to its end, with live logs."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from engine.aio import run_async
+from engine.cli.common import check_output, fail, follow, print_issues, report, session
+from engine.core.errors import EngineError, FlowValidationError
+
+
+def run(
+    file: Annotated[Path, typer.Argument(help="The flow YAML to run.", exists=True, dir_okay=False)],
+    input: Annotated[
+        list[str] | None, typer.Option("--input", "-i", help="An input, as key=value (repeat).")
+    ] = None,
+    flows: Annotated[
+        Path | None, typer.Option(help="Also deploy every flow in this directory (subflows).")
+    ] = None,
+    output: Annotated[
+        str, typer.Option(help="json: print the final execution as JSON on stdout.")
+    ] = "pretty",
+    label: Annotated[
+        list[str] | None, typer.Option("--label", "-l", help="An execution label, key=value.")
+    ] = None,
+    timeout: Annotated[float | None, typer.Option(help="Give up waiting after this many seconds.")] = None,
+) -> None:
+    """Deploy FILE (and --flows), run one execution to its end with live logs, exit 0 on SUCCESS/WARNING."""
+    from engine.core.inputs import parse_cli_inputs
+    from engine.flow import load_flow, load_flows_dir
+    from engine.inputs import resolve_inputs
+
+    check_output(output)
+    try:
+        flow = load_flow(file.read_text(), file=str(file), strict_expressions=True)
+        extra = load_flows_dir(flows) if flows else []
+        given = parse_cli_inputs(input or [])
+        labels = parse_cli_inputs(label or [])
+        from engine.expressions import Expressions
+
+        inputs = resolve_inputs(flow, given, Expressions().render)
+        from engine.files import check_local_file_inputs
+
+        check_local_file_inputs(flow, inputs)  # FILE inputs: uploaded when the execution is created
+    except FlowValidationError as exc:
+        print_issues(exc)
+        raise typer.Exit(2) from None
+    except EngineError as exc:
+        fail(str(exc))
+    del extra
+    try:
+        code = run_async(_run(file, flows, inputs, labels, output, timeout))
+    except EngineError as exc:
+        fail(str(exc), 1)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        fail("interrupted: the execution's history is kept; it resumes with the next engine process", 130)
+    raise typer.Exit(code)
+
+
+async def _run(
+    file: Path,
+    flows_dir: Path | None,
+    inputs: dict[str, Any],
+    labels: dict[str, str],
+    output: str,
+    timeout: float | None,
+) -> int:
+    from engine.runtime import new_execution_id
+
+    async with session(roles=True) as rt:
+        if flows_dir is not None:
+            await rt.flows.deploy_dir(flows_dir)
+        flow = await rt.flows.deploy(file.read_text(), file=str(file))
+        execution_id = new_execution_id()
+        sys.stderr.write(f"execution {execution_id} of {flow.namespace}.{flow.id} rev {flow.revision}\n")
+        state = await follow(
+            rt,
+            execution_id,
+            lambda: rt.create_execution(flow, inputs, labels, execution_id=execution_id),
+            timeout,
+        )
+        return report(state, output)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(run)
