@@ -51,6 +51,7 @@ _LEVELS = {
     "warn": logging.WARNING,
     "error": logging.ERROR,
     "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
 }
 # nats-server reads the value as a Go duration, written unquoted in its config file
 _DURATION = re.compile(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+")
