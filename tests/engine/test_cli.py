@@ -1,0 +1,51 @@
+"""The ``engine`` command's assembly (no server needed): every group is there, in its order, and a
+malformed ENGINE_* variable stops a command with one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from engine.cli import app
+
+COMMANDS = ["run", "kill", "resume", "restart", "replay", "logs", "flow", "schema", "plugins"]
+COMMANDS += ["backfill", "triggers", "cluster", "server", "executions"]
+
+
+def test_every_command_is_listed_in_order() -> None:
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    listed = [line.split()[1] for line in result.output.splitlines() if line.startswith("│ ")]
+    assert [name for name in listed if not name.startswith("-")] == COMMANDS
+
+
+@pytest.mark.parametrize("action", ["kill", "resume", "restart", "replay"])
+def test_the_actions_take_the_shared_options_after_their_own(action: str) -> None:
+    result = CliRunner().invoke(app, [action, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    text = result.output
+    shared = [text.index(option) for option in ("--roles", "--wait", "--output", "--server", "--token")]
+    assert shared == sorted(shared)
+    own = {"resume": "--input", "replay": "--from"}.get(action)
+    if own:
+        assert text.index(own) < shared[0]
+
+
+def test_a_bad_setting_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENGINE_LEASE_TTL", "soon")
+    result = CliRunner().invoke(app, ["executions", "list"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "ENGINE_LEASE_TTL='soon': expected seconds from 1 to 60 (default 3); fix it or unset it"
+    ]
+
+
+def test_python_dash_m_engine_runs_the_cli() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine", "plugins", "list"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "io.kestra.plugin.core.log.Log" in proc.stdout
