@@ -113,6 +113,8 @@ async def _act(
 
 
 # ---- the four actions: EXECUTION_ID, the action's own options, then the shared ones ------------------
+# Typer reads a command's options from its function's signature; the shared ones are appended to each
+# action's signature here rather than written out in four of them.
 
 _SHARED = [
     inspect.Parameter("roles", inspect.Parameter.KEYWORD_ONLY, default=ROLES, annotation=bool | None),
