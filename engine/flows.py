@@ -12,7 +12,7 @@ from eventstore.store import Store
 
 
 def _parse(source: str, revision: int, file: str | None = None) -> Flow:
-    from engine.flow import load_flow
+    from engine.loader.loader import load_flow
 
     return msgspec.structs.replace(load_flow(source, file=file), revision=revision)
 

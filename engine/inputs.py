@@ -1,20 +1,23 @@
-"""Typed execution inputs with the YAML parser bound (the core's coercion brings none of its own)."""
+"""Typed execution inputs with the YAML parser bound (the core's coercion brings none of its own).
+
+YAML inputs are written by whoever starts an execution: they are parsed with the loader's bounded
+``yaml.safe_load``, which refuses alias bombs.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import yaml
-
 from engine.core import inputs as core
 from engine.core.model import Flow, Input
+from engine.loader.yamlpos import safe_load
 
 __all__ = ["coerce_input", "coerce_output", "load_yaml", "resolve_inputs"]
 
 
 def load_yaml(text: str) -> Any:
-    return yaml.safe_load(text)
+    return safe_load(text)
 
 
 def resolve_inputs(

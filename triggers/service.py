@@ -89,7 +89,7 @@ class _Meta:
 
 
 def _parse_flow(source: str, revision: int) -> Flow:
-    from engine.flow import load_flow
+    from engine.loader.loader import load_flow
 
     return msgspec.structs.replace(load_flow(source), revision=revision)
 

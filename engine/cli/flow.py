@@ -27,7 +27,7 @@ def _check_flows(paths: list[Path], namespace: str | None = None) -> tuple[list[
     Returns the valid (path, source, flow) and the number of problems; ``namespace``: every flow
     must be in it or below it, and no two files may hold the same flow.
     """
-    from engine.flow import load_flow
+    from engine.loader.loader import load_flow
 
     valid: list[tuple[Path, str, Any]] = []
     problems = 0

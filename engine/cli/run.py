@@ -32,8 +32,8 @@ def run(
 ) -> None:
     """Deploy FILE (and --flows), run one execution to its end with live logs, exit 0 on SUCCESS/WARNING."""
     from engine.core.inputs import parse_cli_inputs
-    from engine.flow import load_flow, load_flows_dir
     from engine.inputs import resolve_inputs
+    from engine.loader.loader import load_flow, load_flows_dir
 
     check_output(output)
     try:

@@ -20,7 +20,7 @@ def schema_export(
     ] = None,
 ) -> None:
     """Write the flow JSON Schema (for editors)."""
-    from engine.schema import flow_json_schema
+    from engine.loader.schema import flow_json_schema
 
     text = json.dumps(flow_json_schema(), indent=2)
     if output is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.core.decider import Dispatch
-from engine.flow import load_flow
+from engine.loader.loader import load_flow
 from engine.testing import simulate
 
 

@@ -11,7 +11,7 @@ from engine.core import events as ev
 from engine.core.accept import accept
 from engine.core.decider import settle
 from engine.core.execution import Execution, evolve, to_bytes
-from engine.flow import load_flow
+from engine.loader.loader import load_flow
 from engine.testing import Clock, default_renderer, simulate
 
 RENDERER = default_renderer()

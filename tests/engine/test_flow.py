@@ -1,4 +1,4 @@
-"""engine.flow: YAML -> Flow model, with every validation issue reported at once."""
+"""engine.loader: YAML -> Flow model, with every validation issue reported at once."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import msgspec
 import pytest
 
 from engine.core.errors import FlowValidationError, Issue
-from engine.flow import load_flow, load_flow_file, load_flows_dir
-from engine.yamlpos import load_yaml
+from engine.loader.loader import load_flow, load_flow_file, load_flows_dir
+from engine.loader.yamlpos import load_yaml
 from plugins.api import PluginSpec
 from plugins.core.flow import SPECS as FLOW_SPECS
 from plugins.registry import Registry, default_registry

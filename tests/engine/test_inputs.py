@@ -161,7 +161,7 @@ def test_resolve_reports_every_problem() -> None:
 def test_resolve_corpus_style_flow() -> None:
     import msgspec
 
-    from engine.flow import load_flow
+    from engine.loader.loader import load_flow
     from plugins.api import PluginSpec
     from plugins.core.flow import SPECS
     from plugins.registry import Registry
@@ -217,7 +217,7 @@ def test_parse_cli_inputs() -> None:
 
 def test_expression_defaults_are_rendered_then_typed() -> None:
     from engine.expressions import Expressions
-    from engine.flow import load_flow
+    from engine.loader.loader import load_flow
 
     flow = load_flow(
         "id: f\nnamespace: io.t\ninputs:\n"

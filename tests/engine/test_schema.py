@@ -1,4 +1,4 @@
-"""engine.schema: the flow JSON Schema for editors."""
+"""engine.loader.schema: the flow JSON Schema for editors."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from engine.core.errors import FlowValidationError
-from engine.flow import load_flow_file
-from engine.schema import flow_json_schema
-from engine.yamlpos import load_yaml
+from engine.loader.loader import load_flow_file
+from engine.loader.schema import flow_json_schema
+from engine.loader.yamlpos import load_yaml
 from plugins.registry import default_registry
 
 CORPUS = Path("/work/shared/conformance/kestra/flows")

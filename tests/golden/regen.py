@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent.parent))
 
 from engine.core.shape import execution_json  # noqa: E402
-from engine.flow import load_flow  # noqa: E402
+from engine.loader.loader import load_flow  # noqa: E402
 from engine.testing import simulate  # noqa: E402
 
 LOG = "io.kestra.plugin.core.log.Log"

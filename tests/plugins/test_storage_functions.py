@@ -10,7 +10,7 @@ import pytest
 from engine.core.errors import ExpressionError, InputError
 from engine.expressions import Expressions
 from engine.files import check_local_file_inputs, storage_functions, upload_file_inputs
-from engine.flow import load_flow
+from engine.loader.loader import load_flow
 from eventstore.storage import MemoryStorage, namespace_file_uri, task_uri
 
 pytestmark = pytest.mark.anyio

@@ -13,7 +13,7 @@ from engine.core.model import Flow
 from engine.core.ports import Templates
 from engine.core.replay import ReplayMismatch, TemplatesFor, load, replay
 from engine.expressions import Expressions
-from engine.flow import load_flow
+from engine.loader.loader import load_flow
 
 HISTORIES = Path(__file__).parent / "histories"
 

@@ -15,7 +15,7 @@ import structlog
 from triggers_helpers import Engine, Recorder, trigger_service
 
 from engine.core.errors import FlowValidationError
-from engine.flow import load_flow
+from engine.loader.loader import load_flow
 from triggers.kv import TriggerKV
 from triggers.realtime import realtime_execution_id
 from triggers.service import set_disabled

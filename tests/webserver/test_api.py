@@ -102,7 +102,7 @@ async def test_validate_reports_the_cli_issues_with_body_lines(api: Api) -> None
     offset = len(hello(api.ns).splitlines()) + 1
     assert second["issues"][0]["line"] == offset + 5, second
     from engine.core.errors import FlowValidationError
-    from engine.flow import load_flow
+    from engine.loader.loader import load_flow
 
     with pytest.raises(FlowValidationError) as info:
         load_flow("id: bad\nnamespace: x\ntasks:\n  - id: a\n    type: nope.Nope\n", strict_expressions=True)

@@ -13,7 +13,7 @@ from litestar import Request, delete, get, post, put
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from engine.core.errors import FlowValidationError, Issue
-from engine.flow import load_flow
+from engine.loader.loader import load_flow
 from eventstore import subjects as S
 from webserver.http import Deps, LabelsParam, Page, Size, deps, not_found, read_text, unprocessable, yaml_body
 from webserver.query import Where, paged

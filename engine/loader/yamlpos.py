@@ -8,6 +8,12 @@ timestamps stay strings (``after: 2023-01-01`` is the text ``"2023-01-01"``), an
 ``true``/``false`` (any case) are booleans, not YAML 1.1's ``yes``/``no``/``on``/``off``.
 Duplicate keys in a mapping are recorded in ``Positions.duplicates`` (the last one wins,
 like PyYAML) so the flow loader can report them.
+
+Flows and YAML inputs come from untrusted users, and an alias reads its whole anchored subtree again:
+ten nested levels of nine aliases ("billion laughs") expand to 10^9 nodes from a few hundred bytes.
+``load_yaml`` and ``safe_load`` (``yaml.safe_load`` with that bound, what ``engine.inputs`` parses
+with) refuse a document whose aliases reach more than ``MAX_ALIAS_NODES`` nodes again, before
+building anything from it.
 """
 
 from __future__ import annotations
@@ -20,9 +26,20 @@ import yaml
 
 from engine.core.errors import FlowValidationError, Issue
 
-__all__ = ["Duplicate", "Positions", "child_path", "index_path", "load_yaml"]
+__all__ = [
+    "MAX_ALIAS_NODES",
+    "Duplicate",
+    "Positions",
+    "child_path",
+    "index_path",
+    "load_yaml",
+    "safe_load",
+]
 
 _SIMPLE_KEY = re.compile(r"^[A-Za-z0-9_:@$/+-]+$")
+# nodes reached again through aliases: far above any hand-written reuse of anchors, far below what
+# takes a noticeable time to build (the count stops at the first node over it)
+MAX_ALIAS_NODES = 100_000
 
 
 def child_path(parent: str, key: object) -> str:
@@ -105,7 +122,27 @@ def _parent(path: str) -> str | None:
     return ""
 
 
-class _Loader(yaml.SafeLoader):
+class _SafeLoader(yaml.SafeLoader):
+    """SafeLoader that remembers where each alias was written (the node it returns is the anchor's)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.alias_sites: dict[tuple[int, object], yaml.Mark] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+            if isinstance(event.start_mark, yaml.Mark):
+                self.alias_sites[_site(parent, index)] = event.start_mark
+        return super().compose_node(parent, index)
+
+
+def _site(parent: yaml.Node | None, index: Any) -> tuple[int, object]:
+    """Key of a child slot: its parent and its list index, or the key node of its mapping entry."""
+    return id(parent), index if index is None or isinstance(index, int) else id(index)
+
+
+class _Loader(_SafeLoader):
     """SafeLoader without timestamps and with YAML 1.2 booleans."""
 
 
@@ -169,11 +206,88 @@ class _Builder:
         return self.loader.construct_object(node, deep=True)
 
 
+class _TooManyAliases(Exception):
+    def __init__(self, path: str, mark: yaml.Mark) -> None:
+        self.path = path
+        self.mark = mark
+
+
+class _AliasBudget:
+    """Walks the node graph as it will be built, counting the nodes reached again through aliases.
+
+    An overrun names the outermost alias of the path being expanded: that is a line the author wrote
+    (the nodes themselves are positioned at their anchors).
+    """
+
+    def __init__(self, sites: dict[tuple[int, object], yaml.Mark], limit: int = MAX_ALIAS_NODES) -> None:
+        self.sites = sites
+        self.limit = limit
+        self.seen: set[int] = set()
+        self.again = 0
+        self._stack: set[int] = set()
+
+    def walk(self, node: yaml.Node, path: str, alias: tuple[str, yaml.Mark] | None) -> None:
+        if id(node) in self.seen:
+            self.again += 1
+            if self.again > self.limit:
+                where, mark = alias if alias is not None else (path, node.start_mark)
+                raise _TooManyAliases(where, mark)
+        else:
+            self.seen.add(id(node))
+        if id(node) in self._stack:  # a recursive alias: built as an empty collection
+            return
+        self._stack.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                sub = child_path(path, key_node.value if isinstance(key_node, yaml.ScalarNode) else "?")
+                self.walk(key_node, sub, self._alias(alias, node, None, sub))
+                self.walk(value_node, sub, self._alias(alias, node, key_node, sub))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                sub = index_path(path, i)
+                self.walk(item, sub, self._alias(alias, node, i, sub))
+        self._stack.discard(id(node))
+
+    def _alias(
+        self, outer: tuple[str, yaml.Mark] | None, parent: yaml.Node, index: Any, path: str
+    ) -> tuple[str, yaml.Mark] | None:
+        if outer is not None:
+            return outer
+        mark = self.sites.get(_site(parent, index))
+        return None if mark is None else (path, mark)
+
+
+def _compose(loader: _SafeLoader, file: str | None) -> yaml.Node | None:
+    """The document's node graph, refused when its aliases expand too far."""
+    node = loader.get_single_node()
+    if node is not None:
+        try:
+            _AliasBudget(loader.alias_sites).walk(node, "", None)
+        except _TooManyAliases as exc:
+            message = (
+                f"YAML aliases expand to more than {MAX_ALIAS_NODES} nodes (an alias bomb?) — write the "
+                "repeated part out, or use fewer aliases of aliases"
+            )
+            issue = Issue(exc.path or "(document)", message, exc.mark.line + 1, exc.mark.column + 1, file)
+            raise FlowValidationError([issue]) from None
+    return node
+
+
+def safe_load(text: str) -> Any:
+    """``yaml.safe_load`` that refuses alias bombs (FlowValidationError); syntax errors stay YAMLError."""
+    loader = _SafeLoader(text)
+    try:
+        node = _compose(loader, None)
+        return None if node is None else loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_yaml(text: str, *, file: str | None = None) -> tuple[Any, Positions]:
     """Parse ``text``; returns ``(data, positions)``. Syntax errors raise FlowValidationError."""
     loader = _Loader(text)
     try:
-        node = loader.get_single_node()
+        node = _compose(loader, file)
         if node is None:
             return None, Positions()
         builder = _Builder(loader)

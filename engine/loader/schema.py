@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from engine.core.model import Concurrency, Retry
-from engine.flow import INPUT_EXTRA, INPUT_TYPES
+from engine.loader.inputs import INPUT_EXTRA, INPUT_TYPES
 from plugins.api import PluginSpec
 from plugins.registry import _LEGACY_PREFIXES, Registry, default_registry
 
