@@ -44,9 +44,6 @@ __all__ = [
     "load_flows_dir",
 ]
 
-FLOW_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
-NAMESPACE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-
 _FLOW_KEYS = (
     "id",
     "namespace",
@@ -162,23 +159,35 @@ def _flow(ctx: Checker, data: Any, source: str) -> Flow | None:
     )
 
 
+# (key, pattern, longest, noun, the rule a bad value breaks)
+_IDENTITY = (
+    (
+        "id",
+        re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"),
+        100,
+        "flow id",
+        "start with a letter or digit and use only letters, digits, '.', '_' and '-' "
+        "(at most 100 characters)",
+    ),
+    (
+        "namespace",
+        re.compile(r"^[a-z0-9][a-z0-9._-]*$"),
+        150,
+        "namespace",
+        "use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit, like company.team",
+    ),
+)
+
+
 def _identity(ctx: Checker, data: dict[Any, Any]) -> tuple[str | None, str | None]:
-    """The flow's id and namespace, None where missing or invalid (the flow is then not built)."""
-    flow_id = ctx.required_string(data, "id", "", "flow property")
-    if flow_id is not None and (not FLOW_ID_RE.match(flow_id) or len(flow_id) > 100):
-        ctx.add(
-            "id",
-            f"invalid flow id {show(flow_id)} — start with a letter or digit and use only "
-            "letters, digits, '.', '_' and '-' (at most 100 characters)",
-        )
-    namespace = ctx.required_string(data, "namespace", "", "flow property")
-    if namespace is not None and (not NAMESPACE_RE.match(namespace) or len(namespace) > 150):
-        ctx.add(
-            "namespace",
-            f"invalid namespace {show(namespace)} — use lowercase letters, digits, "
-            "'.', '_' and '-', starting with a letter or digit, like company.team",
-        )
-    return flow_id, namespace
+    """The flow's id and namespace, None where missing (the flow is then not built)."""
+    found: list[str | None] = []
+    for key, pattern, longest, noun, rule in _IDENTITY:
+        value = ctx.required_string(data, key, "", "flow property")
+        if value is not None and (not pattern.match(value) or len(value) > longest):
+            ctx.add(key, f"invalid {noun} {show(value)} — {rule}")
+        found.append(value)
+    return found[0], found[1]
 
 
 def _sort_key(issue: Issue) -> tuple[int, int]:

@@ -11,8 +11,7 @@ import msgspec
 import pytest
 
 from engine.core.errors import FlowValidationError, Issue
-from engine.loader.loader import load_flow, load_flow_file, load_flows_dir
-from engine.loader.yamlpos import load_yaml
+from engine.loader.loader import load_flow, load_flow_file, load_flow_revision, load_flows_dir
 from plugins.api import PluginSpec
 from plugins.core.flow import SPECS as FLOW_SPECS
 from plugins.registry import Registry, default_registry
@@ -58,6 +57,15 @@ def make_registry() -> Registry:
 
 
 REG = make_registry()
+
+
+LOG_TASK = "tasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: x\n"
+
+
+def flow_yaml(body: str, *, with_task: bool = False) -> str:
+    """Flow ``f`` of namespace ``n``: ``body`` from line 4 on (as in the tests' literals), then one task."""
+    text = "\nid: f\nnamespace: n\n" + textwrap.dedent(body).lstrip("\n")
+    return text + LOG_TASK if with_task else text
 
 
 def load(text: str, **kw: Any) -> Any:
@@ -204,9 +212,7 @@ def test_basic_mapping() -> None:
 
 def test_labels_as_list_and_legacy_types() -> None:
     flow = load(
-        """
-        id: f
-        namespace: n
+        flow_yaml("""
         labels:
           - key: a
             value: b
@@ -219,7 +225,7 @@ def test_labels_as_list_and_legacy_types() -> None:
                 message: x
           - id: alias
             type: test.TypedAlias
-        """
+        """)
     )
     assert flow.labels == {"a": "b"}
     seq = flow.tasks[0]
@@ -234,9 +240,7 @@ def test_labels_as_list_and_legacy_types() -> None:
 
 def test_flowable_branches() -> None:
     flow = load(
-        """
-        id: f
-        namespace: n
+        flow_yaml("""
         tasks:
           - id: sw
             type: io.kestra.plugin.core.flow.Switch
@@ -280,7 +284,7 @@ def test_flowable_branches() -> None:
               - id: perr
                 type: io.kestra.plugin.core.log.Log
                 message: e
-        """
+        """)
     )
     sw, cond, plain = flow.tasks
     assert list(sw.branches) == ["case:B", "case:1", "defaults"]
@@ -293,9 +297,7 @@ def test_flowable_branches() -> None:
 
 def test_dag() -> None:
     flow = load(
-        """
-        id: f
-        namespace: n
+        flow_yaml("""
         tasks:
           - id: dag
             type: io.kestra.plugin.core.flow.Dag
@@ -306,7 +308,7 @@ def test_dag() -> None:
                 dependsOn: [a]
               - task: {id: c, type: io.kestra.plugin.core.log.Log, message: c}
                 dependsOn: [a, b]
-        """
+        """)
     )
     inner = flow.tasks[0].branches["tasks"]
     assert [(t.id, t.depends_on) for t in inner] == [("a", ()), ("b", ("a",)), ("c", ("a", "b"))]
@@ -315,9 +317,7 @@ def test_dag() -> None:
 
 def test_dag_errors() -> None:
     found = issues(
-        """
-        id: f
-        namespace: n
+        flow_yaml("""
         tasks:
           - id: dag
             type: io.kestra.plugin.core.flow.Dag
@@ -330,7 +330,7 @@ def test_dag_errors() -> None:
                 dependsOn: [b]
               - id: bad
                 type: io.kestra.plugin.core.log.Log
-        """
+        """)
     )
     unknown = find(found, "unknown task 'nope'")
     assert unknown.path == "tasks[0].tasks[1].dependsOn[1]" and unknown.line == 11
@@ -342,9 +342,7 @@ def test_dag_errors() -> None:
 
 def test_plugin_defaults() -> None:
     flow = load(
-        """
-        id: f
-        namespace: n
+        flow_yaml("""
         pluginDefaults:
           - type: io.kestra.plugin.core.log.Log
             values:
@@ -367,7 +365,7 @@ def test_plugin_defaults() -> None:
             level: INFO
           - id: r
             type: io.kestra.plugin.core.debug.Return
-        """
+        """)
     )
     a, b, r = flow.tasks
     assert a.props == {"message": "default message", "level": "ERROR"}
@@ -378,16 +376,14 @@ def test_plugin_defaults() -> None:
 
 def test_task_defaults_deprecated_name() -> None:
     flow = load(
-        """
-        id: f
-        namespace: n
+        flow_yaml("""
         taskDefaults:
           - type: io.kestra.plugin.core.log.Log
             values: {message: hi}
         tasks:
           - id: a
             type: io.kestra.plugin.core.log.Log
-        """
+        """)
     )
     assert flow.tasks[0].props == {"message": "hi"}
 
@@ -467,17 +463,14 @@ def test_required_flow_fields() -> None:
 
 def test_unknown_flow_property_and_listeners() -> None:
     found = issues(
-        """
-        id: f
-        namespace: n
+        flow_yaml(
+            """
         taks: []
         listeners:
           - tasks: []
-        tasks:
-          - id: a
-            type: io.kestra.plugin.core.log.Log
-            message: x
-        """
+        """,
+            with_task=True,
+        )
     )
     assert "did you mean 'tasks'?" in find(found, "'taks'").message
     assert "afterExecution" in find(found, "listeners").message
@@ -485,9 +478,7 @@ def test_unknown_flow_property_and_listeners() -> None:
 
 def test_prop_type_checks_and_expressions() -> None:
     found = issues(
-        """
-        id: f
-        namespace: n
+        flow_yaml("""
         tasks:
           - id: ok
             type: test.Typed
@@ -504,7 +495,7 @@ def test_prop_type_checks_and_expressions() -> None:
             items: [1, two]
             options: {sise: 2}
             mapping: {a: x}
-        """
+        """)
     )
     paths = {i.path for i in found}
     assert paths == {
@@ -520,9 +511,7 @@ def test_prop_type_checks_and_expressions() -> None:
 
 def test_valid_typed_props_are_normalized() -> None:
     flow = load(
-        """
-        id: f
-        namespace: n
+        flow_yaml("""
         tasks:
           - id: ok
             type: test.Typed
@@ -531,7 +520,7 @@ def test_valid_typed_props_are_normalized() -> None:
           - id: r
             type: io.kestra.plugin.core.debug.Return
             format: 42
-        """
+        """)
     )
     assert flow.tasks[0].props == {"count": 3, "items": [1, "{{ x }}"]}
     assert flow.tasks[1].props == {"format": "42"}
@@ -539,9 +528,7 @@ def test_valid_typed_props_are_normalized() -> None:
 
 def test_retry_checks() -> None:
     found = issues(
-        """
-        id: f
-        namespace: n
+        flow_yaml("""
         tasks:
           - id: a
             type: io.kestra.plugin.core.log.Log
@@ -564,7 +551,7 @@ def test_retry_checks() -> None:
               minInterval: PT1S
               maxInterval: PT2S
               maxAttempt: 0
-        """
+        """)
     )
     assert "'maxAttempt'" in find(found, "maxAttempts").message
     assert find(found, "needs 'interval'").path == "tasks[0].retry"
@@ -576,9 +563,7 @@ def test_retry_checks() -> None:
 
 def test_duplicate_ids_everywhere() -> None:
     found = issues(
-        """
-        id: f
-        namespace: n
+        flow_yaml("""
         tasks:
           - id: seq
             type: io.kestra.plugin.core.flow.Sequential
@@ -594,7 +579,7 @@ def test_duplicate_ids_everywhere() -> None:
           - id: seq
             type: io.kestra.plugin.core.log.Log
             message: x
-        """
+        """)
     )
     dups = [i for i in found if "duplicate task id" in i.message]
     assert [(i.path, i.line) for i in dups] == [("errors[0].id", 12), ("afterExecution[0].id", 16)]
@@ -603,15 +588,13 @@ def test_duplicate_ids_everywhere() -> None:
 
 def test_duplicate_yaml_keys() -> None:
     found = issues(
-        """
-        id: f
-        namespace: n
+        flow_yaml("""
         tasks:
           - id: a
             type: io.kestra.plugin.core.log.Log
             message: x
             message: y
-        """
+        """)
     )
     dup = find(found, "duplicate key")
     assert dup.path == "tasks[0].message" and dup.line == 8 and "line 7" in dup.message
@@ -619,9 +602,7 @@ def test_duplicate_yaml_keys() -> None:
 
 def test_empty_required_branch() -> None:
     found = issues(
-        """
-        id: f
-        namespace: n
+        flow_yaml("""
         tasks:
           - id: seq
             type: io.kestra.plugin.core.flow.Sequential
@@ -629,7 +610,7 @@ def test_empty_required_branch() -> None:
           - id: cond
             type: io.kestra.plugin.core.flow.If
             condition: x
-        """
+        """)
     )
     assert find(found, "'tasks' needs at least one task").path == "tasks[0].tasks"
     assert find(found, "'then' needs").path == "tasks[1]"
@@ -637,9 +618,8 @@ def test_empty_required_branch() -> None:
 
 def test_inputs_parsing_and_errors() -> None:
     flow = load(
-        """
-        id: f
-        namespace: n
+        flow_yaml(
+            """
         inputs:
           - id: s
             type: STRING
@@ -658,11 +638,9 @@ def test_inputs_parsing_and_errors() -> None:
             type: ARRAY
             itemType: INT
             dependsOn: {inputs: [s], condition: "{{ inputs.s == 'A1' }}"}
-        tasks:
-          - id: a
-            type: io.kestra.plugin.core.log.Log
-            message: x
-        """
+        """,
+            with_task=True,
+        )
     )
     s, old, d, arr = flow.inputs
     assert s.extra == {"validator": "A\\d+"} and s.display_name == "S" and s.required
@@ -672,9 +650,7 @@ def test_inputs_parsing_and_errors() -> None:
     assert arr.depends_on == {"inputs": ["s"], "condition": "{{ inputs.s == 'A1' }}"}
 
     found = issues(
-        """
-        id: f
-        namespace: n
+        flow_yaml("""
         inputs:
           - id: a
             type: INTEGER
@@ -690,7 +666,7 @@ def test_inputs_parsing_and_errors() -> None:
           - id: t
             type: io.kestra.plugin.core.log.Log
             message: x
-        """
+        """)
     )
     assert "did you mean 'INT'?" in find(found, "unknown input type").message
     assert find(found, "needs 'itemType'").path == "inputs[1]"
@@ -702,9 +678,8 @@ def test_inputs_parsing_and_errors() -> None:
 
 def test_triggers_concurrency_outputs_checks() -> None:
     found = issues(
-        """
-        id: f
-        namespace: n
+        flow_yaml(
+            """
         concurrency:
           limit: 0
           behavior: DROP
@@ -721,11 +696,9 @@ def test_triggers_concurrency_outputs_checks() -> None:
             type: MAX_DURATION
             duration: PT1H
             behavior: FAIL
-        tasks:
-          - id: a
-            type: io.kestra.plugin.core.log.Log
-            message: x
-        """
+        """,
+            with_task=True,
+        )
     )
     assert find(found, "must be at least 1").path == "concurrency.limit"
     assert "QUEUE, CANCEL, FAIL" in find(found, "concurrency behavior").message
@@ -737,9 +710,7 @@ def test_triggers_concurrency_outputs_checks() -> None:
 
 def test_expression_syntax_is_checked() -> None:
     text = textwrap.dedent(
-        """
-        id: f
-        namespace: n
+        flow_yaml("""
         variables:
           v: "{{ oops "
         tasks:
@@ -747,7 +718,7 @@ def test_expression_syntax_is_checked() -> None:
             type: io.kestra.plugin.core.log.Log
             message: "{{ 1 + }}"
             runIf: "{{ ok }}"
-        """
+        """)
     )
     # default: like Kestra, the flow is accepted (the task fails at run time); problems are warnings
     warnings: list[Issue] = []
@@ -764,7 +735,7 @@ def test_expression_syntax_is_checked() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# files and yamlpos
+# files and revisions
 
 
 def test_load_flows_dir(tmp_path: Path) -> None:
@@ -785,21 +756,19 @@ def test_load_flows_dir(tmp_path: Path) -> None:
     assert files == {"c.yml", "d.yml"}
 
 
-def test_yamlpos_positions() -> None:
-    data, pos = load_yaml("a:\n  b: [1, 2]\n  c:\n    - x: 1\n      y: yes\nd: 2023-01-01\non: true\n")
-    assert data == {"a": {"b": [1, 2], "c": [{"x": 1, "y": "yes"}]}, "d": "2023-01-01", "on": True}
-    assert pos.key("a.b") == (2, 3)
-    assert pos.value("a.b[1]") == (2, 10)
-    assert pos.value("a.c[0]") == (4, 7)
-    assert pos.key("a.c[0].y") == (5, 7) and pos.value("a.c[0].y") == (5, 10)
-    assert pos.at("a.c[0].missing") == (4, 7)
+def test_load_flow_revision() -> None:
+    text = flow_yaml("revision: 7\n", with_task=True)
+    flow = load_flow_revision(textwrap.dedent(text), 3)
+    assert flow.revision == 3 and flow.source == textwrap.dedent(text)
+    with pytest.raises(FlowValidationError) as info:
+        load_flow_revision("id: f\n", 1, file="f.yml")
+    assert {i.file for i in info.value.issues} == {"f.yml"}
 
 
 def test_input_defaults_are_checked() -> None:
     found = issues(
-        """
-        id: f
-        namespace: n
+        flow_yaml(
+            """
         inputs:
           - id: n
             type: INT
@@ -811,11 +780,9 @@ def test_input_defaults_are_checked() -> None:
           - id: later
             type: DATETIME
             defaults: "{{ now() }}"
-        tasks:
-          - id: a
-            type: io.kestra.plugin.core.log.Log
-            message: x
-        """
+        """,
+            with_task=True,
+        )
     )
     assert [(i.path, i.line) for i in found] == [("inputs[0].defaults", 7), ("inputs[1].defaults", 11)]
     assert "expected an integer" in found[0].message and "must match the values" in found[1].message
