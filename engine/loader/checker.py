@@ -11,7 +11,7 @@ import difflib
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.core.durations import parse_duration
 from engine.core.errors import Issue
@@ -22,6 +22,7 @@ from plugins.registry import Registry
 __all__ = ["Checker", "closest", "is_expression", "scalar_key", "show"]
 
 _EXPR_MARKERS = ("{{", "{%")
+_C = TypeVar("_C", dict[Any, Any], list[Any])
 
 
 def is_expression(value: object) -> bool:
@@ -220,19 +221,17 @@ class Checker:
 
     # -- collections ----------------------------------------------------------------------
     def mapping(self, value: Any, path: str, what: str = "a map") -> dict[Any, Any] | None:
-        if value is None:
-            return None
-        if isinstance(value, dict):
-            return value
-        self.wrong(path, what, value, "write 'key: value' pairs indented below it")
-        return None
+        return self._collection(value, path, dict, what, "write 'key: value' pairs indented below it")
 
     def sequence(self, value: Any, path: str, what: str = "a list") -> list[Any] | None:
+        return self._collection(value, path, list, what, "write a YAML list, one '- item' per line")
+
+    def _collection(self, value: Any, path: str, kind: type[_C], what: str, fix: str) -> _C | None:
         if value is None:
             return None
-        if isinstance(value, list):
+        if isinstance(value, kind):
             return value
-        self.wrong(path, what, value, "write a YAML list, one '- item' per line")
+        self.wrong(path, what, value, fix)
         return None
 
     def maps(self, value: Any, path: str, what: str) -> Iterator[tuple[str, dict[Any, Any]]]:
