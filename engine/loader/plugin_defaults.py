@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
+from engine.core.errors import PluginNotFound
 from engine.core.model import PluginDefault
 from engine.loader.checker import Checker
 from engine.loader.yamlpos import child_path
@@ -46,7 +47,7 @@ def apply_defaults(
 
     def matches(default_type: str) -> bool:
         targets = {default_type}
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(PluginNotFound):  # a prefix (a whole plugin group) names no plugin
             targets.add(ctx.registry.resolve(default_type).type)
         return any(n == t or n.startswith(t + ".") for n in names for t in targets)
 

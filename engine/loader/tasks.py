@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from engine.core.errors import PluginNotFound
 from engine.core.model import Task
 from engine.loader.checker import Checker, scalar_key, show
 from engine.loader.dag import dag_tasks
@@ -82,8 +83,7 @@ def _task(ctx: Checker, item: Any, path: str) -> Task | None:
     if raw_type is not None:
         try:
             spec = ctx.registry.resolve(raw_type)
-        except Exception:
-            spec = None
+        except PluginNotFound:
             hint = ctx.registry.suggest(raw_type)
             ctx.add(child_path(path, "type"), f"unknown task type {show(raw_type)} — {hint}")
 
