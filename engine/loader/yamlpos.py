@@ -13,12 +13,14 @@ Flows and YAML inputs come from untrusted users, and an alias reads its whole an
 ten nested levels of nine aliases ("billion laughs") expand to 10^9 nodes from a few hundred bytes.
 ``load_yaml`` and ``safe_load`` (``yaml.safe_load`` with that bound, what ``engine.inputs`` parses
 with) refuse a document whose aliases reach more than ``MAX_ALIAS_NODES`` nodes again, before
-building anything from it.
+building anything from it; and nesting too deep for PyYAML's recursion, instead of crashing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -273,12 +275,25 @@ def _compose(loader: _SafeLoader, file: str | None) -> yaml.Node | None:
     return node
 
 
+@contextlib.contextmanager
+def _refusing_deep_nesting(loader: _SafeLoader, file: str | None) -> Iterator[None]:
+    """PyYAML recurses once per level: hundreds of nested brackets would escape as a RecursionError."""
+    try:
+        yield
+    except RecursionError:
+        mark = loader.get_mark()
+        message = "YAML nested too deep to read — flatten the structure (a flow needs a few dozen levels)"
+        raise FlowValidationError([Issue("", message, mark.line + 1, mark.column + 1, file)]) from None
+
+
 def safe_load(text: str) -> Any:
-    """``yaml.safe_load`` that refuses alias bombs (FlowValidationError); syntax errors stay YAMLError."""
+    """``yaml.safe_load`` refusing alias bombs and deep nesting (FlowValidationError); syntax errors
+    stay YAMLError."""
     loader = _SafeLoader(text)
     try:
-        node = _compose(loader, None)
-        return None if node is None else loader.construct_document(node)
+        with _refusing_deep_nesting(loader, None):
+            node = _compose(loader, None)
+            return None if node is None else loader.construct_document(node)
     finally:
         loader.dispose()
 
@@ -287,12 +302,13 @@ def load_yaml(text: str, *, file: str | None = None) -> tuple[Any, Positions]:
     """Parse ``text``; returns ``(data, positions)``. Syntax errors raise FlowValidationError."""
     loader = _Loader(text)
     try:
-        node = _compose(loader, file)
-        if node is None:
-            return None, Positions()
-        builder = _Builder(loader)
-        data = builder.build(node, "")
-        return data, builder.positions
+        with _refusing_deep_nesting(loader, file):
+            node = _compose(loader, file)
+            if node is None:
+                return None, Positions()
+            builder = _Builder(loader)
+            data = builder.build(node, "")
+            return data, builder.positions
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or "invalid YAML"

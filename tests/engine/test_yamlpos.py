@@ -82,3 +82,13 @@ def test_safe_load_keeps_yaml_safe_load() -> None:
     with pytest.raises(yaml.YAMLError):
         safe_load("a: [1,\n")
     assert safe_load("") is None
+
+
+def test_nesting_too_deep_is_an_issue_not_a_crash() -> None:
+    text = "a: " + "[" * 600 + "]" * 600 + "\n"
+    for parse in (lambda: load_yaml(text, file="deep.yml"), lambda: safe_load(text)):
+        with pytest.raises(FlowValidationError) as info:
+            parse()
+        (issue,) = info.value.issues
+        assert "nested too deep" in issue.message and issue.line == 1
+    assert load_yaml("a: " + "[" * 50 + "]" * 50)[0]["a"][0][0]  # a deep but sane document is fine
