@@ -11,9 +11,10 @@ like PyYAML) so the flow loader can report them.
 
 Flows and YAML inputs come from untrusted users, and an alias reads its whole anchored subtree again:
 ten nested levels of nine aliases ("billion laughs") expand to 10^9 nodes from a few hundred bytes.
-``load_yaml`` and ``safe_load`` (``yaml.safe_load`` with that bound, what ``engine.inputs`` parses
-with) refuse a document whose aliases reach more than ``MAX_ALIAS_NODES`` nodes again, before
-building anything from it; and nesting too deep for PyYAML's recursion, instead of crashing.
+``load_yaml`` and ``safe_load`` (``yaml.safe_load`` with the same guards, which ``engine.inputs``
+parses YAML inputs with) raise a FlowValidationError for a document whose aliases reach more than
+``MAX_ALIAS_NODES`` nodes a second time (counted on the node graph, before anything is built), and
+for one nested deeper than PyYAML's recursion can read.
 """
 
 from __future__ import annotations
