@@ -219,7 +219,7 @@ class _AliasBudget:
     """Walks the node graph as it will be built, counting the nodes reached again through aliases.
 
     An overrun names the outermost alias of the path being expanded: that is a line the author wrote
-    (the nodes themselves are positioned at their anchors).
+    (the nodes themselves are positioned at their anchors). Paths are spelt out only at alias sites.
     """
 
     def __init__(self, sites: dict[tuple[int, object], yaml.Mark], limit: int = MAX_ALIAS_NODES) -> None:
@@ -228,12 +228,13 @@ class _AliasBudget:
         self.seen: set[int] = set()
         self.again = 0
         self._stack: set[int] = set()
+        self._steps: list[object] = []  # keys and indexes from the root to the node being walked
 
-    def walk(self, node: yaml.Node, path: str, alias: tuple[str, yaml.Mark] | None) -> None:
+    def walk(self, node: yaml.Node, alias: tuple[str, yaml.Mark] | None) -> None:
         if id(node) in self.seen:
             self.again += 1
             if self.again > self.limit:
-                where, mark = alias if alias is not None else (path, node.start_mark)
+                where, mark = alias if alias is not None else (self._path(), node.start_mark)
                 raise _TooManyAliases(where, mark)
         else:
             self.seen.add(id(node))
@@ -242,30 +243,34 @@ class _AliasBudget:
         self._stack.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
-                sub = child_path(path, key_node.value if isinstance(key_node, yaml.ScalarNode) else "?")
-                self.walk(key_node, sub, self._alias(alias, node, None, sub))
-                self.walk(value_node, sub, self._alias(alias, node, key_node, sub))
+                self._steps.append(key_node.value if isinstance(key_node, yaml.ScalarNode) else "?")
+                self.walk(key_node, alias or self._alias(node, None))
+                self.walk(value_node, alias or self._alias(node, key_node))
+                self._steps.pop()
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
-                sub = index_path(path, i)
-                self.walk(item, sub, self._alias(alias, node, i, sub))
+                self._steps.append(i)
+                self.walk(item, alias or self._alias(node, i))
+                self._steps.pop()
         self._stack.discard(id(node))
 
-    def _alias(
-        self, outer: tuple[str, yaml.Mark] | None, parent: yaml.Node, index: Any, path: str
-    ) -> tuple[str, yaml.Mark] | None:
-        if outer is not None:
-            return outer
+    def _alias(self, parent: yaml.Node, index: Any) -> tuple[str, yaml.Mark] | None:
         mark = self.sites.get(_site(parent, index))
-        return None if mark is None else (path, mark)
+        return None if mark is None else (self._path(), mark)
+
+    def _path(self) -> str:
+        path = ""
+        for step in self._steps:
+            path = index_path(path, step) if isinstance(step, int) else child_path(path, step)
+        return path
 
 
 def _compose(loader: _SafeLoader, file: str | None) -> yaml.Node | None:
     """The document's node graph, refused when its aliases expand too far."""
     node = loader.get_single_node()
-    if node is not None:
+    if node is not None and loader.alias_sites:  # without aliases no node is reached twice
         try:
-            _AliasBudget(loader.alias_sites).walk(node, "", None)
+            _AliasBudget(loader.alias_sites).walk(node, None)
         except _TooManyAliases as exc:
             message = (
                 f"YAML aliases expand to more than {MAX_ALIAS_NODES} nodes (an alias bomb?) — write the "
