@@ -32,6 +32,21 @@ _TASK_LIST = {"type": "array", "items": {"$ref": "#/$defs/Task"}}
 _BRANCH_LIST = {"type": ["array", "null"], "items": {"$ref": "#/$defs/Task"}}
 
 
+def _object(properties: dict[str, Any], required: list[str], *, closed: bool = True) -> dict[str, Any]:
+    """An object schema; ``closed`` when the loader reports any other property as unknown."""
+    out: dict[str, Any] = {"type": "object", "properties": properties, "required": required}
+    if closed:
+        out["additionalProperties"] = False
+    return out
+
+
+def _list_of(items: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": items}
+
+
+_STRINGS = _list_of({"type": "string"})
+
+
 def _camel(name: str) -> str:
     head, *rest = name.rstrip("_").split("_")
     return head + "".join(p[:1].upper() + p[1:] for p in rest)
@@ -118,18 +133,9 @@ def _task_schema(spec: PluginSpec, registry: Registry, defs: dict[str, Any]) -> 
         if branch == "cases":
             props["cases"] = {"type": "object", "additionalProperties": _TASK_LIST}
         elif branch == "tasks" and spec.type.endswith(".Dag"):
-            props["tasks"] = {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "task": {"$ref": "#/$defs/Task"},
-                        "dependsOn": {"type": "array", "items": {"type": "string"}},
-                    },
-                    "required": ["task"],
-                    "additionalProperties": False,
-                },
-            }
+            props["tasks"] = _list_of(
+                _object({"task": {"$ref": "#/$defs/Task"}, "dependsOn": _STRINGS}, ["task"])
+            )
         else:
             props[branch] = _BRANCH_LIST
     props["type"] = {"enum": _type_names(spec, registry)}
@@ -158,10 +164,7 @@ def _input_schema() -> dict[str, Any]:
             "defaults": {},
             "dependsOn": {
                 "type": "object",
-                "properties": {
-                    "inputs": {"type": "array", "items": {"type": "string"}},
-                    "condition": {"type": "string"},
-                },
+                "properties": {"inputs": _STRINGS, "condition": {"type": "string"}},
             },
         }
         for extra in INPUT_EXTRA.get(t, ()):
@@ -169,10 +172,8 @@ def _input_schema() -> dict[str, Any]:
         if "itemType" in props:
             props["itemType"] = {"enum": [x for x in INPUT_TYPES if x != "ARRAY"]}
         if "values" in props:
-            props["values"] = {"type": "array", "items": {"type": "string"}}
-        variants.append(
-            {"type": "object", "properties": props, "required": ["type"], "additionalProperties": False}
-        )
+            props["values"] = _STRINGS
+        variants.append(_object(props, ["type"]))
     return {"oneOf": variants}
 
 
@@ -201,27 +202,18 @@ def flow_json_schema(registry: Registry | None = None) -> dict[str, Any]:
         },
     )
     defs["Input"] = _input_schema()
-    plugin_default = {
-        "type": "object",
-        "properties": {
-            "type": {"type": "string"},
-            "values": {"type": "object"},
-            "forced": {"type": "boolean"},
-        },
-        "required": ["type", "values"],
-        "additionalProperties": False,
-    }
+    plugin_default = _object(
+        {"type": {"type": "string"}, "values": {"type": "object"}, "forced": {"type": "boolean"}},
+        ["type", "values"],
+    )
     labels = {
         "oneOf": [
             {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
-            {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {"key": {"type": "string"}, "value": {"type": "string"}},
-                    "required": ["key", "value"],
-                },
-            },
+            _list_of(
+                _object(
+                    {"key": {"type": "string"}, "value": {"type": "string"}}, ["key", "value"], closed=False
+                )
+            ),
         ]
     }
     return {
@@ -238,11 +230,9 @@ def flow_json_schema(registry: Registry | None = None) -> dict[str, Any]:
             "description": {"type": "string"},
             "labels": labels,
             "inputs": {"type": "array", "items": {"$ref": "#/$defs/Input"}},
-            "outputs": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
+            "outputs": _list_of(
+                _object(
+                    {
                         "id": {"type": "string"},
                         "type": {"enum": list(INPUT_TYPES)},
                         "value": {},
@@ -250,27 +240,21 @@ def flow_json_schema(registry: Registry | None = None) -> dict[str, Any]:
                         "displayName": {"type": "string"},
                         "required": {"type": "boolean"},
                     },
-                    "required": ["id", "value"],
-                    "additionalProperties": False,
-                },
-            },
+                    ["id", "value"],
+                )
+            ),
             "variables": {"type": "object"},
             "tasks": {**_TASK_LIST, "minItems": 1},
             "errors": _TASK_LIST,
             "finally": _TASK_LIST,
             "afterExecution": _TASK_LIST,
-            "triggers": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "string"},
-                        "type": {"type": "string"},
-                        "disabled": {"type": "boolean"},
-                    },
-                    "required": ["id", "type"],
-                },
-            },
+            "triggers": _list_of(
+                _object(
+                    {"id": {"type": "string"}, "type": {"type": "string"}, "disabled": {"type": "boolean"}},
+                    ["id", "type"],
+                    closed=False,
+                )
+            ),
             "pluginDefaults": {"type": "array", "items": plugin_default},
             "taskDefaults": {"type": "array", "items": plugin_default, "deprecated": True},
             "concurrency": _model_object(Concurrency, enums={"behavior": ["QUEUE", "CANCEL", "FAIL"]}),
