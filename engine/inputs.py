@@ -11,7 +11,7 @@ from typing import Any
 
 from engine.core import inputs as core
 from engine.core.model import Flow, Input
-from engine.loader.yamlpos import safe_load
+from engine.yamlpos import safe_load
 
 __all__ = ["coerce_input", "coerce_output", "load_yaml", "resolve_inputs"]
 

@@ -15,6 +15,9 @@ import yaml
 from jinja2 import Undefined, pass_context
 from jinja2.runtime import Context
 
+from engine.core.errors import FlowValidationError
+from engine.yamlpos import safe_load
+
 from . import dates
 from .common import _defined, _range, is_empty
 from .errors import FilterError
@@ -115,8 +118,8 @@ def fn_yaml(yaml_: Any = None, **kw: Any) -> Any:
     if not isinstance(text, str):
         raise FilterError("The 'yaml' function expects an argument 'yaml' with type string.")
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
+        return safe_load(text)
+    except (yaml.YAMLError, FlowValidationError) as e:
         raise FilterError(f"Invalid yaml: {e}") from e
 
 

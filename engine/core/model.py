@@ -1,6 +1,6 @@
 """The flow model: what a parsed, validated Kestra flow is.
 
-The loader (``engine.flow``) builds these from YAML; the decider and workers only read them.
+The loader (``engine.loader``) builds these from YAML; the decider and workers only read them.
 Every task keeps its plugin-specific properties unrendered in ``props``; child task lists of
 flowable tasks are parsed into ``branches`` so the decider can walk them.
 """

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from engine.core.durations import parse_duration
 from engine.core.errors import Issue
 from engine.core.model import PluginDefault
-from engine.loader.yamlpos import Positions, child_path, index_path
+from engine.yamlpos import Positions, child_path, index_path
 from plugins.registry import Registry
 
 __all__ = ["Checker", "closest", "is_expression", "scalar_key", "show"]

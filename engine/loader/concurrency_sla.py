@@ -7,7 +7,7 @@ from typing import Any
 from engine.core.model import SLA, Concurrency
 from engine.loader.checker import Checker
 from engine.loader.labels import labels
-from engine.loader.yamlpos import child_path
+from engine.yamlpos import child_path
 
 __all__ = ["concurrency", "sla"]
 

@@ -11,7 +11,7 @@ import msgspec
 
 from engine.core.model import Task
 from engine.loader.checker import Checker, closest
-from engine.loader.yamlpos import child_path, index_path
+from engine.yamlpos import child_path, index_path
 
 __all__ = ["dag_tasks"]
 

@@ -8,7 +8,7 @@ from typing import Any
 from engine.core.model import Input
 from engine.inputs import coerce_input
 from engine.loader.checker import Checker, closest, is_expression, show
-from engine.loader.yamlpos import child_path, index_path
+from engine.yamlpos import child_path, index_path
 
 __all__ = ["INPUT_EXTRA", "INPUT_TYPES", "inputs"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.loader.checker import Checker, scalar_key
-from engine.loader.yamlpos import child_path, index_path
+from engine.yamlpos import child_path, index_path
 
 __all__ = ["labels"]
 

@@ -32,7 +32,7 @@ from engine.loader.plugin_defaults import plugin_defaults
 from engine.loader.retry import retry
 from engine.loader.tasks import task_list
 from engine.loader.triggers import triggers
-from engine.loader.yamlpos import load_yaml
+from engine.yamlpos import load_yaml
 from plugins.registry import Registry, default_registry
 
 __all__ = [

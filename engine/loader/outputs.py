@@ -7,7 +7,7 @@ from typing import Any
 from engine.core.model import Output
 from engine.loader.checker import Checker
 from engine.loader.inputs import INPUT_TYPES
-from engine.loader.yamlpos import child_path
+from engine.yamlpos import child_path
 
 __all__ = ["outputs"]
 

@@ -13,7 +13,7 @@ from typing import Any
 from engine.core.errors import PluginNotFound
 from engine.core.model import PluginDefault
 from engine.loader.checker import Checker
-from engine.loader.yamlpos import child_path
+from engine.yamlpos import child_path
 
 __all__ = ["apply_defaults", "plugin_defaults"]
 

@@ -15,7 +15,7 @@ import msgspec
 
 from engine.core.errors import Issue
 from engine.loader.checker import Checker, closest, is_expression, scalar_key, show
-from engine.loader.yamlpos import child_path, index_path
+from engine.yamlpos import child_path, index_path
 from plugins.api import PluginSpec
 
 __all__ = ["validate_props"]

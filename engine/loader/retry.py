@@ -6,7 +6,7 @@ from typing import Any
 
 from engine.core.model import Retry
 from engine.loader.checker import Checker, closest
-from engine.loader.yamlpos import child_path
+from engine.yamlpos import child_path
 
 __all__ = ["retry"]
 

@@ -14,7 +14,7 @@ from engine.loader.dag import dag_tasks
 from engine.loader.plugin_defaults import apply_defaults
 from engine.loader.props import validate_props
 from engine.loader.retry import retry
-from engine.loader.yamlpos import child_path, index_path
+from engine.yamlpos import child_path, index_path
 from plugins.api import PluginSpec
 
 __all__ = ["task_list"]

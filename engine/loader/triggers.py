@@ -7,7 +7,7 @@ from typing import Any
 from engine.core.model import Trigger
 from engine.loader.checker import Checker
 from engine.loader.props import validate_props
-from engine.loader.yamlpos import child_path
+from engine.yamlpos import child_path
 
 __all__ = ["triggers"]
 

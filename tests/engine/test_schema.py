@@ -10,7 +10,7 @@ import pytest
 from engine.core.errors import FlowValidationError
 from engine.loader.loader import load_flow_file
 from engine.loader.schema import flow_json_schema
-from engine.loader.yamlpos import load_yaml
+from engine.yamlpos import load_yaml
 from plugins.registry import default_registry
 
 CORPUS = Path("/work/shared/conformance/kestra/flows")

@@ -1,4 +1,4 @@
-"""engine.loader.yamlpos: YAML with positions, and the bound on alias expansion ("billion laughs")."""
+"""engine.yamlpos: YAML with positions, and the bound on alias expansion ("billion laughs")."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from engine.core.errors import FlowValidationError, InputError
 from engine.core.model import Input
 from engine.inputs import coerce_input
 from engine.loader.loader import load_flow
-from engine.loader.yamlpos import MAX_ALIAS_NODES, load_yaml, safe_load
+from engine.yamlpos import MAX_ALIAS_NODES, load_yaml, safe_load
 
 
 def alias_bomb(levels: int = 10, width: int = 9) -> str:

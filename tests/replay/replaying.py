@@ -7,13 +7,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from engine.core.model import Flow
 from engine.core.ports import Templates
 from engine.core.replay import ReplayMismatch, TemplatesFor, load, replay
 from engine.expressions import Expressions
-from engine.loader.loader import load_flow
+from engine.loader.loader import load_flow_revision
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -22,7 +20,7 @@ EXPRESSIONS = Expressions()
 
 def parse(source: str, revision: int) -> Flow:
     """As the executor's flow cache parses a stored revision."""
-    return msgspec.structs.replace(load_flow(source), revision=revision)
+    return load_flow_revision(source, revision)
 
 
 def bound(now: str, seed: str, envs: Mapping[str, str]) -> Templates:

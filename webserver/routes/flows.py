@@ -14,6 +14,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from engine.core.errors import FlowValidationError, Issue
 from engine.loader.loader import load_flow
+from engine.yamlpos import safe_load
 from eventstore import subjects as S
 from webserver.http import Deps, LabelsParam, Page, Size, deps, not_found, read_text, unprocessable, yaml_body
 from webserver.query import Where, paged
@@ -51,8 +52,8 @@ def shift(issues: list[Issue], offset: int) -> list[Issue]:
 
 def flow_json(namespace: str, flow_id: str, revision: int, source: str, deleted: bool) -> dict[str, Any]:
     try:
-        doc = yaml.safe_load(source) if source else None
-    except yaml.YAMLError:
+        doc = safe_load(source) if source else None
+    except (yaml.YAMLError, FlowValidationError):
         doc = None
     out: dict[str, Any] = dict(doc) if isinstance(doc, dict) else {}
     out.update(id=flow_id, namespace=namespace, revision=revision, deleted=deleted, source=source)
@@ -240,8 +241,8 @@ def validate_documents(text: str) -> list[dict[str, Any]]:
             "constraints": None,
             "issues": [],
         }
-        with contextlib.suppress(yaml.YAMLError):
-            doc = yaml.safe_load(source)
+        with contextlib.suppress(yaml.YAMLError, FlowValidationError):
+            doc = safe_load(source)
             if isinstance(doc, dict):
                 item["flow"] = doc.get("id") if isinstance(doc.get("id"), str) else None
                 item["namespace"] = doc.get("namespace") if isinstance(doc.get("namespace"), str) else None
