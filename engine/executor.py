@@ -8,17 +8,9 @@ step, and only then performs the effects (dispatch work, start subflows, kill, n
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Callable
 from typing import Any
-
-import msgspec
-from nats.aio.msg import Msg
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js import api as jsapi
-from nats.js.errors import APIError, NotFoundError
 
 from engine.aio import cancelling, unsubscribe_all
 from engine.clock import utcnow
@@ -38,6 +30,7 @@ from engine.core.decider import (
 from engine.core.errors import ConcurrencyConflict, EngineError
 from engine.core.execution import Execution, evolve
 from engine.core.history import replay_events
+from engine.core.ports import ExecutorStore, InputDelivery, LogLine, Subscription
 from engine.core.replay import Step, record
 from engine.core.work import WorkItem, encode_work
 from engine.flows import FlowCache
@@ -45,21 +38,9 @@ from engine.logs import get_logger
 from engine.partitions import Partitions
 from engine.settings import settings
 from eventstore import subjects as S
-from eventstore.store import LogLine, Store, patiently
+from eventstore.reader import encode_snapshot, read_execution
 
 log = get_logger("engine.executor")
-
-
-SNAPSHOT_VERSION = 1  # bump when evolve() folds differently: older snapshots are then ignored
-
-
-class Snapshot(msgspec.Struct, array_like=True):
-    version: int
-    state: Execution
-
-
-_snapshot_encoder = msgspec.msgpack.Encoder()
-_snapshot_decoder = msgspec.msgpack.Decoder(Snapshot)
 
 
 def snapshot_every() -> int:
@@ -70,7 +51,7 @@ def snapshot_every() -> int:
 class Executor:
     def __init__(
         self,
-        store: Store,
+        store: ExecutorStore,
         flows: FlowCache,
         renderer: Any,
         clock: Callable[[], str] = utcnow,
@@ -82,18 +63,20 @@ class Executor:
         self.renderer = renderer
         self.clock = clock
         self.cache: dict[str, Execution] = {}
-        self._queue: asyncio.Queue[Msg] = asyncio.Queue()
-        self._subs: dict[int, Any] = {}  # partition -> its consumer's subscription
+        self._queue: asyncio.Queue[InputDelivery] = asyncio.Queue()
+        self._subs: dict[int, Subscription] = {}  # partition -> its consumer's subscription
         # ENGINE_EXECUTOR_ID: a stable id (unique per process) lets a restarted executor take its
         # partitions back at once instead of waiting for its old leases to expire.
         self.id = executor_id or settings().executor_id or f"x{uuid.uuid4().hex[:12]}"
-        self.partitions = Partitions(store, self.id, self._consume, self._release, alive=self._alive)
-        self._ping: Any = None
+        self.partitions = Partitions(store, self.id, self._consume, self._release, alive=store.is_alive)
+        self._ping: Subscription | None = None
         self.snapshot_every = snapshot_every()
         self._since_snapshot: dict[str, int] = {}  # steps appended since the last snapshot
         self._snapshotted: set[str] = set()  # executions that have a snapshot to drop when they end
         self._dispatched_checked: set[str] = set()
-        self._busy: dict[str, list[Msg]] = {}  # executions with a step in flight -> inputs that wait
+        self._busy: dict[
+            str, list[InputDelivery]
+        ] = {}  # executions with a step in flight -> inputs that wait
         self._conflicted: set[str] = set()  # executions to read in full before their next step
         self._groups: set[str] = set()  # worker groups with a live worker (refreshed every 5 s)
         self._groups_read = -1e9
@@ -104,21 +87,8 @@ class Executor:
 
     async def start(self) -> None:
         """Take this executor's share of the partitions (all of them when it is alone)."""
-
-        async def drop_legacy(k: int) -> None:
-            # Before partition leases every executor shared one consumer of the whole shard; it
-            # would overlap the per-partition ones (a work queue refuses overlapping consumers).
-            async def delete() -> None:
-                with contextlib.suppress(NotFoundError):
-                    await self.store.js.delete_consumer(f"{S.INBOX}_{k}", "executor")
-
-            await patiently(delete, "removing the shared executor consumer")
-
-        async def pong(msg: Msg) -> None:
-            await msg.respond(b"")
-
-        await asyncio.gather(*(drop_legacy(k) for k in range(S.SHARDS)))
-        self._ping = await self.store.nc.subscribe(S.ping(self.id), cb=pong)
+        await self.store.prepare_executor()
+        self._ping = await self.store.answer_pings(self.id)
         try:
             await self.partitions.tick()
         except Exception as exc:  # a node of the cluster is down: the next ticks try again
@@ -126,47 +96,17 @@ class Executor:
                 raise asyncio.CancelledError from exc
             log.warning("executor.partitions_not_taken_yet", error=f"{type(exc).__name__}: {exc}")
 
-    async def _alive(self, executor_id: str) -> bool:
-        """Is that executor's connection up? "No responders" comes from the server at once when not."""
-        try:
-            await self.store.nc.request(S.ping(executor_id), b"", timeout=0.5)
-        except NoRespondersError:
-            return False
-        except (TimeoutError, NatsTimeoutError):
-            return True  # slow, not gone: its lease will tell
-        return True
-
     async def _consume(self, p: int) -> None:
         """Own partition ``p`` through a fresh consumer: inputs a previous owner left unacked come
         at once (not after their ack wait), and a deposed owner's subscription gets nothing more."""
-        stream, durable = f"{S.INBOX}_{p % S.SHARDS}", f"executor-p{p}"
-        deliver = self.store.nc.new_inbox()
 
-        async def on_msg(msg: Msg) -> None:
-            self._queue.put_nowait(msg)
+        async def on_input(delivery: InputDelivery) -> None:
+            self._queue.put_nowait(delivery)
 
-        # Subscribed before the consumer exists, so nothing it pushes is missed.
         old = self._subs.pop(p, None)
         if old is not None:
             await unsubscribe_all([old])
-        self._subs[p] = await self.store.nc.subscribe(deliver, cb=on_msg)
-        config = jsapi.ConsumerConfig(
-            durable_name=durable,
-            deliver_subject=deliver,
-            filter_subject=S.inbox_partition(p),
-            ack_policy=jsapi.AckPolicy.EXPLICIT,
-            ack_wait=30,
-            max_ack_pending=20_000,
-            # Recreated at every change of owner, so its state need not survive anything: in memory
-            # it is created in a third of the time. A lost one is noticed (check_consumers).
-            mem_storage=True,
-        )
-        try:
-            await self.store.js.add_consumer(stream, config)
-        except APIError:  # it exists (a previous owner's): replace it
-            with contextlib.suppress(NotFoundError):
-                await self.store.js.delete_consumer(stream, durable)
-            await self.store.js.add_consumer(stream, config)
+        self._subs[p] = await self.store.consume_inputs(p, on_input)
 
     async def check_consumers(self, every: float = 3.0) -> None:
         """Recreate the consumer of a held partition that disappeared (its server node restarted)."""
@@ -174,9 +114,11 @@ class Executor:
             await asyncio.sleep(every)
             for p in list(self._subs):
                 try:
-                    await self.store.js.consumer_info(f"{S.INBOX}_{p % S.SHARDS}", f"executor-p{p}")
-                except NotFoundError:
-                    if p in self._subs and self.partitions.owns(p):
+                    if (
+                        not await self.store.inputs_consumed(p)
+                        and p in self._subs
+                        and self.partitions.owns(p)
+                    ):
                         log.warning("executor.consumer_lost", partition=p)
                         await self._consume(p)
                 except Exception as exc:
@@ -271,11 +213,10 @@ class Executor:
                 batch = [await self._queue.get()]
                 while len(batch) < 1024 and not self._queue.empty():
                     batch.append(self._queue.get_nowait())
-                groups: dict[str, list[Msg]] = {}
+                groups: dict[str, list[InputDelivery]] = {}
                 for msg in batch:
-                    _, p, eid = msg.subject.split(".", 2)
-                    if self.partitions.owns(int(p)):  # else: given back; its next owner gets it
-                        groups.setdefault(eid, []).append(msg)
+                    if self.partitions.owns(msg.partition):  # else: given back; its next owner gets it
+                        groups.setdefault(msg.execution_id, []).append(msg)
                 for eid, msgs in groups.items():
                     if eid in self._busy:
                         self._busy[eid].extend(msgs)  # processed right after the step in flight
@@ -290,7 +231,7 @@ class Executor:
                 task.cancel()
             await self.stop()
 
-    async def _drive(self, execution_id: str, msgs: list[Msg]) -> None:
+    async def _drive(self, execution_id: str, msgs: list[InputDelivery]) -> None:
         """Process one execution's inputs, one step at a time; other executions go on meanwhile."""
         try:
             while msgs and self.partitions.owns(S.partition(execution_id)):
@@ -301,7 +242,7 @@ class Executor:
             self._busy.pop(execution_id, None)
             self._slots.release()
 
-    async def _process_safely(self, execution_id: str, msgs: list[Msg]) -> None:
+    async def _process_safely(self, execution_id: str, msgs: list[InputDelivery]) -> None:
         try:
             await self.process(execution_id, [ev.decode_input(m.data) for m in msgs])
         except ConcurrencyConflict:
@@ -331,37 +272,14 @@ class Executor:
         state = self.cache.get(execution_id)
         if state is not None:
             return state
-        state = await self._read_snapshot(execution_id)
-        steps = await self.store.read_after(execution_id, state.seq if state else 0)
-        # Those reads may be served by a replica a moment behind (a node that just restarted can
-        # be seconds behind): an input judged against a stale state could be dropped as unknown.
-        # The leader says where the history ends; what the replica missed is read from it.
-        read_upto = steps[-1][0] if steps else (state.seq if state else 0)
-        # One replica (the embedded server, or ENGINE_REPLICAS=1): it is the leader, nothing to check.
-        last = await self.store.last_seq(execution_id, leader=True) if self.store.replicas > 1 else 0
-        if last > read_upto:
-            log.info("executor.stale_read", execution_id=execution_id, read=read_upto, last=last)
-            steps += await self.store.read_from_leader(execution_id, read_upto, last)
-        for seq, events in steps:
-            for event in events:
-                state = evolve(state, event)
-            if state is not None:
-                state.seq = seq
+        read = await read_execution(self.store, execution_id)
+        if read.has_snapshot:
+            self._snapshotted.add(execution_id)
+        state = read.state
         if state is not None:
             self.cache[execution_id] = state
-            self._since_snapshot[execution_id] = len(steps)
+            self._since_snapshot[execution_id] = read.steps
         return state
-
-    async def _read_snapshot(self, execution_id: str) -> Execution | None:
-        data = await self.store.get_snapshot(execution_id)
-        if data is None:
-            return None
-        self._snapshotted.add(execution_id)
-        try:
-            snap = _snapshot_decoder.decode(data)
-        except msgspec.DecodeError:
-            return None  # written by another version of the engine: fold the whole history
-        return snap.state if snap.version == SNAPSHOT_VERSION else None
 
     def _after_append(self, state: Execution) -> None:
         """Every ``snapshot_every`` steps, store the folded state (off the step's path)."""
@@ -378,8 +296,7 @@ class Executor:
             return
         self._since_snapshot[eid] = 0
         self._snapshotted.add(eid)
-        data = _snapshot_encoder.encode(Snapshot(SNAPSHOT_VERSION, state))
-        self._background(self.store.put_snapshot(eid, data))
+        self._background(self.store.put_snapshot(eid, encode_snapshot(state)))
 
     def _background(self, job: Any) -> None:
         async def run() -> None:
@@ -500,6 +417,7 @@ class Executor:
                     [str(state.inputs[k]) for k in state.secret_inputs if state.inputs.get(k)],
                     effect.workdir,
                     effect.workdir_files,
+                    _first_started(state, effect.taskrun_id),
                 )
                 jobs.append(
                     self.store.dispatch(
@@ -513,7 +431,7 @@ class Executor:
                 jobs.append(self.start_subflow(state, effect))
             elif isinstance(effect, Kill):
                 for eid in effect.execution_ids:
-                    jobs.append(self.store.nc.publish(S.kill(eid), b""))
+                    jobs.append(self.store.kill(eid))
                     if eid != state.id:
                         jobs.append(
                             self.store.send_input(
@@ -624,3 +542,11 @@ class Executor:
             },
         )
         await self.store.send_input(effect.execution_id, created, msg_id=f"{effect.execution_id}:created")
+
+
+def _first_started(state: Execution, taskrun_id: str) -> str | None:
+    """When the taskrun's first attempt started, if one did (the worker's retries count from it)."""
+    tr = state.taskruns.get(taskrun_id)
+    if tr is None or not tr.attempts or not tr.attempts[0].histories:
+        return None
+    return tr.attempts[0].histories[0].date

@@ -8,7 +8,7 @@ import msgspec
 
 from engine.core.errors import FlowNotFound
 from engine.core.model import Flow
-from eventstore.store import Store
+from engine.core.ports import Flows
 
 
 def _parse(source: str, revision: int, file: str | None = None) -> Flow:
@@ -20,7 +20,7 @@ def _parse(source: str, revision: int, file: str | None = None) -> Flow:
 class FlowCache:
     """Flows by (namespace, id, revision), read from the FLOWS stream and parsed once."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Flows) -> None:
         self.store = store
         self._cache: dict[tuple[str, str, int], Flow] = {}
 

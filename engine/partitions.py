@@ -26,22 +26,14 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 from engine.aio import cancelling
+from engine.core.ports import Leases
 from engine.logs import get_logger
 from engine.settings import settings
 from eventstore import subjects as S
 
 log = get_logger("engine.partitions")
-
-
-class LeaseStore(Protocol):
-    async def lease_holder(self, partition: int) -> tuple[str, int]: ...
-    async def lease_write(self, partition: int, owner: str, revision: int, ttl_s: float) -> int | None: ...
-    async def announce_member(self, executor_id: str, ttl_s: float) -> None: ...
-    async def leave(self, executor_id: str) -> None: ...
-    async def members(self) -> list[str]: ...
 
 
 def lease_ttl() -> float:
@@ -59,7 +51,7 @@ def assign(members: list[str], partitions: int = S.PARTITIONS) -> dict[int, str]
 class Partitions:
     def __init__(
         self,
-        store: LeaseStore,
+        store: Leases,
         executor_id: str,
         on_acquire: Callable[[int], Awaitable[None]],
         on_release: Callable[[int, bool], Awaitable[None]],

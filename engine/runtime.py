@@ -14,12 +14,12 @@ from engine.aio import run_async  # noqa: F401 - re-exported for callers of the 
 from engine.clock import utcnow
 from engine.core import events as ev
 from engine.core.errors import EngineError
-from engine.core.execution import Execution, evolve
+from engine.core.execution import Execution
 from engine.core.model import Flow
 from engine.core.states import TERMINAL, State
 from engine.flows import FlowCache
 from engine.settings import settings
-from eventstore import subjects as S
+from eventstore.reader import read_execution
 from eventstore.server import EmbeddedServer
 from eventstore.store import JetStreamKV, Store
 
@@ -107,10 +107,12 @@ class Runtime:
         return Executor(self.store, self.flows, self.expressions)
 
     def worker(self, **kwargs: Any) -> Any:
+        from eventstore.storage import InternalStorage
         from plugins.registry import default_registry
         from workers.worker import Worker
 
-        return Worker(self.store, default_registry(), self.expressions, **kwargs)
+        kv, storage = JetStreamKV(self.store), InternalStorage(self.store)
+        return Worker(self.store, default_registry(), self.expressions, kv=kv, storage=storage, **kwargs)
 
     async def create_execution(
         self,
@@ -216,14 +218,9 @@ class Runtime:
         await self.store.send_input(new_id, item, msg_id=f"{new_id}:replay")
         return new_id
 
-    async def load_execution(self, execution_id: str) -> Execution | None:
-        state = None
-        for seq, events in await self.store.read(execution_id):
-            for event in events:
-                state = evolve(state, event)
-            if state is not None:
-                state.seq = seq
-        return state
+    async def load_execution(self, execution_id: str, upto: int | None = None) -> Execution | None:
+        """The execution as it stands (``upto``: as it stood after that step); None when unknown."""
+        return (await read_execution(self.store, execution_id, upto=upto)).state
 
     async def wait_terminal(
         self, execution_id: str, on_start: Callable[[], Any] | None = None, timeout: float | None = None
@@ -235,12 +232,12 @@ class Runtime:
         before = await self.store.last_seq(execution_id) if on_start is not None else 0
         done = asyncio.Event()
 
-        async def on_event(msg: Any) -> None:
-            for event in ev.decode(msg.data):
+        async def on_events(events: list[ev.Event]) -> None:
+            for event in events:
                 if isinstance(event, ev.ExecutionStateChanged) and State(event.state) in TERMINAL:
                     done.set()
 
-        sub = await self.store.nc.subscribe(S.events(execution_id), cb=on_event)
+        sub = await self.store.watch_events(execution_id, on_events)
         try:
             if on_start is not None:
                 await on_start()

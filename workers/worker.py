@@ -9,7 +9,6 @@ for the execution cancels its running attempts.
 from __future__ import annotations
 
 import asyncio
-import random
 import shutil
 import socket
 import tempfile
@@ -20,19 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from nats.aio.msg import Msg
-from nats.js import api as jsapi
 
 from engine.aio import cancelling, unsubscribe_all
 from engine.clock import utcnow
 from engine.core import events as ev
 from engine.core.errors import EngineError, ExpressionError, TaskFailed
+from engine.core.ports import Delivery, LogLine, Subscription, WorkerStore
+from engine.core.retry import attempt_delay
 from engine.core.work import WorkItem, decode_work
 from engine.logs import get_logger
 from eventstore import subjects as S
-from eventstore.storage import InternalStorage
-from eventstore.store import JetStreamKV, LogLine, Store, patiently
-from plugins.api import TaskResult
+from plugins.api import FileStorage, KVStore, TaskResult
 from plugins.registry import Registry
 from workers.context import TaskRunContext
 
@@ -47,10 +44,12 @@ FENCE_AT = 0.7  # share of the heartbeat TTL without a renewal after which runni
 class Worker:
     def __init__(
         self,
-        store: Store,
+        store: WorkerStore,
         registry: Registry,
         expressions: Any,
         *,
+        kv: KVStore,
+        storage: FileStorage,
         group: str | None = None,
         concurrency: int = 16,
         worker_id: str | None = None,
@@ -66,8 +65,8 @@ class Worker:
         # A subject token: no dots (hostnames have them), no spaces.
         host = socket.gethostname().replace(".", "_").replace(" ", "_")
         self.worker_id = (worker_id or f"{host}-{uuid.uuid4().hex[:8]}").replace(".", "_")
-        self.kv = JetStreamKV(store)
-        self.storage = InternalStorage(store)
+        self.kv = kv
+        self.storage = storage
         self.workdir = workdir
         self._slots = asyncio.Semaphore(concurrency)
         self._running: dict[str, set[asyncio.Task[None]]] = {}
@@ -78,18 +77,17 @@ class Worker:
         self._attempts: set[asyncio.Future[Any]] = set()
         self._abandoned: set[asyncio.Future[Any]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._subs: list[Any] = []
+        self._subs: list[Subscription] = []
         self._shared_dirs: set[Path] = set()
 
     async def run(self) -> None:
-        async def on_work(msg: Msg) -> None:
+        async def on_work(msg: Delivery) -> None:
             await self._slots.acquire()
             task = asyncio.create_task(self._handle(msg))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-        async def on_kill(msg: Msg) -> None:
-            execution_id = msg.subject.split(".", 1)[1]
+        async def on_kill(execution_id: str) -> None:
             self._killed[execution_id] = time.monotonic()
             for task in list(self._running.get(execution_id, ())):
                 task.cancel("killed")
@@ -98,22 +96,8 @@ class Worker:
         # look lost to the executor and run a second time.
         while not await self.beat():
             await asyncio.sleep(HEARTBEAT_RETRY_S)
-        self._subs.append(await self.store.nc.subscribe("kill.>", cb=on_kill))
-        for k in range(S.SHARDS):
-
-            async def subscribe(k: int = k) -> Any:
-                return await self.store.js.subscribe(
-                    S.work(self.group, k),
-                    queue=f"workers-{self.group}",
-                    durable=f"workers-{self.group}",
-                    stream=f"{S.WORK}_{k}",
-                    cb=on_work,
-                    manual_ack=True,
-                    config=jsapi.ConsumerConfig(ack_wait=30, max_ack_pending=max(self.concurrency * 4, 64)),
-                )
-
-            # Started while a node is down, the consumer lookup can time out: wait out the election.
-            self._subs.append(await patiently(subscribe, f"subscribing to {S.WORK}_{k}"))
+        self._subs.append(await self.store.watch_kills(on_kill))
+        self._subs += await self.store.consume_work(self.group, on_work, max(self.concurrency * 4, 64))
         if cancelling():  # nats-py can swallow a cancellation that lands while it subscribes
             await unsubscribe_all(self._subs)
             raise asyncio.CancelledError
@@ -198,11 +182,11 @@ class Worker:
 
             await write_input_files(path, files, ctx.storage)
 
-    async def _handle(self, msg: Msg) -> None:
+    async def _handle(self, msg: Delivery) -> None:
         try:
             item = decode_work(msg.data)
         except msgspec.DecodeError:
-            log.error("worker.bad_work_item", subject=msg.subject)
+            log.error("worker.bad_work_item", group=self.group, size=len(msg.data))
             await msg.term()
             self._slots.release()
             return
@@ -270,7 +254,7 @@ class Worker:
             await asyncio.sleep(delay)
             delay = min(delay * 2, REPORT_RETRY_MAX_S)
 
-    async def _announce(self, item: WorkItem, attempt: int, started: str, msg: Msg | None) -> None:
+    async def _announce(self, item: WorkItem, attempt: int, started: str, msg: Delivery | None) -> None:
         """Report a long attempt as started, then release its work message (the executor owns it now)."""
         await asyncio.sleep(START_REPORT_DELAY)
         event = ev.AttemptStarted(
@@ -286,16 +270,15 @@ class Worker:
         if msg is not None:
             await msg.ack()
 
-    async def execute(self, item: WorkItem, msg: Msg | None = None) -> None:
+    async def execute(self, item: WorkItem, msg: Delivery | None = None) -> None:
         """Run every attempt of one taskrun and report each one."""
-        from engine.core.retry import next_delay
-
         task = item.task
         attempt = item.attempt
-        first_start = time.monotonic()
+        first_started = item.first_started
         emit = self._emit_log(item.execution_id, item.secrets)
         while True:
             started = utcnow()
+            first_started = first_started or started
             # Short attempts are reported once, when they end (one write instead of two); an attempt
             # still running after START_REPORT_DELAY is announced so its RUNNING state shows.
             announce = asyncio.create_task(self._announce(item, attempt, started, msg))
@@ -320,15 +303,15 @@ class Worker:
                 msg = None  # announced, and the work message already acknowledged
             final = True
             delay = None
+            ended = utcnow()
             if result.state == "FAILED" and retryable and task.retry is not None:
-                delay = next_delay(
-                    task.retry, attempt - item.attempt + 1, time.monotonic() - first_start, random.random
-                )
+                # The rule the executor applies, on the dates the history records.
+                delay = attempt_delay(task.retry, item.taskrun_id, attempt, first_started, ended)
                 final = delay is None
             await self._report(
                 item,
                 ev.AttemptEnded(
-                    date=utcnow(),
+                    date=ended,
                     taskrun_id=item.taskrun_id,
                     attempt=attempt,
                     state=result.state,
@@ -370,7 +353,7 @@ class Worker:
             attempt += 1
 
     async def _give_up(
-        self, item: WorkItem, attempt: int, announce: asyncio.Task[None], msg: Msg | None
+        self, item: WorkItem, attempt: int, announce: asyncio.Task[None], msg: Delivery | None
     ) -> None:
         """An attempt stopped because our heartbeat lapsed: hand it back (it was killed, not ended).
 

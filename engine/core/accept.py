@@ -6,7 +6,6 @@ a resume of an execution that is not paused.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 
 from engine.core import events as ev
@@ -15,7 +14,7 @@ from engine.core.errors import EngineError
 from engine.core.execution import Execution, TaskRun
 from engine.core.history import restart_events
 from engine.core.model import SLA, Flow, Task
-from engine.core.retry import next_delay
+from engine.core.retry import attempt_delay
 from engine.core.states import State, worst
 from engine.core.tree import EXIT_OUTPUT, index_tasks, is_truthy
 
@@ -126,12 +125,7 @@ def accept(state: Execution | None, flow: Flow | None, item: ev.Input, now: str)
                 else None
             )
             if retry is not None and attempt >= 1:
-                started = parse_date(tr.attempts[0].histories[0].date)
-                elapsed = (parse_date(now) - started).total_seconds()
-                seed = int.from_bytes(
-                    hashlib.blake2b(f"{tr.id}:{attempt}".encode(), digest_size=4).digest(), "big"
-                )
-                delay = next_delay(retry, attempt, elapsed, lambda: (seed % 10_000) / 10_000)
+                delay = attempt_delay(retry, tr.id, attempt, tr.attempts[0].histories[0].date, now)
                 if delay is not None:
                     at = (parse_date(now) + timedelta(seconds=delay)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
                     return [

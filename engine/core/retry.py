@@ -9,11 +9,13 @@ without limit, and so does this.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
+from engine.core.dates import parse as parse_date
 from engine.core.model import Retry
 
-__all__ = ["DEFAULT_DELAY_FACTOR", "next_delay"]
+__all__ = ["DEFAULT_DELAY_FACTOR", "attempt_delay", "next_delay"]
 
 DEFAULT_DELAY_FACTOR = 2.0
 
@@ -54,3 +56,15 @@ def next_delay(retry: Retry, attempt: int, elapsed_s: float, rand: Callable[[], 
     if retry.max_duration is not None and elapsed_s + delay > retry.max_duration:
         return None
     return delay
+
+
+def attempt_delay(retry: Retry, taskrun_id: str, attempt: int, first_started: str, now: str) -> float | None:
+    """``next_delay`` from what the history records, for whoever decides (the executor or a worker).
+
+    ``attempt`` is the number of the attempt that failed, ``first_started`` the date the taskrun's
+    first attempt started and ``now`` the date of the failure. A random policy's draw is derived
+    from the taskrun and the attempt: the same history always gives the same delay.
+    """
+    elapsed = (parse_date(now) - parse_date(first_started)).total_seconds()
+    seed = int.from_bytes(hashlib.blake2b(f"{taskrun_id}:{attempt}".encode(), digest_size=4).digest(), "big")
+    return next_delay(retry, attempt, elapsed, lambda: (seed % 10_000) / 10_000)

@@ -21,6 +21,7 @@ class WorkItem(msgspec.Struct, frozen=True):
     secrets: list[str] = []  # values to mask in log lines (SECRET inputs)
     workdir: str | None = None  # the enclosing WorkingDirectory's taskrun: its tasks share one directory
     workdir_files: Any = None  # that WorkingDirectory's `inputFiles`, written when the directory is made
+    first_started: str | None = None  # when the taskrun's first attempt started (a retry's maxDuration)
 
 
 _enc = msgspec.msgpack.Encoder()

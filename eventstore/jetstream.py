@@ -1,0 +1,294 @@
+"""The JetStream connection every store module builds on: connect, create the streams, wait out elections.
+
+Every write that matters is acknowledged by the server after it is on disk (the embedded
+server runs with ``sync_interval: always``). Appends to an execution carry
+``Nats-Expected-Last-Subject-Sequence``: a second writer is refused, never merged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any, Self, TypeVar
+
+import msgspec
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js import api as jsapi
+from nats.js.errors import APIError, ServiceUnavailableError
+
+from engine.core.errors import ServerError
+from engine.logs import get_logger
+from engine.settings import settings
+from eventstore import subjects as S
+
+# "wrong last sequence": 10071 names the sequence; a clustered stream may answer 10164 instead.
+OCC_CONFLICTS = frozenset({10071, 10164})
+_DUPLICATE_IN_PROCESS = 10158  # a retried publish whose first copy is still being replicated
+_NO_PLACEMENT = 10005  # "no suitable peers for placement": a peer is (re)starting or just died
+_SETUP_DEADLINE_S = 30.0  # a stream leader or meta leader being elected (a node of the cluster died)
+json_encoder = msgspec.json.Encoder()
+
+
+def _close_replaced_connections() -> None:
+    """Make nats-py close a failed reconnect attempt's socket before it opens the next one.
+
+    nats-py (2.16) reconnects in a loop; when a server accepts the TCP connection but the NATS
+    handshake then fails (a node starting, stopping or frozen: no INFO within connect_timeout), the
+    next attempt connects the same ``TcpTransport`` again and drops the previous StreamWriter
+    without closing it. The socket stays open until the garbage collector finds it, with a
+    ResourceWarning in whatever code runs then. Installed once, for every client of the process.
+    """
+    from nats.aio.transport import TcpTransport
+
+    connect = TcpTransport.connect
+    if getattr(connect, "_closes_previous", False):
+        return
+
+    async def connect_closing_previous(self: Any, *args: Any, **kwargs: Any) -> Any:
+        for writer in (self._io_writer, self._bare_io_writer):
+            if writer is not None and not writer.transport.is_closing():
+                writer.transport.abort()  # a dead connection: nothing to flush
+        return await connect(self, *args, **kwargs)
+
+    connect_closing_previous._closes_previous = True  # type: ignore[attr-defined]
+    TcpTransport.connect = connect_closing_previous  # type: ignore[method-assign]
+
+
+_close_replaced_connections()
+
+
+def default_replicas(servers: int) -> int:
+    """ENGINE_REPLICAS, else 3 when given the URLs of a cluster of three or more nodes, else 1."""
+    replicas = settings().replicas
+    if replicas is None:
+        return 3 if servers >= 3 else 1
+    return replicas
+
+
+T = TypeVar("T")
+
+
+async def patiently(op: Callable[[], Awaitable[T]], what: str) -> T:
+    """Run a JetStream management call, waiting out a leader election (a node of the cluster died)
+    for up to _SETUP_DEADLINE_S seconds, then failing with one clear error."""
+    deadline = asyncio.get_running_loop().time() + _SETUP_DEADLINE_S
+    delay = 0.2
+    while True:
+        try:
+            return await op()
+        except (NatsTimeoutError, NoRespondersError, APIError) as exc:
+            refused = isinstance(exc, APIError) and not isinstance(exc, ServiceUnavailableError)
+            if refused and getattr(exc, "err_code", None) != _NO_PLACEMENT:
+                raise
+            if asyncio.get_running_loop().time() + delay > deadline:
+                raise ServerError(
+                    f"JetStream did not answer while {what} for {_SETUP_DEADLINE_S:g}s "
+                    f"({type(exc).__name__}): is a majority of the cluster up?"
+                ) from exc
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+class Connection:
+    """One connection to NATS, its JetStream context and the streams the engine uses."""
+
+    def __init__(self, nc: Client, replicas: int = 1) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream()
+        self.replicas = replicas
+
+    @classmethod
+    async def connect(
+        cls, url: str | list[str], *, replicas: int | None = None, name: str = "engine"
+    ) -> Self:
+        servers = url if isinstance(url, list) else [u.strip() for u in url.split(",")]
+        if replicas is None:
+            replicas = default_replicas(len(servers))
+        log = get_logger("eventstore.nats")
+
+        async def on_error(exc: Exception) -> None:
+            log.warning("nats.error", error=f"{type(exc).__name__}: {exc}")
+
+        async def on_disconnect() -> None:
+            if not nc.is_closed and not nc.is_draining:  # an unplanned loss, not our own close
+                log.warning("nats.disconnected")
+
+        async def on_reconnect() -> None:
+            log.info("nats.reconnected")
+
+        nc = Client()
+        try:
+            await nc.connect(
+                servers=servers,
+                name=name,
+                error_cb=on_error,
+                disconnected_cb=on_disconnect,
+                reconnected_cb=on_reconnect,
+                connect_timeout=5,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.25,  # type: ignore[arg-type]  # seconds, a float works
+                allow_reconnect=True,
+            )
+        except Exception as exc:  # nats raises several unrelated types here
+            raise ServerError(f"cannot connect to NATS at {', '.join(servers)}: {exc}") from exc
+        store = cls(nc, replicas=replicas)
+        try:
+            await store.setup()
+        except BaseException:  # e.g. replicas the server cannot place: the connection must not leak
+            await store.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        """Flush what was published, then close; never hang on exit."""
+        if self.nc.is_closed:
+            return
+        # Not wait_for: on a timeout it waits for the cancelled drain to finish, and nats-py can
+        # swallow that cancellation; asyncio.wait returns at the deadline whatever the task does.
+        drain = asyncio.ensure_future(self.nc.drain())
+        done, _ = await asyncio.wait({drain}, timeout=5)
+        if not done or drain.exception() is not None:
+            drain.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.close(), 2)
+
+    async def setup(self) -> None:
+        """Create the streams if missing (idempotent: several processes may race here)."""
+        r = self.replicas
+        file = jsapi.StorageType.FILE
+        configs = []
+        for k in range(S.SHARDS):
+            parts = S.shard_partitions(k)
+            configs += [
+                jsapi.StreamConfig(
+                    name=f"{S.EVENTS}_{k}",
+                    subjects=[f"ev.{p}.>" for p in parts],
+                    storage=file,
+                    num_replicas=r,
+                    allow_direct=True,
+                    deny_delete=True,
+                    duplicate_window=120,
+                ),
+                jsapi.StreamConfig(
+                    name=f"{S.INBOX}_{k}",
+                    subjects=[f"in.{p}.>" for p in parts] + [f"sched.{p}.>" for p in parts],
+                    storage=file,
+                    num_replicas=r,
+                    retention=jsapi.RetentionPolicy.WORK_QUEUE,
+                    duplicate_window=120,
+                    allow_msg_schedules=True,
+                ),
+                jsapi.StreamConfig(
+                    name=f"{S.WORK}_{k}",
+                    subjects=[f"work.*.{k}"],
+                    storage=file,
+                    num_replicas=r,
+                    retention=jsapi.RetentionPolicy.WORK_QUEUE,
+                    duplicate_window=120,
+                ),
+            ]
+        configs += [
+            jsapi.StreamConfig(
+                name=S.LOGS,
+                subjects=["log.>"],
+                storage=file,
+                num_replicas=r,
+                max_age=30 * 24 * 3600,
+                allow_direct=True,
+            ),
+            jsapi.StreamConfig(
+                name=S.FLOWS,
+                subjects=["flow.>"],
+                storage=file,
+                num_replicas=r,
+                allow_direct=True,
+            ),
+            jsapi.StreamConfig(
+                name=S.KV,
+                subjects=[f"$KV.{S.KV_BUCKET}.>"],
+                storage=file,
+                num_replicas=r,
+                allow_direct=True,
+                allow_rollup_hdrs=True,
+                deny_delete=True,
+                max_msgs_per_subject=1,
+                allow_msg_ttl=True,
+                discard=jsapi.DiscardPolicy.NEW,
+            ),
+        ]
+
+        def bucket(name: str, bucket: str, **extra: Any) -> jsapi.StreamConfig:
+            """A key-value stream: the last message of each subject is the key's value."""
+            return jsapi.StreamConfig(
+                name=name,
+                subjects=[f"$KV.{bucket}.>"],
+                storage=file,
+                num_replicas=r,
+                allow_direct=True,
+                allow_rollup_hdrs=True,
+                max_msgs_per_subject=1,
+                **extra,
+            )
+
+        configs += [
+            bucket(S.RUNNING, "running"),
+            bucket(S.WORKERS, "workers", allow_msg_ttl=True, subject_delete_marker_ttl=S.HEARTBEAT_TTL_S),
+            bucket(S.LEASES, "leases", allow_msg_ttl=True),
+            bucket(S.SNAPSHOTS, "snap"),
+        ]
+        for cfg in configs:
+            await self._ensure_stream(cfg)
+
+    async def _ensure_stream(self, cfg: jsapi.StreamConfig) -> None:
+        async def create_or_update() -> None:
+            try:
+                await self.js.add_stream(cfg)
+            except APIError as exc:
+                if exc.err_code != 10058:  # stream name already in use with a different config
+                    raise
+                await self.js.update_stream(cfg)
+
+        await patiently(create_or_update, f"creating stream {cfg.name}")
+
+    async def _publish_once(self, subject: str, payload: bytes, headers: dict[str, str] | None) -> None:
+        """A publish with a message id: "duplicate in process" means its first copy is being stored."""
+        try:
+            await self.js.publish(subject, payload, headers=headers, timeout=10)
+        except APIError as exc:
+            if exc.err_code != _DUPLICATE_IN_PROCESS or not headers:
+                raise
+
+
+class JetStreamDelivery:
+    """A JetStream message as the ports hand it over (``engine.core.ports.InputDelivery``)."""
+
+    __slots__ = ("_msg",)
+
+    def __init__(self, msg: Msg) -> None:
+        self._msg = msg
+
+    @property
+    def data(self) -> bytes:
+        return self._msg.data
+
+    @property
+    def execution_id(self) -> str:
+        return self._msg.subject.split(".", 2)[2]  # in.<partition>.<execution>
+
+    @property
+    def partition(self) -> int:
+        return int(self._msg.subject.split(".", 2)[1])
+
+    async def ack(self) -> None:
+        await self._msg.ack()
+
+    async def nak(self, delay: float | None = None) -> None:
+        await self._msg.nak(delay=delay)
+
+    async def term(self) -> None:
+        await self._msg.term()
