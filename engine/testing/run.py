@@ -1,0 +1,94 @@
+"""The real executor and worker on a ``MemoryStore``, in the caller's event loop (no server).
+
+async with MemoryEngine() as eng:
+    flow = await eng.deploy(source)
+    state = await eng.run(flow)  # the execution once it ended
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from engine.clock import utcnow
+from engine.core import events as ev
+from engine.core.errors import EngineError
+from engine.core.execution import Execution
+from engine.core.model import Flow
+from engine.core.states import TERMINAL, State
+from engine.executor import Executor
+from engine.flows import FlowCache
+from engine.runtime import make_expressions, new_execution_id
+from engine.testing.memory import MemoryStore
+from eventstore.reader import read_execution
+from plugins.registry import default_registry
+from workers.worker import Worker
+
+
+class MemoryEngine:
+    """One executor and one worker sharing a ``MemoryStore``; started on entry, stopped on exit."""
+
+    def __init__(self, store: MemoryStore | None = None, *, concurrency: int = 16) -> None:
+        self.store = store or MemoryStore()
+        self.expressions = make_expressions(None)
+        self.flows = FlowCache(self.store)
+        self.executor = Executor(self.store, self.flows, self.expressions, executor_id="x-memory")
+        self.worker = Worker(
+            self.store,
+            default_registry(),
+            self.expressions,
+            kv=self.store.kv,
+            storage=self.store.files,
+            worker_id="w-memory",
+            concurrency=concurrency,
+        )
+        self._roles: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> MemoryEngine:
+        self._roles = [asyncio.create_task(self.executor.run()), asyncio.create_task(self.worker.run())]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self._roles:
+            task.cancel()
+        await asyncio.gather(*self._roles, return_exceptions=True)
+
+    async def deploy(self, source: str) -> Flow:
+        return await self.flows.deploy(source)
+
+    async def start(
+        self, flow: Flow, inputs: dict[str, Any] | None = None, execution_id: str | None = None
+    ) -> str:
+        """Create an execution of ``flow`` (inputs as given: no coercion, no file upload)."""
+        execution_id = execution_id or new_execution_id()
+        created = ev.ExecutionCreated(
+            date=utcnow(),
+            execution_id=execution_id,
+            namespace=flow.namespace,
+            flow_id=flow.id,
+            flow_revision=flow.revision,
+            inputs=dict(inputs or {}),
+            labels={**flow.labels, "system.correlationId": execution_id},
+        )
+        await self.store.send_input(execution_id, created, msg_id=f"{execution_id}:created")
+        return execution_id
+
+    async def run(self, flow: Flow, inputs: dict[str, Any] | None = None, timeout: float = 30) -> Execution:
+        """Start an execution and return it once it ended."""
+        done = asyncio.Event()
+
+        async def on_events(events: list[ev.Event]) -> None:
+            if any(isinstance(e, ev.ExecutionStateChanged) and State(e.state) in TERMINAL for e in events):
+                done.set()
+
+        execution_id = new_execution_id()
+        sub = await self.store.watch_events(execution_id, on_events)
+        try:
+            await self.start(flow, inputs, execution_id)
+            await asyncio.wait_for(done.wait(), timeout)
+        finally:
+            await sub.unsubscribe()
+        state = (await read_execution(self.store, execution_id)).state
+        if state is None:
+            raise EngineError(f"execution {execution_id} ended but cannot be read")
+        return state
