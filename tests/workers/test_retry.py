@@ -1,4 +1,4 @@
-"""workers.retry.next_delay: Kestra constant / exponential / random policies and limits."""
+"""engine.core.retry: Kestra retry policies and limits, and the worker following them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import random
 import pytest
 
 from engine.core.model import Retry
-from engine.core.retry import next_delay
+from engine.core.retry import attempt_delay, next_delay
+from engine.testing.run import MemoryEngine
 
 
 def zero() -> float:
@@ -68,3 +69,39 @@ def test_invalid() -> None:
         next_delay(Retry(type="fibonacci"), 1, 0, zero)
     with pytest.raises(ValueError, match="attempt"):
         next_delay(Retry(interval=1), 0, 0, zero)
+
+
+# ---- attempt_delay: the rule on the history's dates, for the executor and the worker alike ----
+
+
+def test_attempt_delay_counts_from_the_first_attempt_and_draws_from_the_taskrun() -> None:
+    retry = Retry(type="random", min_interval=1, max_interval=9, max_duration=60)
+    first = "2026-01-01T00:00:00.000000Z"
+    a = attempt_delay(retry, "tr1", 1, first, "2026-01-01T00:00:05.000000Z")
+    assert a is not None and 1 <= a <= 9
+    assert attempt_delay(retry, "tr1", 1, first, "2026-01-01T00:00:05.000000Z") == a  # same history
+    draws = {attempt_delay(retry, f"tr{i}", 1, first, "2026-01-01T00:00:05Z") for i in range(20)}
+    assert len(draws) > 1  # jitter differs between taskruns
+    assert attempt_delay(retry, "tr1", 1, first, "2026-01-01T00:00:59.500000Z") is None  # maxDuration
+    assert attempt_delay(Retry(interval=2, max_attempt=3), "tr1", 3, first, first) is None  # maxAttempt
+
+
+@pytest.mark.anyio
+async def test_a_worker_retries_by_the_rule_and_stops_at_max_attempt() -> None:
+    source = """
+id: retried
+namespace: memory.retry
+tasks:
+  - id: boom
+    type: io.kestra.plugin.core.execution.Fail
+    retry:
+      type: constant
+      interval: PT0.01S
+      maxAttempt: 3
+"""
+    async with MemoryEngine() as eng:
+        state = await eng.run(await eng.deploy(source))
+    assert state.state == "FAILED"
+    (boom,) = state.taskruns.values()
+    assert [a.number for a in boom.attempts] == [1, 2, 3]
+    assert all(a.state == "FAILED" for a in boom.attempts)

@@ -1,0 +1,273 @@
+"""The ports' promises, held by both implementations: the JetStream store and the memory store.
+
+What only the memory store can show quickly (expiry by an injected clock, the ack wait) is
+tested on it alone, below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from engine.core import events as ev
+from engine.core.errors import ConcurrencyConflict
+from engine.core.execution import evolve
+from engine.core.ports import Delivery, InputDelivery
+from engine.testing.memory import MemoryStore
+from eventstore import subjects as S
+from eventstore.reader import encode_snapshot, read_execution
+from eventstore.store import Store
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["memory", "jetstream"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    jetstream = await Store.connect(request.getfixturevalue("nats_url"))
+    try:
+        yield jetstream
+    finally:
+        await jetstream.close()
+
+
+def _created(eid: str) -> ev.ExecutionCreated:
+    return ev.ExecutionCreated(
+        date="2026-01-01T00:00:00Z", execution_id=eid, namespace="ns", flow_id="f", flow_revision=1
+    )
+
+
+def _running(second: int) -> ev.ExecutionStateChanged:
+    return ev.ExecutionStateChanged(date=f"2026-01-01T00:00:{second:02d}Z", state="RUNNING")
+
+
+async def _next(queue: asyncio.Queue[Any], timeout: float = 5) -> Any:
+    return await asyncio.wait_for(queue.get(), timeout)
+
+
+async def test_appends_are_guarded_by_the_expected_last_sequence(store: Any) -> None:
+    eid = uuid.uuid4().hex
+    seq1 = await store.append(eid, [_created(eid)], 0)
+    seq2 = await store.append(eid, [_running(1)], seq1)
+    with pytest.raises(ConcurrencyConflict):
+        await store.append(eid, [_running(2)], seq1)  # a second writer that saw seq1
+    with pytest.raises(ConcurrencyConflict):
+        await store.append(eid, [_created(eid)], 0)
+    assert [s for s, _ in await store.read_after(eid, 0)] == [seq1, seq2]
+    assert [s for s, _ in await store.read_after(eid, seq1)] == [seq2]
+    assert [s for s, _ in await store.read_from_leader(eid, 0, seq1)] == [seq1]
+    assert await store.last_seq(eid) == await store.last_seq(eid, leader=True) == seq2
+    assert await store.last_seq(uuid.uuid4().hex) == 0
+
+
+async def test_the_reader_folds_a_snapshot_and_the_tail_and_reads_as_of_a_step(store: Any) -> None:
+    eid = uuid.uuid4().hex
+    seqs = [await store.append(eid, [_created(eid)], 0)]
+    for second in range(1, 4):
+        seqs.append(await store.append(eid, [_running(second)], seqs[-1]))
+    whole = await read_execution(store, eid)
+    assert whole.state is not None and whole.state.seq == seqs[-1] and whole.steps == 4
+    assert not whole.has_snapshot
+
+    at_two = await read_execution(store, eid, upto=seqs[1])
+    assert at_two.state is not None and at_two.state.seq == seqs[1]
+    folded = evolve(evolve(None, _created(eid)), _running(1))
+    assert folded is not None and at_two.state.histories == folded.histories
+
+    snap = (await read_execution(store, eid, upto=seqs[2])).state
+    assert snap is not None
+    await store.put_snapshot(eid, encode_snapshot(snap))
+    tail = await read_execution(store, eid)
+    assert tail.has_snapshot and tail.steps == 1  # the snapshot plus the one step after it
+    assert tail.state is not None and tail.state.histories == whole.state.histories
+    before = await read_execution(store, eid, upto=seqs[0])  # older than the snapshot: from the start
+    assert before.state is not None and before.state.seq == seqs[0] and before.steps == 1
+    await store.drop_snapshot(eid)
+    assert await store.get_snapshot(eid) is None
+    assert (await read_execution(store, uuid.uuid4().hex)).state is None
+
+
+async def test_inputs_are_stored_once_and_come_again_until_acknowledged(store: Any) -> None:
+    eid = uuid.uuid4().hex
+    p = S.partition(eid)
+    got: asyncio.Queue[InputDelivery] = asyncio.Queue()
+
+    async def on_input(delivery: InputDelivery) -> None:
+        if delivery.execution_id == eid:  # a shared server may hold other tests' inputs
+            got.put_nowait(delivery)
+
+    await store.send_input(eid, _created(eid), msg_id=f"{eid}:created")
+    await store.send_input(eid, _created(eid), msg_id=f"{eid}:created")  # a duplicate: dropped
+    sub = await store.consume_inputs(p, on_input)
+    try:
+        first = await _next(got)
+        assert first.partition == p and ev.decode_input(first.data) == _created(eid)
+        await first.nak(0.01)
+        again = await _next(got)  # not acknowledged: delivered again
+        assert ev.decode_input(again.data) == _created(eid)
+        assert await store.inputs_consumed(p)
+        kill = ev.KillRequested(date="2026-01-01T00:00:01Z", reason="test")
+        await store.send_input(eid, kill)
+        assert ev.decode_input((await _next(got)).data) == kill
+        # A new consumer of the partition (a new owner) gets at once what was left unacknowledged.
+        replaced = await store.consume_inputs(p, on_input)
+        await sub.unsubscribe()
+        sub = replaced
+        redelivered = [ev.decode_input((await _next(got)).data) for _ in range(2)]
+        assert redelivered == [_created(eid), kill]  # in their order
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_work_is_dispatched_once_and_handed_out_again_when_not_acknowledged(store: Any) -> None:
+    eid, group = uuid.uuid4().hex, f"g{uuid.uuid4().hex[:8]}"
+    got: asyncio.Queue[Delivery] = asyncio.Queue()
+
+    async def on_work(delivery: Delivery) -> None:
+        got.put_nowait(delivery)
+
+    subs = await store.consume_work(group, on_work, 64)
+    try:
+        await store.dispatch(eid, group, b"one", f"{eid}:t:1")
+        await store.dispatch(eid, group, b"one", f"{eid}:t:1")  # the same message id: stored once
+        first = await _next(got)
+        assert first.data == b"one"
+        await first.nak(0.01)
+        again = await _next(got)
+        assert again.data == b"one"
+        await again.ack()
+        await store.dispatch(eid, group, b"two", f"{eid}:t:2")
+        second = await _next(got)
+        assert second.data == b"two"
+        await second.term()
+        with pytest.raises(TimeoutError):
+            await _next(got, timeout=0.3)  # nothing comes twice once acknowledged or terminated
+    finally:
+        for sub in subs:
+            await sub.unsubscribe()
+
+
+async def test_leases_are_compare_and_set_on_their_revision(store: Any) -> None:
+    p = S.PARTITIONS - 1
+    me, other = f"x{uuid.uuid4().hex[:8]}", f"x{uuid.uuid4().hex[:8]}"
+    _, revision = await store.lease_holder(p)
+    taken = await store.lease_write(p, me, revision, 5)
+    assert taken is not None and await store.lease_holder(p) == (me, taken)
+    assert await store.lease_write(p, other, revision, 5) is None  # it changed meanwhile
+    renewed = await store.lease_write(p, me, taken, 5)
+    assert renewed is not None and renewed != taken
+    assert await store.lease_write(p, me, taken, 5) is None  # renewal on a stale revision
+    assert await store.lease_write(p, "", renewed, 5) is not None  # given back
+    assert (await store.lease_holder(p))[0] == ""
+    await store.announce_member(me, 5)
+    assert me in await store.members()
+    await store.leave(me)
+    assert me not in await store.members()
+
+
+async def test_liveness_and_the_attempts_workers_hold(store: Any) -> None:
+    worker, eid = f"w{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    await store.heartbeat(worker, {"group": "default"}, 5)
+    assert (await store.live_workers())[worker] == {"group": "default"}
+    await store.mark_running(worker, eid, "tr", 2)
+    assert (worker, eid, "tr", 2) in await store.running_attempts()
+    await store.clear_running(worker, eid, "tr")
+    assert (worker, eid, "tr", 2) not in await store.running_attempts()
+
+
+async def test_an_executor_answers_pings_while_subscribed(store: Any) -> None:
+    me = f"x{uuid.uuid4().hex[:8]}"
+    assert not await store.is_alive(me)
+    sub = await store.answer_pings(me)
+    assert await store.is_alive(me)
+    await sub.unsubscribe()
+    assert not await store.is_alive(me)
+
+
+async def test_appended_steps_and_kills_reach_their_watchers(store: Any) -> None:
+    eid = uuid.uuid4().hex
+    steps: asyncio.Queue[list[ev.Event]] = asyncio.Queue()
+    kills: asyncio.Queue[str] = asyncio.Queue()
+
+    async def on_events(events: list[ev.Event]) -> None:
+        steps.put_nowait(events)
+
+    async def on_kill(execution_id: str) -> None:
+        kills.put_nowait(execution_id)
+
+    watching = await store.watch_events(eid, on_events)
+    killing = await store.watch_kills(on_kill)
+    try:
+        await store.append(eid, [_created(eid)], 0)
+        assert await _next(steps) == [_created(eid)]
+        await store.kill(eid)
+        while await _next(kills) != eid:
+            pass
+    finally:
+        await watching.unsubscribe()
+        await killing.unsubscribe()
+
+
+# ---- the memory store alone: time ------------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_memory_leases_members_heartbeats_and_keys_expire_by_the_injected_clock() -> None:
+    clock = _Clock()
+    store = MemoryStore(clock=clock)
+    taken = await store.lease_write(3, "a", 0, 3)
+    await store.announce_member("a", 3)
+    await store.heartbeat("w", {}, 10)
+    await store.kv.set("ns", "k", 1, ttl_s=5)
+    clock.now += 2.9
+    assert await store.lease_holder(3) == ("a", taken)
+    assert await store.lease_write(3, "b", 0, 3) is None
+    assert await store.members() == ["a"]
+    clock.now += 0.2
+    assert await store.lease_holder(3) == ("", 0)  # expired: free to take
+    assert await store.lease_write(3, "a", taken or 0, 3) is None  # too late to renew
+    assert await store.lease_write(3, "b", 0, 3) is not None
+    assert await store.members() == []
+    assert "w" in await store.live_workers()
+    assert await store.kv.get("ns", "k") == 1
+    clock.now += 7
+    assert await store.live_workers() == {}
+    assert await store.kv.get("ns", "k") is None
+
+
+async def test_memory_work_not_acknowledged_within_the_ack_wait_comes_again() -> None:
+    store = MemoryStore(ack_wait_s=0.05)
+    got: asyncio.Queue[Delivery] = asyncio.Queue()
+
+    async def on_work(delivery: Delivery) -> None:
+        got.put_nowait(delivery)
+
+    subs = await store.consume_work("default", on_work, 4)
+    await store.dispatch("e", None, b"w", "e:t:1")
+    assert (await _next(got)).data == b"w"  # taken, never answered (a worker that froze)
+    assert (await _next(got)).data == b"w"
+    for sub in subs:
+        await sub.unsubscribe()
+
+
+async def test_memory_message_ids_are_forgotten_after_the_duplicate_window() -> None:
+    clock = _Clock()
+    store = MemoryStore(clock=clock)
+    await store.dispatch("e", None, b"w", "e:t:1")
+    await store.dispatch("e", None, b"w", "e:t:1")
+    clock.now += 121
+    await store.dispatch("e", None, b"w", "e:t:1")
+    assert len(store._work_queue("default").messages) == 2
