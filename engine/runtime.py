@@ -16,11 +16,13 @@ from engine.core import events as ev
 from engine.core.errors import EngineError
 from engine.core.execution import Execution
 from engine.core.model import Flow
+from engine.core.ports import Inputs
 from engine.core.states import TERMINAL, State
 from engine.flows import FlowCache
 from engine.settings import settings
 from eventstore.reader import read_execution
 from eventstore.server import EmbeddedServer
+from eventstore.storage import InternalStorage
 from eventstore.store import JetStreamKV, Store
 
 
@@ -62,7 +64,6 @@ def make_expressions(store: Store | None) -> Any:
 
         functions["kv"] = kv_function
         from engine.files import storage_functions
-        from eventstore.storage import InternalStorage
 
         functions.update(storage_functions(InternalStorage(store)))  # read(), fileSize(), ...
     return Expressions(functions=functions)
@@ -107,7 +108,6 @@ class Runtime:
         return Executor(self.store, self.flows, self.expressions)
 
     def worker(self, **kwargs: Any) -> Any:
-        from eventstore.storage import InternalStorage
         from plugins.registry import default_registry
         from workers.worker import Worker
 
@@ -123,32 +123,16 @@ class Runtime:
         trigger: dict[str, Any] | None = None,
         secret_inputs: tuple[str, ...] = (),
     ) -> str:
-        if flow.disabled:
-            raise EngineError(f"flow {flow.namespace}.{flow.id} is disabled: executions are refused")
-        if not secret_inputs:
-            from engine.core.inputs import secret_input_ids
-
-            secret_inputs = tuple(sorted(secret_input_ids(flow)))
-        execution_id = execution_id or new_execution_id()
-        from engine.files import upload_file_inputs
-        from eventstore.storage import InternalStorage
-
-        inputs = await upload_file_inputs(flow, inputs, execution_id, InternalStorage(self.store))
-        labels = {**flow.labels, **(labels or {})}
-        labels.setdefault("system.correlationId", execution_id)
-        created = ev.ExecutionCreated(
-            date=utcnow(),
-            execution_id=execution_id,
-            namespace=flow.namespace,
-            flow_id=flow.id,
-            flow_revision=flow.revision,
-            inputs=inputs,
+        return await create_execution(
+            self.store,
+            InternalStorage(self.store),
+            flow,
+            inputs,
             labels=labels,
+            execution_id=execution_id,
             trigger=trigger,
             secret_inputs=secret_inputs,
         )
-        await self.store.send_input(execution_id, created, msg_id=f"{execution_id}:created")
-        return execution_id
 
     async def get_execution(self, execution_id: str) -> Execution:
         state = await self.load_execution(execution_id)
@@ -172,7 +156,6 @@ class Runtime:
         inputs = resolve_resume_inputs(flow, state, inputs or {})
         if inputs:  # FILE onResume inputs given as local paths are uploaded (kestra:// URIs)
             from engine.files import upload_resume_inputs
-            from eventstore.storage import InternalStorage
 
             inputs = await upload_resume_inputs(flow, state, inputs, InternalStorage(self.store))
         await self.store.send_input(execution_id, ev.Resume(date=utcnow(), inputs=dict(inputs or {})))
@@ -257,6 +240,45 @@ class Runtime:
         raise EngineError(
             f"execution {execution_id}: its terminal step was announced but cannot be read back"
         )
+
+
+async def create_execution(
+    store: Inputs,
+    files: Any,
+    flow: Flow,
+    inputs: dict[str, Any],
+    *,
+    labels: dict[str, str] | None = None,
+    execution_id: str | None = None,
+    trigger: dict[str, Any] | None = None,
+    secret_inputs: tuple[str, ...] = (),
+) -> str:
+    """Send the command that creates an execution of ``flow``; its local FILE inputs go to ``files``."""
+    if flow.disabled:
+        raise EngineError(f"flow {flow.namespace}.{flow.id} is disabled: executions are refused")
+    if not secret_inputs:
+        from engine.core.inputs import secret_input_ids
+
+        secret_inputs = tuple(sorted(secret_input_ids(flow)))
+    execution_id = execution_id or new_execution_id()
+    from engine.files import upload_file_inputs
+
+    inputs = await upload_file_inputs(flow, inputs, execution_id, files)
+    labels = {**flow.labels, **(labels or {})}
+    labels.setdefault("system.correlationId", execution_id)
+    created = ev.ExecutionCreated(
+        date=utcnow(),
+        execution_id=execution_id,
+        namespace=flow.namespace,
+        flow_id=flow.id,
+        flow_revision=flow.revision,
+        inputs=inputs,
+        labels=labels,
+        trigger=trigger,
+        secret_inputs=secret_inputs,
+    )
+    await store.send_input(execution_id, created, msg_id=f"{execution_id}:created")
+    return execution_id
 
 
 def resolve_resume_inputs(flow: Flow, state: Execution, given: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,9 @@
 
 ``simulate`` plays the executor and the worker: each dispatched taskrun gets an attempt whose
 outcome comes from ``outcomes`` (a state name, or a callable returning ``(state, outputs)``).
+
+``engine.testing.memory.MemoryStore`` is every store port in memory, and
+``engine.testing.run.MemoryEngine`` runs the real executor and worker on it (no server).
 """
 
 from __future__ import annotations

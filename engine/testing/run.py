@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from engine.clock import utcnow
 from engine.core import events as ev
 from engine.core.errors import EngineError
 from engine.core.execution import Execution
@@ -18,7 +17,7 @@ from engine.core.model import Flow
 from engine.core.states import TERMINAL, State
 from engine.executor import Executor
 from engine.flows import FlowCache
-from engine.runtime import make_expressions, new_execution_id
+from engine.runtime import create_execution, make_expressions, new_execution_id
 from engine.testing.memory import MemoryStore
 from eventstore.reader import read_execution
 from plugins.registry import default_registry
@@ -59,19 +58,10 @@ class MemoryEngine:
     async def start(
         self, flow: Flow, inputs: dict[str, Any] | None = None, execution_id: str | None = None
     ) -> str:
-        """Create an execution of ``flow`` (inputs as given: no coercion, no file upload)."""
-        execution_id = execution_id or new_execution_id()
-        created = ev.ExecutionCreated(
-            date=utcnow(),
-            execution_id=execution_id,
-            namespace=flow.namespace,
-            flow_id=flow.id,
-            flow_revision=flow.revision,
-            inputs=dict(inputs or {}),
-            labels={**flow.labels, "system.correlationId": execution_id},
+        """Create an execution of ``flow`` as ``Runtime.create_execution`` does (files in memory)."""
+        return await create_execution(
+            self.store, self.store.files, flow, dict(inputs or {}), execution_id=execution_id
         )
-        await self.store.send_input(execution_id, created, msg_id=f"{execution_id}:created")
-        return execution_id
 
     async def run(self, flow: Flow, inputs: dict[str, Any] | None = None, timeout: float = 30) -> Execution:
         """Start an execution and return it once it ended."""
