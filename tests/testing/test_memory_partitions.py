@@ -1,0 +1,86 @@
+"""Partition leases (engine.partitions) on the memory store: hand-over, death and expiry, no server."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.partitions import Partitions, assign
+from engine.testing.memory import MemoryStore
+from eventstore import subjects as S
+
+pytestmark = pytest.mark.anyio
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _partitions(store: MemoryStore, executor_id: str, log: list[tuple[str, int, str]]) -> Partitions:
+    async def acquired(p: int) -> None:
+        log.append((executor_id, p, "take"))
+
+    async def released(p: int, lost: bool) -> None:
+        log.append((executor_id, p, "lost" if lost else "give"))
+
+    return Partitions(store, executor_id, acquired, released, ttl_s=3, alive=store.is_alive)
+
+
+async def test_partitions_are_shared_handed_over_and_taken_from_a_dead_executor() -> None:
+    clock = _Clock()
+    store = MemoryStore(clock=clock)
+    log: list[tuple[str, int, str]] = []
+    a, b = _partitions(store, "a", log), _partitions(store, "b", log)
+    pinging = [await store.answer_pings("a"), await store.answer_pings("b")]
+
+    await a.tick()
+    assert sorted(a.held) == list(range(S.PARTITIONS))  # alone: every partition
+    await b.tick()  # b wants its share, still held by a: it waits
+    assert not b.held
+    await a.tick()  # a sees b and gives b's share back
+    await b.tick()
+    want = assign(["a", "b"])
+    assert sorted(b.held) == sorted(p for p, owner in want.items() if owner == "b")
+    assert sorted(a.held) == sorted(p for p, owner in want.items() if owner == "a")
+    assert not set(a.held) & set(b.held)
+    assert all(kind == "give" for who, _, kind in log if who == "a" and kind != "take")
+
+    # a's process dies: its connection is gone (no pong), its leases are still unexpired.
+    await pinging[0].unsubscribe()
+    await b.tick()
+    assert sorted(b.held) == list(range(S.PARTITIONS))  # taken over by compare-and-set at once
+    for p in range(S.PARTITIONS):
+        assert (await store.lease_holder(p))[0] == "b"
+    assert await store.lease_write(0, "a", a.held[0], 3) is None  # the dead one cannot renew
+    await pinging[1].unsubscribe()
+
+
+async def test_a_silent_executors_leases_are_taken_only_once_they_expire() -> None:
+    clock = _Clock()
+    store = MemoryStore(clock=clock)
+    a = _partitions(store, "a", [])
+    b = Partitions(store, "b", _noop_take, _noop_release, ttl_s=3)  # no pings: trusts the TTLs
+    await a.tick()
+    await b.tick()
+    await a.tick()
+    await b.tick()
+    a_share = set(a.held)
+    assert a_share and not a_share & set(b.held)
+    # a stops renewing (a long pause): until its lease and its membership expire, b leaves them.
+    clock.now += 2.5
+    await b.tick()
+    assert not a_share & set(b.held)
+    clock.now += 1
+    await b.tick()
+    assert set(b.held) == set(range(S.PARTITIONS))
+
+
+async def _noop_take(p: int) -> None:
+    return None
+
+
+async def _noop_release(p: int, lost: bool) -> None:
+    return None
