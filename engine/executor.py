@@ -74,9 +74,8 @@ class Executor:
         self._since_snapshot: dict[str, int] = {}  # steps appended since the last snapshot
         self._snapshotted: set[str] = set()  # executions that have a snapshot to drop when they end
         self._dispatched_checked: set[str] = set()
-        self._busy: dict[
-            str, list[InputDelivery]
-        ] = {}  # executions with a step in flight -> inputs that wait
+        # Executions with a step in flight -> the inputs that wait for it.
+        self._busy: dict[str, list[InputDelivery]] = {}
         self._conflicted: set[str] = set()  # executions to read in full before their next step
         self._groups: set[str] = set()  # worker groups with a live worker (refreshed every 5 s)
         self._groups_read = -1e9
@@ -114,11 +113,8 @@ class Executor:
             await asyncio.sleep(every)
             for p in list(self._subs):
                 try:
-                    if (
-                        not await self.store.inputs_consumed(p)
-                        and p in self._subs
-                        and self.partitions.owns(p)
-                    ):
+                    lost = not await self.store.inputs_consumed(p)
+                    if lost and p in self._subs and self.partitions.owns(p):
                         log.warning("executor.consumer_lost", partition=p)
                         await self._consume(p)
                 except Exception as exc:

@@ -27,18 +27,20 @@ from workers.worker import Worker
 class MemoryEngine:
     """One executor and one worker sharing a ``MemoryStore``; started on entry, stopped on exit."""
 
-    def __init__(self, store: MemoryStore | None = None, *, concurrency: int = 16) -> None:
+    def __init__(
+        self, store: MemoryStore | None = None, *, concurrency: int = 16, name: str = "memory"
+    ) -> None:
         self.store = store or MemoryStore()
         self.expressions = make_expressions(None)
         self.flows = FlowCache(self.store)
-        self.executor = Executor(self.store, self.flows, self.expressions, executor_id="x-memory")
+        self.executor = Executor(self.store, self.flows, self.expressions, executor_id=f"x-{name}")
         self.worker = Worker(
             self.store,
             default_registry(),
             self.expressions,
             kv=self.store.kv,
             storage=self.store.files,
-            worker_id="w-memory",
+            worker_id=f"w-{name}",
             concurrency=concurrency,
         )
         self._roles: list[asyncio.Task[None]] = []
