@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 
+from engine.clock import utcnow
+from engine.core import events as ev
+from engine.runtime import new_execution_id
 from engine.testing.memory import MemoryStore
 from engine.testing.run import MemoryEngine
+from eventstore.reader import read_execution
 
 pytestmark = pytest.mark.anyio
 
@@ -52,3 +57,39 @@ async def test_a_40_task_sequential_flow_runs_to_its_end_in_memory(
     assert [seq for seq, _ in steps] == sorted(seq for seq, _ in steps)
     assert not store.snapshots  # an ended execution keeps none
     assert await store.running_attempts() == []
+
+
+async def test_a_kill_stops_a_running_task_through_the_memory_store() -> None:
+    source = """
+id: sleepy
+namespace: memory.test
+tasks:
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT60S
+  - id: never
+    type: io.kestra.plugin.core.debug.Return
+    format: "x"
+"""
+    async with MemoryEngine() as eng:
+        flow = await eng.deploy(source)
+        done: asyncio.Event = asyncio.Event()
+
+        async def on_events(events: list[ev.Event]) -> None:
+            if any(isinstance(e, ev.ExecutionStateChanged) and e.state == "KILLED" for e in events):
+                done.set()
+
+        eid = new_execution_id()
+        sub = await eng.store.watch_events(eid, on_events)
+        await eng.start(flow, execution_id=eid)
+        for _ in range(500):  # until the worker announced the attempt
+            state = (await read_execution(eng.store, eid)).state
+            if state is not None and any(tr.state == "RUNNING" for tr in state.taskruns.values()):
+                break
+            await asyncio.sleep(0.01)
+        await eng.store.send_input(eid, ev.KillRequested(date=utcnow(), reason="test"))
+        await asyncio.wait_for(done.wait(), 10)
+        await sub.unsubscribe()
+        state = (await read_execution(eng.store, eid)).state
+    assert state is not None and state.state == "KILLED"
+    assert {tr.task_id: tr.state for tr in state.taskruns.values()} == {"nap": "KILLED"}
