@@ -17,6 +17,9 @@ promise (the tests of both implementations hold them to it):
 - a delivered message that is neither acknowledged nor terminated is delivered again: at
   once to the next consumer, after ``nak``'s delay, or after the consumer's ack wait;
 - leases, memberships and heartbeats expire a given time after their last write.
+
+The KV store and the files a task reaches are the plugin SDK's ports (``plugins.api.KVStore``
+and ``FileStorage``): the worker is given one of each; timers are ``Inputs.schedule_input``.
 """
 
 from __future__ import annotations
