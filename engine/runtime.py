@@ -202,8 +202,12 @@ class Runtime:
         return new_id
 
     async def load_execution(self, execution_id: str, upto: int | None = None) -> Execution | None:
-        """The execution as it stands (``upto``: as it stood after that step); None when unknown."""
-        return (await read_execution(self.store, execution_id, upto=upto)).state
+        """The execution as it stands (``upto``: as it stood after that step); None when unknown.
+
+        As a replica serves it: readable while a stream leader is being elected (a node of the
+        cluster died), perhaps a moment behind; ``wait_terminal`` waits for the step it expects.
+        """
+        return (await read_execution(self.store, execution_id, upto=upto, leader=False)).state
 
     async def wait_terminal(
         self, execution_id: str, on_start: Callable[[], Any] | None = None, timeout: float | None = None

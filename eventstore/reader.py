@@ -54,10 +54,17 @@ class ExecutionRead:
 
 
 async def read_execution(
-    store: HistoryStore, execution_id: str, *, upto: int | None = None, snapshots: bool = True
+    store: HistoryStore,
+    execution_id: str,
+    *,
+    upto: int | None = None,
+    snapshots: bool = True,
+    leader: bool = True,
 ) -> ExecutionRead:
-    """Fold the execution's history: its snapshot (unless ``snapshots`` is False) plus the tail,
-    completed from the leader when a replica served less than there is; ``upto``: as of that step."""
+    """Fold the execution's history: its snapshot (unless ``snapshots`` is False) plus the tail;
+    ``upto``: as of that step. ``leader``: complete what a lagging replica served from the stream's
+    leader, failing while none is elected (what decides must not judge a stale state); without it,
+    the replica's view, readable during an election (what only shows the execution)."""
     state: Execution | None = None
     data = await store.get_snapshot(execution_id) if snapshots else None
     if data is not None:
@@ -68,7 +75,7 @@ async def read_execution(
     if upto is not None:
         steps = [step for step in steps if step[0] <= upto]
     read_upto = steps[-1][0] if steps else (state.seq if state else 0)
-    if upto is None or read_upto < upto:
+    if leader and (upto is None or read_upto < upto):
         steps += await _missed(store, execution_id, read_upto, upto)
     for seq, events in steps:
         for event in events:

@@ -101,7 +101,7 @@ class MemoryStore:
         return [step for step in self.history.get(execution_id, ()) if step[0] > after]
 
     async def read_from_leader(self, execution_id: str, after: int, upto: int) -> list[Step]:
-        return [step for step in await self.read_after(execution_id, after) if step[0] <= upto]
+        return [step for step in self.history.get(execution_id, ()) if after < step[0] <= upto]
 
     async def read(self, execution_id: str) -> list[Step]:
         return await self.read_after(execution_id, 0)

@@ -271,3 +271,23 @@ async def test_memory_message_ids_are_forgotten_after_the_duplicate_window() -> 
     clock.now += 121
     await store.dispatch("e", None, b"w", "e:t:1")
     assert len(store._work_queue("default").messages) == 2
+
+
+async def test_the_reader_completes_a_lagging_replica_from_the_leader_unless_told_not_to() -> None:
+    store = MemoryStore(replicas=3)
+    eid = "lagging"
+    seqs = [await store.append(eid, [_created(eid)], 0)]
+    for second in range(1, 4):
+        seqs.append(await store.append(eid, [_running(second)], seqs[-1]))
+    served = store.read_after
+
+    async def behind(execution_id: str, after: int) -> list[Any]:
+        return (await served(execution_id, after))[:-2]  # a replica two steps behind
+
+    store.read_after = behind  # type: ignore[method-assign]
+    full = await read_execution(store, eid)
+    assert full.state is not None and full.state.seq == seqs[-1] and full.steps == 4
+    replica = await read_execution(store, eid, leader=False)
+    assert replica.state is not None and replica.state.seq == seqs[1]
+    as_of = await read_execution(store, eid, upto=seqs[2])
+    assert as_of.state is not None and as_of.state.seq == seqs[2]
