@@ -65,6 +65,7 @@ class Executor:
         self.cache: dict[str, Execution] = {}
         self._queue: asyncio.Queue[InputDelivery] = asyncio.Queue()
         self._subs: dict[int, Subscription] = {}  # partition -> its consumer's subscription
+        self._unconsumed: set[int] = set()  # held partitions whose consumer could not be recreated
         # ENGINE_EXECUTOR_ID: a stable id (unique per process) lets a restarted executor take its
         # partitions back at once instead of waiting for its old leases to expire.
         self.id = executor_id or settings().executor_id or f"x{uuid.uuid4().hex[:12]}"
@@ -105,16 +106,22 @@ class Executor:
         old = self._subs.pop(p, None)
         if old is not None:
             await unsubscribe_all([old])
-        self._subs[p] = await self.store.consume_inputs(p, on_input)
+        try:
+            self._subs[p] = await self.store.consume_inputs(p, on_input)
+        except BaseException:
+            # Still held (a recreation that failed during an election): check_consumers tries again.
+            self._unconsumed.add(p)
+            raise
+        self._unconsumed.discard(p)
 
     async def check_consumers(self, every: float = 3.0) -> None:
         """Recreate the consumer of a held partition that disappeared (its server node restarted)."""
         while True:
             await asyncio.sleep(every)
-            for p in list(self._subs):
+            for p in sorted(set(self._subs) | self._unconsumed):
                 try:
-                    lost = not await self.store.inputs_consumed(p)
-                    if lost and p in self._subs and self.partitions.owns(p):
+                    lost = p not in self._subs or not await self.store.inputs_consumed(p)
+                    if lost and (p in self._subs or p in self._unconsumed) and self.partitions.owns(p):
                         log.warning("executor.consumer_lost", partition=p)
                         await self._consume(p)
                 except Exception as exc:
@@ -126,6 +133,7 @@ class Executor:
     async def _release(self, p: int, lost: bool) -> None:
         """Stop consuming ``p`` and forget its executions: their next owner reads them from the log."""
         sub = self._subs.pop(p, None)
+        self._unconsumed.discard(p)
         if sub is not None:
             await unsubscribe_all([sub])
         if not lost:  # a graceful hand-over: let the steps in flight finish first (bounded)

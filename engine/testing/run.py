@@ -65,7 +65,13 @@ class MemoryEngine:
             self.store, self.store.files, flow, dict(inputs or {}), execution_id=execution_id
         )
 
-    async def run(self, flow: Flow, inputs: dict[str, Any] | None = None, timeout: float = 30) -> Execution:
+    async def run(
+        self,
+        flow: Flow,
+        inputs: dict[str, Any] | None = None,
+        timeout: float = 30,
+        execution_id: str | None = None,
+    ) -> Execution:
         """Start an execution and return it once it ended."""
         done = asyncio.Event()
 
@@ -73,7 +79,7 @@ class MemoryEngine:
             if any(isinstance(e, ev.ExecutionStateChanged) and State(e.state) in TERMINAL for e in events):
                 done.set()
 
-        execution_id = new_execution_id()
+        execution_id = execution_id or new_execution_id()
         sub = await self.store.watch_events(execution_id, on_events)
         try:
             await self.start(flow, inputs, execution_id)

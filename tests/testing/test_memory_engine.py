@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from engine.core import events as ev
 from engine.runtime import new_execution_id
 from engine.testing.memory import MemoryStore
 from engine.testing.run import MemoryEngine
+from eventstore import subjects as S
 from eventstore.reader import read_execution
 
 pytestmark = pytest.mark.anyio
@@ -93,3 +95,29 @@ tasks:
         state = (await read_execution(eng.store, eid)).state
     assert state is not None and state.state == "KILLED"
     assert {tr.task_id: tr.state for tr in state.taskruns.values()} == {"nap": "KILLED"}
+
+
+async def test_a_lost_consumer_that_cannot_be_recreated_at_once_is_tried_again() -> None:
+    store = MemoryStore()
+    async with MemoryEngine(store) as eng:
+        flow = await eng.deploy(chain(2))
+        await eng.run(flow)  # the executor holds every partition
+        eid = next(f"p0-{i}" for i in range(1000) if S.partition(f"p0-{i}") == 0)
+        real = store.consume_inputs
+        refused: list[int] = []
+
+        async def once_refused(partition: int, on_input: Any) -> Any:
+            if not refused:
+                refused.append(partition)
+                raise TimeoutError("nats: timeout")  # a stream leader being elected
+            return await real(partition, on_input)
+
+        store.consume_inputs = once_refused  # type: ignore[method-assign]
+        store._inputs[0].consumer = None  # the server lost partition 0's consumer
+        checks = asyncio.create_task(eng.executor.check_consumers(every=0.01))
+        try:
+            state = await eng.run(flow, execution_id=eid, timeout=10)
+        finally:
+            checks.cancel()
+    assert refused == [0]
+    assert state.state == "SUCCESS"
