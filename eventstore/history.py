@@ -11,7 +11,7 @@ from nats.js.errors import APIError, NotFoundError
 
 from engine.core.errors import ConcurrencyConflict, ServerError
 from engine.core.events import Event, decode, encode
-from engine.core.ports import Step, Subscription
+from engine.core.ports import StoredStep, Subscription
 from eventstore import subjects as S
 from eventstore.jetstream import OCC_CONFLICTS, Connection, json_encoder
 
@@ -48,11 +48,11 @@ class History(Connection):
             return 0
         return int(msg.seq or 0)
 
-    async def read_from_leader(self, execution_id: str, after: int, upto: int) -> list[Step]:
+    async def read_from_leader(self, execution_id: str, after: int, upto: int) -> list[StoredStep]:
         """The steps after ``after`` up to ``upto``, from the stream's leader (one request a step:
         only for what a lagging replica had not served)."""
         stream, subject = S.events_stream(execution_id), S.events(execution_id)
-        out: list[Step] = []
+        out: list[StoredStep] = []
         seq = after + 1
         while seq <= upto:
             msg = await self.js.get_msg(stream, seq=seq, subject=subject, next=True)
@@ -63,7 +63,7 @@ class History(Connection):
             seq = got + 1
         return out
 
-    async def read(self, execution_id: str) -> list[Step]:
+    async def read(self, execution_id: str) -> list[StoredStep]:
         """Every fold step of one execution, oldest first, with its stream sequence."""
         return await self.read_after(execution_id, 0)
 
@@ -92,14 +92,14 @@ class History(Connection):
         finally:
             await sub.unsubscribe()
 
-    async def read_after(self, execution_id: str, after: int) -> list[Step]:
+    async def read_after(self, execution_id: str, after: int) -> list[StoredStep]:
         """The fold steps of one execution after stream sequence ``after`` (a snapshot's), oldest first.
 
         Batched direct gets (server 2.11+): one request returns up to 256 steps, from any replica,
         with no consumer to create (an ordered consumer per read cost ~10x more on a takeover).
         """
         stream, subject = S.events_stream(execution_id), S.events(execution_id)
-        out: list[Step] = []
+        out: list[StoredStep] = []
         start = after + 1
         while True:
             got = await self._direct_batch(stream, subject, start, _READ_BATCH)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import msgspec
 
 from engine.core.execution import Execution, evolve
-from engine.core.ports import HistoryStore, Step
+from engine.core.ports import HistoryStore, StoredStep
 from engine.logs import get_logger
 
 log = get_logger("eventstore.reader")
@@ -85,7 +85,9 @@ async def read_execution(
     return ExecutionRead(state, len(steps), data is not None)
 
 
-async def _missed(store: HistoryStore, execution_id: str, read_upto: int, upto: int | None) -> list[Step]:
+async def _missed(
+    store: HistoryStore, execution_id: str, read_upto: int, upto: int | None
+) -> list[StoredStep]:
     """What a lagging replica did not serve. One replica (the embedded server, or ENGINE_REPLICAS=1)
     is the leader: nothing to check."""
     if store.replicas <= 1:

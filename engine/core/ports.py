@@ -52,7 +52,7 @@ class Templates(Protocol):
 
 # ---- records the ports carry --------------------------------------------------------------
 
-Step = tuple[int, list[Event]]  # one fold step: its stream sequence and its events
+StoredStep = tuple[int, list[Event]]  # one stored fold step: its stream sequence and its events
 
 
 @dataclass(frozen=True)
@@ -128,11 +128,11 @@ class EventLog(Protocol):
         """The sequence of the execution's last step (0: none); ``leader``: the authoritative answer."""
         ...
 
-    async def read_after(self, execution_id: str, after: int) -> list[Step]:
+    async def read_after(self, execution_id: str, after: int) -> list[StoredStep]:
         """The steps after sequence ``after``, oldest first (possibly from a replica a moment behind)."""
         ...
 
-    async def read_from_leader(self, execution_id: str, after: int, upto: int) -> list[Step]:
+    async def read_from_leader(self, execution_id: str, after: int, upto: int) -> list[StoredStep]:
         """The steps after ``after`` up to ``upto``, from the authoritative copy."""
         ...
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from engine.core import events as ev
 from engine.core.errors import ConcurrencyConflict
-from engine.core.ports import Delivery, FlowRevision, InputDelivery, LogLine, Step, Subscription
+from engine.core.ports import Delivery, FlowRevision, InputDelivery, LogLine, StoredStep, Subscription
 from engine.testing.queues import Callbacks, Message, Pump, Queue
 from eventstore import subjects as S
 from eventstore.storage import MemoryStorage
@@ -45,7 +45,7 @@ class MemoryStore:
         self.dedup_window_s = dedup_window_s
         self._seq = itertools.count(1)
         self._seen: dict[str, float] = {}  # message id -> until when a copy is a duplicate
-        self.history: dict[str, list[Step]] = {}
+        self.history: dict[str, list[StoredStep]] = {}
         self.snapshots: dict[str, bytes] = {}
         self._inputs = {p: Queue() for p in range(S.PARTITIONS)}
         self._work: dict[str, Queue] = {}
@@ -97,13 +97,13 @@ class MemoryStore:
         steps = self.history.get(execution_id)
         return steps[-1][0] if steps else 0
 
-    async def read_after(self, execution_id: str, after: int) -> list[Step]:
+    async def read_after(self, execution_id: str, after: int) -> list[StoredStep]:
         return [step for step in self.history.get(execution_id, ()) if step[0] > after]
 
-    async def read_from_leader(self, execution_id: str, after: int, upto: int) -> list[Step]:
+    async def read_from_leader(self, execution_id: str, after: int, upto: int) -> list[StoredStep]:
         return [step for step in self.history.get(execution_id, ()) if after < step[0] <= upto]
 
-    async def read(self, execution_id: str) -> list[Step]:
+    async def read(self, execution_id: str) -> list[StoredStep]:
         return await self.read_after(execution_id, 0)
 
     async def watch_events(
