@@ -9,12 +9,7 @@ import msgspec
 from engine.core.errors import FlowNotFound
 from engine.core.model import Flow
 from engine.core.ports import Flows
-
-
-def _parse(source: str, revision: int, file: str | None = None) -> Flow:
-    from engine.loader.loader import load_flow
-
-    return msgspec.structs.replace(load_flow(source, file=file), revision=revision)
+from engine.loader.loader import load_flow_revision
 
 
 class FlowCache:
@@ -33,12 +28,12 @@ class FlowCache:
             raise FlowNotFound(f"flow {what} is not deployed")
         key = (namespace, flow_id, rev.revision)
         if key not in self._cache:
-            self._cache[key] = _parse(rev.source, rev.revision)
+            self._cache[key] = load_flow_revision(rev.source, rev.revision)
         return self._cache[key]
 
     async def deploy(self, source: str, file: str | None = None) -> Flow:
         """Validate then store a flow; an invalid one raises FlowValidationError and stores nothing."""
-        flow = _parse(source, 1, file)
+        flow = load_flow_revision(source, 1, file=file)
         rev = await self.store.put_flow(flow.namespace, flow.id, source)
         flow = msgspec.structs.replace(flow, revision=rev.revision)
         self._cache[(flow.namespace, flow.id, rev.revision)] = flow
