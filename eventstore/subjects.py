@@ -40,17 +40,36 @@ def events_stream(execution_id: str) -> str:
     return f"{EVENTS}_{shard(execution_id)}"
 
 
+def _partitioned(prefix: str, execution_id: str, *rest: str) -> str:
+    # <prefix>.<partition>.<execution>: a partition's owner filters on <prefix>.<partition>.>
+    return ".".join([prefix, str(partition(execution_id)), execution_id, *rest])
+
+
+def _kv(bucket: str, *key: str) -> str:
+    """Subject of a key in a KV bucket: a publish there is a put (TTL and history come from the bucket)."""
+    return ".".join(["$KV", bucket, *key])
+
+
 def events(execution_id: str) -> str:
-    return f"ev.{partition(execution_id)}.{execution_id}"
+    return _partitioned("ev", execution_id)
 
 
 def inbox(execution_id: str) -> str:
-    return f"in.{partition(execution_id)}.{execution_id}"
+    return _partitioned("in", execution_id)
+
+
+def inbox_partition(p: int) -> str:
+    """Filter of one partition's executor inputs (timers land here when they fire)."""
+    return f"in.{p}.*"
 
 
 def timer(execution_id: str, key: str) -> str:
     """Schedule subject of a durable timer (JetStream message scheduler) targeting the execution's inbox."""
-    return f"sched.{partition(execution_id)}.{execution_id}.{key}"
+    return _partitioned("sched", execution_id, key)
+
+
+def snapshot(execution_id: str) -> str:
+    return _partitioned("$KV.snap", execution_id)
 
 
 def work(group: str | None, k: int) -> str:
@@ -64,6 +83,11 @@ def logs(execution_id: str) -> str:
 def kill(execution_id: str) -> str:
     """Core-NATS subject workers listen on to stop a running execution's tasks."""
     return f"kill.{execution_id}"
+
+
+def ping(executor_id: str) -> str:
+    """Core-NATS subject an executor answers on while its connection is up (liveness probe)."""
+    return f"engine.executor.{executor_id}.ping"
 
 
 def valid_name(name: str) -> bool:
@@ -90,35 +114,21 @@ def kv_key(namespace: str, key: str) -> str:
     return f"{namespace.replace('.', '/')}.{key}"
 
 
+def kv_subject(namespace: str, key: str) -> str:
+    return _kv(KV_BUCKET, kv_key(namespace, key))
+
+
 def heartbeat(worker_id: str) -> str:
-    return f"$KV.workers.{worker_id}"
+    return _kv("workers", worker_id)
 
 
 def running(worker_id: str, execution_id: str, taskrun_id: str) -> str:
-    return f"$KV.running.{worker_id}.{execution_id}.{taskrun_id}"
+    return _kv("running", worker_id, execution_id, taskrun_id)
 
 
 def lease(partition: int) -> str:
-    return f"$KV.leases.p.{partition}"
+    return _kv("leases", "p", str(partition))
 
 
 def member(executor_id: str) -> str:
-    return f"$KV.leases.m.{executor_id}"
-
-
-def ping(executor_id: str) -> str:
-    """Core-NATS subject an executor answers on while its connection is up (liveness probe)."""
-    return f"engine.executor.{executor_id}.ping"
-
-
-def snapshot(execution_id: str) -> str:
-    return f"$KV.snap.{partition(execution_id)}.{execution_id}"
-
-
-def inbox_partition(p: int) -> str:
-    """Filter of one partition's executor inputs (timers land here when they fire)."""
-    return f"in.{p}.*"
-
-
-def kv_subject(namespace: str, key: str) -> str:
-    return f"$KV.{KV_BUCKET}.{kv_key(namespace, key)}"
+    return _kv("leases", "m", executor_id)
