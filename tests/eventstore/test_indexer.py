@@ -234,7 +234,7 @@ async def test_lag_counts_messages_and_milliseconds_behind(nats_url: str, tmp_pa
         assert await ix.wait_caught_up(30)
         assert ix.lag() == (0, 0.0)
         # hold the writer: messages arrive, none is applied
-        assert await asyncio.to_thread(ix._write_lock.acquire, True, 5)
+        assert await asyncio.to_thread(ix.db.write_lock.acquire, True, 5)
         try:
             t0 = time.time()
             for i in range(5):
@@ -251,7 +251,7 @@ async def test_lag_counts_messages_and_milliseconds_behind(nats_url: str, tmp_pa
             line = next(x for x in text.splitlines() if x.startswith('engine_indexer_lag_ms{stream="LOGS"}'))
             assert float(line.split()[-1]) >= 300
         finally:
-            ix._write_lock.release()
+            ix.db.write_lock.release()
         assert await ix.wait_caught_up(30)
         assert ix.lag() == (0, 0.0)
         assert ix.query("SELECT count(*) FROM logs WHERE execution_id = ?", [eid]) == [(5,)]
