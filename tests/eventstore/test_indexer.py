@@ -308,3 +308,86 @@ async def test_compaction_reopens_the_file_without_losing_rows_or_failing_reader
         assert reopened.applied["EVENTS_0"] == 100
     finally:
         reopened.close()
+
+
+# ---- each projection through the batch path (no server) ---------------------------------------
+
+
+def _batch_only(tmp_path: Path, name: str) -> Indexer:
+    return Indexer(None, tmp_path / name)  # type: ignore[arg-type]  # batch path only
+
+
+def _flow_msg(seq: int, revision: int, source: str = "", deleted: bool = False) -> Msg:
+    headers = {"Engine-Revision": str(revision), **({"Engine-Deleted": "1"} if deleted else {})}
+    return Msg("FLOWS", seq, "flow.ix:flows.f:1", source.encode(), headers)
+
+
+async def test_a_flow_saved_then_deleted_in_one_batch_keeps_its_source_marked_deleted(tmp_path: Path) -> None:
+    ix = _batch_only(tmp_path, "f.duckdb")
+    try:
+        source = "id: f.1\nnamespace: ix.flows\ndescription: d\nlabels:\n  - key: team\n    value: data\n"
+        await ix.apply([_flow_msg(1, 1, source), _flow_msg(2, 2, deleted=True)])
+        assert ix.query(
+            "SELECT namespace, flow_id, revision, source, deleted, description, labels FROM flows"
+        ) == [("ix.flows", "f.1", 2, source, True, "d", ["team:data"])]
+        assert ix.query("SELECT revision, deleted FROM flow_revisions ORDER BY seq") == [
+            (1, False),
+            (2, True),
+        ]
+        await ix.apply([_flow_msg(3, 3, "not: [yaml")])  # saved again, with a source YAML refuses
+        assert ix.query("SELECT revision, deleted, description, labels FROM flows") == [(3, False, None, [])]
+    finally:
+        ix.close()
+
+
+async def test_a_tombstone_drops_the_rows_of_its_batch_and_of_later_ones(tmp_path: Path) -> None:
+    from eventstore.store import LogLine, _log_enc
+
+    ix = _batch_only(tmp_path, "t.duckdb")
+    eid = "T" * 22
+    line = _log_enc.encode(LogLine("2026-01-01T00:00:01Z", "WARN", "x"))
+    tomb = b'{"execution_id": "%s", "delete_logs": true}' % eid.encode()
+    try:
+        await ix.apply(
+            [
+                Msg("EVENTS_0", 1, f"ev.0.{eid}", ev.encode([_created(eid, "2026-01-01T00:00:00Z")])),
+                Msg("LOGS", 1, f"log.{eid}", line),
+                Msg("LOGS", 2, "log.other", line),
+            ]
+        )
+        assert ix.query("SELECT count(*) FROM executions") == [(1,)]
+        await ix.apply([Msg("LOGS", 3, f"log.{eid}", line), Msg("TOMBSTONES", 1, f"tomb.exec.{eid}", tomb)])
+        await ix.apply([Msg("LOGS", 4, f"log.{eid}", line), Msg("TOMBSTONES", 2, "tomb.exec.x", b"{}")])
+        assert ix.query("SELECT count(*) FROM executions") == [(0,)]
+        assert ix.query("SELECT execution_id, level_num FROM logs") == [("other", 3)]
+        assert ix.query("SELECT id, seq FROM deleted_executions") == [(eid, 1)]
+        assert ix.applied == {"EVENTS_0": 1, "LOGS": 4, "TOMBSTONES": 2}
+    finally:
+        ix.close()
+
+
+async def test_a_restart_drops_the_taskruns_it_removes(tmp_path: Path) -> None:
+    ix = _batch_only(tmp_path, "r.duckdb")
+    eid = "R" * 22
+    subject = f"ev.0.{eid}"
+    t = "2026-01-01T00:00:00Z"
+    steps = [
+        [_created(eid, t), ev.TaskRunCreated(date=t, taskrun_id="a", task_id="a")],
+        [ev.TaskRunCreated(date=t, taskrun_id="b", task_id="b", branch="errors")],
+        [
+            ev.TaskRunStateChanged(date=t, taskrun_id="a", state="FAILED"),
+            ev.ExecutionStateChanged(date="2026-01-01T00:00:03Z", state="FAILED"),
+        ],
+    ]
+    try:
+        await ix.apply([Msg("EVENTS_0", i + 1, subject, ev.encode(s)) for i, s in enumerate(steps)])
+        assert ix.query("SELECT id, state, end_date IS NOT NULL FROM taskruns ORDER BY id") == [
+            ("a", "FAILED", True),
+            ("b", "CREATED", False),
+        ]
+        assert ix.query("SELECT state, duration_ms, taskrun_count FROM executions") == [("FAILED", 3000.0, 2)]
+        restart = ev.ExecutionRestarted(date=t, states={"a": "RESTARTED"}, removed=["b"])
+        await ix.apply([Msg("EVENTS_0", 4, subject, ev.encode([restart]))])
+        assert ix.query("SELECT id, state, seq FROM taskruns") == [("a", "RESTARTED", 4)]
+    finally:
+        ix.close()
