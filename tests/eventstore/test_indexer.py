@@ -371,7 +371,7 @@ async def test_a_restart_drops_the_taskruns_it_removes(tmp_path: Path) -> None:
     eid = "R" * 22
     subject = f"ev.0.{eid}"
     t = "2026-01-01T00:00:00Z"
-    steps = [
+    steps: list[list[ev.Event]] = [
         [_created(eid, t), ev.TaskRunCreated(date=t, taskrun_id="a", task_id="a")],
         [ev.TaskRunCreated(date=t, taskrun_id="b", task_id="b", branch="errors")],
         [
