@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from engine.aio import stop_tasks
 from engine.core import events as ev
 from eventstore.indexer import SWITCH_INTERVAL, Indexer, Msg, delete_execution
 from eventstore.store import Store
@@ -42,9 +43,7 @@ async def engine(nats_url: str, home: Path) -> AsyncIterator[Any]:
         try:
             yield rt
         finally:
-            for task in roles:
-                task.cancel()
-            await asyncio.gather(*roles, return_exceptions=True)
+            await stop_tasks(roles)
 
 
 async def run_flow(rt: Any, source: str, inputs: dict[str, Any] | None = None) -> Any:
