@@ -65,7 +65,9 @@ async def main() -> None:
                     t0 = time.perf_counter()
                     caught_up = await indexer.wait_caught_up(60)
                     drain_s = time.perf_counter() - t0
-                    applied = int(indexer.applied_total._value.get())
+                    applied = int(
+                        indexer.registry.get_sample_value("engine_indexer_applied_messages_total") or 0
+                    )
                     rows = indexer.query("SELECT count(*) FROM executions")[0][0]
                 finally:
                     stop.set()
