@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from nats.js import api as jsapi
-from prometheus_client import CollectorRegistry, Counter
 
 from eventstore import subjects as S
 from eventstore.indexer import executions, flows, logs, tombstones
@@ -88,16 +87,9 @@ class Indexer(Reads):
         self._task: asyncio.Task[None] | None = None
         self._subs: list[Any] = []
         self.lags = Lag()
+        self.registry = self.lags.registry  # what /metrics shows
         self.started = False
         self._stopping = False
-
-    @property
-    def registry(self) -> CollectorRegistry:
-        return self.lags.registry
-
-    @property
-    def applied_total(self) -> Counter:
-        return self.lags.applied_total
 
     @property
     def compactions(self) -> int:
