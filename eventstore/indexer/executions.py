@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from engine.core import events as ev
 from engine.core.execution import Execution, evolve
+from engine.core.ports import HistoryStore
 from engine.core.shape import execution_json
 from eventstore.indexer.batch import Batch, Msg
 from eventstore.indexer.sql import Statement, add, merge, ts
+from eventstore.reader import read_execution
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
@@ -89,12 +91,6 @@ TERMINAL = frozenset({"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SK
 LABEL_SEP = ":"
 
 
-class History(Protocol):
-    """Where a missed execution is read back from (``eventstore.store.Store``)."""
-
-    async def read(self, execution_id: str) -> list[tuple[int, list[ev.Event]]]: ...
-
-
 def label_pairs(labels: dict[str, str]) -> list[str]:
     """Labels as searchable ``key:value`` strings."""
     return [f"{k}{LABEL_SEP}{v}" for k, v in labels.items()]
@@ -111,7 +107,7 @@ def _duration_ms(start: str | None, end: str | None) -> float | None:
 class Executions:
     """Folds the EVENTS messages of a batch into the rows of the executions they changed."""
 
-    def __init__(self, history: History, lru_size: int) -> None:
+    def __init__(self, history: HistoryStore, lru_size: int) -> None:
         self.history = history
         self.lru_size = lru_size
         self._open: OrderedDict[str, Execution] = OrderedDict()
@@ -128,13 +124,9 @@ class Executions:
             return state, False
         if events and isinstance(events[0], ev.ExecutionCreated):
             return None, False
-        # A miss: fold the execution from the log (it may already be ahead of this message).
-        for seq, step in await self.history.read(execution_id):
-            for event in step:
-                state = evolve(state, event)
-            if state is not None:
-                state.seq = seq
-        return state, True
+        # A miss: fold the execution from the log (it may already be ahead of this message). A
+        # projection shows: a replica's view will do (the next message brings what it lacked).
+        return (await read_execution(self.history, execution_id, leader=False)).state, True
 
     def _remember(self, state: Execution) -> None:
         self._open[state.id] = state

@@ -11,9 +11,9 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from engine.core import events as ev
-from engine.core.execution import Execution, evolve
 from engine.core.shape import execution_json
 from eventstore.indexer import TERMINAL
+from eventstore.reader import read_execution
 from eventstore.storage import InternalStorage, StorageError, execution_of
 from webserver.http import attachment, bad, deps, not_found
 from webserver.query import execution_row
@@ -58,12 +58,7 @@ async def execution_at(
     """The execution as it was after the step with stream sequence ``seq`` (folded from the log)."""
     d = deps(request)
     await execution_row(d, execution_id)
-    state: Execution | None = None
-    for s, events in await d.store.read(execution_id):
-        if s > seq:
-            break
-        for event in events:
-            state = evolve(state, event)
+    state = (await read_execution(d.store, execution_id, upto=seq, leader=False)).state
     if state is None:
         raise not_found(f"execution {execution_id} did not exist at sequence {seq}")
     return execution_json(state)
