@@ -29,7 +29,9 @@ from typing import Any
 from engine.clock import utcnow
 from engine.core.errors import EngineError
 from engine.core.model import Flow, Trigger
-from triggers.kv import TriggerKV, key
+from engine.flows import FlowCache
+from eventstore.triggerstate import TriggerKV, key, open_trigger_kv
+from triggers.plan import slot_plan, start_plan
 from triggers.schedule import SCHEDULE_TYPES, ScheduleError, ScheduleSpec, iso, schedule_spec, utc_key
 
 MAX_SLOTS = 100_000
@@ -189,15 +191,9 @@ class BackfillStatus:
         }
 
 
-async def _kv(store: Any) -> TriggerKV:
-    kv = TriggerKV(store)
-    await kv.setup()
-    return kv
-
-
 async def list_backfills(store: Any, namespace: str | None = None) -> list[BackfillStatus]:
     """Every backfill record (finished ones included), optionally of one namespace and below."""
-    kv = await _kv(store)
+    kv = await open_trigger_kv(store)
     out = []
     for k in await kv.keys("backfill."):
         state, _ = await kv.get(k)
@@ -213,12 +209,10 @@ async def list_backfills(store: Any, namespace: str | None = None) -> list[Backf
 async def _find(store: Any, namespace: str, flow_id: str, trigger_id: str | None) -> str:
     if trigger_id is not None:
         return backfill_key(namespace, flow_id, trigger_id)
-    kv = await _kv(store)
+    kv = await open_trigger_kv(store)
     prefix = key("backfill", namespace, flow_id) + "."
     keys = [k for k in await kv.keys(prefix) if k.count(".") == prefix.count(".")]
     if not keys:
-        from engine.flows import FlowCache
-
         await FlowCache(store).get(namespace, flow_id)  # "flow ... is not deployed"
         raise BackfillError(f"flow {namespace}.{flow_id} has no backfill")
     if len(keys) > 1:
@@ -239,7 +233,7 @@ async def backfill_status(
 ) -> BackfillStatus:
     """The backfill of a flow's trigger (the only one of the flow when ``trigger_id`` is None)."""
     k = await _find(store, namespace, flow_id, trigger_id)
-    state, _ = await (await _kv(store)).get(k)
+    state, _ = await (await open_trigger_kv(store)).get(k)
     if not state:
         raise BackfillError(f"flow {namespace}.{flow_id} has no backfill on trigger '{trigger_id}'")
     return BackfillStatus(state)
@@ -255,7 +249,7 @@ async def _transition(
     verb: str,
 ) -> BackfillStatus:
     k = await _find(store, namespace, flow_id, trigger_id)
-    kv = await _kv(store)
+    kv = await open_trigger_kv(store)
     for _ in range(50):
         state, seq = await kv.get(k)
         if not state:
@@ -312,8 +306,6 @@ async def start_backfill(
     Refused (BackfillError): unknown flow or trigger, bad window, invalid inputs, or another backfill
     of the trigger that is still RUNNING or PAUSED with a different window, inputs or labels.
     """
-    from triggers.service import slot_plan
-
     flow = await runtime.flows.get(namespace, flow_id)
     trigger = pick_trigger(flow, trigger_id)
     try:
@@ -326,8 +318,8 @@ async def start_backfill(
         raise BackfillError(f"--max-inflight must be at least 1, got {max_inflight}")
     slots = backfill_slots(spec, first, last)
     if slots:  # inputs checked before anything is stored
-        await slot_plan(runtime, flow, spec, slots[0], inputs, labels, strict=True)
-    kv = await _kv(runtime.store)
+        await slot_plan(runtime.expressions, flow, spec, slots[0], inputs, labels, strict=True)
+    kv = await open_trigger_kv(runtime.store)
     k = backfill_key(flow.namespace, flow.id, trigger.id)
     record = {
         "namespace": flow.namespace,
@@ -376,8 +368,6 @@ async def advance_backfill(runtime: Any, kv: TriggerKV, k: str) -> tuple[Backfil
 
     Returns the record after the step and the execution ids this step created.
     """
-    from triggers.service import slot_plan
-
     state, seq = await kv.get(k)
     if not state:
         return None, []
@@ -405,15 +395,15 @@ async def advance_backfill(runtime: Any, kv: TriggerKV, k: str) -> tuple[Backfil
             finished = False
             new["next"] = iso(slot, spec.tz)
             break
-        plan = await slot_plan(runtime, flow, spec, slot, state.get("inputs"), state.get("labels"))
+        plan = await slot_plan(
+            runtime.expressions, flow, spec, slot, state.get("inputs"), state.get("labels")
+        )
         if plan is None:
             new["skipped"] = int(new["skipped"]) + 1
             if len(skipped_slots) < MAX_SKIPPED_KEPT:
                 skipped_slots.append(utc_key(slot))
         else:
-            eid = await runtime.create_execution(
-                plan.flow, plan.inputs, plan.labels, execution_id=plan.execution_id, trigger=plan.trigger
-            )
+            eid = await start_plan(runtime, plan)
             created.append(eid)
             inflight.append(eid)
             new["created"] = int(new["created"]) + 1
@@ -455,7 +445,7 @@ async def follow_backfill(
     interval: float = 0.1,
 ) -> BackfillStatus:
     """Advance the backfill here until it is DONE, PAUSED or CANCELLED (a scheduler may help)."""
-    kv = await _kv(runtime.store)
+    kv = await open_trigger_kv(runtime.store)
     k = backfill_key(namespace, flow_id, trigger_id)
     while True:
         status, _ = await advance_backfill(runtime, kv, k)

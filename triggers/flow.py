@@ -29,8 +29,10 @@ from engine.core.execution import Execution
 from engine.core.model import Flow, Trigger
 from engine.core.states import TERMINAL
 from engine.core.tree import make_id
+from engine.inputs import resolve_inputs
+from eventstore.triggerstate import TriggerKV, key
 from triggers import conditions as C
-from triggers.kv import TriggerKV, key
+from triggers.plan import Plan, flow_variables, label_strings, trigger_record
 from triggers.schedule import iso, trigger_labels
 
 log = structlog.get_logger("triggers.flow")
@@ -46,17 +48,6 @@ class Upstream:
     state: str
     occurrence: int  # 1 for the first time the execution reached ``state``, 2 for the second...
     variables: dict[str, Any]  # the upstream execution's expression variables
-
-
-@dataclass
-class Plan:
-    """An execution to create."""
-
-    flow: Flow
-    execution_id: str
-    inputs: dict[str, Any]
-    labels: dict[str, str]
-    trigger: dict[str, Any]
 
 
 def listened_states(trigger: Trigger) -> tuple[str, ...]:
@@ -77,15 +68,6 @@ def trigger_variables(up: Upstream) -> dict[str, Any]:
         "labels": dict(ex.labels),
         "outputs": dict(ex.outputs or {}),
     }
-
-
-def trigger_record(trigger: Trigger, variables: dict[str, Any]) -> dict[str, Any]:
-    """What ExecutionCreated.trigger carries: Kestra's {id, type, variables}.
-
-    The variables are also copied at the top level so ``{{ trigger.executionId }}`` renders while
-    the execution context exposes the whole record as ``trigger`` (see /tmp/triggers-requests.md).
-    """
-    return {**variables, "id": trigger.id, "type": trigger.type, "variables": variables}
 
 
 # ---- multiple conditions (MultipleCondition and preconditions) ---------------------------------------
@@ -189,7 +171,7 @@ class FlowTriggers:
     def context(self, flow: Flow, up: Upstream, tvars: dict[str, Any]) -> C.Context:
         ex = up.execution
         variables = {**up.variables, "trigger": tvars}
-        variables["flow"] = {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision}
+        variables["flow"] = flow_variables(flow)
         return C.Context(
             variables=variables,
             flow_namespace=flow.namespace,
@@ -348,7 +330,7 @@ class FlowTriggers:
                 str(up.occurrence),
             ),
             inputs=typed_inputs(flow, inputs, self.expressions),
-            labels={str(k): str(v) for k, v in labels.items() if v is not None},
+            labels=label_strings(labels),
             trigger=trigger_record(trigger, tvars),
         )
         self._resets[plan.execution_id] = [
@@ -365,8 +347,6 @@ class FlowTriggers:
 def typed_inputs(flow: Flow, given: dict[str, Any], expressions: Any) -> dict[str, Any]:
     """Typed inputs when they validate; else the rendered values as given (Kestra does not validate
     the inputs of executions started by a Flow trigger)."""
-    from engine.inputs import resolve_inputs
-
     try:
         return resolve_inputs(flow, given, expressions.render)
     except InputError:

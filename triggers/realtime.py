@@ -34,6 +34,7 @@ import abc
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -42,7 +43,7 @@ import structlog
 
 from engine.core.errors import EngineError
 from engine.core.model import Flow, Trigger
-from engine.core.tree import make_id
+from engine.core.tree import base62_id, make_id
 from triggers.plugins import PluginTable
 
 log = structlog.get_logger("triggers.realtime")
@@ -113,7 +114,10 @@ def realtime_types() -> frozenset[str]:
     return _PLUGINS.types()
 
 
-def realtime_execution_id(flow: Flow, trigger: Trigger, key: str) -> str:
+def realtime_execution_id(flow: Flow, trigger: Trigger, key: str | None) -> str:
+    """The id of an event's execution: derived from the event's key, fresh when it has none."""
+    if key is None:
+        return base62_id(uuid.uuid4().int)
     return make_id("realtime", flow.namespace, flow.id, trigger.id, key)
 
 

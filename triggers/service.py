@@ -35,22 +35,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgspec
 import structlog
-from nats.aio.msg import Msg
-from nats.js import api as jsapi
 
 from engine.core import events as ev
+from engine.core.context import variables
 from engine.core.errors import EngineError, FlowValidationError
 from engine.core.execution import Execution, evolve
 from engine.core.model import Flow, Trigger
+from engine.core.tree import index_tasks
 from engine.expressions import env_vars
-from engine.inputs import resolve_inputs
+from engine.loader.loader import load_flow_revision
 from eventstore import subjects as S
+from eventstore.store import FlowRevision
+from eventstore.triggerfeeds import StepDelivery, Subscriptions, consume_steps, first_step, follow_flows
+from eventstore.triggerstate import TriggerKV
+from eventstore.triggerstate import schedule_key as schedule_key
+from eventstore.triggerstate import set_disabled as set_disabled
 from triggers import backfill as B
 from triggers import conditions as C
-from triggers.flow import FlowTriggers, Plan, Upstream, listened_states
-from triggers.kv import TriggerKV, key
+from triggers.flow import FlowTriggers, Upstream, listened_states
+from triggers.plan import Plan, event_plan, flow_variables, slot_plan, start_plan
 from triggers.polling import PollingRunner, polling_types
 from triggers.realtime import RealtimeEvent, RealtimeManager, realtime_execution_id, realtime_types
 from triggers.schedule import (
@@ -60,7 +64,6 @@ from triggers.schedule import (
     ScheduleSpec,
     iso,
     schedule_spec,
-    trigger_labels,
     utc_key,
 )
 
@@ -74,10 +77,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def schedule_key(namespace: str, flow_id: str, trigger_id: str) -> str:
-    return key("schedule", namespace, flow_id, trigger_id)
-
-
 def parse_when(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -88,10 +87,8 @@ class _Meta:
     flow_id: str
 
 
-def _parse_flow(source: str, revision: int) -> Flow:
-    from engine.loader.loader import load_flow
-
-    return msgspec.structs.replace(load_flow(source), revision=revision)
+# the name the API and the CLI import (they parse stored revisions as the index does)
+_parse_flow = load_flow_revision
 
 
 class TriggerService:
@@ -135,8 +132,7 @@ class TriggerService:
         self._specs: dict[tuple[str, str, int, str], ScheduleSpec | ScheduleError] = {}
         self._recovered: set[tuple[str, str, str]] = set()
         self._meta: OrderedDict[str, _Meta] = OrderedDict()
-        self._subs: list[Any] = []
-        self._queues: list[asyncio.Queue[Msg]] = []
+        self._subs = Subscriptions()
         self._tasks: list[asyncio.Task[None]] = []
         self._tick_lock = asyncio.Lock()
         self._stopping = False
@@ -170,10 +166,7 @@ class TriggerService:
             await asyncio.wait(tasks, timeout=5)
         await self.realtime.stop()
         await self.polling.stop()
-        subs, self._subs = self._subs, []
-        for sub in subs:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+        await self._subs.close()
 
     async def run(self) -> None:
         await self.start()
@@ -209,33 +202,10 @@ class TriggerService:
         self._polling_wake.set()
 
     async def _watch_flows(self) -> None:
-        info = await self.store.js.stream_info(S.FLOWS)
-        last = int(info.state.last_seq or 0)
-        for rev in await self.store.list_flows():
+        def on_revision(rev: FlowRevision) -> None:
             self._index_flow(rev.namespace, rev.flow_id, rev.revision, rev.source, rev.deleted)
 
-        async def on_flow(msg: Msg) -> None:
-            headers = msg.headers or {}
-            ns, fid = S.parse_flow(msg.subject)
-            self._index_flow(
-                ns,
-                fid,
-                int(headers.get("Engine-Revision", "1")),
-                (msg.data or b"").decode(),
-                headers.get("Engine-Deleted") == "1",
-            )
-
-        self._subs.append(
-            await self.store.js.subscribe(
-                "flow.>",
-                stream=S.FLOWS,
-                ordered_consumer=True,
-                cb=on_flow,
-                config=jsapi.ConsumerConfig(
-                    deliver_policy=jsapi.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=last + 1
-                ),
-            )
-        )
+        await follow_flows(self.store, self._subs, on_revision)
 
     def triggers_of(self, types: frozenset[str]) -> list[tuple[Flow, Trigger]]:
         out = []
@@ -250,48 +220,30 @@ class TriggerService:
     # ---- flow triggers -------------------------------------------------------------------------
 
     async def _subscribe_events(self) -> None:
-        for k in range(S.SHARDS):
-            queue: asyncio.Queue[Msg] = asyncio.Queue()
-            self._queues.append(queue)
+        queues: list[asyncio.Queue[StepDelivery]] = [asyncio.Queue() for _ in range(S.SHARDS)]
 
-            async def on_msg(msg: Msg, queue: asyncio.Queue[Msg] = queue) -> None:
-                queue.put_nowait(msg)
+        async def on_step(shard: int, step: StepDelivery) -> None:
+            queues[shard].put_nowait(step)
 
-            config = jsapi.ConsumerConfig(
-                deliver_policy=jsapi.DeliverPolicy.NEW,
-                ack_wait=60,
-                max_ack_pending=10_000,
-                inactive_threshold=self.inactive_threshold,
-            )
-            self._subs.append(
-                await self.store.js.subscribe(
-                    "ev.>",
-                    queue=self.durable,
-                    durable=self.durable,
-                    stream=f"{S.EVENTS}_{k}",
-                    cb=on_msg,
-                    manual_ack=True,
-                    config=config,
-                )
-            )
-            self._tasks.append(asyncio.create_task(self._consume(queue)))
+        await consume_steps(self.store, self._subs, self.durable, on_step, self.inactive_threshold)
+        self._tasks += [asyncio.create_task(self._consume(queue)) for queue in queues]
 
-    async def _consume(self, queue: asyncio.Queue[Msg]) -> None:
+    async def _consume(self, queue: asyncio.Queue[StepDelivery]) -> None:
         while not self._stopping:
-            msg = await queue.get()
+            step = await queue.get()
             try:
-                await self.handle(msg.subject.split(".", 2)[2], int(msg.metadata.sequence.stream), msg.data)
+                await self.handle(step.execution_id, step.seq, step.data)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 if self._stopping:
                     return  # not acked: redelivered to whoever consumes next
-                log.exception("triggers.event_failed", subject=msg.subject)
+                log.exception("triggers.event_failed", execution=step.execution_id, seq=step.seq)
                 with contextlib.suppress(Exception):
-                    await msg.nak(delay=1)
+                    await step.nak(delay=1)
                 continue
             with contextlib.suppress(Exception):
-                await msg.ack()
+                await step.ack()
 
     async def _meta_of(self, execution_id: str, events: list[ev.Event]) -> _Meta | None:
         for event in events:
@@ -304,13 +256,7 @@ class TriggerService:
         cached = self._meta.get(execution_id)
         if cached is not None:
             return cached
-        try:
-            msg = await self.store.js.get_msg(
-                S.events_stream(execution_id), seq=1, subject=S.events(execution_id), direct=True, next=True
-            )
-        except Exception:
-            return None
-        for event in ev.decode(msg.data or b""):
+        for event in await first_step(self.store, execution_id):
             if isinstance(event, ev.ExecutionCreated):
                 meta = _Meta(event.namespace, event.flow_id)
                 self._meta[execution_id] = meta
@@ -392,9 +338,6 @@ class TriggerService:
         return state, transitions
 
     async def _upstream_variables(self, state: Execution) -> dict[str, Any]:
-        from engine.core.context import variables
-        from engine.core.tree import index_tasks
-
         try:
             flow = await self.rt.flows.get(state.namespace, state.flow_id, state.flow_revision)
         except EngineError:
@@ -407,9 +350,7 @@ class TriggerService:
         return variables(state, flow, index_tasks(flow), envs=env_vars())
 
     async def _create(self, plan: Plan) -> str:
-        eid: str = await self.rt.create_execution(
-            plan.flow, plan.inputs, plan.labels, execution_id=plan.execution_id, trigger=plan.trigger
-        )
+        eid = await start_plan(self.rt, plan)
         self.created.append(eid)
         log.info(
             "triggers.fired",
@@ -447,36 +388,19 @@ class TriggerService:
         return out
 
     async def _render_props(self, flow: Flow, props: dict[str, Any]) -> dict[str, Any]:
-        variables = {"flow": {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision}}
-        rendered: dict[str, Any] = await self.expressions.render_value_async(props, variables)
+        rendered: dict[str, Any] = await self.expressions.render_value_async(
+            props, {"flow": flow_variables(flow)}
+        )
         return rendered
 
-    def _plan(self, flow: Flow, trigger: Trigger, execution_id: str, variables: dict[str, Any]) -> Plan:
-        from triggers.flow import trigger_record
-
-        labels = trigger_labels(trigger.props.get("labels"))
-        return Plan(
-            flow=flow,
-            execution_id=execution_id,
-            inputs=resolve_inputs(flow, {}, self.expressions.render),
-            labels={str(k): str(v) for k, v in labels.items() if v is not None},
-            trigger=trigger_record(trigger, variables),
-        )
-
     async def _realtime_create(self, flow: Flow, trigger: Trigger, event: RealtimeEvent) -> str:
-        from engine.runtime import new_execution_id
-
-        eid = realtime_execution_id(flow, trigger, event.key) if event.key else new_execution_id()
-        plan = self._plan(flow, trigger, eid, event.variables)
-        created: str = await self.rt.create_execution(
-            plan.flow, plan.inputs, plan.labels, execution_id=plan.execution_id, trigger=plan.trigger
-        )
-        return created
+        eid = realtime_execution_id(flow, trigger, event.key)
+        return await start_plan(self.rt, event_plan(flow, trigger, eid, event.variables, self.expressions))
 
     async def _polling_create(
         self, flow: Flow, trigger: Trigger, execution_id: str, variables: dict[str, Any]
     ) -> str:
-        return await self._create(self._plan(flow, trigger, execution_id, variables))
+        return await self._create(event_plan(flow, trigger, execution_id, variables, self.expressions))
 
     async def _realtime_loop(self) -> None:
         while not self._stopping:
@@ -638,77 +562,7 @@ class TriggerService:
         extra_inputs: dict[str, Any] | None = None,
         extra_labels: dict[str, str] | None = None,
     ) -> str | None:
-        plan = await slot_plan(self.rt, flow, spec, slot, extra_inputs, extra_labels)
+        plan = await slot_plan(self.expressions, flow, spec, slot, extra_inputs, extra_labels)
         if plan is None:
             return None
         return await self._create(plan)
-
-
-# ---- shared with backfill ------------------------------------------------------------------------
-
-
-async def slot_plan(
-    rt: Any,
-    flow: Flow,
-    spec: ScheduleSpec,
-    slot: datetime,
-    extra_inputs: dict[str, Any] | None = None,
-    extra_labels: dict[str, str] | None = None,
-    *,
-    strict: bool = False,
-) -> Plan | None:
-    """The execution of one slot, or None when the schedule's conditions say no.
-
-    Invalid inputs: None (logged), or with ``strict`` the error is raised.
-    """
-    from engine.inputs import resolve_inputs
-
-    trigger = next(t for t in flow.triggers if t.id == spec.trigger_id)
-    tvars = spec.variables(slot)
-    variables = {
-        "flow": {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision},
-        "trigger": tvars,
-        "schedule": tvars,
-    }
-    ctx = C.Context(variables=variables, flow_namespace=flow.namespace, flow_id=flow.id)
-    if spec.conditions and not await C.all_true(list(spec.conditions), ctx, rt.expressions):
-        return None
-    try:
-        inputs = await rt.expressions.render_value_async(spec.inputs, variables)
-        labels = await rt.expressions.render_value_async(trigger_labels(spec.labels), variables)
-        typed = resolve_inputs(flow, {**inputs, **(extra_inputs or {})}, rt.expressions.render)
-    except EngineError as exc:
-        if strict:
-            raise
-        log.warning("triggers.slot_invalid_inputs", trigger=spec.where, slot=iso(slot), error=str(exc))
-        return None
-    from triggers.flow import trigger_record
-
-    return Plan(
-        flow=flow,
-        execution_id=spec.execution_id(slot),
-        inputs=typed,
-        labels={**{str(k): str(v) for k, v in labels.items() if v is not None}, **(extra_labels or {})},
-        trigger=trigger_record(trigger, tvars),
-    )
-
-
-async def set_disabled(
-    kv: TriggerKV, namespace: str, flow_id: str, trigger_id: str, disabled: bool, reason: str | None = None
-) -> None:
-    """Disable or re-enable a Schedule trigger.
-
-    Its cursor is kept: re-enabling follows recoverMissedSchedules.
-    """
-    k = schedule_key(namespace, flow_id, trigger_id)
-    for _ in range(20):
-        state, seq = await kv.get(k)
-        new = dict(state or {})
-        new["disabled"] = disabled
-        if reason and disabled:
-            new["disabled_reason"] = reason
-        else:
-            new.pop("disabled_reason", None)
-        if await kv.put(k, new, seq) is not None:
-            return
-    raise EngineError(f"trigger {namespace}.{flow_id}.{trigger_id}: state updated too often concurrently")

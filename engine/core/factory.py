@@ -1,0 +1,65 @@
+"""The one place a new execution's first event is made.
+
+Whoever starts an execution (a user through the CLI or the API, a trigger, a parent's Subflow task)
+decides the flow, the typed inputs, the labels it adds, what triggered it and its id; the rest is
+Kestra's rule, the same for all: the flow's labels first, the given ones over them, and
+``system.correlationId`` naming the execution that started the chain (the parent's correlation for
+a subflow, else the execution itself, unless the caller already gave one). The inputs the flow
+declares SECRET are named so that they are masked wherever the execution is shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from engine.core import events as ev
+from engine.core.inputs import secret_input_ids
+from engine.core.model import Flow
+
+CORRELATION_LABEL = "system.correlationId"
+
+
+def execution_labels(
+    flow: Flow, execution_id: str, labels: Mapping[str, str] | None, correlation_id: str | None = None
+) -> dict[str, str]:
+    """The labels of a new execution: the flow's, overridden by ``labels``, with its correlation id."""
+    merged = {**flow.labels, **(labels or {})}
+    if correlation_id is not None:
+        merged[CORRELATION_LABEL] = correlation_id
+    else:
+        merged.setdefault(CORRELATION_LABEL, execution_id)
+    return merged
+
+
+def execution_created(
+    flow: Flow,
+    execution_id: str,
+    now: str,
+    inputs: Mapping[str, Any] | None = None,
+    labels: Mapping[str, str] | None = None,
+    *,
+    trigger: dict[str, Any] | None = None,
+    parent: dict[str, Any] | None = None,
+    correlation_id: str | None = None,
+    secret_inputs: tuple[str, ...] | None = None,
+) -> ev.ExecutionCreated:
+    """The ``ExecutionCreated`` of a new execution of ``flow`` (``now``: ISO-8601 UTC).
+
+    ``correlation_id`` (a subflow: its parent's) replaces any given one; ``secret_inputs`` None
+    names the flow's SECRET inputs.
+    """
+    if secret_inputs is None:
+        secret_inputs = tuple(sorted(secret_input_ids(flow)))
+    return ev.ExecutionCreated(
+        date=now,
+        execution_id=execution_id,
+        namespace=flow.namespace,
+        flow_id=flow.id,
+        flow_revision=flow.revision,
+        inputs=dict(inputs or {}),
+        labels=execution_labels(flow, execution_id, labels, correlation_id),
+        trigger=trigger,
+        parent=parent,
+        secret_inputs=secret_inputs,
+    )
