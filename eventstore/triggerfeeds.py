@@ -137,12 +137,3 @@ async def first_step(store: Store, execution_id: str) -> list[ev.Event]:
     except Exception:
         return []
     return ev.decode(msg.data or b"")
-
-
-async def execution_ids(store: Store) -> list[str]:
-    """The id of every execution in the store (each EVENTS shard's subjects)."""
-    out: list[str] = []
-    for k in range(S.SHARDS):
-        info = await store.js.stream_info(f"{S.EVENTS}_{k}", subjects_filter="ev.>")
-        out += [subject.split(".", 2)[2] for subject in info.state.subjects or {}]
-    return out

@@ -8,12 +8,14 @@ properties, and (for runnable tasks) an async ``run`` function. Flowable tasks h
 from __future__ import annotations
 
 import builtins
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import msgspec
+
+from engine.core.execution import Execution
 
 
 class TaskResult(msgspec.Struct, frozen=True):
@@ -59,6 +61,28 @@ class FileStorage(Protocol):
     async def delete_prefix(self, prefix: str) -> builtins.list[str]: ...
 
 
+class LogRecord(Protocol):
+    """One stored log line of an execution."""
+
+    @property
+    def date(self) -> str: ...
+
+    @property
+    def level(self) -> str: ...
+
+    @property
+    def message(self) -> str: ...
+
+    @property
+    def taskrun_id(self) -> str | None: ...
+
+    @property
+    def task_id(self) -> str | None: ...
+
+    @property
+    def attempt(self) -> int | None: ...
+
+
 class RunContext(Protocol):
     """Everything a runnable task sees while it runs one attempt."""
 
@@ -87,6 +111,31 @@ class RunContext(Protocol):
 
     def secret(self, name: str) -> str:
         """Read a secret (``SECRET_<NAME>`` base64 environment variable, Kestra OSS style)."""
+        ...
+
+    # What a few tasks read or change beyond their own run (other executions, logs, triggers). A
+    # context without the engine's store (a test harness, a local run) raises TaskFailed.
+
+    async def read_logs(self, execution_id: str) -> Sequence[LogRecord]:
+        """The stored log lines of an execution, oldest first."""
+        ...
+
+    async def load_execution(self, execution_id: str) -> Execution | None:
+        """An execution as it is now (None: no such execution)."""
+        ...
+
+    async def count_executions(self, keep: Callable[[Execution], bool]) -> dict[tuple[str, str], int]:
+        """How many executions ``keep`` accepts, by (namespace, flow id)."""
+        ...
+
+    async def resume_execution(self, execution_id: str, inputs: dict[str, Any]) -> bool:
+        """Ask a PAUSED execution to resume with ``inputs``; False when there is no such execution."""
+        ...
+
+    async def set_trigger_disabled(
+        self, namespace: str, flow_id: str, trigger_id: str, disabled: bool
+    ) -> None:
+        """Disable (or enable again) a flow's trigger."""
         ...
 
 

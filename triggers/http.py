@@ -21,8 +21,8 @@ import httpx
 import structlog
 
 from engine.core.durations import parse_duration
+from plugins.core.trigger_types import HTTP_TRIGGER_TYPES
 from triggers.polling import PollContext, PollingError, PollingTrigger, register_polling
-from triggers.types import HTTP_TRIGGER_TYPES
 
 log = structlog.get_logger("triggers.http")
 

@@ -1,4 +1,6 @@
-"""The RunContext a task sees on a worker: rendering, logs, secrets, KV, storage, a working directory."""
+"""The RunContext a task sees on a worker: rendering, logs, secrets, KV, storage, a working directory,
+and the few reads and commands on the engine's store that some tasks need (other executions, logs,
+triggers)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.clock import utcnow
-from engine.core.errors import ExpressionError
+from engine.core import events as ev
+from engine.core.errors import ExpressionError, TaskFailed
+from engine.core.execution import Execution
 from engine.core.work import WorkItem
-from eventstore.store import LogLine
+from eventstore.executions import execution_ids, load_execution
+from eventstore.storage import InternalStorage, MemoryStorage
+from eventstore.store import LogLine, Store
+from eventstore.triggerstate import open_trigger_kv, set_disabled
 from plugins.api import FileStorage, KVStore
 
 
@@ -41,6 +48,7 @@ class TaskRunContext:
         expressions: Any,
         emit: Callable[[LogLine], None],
         storage: FileStorage | None = None,
+        store: Store | None = None,
     ) -> None:
         self.execution_id = item.execution_id
         self.taskrun_id = item.taskrun_id
@@ -51,13 +59,10 @@ class TaskRunContext:
         self._workdir_parent = workdir_parent
         self._workdir: Path | None = None
         self.kv = kv
-        if storage is None:
-            from eventstore.storage import MemoryStorage
-
-            storage = MemoryStorage()
-        self.storage: FileStorage = storage
-        # The engine's store, for the few tasks that act on other executions (execution.Resume...).
-        self.store: Any = getattr(storage, "store", None)
+        self.storage: FileStorage = storage if storage is not None else MemoryStorage()
+        if store is None and isinstance(storage, InternalStorage):
+            store = storage.store
+        self._store = store
         self.variables = dict(item.variables)
         self.variables.setdefault("taskrun", {})["attemptsCount"] = attempt - 1
         self._expressions = expressions
@@ -88,3 +93,37 @@ class TaskRunContext:
 
     def secret(self, name: str) -> str:
         return read_secret(name)
+
+    def _engine(self, what: str) -> Store:
+        if self._store is None:
+            raise TaskFailed(f"{what} needs the engine's store (run it on a worker)", retryable=False)
+        return self._store
+
+    async def read_logs(self, execution_id: str) -> list[LogLine]:
+        return await self._engine("reading logs").read_logs(execution_id)
+
+    async def load_execution(self, execution_id: str) -> Execution | None:
+        return await load_execution(self._engine("reading an execution"), execution_id)
+
+    async def count_executions(self, keep: Callable[[Execution], bool]) -> dict[tuple[str, str], int]:
+        store = self._engine("counting executions")
+        counts: dict[tuple[str, str], int] = {}
+        for execution_id in await execution_ids(store):
+            state = await load_execution(store, execution_id)
+            if state is not None and keep(state):
+                key = (state.namespace, state.flow_id)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    async def resume_execution(self, execution_id: str, inputs: dict[str, Any]) -> bool:
+        store = self._engine("resuming an execution")
+        if not await store.last_seq(execution_id):
+            return False
+        await store.send_input(execution_id, ev.Resume(date=utcnow(), inputs=dict(inputs)))
+        return True
+
+    async def set_trigger_disabled(
+        self, namespace: str, flow_id: str, trigger_id: str, disabled: bool
+    ) -> None:
+        kv = await open_trigger_kv(self._engine("changing a trigger"))
+        await set_disabled(kv, namespace, flow_id, trigger_id, disabled)

@@ -13,11 +13,13 @@ their outputs:
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from engine.core.errors import TaskFailed
+from engine.core.execution import Execution
 from plugins.api import PluginSpec, RunContext, TaskResult
 
 P = "io.kestra.plugin.core.execution."
@@ -139,16 +141,9 @@ class Resume(msgspec.Struct, frozen=True):
 
 async def run_resume(props: Resume, ctx: RunContext) -> TaskResult:
     """Resume a PAUSED execution (by default this one's): a Resume command on its inbox."""
-    store = getattr(ctx, "store", None)
-    if store is None:
-        raise TaskFailed("execution.Resume needs the engine's store (run it on a worker)", retryable=False)
-    from engine.clock import utcnow
-    from engine.core import events as ev
-
     target = props.executionId or ctx.execution_id
-    if not await store.last_seq(target):
+    if not await ctx.resume_execution(target, dict(props.inputs)):
         raise TaskFailed(f"execution.Resume: no execution {target!r}", retryable=False)
-    await store.send_input(target, ev.Resume(date=utcnow(), inputs=dict(props.inputs)))
     ctx.log("INFO", f"Resuming execution {target}")
     return TaskResult()
 
@@ -205,46 +200,30 @@ class Count(msgspec.Struct, frozen=True):
     states: list[str] | None = None
 
 
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
 async def run_count(props: Count, ctx: RunContext) -> TaskResult:
     """Count executions per flow over a period; keep the flows whose `expression` (with `count`) is true."""
-    store = getattr(ctx, "store", None)
-    if store is None:
-        raise TaskFailed("execution.Count needs the engine's store (run it on a worker)", retryable=False)
     if not props.flows and not props.namespaces:
         raise TaskFailed("You must provide a list of flows or namespaces", retryable=False)
-    from datetime import datetime
-
-    from engine.core.execution import evolve
-    from eventstore import subjects as S
-
-    def when(value: str | None) -> datetime | None:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-    start = when(await ctx.render(props.startDate) if props.startDate else None)
-    end = when(await ctx.render(props.endDate) if props.endDate else None)
+    start = _when(await ctx.render(props.startDate) if props.startDate else None)
+    end = _when(await ctx.render(props.endDate) if props.endDate else None)
     wanted = {(f.get("namespace", ""), f.get("id") or f.get("flowId", "")) for f in props.flows or []}
-    counts: dict[tuple[str, str], int] = dict.fromkeys(wanted, 0)
-    for k in range(S.SHARDS):
-        info = await store.js.stream_info(f"{S.EVENTS}_{k}", subjects_filter="ev.>")
-        for subject in info.state.subjects or {}:
-            state = None
-            for _, events in await store.read(subject.split(".", 2)[2]):
-                for event in events:
-                    state = evolve(state, event)
-            if state is None:
-                continue
-            key = (state.namespace, state.flow_id)
-            in_ns = any(
-                state.namespace == n or state.namespace.startswith(n + ".") for n in props.namespaces or []
-            )
-            if not (key in wanted or in_ns):
-                continue
-            started = when(state.start_date)
-            if (start and started and started < start) or (end and started and started > end):
-                continue
-            if props.states and state.state not in props.states:
-                continue
-            counts[key] = counts.get(key, 0) + 1
+
+    def keep(state: Execution) -> bool:
+        in_ns = any(
+            state.namespace == n or state.namespace.startswith(n + ".") for n in props.namespaces or []
+        )
+        if not ((state.namespace, state.flow_id) in wanted or in_ns):
+            return False
+        started = _when(state.start_date)
+        if (start and started and started < start) or (end and started and started > end):
+            return False
+        return not props.states or state.state in props.states
+
+    counts = {**dict.fromkeys(wanted, 0), **await ctx.count_executions(keep)}
     results = []
     for (namespace, flow_id), count in sorted(counts.items()):
         ctx.variables["count"] = count

@@ -56,17 +56,9 @@ class MergeOutputs(msgspec.Struct, frozen=True):
 
 async def run_merge(props: MergeOutputs, ctx: RunContext) -> TaskResult:
     """One line per subflow execution (JSON object of its outputs), in batch order."""
-    store = getattr(ctx.storage, "store", None)
-    if store is None or not props.executions:
-        return TaskResult()
-    from engine.core.execution import evolve
-
     lines = []
     for execution_id in props.executions:
-        state = None
-        for _, events in await store.read(execution_id):
-            for event in events:
-                state = evolve(state, event)
+        state = await ctx.load_execution(execution_id)
         if state is not None and state.outputs:
             lines.append(json.dumps(state.outputs, separators=(",", ":")))
     if not lines:

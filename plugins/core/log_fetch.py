@@ -4,7 +4,7 @@ Properties as Kestra: ``executionId`` (default: the current execution), ``namesp
 (for another execution), ``tasksId`` (only these tasks), ``level`` (the lowest level kept, default
 INFO). Outputs: ``uri`` (the ``.ion`` file) and ``size`` (the number of log lines written).
 
-The logs come from the LOGS stream (``Store.read_logs``), reached through the worker's storage.
+The logs come from the LOGS stream, through ``RunContext.read_logs``.
 Lines are published asynchronously: a task fetching its own execution's logs sees the lines
 already stored (Kestra's tests sleep a little before fetching for the same reason).
 """
@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
 
 import msgspec
 
-from engine.core.errors import TaskFailed
-from plugins.api import PluginSpec, RunContext, TaskResult
+from plugins.api import LogRecord, PluginSpec, RunContext, TaskResult
 from plugins.core.log import LEVELS, check_level
 from plugins.files import put_task_file, scratch_dir, temp_name
 
@@ -31,18 +29,7 @@ class Fetch(msgspec.Struct, frozen=True):
     level: str = "INFO"
 
 
-async def read_logs(ctx: RunContext, execution_id: str) -> list[Any]:
-    """The log lines of an execution, oldest first (``LogLine``: date, level, message, taskrun_id, ...)."""
-    reader = getattr(ctx, "read_logs", None)
-    if reader is None:
-        store = getattr(ctx.storage, "store", None)
-        reader = getattr(store, "read_logs", None)
-    if reader is None:
-        raise TaskFailed("log.Fetch: this worker has no access to the execution logs", retryable=False)
-    return list(await reader(execution_id))
-
-
-def select(lines: Iterable[Any], level: str, tasks: list[str] | None) -> list[Any]:
+def select(lines: Iterable[LogRecord], level: str, tasks: list[str] | None) -> list[LogRecord]:
     """Lines at ``level`` or above; with ``tasks``, only theirs, grouped task by task (Kestra's order)."""
     lowest = LEVELS.index(check_level(level))
     kept = [ln for ln in lines if ln.level in LEVELS and LEVELS.index(ln.level) >= lowest]
@@ -55,7 +42,7 @@ async def run_fetch(props: Fetch, ctx: RunContext) -> TaskResult:
     execution_id = props.executionId or ctx.execution_id
     namespace = props.namespace or ctx.namespace
     flow_id = props.flowId or ctx.flow_id
-    lines = select(await read_logs(ctx, execution_id), props.level, props.tasksId)
+    lines = select(await ctx.read_logs(execution_id), props.level, props.tasksId)
     with scratch_dir(ctx) as tmp:
         target = tmp / temp_name(".ion")
         with target.open("w", encoding="utf-8") as out:

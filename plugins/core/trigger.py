@@ -1,12 +1,12 @@
-"""trigger.Toggle: enable or disable a flow's Schedule trigger from a flow."""
+"""trigger.Toggle: enable or disable a flow's trigger from a flow; and the trigger types whose
+properties a flow load checks (the trigger role serves them)."""
 
 from __future__ import annotations
 
 import msgspec
 
-from engine.core.errors import TaskFailed
 from plugins.api import PluginSpec, RunContext, TaskResult
-from triggers import types as trigger_types
+from plugins.core import trigger_types as T
 
 
 class Toggle(msgspec.Struct, frozen=True):
@@ -17,20 +17,21 @@ class Toggle(msgspec.Struct, frozen=True):
 
 
 async def run_toggle(props: Toggle, ctx: RunContext) -> TaskResult:
-    store = getattr(ctx, "store", None)
-    if store is None:
-        raise TaskFailed("trigger.Toggle needs the engine's store (run it on a worker)", retryable=False)
-    from triggers.kv import TriggerKV
-    from triggers.service import set_disabled
-
     namespace = props.namespace or ctx.namespace
     flow_id = props.flowId or ctx.flow_id
     enabled = str(props.enabled).lower() == "true"
-    kv = TriggerKV(store)
-    await kv.setup()
-    await set_disabled(kv, namespace, flow_id, props.trigger, not enabled)
+    await ctx.set_trigger_disabled(namespace, flow_id, props.trigger, not enabled)
     ctx.log("INFO", f"trigger {namespace}.{flow_id}.{props.trigger} {'enabled' if enabled else 'disabled'}")
     return TaskResult()
+
+
+def _declared(
+    types: tuple[str, ...], props: type[T.TriggerCommon], kind: str, description: str
+) -> PluginSpec:
+    """A trigger type (not a task: ``extra["trigger"]``), its first name canonical."""
+    return PluginSpec(
+        types[0], "runnable", props, aliases=types[1:], description=description, extra={"trigger": kind}
+    )
 
 
 SPECS = [
@@ -41,21 +42,16 @@ SPECS = [
         run=run_toggle,
         description="Enable (`enabled: true`) or disable a flow's trigger.",
     ),
-    # trigger types whose properties are checked when a flow loads (not tasks: `extra["trigger"]`)
-    PluginSpec(
-        trigger_types.NATS_REALTIME_TYPES[0],
-        "runnable",
-        trigger_types.NatsRealtimeTrigger,
-        aliases=trigger_types.NATS_REALTIME_TYPES[1:],
-        description="Realtime trigger: one execution per message of a NATS subject.",
-        extra={"trigger": "realtime"},
+    _declared(
+        T.NATS_REALTIME_TYPES,
+        T.NatsRealtimeTrigger,
+        "realtime",
+        "Realtime trigger: one execution per message of a NATS subject.",
     ),
-    PluginSpec(
-        trigger_types.HTTP_TRIGGER_TYPES[0],
-        "runnable",
-        trigger_types.HttpTrigger,
-        aliases=trigger_types.HTTP_TRIGGER_TYPES[1:],
-        description="Polling trigger: call a URI every `interval`, start an execution when it matches.",
-        extra={"trigger": "polling"},
+    _declared(
+        T.HTTP_TRIGGER_TYPES,
+        T.HttpTrigger,
+        "polling",
+        "Polling trigger: call a URI every `interval`, start an execution when it matches.",
     ),
 ]

@@ -21,7 +21,7 @@ import msgspec
 
 from engine.core.errors import TaskFailed
 from plugins.api import FileStorage, RunContext, TaskResult
-from workers.process import run_process
+from plugins.scripts.process import run_process
 
 OUTPUT_DIR_NAME = "_output"
 _PROTOCOL = re.compile(r"^::(\{.*\})::$")

@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from engine.core.execution import Execution
 from eventstore.storage import MemoryStorage
+from eventstore.store import LogLine
 from plugins.api import FileStorage, KVStore, PluginSpec, RunContext, TaskResult
 from plugins.registry import Registry
 
@@ -67,6 +70,11 @@ class FakeContext:
         self.logs: list[tuple[str, str]] = []
         self.log_times: list[float] = []
         self.secrets: dict[str, str] = {}
+        # the engine's side, in memory: other executions, their logs, trigger switches
+        self.executions: dict[str, Execution] = {}
+        self.execution_logs: dict[str, list[LogLine]] = {}
+        self.resumed: list[tuple[str, dict[str, Any]]] = []
+        self.disabled_triggers: dict[tuple[str, str, str], bool] = {}
 
     async def render(self, value: Any) -> Any:
         return value
@@ -82,6 +90,30 @@ class FakeContext:
         if raw is None:
             raise KeyError(name)
         return base64.b64decode(raw).decode()
+
+    async def read_logs(self, execution_id: str) -> list[LogLine]:
+        return self.execution_logs.get(execution_id, [])
+
+    async def load_execution(self, execution_id: str) -> Execution | None:
+        return self.executions.get(execution_id)
+
+    async def count_executions(self, keep: Callable[[Execution], bool]) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        for state in self.executions.values():
+            if keep(state):
+                counts[(state.namespace, state.flow_id)] = counts.get((state.namespace, state.flow_id), 0) + 1
+        return counts
+
+    async def resume_execution(self, execution_id: str, inputs: dict[str, Any]) -> bool:
+        if execution_id not in self.executions and execution_id != self.execution_id:
+            return False
+        self.resumed.append((execution_id, inputs))
+        return True
+
+    async def set_trigger_disabled(
+        self, namespace: str, flow_id: str, trigger_id: str, disabled: bool
+    ) -> None:
+        self.disabled_triggers[(namespace, flow_id, trigger_id)] = disabled
 
     def messages(self, level: str | None = None) -> list[str]:
         return [m for lvl, m in self.logs if level is None or lvl == level]

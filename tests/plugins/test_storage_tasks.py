@@ -129,23 +129,13 @@ async def test_purge_current_execution_files(ctx: FakeContext) -> None:
     assert await ctx.files.exists(other)
 
 
-class _Logs:
-    def __init__(self, lines: list[LogLine]) -> None:
-        self.lines = lines
-
-    async def read_logs(self, execution_id: str) -> list[LogLine]:
-        return self.lines if execution_id == "exec1" else []
-
-
 async def test_log_fetch(ctx: FakeContext) -> None:
-    ctx.files.store = _Logs(
-        [  # type: ignore[attr-defined]
-            LogLine("2024-01-01T00:00:00.000Z", "INFO", "task 1", "tr-a", "task-1", 1),
-            LogLine("2024-01-01T00:00:01.000Z", "DEBUG", "debug", "tr-a", "task-1", 1),
-            LogLine("2024-01-01T00:00:02.000Z", "WARN", "task 2", "tr-b", "task-2", 1),
-            LogLine("2024-01-01T00:00:03.000Z", "INFO", "waiting", "tr-c", "sleep", 1),
-        ]
-    )
+    ctx.execution_logs["exec1"] = [
+        LogLine("2024-01-01T00:00:00.000Z", "INFO", "task 1", "tr-a", "task-1", 1),
+        LogLine("2024-01-01T00:00:01.000Z", "DEBUG", "debug", "tr-a", "task-1", 1),
+        LogLine("2024-01-01T00:00:02.000Z", "WARN", "task 2", "tr-b", "task-2", 1),
+        LogLine("2024-01-01T00:00:03.000Z", "INFO", "waiting", "tr-c", "sleep", 1),
+    ]
     out = await run_task("io.kestra.plugin.core.log.Fetch", {}, ctx)
     assert out.outputs["size"] == 3 and out.outputs["uri"].endswith(".ion")
     rows = [json.loads(line) for line in (await text(ctx, out.outputs["uri"])).splitlines()]

@@ -1,8 +1,9 @@
 """Property declarations of the realtime and polling trigger types (validated when a flow loads).
 
-Only msgspec here: ``plugins/core/trigger.py`` imports this module while the plugin registry is
-built, so it must not pull in the trigger service. Each Struct lists a trigger's own properties
-plus Kestra's common trigger properties (``AbstractTrigger``), so a flow written for Kestra loads.
+Only msgspec here: ``plugins/core/trigger.py`` declares these types to the plugin registry and the
+trigger role (``triggers.nats``, ``triggers.http``) serves them. Each Struct lists a trigger's own
+properties plus Kestra's common trigger properties (``AbstractTrigger``), so a flow written for
+Kestra loads.
 A property may be an expression anywhere (the flow loader accepts ``{{ ... }}`` for any type).
 """
 

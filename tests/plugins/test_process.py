@@ -1,4 +1,4 @@
-"""workers.process.run_process: streaming, exit codes, env, cancellation kills the group."""
+"""plugins.scripts.process.run_process: streaming, exit codes, env, cancellation kills the group."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from workers.process import run_process
+from plugins.scripts.process import run_process
 
 pytestmark = pytest.mark.anyio
 
