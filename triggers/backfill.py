@@ -24,9 +24,10 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from engine.clock import utcnow
+from engine.core.dates import parse as parse_date
 from engine.core.errors import EngineError
 from engine.core.model import Flow, Trigger
 from engine.flows import FlowCache
@@ -41,6 +42,8 @@ MAX_SKIPPED_KEPT = 10_000
 
 RUNNING, PAUSED, CANCELLED, DONE = "RUNNING", "PAUSED", "CANCELLED", "DONE"
 ACTIVE = (RUNNING, PAUSED)
+
+T = TypeVar("T")
 
 
 class BackfillError(EngineError):
@@ -113,8 +116,15 @@ def backfill_key(namespace: str, flow_id: str, trigger_id: str) -> str:
     return key("backfill", namespace, flow_id, trigger_id)
 
 
-def _when(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+class _Field(Generic[T]):
+    """A field of the stored record, read as ``kind``."""
+
+    def __init__(self, name: str, kind: Callable[[Any], T]) -> None:
+        self.name = name
+        self.kind = kind
+
+    def __get__(self, status: BackfillStatus, owner: type | None = None) -> T:
+        return self.kind(status.raw[self.name])
 
 
 @dataclass
@@ -123,25 +133,11 @@ class BackfillStatus:
 
     raw: dict[str, Any]
 
-    @property
-    def namespace(self) -> str:
-        return str(self.raw["namespace"])
-
-    @property
-    def flow_id(self) -> str:
-        return str(self.raw["flow_id"])
-
-    @property
-    def trigger_id(self) -> str:
-        return str(self.raw["trigger_id"])
-
-    @property
-    def status(self) -> str:
-        return str(self.raw["status"])
-
-    @property
-    def total(self) -> int:
-        return int(self.raw["total"])
+    namespace = _Field("namespace", str)
+    flow_id = _Field("flow_id", str)
+    trigger_id = _Field("trigger_id", str)
+    status = _Field("status", str)
+    total = _Field("total", int)
 
     @property
     def handled(self) -> int:
@@ -385,9 +381,9 @@ async def advance_backfill(runtime: Any, kv: TriggerKV, k: str) -> tuple[Backfil
     inflight = [eid for eid in state.get("inflight") or [] if not await _ended(runtime, eid)]
     limit = state.get("max_inflight") or (flow.concurrency.limit if flow.concurrency else DEFAULT_INFLIGHT)
     created: list[str] = []
-    end = _when(state["end"])
-    before_start = _when(state["start"]) - timedelta(microseconds=1)
-    cursor = _when(state["cursor"]) if state.get("cursor") else before_start
+    end = parse_date(state["end"])
+    before_start = parse_date(state["start"]) - timedelta(microseconds=1)
+    cursor = parse_date(state["cursor"]) if state.get("cursor") else before_start
     skipped_slots = list(state.get("skipped_slots") or [])
     finished = True
     for handled, slot in enumerate(spec.slots(cursor, end)):
@@ -428,10 +424,10 @@ def backfill_execution_ids(flow: Flow, status: BackfillStatus) -> list[str]:
     if not raw.get("cursor"):
         return []
     skipped = set(raw.get("skipped_slots") or [])
-    start = _when(raw["start"]) - timedelta(microseconds=1)
+    start = parse_date(raw["start"]) - timedelta(microseconds=1)
     return [
         spec.execution_id(slot)
-        for slot in spec.slots(start, _when(raw["cursor"]))
+        for slot in spec.slots(start, parse_date(raw["cursor"]))
         if utc_key(slot) not in skipped
     ]
 
@@ -490,6 +486,6 @@ async def backfill(
     return BackfillResult(
         slots=final.total,
         created=backfill_execution_ids(flow, final),
-        skipped=[iso(_when(s), spec.tz) for s in final.raw.get("skipped_slots") or []],
+        skipped=[iso(parse_date(s), spec.tz) for s in final.raw.get("skipped_slots") or []],
         status=final.status,
     )

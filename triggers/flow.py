@@ -23,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from engine.core.dates import parse as parse_date
 from engine.core.durations import parse_duration
 from engine.core.errors import EngineError, InputError
 from engine.core.execution import Execution
@@ -155,10 +156,6 @@ def new_window(tw: Mapping[str, Any], now: datetime) -> tuple[datetime, datetime
     return start, start + timedelta(seconds=window) - timedelta(milliseconds=1)
 
 
-def _when(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 class FlowTriggers:
     """Evaluates Flow triggers against an upstream state change."""
 
@@ -268,7 +265,7 @@ class FlowTriggers:
         for _ in range(20):
             now = self.now()
             window, seq = await self.kv.get(k)
-            if window is None or not (_when(window["start"]) < now < _when(window["end"])):
+            if window is None or not (parse_date(window["start"]) < now < parse_date(window["end"])):
                 start, end = new_window(m.time_window, now)
                 window = {"start": iso(start), "end": iso(end), "results": {}}
             merged = dict(window.get("results") or {})

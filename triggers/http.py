@@ -21,6 +21,7 @@ import httpx
 import structlog
 
 from engine.core.durations import parse_duration
+from plugins.core.execution import is_truthy
 from plugins.core.trigger_types import HTTP_TRIGGER_TYPES
 from triggers.polling import PollContext, PollingError, PollingTrigger, register_polling
 
@@ -30,15 +31,12 @@ DEFAULT_CONDITION = "{{ response.statusCode < 400 }}"
 MAX_BODY = 10 * 1024 * 1024
 
 
+_FALSE = ("", "false", "0", "-0", "null", "0.0")
+
+
 def truthy(value: Any) -> bool:
-    """Kestra's TruthUtils: false for null, blank, ``false``, ``0`` and ``-0``."""
-    if value is None:
-        return False
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return value != 0
-    return str(value).strip().lower() not in ("", "false", "0", "-0", "null", "0.0")
+    """Kestra's TruthUtils: false for null, blank, ``false``, ``0`` and ``-0`` (and a rendered null)."""
+    return is_truthy(value, _FALSE, fold_case=True)
 
 
 def _seconds(value: Any, default: float) -> float:

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 import structlog
 
+from engine.core.dates import parse as parse_date
 from engine.core.durations import parse_duration
 from engine.core.errors import EngineError
 from engine.core.model import Flow, Trigger
@@ -161,7 +162,7 @@ class PollingRunner:
             now = self.now()
             last = state.get("last_poll")
             if last:
-                due = datetime.fromisoformat(last.replace("Z", "+00:00")) + timedelta(seconds=interval)
+                due = parse_date(last) + timedelta(seconds=interval)
                 if now < due:
                     soonest = min(soonest, (due - now).total_seconds())
                     continue

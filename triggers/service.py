@@ -39,6 +39,7 @@ import structlog
 
 from engine.core import events as ev
 from engine.core.context import variables
+from engine.core.dates import parse as parse_date
 from engine.core.errors import EngineError, FlowValidationError
 from engine.core.execution import Execution, evolve
 from engine.core.model import Flow, Trigger
@@ -75,10 +76,6 @@ MAX_SLOTS_PER_TICK = 10_000
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def parse_when(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 @dataclass
@@ -525,7 +522,7 @@ class TriggerService:
         if state.get("disabled"):
             self._recovered.discard(ident)
             return []
-        cursor = parse_when(state["cursor"])
+        cursor = parse_date(state["cursor"])
         if ident not in self._recovered:
             self._recovered.add(ident)
             last_missed = spec.previous_before(now - GRACE + timedelta(microseconds=1))

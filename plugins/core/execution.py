@@ -18,9 +18,10 @@ from typing import Any
 
 import msgspec
 
+from engine.core.dates import parse as parse_date
 from engine.core.errors import TaskFailed
 from engine.core.execution import Execution
-from plugins.api import PluginSpec, RunContext, TaskResult
+from plugins.api import PluginSpec, RunContext, RunFn, TaskResult
 
 P = "io.kestra.plugin.core.execution."
 
@@ -29,15 +30,19 @@ EXIT_STATES = ("SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELED")
 EXIT_OUTPUT = "exit"
 
 
-def is_truthy(value: Any) -> bool:
-    """Kestra's TruthUtils on the rendered string: false, 0, -0 and '' are false, all else true."""
+def is_truthy(value: Any, false_values: tuple[str, ...] = _FALSE_VALUES, fold_case: bool = False) -> bool:
+    """Kestra's TruthUtils on the rendered string: false, 0, -0 and '' are false, all else true.
+
+    ``false_values`` and ``fold_case`` for the callers whose Kestra counterpart also rejects others.
+    """
     if value is None:
         return False
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float):
         return value != 0
-    return str(value).strip() not in _FALSE_VALUES
+    text = str(value).strip()
+    return (text.lower() if fold_case else text) not in false_values
 
 
 class Fail(msgspec.Struct, frozen=True):
@@ -107,31 +112,6 @@ async def run_labels(props: Labels, ctx: RunContext) -> TaskResult:
     return TaskResult(outputs={"labels": labels})
 
 
-SPECS = [
-    PluginSpec(
-        P + "Fail",
-        "runnable",
-        Fail,
-        run=run_fail,
-        description="Fail the task (and so the execution), or only when `condition` is truthy.",
-    ),
-    PluginSpec(
-        P + "Exit",
-        "runnable",
-        Exit,
-        run=run_exit,
-        description="End the execution now with `state` (SUCCESS/WARNING/KILLED/FAILED/CANCELED).",
-    ),
-    PluginSpec(
-        P + "Labels",
-        "runnable",
-        Labels,
-        run=run_labels,
-        description="Add or overwrite labels of the current execution.",
-    ),
-]
-
-
 class Resume(msgspec.Struct, frozen=True):
     executionId: str | None = None
     namespace: str | None = None
@@ -146,17 +126,6 @@ async def run_resume(props: Resume, ctx: RunContext) -> TaskResult:
         raise TaskFailed(f"execution.Resume: no execution {target!r}", retryable=False)
     ctx.log("INFO", f"Resuming execution {target}")
     return TaskResult()
-
-
-SPECS.append(
-    PluginSpec(
-        P + "Resume",
-        "runnable",
-        Resume,
-        run=run_resume,
-        description="Resume a PAUSED execution (`executionId`, default this one) with `inputs`.",
-    )
-)
 
 
 class Assert(msgspec.Struct, frozen=True):
@@ -179,18 +148,6 @@ async def run_assert(props: Assert, ctx: RunContext) -> TaskResult:
     return TaskResult()
 
 
-SPECS.append(
-    PluginSpec(
-        P + "Assert",
-        "runnable",
-        Assert,
-        run=run_assert,
-        render=False,
-        description="Fail the task when one of `conditions` (expressions) is falsy.",
-    )
-)
-
-
 class Count(msgspec.Struct, frozen=True):
     expression: str
     startDate: str | None = None
@@ -201,7 +158,7 @@ class Count(msgspec.Struct, frozen=True):
 
 
 def _when(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+    return parse_date(value) if value else None
 
 
 async def run_count(props: Count, ctx: RunContext) -> TaskResult:
@@ -233,13 +190,38 @@ async def run_count(props: Count, ctx: RunContext) -> TaskResult:
     return TaskResult(outputs={"results": results, "total": len(results)})
 
 
-SPECS.append(
-    PluginSpec(
-        P + "Count",
-        "runnable",
-        Count,
-        run=run_count,
+def _task(
+    name: str, props: type[msgspec.Struct], run: RunFn, description: str, render: bool = True
+) -> PluginSpec:
+    return PluginSpec(P + name, "runnable", props, run=run, render=render, description=description)
+
+
+SPECS = [
+    _task(
+        "Fail", Fail, run_fail, "Fail the task (and so the execution), or only when `condition` is truthy."
+    ),
+    _task(
+        "Exit", Exit, run_exit, "End the execution now with `state` (SUCCESS/WARNING/KILLED/FAILED/CANCELED)."
+    ),
+    _task("Labels", Labels, run_labels, "Add or overwrite labels of the current execution."),
+    _task(
+        "Resume",
+        Resume,
+        run_resume,
+        "Resume a PAUSED execution (`executionId`, default this one) with `inputs`.",
+    ),
+    _task(
+        "Assert",
+        Assert,
+        run_assert,
+        "Fail the task when one of `conditions` (expressions) is falsy.",
         render=False,
-        description="Count executions per flow over a period; keep those where `expression` holds.",
-    )
-)
+    ),
+    _task(
+        "Count",
+        Count,
+        run_count,
+        "Count executions per flow over a period; keep those where `expression` holds.",
+        render=False,
+    ),
+]

@@ -100,101 +100,64 @@ class ForEachItem(msgspec.Struct, frozen=True):
 
 _BLOCK = ("tasks", "errors", "finally")
 
+
+def _flowable(
+    name: str,
+    props: type[msgspec.Struct],
+    description: str,
+    branches: tuple[str, ...] = _BLOCK,
+    aliases: tuple[str, ...] = (),
+) -> PluginSpec:
+    return PluginSpec(
+        P + name, "flowable", props, aliases=aliases, branches=branches, description=description
+    )
+
+
 SPECS = [
-    PluginSpec(
-        P + "Sequential",
-        "flowable",
-        Sequential,
-        branches=_BLOCK,
-        description="Run tasks one after the other.",
-    ),
-    PluginSpec(
-        P + "Parallel",
-        "flowable",
-        Parallel,
-        branches=_BLOCK,
-        description="Run tasks in parallel (`concurrent` = max at once, 0 = all).",
-    ),
-    PluginSpec(
-        P + "Switch",
-        "flowable",
+    _flowable("Sequential", Sequential, "Run tasks one after the other."),
+    _flowable("Parallel", Parallel, "Run tasks in parallel (`concurrent` = max at once, 0 = all)."),
+    _flowable(
+        "Switch",
         Switch,
+        "Run the branch whose case key equals the rendered `value`.",
         branches=("cases", "defaults", "errors", "finally"),
-        description="Run the branch whose case key equals the rendered `value`.",
     ),
-    PluginSpec(
-        P + "If",
-        "flowable",
+    _flowable(
+        "If",
         If,
+        "Run `then` when `condition` is truthy, else `else`.",
         branches=("then", "else", "errors", "finally"),
-        description="Run `then` when `condition` is truthy, else `else`.",
     ),
-    PluginSpec(
-        P + "ForEach",
-        "flowable",
-        ForEach,
-        branches=_BLOCK,
-        description="Run `tasks` once per value of `values`.",
-    ),
-    PluginSpec(
-        P + "EachSequential",
-        "flowable",
-        EachSequential,
-        branches=_BLOCK,
-        description="Deprecated alias of ForEach with concurrencyLimit 1.",
-    ),
-    PluginSpec(
-        P + "EachParallel",
-        "flowable",
-        EachParallel,
-        branches=_BLOCK,
-        description="Deprecated alias of ForEach running values in parallel.",
-    ),
-    PluginSpec(
-        P + "Dag", "flowable", Dag, branches=_BLOCK, description="Run tasks as a DAG of `dependsOn` edges."
-    ),
-    PluginSpec(
-        P + "AllowFailure",
-        "flowable",
-        AllowFailure,
-        branches=_BLOCK,
-        description="Run tasks; a failure becomes WARNING and the flow continues.",
-    ),
-    PluginSpec(
-        P + "WaitFor",
-        "flowable",
+    _flowable("ForEach", ForEach, "Run `tasks` once per value of `values`."),
+    _flowable("EachSequential", EachSequential, "Deprecated alias of ForEach with concurrencyLimit 1."),
+    _flowable("EachParallel", EachParallel, "Deprecated alias of ForEach running values in parallel."),
+    _flowable("Dag", Dag, "Run tasks as a DAG of `dependsOn` edges."),
+    _flowable("AllowFailure", AllowFailure, "Run tasks; a failure becomes WARNING and the flow continues."),
+    _flowable(
+        "WaitFor",
         WaitFor,
+        "Run `tasks` again every `checkFrequency.interval` until `condition` is truthy.",
         aliases=(P + "LoopUntil",),
-        branches=_BLOCK,
-        description="Run `tasks` again every `checkFrequency.interval` until `condition` is truthy.",
     ),
-    PluginSpec(
-        P + "WorkingDirectory",
-        "flowable",
-        WorkingDirectory,
-        branches=_BLOCK,
-        description="Run tasks one after the other in one shared working directory.",
+    _flowable(
+        "WorkingDirectory", WorkingDirectory, "Run tasks one after the other in one shared working directory."
     ),
-    PluginSpec(
-        P + "ForEachItem",
-        "flowable",
+    _flowable(
+        "ForEachItem",
         ForEachItem,
+        "Split a file of items in batches and run one subflow execution per batch.",
         branches=("errors", "finally"),
-        description="Split a file of items in batches and run one subflow execution per batch.",
     ),
-    PluginSpec(
-        P + "Pause",
-        "flowable",
+    _flowable(
+        "Pause",
         Pause,
-        branches=_BLOCK,
-        description="Pause the execution until resumed, or for `delay`; fail after `timeout` if not resumed.",
+        "Pause the execution until resumed, or for `delay`; fail after `timeout` if not resumed.",
     ),
-    PluginSpec(
-        P + "Subflow",
-        "flowable",
+    _flowable(
+        "Subflow",
         Subflow,
-        aliases=("io.kestra.core.tasks.flows.Flow",),
+        "Start an execution of another flow, optionally wait for it.",
         branches=("errors", "finally"),
-        description="Start an execution of another flow, optionally wait for it.",
+        aliases=("io.kestra.core.tasks.flows.Flow",),
     ),
 ]

@@ -16,7 +16,7 @@ import msgspec
 
 from engine.core.errors import TaskFailed
 from eventstore.storage import StorageError, execution_prefix, is_uri
-from plugins.api import PluginSpec, RunContext, TaskResult
+from plugins.api import PluginSpec, RunContext, RunFn, TaskResult
 from plugins.files import extension_of, inside, put_task_file, scratch_dir, temp_name, upload_outputs
 
 P = "io.kestra.plugin.core.storage."
@@ -286,63 +286,43 @@ async def run_purge(props: PurgeCurrentExecutionFiles, ctx: RunContext) -> TaskR
     return TaskResult(outputs={"uris": uris})
 
 
+def _task(name: str, props: type[msgspec.Struct], run: RunFn, description: str, *aliases: str) -> PluginSpec:
+    """A storage task: ``P + name``, also known by its legacy name (``OLD + name``) unless ``aliases``."""
+    return PluginSpec(
+        P + name, "runnable", props, run=run, aliases=aliases or (OLD + name,), description=description
+    )
+
+
 SPECS = [
-    PluginSpec(
-        P + "Size",
-        "runnable",
-        Size,
-        run=run_size,
-        aliases=(OLD + "Size",),
-        description="Size in bytes of the internal-storage file `uri` → output `size`.",
-    ),
-    PluginSpec(
-        P + "Delete",
-        "runnable",
+    _task("Size", Size, run_size, "Size in bytes of the internal-storage file `uri` → output `size`."),
+    _task(
+        "Delete",
         Delete,
-        run=run_delete,
-        aliases=(OLD + "Delete",),
-        description="Delete the internal-storage file `uri` → outputs `uri`, `deleted` "
+        run_delete,
+        "Delete the internal-storage file `uri` → outputs `uri`, `deleted` "
         "(`errorOnMissing` fails when there was none).",
     ),
-    PluginSpec(
-        P + "Concat",
-        "runnable",
+    _task(
+        "Concat",
         Concat,
-        run=run_concat,
-        aliases=(OLD + "Concat",),
-        description="Concatenate `files` (kestra:// URIs; optional `separator` after each) → `uri`.",
+        run_concat,
+        "Concatenate `files` (kestra:// URIs; optional `separator` after each) → `uri`.",
     ),
-    PluginSpec(
-        P + "Split",
-        "runnable",
-        Split,
-        run=run_split,
-        aliases=(OLD + "Split",),
-        description="Split the file `from` by `bytes`, `partitions` or `rows` → `uris`.",
-    ),
-    PluginSpec(
-        P + "Reverse",
-        "runnable",
-        Reverse,
-        run=run_reverse,
-        aliases=(OLD + "Reverse",),
-        description="The lines of the file `from` in reverse order → `uri`.",
-    ),
-    PluginSpec(
-        P + "LocalFiles",
-        "runnable",
+    _task("Split", Split, run_split, "Split the file `from` by `bytes`, `partitions` or `rows` → `uris`."),
+    _task("Reverse", Reverse, run_reverse, "The lines of the file `from` in reverse order → `uri`."),
+    _task(
+        "LocalFiles",
         LocalFiles,
-        run=run_local_files,
-        aliases=(OLD + "LocalFiles",),
-        description="Deprecated: write `inputs` (name → content or kestra:// URI) to the working "
+        run_local_files,
+        "Deprecated: write `inputs` (name → content or kestra:// URI) to the working "
         "directory, upload the files matching `outputs` globs → `uris`.",
     ),
-    PluginSpec(
-        P + "PurgeCurrentExecutionFiles",
-        "runnable",
+    _task(
+        "PurgeCurrentExecutionFiles",
         PurgeCurrentExecutionFiles,
-        run=run_purge,
-        aliases=(OLD + "PurgeExecution", P + "PurgeExecution"),
-        description="Delete every internal-storage file of the current execution → `uris`.",
+        run_purge,
+        "Delete every internal-storage file of the current execution → `uris`.",
+        OLD + "PurgeExecution",
+        P + "PurgeExecution",
     ),
 ]

@@ -20,7 +20,9 @@ from typing import Any
 import msgspec
 
 from engine.core.errors import TaskFailed
+from eventstore.storage import unique_name
 from plugins.api import FileStorage, RunContext, TaskResult
+from plugins.files import find_files, put_task_file  # Java globs, as Kestra: ``*`` in one part, ``**`` across
 from plugins.scripts.process import run_process
 
 OUTPUT_DIR_NAME = "_output"
@@ -154,8 +156,6 @@ async def write_input_files(
 
 def collect_output_files(workdir: Path, patterns: Sequence[str] | None) -> dict[str, str]:
     """``{relative name: absolute path}`` for files matching ``outputFiles`` globs, plus OUTPUT_DIR files."""
-    from plugins.files import find_files  # Java globs, as Kestra: ``*`` in one part, ``**`` across
-
     root = workdir.resolve()
     found = {name: str(path) for name, path in find_files(root, patterns).items()}
     out_dir = root / OUTPUT_DIR_NAME
@@ -168,13 +168,9 @@ def collect_output_files(workdir: Path, patterns: Sequence[str] | None) -> dict[
 
 async def upload_output_files(ctx: RunContext, found: Mapping[str, str]) -> dict[str, str]:
     """Upload collected output files to the taskrun's internal storage: ``{name: kestra:// URI}``."""
-    from eventstore.storage import task_uri, unique_name
-
     uris: dict[str, str] = {}
     for name, local in found.items():
-        stored = unique_name(local, Path(local).name)
-        uri = task_uri(ctx.namespace, ctx.flow_id, ctx.execution_id, ctx.task_id, ctx.taskrun_id, stored)
-        uris[name] = await ctx.storage.put(uri, Path(local))
+        uris[name] = await put_task_file(ctx, Path(local), unique_name(local, Path(local).name))
     return uris
 
 
