@@ -161,3 +161,26 @@ class PluginSpec:
     render: bool = True
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def runnable(
+    type: str,
+    props: builtins.type[msgspec.Struct],
+    run: RunFn,
+    description: str,
+    *,
+    aliases: tuple[str, ...] = (),
+    render: bool = True,
+    extra: dict[str, Any] | None = None,
+) -> PluginSpec:
+    """A runnable task's PluginSpec."""
+    return PluginSpec(
+        type,
+        "runnable",
+        props,
+        run=run,
+        aliases=aliases,
+        render=render,
+        description=description,
+        extra=extra or {},
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from plugins.api import PluginSpec, RunContext, TaskResult
+from plugins.api import RunContext, TaskResult, runnable
 from plugins.core.log import check_level
 
 
@@ -29,18 +29,16 @@ async def run_echo(props: Echo, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec(
+    runnable(
         "io.kestra.plugin.core.debug.Return",
-        "runnable",
         Return,
-        run=run_return,
-        description="Render `format` and return it as output `value`.",
+        run_return,
+        "Render `format` and return it as output `value`.",
     ),
-    PluginSpec(
+    runnable(
         "io.kestra.plugin.core.debug.Echo",
-        "runnable",
         Echo,
-        run=run_echo,
-        description="Deprecated: log `format` at `level`; use log.Log.",
+        run_echo,
+        "Deprecated: log `format` at `level`; use log.Log.",
     ),
 ]

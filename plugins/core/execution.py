@@ -21,7 +21,7 @@ import msgspec
 from engine.core.dates import parse as parse_date
 from engine.core.errors import TaskFailed
 from engine.core.execution import Execution
-from plugins.api import PluginSpec, RunContext, RunFn, TaskResult
+from plugins.api import RunContext, TaskResult, runnable
 
 P = "io.kestra.plugin.core.execution."
 
@@ -190,35 +190,35 @@ async def run_count(props: Count, ctx: RunContext) -> TaskResult:
     return TaskResult(outputs={"results": results, "total": len(results)})
 
 
-def _task(
-    name: str, props: type[msgspec.Struct], run: RunFn, description: str, render: bool = True
-) -> PluginSpec:
-    return PluginSpec(P + name, "runnable", props, run=run, render=render, description=description)
-
-
 SPECS = [
-    _task(
-        "Fail", Fail, run_fail, "Fail the task (and so the execution), or only when `condition` is truthy."
+    runnable(
+        P + "Fail",
+        Fail,
+        run_fail,
+        "Fail the task (and so the execution), or only when `condition` is truthy.",
     ),
-    _task(
-        "Exit", Exit, run_exit, "End the execution now with `state` (SUCCESS/WARNING/KILLED/FAILED/CANCELED)."
+    runnable(
+        P + "Exit",
+        Exit,
+        run_exit,
+        "End the execution now with `state` (SUCCESS/WARNING/KILLED/FAILED/CANCELED).",
     ),
-    _task("Labels", Labels, run_labels, "Add or overwrite labels of the current execution."),
-    _task(
-        "Resume",
+    runnable(P + "Labels", Labels, run_labels, "Add or overwrite labels of the current execution."),
+    runnable(
+        P + "Resume",
         Resume,
         run_resume,
         "Resume a PAUSED execution (`executionId`, default this one) with `inputs`.",
     ),
-    _task(
-        "Assert",
+    runnable(
+        P + "Assert",
         Assert,
         run_assert,
         "Fail the task when one of `conditions` (expressions) is falsy.",
         render=False,
     ),
-    _task(
-        "Count",
+    runnable(
+        P + "Count",
         Count,
         run_count,
         "Count executions per flow over a period; keep those where `expression` holds.",

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from engine.core.errors import TaskFailed
-from plugins.api import PluginSpec, RunContext, TaskResult
+from plugins.api import RunContext, TaskResult, runnable
 from plugins.core.storage import Split, run_split
 from plugins.files import put_task_file
 
@@ -68,20 +68,8 @@ async def run_merge(props: MergeOutputs, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec(
-        SPLIT,
-        "runnable",
-        ItemsSplit,
-        run=run_items_split,
-        description="ForEachItem: split the items file.",
-        extra={"internal": True},
+    runnable(
+        SPLIT, ItemsSplit, run_items_split, "ForEachItem: split the items file.", extra={"internal": True}
     ),
-    PluginSpec(
-        MERGE,
-        "runnable",
-        MergeOutputs,
-        run=run_merge,
-        description="ForEachItem: merge subflow outputs.",
-        extra={"internal": True},
-    ),
+    runnable(MERGE, MergeOutputs, run_merge, "ForEachItem: merge subflow outputs.", extra={"internal": True}),
 ]

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import httpx
 
 from engine.core.errors import TaskFailed
-from plugins.api import PluginSpec, RunContext, TaskResult
+from plugins.api import RunContext, TaskResult, runnable
 from plugins.core.sleep import duration_prop
 
 P = "io.kestra.plugin.core.http."
@@ -190,11 +190,10 @@ async def run(props: Request, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec(
+    runnable(
         P + "Request",
-        "runnable",
         Request,
-        run=run,
-        description="Make an HTTP request; outputs `uri`, `code`, `headers` and `body` (text).",
+        run,
+        "Make an HTTP request; outputs `uri`, `code`, `headers` and `body` (text).",
     ),
 ]

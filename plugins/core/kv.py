@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from engine.core.errors import TaskFailed
-from plugins.api import PluginSpec, RunContext, TaskResult
+from plugins.api import RunContext, TaskResult, runnable
 from plugins.core.sleep import duration_prop
 
 P = "io.kestra.plugin.core.kv."
@@ -126,32 +126,12 @@ async def run_get_keys(props: GetKeys, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec(
-        P + "Set",
-        "runnable",
-        Set,
-        run=run_set,
-        description="Set `key` to `value` in the namespace KV store (optional `ttl`, `kvType`).",
+    runnable(
+        P + "Set", Set, run_set, "Set `key` to `value` in the namespace KV store (optional `ttl`, `kvType`)."
     ),
-    PluginSpec(
-        P + "Get",
-        "runnable",
-        Get,
-        run=run_get,
-        description="Read `key` from the namespace KV store into output `value`.",
-    ),
-    PluginSpec(
-        P + "Delete",
-        "runnable",
-        Delete,
-        run=run_delete,
-        description="Delete `key` from the namespace KV store; output `deleted`.",
-    ),
-    PluginSpec(
-        P + "GetKeys",
-        "runnable",
-        GetKeys,
-        run=run_get_keys,
-        description="List the keys starting with `prefix` into output `keys`.",
+    runnable(P + "Get", Get, run_get, "Read `key` from the namespace KV store into output `value`."),
+    runnable(P + "Delete", Delete, run_delete, "Delete `key` from the namespace KV store; output `deleted`."),
+    runnable(
+        P + "GetKeys", GetKeys, run_get_keys, "List the keys starting with `prefix` into output `keys`."
     ),
 ]

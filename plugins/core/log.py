@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from engine.core.errors import TaskFailed
-from plugins.api import PluginSpec, RunContext, TaskResult
+from plugins.api import RunContext, TaskResult, runnable
 
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 
@@ -36,11 +36,10 @@ async def run(props: Log, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec(
+    runnable(
         "io.kestra.plugin.core.log.Log",
-        "runnable",
         Log,
-        run=run,
-        description="Log `message` (a string or a list of strings) at `level` (default INFO).",
+        run,
+        "Log `message` (a string or a list of strings) at `level` (default INFO).",
     ),
 ]

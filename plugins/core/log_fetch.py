@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from plugins.api import LogRecord, PluginSpec, RunContext, TaskResult
+from plugins.api import LogRecord, RunContext, TaskResult, runnable
 from plugins.core.log import LEVELS, check_level
 from plugins.files import put_task_file, scratch_dir, temp_name
 
@@ -64,13 +64,12 @@ async def run_fetch(props: Fetch, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec(
+    runnable(
         "io.kestra.plugin.core.log.Fetch",
-        "runnable",
         Fetch,
-        run=run_fetch,
-        aliases=("io.kestra.core.tasks.log.Fetch",),
-        description="Write an execution's logs (`executionId`, `tasksId`, lowest `level`) to an "
+        run_fetch,
+        "Write an execution's logs (`executionId`, `tasksId`, lowest `level`) to an "
         "internal-storage file → outputs `uri`, `size`.",
+        aliases=("io.kestra.core.tasks.log.Fetch",),
     ),
 ]

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from plugins.api import PluginSpec, RunContext, TaskResult
+from plugins.api import RunContext, TaskResult, runnable
 
 
 class OutputValues(msgspec.Struct, frozen=True):
@@ -19,11 +19,10 @@ async def run(props: OutputValues, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec(
+    runnable(
         "io.kestra.plugin.core.output.OutputValues",
-        "runnable",
         OutputValues,
-        run=run,
-        description="Return the rendered `values` map as output `values`.",
+        run,
+        "Return the rendered `values` map as output `values`.",
     ),
 ]

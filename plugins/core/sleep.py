@@ -7,7 +7,7 @@ import msgspec
 
 from engine.core.durations import parse_duration
 from engine.core.errors import TaskFailed
-from plugins.api import PluginSpec, RunContext, TaskResult
+from plugins.api import RunContext, TaskResult, runnable
 
 
 def duration_prop(value: str | float | int, name: str) -> float:
@@ -30,11 +30,10 @@ async def run(props: Sleep, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec(
+    runnable(
         "io.kestra.plugin.core.flow.Sleep",
-        "runnable",
         Sleep,
-        run=run,
-        description="Wait for `duration` (ISO-8601, e.g. PT5S) before proceeding.",
+        run,
+        "Wait for `duration` (ISO-8601, e.g. PT5S) before proceeding.",
     ),
 ]

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from engine.core.errors import TaskFailed
-from plugins.api import PluginSpec, RunContext, TaskResult
+from plugins.api import RunContext, TaskResult, runnable
 
 P = "io.kestra.plugin.core.state."
 _SAFE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -91,25 +91,12 @@ async def run_delete(props: Delete, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec(
-        P + "Set",
-        "runnable",
-        Set,
-        run=run_set,
-        description="Deprecated: merge `data` into a named state (use kv.Set).",
-    ),
-    PluginSpec(
+    runnable(P + "Set", Set, run_set, "Deprecated: merge `data` into a named state (use kv.Set)."),
+    runnable(
         P + "Get",
-        "runnable",
         Get,
-        run=run_get,
-        description="Deprecated: read a named state into outputs `data` and `count` (use kv.Get).",
+        run_get,
+        "Deprecated: read a named state into outputs `data` and `count` (use kv.Get).",
     ),
-    PluginSpec(
-        P + "Delete",
-        "runnable",
-        Delete,
-        run=run_delete,
-        description="Deprecated: delete a named state (use kv.Delete).",
-    ),
+    runnable(P + "Delete", Delete, run_delete, "Deprecated: delete a named state (use kv.Delete)."),
 ]

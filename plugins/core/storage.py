@@ -16,7 +16,7 @@ import msgspec
 
 from engine.core.errors import TaskFailed
 from eventstore.storage import StorageError, execution_prefix, is_uri
-from plugins.api import PluginSpec, RunContext, RunFn, TaskResult
+from plugins.api import PluginSpec, RunContext, RunFn, TaskResult, runnable
 from plugins.files import extension_of, inside, put_task_file, scratch_dir, temp_name, upload_outputs
 
 P = "io.kestra.plugin.core.storage."
@@ -288,9 +288,7 @@ async def run_purge(props: PurgeCurrentExecutionFiles, ctx: RunContext) -> TaskR
 
 def _task(name: str, props: type[msgspec.Struct], run: RunFn, description: str, *aliases: str) -> PluginSpec:
     """A storage task: ``P + name``, also known by its legacy name (``OLD + name``) unless ``aliases``."""
-    return PluginSpec(
-        P + name, "runnable", props, run=run, aliases=aliases or (OLD + name,), description=description
-    )
+    return runnable(P + name, props, run, description, aliases=aliases or (OLD + name,))
 
 
 SPECS = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import msgspec
 
-from plugins.api import PluginSpec, RunContext, TaskResult
+from plugins.api import PluginSpec, RunContext, TaskResult, runnable
 from plugins.core import trigger_types as T
 
 
@@ -35,12 +35,11 @@ def _declared(
 
 
 SPECS = [
-    PluginSpec(
+    runnable(
         "io.kestra.plugin.core.trigger.Toggle",
-        "runnable",
         Toggle,
-        run=run_toggle,
-        description="Enable (`enabled: true`) or disable a flow's trigger.",
+        run_toggle,
+        "Enable (`enabled: true`) or disable a flow's trigger.",
     ),
     _declared(
         T.NATS_REALTIME_TYPES,

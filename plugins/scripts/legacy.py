@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from plugins.api import PluginSpec, RunContext, TaskResult
+from plugins.api import RunContext, TaskResult, runnable
 from plugins.scripts.common import ScriptProps, run_script
 from plugins.scripts.python import python_env
 
@@ -75,18 +75,13 @@ async def run_python(props: Python, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec(
+    runnable(
         P + "Bash",
-        "runnable",
         Bash,
-        run=run_bash,
-        description="Deprecated: run shell `commands`; use io.kestra.plugin.scripts.shell.Commands.",
+        run_bash,
+        "Deprecated: run shell `commands`; use io.kestra.plugin.scripts.shell.Commands.",
     ),
-    PluginSpec(
-        P + "Python",
-        "runnable",
-        Python,
-        run=run_python,
-        description="Deprecated: run `main.py` from `inputFiles`; use python.Script.",
+    runnable(
+        P + "Python", Python, run_python, "Deprecated: run `main.py` from `inputFiles`; use python.Script."
     ),
 ]

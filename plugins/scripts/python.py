@@ -15,7 +15,7 @@ import sys
 import uuid
 from typing import Any
 
-from plugins.api import PluginSpec, RunContext, TaskResult
+from plugins.api import RunContext, TaskResult, runnable
 from plugins.scripts.common import ScriptProps, run_script
 
 P = "io.kestra.plugin.scripts.python."
@@ -84,18 +84,16 @@ async def run_python_commands(props: Commands, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec(
+    runnable(
         P + "Script",
-        "runnable",
         Script,
-        run=run_python_script,
-        description="Run an inline Python `script` with the engine's Python interpreter.",
+        run_python_script,
+        "Run an inline Python `script` with the engine's Python interpreter.",
     ),
-    PluginSpec(
+    runnable(
         P + "Commands",
-        "runnable",
         Commands,
-        run=run_python_commands,
-        description="Run shell `commands` with the engine's Python first on PATH.",
+        run_python_commands,
+        "Run shell `commands` with the engine's Python first on PATH.",
     ),
 ]

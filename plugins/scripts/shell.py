@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from plugins.api import PluginSpec, RunContext, TaskResult
+from plugins.api import RunContext, TaskResult, runnable
 from plugins.scripts.common import ScriptProps, run_script
 
 P = "io.kestra.plugin.scripts.shell."
@@ -25,18 +25,11 @@ async def run_shell_script(props: Script, ctx: RunContext) -> TaskResult:
 
 
 SPECS = [
-    PluginSpec(
+    runnable(
         P + "Commands",
-        "runnable",
         Commands,
-        run=run_commands,
-        description="Run shell `commands` (joined, `set -e` when failFast) as a local process.",
+        run_commands,
+        "Run shell `commands` (joined, `set -e` when failFast) as a local process.",
     ),
-    PluginSpec(
-        P + "Script",
-        "runnable",
-        Script,
-        run=run_shell_script,
-        description="Run an inline shell `script` as a local process.",
-    ),
+    runnable(P + "Script", Script, run_shell_script, "Run an inline shell `script` as a local process."),
 ]
