@@ -14,7 +14,7 @@ resolve to the same conditions.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -91,6 +91,11 @@ def _parse_time(text: Any) -> time:
         return time.fromisoformat(s)
     except ValueError as exc:
         raise ConditionError(f"not a time: {text!r} (write HH:MM:SS or HH:MM:SS+01:00)") from exc
+
+
+def _between(current: Any, after: Any, before: Any, parse: Callable[[Any], Any]) -> bool:
+    """``after < current < before``, a bound left out (None) being no bound."""
+    return (after is None or current > parse(after)) and (before is None or current < parse(before))
 
 
 def _dow(value: Any, kind: str) -> int:
@@ -192,19 +197,8 @@ async def test(cond: Mapping[str, Any], ctx: Context, expressions: Any) -> bool:
             raise ConditionError(f"{kind}: set 'after', 'before' or both")
         if kind == "TimeBetween":
             now_t = moment.timetz() if moment.tzinfo else moment.time()
-            cur = _time_key(now_t)
-            ok = True
-            if after is not None:
-                ok = ok and cur > _time_key(_parse_time(after))
-            if before is not None:
-                ok = ok and cur < _time_key(_parse_time(before))
-            return ok
-        ok = True
-        if after is not None:
-            ok = ok and moment > _parse_dt(str(after))
-        if before is not None:
-            ok = ok and moment < _parse_dt(str(before))
-        return ok
+            return _between(_time_key(now_t), after, before, lambda v: _time_key(_parse_time(v)))
+        return _between(moment, after, before, lambda v: _parse_dt(str(v)))
     if kind == "MultipleCondition":
         raise ConditionError("MultipleCondition is only allowed directly in a Flow trigger's conditions")
     raise ConditionError(f"unknown condition type {cond['type']!r}")

@@ -30,10 +30,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -72,6 +72,8 @@ log = structlog.get_logger("triggers")
 
 GRACE = timedelta(seconds=1)  # a slot younger than this at start-up is on time, not missed
 MAX_SLOTS_PER_TICK = 10_000
+
+T = TypeVar("T")
 
 
 def utc_now() -> datetime:
@@ -147,11 +149,16 @@ class TriggerService:
         if self.schedules_enabled:
             self._tasks.append(asyncio.create_task(self._schedule_loop()))
         if self.realtime_enabled:
-            self._tasks.append(asyncio.create_task(self._realtime_loop()))
+            loop = self._every(
+                self._reconcile_realtime, "triggers.realtime_reconcile_failed", self._realtime_wake
+            )
+            self._tasks.append(asyncio.create_task(loop))
         if self.polling_enabled:
-            self._tasks.append(asyncio.create_task(self._polling_loop()))
+            loop = self._every(self._poll, "triggers.polling_failed", self._polling_wake)
+            self._tasks.append(asyncio.create_task(loop))
         if self.backfills_enabled:
-            self._tasks.append(asyncio.create_task(self._backfill_loop()))
+            loop = self._every(self._advance_backfills, "triggers.backfill_failed", asyncio.Event())
+            self._tasks.append(asyncio.create_task(loop))
 
     async def stop(self) -> None:
         self._stopping = True
@@ -399,47 +406,39 @@ class TriggerService:
     ) -> str:
         return await self._create(event_plan(flow, trigger, execution_id, variables, self.expressions))
 
-    async def _realtime_loop(self) -> None:
-        while not self._stopping:
-            self._realtime_wake.clear()
-            try:
-                await self.realtime.reconcile(await self.enabled_triggers(realtime_types()))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                if self._stopping:
-                    return
-                log.exception("triggers.realtime_reconcile_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._realtime_wake.wait(), timeout=self.poll_interval)
+    async def _attempt(self, step: Callable[[], Awaitable[T]], failed: str) -> T | None:
+        """``step()``; an error is logged and gives None (said nothing once the service is stopping)."""
+        try:
+            return await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            if not self._stopping:
+                log.exception(failed)
+            return None
 
-    async def _polling_loop(self) -> None:
+    async def _every(self, step: Callable[[], Awaitable[float]], failed: str, wake: asyncio.Event) -> None:
+        """``step()`` again after the delay it returns (at most ``poll_interval``), or as soon as ``wake``."""
         while not self._stopping:
-            delay = self.poll_interval
-            self._polling_wake.clear()
-            try:
-                delay = await self.polling.tick(await self.enabled_triggers(polling_types()))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                if self._stopping:
-                    return
-                log.exception("triggers.polling_failed")
+            wake.clear()
+            delay = await self._attempt(step, failed)
+            if self._stopping:
+                return
+            if delay is None:
+                delay = self.poll_interval
             with contextlib.suppress(TimeoutError):
-                delay = max(0.01, min(delay, self.poll_interval))
-                await asyncio.wait_for(self._polling_wake.wait(), timeout=delay)
+                await asyncio.wait_for(wake.wait(), timeout=max(0.01, min(delay, self.poll_interval)))
 
-    async def _backfill_loop(self) -> None:
-        while not self._stopping:
-            try:
-                await self.advance_backfills()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                if self._stopping:
-                    return
-                log.exception("triggers.backfill_failed")
-            await asyncio.sleep(self.poll_interval)
+    async def _reconcile_realtime(self) -> float:
+        await self.realtime.reconcile(await self.enabled_triggers(realtime_types()))
+        return self.poll_interval
+
+    async def _poll(self) -> float:
+        return await self.polling.tick(await self.enabled_triggers(polling_types()))
+
+    async def _advance_backfills(self) -> float:
+        await self.advance_backfills()
+        return self.poll_interval
 
     async def advance_backfills(self) -> list[str]:
         """One step of every RUNNING backfill (of this service's namespace); returns the ids created."""
@@ -473,14 +472,9 @@ class TriggerService:
 
     async def _schedule_loop(self) -> None:
         while not self._stopping:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                if self._stopping:
-                    return
-                log.exception("triggers.tick_failed")
+            await self._attempt(self.tick, "triggers.tick_failed")
+            if self._stopping:
+                return
             delay = self.poll_interval
             now = self.now()
             for flow, trigger in self.triggers_of(SCHEDULE_TYPES):

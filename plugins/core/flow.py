@@ -53,7 +53,9 @@ class AllowFailure(msgspec.Struct, frozen=True):
     pass
 
 
-class Subflow(msgspec.Struct, frozen=True):
+class _Launch(msgspec.Struct, frozen=True, kw_only=True):
+    """What starts executions of another flow (Subflow, ForEachItem's batches)."""
+
     namespace: str
     flowId: str
     revision: int | str | None = None
@@ -62,8 +64,11 @@ class Subflow(msgspec.Struct, frozen=True):
     wait: bool | str = True
     transmitFailed: bool | str = True
     inheritLabels: bool | str = False
-    outputs: dict[str, Any] = msgspec.field(default_factory=dict)
     scheduleDate: str | None = None
+
+
+class Subflow(_Launch, frozen=True, kw_only=True):
+    outputs: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class Pause(msgspec.Struct, frozen=True):
@@ -84,18 +89,9 @@ class WorkingDirectory(msgspec.Struct, frozen=True):
     cache: Any = None
 
 
-class ForEachItem(msgspec.Struct, frozen=True):
+class ForEachItem(_Launch, frozen=True, kw_only=True):
     items: str
-    namespace: str
-    flowId: str
     batch: dict[str, Any] = msgspec.field(default_factory=dict)
-    revision: int | str | None = None
-    inputs: dict[str, Any] = msgspec.field(default_factory=dict)
-    labels: dict[str, Any] | list[dict[str, Any]] = msgspec.field(default_factory=dict)
-    wait: bool | str = True
-    transmitFailed: bool | str = True
-    inheritLabels: bool | str = False
-    scheduleDate: str | None = None
 
 
 _BLOCK = ("tasks", "errors", "finally")
