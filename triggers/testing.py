@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from eventstore.server import nats_server_binary, stop_process
+from eventstore.server import jetstream_lines, spawn_server, stop_process, write_config
 
 
 def free_port() -> int:
@@ -36,27 +36,12 @@ class SourceServer:
         return self.proc.pid if self.proc else None
 
     def start(self, timeout: float = 10.0) -> str:
-        self.store_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 - handed to the child
-        try:
-            self.proc = subprocess.Popen(
-                [
-                    nats_server_binary(),
-                    "-a",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "-js",
-                    "-sd",
-                    str(self.store_dir / "js"),
-                ],
-                stdout=log,
-                stderr=log,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
+        conf = write_config(
+            self.store_dir / "source.conf",
+            # nats-server's own fsync policy: a test source needs no durability on power loss
+            [f"listen: 127.0.0.1:{self.port}", *jetstream_lines(self.store_dir / "js", sync="2m")],
+        )
+        self.proc = spawn_server(conf, self.store_dir / "nats-server.log")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

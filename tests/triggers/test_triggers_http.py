@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from triggers_helpers import Engine, FakeClock, Recorder, trigger_service
 
-from triggers.kv import TriggerKV
+from eventstore.triggerstate import TriggerKV
 from triggers.polling import poll_key
 
 pytestmark = pytest.mark.anyio
@@ -178,7 +178,7 @@ async def test_stop_after_disables_the_trigger(eng: Engine, rec: Recorder, names
     clock = FakeClock(datetime(2031, 1, 1, tzinfo=UTC))
     async with trigger_service(eng.rt, namespace, now=clock, poll_interval=0.05) as service:
         await rec.wait_ended("poll", 1)
-        from triggers.service import schedule_key
+        from eventstore.triggerstate import schedule_key
 
         kv = TriggerKV(eng.rt.store)
         await kv.setup()

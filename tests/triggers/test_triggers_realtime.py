@@ -16,9 +16,8 @@ from triggers_helpers import Engine, Recorder, trigger_service
 
 from engine.core.errors import FlowValidationError
 from engine.loader.loader import load_flow
-from triggers.kv import TriggerKV
+from eventstore.triggerstate import TriggerKV, set_disabled
 from triggers.realtime import realtime_execution_id
-from triggers.service import set_disabled
 from triggers.testing import SourceServer
 
 pytestmark = pytest.mark.anyio

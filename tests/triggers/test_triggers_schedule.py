@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from triggers_helpers import Engine, FakeClock, Recorder, trigger_service
 
-from triggers.kv import TriggerKV
+from eventstore.triggerstate import TriggerKV, schedule_key, set_disabled
 from triggers.schedule import slot_execution_id
-from triggers.service import schedule_key, set_disabled
 
 pytestmark = pytest.mark.anyio
 

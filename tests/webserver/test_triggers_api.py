@@ -33,8 +33,7 @@ triggers:
 
 
 async def kv_state(api: Api, ns: str, fid: str, tid: str) -> dict[str, Any]:
-    from triggers.kv import TriggerKV
-    from triggers.service import schedule_key
+    from eventstore.triggerstate import TriggerKV, schedule_key
 
     kv = TriggerKV(api.rt.store)
     await kv.setup()
@@ -74,8 +73,7 @@ async def test_search_lists_every_trigger_with_its_state(api: Api) -> None:
     assert {x["triggerId"] for x in r.json()["results"]} == {"hourly", "hook"}
 
     # the scheduler's state shows: last slot and execution (written where the scheduler writes them)
-    from triggers.kv import TriggerKV
-    from triggers.service import schedule_key
+    from eventstore.triggerstate import TriggerKV, schedule_key
 
     kv = TriggerKV(api.rt.store)
     await kv.setup()
