@@ -31,8 +31,9 @@ from engine.core.dates import parse as parse_date
 from engine.core.errors import EngineError
 from engine.core.model import Flow, Trigger
 from engine.flows import FlowCache
+from eventstore.store import Store
 from eventstore.triggerstate import TriggerKV, key, open_trigger_kv
-from triggers.plan import slot_plan, start_plan
+from triggers.plan import TriggerRuntime, slot_plan, start_plan
 from triggers.schedule import SCHEDULE_TYPES, ScheduleError, ScheduleSpec, iso, schedule_spec, utc_key
 
 MAX_SLOTS = 100_000
@@ -187,7 +188,7 @@ class BackfillStatus:
         }
 
 
-async def list_backfills(store: Any, namespace: str | None = None) -> list[BackfillStatus]:
+async def list_backfills(store: Store, namespace: str | None = None) -> list[BackfillStatus]:
     """Every backfill record (finished ones included), optionally of one namespace and below."""
     kv = await open_trigger_kv(store)
     out = []
@@ -202,7 +203,7 @@ async def list_backfills(store: Any, namespace: str | None = None) -> list[Backf
     return out
 
 
-async def _find(store: Any, namespace: str, flow_id: str, trigger_id: str | None) -> str:
+async def _find(store: Store, namespace: str, flow_id: str, trigger_id: str | None) -> str:
     if trigger_id is not None:
         return backfill_key(namespace, flow_id, trigger_id)
     kv = await open_trigger_kv(store)
@@ -225,7 +226,7 @@ async def _find(store: Any, namespace: str, flow_id: str, trigger_id: str | None
 
 
 async def backfill_status(
-    store: Any, namespace: str, flow_id: str, trigger_id: str | None = None
+    store: Store, namespace: str, flow_id: str, trigger_id: str | None = None
 ) -> BackfillStatus:
     """The backfill of a flow's trigger (the only one of the flow when ``trigger_id`` is None)."""
     k = await _find(store, namespace, flow_id, trigger_id)
@@ -236,7 +237,7 @@ async def backfill_status(
 
 
 async def _transition(
-    store: Any,
+    store: Store,
     namespace: str,
     flow_id: str,
     trigger_id: str | None,
@@ -267,27 +268,27 @@ async def _transition(
 
 
 async def pause_backfill(
-    store: Any, namespace: str, flow_id: str, trigger_id: str | None = None
+    store: Store, namespace: str, flow_id: str, trigger_id: str | None = None
 ) -> BackfillStatus:
     """No new slot is created until resumed (executions already created run on)."""
     return await _transition(store, namespace, flow_id, trigger_id, (RUNNING,), PAUSED, "paused")
 
 
 async def resume_backfill(
-    store: Any, namespace: str, flow_id: str, trigger_id: str | None = None
+    store: Store, namespace: str, flow_id: str, trigger_id: str | None = None
 ) -> BackfillStatus:
     return await _transition(store, namespace, flow_id, trigger_id, (PAUSED,), RUNNING, "resumed")
 
 
 async def cancel_backfill(
-    store: Any, namespace: str, flow_id: str, trigger_id: str | None = None
+    store: Store, namespace: str, flow_id: str, trigger_id: str | None = None
 ) -> BackfillStatus:
     """No new slot is ever created (executions already created run on; kill them to stop them)."""
     return await _transition(store, namespace, flow_id, trigger_id, ACTIVE, CANCELLED, "cancelled")
 
 
 async def start_backfill(
-    runtime: Any,
+    runtime: TriggerRuntime,
     namespace: str,
     flow_id: str,
     trigger_id: str | None,
@@ -317,7 +318,7 @@ async def start_backfill(
         await slot_plan(runtime.expressions, flow, spec, slots[0], inputs, labels, strict=True)
     kv = await open_trigger_kv(runtime.store)
     k = backfill_key(flow.namespace, flow.id, trigger.id)
-    record = {
+    record: dict[str, Any] = {
         "namespace": flow.namespace,
         "flow_id": flow.id,
         "trigger_id": trigger.id,
@@ -354,12 +355,14 @@ async def start_backfill(
     raise BackfillError(f"the backfill of {flow.key} is updated too often concurrently; retry")
 
 
-async def _ended(runtime: Any, execution_id: str) -> bool:
+async def _ended(runtime: TriggerRuntime, execution_id: str) -> bool:
     state = await runtime.load_execution(execution_id)
     return state is not None and state.is_terminal
 
 
-async def advance_backfill(runtime: Any, kv: TriggerKV, k: str) -> tuple[BackfillStatus | None, list[str]]:
+async def advance_backfill(
+    runtime: TriggerRuntime, kv: TriggerKV, k: str
+) -> tuple[BackfillStatus | None, list[str]]:
     """One step: forget ended executions, create slots while the limit allows, record it all.
 
     Returns the record after the step and the execution ids this step created.
@@ -433,7 +436,7 @@ def backfill_execution_ids(flow: Flow, status: BackfillStatus) -> list[str]:
 
 
 async def follow_backfill(
-    runtime: Any,
+    runtime: TriggerRuntime,
     namespace: str,
     flow_id: str,
     trigger_id: str,
@@ -455,7 +458,7 @@ async def follow_backfill(
 
 
 async def backfill(
-    runtime: Any,
+    runtime: TriggerRuntime,
     namespace: str,
     flow_id: str,
     trigger_id: str | None,

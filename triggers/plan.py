@@ -2,7 +2,8 @@
 
 Below the trigger service and the backfill (both plan Schedule slots with :func:`slot_plan`), so
 neither imports the other. A plan is started through the :class:`ExecutionStarter` port (the
-runtime), which makes the ``ExecutionCreated`` with ``engine.core.factory``.
+runtime), which makes the ``ExecutionCreated`` with ``engine.core.factory``; :class:`TriggerRuntime`
+is all the trigger role uses of the runtime.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import Any, Protocol
 import structlog
 
 from engine.core.errors import EngineError
+from engine.core.execution import Execution
 from engine.core.model import Flow, Trigger
 from engine.inputs import resolve_inputs
+from eventstore.store import Store
 from triggers import conditions as C
 from triggers.schedule import ScheduleSpec, iso, trigger_labels
 
@@ -34,7 +37,7 @@ class Plan:
 
 
 class ExecutionStarter(Protocol):
-    """Starts executions (``engine.runtime.Runtime``): the one way a trigger creates one."""
+    """Starts executions: the one way a trigger creates one."""
 
     async def create_execution(
         self,
@@ -44,6 +47,27 @@ class ExecutionStarter(Protocol):
         execution_id: str | None = None,
         trigger: dict[str, Any] | None = None,
     ) -> str: ...
+
+
+class FlowSource(Protocol):
+    """The deployed flows by (namespace, id, revision; None: the latest)."""
+
+    async def get(self, namespace: str, flow_id: str, revision: int | None = None) -> Flow: ...
+
+
+class TriggerRuntime(ExecutionStarter, Protocol):
+    """What the trigger role needs from the process wiring (``engine.runtime.Runtime``)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def flows(self) -> FlowSource: ...
+
+    @property
+    def expressions(self) -> Any: ...
+
+    async def load_execution(self, execution_id: str) -> Execution | None: ...
 
 
 async def start_plan(starter: ExecutionStarter, plan: Plan) -> str:

@@ -55,7 +55,7 @@ from eventstore.triggerstate import set_disabled as set_disabled
 from triggers import backfill as B
 from triggers import conditions as C
 from triggers.flow import FlowTriggers, Upstream, listened_states
-from triggers.plan import Plan, event_plan, flow_variables, slot_plan, start_plan
+from triggers.plan import Plan, TriggerRuntime, event_plan, flow_variables, slot_plan, start_plan
 from triggers.polling import PollingRunner, polling_types
 from triggers.realtime import RealtimeEvent, RealtimeManager, realtime_execution_id, realtime_types
 from triggers.schedule import (
@@ -95,7 +95,7 @@ class TriggerService:
 
     def __init__(
         self,
-        runtime: Any,
+        runtime: TriggerRuntime,
         *,
         now: Callable[[], datetime] | None = None,
         poll_interval: float = 1.0,
