@@ -1,19 +1,9 @@
-"""Executions as the store holds them: every id, and one execution folded from its history."""
+"""An execution as the store holds it: folded from its history (the ids of all: ``cli_ops.execution_ids``)."""
 
 from __future__ import annotations
 
 from engine.core.execution import Execution, evolve
-from eventstore import subjects as S
 from eventstore.store import Store
-
-
-async def execution_ids(store: Store) -> list[str]:
-    """The id of every execution in the store (each EVENTS shard's subjects)."""
-    out: list[str] = []
-    for k in range(S.SHARDS):
-        info = await store.js.stream_info(f"{S.EVENTS}_{k}", subjects_filter="ev.>")
-        out += [subject.split(".", 2)[2] for subject in info.state.subjects or {}]
-    return out
 
 
 async def load_execution(store: Store, execution_id: str) -> Execution | None:

@@ -35,7 +35,7 @@ from engine.core.durations import parse_duration
 from engine.core.errors import EngineError
 from engine.core.model import Flow, Trigger
 from engine.core.tree import make_id
-from triggers.kv import TriggerKV, key
+from eventstore.triggerstate import TriggerKV, key
 from triggers.plugins import PluginTable
 from triggers.schedule import utc_key
 

@@ -17,7 +17,8 @@ from engine.core import events as ev
 from engine.core.errors import ExpressionError, TaskFailed
 from engine.core.execution import Execution
 from engine.core.work import WorkItem
-from eventstore.executions import execution_ids, load_execution
+from eventstore.cli_ops import execution_ids
+from eventstore.executions import load_execution
 from eventstore.storage import InternalStorage, MemoryStorage
 from eventstore.store import LogLine, Store
 from eventstore.triggerstate import open_trigger_kv, set_disabled
