@@ -3,9 +3,10 @@
 Every ``interval`` (default PT60S) the trigger sends ``method`` (GET) to ``uri`` with ``headers``,
 ``params`` and ``body`` (or ``formData``), then renders ``responseCondition`` (default
 ``{{ response.statusCode < 400 }}``) with ``response.statusCode``, ``response.body`` (text) and
-``response.headers`` (name -> list of values). A truthy result (anything but blank, ``false``,
-``0``, ``-0`` or ``null``) starts an execution whose ``trigger`` holds Kestra's http output:
-``uri``, ``code``, ``headers``, ``body`` (and ``statusCode``, the same as ``code``).
+``response.headers`` (name -> list of values). A truthy result (``engine.core.tree.is_truthy``:
+anything but blank, ``false``, ``0``, ``-0`` or ``null``) starts an execution whose ``trigger``
+holds Kestra's http output: ``uri``, ``code``, ``headers``, ``body`` (and ``statusCode``, the same
+as ``code``).
 
 A connection error or a timeout is logged (once per distinct error) and the next poll comes at the
 next interval. ``options.connectTimeout``/``readTimeout`` and ``basicAuthUser``/``basicAuthPassword``
@@ -21,7 +22,7 @@ import httpx
 import structlog
 
 from engine.core.durations import parse_duration
-from plugins.core.execution import is_truthy
+from engine.core.tree import is_truthy
 from plugins.core.trigger_types import HTTP_TRIGGER_TYPES
 from triggers.polling import PollContext, PollingError, PollingTrigger, register_polling
 
@@ -29,14 +30,6 @@ log = structlog.get_logger("triggers.http")
 
 DEFAULT_CONDITION = "{{ response.statusCode < 400 }}"
 MAX_BODY = 10 * 1024 * 1024
-
-
-_FALSE = ("", "false", "0", "-0", "null", "0.0")
-
-
-def truthy(value: Any) -> bool:
-    """Kestra's TruthUtils: false for null, blank, ``false``, ``0`` and ``-0`` (and a rendered null)."""
-    return is_truthy(value, _FALSE, fold_case=True)
 
 
 def _seconds(value: Any, default: float) -> float:
@@ -89,7 +82,7 @@ class HttpTrigger(PollingTrigger):
         result = await ctx.render(
             condition, {"response": {"statusCode": code, "body": body, "headers": response_headers}}
         )
-        log.debug("triggers.http_polled", trigger=ctx.where, uri=uri, code=code, matched=truthy(result))
-        if not truthy(result):
+        log.debug("triggers.http_polled", trigger=ctx.where, uri=uri, code=code, matched=is_truthy(result))
+        if not is_truthy(result):
             return None
         return {"uri": uri, "code": code, "statusCode": code, "headers": response_headers, "body": body}

@@ -21,6 +21,7 @@ import msgspec
 from engine.core.dates import parse as parse_date
 from engine.core.errors import TaskFailed
 from engine.core.execution import Execution
+from engine.core.tree import is_truthy as engine_truthy
 from plugins.api import RunContext, TaskResult, runnable
 
 P = "io.kestra.plugin.core.execution."
@@ -30,19 +31,12 @@ EXIT_STATES = ("SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELED")
 EXIT_OUTPUT = "exit"
 
 
-def is_truthy(value: Any, false_values: tuple[str, ...] = _FALSE_VALUES, fold_case: bool = False) -> bool:
-    """Kestra's TruthUtils on the rendered string: false, 0, -0 and '' are false, all else true.
-
-    ``false_values`` and ``fold_case`` for the callers whose Kestra counterpart also rejects others.
-    """
-    if value is None:
-        return False
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return value != 0
-    text = str(value).strip()
-    return (text.lower() if fold_case else text) not in false_values
+def is_truthy(value: Any) -> bool:
+    """Kestra's TruthUtils exactly, as execution.Fail applies it: on the rendered text only ``false``,
+    ``0``, ``-0`` and blank are false, in that letter case (the engine's rule also rejects others)."""
+    if isinstance(value, str):
+        return value.strip() not in _FALSE_VALUES
+    return engine_truthy(value)
 
 
 class Fail(msgspec.Struct, frozen=True):
