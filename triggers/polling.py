@@ -100,13 +100,8 @@ class PollingTrigger(abc.ABC):
 _PLUGINS: PluginTable[type[PollingTrigger]] = PluginTable(PollingTrigger, ("triggers.http",))
 register_polling = _PLUGINS.register  # class decorator
 
-
-def polling_trigger(type_name: str) -> type[PollingTrigger] | None:
-    return _PLUGINS.get(type_name)
-
-
-def polling_types() -> frozenset[str]:
-    return _PLUGINS.types()
+polling_trigger = _PLUGINS.get
+polling_types = _PLUGINS.types
 
 
 def poll_key(namespace: str, flow_id: str, trigger_id: str) -> str:

@@ -105,13 +105,8 @@ class RealtimeSource(abc.ABC):
 _PLUGINS: PluginTable[type[RealtimeSource]] = PluginTable(RealtimeSource, ("triggers.nats",))
 register_realtime = _PLUGINS.register  # class decorator
 
-
-def realtime_source(type_name: str) -> type[RealtimeSource] | None:
-    return _PLUGINS.get(type_name)
-
-
-def realtime_types() -> frozenset[str]:
-    return _PLUGINS.types()
+realtime_source = _PLUGINS.get
+realtime_types = _PLUGINS.types
 
 
 def realtime_execution_id(flow: Flow, trigger: Trigger, key: str | None) -> str:
