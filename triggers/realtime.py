@@ -111,7 +111,7 @@ realtime_types = _PLUGINS.types
 
 def realtime_execution_id(flow: Flow, trigger: Trigger, key: str | None) -> str:
     """The id of an event's execution: derived from the event's key, fresh when it has none."""
-    if key is None:
+    if not key:
         return base62_id(uuid.uuid4().int)
     return make_id("realtime", flow.namespace, flow.id, trigger.id, key)
 

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 import structlog
 
 from engine.core import events as ev
-from engine.core.context import variables
+from engine.core.context import variables as execution_variables
 from engine.core.dates import parse as parse_date
 from engine.core.errors import EngineError, FlowValidationError
 from engine.core.execution import Execution, evolve
@@ -351,7 +351,7 @@ class TriggerService:
                 "outputs": {},
                 "labels": state.labels,
             }
-        return variables(state, flow, index_tasks(flow), envs=env_vars())
+        return execution_variables(state, flow, index_tasks(flow), envs=env_vars())
 
     async def _create(self, plan: Plan) -> str:
         eid = await start_plan(self.rt, plan)
