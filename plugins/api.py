@@ -113,8 +113,8 @@ class RunContext(Protocol):
         """Read a secret (``SECRET_<NAME>`` base64 environment variable, Kestra OSS style)."""
         ...
 
-    # What a few tasks read or change beyond their own run (other executions, logs, triggers). A
-    # context without the engine's store (a test harness, a local run) raises TaskFailed.
+    # What a few tasks read or change beyond their own run (other executions, logs, triggers): through
+    # the context, so that a plugin never holds the store. Without the engine's store: TaskFailed.
 
     async def read_logs(self, execution_id: str) -> Sequence[LogRecord]:
         """The stored log lines of an execution, oldest first."""
