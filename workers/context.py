@@ -18,7 +18,7 @@ from engine.core.errors import ExpressionError, TaskFailed
 from engine.core.execution import Execution
 from engine.core.work import WorkItem
 from eventstore.cli_ops import execution_ids
-from eventstore.executions import load_execution
+from eventstore.reader import read_execution
 from eventstore.storage import InternalStorage, MemoryStorage
 from eventstore.store import LogLine, Store
 from eventstore.triggerstate import open_trigger_kv, set_disabled
@@ -104,13 +104,14 @@ class TaskRunContext:
         return await self._engine("reading logs").read_logs(execution_id)
 
     async def load_execution(self, execution_id: str) -> Execution | None:
-        return await load_execution(self._engine("reading an execution"), execution_id)
+        # as a replica serves it: a task only reads another execution, it decides nothing on it
+        return (await read_execution(self._engine("reading an execution"), execution_id, leader=False)).state
 
     async def count_executions(self, keep: Callable[[Execution], bool]) -> dict[tuple[str, str], int]:
         store = self._engine("counting executions")
         counts: dict[tuple[str, str], int] = {}
         for execution_id in await execution_ids(store):
-            state = await load_execution(store, execution_id)
+            state = (await read_execution(store, execution_id, leader=False)).state
             if state is not None and keep(state):
                 key = (state.namespace, state.flow_id)
                 counts[key] = counts.get(key, 0) + 1
