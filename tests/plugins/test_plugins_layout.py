@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from layout_walls import imported
+
 import plugins
 
 ROOT = Path(plugins.__file__).parent
@@ -21,14 +23,8 @@ def modules() -> dict[str, ast.Module]:
 
 def test_no_role_imported() -> None:
     for name, tree in modules().items():
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            for module in names:
-                assert not module.startswith(ROLES), f"{name} imports {module}"
+        for module in imported(tree):
+            assert not module.startswith(ROLES), f"{name} imports {module}"
 
 
 def test_the_engine_only_through_the_context() -> None:

@@ -8,6 +8,8 @@ import ast
 import sys
 from pathlib import Path
 
+from layout_walls import imported
+
 import triggers
 
 ROOT = Path(triggers.__file__).parent
@@ -29,17 +31,6 @@ def modules() -> dict[str, ast.Module]:
     found = {f"triggers.{p.stem}": ast.parse(p.read_text()) for p in sorted(ROOT.glob("*.py"))}
     assert len(found) >= 10
     return found
-
-
-def imported(tree: ast.AST) -> set[str]:
-    out: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            out.add(node.module)
-            out.update(f"{node.module}.{a.name}" for a in node.names)
-        elif isinstance(node, ast.Import):
-            out.update(a.name for a in node.names)
-    return out
 
 
 def test_no_nats_handle() -> None:
