@@ -392,7 +392,7 @@ async def _create(
 ) -> None:
     """Create ``cfg.executions`` executions spread over ``cfg.duration``; a create that fails (a node is
     down) is sent again with the same id (deduplicated by its message id) until acknowledged."""
-    from engine.runtime import new_execution_id
+    from engine.ids import new_execution_id
 
     names = [name for name, weight in MIX.items() for _ in range(weight)]
     t0 = time.monotonic()

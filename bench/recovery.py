@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.aio import run_async
 from engine.core import events as ev
-from engine.runtime import Runtime, new_execution_id
+from engine.ids import new_execution_id
+from engine.runtime import Runtime
 from eventstore import subjects as S
 from eventstore.server import EmbeddedServer
 

@@ -27,7 +27,8 @@ from bench._common import chain_flow
 from engine.aio import run_async
 from engine.core import events as ev
 from engine.core.states import TERMINAL, State
-from engine.runtime import Runtime, new_execution_id
+from engine.ids import new_execution_id
+from engine.runtime import Runtime
 from eventstore.cluster import LocalCluster
 from eventstore.server import EmbeddedServer, sync_interval
 

@@ -29,6 +29,7 @@ from engine.core.decider import (
 )
 from engine.core.errors import ConcurrencyConflict, EngineError
 from engine.core.execution import Execution, evolve
+from engine.core.factory import CORRELATION_LABEL, execution_created
 from engine.core.history import replay_events
 from engine.core.ports import ExecutorStore, InputDelivery, LogLine, Subscription
 from engine.core.replay import Step, record
@@ -525,18 +526,14 @@ class Executor:
                 msg_id=f"{effect.execution_id}:ended",
             )
             return
-        created = ev.ExecutionCreated(
-            date=self.clock(),
-            execution_id=effect.execution_id,
-            namespace=flow.namespace,
-            flow_id=flow.id,
-            flow_revision=flow.revision,
-            inputs=inputs,
-            labels={
-                **flow.labels,
-                **effect.labels,
-                "system.correlationId": parent.labels.get("system.correlationId", parent.id),
-            },
+        created = execution_created(
+            flow,
+            effect.execution_id,
+            self.clock(),
+            inputs,
+            effect.labels,
+            correlation_id=parent.labels.get(CORRELATION_LABEL, parent.id),
+            secret_inputs=(),
             parent={
                 "outputs": effect.outputs,
                 "execution_id": parent.id,

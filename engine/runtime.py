@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,12 @@ from engine.clock import utcnow
 from engine.core import events as ev
 from engine.core.errors import EngineError
 from engine.core.execution import Execution
+from engine.core.factory import execution_created
 from engine.core.model import Flow
 from engine.core.ports import Inputs
 from engine.core.states import TERMINAL, State
 from engine.flows import FlowCache
+from engine.ids import new_execution_id
 from engine.settings import settings
 from eventstore.reader import read_execution
 from eventstore.server import EmbeddedServer
@@ -260,26 +261,12 @@ async def create_execution(
     """Send the command that creates an execution of ``flow``; its local FILE inputs go to ``files``."""
     if flow.disabled:
         raise EngineError(f"flow {flow.namespace}.{flow.id} is disabled: executions are refused")
-    if not secret_inputs:
-        from engine.core.inputs import secret_input_ids
-
-        secret_inputs = tuple(sorted(secret_input_ids(flow)))
     execution_id = execution_id or new_execution_id()
     from engine.files import upload_file_inputs
 
     inputs = await upload_file_inputs(flow, inputs, execution_id, files)
-    labels = {**flow.labels, **(labels or {})}
-    labels.setdefault("system.correlationId", execution_id)
-    created = ev.ExecutionCreated(
-        date=utcnow(),
-        execution_id=execution_id,
-        namespace=flow.namespace,
-        flow_id=flow.id,
-        flow_revision=flow.revision,
-        inputs=inputs,
-        labels=labels,
-        trigger=trigger,
-        secret_inputs=secret_inputs,
+    created = execution_created(
+        flow, execution_id, utcnow(), inputs, labels, trigger=trigger, secret_inputs=secret_inputs or None
     )
     await store.send_input(execution_id, created, msg_id=f"{execution_id}:created")
     return execution_id
@@ -327,10 +314,3 @@ def resolve_resume_inputs(flow: Flow, state: Execution, given: dict[str, Any]) -
     if problems:
         raise InputError("resume refused: " + "; ".join(problems))
     return out
-
-
-def new_execution_id() -> str:
-    """Kestra-style 22-character base62 id (random)."""
-    from engine.core.tree import base62_id
-
-    return base62_id(uuid.uuid4().int)

@@ -49,9 +49,7 @@ from engine.loader.loader import load_flow_revision
 from eventstore import subjects as S
 from eventstore.store import FlowRevision
 from eventstore.triggerfeeds import StepDelivery, Subscriptions, consume_steps, first_step, follow_flows
-from eventstore.triggerstate import TriggerKV
-from eventstore.triggerstate import schedule_key as schedule_key
-from eventstore.triggerstate import set_disabled as set_disabled
+from eventstore.triggerstate import TriggerKV, schedule_key, set_disabled
 from triggers import backfill as B
 from triggers import conditions as C
 from triggers.flow import FlowTriggers, Upstream, listened_states
@@ -84,10 +82,6 @@ def utc_now() -> datetime:
 class _Meta:
     namespace: str
     flow_id: str
-
-
-# the name the API and the CLI import (they parse stored revisions as the index does)
-_parse_flow = load_flow_revision
 
 
 class TriggerService:
@@ -192,7 +186,7 @@ class TriggerService:
             self.index.pop((namespace, flow_id), None)
             return
         try:
-            flow = _parse_flow(source, revision)
+            flow = load_flow_revision(source, revision)
         except (FlowValidationError, EngineError) as exc:
             log.warning("triggers.flow_invalid", flow=f"{namespace}.{flow_id}", error=str(exc)[:200])
             self.index.pop((namespace, flow_id), None)

@@ -20,6 +20,8 @@ from typing import Any
 import msgspec
 
 from engine.core.errors import EngineError, FlowNotFound, FlowValidationError, InputError
+from engine.loader.loader import load_flow_revision
+from eventstore.triggerstate import TriggerKV, open_trigger_kv, schedule_key
 from triggers.backfill import (
     BackfillError,
     backfill_status,
@@ -29,9 +31,7 @@ from triggers.backfill import (
     resume_backfill,
 )
 from triggers.backfill import start_backfill as record_backfill
-from triggers.kv import TriggerKV
 from triggers.schedule import SCHEDULE_TYPES, ScheduleError, iso, schedule_spec
-from triggers.service import _parse_flow, schedule_key
 from webserver.http import ApiError, Deps, bad, conflict, not_found, unprocessable
 from webserver.query import flow_deployed
 
@@ -61,7 +61,7 @@ def _parse(namespace: str, flow_id: str, revision: int, source: str) -> Any:
         _PARSED.move_to_end(k)
         return _PARSED[k]
     try:
-        flow = _parse_flow(source, revision)
+        flow = load_flow_revision(source, revision)
     except (FlowValidationError, EngineError):
         flow = None
     _PARSED[k] = flow
@@ -165,9 +165,7 @@ def trigger_context(d: Deps, ft: FlowTrigger, state: dict[str, Any]) -> dict[str
 
 async def trigger_kv(d: Deps) -> TriggerKV:
     """The scheduler's trigger state bucket (created if this API runs before any scheduler)."""
-    kv = TriggerKV(d.store)
-    await kv.setup()
-    return kv
+    return await open_trigger_kv(d.store)
 
 
 async def contexts(d: Deps, fts: list[FlowTrigger]) -> list[dict[str, Any]]:

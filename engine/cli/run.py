@@ -70,7 +70,7 @@ async def _run(
     output: str,
     timeout: float | None,
 ) -> int:
-    from engine.runtime import new_execution_id
+    from engine.ids import new_execution_id
 
     async with session(roles=True) as rt:
         if flows_dir is not None:

@@ -272,12 +272,12 @@ def list_command(
 async def _list(namespace: str | None) -> list[str]:
     from datetime import UTC, datetime
 
+    from engine.loader.loader import load_flow_revision
     from engine.runtime import Runtime
-    from triggers.kv import TriggerKV
+    from eventstore.triggerstate import TriggerKV, schedule_key
     from triggers.polling import poll_key, polling_types
     from triggers.realtime import realtime_types
     from triggers.schedule import SCHEDULE_TYPES, ScheduleError, iso, schedule_spec
-    from triggers.service import _parse_flow, schedule_key
 
     lines: list[str] = []
     async with Runtime() as rt:
@@ -288,7 +288,7 @@ async def _list(namespace: str | None) -> list[str]:
             if namespace and not (rev.namespace == namespace or rev.namespace.startswith(namespace + ".")):
                 continue
             try:
-                flow = _parse_flow(rev.source, rev.revision)
+                flow = load_flow_revision(rev.source, rev.revision)
             except Exception:
                 continue
             for t in flow.triggers:
@@ -323,9 +323,8 @@ async def _list(namespace: str | None) -> list[str]:
 def _toggle(namespace: str, flow_id: str, trigger_id: str, disabled: bool) -> None:
     async def go() -> None:
         from engine.runtime import Runtime
+        from eventstore.triggerstate import TriggerKV, set_disabled
         from triggers.backfill import BackfillError
-        from triggers.kv import TriggerKV
-        from triggers.service import set_disabled
 
         async with Runtime() as rt:
             flow = await rt.flows.get(namespace, flow_id)

@@ -17,7 +17,8 @@ from engine.core.model import Flow
 from engine.core.states import TERMINAL, State
 from engine.executor import Executor
 from engine.flows import FlowCache
-from engine.runtime import create_execution, make_expressions, new_execution_id
+from engine.ids import new_execution_id
+from engine.runtime import create_execution, make_expressions
 from engine.testing.memory import MemoryStore
 from eventstore.reader import read_execution
 from plugins.registry import default_registry

@@ -735,8 +735,7 @@ class _Runner:
         stored = r"scheduler running; trigger '([^']+)' of flow (\S+) stored as (disabled|enabled)"
         m = re.fullmatch(stored, setup)
         if m:
-            from triggers.kv import TriggerKV
-            from triggers.service import set_disabled
+            from eventstore.triggerstate import TriggerKV, set_disabled
 
             kv = TriggerKV(self.rt.store)
             await kv.setup()
@@ -816,8 +815,8 @@ class _Runner:
     async def run(self) -> None:
         from engine.core.errors import EngineError, FlowValidationError, InputError
         from engine.core.inputs import secret_input_ids
+        from engine.ids import new_execution_id
         from engine.inputs import resolve_inputs
-        from engine.runtime import new_execution_id
 
         expected = self.case.expected
         rejected = expected.state == "rejected"
@@ -927,7 +926,7 @@ class _Runner:
     async def run_via_trigger(self, listener: Any) -> Any:
         """Run the upstream flows, then follow the listener execution their ends start."""
         from engine.core import events as ev
-        from engine.runtime import new_execution_id
+        from engine.ids import new_execution_id
 
         upstream = self._upstream_flows(listener)
         if not upstream:
@@ -1090,7 +1089,7 @@ class _Runner:
         state = await self.rt.load_execution(eid)
         if state is None or state.state == "PAUSED" or self.create is None:
             return eid
-        from engine.runtime import new_execution_id
+        from engine.ids import new_execution_id
 
         fresh = new_execution_id()
         await self.create(fresh)

@@ -148,7 +148,7 @@ def test_route_credentials_must_fit_in_a_url() -> None:
 def test_a_role_started_without_a_majority_gets_one_clear_error(
     cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import eventstore.store as store_module
+    import eventstore.jetstream as store_module
     from engine.core.errors import ServerError
 
     async def connect_first() -> None:  # the streams exist: a later start only checks them

@@ -47,8 +47,8 @@ async def engine(nats_url: str, home: Path) -> AsyncIterator[Any]:
 
 
 async def run_flow(rt: Any, source: str, inputs: dict[str, Any] | None = None) -> Any:
+    from engine.ids import new_execution_id
     from engine.inputs import resolve_inputs
-    from engine.runtime import new_execution_id
 
     flow = await rt.flows.deploy(source)
     eid = new_execution_id()

@@ -162,8 +162,8 @@ class Engine:
 
     async def run(self, source: str, inputs: dict[str, Any] | None = None, timeout: float = 15) -> Any:
         """Deploy, start and wait for the end (subscribed before the start, so nothing is missed)."""
+        from engine.ids import new_execution_id
         from engine.inputs import resolve_inputs
-        from engine.runtime import new_execution_id
 
         flow = await self.deploy(source)
         resolved = resolve_inputs(flow, inputs or {})

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_a_dispatch_that_times_out_is_sent_again(nats_url: str, tmp_path: Path) -> None:
-    from engine.runtime import Runtime, new_execution_id
+    from engine.ids import new_execution_id
+    from engine.runtime import Runtime
 
     ns = f"it.effects{uuid.uuid4().hex[:8]}"
     source = f"""

@@ -54,7 +54,7 @@ def attempt_states(tr: Any) -> list[str]:
 
 
 async def test_wait_terminal_returns_the_terminal_state(eng: Engine) -> None:
-    from engine.runtime import new_execution_id
+    from engine.ids import new_execution_id
 
     rt = eng.rt
     flow = await eng.deploy(f"""
@@ -881,8 +881,7 @@ tasks:
 
 
 async def test_trigger_toggle_task_enables_a_stored_trigger(eng: Engine) -> None:
-    from triggers.kv import TriggerKV
-    from triggers.service import schedule_key, set_disabled
+    from eventstore.triggerstate import TriggerKV, schedule_key, set_disabled
 
     space = ns()
     kv = TriggerKV(eng.rt.store)

@@ -38,7 +38,8 @@ async def _ticks(*executors: Any, rounds: int = 3) -> None:
 async def test_two_executors_split_the_partitions_and_one_takes_over_when_the_other_dies(
     nats_url: str, tmp_path: Path
 ) -> None:
-    from engine.runtime import Runtime, new_execution_id
+    from engine.ids import new_execution_id
+    from engine.runtime import Runtime
 
     ns = f"it.part{uuid.uuid4().hex[:8]}"
     async with (
@@ -97,7 +98,8 @@ async def _nothing() -> None:
 
 
 async def test_a_deposed_owners_write_is_refused(nats_url: str, tmp_path: Path) -> None:
-    from engine.runtime import Runtime, new_execution_id
+    from engine.ids import new_execution_id
+    from engine.runtime import Runtime
 
     ns = f"it.depose{uuid.uuid4().hex[:8]}"
     async with Runtime(nats_url=nats_url, home=tmp_path / "h") as rt:
@@ -127,7 +129,8 @@ async def test_state_is_rebuilt_from_a_snapshot_plus_the_tail(
     nats_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from engine.core.execution import evolve
-    from engine.runtime import Runtime, new_execution_id
+    from engine.ids import new_execution_id
+    from engine.runtime import Runtime
 
     monkeypatch.setenv("ENGINE_SNAPSHOT_EVERY", "2")
     ns = f"it.snap{uuid.uuid4().hex[:8]}"
@@ -193,7 +196,8 @@ async def test_a_load_served_by_a_lagging_replica_is_completed_from_the_leader(
     nats_url: str, tmp_path: Path
 ) -> None:
     from engine.core.execution import evolve
-    from engine.runtime import Runtime, new_execution_id
+    from engine.ids import new_execution_id
+    from engine.runtime import Runtime
 
     ns = f"it.lag{uuid.uuid4().hex[:8]}"
     async with Runtime(nats_url=nats_url, home=tmp_path / "h") as rt:

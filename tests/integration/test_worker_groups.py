@@ -25,7 +25,8 @@ tasks:
 
 
 async def test_worker_group_routing_and_fallback(nats_url: str, tmp_path: Path) -> None:
-    from engine.runtime import Runtime, new_execution_id
+    from engine.ids import new_execution_id
+    from engine.runtime import Runtime
 
     async with Runtime(nats_url=nats_url, home=tmp_path / "home") as rt:
         tasks = [asyncio.create_task(rt.executor().run())]

@@ -12,7 +12,8 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_a_lost_workers_attempt_goes_to_another_worker(nats_url: str, tmp_path: Path) -> None:
-    from engine.runtime import Runtime, new_execution_id
+    from engine.ids import new_execution_id
+    from engine.runtime import Runtime
 
     marks = tmp_path / "marks"
     marks.mkdir()
@@ -70,7 +71,8 @@ tasks:
 async def test_a_worker_whose_heartbeat_lapses_gives_its_attempts_up_before_they_run_twice(
     nats_url: str, tmp_path: Path
 ) -> None:
-    from engine.runtime import Runtime, new_execution_id
+    from engine.ids import new_execution_id
+    from engine.runtime import Runtime
 
     marks = tmp_path / "marks"
     marks.mkdir()

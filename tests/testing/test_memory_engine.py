@@ -10,7 +10,7 @@ import pytest
 
 from engine.clock import utcnow
 from engine.core import events as ev
-from engine.runtime import new_execution_id
+from engine.ids import new_execution_id
 from engine.testing.memory import MemoryStore
 from engine.testing.run import MemoryEngine
 from eventstore import subjects as S

@@ -105,8 +105,8 @@ class Engine:
     async def run(
         self, flow: Any, inputs: dict[str, Any] | None = None, timeout: float = 10, **kw: Any
     ) -> Any:
+        from engine.ids import new_execution_id
         from engine.inputs import resolve_inputs
-        from engine.runtime import new_execution_id
 
         eid = new_execution_id()
         resolved = resolve_inputs(flow, inputs or {})

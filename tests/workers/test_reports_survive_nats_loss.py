@@ -27,7 +27,8 @@ def test_an_attempt_that_ends_while_the_cluster_has_no_quorum_is_still_reported(
 
 async def _scenario(tmp_path: Path) -> None:
     from engine.aio import stop_tasks
-    from engine.runtime import Runtime, new_execution_id
+    from engine.ids import new_execution_id
+    from engine.runtime import Runtime
 
     marks = tmp_path / "marks"
     marks.mkdir()

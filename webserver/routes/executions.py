@@ -16,11 +16,11 @@ from engine.clock import utcnow
 from engine.core import events as ev
 from engine.core.errors import EngineError, FlowNotFound, InputError
 from engine.core.execution import evolve
-from engine.core.inputs import secret_input_ids
+from engine.core.factory import execution_created
 from engine.core.shape import execution_json
 from engine.expressions import Expressions
+from engine.ids import new_execution_id
 from engine.inputs import resolve_inputs
-from engine.runtime import new_execution_id
 from eventstore.indexer import TERMINAL, delete_execution
 from eventstore.storage import InternalStorage, input_uri
 from webserver.http import (
@@ -120,15 +120,8 @@ async def create_execution(
         return dict(json.loads((await execution_row(d, execution_id))[0]))
     await start()
     # The answer is the execution as created: folded here rather than waited for from the projection.
-    created = ev.ExecutionCreated(
-        date=utcnow(),
-        execution_id=execution_id,
-        namespace=flow.namespace,
-        flow_id=flow.id,
-        flow_revision=flow.revision,
-        inputs=inputs,
-        labels={**flow.labels, **given_labels, "system.correlationId": execution_id},
-        secret_inputs=tuple(sorted(secret_input_ids(flow))),
+    created = execution_created(
+        flow, execution_id, utcnow(), inputs, given_labels, correlation_id=execution_id
     )
     state = evolve(None, created)
     assert state is not None

@@ -14,7 +14,7 @@ import msgspec
 from litestar import Request, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from triggers.service import set_disabled
+from eventstore.triggerstate import set_disabled
 from webserver.http import (
     Deps,
     FlowIdParam,

@@ -16,8 +16,8 @@ from litestar.params import FromPath
 from engine.core.errors import FlowNotFound, InputError
 from engine.core.shape import execution_json
 from engine.expressions import Expressions
+from engine.ids import new_execution_id
 from engine.inputs import resolve_inputs
-from engine.runtime import new_execution_id
 from webserver.http import deps, not_found, unprocessable
 
 WEBHOOK = "io.kestra.plugin.core.trigger.Webhook"
