@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.inputs import load_yaml
 
-from ._expr import core
+from ._expr import core, walk
 from ._expr.library import step_functions
 from ._expr.translate import FUNCTION_PREFIX
 
@@ -47,10 +47,6 @@ def check(template: str) -> None:
     core.check_template(template)
 
 
-def _needs_render(template: str) -> bool:
-    return "{" in template and ("{{" in template or "{%" in template or "{#" in template)
-
-
 class Expressions:
     """Renders Kestra expressions; ``functions`` adds global functions (sync or async callables).
 
@@ -75,7 +71,7 @@ class Expressions:
 
     def render(self, template: str, variables: Mapping[str, Any]) -> str:
         """Render a template to text (Kestra's stringify rendering)."""
-        if not _needs_render(template):
+        if not walk.needs_render(template):
             return template
         c = core.compile_template(template, False)
         return core.render_compiled(c, template, self._merged(variables, False))
@@ -84,23 +80,14 @@ class Expressions:
         """Render every string inside ``value`` (dict keys included); other scalars unchanged."""
         merged: dict[str, Any] | None = None
 
-        def walk(v: Any) -> Any:
+        def render(text: str) -> str:
             nonlocal merged
-            if isinstance(v, str):
-                if not _needs_render(v):
-                    return v
-                if merged is None:
-                    merged = self._merged(variables, False)
-                return core.render_compiled(core.compile_template(v, False), v, merged)
-            if isinstance(v, dict | Mapping):
-                return {walk(k): walk(x) for k, x in v.items()}
-            if isinstance(v, list):
-                return [walk(x) for x in v]
-            if isinstance(v, tuple):
-                return tuple(walk(x) for x in v)
-            return v
+            merged = merged if merged is not None else self._merged(variables, False)
+            return core.render_compiled(core.compile_template(text, False), text, merged)
 
-        return walk(value)
+        if isinstance(value, str):  # the common case, without the walk
+            return render(value) if walk.needs_render(value) else value
+        return walk.run_sync(walk.strings(value), render)
 
     def evaluate(self, expression: str, variables: Mapping[str, Any]) -> Any:
         """The typed value of one expression (``"inputs.x > 3"`` or ``"{{ inputs.x > 3 }}"``)."""
@@ -111,7 +98,7 @@ class Expressions:
 
     async def render_async(self, template: str, variables: Mapping[str, Any]) -> str:
         """Like :meth:`render`, and async functions are awaited."""
-        if not _needs_render(template):
+        if not walk.needs_render(template):
             return template
         c = core.compile_template(template, True)
         return await core.render_compiled_async(c, template, self._merged(variables, True))
@@ -120,23 +107,12 @@ class Expressions:
         """Like :meth:`render_value`, and async functions are awaited."""
         merged: dict[str, Any] | None = None
 
-        async def walk(v: Any) -> Any:
+        async def render(text: str) -> str:
             nonlocal merged
-            if isinstance(v, str):
-                if not _needs_render(v):
-                    return v
-                if merged is None:
-                    merged = self._merged(variables, True)
-                return await core.render_compiled_async(core.compile_template(v, True), v, merged)
-            if isinstance(v, dict | Mapping):
-                return {await walk(k): await walk(x) for k, x in v.items()}
-            if isinstance(v, list):
-                return [await walk(x) for x in v]
-            if isinstance(v, tuple):
-                return tuple([await walk(x) for x in v])
-            return v
+            merged = merged if merged is not None else self._merged(variables, True)
+            return await core.render_compiled_async(core.compile_template(text, True), text, merged)
 
-        return await walk(value)
+        return await walk.run_async(walk.strings(value), render)
 
     async def evaluate_async(self, expression: str, variables: Mapping[str, Any]) -> Any:
         """Like :meth:`evaluate`, and async functions are awaited."""

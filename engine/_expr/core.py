@@ -24,7 +24,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine.core.errors import EngineError, ExpressionError
 
-from . import limits
+from . import limits, walk
 from .dates import DateError
 from .errors import FilterError
 from .library import FILTERS, FUNCTIONS, HELPERS, TESTS, is_nullish, is_undefined
@@ -272,54 +272,28 @@ ASYNC_ENV = _build(True)
 # -------------------------------------------------------------------------------------- render()
 
 
+def _too_many_renderings(value: str) -> Exception:
+    return ExpressionError(f'too many rendering attempts for "{value}"')
+
+
 def _render_fn_sync(context: Context, toRender: Any, recursive: bool = True) -> Any:
+    if isinstance(toRender, Undefined):
+        toRender._fail_with_undefined_error()
     merged = context.get_all()
-    return _render_any_sync(toRender, merged, bool(recursive))
-
-
-def _render_any_sync(value: Any, merged: dict[str, Any], recursive: bool) -> Any:
-    if isinstance(value, Undefined):
-        value._fail_with_undefined_error()
-    if isinstance(value, str):
-        out = value
-        for _ in range(MAX_RENDERING):
-            if "{" not in out:
-                return out
-            new = render_compiled(compile_template(out, False), out, merged)
-            if not recursive or new == out:
-                return new
-            out = new
-        raise ExpressionError(f'too many rendering attempts for "{value}"')
-    if isinstance(value, Mapping):
-        return {k: _render_any_sync(v, merged, recursive) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_render_any_sync(v, merged, recursive) for v in value]
-    return value
+    return walk.run_sync(
+        walk.until_fixed(toRender, bool(recursive), MAX_RENDERING, _too_many_renderings),
+        lambda text: render_compiled(compile_template(text, False), text, merged),
+    )
 
 
 async def _render_fn_async(context: Context, toRender: Any, recursive: bool = True) -> Any:
+    if isinstance(toRender, Undefined):
+        toRender._fail_with_undefined_error()
     merged = context.get_all()
-    return await _render_any_async(toRender, merged, bool(recursive))
-
-
-async def _render_any_async(value: Any, merged: dict[str, Any], recursive: bool) -> Any:
-    if isinstance(value, Undefined):
-        value._fail_with_undefined_error()
-    if isinstance(value, str):
-        out = value
-        for _ in range(MAX_RENDERING):
-            if "{" not in out:
-                return out
-            new = await render_compiled_async(compile_template(out, True), out, merged)
-            if not recursive or new == out:
-                return new
-            out = new
-        raise ExpressionError(f'too many rendering attempts for "{value}"')
-    if isinstance(value, Mapping):
-        return {k: await _render_any_async(v, merged, recursive) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [await _render_any_async(v, merged, recursive) for v in value]
-    return value
+    return await walk.run_async(
+        walk.until_fixed(toRender, bool(recursive), MAX_RENDERING, _too_many_renderings),
+        lambda text: render_compiled_async(compile_template(text, True), text, merged),
+    )
 
 
 def _render_once_sync(context: Context, toRender: Any) -> Any:

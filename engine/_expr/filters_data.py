@@ -302,11 +302,7 @@ def f_date(
     existingFormat: str | None = None,
     locale: str | None = None,
 ) -> Any:
-    _defined(value)
-    if value is None:
-        return None
-    tz = dates.zone(timeZone)
-    return dates.format_date(dates.convert(value, tz, existingFormat), format, tz)
+    return f_date_add(value, 0, "SECONDS", format, timeZone, existingFormat, locale)
 
 
 def f_date_add(
@@ -322,7 +318,9 @@ def f_date_add(
     if value is None:
         return None
     tz = dates.zone(timeZone)
-    dt = dates.add(dates.convert(value, tz, existingFormat), int(amount), unit)
+    dt = dates.convert(value, tz, existingFormat)
+    if amount:
+        dt = dates.add(dt, int(amount), unit)
     return dates.format_date(dt, format, tz)
 
 

@@ -177,44 +177,36 @@ def f_urldecode(value: Any) -> Any:
     return unquote_plus(_str_input("urldecode", value))
 
 
-def f_substring_before(value: Any, separator: str) -> Any:
+def _substring(name: str, value: Any, separator: str | None, *, last: bool, after: bool) -> Any:
+    """commons-lang's substringBefore/After[Last], which Pebble's filters follow."""
     if value is None:
         return None
-    s = _str_input("substringBefore", value)
-    if not separator:
+    s = _str_input(name, value)
+    # No separator: beforeLast keeps it all, the others give nothing; but "" is found at once by after.
+    if separator is None or (separator == "" and (last or not after)):
+        return s if (last and not after) else ""
+    i = s.rfind(separator) if last else s.find(separator)
+    if not after:
+        return s if i < 0 else s[:i]
+    if i < 0 or (last and i == len(s) - len(separator)):
         return ""
-    i = s.find(separator)
-    return s if i < 0 else s[:i]
+    return s[i + len(separator) :]
+
+
+def f_substring_before(value: Any, separator: str) -> Any:
+    return _substring("substringBefore", value, separator, last=False, after=False)
 
 
 def f_substring_before_last(value: Any, separator: str) -> Any:
-    if value is None:
-        return None
-    s = _str_input("substringBeforeLast", value)
-    if not separator:
-        return s
-    i = s.rfind(separator)
-    return s if i < 0 else s[:i]
+    return _substring("substringBeforeLast", value, separator, last=True, after=False)
 
 
 def f_substring_after(value: Any, separator: str) -> Any:
-    if value is None:
-        return None
-    s = _str_input("substringAfter", value)
-    if separator is None:
-        return ""
-    i = s.find(separator)
-    return "" if i < 0 else s[i + len(separator) :]
+    return _substring("substringAfter", value, separator, last=False, after=True)
 
 
 def f_substring_after_last(value: Any, separator: str) -> Any:
-    if value is None:
-        return None
-    s = _str_input("substringAfterLast", value)
-    if not separator:
-        return ""
-    i = s.rfind(separator)
-    return "" if i < 0 or i == len(s) - len(separator) else s[i + len(separator) :]
+    return _substring("substringAfterLast", value, separator, last=True, after=True)
 
 
 def f_starts_with(input_: Any, value: Any) -> bool:

@@ -13,6 +13,8 @@ from typing import Any
 
 from jinja2 import Undefined
 
+from engine.core.durations import format_duration
+
 __all__ = ["java_double", "json_default", "kestra_str", "to_json", "undefined_check"]
 
 
@@ -60,21 +62,9 @@ def json_default(o: Any) -> Any:
 
 
 def _iso_duration(td: timedelta) -> str:
+    """Java's ``Duration.toString()``, negative durations included (``-PT1H``)."""
     total = td.total_seconds()
-    if total == 0:
-        return "PT0S"
-    sign = "-" if total < 0 else ""
-    total = abs(total)
-    h, rem = divmod(total, 3600)
-    m, s = divmod(rem, 60)
-    out = "PT"
-    if h:
-        out += f"{int(h)}H"
-    if m:
-        out += f"{int(m)}M"
-    if s:
-        out += (f"{s:.9f}".rstrip("0").rstrip(".") if s != int(s) else str(int(s))) + "S"
-    return sign + out
+    return ("-" if total < 0 else "") + format_duration(abs(total))
 
 
 def to_json(value: Any) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from typing import Any
 
 from engine.core import events as ev
@@ -19,12 +18,12 @@ RUNNING = None
 WAITING_FOR_WORKER = (State.CREATED, State.RESTARTED, State.RESUBMITTED)
 
 
-class StepBase(ABC):
+class StepBase:
     """One decision over one state: what every concern of the decider shares.
 
-    The concerns (sequencing, flowable tasks, subflows, retries, the execution's lifecycle) are
-    the classes stacked on this one, each in its module; the methods they call across that
-    stack are declared here.
+    The concerns are classes stacked on this one, each in its module: sequencing, retries,
+    subflows, flowable tasks, the execution's lifecycle; a lower concern declares what it calls
+    of a higher one (``advance``).
     """
 
     def __init__(
@@ -60,30 +59,3 @@ class StepBase(ABC):
 
     def render(self, value: Any, tr: TaskRun | None) -> Any:
         return self.templates.render_value(value, self.vars_for(tr))
-
-    # -- what the sequencing concern provides (engine.core.decider.sequencing) ---------------
-
-    @abstractmethod
-    def create(
-        self,
-        task: Task,
-        parent: TaskRun | None,
-        branch: str,
-        value: str | None,
-        iteration: int | None = None,
-        round_: bool = False,
-    ) -> None: ...
-
-    @abstractmethod
-    def block(
-        self,
-        tasks: tuple[Task, ...],
-        parent: TaskRun | None,
-        branch: str,
-        value: str | None,
-        limit: int = 1,
-        round_: int | None = None,
-    ) -> State | None: ...
-
-    @abstractmethod
-    def dag(self, tasks: tuple[Task, ...], parent: TaskRun, limit: int) -> State | None: ...

@@ -9,7 +9,7 @@ from engine.core import events as ev
 from engine.core.accept import _allow
 from engine.core.context import LOOP_TYPES
 from engine.core.dates import parse as parse_date
-from engine.core.decider.base import RUNNING
+from engine.core.decider.base import RUNNING, WAITING_FOR_WORKER
 from engine.core.decider.effects import Timer
 from engine.core.decider.subflows import Subflows
 from engine.core.decider.values import as_list, java_text, lenient_int, value_str
@@ -218,3 +218,25 @@ class Flowables(Subflows):
         if running or (waiting and not failed and first is not None):
             return RUNNING
         return worst(states)
+
+    def advance(self, tr: TaskRun, task: Task) -> None:
+        st = State(tr.state)
+        if st == State.CREATED and task.run_if is not None:
+            try:
+                run = is_truthy(self.render(task.run_if, tr))
+            except EngineError as exc:
+                self.set_state(tr, State.FAILED, reason=f"runIf: {exc}")
+                return
+            if not run:
+                self.set_state(tr, State.SKIPPED)
+                return
+        if tr.runnable:
+            if st in WAITING_FOR_WORKER and tr.dispatched <= tr.current_attempt:
+                attempt = tr.current_attempt + 1
+                self.emit(ev.TaskRunDispatched(date=self.now, taskrun_id=tr.id, attempt=attempt))
+                self.out.effects.append(self.dispatch(tr, attempt, task))
+            return
+        if st == State.CREATED:
+            self.start_flowable(tr, task)
+            return
+        self.progress_flowable(tr, task)

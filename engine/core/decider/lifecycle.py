@@ -10,14 +10,14 @@ from engine.core.accept import _SLA_STATES
 from engine.core.dates import parse as parse_date
 from engine.core.decider.base import RUNNING
 from engine.core.decider.effects import AcquireSlot, Decision, Kill, NotifyParent, ReleaseSlot, Timer
-from engine.core.decider.sequencing import Sequencing
+from engine.core.decider.flowables import Flowables
 from engine.core.errors import EngineError
 from engine.core.inputs import coerce_output
 from engine.core.states import State, worst
 from engine.core.tree import is_truthy
 
 
-class Step(Sequencing):
+class Step(Flowables):
     """The whole decider for one step (``decide``)."""
 
     def run(self) -> Decision:

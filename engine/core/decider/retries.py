@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import msgspec
 
-from engine.core.decider.base import StepBase
 from engine.core.decider.effects import Dispatch
+from engine.core.decider.sequencing import Sequencing
 from engine.core.execution import TaskRun
 from engine.core.model import Retry, Task
 from engine.core.tree import MERGE, F
 
 
-class Retries(StepBase):
+class Retries(Sequencing):
     def effective_retry(self, tr: TaskRun, task: Task) -> Retry | None:
         """A task's own retry, else its nearest flowable ancestor's, else the flow's (RETRY_FAILED_TASK)."""
         if task.retry is not None:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from engine.core import events as ev
-from engine.core.decider.base import RUNNING, WAITING_FOR_WORKER
-from engine.core.decider.flowables import Flowables
-from engine.core.errors import EngineError
+from engine.core.decider.base import RUNNING, StepBase
 from engine.core.execution import TaskRun
 from engine.core.model import Task
 from engine.core.states import State, worst
-from engine.core.tree import is_truthy, make_id
+from engine.core.tree import make_id
 
 
-class Sequencing(Flowables):
+class Sequencing(StepBase, ABC):
     def create(
         self,
         task: Task,
@@ -126,24 +126,6 @@ class Sequencing(Flowables):
             return RUNNING
         return worst(list(states.values()))
 
+    @abstractmethod
     def advance(self, tr: TaskRun, task: Task) -> None:
-        st = State(tr.state)
-        if st == State.CREATED and task.run_if is not None:
-            try:
-                run = is_truthy(self.render(task.run_if, tr))
-            except EngineError as exc:
-                self.set_state(tr, State.FAILED, reason=f"runIf: {exc}")
-                return
-            if not run:
-                self.set_state(tr, State.SKIPPED)
-                return
-        if tr.runnable:
-            if st in WAITING_FOR_WORKER and tr.dispatched <= tr.current_attempt:
-                attempt = tr.current_attempt + 1
-                self.emit(ev.TaskRunDispatched(date=self.now, taskrun_id=tr.id, attempt=attempt))
-                self.out.effects.append(self.dispatch(tr, attempt, task))
-            return
-        if st == State.CREATED:
-            self.start_flowable(tr, task)
-            return
-        self.progress_flowable(tr, task)
+        """Move one taskrun on (runIf, dispatch, a flowable's start or progress): ``Flowables``."""
