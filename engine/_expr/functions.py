@@ -183,21 +183,28 @@ def step_functions(now: str, seed: str) -> dict[str, Callable[..., Any]]:
     """``now()``, ``uuid()``, ``id()`` and ``randomInt()`` for one decider step: the time is the
     step's and the numbers come from a generator seeded by ``seed``, so deciding the same step
     twice renders the same values (a decision must not depend on when or where it is made)."""
-    at = datetime.fromisoformat(now.replace("Z", "+00:00"))
-    rng = random.Random(seed)
+    # Made on first use: most steps render no template that asks for them.
+    made: list[random.Random] = []
+
+    def rng() -> random.Random:
+        if not made:
+            made.append(random.Random(seed))
+        return made[0]
 
     def step_now(format: str | None = None, timeZone: str | None = None, locale: str | None = None) -> str:
         tz = dates.zone(timeZone)
-        return dates.format_date(at.astimezone(tz), format, tz)
+        return dates.format_date(
+            datetime.fromisoformat(now.replace("Z", "+00:00")).astimezone(tz), format, tz
+        )
 
     def step_uuid() -> str:
-        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        return str(uuid.UUID(int=rng().getrandbits(128), version=4))
 
     def step_id() -> str:
-        return _base62(rng.getrandbits(128))
+        return _base62(rng().getrandbits(128))
 
     def step_random_int(lower: int, upper: int) -> int:
-        return _random_int(lower, upper, rng.randrange)
+        return _random_int(lower, upper, rng().randrange)
 
     return {"now": step_now, "uuid": step_uuid, "id": step_id, "randomInt": step_random_int}
 
