@@ -12,8 +12,12 @@ import typer
 
 from engine.cli import cluster, executions, flow, run, schema, server, triggers
 
+# A crash's traceback never shows local variables: they can hold secrets, tokens and task outputs.
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Run Kestra flows on an event-sourced core."
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    help="Run Kestra flows on an event-sourced core.",
 )
 run.register(app)  # `engine run`
 executions.register_commands(app)  # `engine kill|resume|restart|replay|logs`

@@ -3,8 +3,10 @@ malformed ENGINE_* variable stops a command with one line."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -49,3 +51,24 @@ def test_python_dash_m_engine_runs_the_cli() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "io.kestra.plugin.core.log.Log" in proc.stdout
+
+
+def test_a_crash_never_prints_local_variables(tmp_path: Path) -> None:
+    """An unexpected exception's traceback leaves locals out (they can hold secrets)."""
+    script = tmp_path / "crash.py"
+    script.write_text(
+        "import os\n"
+        "from engine.cli import app\n"
+        "@app.command('crash-for-test')\n"
+        "def crash() -> None:\n"
+        "    token = os.environ['CRASH_TEST_TOKEN']\n"
+        "    raise RuntimeError('boom')\n"
+        "app()\n"
+    )
+    command = [sys.executable, str(script), "crash-for-test"]
+    # As on a terminal (rich renders its full traceback there), with a value only the locals would show.
+    env = {**os.environ, "CRASH_TEST_TOKEN": "sekret-value-123", "FORCE_COLOR": "1", "TTY_COMPATIBLE": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert done.returncode != 0
+    assert "boom" in done.stderr
+    assert "sekret-value-123" not in done.stderr + done.stdout
