@@ -16,13 +16,14 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from engine.core.masking import masked
 from engine.inputs import load_yaml
 
 from ._expr import core, walk
 from ._expr.library import step_functions
 from ._expr.translate import FUNCTION_PREFIX
 
-__all__ = ["Expressions", "StepTemplates", "check", "env_vars", "has_expression"]
+__all__ = ["FUNCTION_PREFIX", "Expressions", "StepTemplates", "check", "env_vars", "has_expression"]
 
 
 @functools.cache
@@ -57,6 +58,11 @@ class Expressions:
         self._functions = dict(functions or {})
         self._sync_globals = core.base_globals(False, self._functions)
         self._async_globals = core.base_globals(True, self._functions)
+
+    @property
+    def functions(self) -> Mapping[str, Callable[..., Any]]:
+        """The functions injected at construction (``secret``, ``kv``, ``read``...)."""
+        return self._functions
 
     def _merged(self, variables: Mapping[str, Any], is_async: bool) -> dict[str, Any]:
         merged = (self._async_globals if is_async else self._sync_globals).copy()
@@ -130,6 +136,16 @@ class StepTemplates:
         # unprefixed, they would be plain variables and every call would reach the global, unbound ones.
         self._functions = {FUNCTION_PREFIX + k: f for k, f in step_functions(now, seed).items()}
         self._envs = envs
+        self._secrets: set[str] = set()
+        read_secret = expressions.functions.get("secret")
+        if read_secret is not None:
+
+            def secret(name: str) -> Any:
+                value = read_secret(name)
+                self._secrets.add(str(value))
+                return value
+
+            self._functions[FUNCTION_PREFIX + "secret"] = secret
 
     @property
     def envs(self) -> Mapping[str, str]:
@@ -143,3 +159,6 @@ class StepTemplates:
 
     def load_yaml(self, text: str) -> Any:
         return load_yaml(text)
+
+    def masked(self, value: Any) -> Any:
+        return masked(value, self._secrets)

@@ -16,7 +16,9 @@ from engine.clock import utcnow
 from engine.core import events as ev
 from engine.core.errors import ExpressionError, TaskFailed
 from engine.core.execution import Execution
+from engine.core.masking import masked, masked_text
 from engine.core.work import WorkItem
+from engine.expressions import FUNCTION_PREFIX
 from eventstore.cli_ops import execution_ids
 from eventstore.reader import read_execution
 from eventstore.storage import InternalStorage, MemoryStorage
@@ -68,6 +70,9 @@ class TaskRunContext:
         self.variables.setdefault("taskrun", {})["attemptsCount"] = attempt - 1
         self._expressions = expressions
         self._emit = emit
+        # What this attempt must never show: its SECRET inputs, and every secret() it renders or reads.
+        self.secrets: set[str] = {s for s in item.secrets if s}
+        self._render_secret = {FUNCTION_PREFIX + "secret": self.secret}
 
     shared_workdir: Path | None = None  # set inside a WorkingDirectory: kept between its tasks
 
@@ -87,13 +92,20 @@ class TaskRunContext:
             self._workdir = None
 
     async def render(self, value: Any) -> Any:
-        return await self._expressions.render_value_async(value, self.variables)
+        return await self._expressions.render_value_async(value, {**self.variables, **self._render_secret})
 
     def log(self, level: str, message: str) -> None:
+        message = masked_text(message, self.secrets)
         self._emit(LogLine(utcnow(), level, message, self.taskrun_id, self.task_id, self.attempt))
 
     def secret(self, name: str) -> str:
-        return read_secret(name)
+        value = read_secret(name)
+        self.secrets.add(value)
+        return value
+
+    def masked(self, value: Any) -> Any:
+        """``value`` (a task's outputs) with this attempt's secrets masked."""
+        return masked(value, self.secrets)
 
     def _engine(self, what: str) -> Store:
         if self._store is None:

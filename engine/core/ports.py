@@ -49,6 +49,10 @@ class Templates(Protocol):
         """Parse a YAML value (a YAML-typed flow output); raises on bad YAML."""
         ...
 
+    def masked(self, value: Any) -> Any:
+        """``value`` with the secrets this step's renderings read (``secret()``) masked."""
+        ...
+
 
 # ---- records the ports carry --------------------------------------------------------------
 

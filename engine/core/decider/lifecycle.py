@@ -89,7 +89,7 @@ class Step(Flowables):
                     ev.ExecutionStateChanged(date=self.now, state=State.FAILED, reason=f"flow outputs: {exc}")
                 )
                 return
-            self.emit(ev.ExecutionOutputs(date=self.now, outputs=rendered))
+            self.emit(ev.ExecutionOutputs(date=self.now, outputs=self.templates.masked(rendered)))
             return
         final = self.check_assertions(final)
         if flow.after_execution:
