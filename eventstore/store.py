@@ -78,7 +78,7 @@ class Store(History, Messaging):
         """Store a new revision unless the source is unchanged. Concurrent saves: one wins, one retries."""
         subject = S.flow(namespace, flow_id)
         for _ in range(5):
-            latest = await self.get_flow(namespace, flow_id)
+            latest = await self._last_flow(namespace, flow_id)  # a deletion too: the next revision follows it
             if latest is not None and latest.source == source and not latest.deleted:
                 return latest
             revision = latest.revision + 1 if latest else 1
@@ -122,19 +122,25 @@ class Store(History, Messaging):
     async def get_flow(
         self, namespace: str, flow_id: str, revision: int | None = None
     ) -> FlowRevision | None:
-        if not (S.valid_name(namespace) and S.valid_name(flow_id)):
-            return None  # no flow can have that name
-        try:
-            msg = await self.js.get_last_msg(S.FLOWS, S.flow(namespace, flow_id), direct=True)
-        except NotFoundError:
+        latest = await self._last_flow(namespace, flow_id)
+        if latest is None:
             return None
-        latest = self._revision(namespace, flow_id, msg)
         if revision is None or revision == latest.revision:
             return None if (revision is None and latest.deleted) else latest
         for rev in await self.flow_revisions(namespace, flow_id):
             if rev.revision == revision:
                 return rev
         return None
+
+    async def _last_flow(self, namespace: str, flow_id: str) -> FlowRevision | None:
+        """The last revision stored, a deletion included."""
+        if not (S.valid_name(namespace) and S.valid_name(flow_id)):
+            return None  # no flow can have that name
+        try:
+            msg = await self.js.get_last_msg(S.FLOWS, S.flow(namespace, flow_id), direct=True)
+        except NotFoundError:
+            return None
+        return self._revision(namespace, flow_id, msg)
 
     async def flow_revisions(self, namespace: str, flow_id: str) -> list[FlowRevision]:
         subject = S.flow(namespace, flow_id)

@@ -286,6 +286,10 @@ class Flows(Protocol):
         self, namespace: str, flow_id: str, revision: int | None = None
     ) -> FlowRevision | None: ...
 
+    async def delete_flow(self, namespace: str, flow_id: str) -> bool:
+        """A deletion as the next revision (false: no such flow); a later save is the revision after it."""
+        ...
+
 
 class Slots(Protocol):
     async def update_slots(self, namespace: str, flow_id: str, change: Any) -> Any:

@@ -247,6 +247,15 @@ class MemoryStore:
         revisions.append(rev)
         return rev
 
+    async def delete_flow(self, namespace: str, flow_id: str) -> bool:
+        revisions = self._flows.get((namespace, flow_id)) or []
+        if not revisions or revisions[-1].deleted:
+            return False
+        last = revisions[-1]
+        deleted = FlowRevision(namespace, flow_id, last.revision + 1, "", next(self._seq), deleted=True)
+        revisions.append(deleted)
+        return True
+
     async def get_flow(
         self, namespace: str, flow_id: str, revision: int | None = None
     ) -> FlowRevision | None:

@@ -153,6 +153,21 @@ async def test_work_is_dispatched_once_and_handed_out_again_when_not_acknowledge
             await sub.unsubscribe()
 
 
+async def test_a_deleted_flow_is_saved_again_as_the_revision_after_its_deletion(store: Any) -> None:
+    """A deletion is a revision: saving the flow again (even the same source) makes the next one."""
+    fid = "f" + uuid.uuid4().hex[:8]
+    first = await store.put_flow("io.contract", fid, "id: a\n")
+    assert await store.delete_flow("io.contract", fid)
+    assert await store.get_flow("io.contract", fid) is None
+    assert not await store.delete_flow("io.contract", fid)  # already deleted
+    again = await asyncio.wait_for(store.put_flow("io.contract", fid, "id: a\n"), 10)
+    assert (first.revision, again.revision) == (1, 3)
+    latest = await store.get_flow("io.contract", fid)
+    assert latest is not None and (latest.revision, latest.source, latest.deleted) == (3, "id: a\n", False)
+    deletion = await store.get_flow("io.contract", fid, 2)
+    assert deletion is not None and deletion.deleted
+
+
 async def test_leases_are_compare_and_set_on_their_revision(store: Any) -> None:
     p = S.PARTITIONS - 1
     me, other = f"x{uuid.uuid4().hex[:8]}", f"x{uuid.uuid4().hex[:8]}"
