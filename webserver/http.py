@@ -17,6 +17,7 @@ from litestar.params import QueryParameter
 from prometheus_client import CollectorRegistry
 
 from eventstore.indexer import Indexer
+from eventstore.storage import InternalStorage, StorageError
 from eventstore.store import Store
 
 T = TypeVar("T")
@@ -98,6 +99,12 @@ def json_body(description: str, required: bool = False) -> type[Operation]:
     return body_operation(description, (JSON, "multipart/form-data"), OpenAPIType.OBJECT, required)
 
 
+def with_body(operation: type[Operation], tag: str, status_code: int = 200) -> dict[str, Any]:
+    """The route arguments of a handler that reads its own body: the body's documentation
+    (``yaml_body``/``json_body``), its tag, and its status (200, where litestar would say 201)."""
+    return {"operation_class": operation, "status_code": status_code, "tags": [tag]}
+
+
 async def read_bytes(request: Request[Any, Any, Any]) -> bytes:
     body = await request.body()
     if len(body) > MAX_BODY:
@@ -172,3 +179,13 @@ def attachment(data: bytes, name: str, media_type: str = "application/octet-stre
         media_type=media_type,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+async def download(storage: InternalStorage, name: str, missing: str | None = None) -> Response[bytes]:
+    """The stored object ``name`` as a download named after its last path part; 404 when it is not
+    there (``missing``, else the storage's own message)."""
+    try:
+        data = await storage.get(name)
+    except StorageError as exc:
+        raise not_found(missing or str(exc)) from None
+    return attachment(data, name.rsplit("/", 1)[-1])

@@ -38,6 +38,7 @@ from webserver.http import (
     not_found,
     raw_json,
     unprocessable,
+    with_body,
 )
 from webserver.query import execution_filters, execution_row, paged, parse_labels
 
@@ -78,12 +79,11 @@ async def form_inputs(
     )
 
 
-@post(
-    "/executions/{namespace:str}/{flow_id:str}",
-    operation_class=json_body("Inputs: a JSON object, or multipart/form-data (files are uploaded)"),
-    status_code=200,
-    tags=["Executions"],
-)
+INPUTS = json_body("Inputs: a JSON object, or multipart/form-data (files are uploaded)")
+RESUME_INPUTS = json_body("onResume inputs (JSON object or multipart/form-data)")
+
+
+@post("/executions/{namespace:str}/{flow_id:str}", **with_body(INPUTS, "Executions"))
 async def create_execution(
     request: Request[Any, Any, Any],
     namespace: FromPath[str],
@@ -210,12 +210,7 @@ async def kill_execution(
     return Response({"message": f"kill of execution {execution_id} requested"}, status_code=202)
 
 
-@post(
-    "/executions/{execution_id:str}/resume",
-    operation_class=json_body("onResume inputs (JSON object or multipart/form-data)"),
-    status_code=202,
-    tags=["Executions"],
-)
+@post("/executions/{execution_id:str}/resume", **with_body(RESUME_INPUTS, "Executions", 202))
 async def resume_execution(request: Request[Any, Any, Any], execution_id: FromPath[str]) -> dict[str, Any]:
     """Resume a PAUSED execution (with the Pause task's onResume inputs)."""
     d = deps(request)

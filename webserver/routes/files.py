@@ -25,10 +25,12 @@ from webserver.http import (
     bad,
     check_kv,
     deps,
+    download,
     is_form,
     json_body,
     not_found,
     read_bytes,
+    with_body,
 )
 
 MAX_ZIP_TOTAL = 100 * 1024 * 1024  # uncompressed bytes an uploaded .zip may expand to
@@ -107,15 +109,11 @@ async def get_file(
 ) -> Response[bytes]:
     """The content of a namespace file."""
     rel = clean(path)
-    storage = storage_of(request)
-    try:
-        data = await storage.get(object_name(namespace, rel))
-    except StorageError:
-        raise not_found(
-            f"namespace {namespace} has no file {rel!r} "
-            f"(list them: GET /api/v1/namespaces/{namespace}/files/directory)"
-        ) from None
-    return attachment(data, rel.rsplit("/", 1)[-1])
+    missing = (
+        f"namespace {namespace} has no file {rel!r} "
+        f"(list them: GET /api/v1/namespaces/{namespace}/files/directory)"
+    )
+    return await download(storage_of(request), object_name(namespace, rel), missing)
 
 
 async def _upload_body(request: Request[Any, Any, Any]) -> tuple[bytes, str | None]:
@@ -147,12 +145,10 @@ def unzip(data: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
-@post(
-    "/namespaces/{namespace:str}/files",
-    operation_class=json_body("The file: multipart part 'fileContent' (a .zip is extracted), or raw bytes"),
-    status_code=200,
-    tags=["Files"],
-)
+UPLOAD = json_body("The file: multipart part 'fileContent' (a .zip is extracted), or raw bytes")
+
+
+@post("/namespaces/{namespace:str}/files", **with_body(UPLOAD, "Files"))
 async def upload_file(
     request: Request[Any, Any, Any],
     namespace: FromPath[str],

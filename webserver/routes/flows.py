@@ -16,7 +16,18 @@ from engine.core.errors import FlowValidationError, Issue
 from engine.loader.loader import load_flow
 from engine.yamlpos import safe_load
 from eventstore import subjects as S
-from webserver.http import Deps, LabelsParam, Page, Size, deps, not_found, read_text, unprocessable, yaml_body
+from webserver.http import (
+    Deps,
+    LabelsParam,
+    Page,
+    Size,
+    deps,
+    not_found,
+    read_text,
+    unprocessable,
+    with_body,
+    yaml_body,
+)
 from webserver.query import Where, paged
 
 
@@ -99,18 +110,13 @@ async def current_flow(d: Deps, namespace: str, flow_id: str) -> tuple[Any, ...]
     return rows[0]
 
 
-@post("/flows", operation_class=yaml_body("The flow's YAML source"), status_code=200, tags=["Flows"])
+@post("/flows", **with_body(yaml_body("The flow's YAML source"), "Flows"))
 async def create_flow(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """Create a flow, or save a new revision of it (every change of source is a new revision)."""
     return await save_flow(deps(request), await read_text(request))
 
 
-@put(
-    "/flows/{namespace:str}/{flow_id:str}",
-    operation_class=yaml_body("The flow's YAML source"),
-    status_code=200,
-    tags=["Flows"],
-)
+@put("/flows/{namespace:str}/{flow_id:str}", **with_body(yaml_body("The flow's YAML source"), "Flows"))
 async def update_flow(
     request: Request[Any, Any, Any], namespace: FromPath[str], flow_id: FromPath[str]
 ) -> dict[str, Any]:
@@ -256,12 +262,7 @@ def validate_documents(text: str) -> list[dict[str, Any]]:
     return out
 
 
-@post(
-    "/flows/validate",
-    operation_class=yaml_body("One or more flows separated by ---"),
-    status_code=200,
-    tags=["Flows"],
-)
+@post("/flows/validate", **with_body(yaml_body("One or more flows separated by ---"), "Flows"))
 async def validate_flows(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
     """Check flows without saving them: the same problems as ``engine flow validate``, with lines."""
     text = await read_text(request)
@@ -270,12 +271,10 @@ async def validate_flows(request: Request[Any, Any, Any]) -> list[dict[str, Any]
     return await asyncio.to_thread(validate_documents, text)
 
 
-@post(
-    "/flows/{namespace:str}",
-    operation_class=yaml_body("Every flow of the namespace, separated by ---"),
-    status_code=200,
-    tags=["Flows"],
-)
+NAMESPACE_FLOWS = yaml_body("Every flow of the namespace, separated by ---")
+
+
+@post("/flows/{namespace:str}", **with_body(NAMESPACE_FLOWS, "Flows"))
 async def update_namespace(
     request: Request[Any, Any, Any],
     namespace: FromPath[str],

@@ -15,7 +15,7 @@ from engine.core.shape import execution_json
 from eventstore.indexer import TERMINAL
 from eventstore.reader import read_execution
 from eventstore.storage import InternalStorage, StorageError, execution_of
-from webserver.http import attachment, bad, deps, not_found
+from webserver.http import bad, deps, download, not_found
 from webserver.query import execution_row
 
 
@@ -112,11 +112,7 @@ async def execution_file(
         raise bad(str(exc)) from None
     if owner != execution_id:
         raise not_found(f"{path} is not a file of execution {execution_id}")
-    try:
-        data = await InternalStorage(d.store).get(path)
-    except StorageError as exc:
-        raise not_found(str(exc)) from None
-    return attachment(data, path.rsplit("/", 1)[-1])
+    return await download(InternalStorage(d.store), path)
 
 
 ROUTES = [

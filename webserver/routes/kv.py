@@ -9,7 +9,7 @@ from litestar import Request, delete, get, put
 from litestar.params import FromPath, HeaderParameter
 
 from eventstore.store import JetStreamKV
-from webserver.http import bad, check_kv, deps, json_body, not_found, read_text
+from webserver.http import bad, check_kv, deps, json_body, not_found, read_text, with_body
 from webserver.query import parse_seconds
 
 
@@ -43,14 +43,10 @@ async def kv_get(
     return {"type": kv_type(value), "value": value}
 
 
-@put(
-    "/namespaces/{namespace:str}/kv/{key:str}",
-    operation_class=json_body(
-        "The value: JSON (a number, true, {...}) or plain text (a string)", required=True
-    ),
-    status_code=200,
-    tags=["KV"],
-)
+VALUE = json_body("The value: JSON (a number, true, {...}) or plain text (a string)", required=True)
+
+
+@put("/namespaces/{namespace:str}/kv/{key:str}", **with_body(VALUE, "KV"))
 async def kv_set(
     request: Request[Any, Any, Any],
     namespace: FromPath[str],
