@@ -70,7 +70,38 @@ def make_expressions(store: Store | None) -> Any:
     return Expressions(functions=functions)
 
 
-class Runtime:
+class Starter:
+    """Sends the command that creates an execution: the one way every caller starts one (the
+    runtime is a Starter; ``engine.testing`` makes one over its in-memory store)."""
+
+    def __init__(self, commands: Inputs, files: Any) -> None:
+        self.commands = commands
+        self.files = files
+
+    async def create_execution(
+        self,
+        flow: Flow,
+        inputs: dict[str, Any],
+        labels: dict[str, str] | None = None,
+        execution_id: str | None = None,
+        trigger: dict[str, Any] | None = None,
+        secret_inputs: tuple[str, ...] = (),
+    ) -> str:
+        """Send the creation of an execution of ``flow``; its local FILE inputs go to ``files``."""
+        if flow.disabled:
+            raise EngineError(f"flow {flow.namespace}.{flow.id} is disabled: executions are refused")
+        execution_id = execution_id or new_execution_id()
+        from engine.files import upload_file_inputs
+
+        inputs = await upload_file_inputs(flow, inputs, execution_id, self.files)
+        created = execution_created(
+            flow, execution_id, utcnow(), inputs, labels, trigger=trigger, secret_inputs=secret_inputs or None
+        )
+        await self.commands.send_input(execution_id, created, msg_id=f"{execution_id}:created")
+        return execution_id
+
+
+class Runtime(Starter):
     """Connects to NATS (starting the embedded server unless ENGINE_NATS_URL is set)."""
 
     def __init__(self, nats_url: str | None = None, home: Path | None = None) -> None:
@@ -94,6 +125,7 @@ class Runtime:
             raise
         self.flows = FlowCache(self.store)
         self.expressions = make_expressions(self.store)
+        Starter.__init__(self, self.store, InternalStorage(self.store))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -114,26 +146,6 @@ class Runtime:
 
         kv, storage = JetStreamKV(self.store), InternalStorage(self.store)
         return Worker(self.store, default_registry(), self.expressions, kv=kv, storage=storage, **kwargs)
-
-    async def create_execution(
-        self,
-        flow: Flow,
-        inputs: dict[str, Any],
-        labels: dict[str, str] | None = None,
-        execution_id: str | None = None,
-        trigger: dict[str, Any] | None = None,
-        secret_inputs: tuple[str, ...] = (),
-    ) -> str:
-        return await create_execution(
-            self.store,
-            InternalStorage(self.store),
-            flow,
-            inputs,
-            labels=labels,
-            execution_id=execution_id,
-            trigger=trigger,
-            secret_inputs=secret_inputs,
-        )
 
     async def get_execution(self, execution_id: str) -> Execution:
         state = await self.load_execution(execution_id)
@@ -245,31 +257,6 @@ class Runtime:
         raise EngineError(
             f"execution {execution_id}: its terminal step was announced but cannot be read back"
         )
-
-
-async def create_execution(
-    store: Inputs,
-    files: Any,
-    flow: Flow,
-    inputs: dict[str, Any],
-    *,
-    labels: dict[str, str] | None = None,
-    execution_id: str | None = None,
-    trigger: dict[str, Any] | None = None,
-    secret_inputs: tuple[str, ...] = (),
-) -> str:
-    """Send the command that creates an execution of ``flow``; its local FILE inputs go to ``files``."""
-    if flow.disabled:
-        raise EngineError(f"flow {flow.namespace}.{flow.id} is disabled: executions are refused")
-    execution_id = execution_id or new_execution_id()
-    from engine.files import upload_file_inputs
-
-    inputs = await upload_file_inputs(flow, inputs, execution_id, files)
-    created = execution_created(
-        flow, execution_id, utcnow(), inputs, labels, trigger=trigger, secret_inputs=secret_inputs or None
-    )
-    await store.send_input(execution_id, created, msg_id=f"{execution_id}:created")
-    return execution_id
 
 
 def resolve_resume_inputs(flow: Flow, state: Execution, given: dict[str, Any]) -> dict[str, Any]:

@@ -37,15 +37,17 @@ class Plan:
 
 
 class ExecutionStarter(Protocol):
-    """Starts executions: the one way a trigger creates one."""
+    """Starts executions: the one way a trigger creates one (``engine.runtime.Starter``). A trigger
+    always names the execution (so that a second send starts nothing) and says what started it."""
 
     async def create_execution(
         self,
         flow: Flow,
         inputs: dict[str, Any],
-        labels: dict[str, str] | None = None,
-        execution_id: str | None = None,
-        trigger: dict[str, Any] | None = None,
+        labels: dict[str, str],
+        *,
+        execution_id: str,
+        trigger: dict[str, Any],
     ) -> str: ...
 
 

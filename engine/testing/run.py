@@ -18,7 +18,7 @@ from engine.core.states import TERMINAL, State
 from engine.executor import Executor
 from engine.flows import FlowCache
 from engine.ids import new_execution_id
-from engine.runtime import create_execution, make_expressions
+from engine.runtime import Starter, make_expressions
 from engine.testing.memory import MemoryStore
 from eventstore.reader import read_execution
 from plugins.registry import default_registry
@@ -62,9 +62,8 @@ class MemoryEngine:
         self, flow: Flow, inputs: dict[str, Any] | None = None, execution_id: str | None = None
     ) -> str:
         """Create an execution of ``flow`` as ``Runtime.create_execution`` does (files in memory)."""
-        return await create_execution(
-            self.store, self.store.files, flow, dict(inputs or {}), execution_id=execution_id
-        )
+        starter = Starter(self.store, self.store.files)
+        return await starter.create_execution(flow, dict(inputs or {}), execution_id=execution_id)
 
     async def run(
         self,
