@@ -459,24 +459,17 @@ async def follow_backfill(
 
 async def backfill(
     runtime: TriggerRuntime,
-    namespace: str,
-    flow_id: str,
-    trigger_id: str | None,
-    start: str | datetime,
-    end: str | datetime,
-    inputs: dict[str, Any] | None = None,
-    labels: dict[str, str] | None = None,
+    *args: Any,
     progress: Callable[[int, int], Any] | None = None,
-    max_inflight: int | None = None,
+    **kwargs: Any,
 ) -> BackfillResult:
-    """Start (or rejoin) the backfill of [start, end] and advance it here until it ends.
+    """Start (or rejoin) a backfill (the arguments of :func:`start_backfill`) and advance it here
+    until it ends.
 
     ``progress(handled, total)`` after each step. Needs an executor running (in this process or in
     the cluster): slots are created as earlier ones end.
     """
-    status = await start_backfill(
-        runtime, namespace, flow_id, trigger_id, start, end, inputs, labels, max_inflight
-    )
+    status = await start_backfill(runtime, *args, **kwargs)
 
     def step(s: BackfillStatus) -> None:
         if progress is not None:
