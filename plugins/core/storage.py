@@ -83,19 +83,22 @@ class Concat(msgspec.Struct, frozen=True):
     extension: str = ".tmp"
 
 
-def _file_list(files: list[str] | str) -> list[str]:
-    if isinstance(files, list):
-        return [str(f) for f in files]
+def _json_text(text: str, kind: type, problem: str) -> Any:
+    """A property given as JSON text (a rendered expression) decoded as ``kind``; else ``problem``."""
     try:
-        parsed = json.loads(files)
+        parsed = json.loads(text)
     except ValueError:
         parsed = None
-    if not isinstance(parsed, list):
-        raise TaskFailed(
-            f"files: expected a list of kestra:// URIs or a JSON array of them, got {files!r}",
-            retryable=False,
-        )
-    return [str(f) for f in parsed]
+    if not isinstance(parsed, kind):
+        raise TaskFailed(problem, retryable=False)
+    return parsed
+
+
+def _file_list(files: list[str] | str) -> list[str]:
+    if isinstance(files, str):
+        problem = f"files: expected a list of kestra:// URIs or a JSON array of them, got {files!r}"
+        files = _json_text(files, list, problem)
+    return [str(f) for f in files]
 
 
 async def run_concat(props: Concat, ctx: RunContext) -> TaskResult:
@@ -248,14 +251,7 @@ async def run_local_files(props: LocalFiles, ctx: RunContext) -> TaskResult:
     )
     files: Any = props.inputs
     if isinstance(files, str):
-        try:
-            files = json.loads(files)
-        except ValueError:
-            files = None
-        if not isinstance(files, dict):
-            raise TaskFailed(
-                "inputs: expected a map of file name to content or a JSON object", retryable=False
-            )
+        files = _json_text(files, dict, "inputs: expected a map of file name to content or a JSON object")
     workdir = ctx.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     for name, content in (files or {}).items():
