@@ -159,83 +159,59 @@ class Connection:
 
     async def setup(self) -> None:
         """Create the streams if missing (idempotent: several processes may race here)."""
-        r = self.replicas
-        file = jsapi.StorageType.FILE
-        configs = []
-        for k in range(S.SHARDS):
-            parts = S.shard_partitions(k)
-            configs += [
-                jsapi.StreamConfig(
-                    name=f"{S.EVENTS}_{k}",
-                    subjects=[f"ev.{p}.>" for p in parts],
-                    storage=file,
-                    num_replicas=r,
-                    allow_direct=True,
-                    deny_delete=True,
-                    duplicate_window=120,
-                ),
-                jsapi.StreamConfig(
-                    name=f"{S.INBOX}_{k}",
-                    subjects=[f"in.{p}.>" for p in parts] + [f"sched.{p}.>" for p in parts],
-                    storage=file,
-                    num_replicas=r,
-                    retention=jsapi.RetentionPolicy.WORK_QUEUE,
-                    duplicate_window=120,
-                    allow_msg_schedules=True,
-                ),
-                jsapi.StreamConfig(
-                    name=f"{S.WORK}_{k}",
-                    subjects=[f"work.*.{k}"],
-                    storage=file,
-                    num_replicas=r,
-                    retention=jsapi.RetentionPolicy.WORK_QUEUE,
-                    duplicate_window=120,
-                ),
-            ]
-        configs += [
-            jsapi.StreamConfig(
-                name=S.LOGS,
-                subjects=["log.>"],
-                storage=file,
-                num_replicas=r,
-                max_age=30 * 24 * 3600,
-                allow_direct=True,
-            ),
-            jsapi.StreamConfig(
-                name=S.FLOWS,
-                subjects=["flow.>"],
-                storage=file,
-                num_replicas=r,
-                allow_direct=True,
-            ),
-            jsapi.StreamConfig(
-                name=S.KV,
-                subjects=[f"$KV.{S.KV_BUCKET}.>"],
-                storage=file,
-                num_replicas=r,
-                allow_direct=True,
-                allow_rollup_hdrs=True,
-                deny_delete=True,
-                max_msgs_per_subject=1,
-                allow_msg_ttl=True,
-                discard=jsapi.DiscardPolicy.NEW,
-            ),
-        ]
+
+        def stream(name: str, subjects: list[str], **extra: Any) -> jsapi.StreamConfig:
+            """A stream on disk with the store's replica count."""
+            return jsapi.StreamConfig(
+                name=name,
+                subjects=subjects,
+                storage=jsapi.StorageType.FILE,
+                num_replicas=self.replicas,
+                **extra,
+            )
 
         def bucket(name: str, bucket: str, **extra: Any) -> jsapi.StreamConfig:
             """A key-value stream: the last message of each subject is the key's value."""
-            return jsapi.StreamConfig(
-                name=name,
-                subjects=[f"$KV.{bucket}.>"],
-                storage=file,
-                num_replicas=r,
+            return stream(
+                name,
+                [f"$KV.{bucket}.>"],
                 allow_direct=True,
                 allow_rollup_hdrs=True,
                 max_msgs_per_subject=1,
                 **extra,
             )
 
+        work_queue = jsapi.RetentionPolicy.WORK_QUEUE
+        configs = []
+        for k in range(S.SHARDS):
+            parts = S.shard_partitions(k)
+            configs += [
+                stream(
+                    f"{S.EVENTS}_{k}",
+                    [f"ev.{p}.>" for p in parts],
+                    allow_direct=True,
+                    deny_delete=True,
+                    duplicate_window=120,
+                ),
+                stream(
+                    f"{S.INBOX}_{k}",
+                    [f"in.{p}.>" for p in parts] + [f"sched.{p}.>" for p in parts],
+                    retention=work_queue,
+                    duplicate_window=120,
+                    allow_msg_schedules=True,
+                ),
+                stream(f"{S.WORK}_{k}", [f"work.*.{k}"], retention=work_queue, duplicate_window=120),
+            ]
         configs += [
+            stream(S.LOGS, ["log.>"], max_age=30 * 24 * 3600, allow_direct=True),
+            stream(S.FLOWS, ["flow.>"], allow_direct=True),
+            bucket(
+                S.KV,
+                S.KV_BUCKET,
+                deny_delete=True,
+                allow_msg_ttl=True,
+                discard=jsapi.DiscardPolicy.NEW,
+            ),
             bucket(S.RUNNING, "running"),
             bucket(S.WORKERS, "workers", allow_msg_ttl=True, subject_delete_marker_ttl=S.HEARTBEAT_TTL_S),
             bucket(S.LEASES, "leases", allow_msg_ttl=True),
