@@ -95,65 +95,49 @@ class ForEachItem(_Launch, frozen=True, kw_only=True):
 
 
 _BLOCK = ("tasks", "errors", "finally")
+_CASES = ("cases", "defaults", "errors", "finally")
+_THEN_ELSE = ("then", "else", "errors", "finally")
+_HANDLERS = ("errors", "finally")
 
 
 def _flowable(
-    name: str,
     props: type[msgspec.Struct],
     description: str,
     branches: tuple[str, ...] = _BLOCK,
     aliases: tuple[str, ...] = (),
 ) -> PluginSpec:
+    """The spec of ``io.kestra.plugin.core.flow.<props' class name>``."""
     return PluginSpec(
-        P + name, "flowable", props, aliases=aliases, branches=branches, description=description
+        P + props.__name__, "flowable", props, aliases=aliases, branches=branches, description=description
     )
 
 
 SPECS = [
-    _flowable("Sequential", Sequential, "Run tasks one after the other."),
-    _flowable("Parallel", Parallel, "Run tasks in parallel (`concurrent` = max at once, 0 = all)."),
+    _flowable(Sequential, "Run tasks one after the other."),
+    _flowable(Parallel, "Run tasks in parallel (`concurrent` = max at once, 0 = all)."),
+    _flowable(Switch, "Run the branch whose case key equals the rendered `value`.", _CASES),
+    _flowable(If, "Run `then` when `condition` is truthy, else `else`.", _THEN_ELSE),
+    _flowable(ForEach, "Run `tasks` once per value of `values`."),
+    _flowable(EachSequential, "Deprecated alias of ForEach with concurrencyLimit 1."),
+    _flowable(EachParallel, "Deprecated alias of ForEach running values in parallel."),
+    _flowable(Dag, "Run tasks as a DAG of `dependsOn` edges."),
+    _flowable(AllowFailure, "Run tasks; a failure becomes WARNING and the flow continues."),
     _flowable(
-        "Switch",
-        Switch,
-        "Run the branch whose case key equals the rendered `value`.",
-        branches=("cases", "defaults", "errors", "finally"),
-    ),
-    _flowable(
-        "If",
-        If,
-        "Run `then` when `condition` is truthy, else `else`.",
-        branches=("then", "else", "errors", "finally"),
-    ),
-    _flowable("ForEach", ForEach, "Run `tasks` once per value of `values`."),
-    _flowable("EachSequential", EachSequential, "Deprecated alias of ForEach with concurrencyLimit 1."),
-    _flowable("EachParallel", EachParallel, "Deprecated alias of ForEach running values in parallel."),
-    _flowable("Dag", Dag, "Run tasks as a DAG of `dependsOn` edges."),
-    _flowable("AllowFailure", AllowFailure, "Run tasks; a failure becomes WARNING and the flow continues."),
-    _flowable(
-        "WaitFor",
         WaitFor,
         "Run `tasks` again every `checkFrequency.interval` until `condition` is truthy.",
         aliases=(P + "LoopUntil",),
     ),
+    _flowable(WorkingDirectory, "Run tasks one after the other in one shared working directory."),
     _flowable(
-        "WorkingDirectory", WorkingDirectory, "Run tasks one after the other in one shared working directory."
+        ForEachItem, "Split a file of items in batches and run one subflow execution per batch.", _HANDLERS
     ),
     _flowable(
-        "ForEachItem",
-        ForEachItem,
-        "Split a file of items in batches and run one subflow execution per batch.",
-        branches=("errors", "finally"),
+        Pause, "Pause the execution until resumed, or for `delay`; fail after `timeout` if not resumed."
     ),
     _flowable(
-        "Pause",
-        Pause,
-        "Pause the execution until resumed, or for `delay`; fail after `timeout` if not resumed.",
-    ),
-    _flowable(
-        "Subflow",
         Subflow,
         "Start an execution of another flow, optionally wait for it.",
-        branches=("errors", "finally"),
+        _HANDLERS,
         aliases=("io.kestra.core.tasks.flows.Flow",),
     ),
 ]
