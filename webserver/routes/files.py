@@ -35,6 +35,11 @@ from webserver.http import (
 
 MAX_ZIP_TOTAL = 100 * 1024 * 1024  # uncompressed bytes an uploaded .zip may expand to
 
+FilePath = Annotated[str, QueryParameter(description="The file's path in the namespace, e.g. scripts/etl.py")]
+UploadPath = Annotated[
+    str | None, QueryParameter(description="Where the file goes, e.g. scripts/etl.py (a .zip: ignored)")
+]
+
 
 def storage_of(request: Request[Any, Any, Any]) -> InternalStorage:
     return InternalStorage(deps(request).store)
@@ -105,7 +110,7 @@ async def files_under(storage: InternalStorage, namespace: str, path: str) -> li
 async def get_file(
     request: Request[Any, Any, Any],
     namespace: FromPath[str],
-    path: Annotated[str, QueryParameter(description="The file's path in the namespace, e.g. scripts/etl.py")],
+    path: FilePath,
 ) -> Response[bytes]:
     """The content of a namespace file."""
     rel = clean(path)
@@ -152,9 +157,7 @@ UPLOAD = json_body("The file: multipart part 'fileContent' (a .zip is extracted)
 async def upload_file(
     request: Request[Any, Any, Any],
     namespace: FromPath[str],
-    path: Annotated[
-        str | None, QueryParameter(description="Where the file goes, e.g. scripts/etl.py (a .zip: ignored)")
-    ] = None,
+    path: UploadPath = None,
 ) -> list[dict[str, Any]]:
     """Create or replace a namespace file (a .zip upload creates one file per entry): the files written."""
     root(namespace)

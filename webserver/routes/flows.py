@@ -272,15 +272,16 @@ async def validate_flows(request: Request[Any, Any, Any]) -> list[dict[str, Any]
 
 
 NAMESPACE_FLOWS = yaml_body("Every flow of the namespace, separated by ---")
+DeleteAbsent = Annotated[
+    bool, QueryParameter(description="Delete the namespace's flows absent from the body")
+]
 
 
 @post("/flows/{namespace:str}", **with_body(NAMESPACE_FLOWS, "Flows"))
 async def update_namespace(
     request: Request[Any, Any, Any],
     namespace: FromPath[str],
-    delete: Annotated[
-        bool, QueryParameter(description="Delete the namespace's flows absent from the body")
-    ] = False,
+    delete: DeleteAbsent = False,
 ) -> list[dict[str, Any]]:
     """Bulk update: save every flow of the body (all valid, or none saved); optionally delete the others."""
     d = deps(request)

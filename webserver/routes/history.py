@@ -97,11 +97,14 @@ async def execution_files(request: Request[Any, Any, Any], execution_id: FromPat
     return list(await InternalStorage(d.store).execution_files(execution_id))
 
 
+FileUri = Annotated[str, QueryParameter(description="The kestra:// URI of one of the execution's files")]
+
+
 @get("/executions/{execution_id:str}/file", tags=["Executions"])
 async def execution_file(
     request: Request[Any, Any, Any],
     execution_id: FromPath[str],
-    path: Annotated[str, QueryParameter(description="The kestra:// URI of one of the execution's files")],
+    path: FileUri,
 ) -> Response[bytes]:
     """Download one file of an execution."""
     d = deps(request)

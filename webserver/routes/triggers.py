@@ -42,6 +42,11 @@ from webserver.triggers import (
     trigger_kv,
 )
 
+TriggerText = Annotated[str | None, QueryParameter(description="Text in the namespace, flow or trigger id")]
+WaitForSlots = Annotated[
+    bool, QueryParameter(description="With a backfill: answer when every slot has its execution")
+]
+
 TRIGGER_SORTS = {
     "namespace": lambda t: (t.namespace, t.flow_id, t.trigger_id),
     "flowId": lambda t: (t.flow_id, t.namespace, t.trigger_id),
@@ -76,7 +81,7 @@ async def search_triggers(
     request: Request[Any, Any, Any],
     page: Page = 1,
     size: Size = 10,
-    q: Annotated[str | None, QueryParameter(description="Text in the namespace, flow or trigger id")] = None,
+    q: TriggerText = None,
     namespace: NamespaceTree = None,
     flow_id: FlowIdParam = None,
     sort: Annotated[str | None, QueryParameter(description="namespace|flowId|triggerId|type[:desc]")] = None,
@@ -141,9 +146,7 @@ async def set_trigger_disabled(d: Deps, ft: FlowTrigger, disabled: bool) -> None
 async def update_trigger(
     request: Request[Any, Any, Any],
     data: JSONBody[TriggerBody],
-    wait: Annotated[
-        bool, QueryParameter(description="With a backfill: answer when every slot has its execution")
-    ] = False,
+    wait: WaitForSlots = False,
 ) -> dict[str, Any]:
     """Enable/disable a Schedule trigger (``disabled``) and/or backfill it (``backfill.start``..``end``)."""
     d = deps(request)
@@ -180,7 +183,7 @@ async def set_disabled_by_triggers(
 @post("/triggers/set-disabled/by-query", status_code=200, tags=["Triggers"])
 async def set_disabled_by_query(
     request: Request[Any, Any, Any],
-    q: Annotated[str | None, QueryParameter(description="Text in the namespace, flow or trigger id")] = None,
+    q: TriggerText = None,
     namespace: NamespaceTree = None,
     disabled: Annotated[bool, QueryParameter(description="true: disable, false: enable")] = True,
 ) -> dict[str, Any]:
