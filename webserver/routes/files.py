@@ -108,9 +108,7 @@ async def files_under(storage: InternalStorage, namespace: str, path: str) -> li
 
 @get("/namespaces/{namespace:str}/files", tags=["Files"])
 async def get_file(
-    request: Request[Any, Any, Any],
-    namespace: FromPath[str],
-    path: FilePath,
+    request: Request[Any, Any, Any], namespace: FromPath[str], path: FilePath
 ) -> Response[bytes]:
     """The content of a namespace file."""
     rel = clean(path)
@@ -155,9 +153,7 @@ UPLOAD = json_body("The file: multipart part 'fileContent' (a .zip is extracted)
 
 @post("/namespaces/{namespace:str}/files", **with_body(UPLOAD, "Files"))
 async def upload_file(
-    request: Request[Any, Any, Any],
-    namespace: FromPath[str],
-    path: UploadPath = None,
+    request: Request[Any, Any, Any], namespace: FromPath[str], path: UploadPath = None
 ) -> list[dict[str, Any]]:
     """Create or replace a namespace file (a .zip upload creates one file per entry): the files written."""
     root(namespace)

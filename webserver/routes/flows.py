@@ -279,9 +279,7 @@ DeleteAbsent = Annotated[
 
 @post("/flows/{namespace:str}", **with_body(NAMESPACE_FLOWS, "Flows"))
 async def update_namespace(
-    request: Request[Any, Any, Any],
-    namespace: FromPath[str],
-    delete: DeleteAbsent = False,
+    request: Request[Any, Any, Any], namespace: FromPath[str], delete: DeleteAbsent = False
 ) -> list[dict[str, Any]]:
     """Bulk update: save every flow of the body (all valid, or none saved); optionally delete the others."""
     d = deps(request)

@@ -102,9 +102,7 @@ FileUri = Annotated[str, QueryParameter(description="The kestra:// URI of one of
 
 @get("/executions/{execution_id:str}/file", tags=["Executions"])
 async def execution_file(
-    request: Request[Any, Any, Any],
-    execution_id: FromPath[str],
-    path: FileUri,
+    request: Request[Any, Any, Any], execution_id: FromPath[str], path: FileUri
 ) -> Response[bytes]:
     """Download one file of an execution."""
     d = deps(request)
