@@ -24,7 +24,7 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -115,24 +115,17 @@ def poll_execution_id(flow: Flow, trigger: Trigger, moment: datetime) -> str:
 CreateFn = Callable[[Flow, Trigger, str, dict[str, Any]], Awaitable[str]]
 
 
+@dataclass(eq=False)
 class PollingRunner:
     """Polls the due triggers; ``tick(wanted)`` returns the seconds until the next one is due."""
 
-    def __init__(
-        self,
-        kv: TriggerKV,
-        expressions: Any,
-        now: Callable[[], datetime],
-        create: CreateFn,
-        report: Callable[[str, Flow, Trigger, str], None],
-    ) -> None:
-        self.kv = kv
-        self.expressions = expressions
-        self.now = now
-        self.create = create
-        self.report = report
-        self.inflight: dict[tuple[str, str, str], asyncio.Task[None]] = {}
-        self.polls = 0  # polls started (tests, metrics)
+    kv: TriggerKV
+    expressions: Any
+    now: Callable[[], datetime]
+    create: CreateFn
+    report: Callable[[str, Flow, Trigger, str], None]
+    inflight: dict[tuple[str, str, str], asyncio.Task[None]] = field(default_factory=dict, init=False)
+    polls: int = field(default=0, init=False)  # polls started (tests, metrics)
 
     async def tick(self, wanted: list[tuple[Flow, Trigger]]) -> float:
         soonest = 3600.0

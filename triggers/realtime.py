@@ -128,30 +128,22 @@ class ListenerStats:
     ids: list[str] = field(default_factory=list)  # the last execution ids (bounded)
 
 
+@dataclass(eq=False)
 class RealtimeListener:
     """Runs one source for one trigger until stopped."""
 
-    def __init__(
-        self,
-        flow: Flow,
-        trigger: Trigger,
-        source_cls: type[RealtimeSource],
-        render: Callable[[Flow, dict[str, Any]], Awaitable[dict[str, Any]]],
-        create: CreateFn,
-        max_inflight: int = MAX_INFLIGHT,
-    ) -> None:
-        self.flow = flow  # swapped by the manager when a new revision keeps the trigger unchanged
-        self.trigger = trigger
-        self.source_cls = source_cls
-        self.render = render
-        self.create = create
-        self.max_inflight = max_inflight
-        self.stats = ListenerStats()
-        self.task: asyncio.Task[None] | None = None
-        self.source: RealtimeSource | None = None
-        self.connected = asyncio.Event()
-        self._outage: str | None = None
-        self._stopping = False
+    flow: Flow  # swapped by the manager when a new revision keeps the trigger unchanged
+    trigger: Trigger
+    source_cls: type[RealtimeSource]
+    render: Callable[[Flow, dict[str, Any]], Awaitable[dict[str, Any]]]
+    create: CreateFn
+    max_inflight: int = MAX_INFLIGHT
+    stats: ListenerStats = field(default_factory=ListenerStats, init=False)
+    task: asyncio.Task[None] | None = field(default=None, init=False)
+    source: RealtimeSource | None = field(default=None, init=False)
+    connected: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _outage: str | None = field(default=None, init=False)
+    _stopping: bool = field(default=False, init=False)
 
     @property
     def where(self) -> str:
