@@ -14,13 +14,12 @@ from webserver.query import parse_seconds
 
 
 def kv_type(value: Any) -> str:
-    if isinstance(value, bool):
+    """Kestra's type of a KV value: a list or a map is JSON."""
+    if isinstance(value, bool):  # before int: True is an int too
         return "BOOLEAN"
     if isinstance(value, int | float):
         return "NUMBER"
-    if isinstance(value, str):
-        return "STRING"
-    return "JSON"
+    return "STRING" if isinstance(value, str) else "JSON"
 
 
 @get("/namespaces/{namespace:str}/kv", tags=["KV"])
