@@ -137,3 +137,16 @@ def test_no_import_circle_between_product_modules() -> None:
         if node not in state:
             visit(node)
     assert not circles, "import circles:\n" + "\n".join(" -> ".join(c) for c in circles)
+
+
+def test_every_log_goes_through_engine_logs() -> None:
+    """One logging configuration (engine.logs): no module takes structlog's defaults, which print
+    rich tracebacks with local variables."""
+    offending = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in _py_files(*PRODUCT)
+        if path.relative_to(ROOT).as_posix() != "engine/logs.py"
+        for line, module in _imports(path)
+        if module.split(".")[0] == "structlog"
+    ]
+    assert not offending, "use engine.logs.get_logger:\n" + "\n".join(offending)

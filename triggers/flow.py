@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import structlog
-
 from engine.core.dates import parse as parse_date
 from engine.core.durations import parse_duration
 from engine.core.errors import EngineError, InputError
@@ -31,12 +29,13 @@ from engine.core.model import Flow, Trigger
 from engine.core.states import TERMINAL
 from engine.core.tree import make_id
 from engine.inputs import resolve_inputs
+from engine.logs import get_logger
 from eventstore.triggerstate import TriggerKV, key
 from triggers import conditions as C
 from triggers.plan import Plan, flow_variables, label_strings, trigger_record
 from triggers.schedule import iso, trigger_labels
 
-log = structlog.get_logger("triggers.flow")
+log = get_logger("triggers.flow")
 
 DEFAULT_STATES = tuple(sorted(str(s) for s in TERMINAL))
 

@@ -19,14 +19,14 @@ import base64
 from typing import Any
 
 import httpx
-import structlog
 
 from engine.core.durations import parse_duration
 from engine.core.tree import is_truthy
+from engine.logs import get_logger
 from plugins.core.trigger_types import HTTP_TRIGGER_TYPES
 from triggers.polling import PollContext, PollingError, PollingTrigger, register_polling
 
-log = structlog.get_logger("triggers.http")
+log = get_logger("triggers.http")
 
 DEFAULT_CONDITION = "{{ response.statusCode < 400 }}"
 MAX_BODY = 10 * 1024 * 1024

@@ -12,17 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-import structlog
-
 from engine.core.errors import EngineError
 from engine.core.execution import Execution
 from engine.core.model import Flow, Trigger
 from engine.inputs import resolve_inputs
+from engine.logs import get_logger
 from eventstore.store import Store
 from triggers import conditions as C
 from triggers.schedule import ScheduleSpec, iso, trigger_labels
 
-log = structlog.get_logger("triggers")
+log = get_logger("triggers")
 
 
 @dataclass

@@ -7,9 +7,9 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
-import structlog
+from engine.logs import get_logger
 
-log = structlog.get_logger("triggers.plugins")
+log = get_logger("triggers.plugins")
 
 P = TypeVar("P", bound=type)
 

@@ -28,18 +28,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-import structlog
-
 from engine.core.dates import parse as parse_date
 from engine.core.durations import parse_duration
 from engine.core.errors import EngineError
 from engine.core.model import Flow, Trigger
 from engine.core.tree import make_id
+from engine.logs import get_logger
 from eventstore.triggerstate import TriggerKV, key
 from triggers.plugins import PluginTable
 from triggers.schedule import utc_key
 
-log = structlog.get_logger("triggers.polling")
+log = get_logger("triggers.polling")
 
 POLL_TIMEOUT = 120.0  # one poll may not take longer than this
 

@@ -39,14 +39,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import structlog
-
 from engine.core.errors import EngineError
 from engine.core.model import Flow, Trigger
 from engine.core.tree import base62_id, make_id
+from engine.logs import get_logger
 from triggers.plugins import PluginTable
 
-log = structlog.get_logger("triggers.realtime")
+log = get_logger("triggers.realtime")
 
 MAX_INFLIGHT = 256  # executions being created at once by one listener
 BACKOFF_FIRST = 0.05

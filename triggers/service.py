@@ -35,8 +35,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-import structlog
-
 from engine.core import events as ev
 from engine.core.context import variables as execution_variables
 from engine.core.dates import parse as parse_date
@@ -46,6 +44,7 @@ from engine.core.model import Flow, Trigger
 from engine.core.tree import index_tasks
 from engine.expressions import env_vars
 from engine.loader.loader import load_flow_revision
+from engine.logs import get_logger
 from eventstore import subjects as S
 from eventstore.store import FlowRevision
 from eventstore.triggerfeeds import StepDelivery, Subscriptions, consume_steps, first_step, follow_flows
@@ -66,7 +65,7 @@ from triggers.schedule import (
     utc_key,
 )
 
-log = structlog.get_logger("triggers")
+log = get_logger("triggers")
 
 GRACE = timedelta(seconds=1)  # a slot younger than this at start-up is on time, not missed
 MAX_SLOTS_PER_TICK = 10_000

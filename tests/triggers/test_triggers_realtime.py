@@ -11,12 +11,12 @@ from typing import Any
 
 import nats
 import pytest
-import structlog
 from triggers_helpers import Engine, Recorder, trigger_service
 
 from engine.core.errors import FlowValidationError
 from engine.loader.loader import load_flow
 from eventstore.triggerstate import TriggerKV, set_disabled
+from triggers import realtime
 from triggers.realtime import realtime_execution_id
 from triggers.testing import SourceServer
 
@@ -128,9 +128,25 @@ async def test_durable_consumer_redelivery_creates_nothing_twice(
     assert sorted((c.trigger or {})["data"] for c in runs) == ["job-0", "job-1", "job-2", "job-3", "job-new"]
 
 
+class _Recording:
+    """Stands in for a module's engine logger: every call kept as a dict (event, level, fields)."""
+
+    def __init__(self, into: list[dict[str, Any]]) -> None:
+        self._into = into
+
+    def __getattr__(self, level: str) -> Any:
+        return lambda event, **fields: self._into.append({"event": event, "log_level": level, **fields})
+
+
 @pytest.mark.parametrize("durable", [False, True])
 async def test_survives_a_restart_of_the_source_server(
-    eng: Engine, rec: Recorder, namespace: str, source: SourceServer, pub: Any, durable: bool
+    eng: Engine,
+    rec: Recorder,
+    namespace: str,
+    source: SourceServer,
+    pub: Any,
+    durable: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     subject = f"events.{namespace.replace('.', '_')}"
     extra = ""
@@ -145,7 +161,9 @@ async def test_survives_a_restart_of_the_source_server(
         await rec.wait_ended("rt", 1)
         pid = source.pid
         assert pid is not None
-        with structlog.testing.capture_logs() as logs:
+        logs: list[dict[str, Any]] = []
+        with monkeypatch.context() as patched:
+            patched.setattr(realtime, "log", _Recording(logs))
             source.stop()
             with pytest.raises(ProcessLookupError):
                 os.kill(pid, 0)
