@@ -186,9 +186,27 @@ def _note_ignored(props: ScriptProps, ctx: RunContext) -> None:
         ctx.log("WARN", "namespaceFiles are not supported yet and were not copied")
 
 
+# What a script inherits of the worker's environment: what programs need to run (paths, locale,
+# time zone, temporary files, proxies and certificates), nothing of the engine's (ENGINE_* holds API
+# passwords and tokens, ENGINE_HOME the NATS credentials) and no SECRET_*. The flow gives the rest
+# with `env`. Documented in the README.
+INHERITED_ENV = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM",
+        "TMPDIR", "TEMP", "TMP", "SYSTEMROOT", "COMSPEC", "PATHEXT",
+        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+    }
+)  # fmt: skip
+
+
+def inherited_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k in INHERITED_ENV or k.startswith("LC_")}
+
+
 def build_env(ctx: RunContext, props: ScriptProps, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The worker's environment minus ``SECRET_*``, plus WORKING_DIR/OUTPUT_DIR, ``extra`` and ``env``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SECRET_")}
+    """The allowed part of the worker's environment, WORKING_DIR/OUTPUT_DIR, ``extra`` and ``env``."""
+    env = inherited_env()
     env["WORKING_DIR"] = str(ctx.workdir)
     env["OUTPUT_DIR"] = str(ctx.workdir / OUTPUT_DIR_NAME)
     env.update(extra or {})

@@ -252,3 +252,21 @@ async def test_legacy_python(ctx: FakeContext) -> None:
     props = {"inputFiles": {"main.py": "import sys\nprint('args', sys.argv[1:])\n"}, "args": ["a b", "c"]}
     await run_task(OLD_PY, props, ctx)
     assert ctx.messages("INFO") == ["args ['a b', 'c']"]
+
+
+async def test_a_script_sees_no_engine_setting_and_no_secret(
+    ctx: FakeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scripts get a documented part of the worker's environment and what the flow gives them."""
+    monkeypatch.setenv("ENGINE_API_PASSWORD", "api-pass-1")
+    monkeypatch.setenv("ENGINE_API_TOKENS", "tok-2")
+    monkeypatch.setenv("ENGINE_HOME", "/somewhere/engine")
+    monkeypatch.setenv("SECRET_DB", "c2VjcmV0")
+    monkeypatch.setenv("SOME_OTHER_VARIABLE", "x")
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    result = await run_task(SH, {"commands": ["env"], "env": {"GIVEN": "by-the-flow"}}, ctx)
+    assert result.state == "SUCCESS"
+    names = {line.split("=", 1)[0] for line in ctx.messages("INFO") if "=" in line}
+    assert not {n for n in names if n.startswith(("ENGINE_", "SECRET_"))}, names
+    assert "SOME_OTHER_VARIABLE" not in names
+    assert {"PATH", "LC_ALL", "GIVEN", "WORKING_DIR", "OUTPUT_DIR"} <= names
