@@ -19,6 +19,9 @@ from engine.core.errors import EngineError
 from engine.settings import Settings, settings
 
 PUBLIC = frozenset({"/health", "/ready"})
+# Webhooks are open, as in Kestra: the trigger's key in the path is the secret (compared in constant
+# time); a caller of a webhook has no API credentials.
+PUBLIC_PREFIXES = ("/api/v1/executions/webhook/",)
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,13 @@ class Auth:
 def auth_middleware(auth: Auth) -> Any:
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Any, receive: Receive, send: Any) -> None:
-            if scope["type"] != "http" or not auth.enabled or scope["path"] in PUBLIC:
+            path = scope.get("path", "")
+            if (
+                scope["type"] != "http"
+                or not auth.enabled
+                or path in PUBLIC
+                or path.startswith(PUBLIC_PREFIXES)
+            ):
                 await app(scope, receive, send)
                 return
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}

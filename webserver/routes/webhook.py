@@ -7,6 +7,7 @@ the answer comes when the execution ends (``returnOutputs``: only its outputs).
 
 from __future__ import annotations
 
+import hmac
 import json
 from typing import Any
 
@@ -18,7 +19,7 @@ from engine.core.shape import execution_json
 from engine.expressions import Expressions
 from engine.ids import new_execution_id
 from engine.inputs import resolve_inputs
-from webserver.http import deps, not_found, unprocessable
+from webserver.http import deps, not_found, read_bytes, unprocessable
 
 WEBHOOK = "io.kestra.plugin.core.trigger.Webhook"
 
@@ -46,12 +47,18 @@ async def webhook(
     except FlowNotFound as exc:
         raise not_found(str(exc)) from None
     trigger = next(
-        (t for t in flow.triggers if t.type == WEBHOOK and not t.disabled and str(t.props.get("key")) == key),
+        (
+            t
+            for t in flow.triggers
+            if t.type == WEBHOOK
+            and not t.disabled
+            and hmac.compare_digest(str(t.props.get("key")).encode(), key.encode())
+        ),
         None,
     )
     if trigger is None or flow.disabled:
         raise not_found(f"flow {namespace}.{flow_id} has no enabled Webhook trigger with this key")
-    raw = await request.body()
+    raw = await read_bytes(request)
     text = raw.decode(errors="replace")
     try:
         body: Any = json.loads(text) if text else None
