@@ -306,7 +306,14 @@ def safe_load(text: str) -> Any:
 
 def load_yaml(text: str, *, file: str | None = None) -> tuple[Any, Positions]:
     """Parse ``text``; returns ``(data, positions)``. Syntax errors raise FlowValidationError."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML refuses, found before parsing starts
+        before = text[: exc.position]
+        at_line, at_column = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        shown = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        message = f"YAML error: character {shown!r} is not allowed ({exc.reason}) — remove it"
+        raise FlowValidationError([Issue("", message, at_line, at_column, file)]) from None
     try:
         with _refusing_deep_nesting(loader, file):
             node = _compose(loader, file)

@@ -125,7 +125,7 @@ class Lexer:
         c = s[p]
         if c == '"' or c == "'":
             return self._string(c)
-        if c.isdigit():
+        if c.isascii() and c.isdigit():
             m = _NUM_RE.match(s, p)
             assert m is not None
             text = m.group(0)
@@ -134,7 +134,7 @@ class Lexer:
                 text = text.split(".")[0]
             self.pos = p + len(text)
             return Tok(NUM, text, p)
-        if c.isalpha() or c == "_":
+        if (c.isascii() and c.isalpha()) or c == "_":
             m = _NAME_RE.match(s, p)
             assert m is not None
             word = m.group(0)
