@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from engine.aio import cancelling, unsubscribe_all
 from engine.clock import utcnow
 from engine.core import events as ev
@@ -27,7 +29,7 @@ from engine.core.decider import (
     redispatch,
     settle,
 )
-from engine.core.errors import ConcurrencyConflict, EngineError
+from engine.core.errors import ConcurrencyConflict, EngineError, FlowNotFound, FlowValidationError
 from engine.core.execution import Execution, evolve
 from engine.core.factory import CORRELATION_LABEL, execution_created
 from engine.core.history import replay_events
@@ -42,6 +44,11 @@ from eventstore import subjects as S
 from eventstore.reader import encode_snapshot, read_execution
 
 log = get_logger("engine.executor")
+
+# Inputs that fail the same way however often they are delivered: retrying them would only repeat
+# the error (and its traceback) forever. A revision missing from the store, or one that no longer
+# loads, or bytes that are not an input at all.
+REFUSED = (FlowNotFound, FlowValidationError, msgspec.DecodeError)
 
 
 def snapshot_every() -> int:
@@ -258,6 +265,14 @@ class Executor:
             for m in msgs:
                 await m.nak(delay=0.05)
             return
+        except REFUSED as exc:
+            # An expected refusal, not a fault of the executor: one line, no traceback, and the
+            # inputs are acknowledged so that they are not delivered again.
+            log.warning("executor.input_refused", execution_id=execution_id, reason=str(exc))
+            self.cache.pop(execution_id, None)
+            for m in msgs:
+                await m.ack()
+            return
         except Exception as exc:
             if cancelling():
                 raise asyncio.CancelledError from exc
@@ -342,12 +357,23 @@ class Executor:
                     events.append(event)
                 continue
             if state is None and isinstance(item, ev.ExecutionCreated):
-                flow = await self.flows.get(item.namespace, item.flow_id, item.flow_revision)
+                try:
+                    flow = await self.flows.get(item.namespace, item.flow_id, item.flow_revision)
+                except REFUSED as exc:
+                    # Created FAILED rather than dropped: the API, the indexer and whoever waits
+                    # for the execution see it end, and why.
+                    failed = ev.ExecutionStateChanged(date=now, state="FAILED", reason=str(exc))
+                    events += [item, failed]
+                    state = evolve(evolve(None, item), failed)
+                    break  # whatever else came for it has no flow to be judged against
             elif state is not None and flow is None:
                 flow = await self.flows.get(state.namespace, state.flow_id, state.flow_revision)
             for event in accept(state, flow, item, now):
                 state = evolve(state, event)
                 events.append(event)
+        if state is not None and flow is None and events:
+            await self._refuse_creation(state, events, base_seq)
+            return
         if state is None or flow is None:
             return
         templates = self.renderer.for_step(now, f"{execution_id}:{base_seq}")
@@ -376,6 +402,17 @@ class Executor:
         if state.is_terminal:
             self.cache.pop(execution_id, None)
             self._dispatched_checked.discard(execution_id)
+
+    async def _refuse_creation(self, state: Execution, events: list[ev.Event], base_seq: int) -> None:
+        """Store an execution whose flow cannot be had, already FAILED; a subflow's parent is told."""
+        await self._log_reasons(state, events, base_seq)
+        state.seq = await self.store.append(state.id, events, base_seq)
+        reason = next(e.reason for e in events if isinstance(e, ev.ExecutionStateChanged))
+        log.warning("executor.creation_refused", execution_id=state.id, reason=reason)
+        parent = state.parent
+        if parent:
+            notify = NotifyParent(str(parent["execution_id"]), str(parent["taskrun_id"]), "FAILED", {})
+            await self.perform(state, [notify])
 
     async def _replay(
         self, execution_id: str, item: ev.ReplayRequested, now: str
