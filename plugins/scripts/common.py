@@ -23,7 +23,7 @@ from engine.core.errors import TaskFailed
 from eventstore.storage import unique_name
 from plugins.api import FileStorage, RunContext, TaskResult
 from plugins.files import find_files, put_task_file  # Java globs, as Kestra: ``*`` in one part, ``**`` across
-from plugins.scripts.process import run_process
+from plugins.scripts.process import MAX_LINE, run_process
 
 OUTPUT_DIR_NAME = "_output"
 _PROTOCOL = re.compile(r"^::(\{.*\})::$")
@@ -69,6 +69,7 @@ class Outcome:
         self.stdout_lines = 0
         self.stderr_lines = 0
         self.last_stderr = ""
+        self.error: str | None = None  # why the run must fail even if the process succeeds
 
     def _protocol(self, line: str) -> bool:
         m = _PROTOCOL.match(line)
@@ -102,6 +103,19 @@ class Outcome:
         self.stdout_lines += 1
         if not self._protocol(line):
             self.ctx.log("INFO", line)
+
+    def on_long_line(self, head: str, size: int) -> None:
+        """A line over MAX_LINE: only its head was kept. A protocol line cut would lose outputs that
+        later tasks read, so the task fails; a text line is logged cut, and says so."""
+        if head.startswith("::{"):
+            self.error = (
+                f"an output line `::{{...}}::` of {size} bytes is over the limit of {MAX_LINE} bytes "
+                "(write large values to a file and list it in `outputFiles`)"
+            )
+            self.ctx.log("ERROR", self.error)
+            return
+        self.ctx.log("INFO", head)
+        self.ctx.log("WARN", f"the line above was {size} bytes, cut at the limit of {MAX_LINE} bytes")
 
     def on_stderr(self, line: str) -> None:
         self.stderr_lines += 1
@@ -257,10 +271,13 @@ async def run_script(
             env=build_env(ctx, props, extra_env),
             on_stdout=outcome.on_stdout,
             on_stderr=outcome.on_stderr,
+            on_long_line=outcome.on_long_line,
         )
     except (FileNotFoundError, PermissionError) as exc:
         raise TaskFailed(f"cannot start interpreter {argv[0]!r}: {exc}", retryable=False) from None
     code = exit_status(code)
+    if outcome.error is not None:
+        raise TaskFailed(outcome.error, retryable=False)
     outputs: dict[str, Any] = {
         "exitCode": code,
         "vars": outcome.vars,

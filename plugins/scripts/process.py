@@ -19,31 +19,67 @@ from pathlib import Path
 import anyio
 from anyio.abc import ByteReceiveStream, Process
 
-__all__ = ["LineCallback", "run_process"]
+__all__ = ["MAX_LINE", "LineCallback", "LongLineCallback", "run_process"]
 
 LineCallback = Callable[[str], None]
+# A line longer than MAX_LINE: its first MAX_LINE bytes (decoded) and its whole size in bytes.
+LongLineCallback = Callable[[str, int], None]
 
-_MAX_LINE = 1 << 20  # a line longer than 1 MiB is delivered in pieces
+# The longest output line read whole (a ``::{"outputs": ...}::`` line carries a task's outputs).
+# Beyond it only the head is kept: a process printing without newlines cannot fill the memory.
+MAX_LINE = 16 << 20
 
 
-def _decode(raw: bytes) -> str:
+def _decode(raw: bytes | bytearray) -> str:
     return raw.decode("utf-8", errors="replace").rstrip("\r")
 
 
-async def _pump(stream: ByteReceiveStream | None, callback: LineCallback) -> None:
+async def _pump(
+    stream: ByteReceiveStream | None, callback: LineCallback, on_long: LongLineCallback, max_line: int
+) -> None:
     if stream is None:
         return
-    buffer = b""
+    buffer = bytearray()
+    size = 0  # bytes of the current line once it is over max_line (then only its head is in buffer)
+
+    def line_ended() -> None:
+        nonlocal size
+        if size:
+            on_long(_decode(buffer), size)
+        elif len(buffer) > max_line:
+            on_long(_decode(buffer[:max_line]), len(buffer))
+        else:
+            callback(_decode(buffer))
+        buffer.clear()
+        size = 0
+
     async for chunk in stream:
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            callback(_decode(line))
-        while len(buffer) > _MAX_LINE:
-            callback(_decode(buffer[:_MAX_LINE]))
-            buffer = buffer[_MAX_LINE:]
-    if buffer:
-        callback(_decode(buffer))
+        start = 0
+        # Only the new chunk is searched for a newline: a long line costs its length, not its square.
+        while (end := chunk.find(b"\n", start)) >= 0:
+            if size:
+                size += end - start
+            else:
+                buffer += chunk[start:end]
+            line_ended()
+            start = end + 1
+        rest = len(chunk) - start
+        if size:
+            size += rest
+        else:
+            buffer += chunk[start:]
+            if len(buffer) > max_line:
+                size = len(buffer)
+                del buffer[max_line:]
+    if buffer or size:
+        line_ended()
+
+
+def _head_only(callback: LineCallback) -> LongLineCallback:
+    def deliver(head: str, size: int) -> None:
+        callback(head)
+
+    return deliver
 
 
 def _signal_group(pgid: int, sig: int) -> bool:
@@ -108,11 +144,15 @@ async def run_process(
     kill_grace_s: float = 2.0,
     drain_s: float = 5.0,
     on_start: Callable[[int], None] | None = None,
+    on_long_line: LongLineCallback | None = None,
+    max_line: int = MAX_LINE,
 ) -> int:
     """Run ``argv`` in ``cwd`` with exactly ``env`` (None: inherit) and return its exit status.
 
     Each output line (without its newline) goes to ``on_stdout``/``on_stderr`` as it arrives,
-    from the event loop thread. ``on_start`` receives the pid right after the spawn. The status
+    from the event loop thread; a line over ``max_line`` bytes goes to ``on_long_line`` instead
+    (by default its head goes to the line's callback). ``on_start`` receives the pid right
+    after the spawn. The status
     is Python's: negative ``-N`` when the child was killed by signal N. Stdin is /dev/null.
     On cancellation (or a callback raising) the process group is terminated as described in
     the module docstring before the exception propagates.
@@ -130,8 +170,9 @@ async def run_process(
         if on_start is not None:
             on_start(process.pid)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_pump, process.stdout, on_stdout)
-            tg.start_soon(_pump, process.stderr, on_stderr)
+            for stream, callback in ((process.stdout, on_stdout), (process.stderr, on_stderr)):
+                on_long = on_long_line or _head_only(callback)
+                tg.start_soon(_pump, stream, callback, on_long, max_line)
             code = await process.wait()
             # Background leftovers would keep the pipes open (and keep running): end them.
             if _signal_group(process.pid, signal.SIGKILL):

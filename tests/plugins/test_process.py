@@ -169,3 +169,21 @@ async def test_missing_executable(tmp_path: Path) -> None:
     lines = Lines()
     with pytest.raises(FileNotFoundError):
         await _run(["/nonexistent/binary"], tmp_path, lines)
+
+
+async def test_a_line_over_max_line_goes_whole_in_size_to_on_long_line(tmp_path: Path) -> None:
+    lines: list[str] = []
+    long: list[tuple[str, int]] = []
+    code = "import sys; sys.stdout.write('short\\n' + 'y' * 100000 + '\\n' + 'tail\\n' + 'z' * 30)"
+    status = await run_process(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=None,
+        on_stdout=lines.append,
+        on_stderr=lines.append,
+        on_long_line=lambda head, size: long.append((head, size)),
+        max_line=10,
+    )
+    assert status == 0
+    assert lines == ["short", "tail"]
+    assert long == [("y" * 10, 100000), ("z" * 10, 30)]

@@ -11,6 +11,7 @@ import pytest
 from plugin_harness import FakeContext, registry, run_task
 
 from engine.core.errors import TaskFailed
+from plugins.scripts.process import MAX_LINE
 
 pytestmark = pytest.mark.anyio
 
@@ -270,3 +271,30 @@ async def test_a_script_sees_no_engine_setting_and_no_secret(
     assert not {n for n in names if n.startswith(("ENGINE_", "SECRET_"))}, names
     assert "SOME_OTHER_VARIABLE" not in names
     assert {"PATH", "LC_ALL", "GIVEN", "WORKING_DIR", "OUTPUT_DIR"} <= names
+
+
+ENVELOPE = len('::{"outputs": {"big": ""}}::')
+
+
+def _outputs_line(value_bytes: int) -> str:
+    """A Python script printing one ``::{"outputs": {"big": "xxx..."}}::`` line."""
+    return (
+        "import sys\n"
+        + f"sys.stdout.write('::{{\"outputs\": {{\"big\": \"' + 'x' * {value_bytes} + '\"}}}}::\\n')\n"
+    )
+
+
+async def test_an_outputs_line_over_1_mib_is_read_whole(ctx: FakeContext) -> None:
+    result = await run_task(PY, {"script": _outputs_line(3 << 19)}, ctx)
+    assert result.state == "SUCCESS"
+    assert len(result.outputs["vars"]["big"]) == 3 << 19
+    assert not any(len(message) > 1000 for _, message in ctx.logs)  # nothing of it logged as text
+
+
+async def test_an_outputs_line_over_the_limit_fails_the_task_naming_its_size(ctx: FakeContext) -> None:
+    with pytest.raises(TaskFailed) as failed:
+        await run_task(PY, {"script": _outputs_line(MAX_LINE + 10)}, ctx)
+    message = str(failed.value)
+    assert f"of {MAX_LINE + 10 + ENVELOPE} bytes" in message
+    assert f"limit of {MAX_LINE} bytes" in message
+    assert not failed.value.retryable
