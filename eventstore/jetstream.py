@@ -21,7 +21,7 @@ from nats.js import JetStreamContext
 from nats.js import api as jsapi
 from nats.js.errors import APIError, ServiceUnavailableError
 
-from engine.core.errors import ServerError
+from engine.core.errors import PayloadTooLarge, ServerError
 from engine.logs import get_logger
 from engine.settings import settings
 from eventstore import subjects as S
@@ -233,6 +233,10 @@ class Connection:
 
     async def _publish_once(self, subject: str, payload: bytes, headers: dict[str, str] | None) -> None:
         """A publish with a message id: "duplicate in process" means its first copy is being stored."""
+        # The server counts headers in max_payload; a message over it is refused at every attempt.
+        size = len(payload) + sum(len(k) + len(v) + 4 for k, v in (headers or {}).items()) + 12
+        if size > self.nc.max_payload:
+            raise PayloadTooLarge(size, self.nc.max_payload)
         try:
             await self.js.publish(subject, payload, headers=headers, timeout=10)
         except APIError as exc:

@@ -23,7 +23,7 @@ import msgspec
 from engine.aio import cancelling, unsubscribe_all
 from engine.clock import utcnow
 from engine.core import events as ev
-from engine.core.errors import EngineError, ExpressionError, TaskFailed
+from engine.core.errors import EngineError, ExpressionError, PayloadTooLarge, TaskFailed
 from engine.core.ports import Delivery, LogLine, Subscription, WorkerStore
 from engine.core.retry import attempt_delay
 from engine.core.work import WorkItem, decode_work
@@ -39,6 +39,10 @@ START_REPORT_DELAY = 0.02  # seconds an attempt runs before it is announced as R
 REPORT_RETRY_FIRST_S, REPORT_RETRY_MAX_S = 0.2, 5.0  # a report that failed is sent again after these
 HEARTBEAT_RETRY_S = 0.5  # a heartbeat that failed is tried again after this
 FENCE_AT = 0.7  # share of the heartbeat TTL without a renewal after which running attempts are given up
+# The largest report of an attempt's outputs (encoded). Outputs travel in the execution's events and
+# in the work of every later task: NATS's default max_payload (1 MiB) keeps them well under the
+# engine's own server limit (8 MB). Larger values belong in internal storage (``outputFiles``).
+MAX_OUTPUTS = 1 << 20
 
 
 class Worker:
@@ -55,7 +59,9 @@ class Worker:
         worker_id: str | None = None,
         workdir: Path | None = None,
         heartbeat_ttl: int = S.HEARTBEAT_TTL_S,
+        max_outputs: int = MAX_OUTPUTS,
     ) -> None:
+        self.max_outputs = max_outputs
         self.heartbeat_ttl = heartbeat_ttl  # seconds without a beat after which this worker counts as lost
         self.store = store
         self.registry = registry
@@ -231,6 +237,25 @@ class Worker:
             f"report {kind}", lambda: self.store.send_input(item.execution_id, event, msg_id=msg_id)
         )
 
+    async def _report_ended(self, item: WorkItem, event: ev.AttemptEnded, emit: Any) -> ev.AttemptEnded:
+        """Report an attempt's end; outputs too large to be stored fail it instead (never a retry
+        loop: the same bytes would be refused again). Returns the report that was stored."""
+        size = len(ev.encode_input(event))
+        try:
+            if size > self.max_outputs:
+                raise PayloadTooLarge(size, self.max_outputs)
+            await self._report(item, event, "ended", event.attempt)
+            return event
+        except PayloadTooLarge as exc:
+            error = (
+                f"the task's outputs are {exc.size} bytes, over the limit of {exc.limit} bytes: "
+                "write large values to a file (`outputFiles`) and pass its kestra:// URI"
+            )
+        emit(LogLine(utcnow(), "ERROR", error, item.taskrun_id, item.task.id, event.attempt))
+        failed = msgspec.structs.replace(event, state="FAILED", outputs={}, final=True, error=error)
+        await self._report(item, failed, "ended", event.attempt)
+        return failed
+
     async def _persist(self, what: str, write: Callable[[], Awaitable[None]]) -> None:
         """A write the executor depends on, retried until acknowledged.
 
@@ -245,6 +270,8 @@ class Worker:
             try:
                 await write()
                 return
+            except PayloadTooLarge:
+                raise
             except Exception as exc:
                 if cancelling():
                     raise asyncio.CancelledError from exc
@@ -308,7 +335,7 @@ class Worker:
                 # The rule the executor applies, on the dates the history records.
                 delay = attempt_delay(task.retry, item.taskrun_id, attempt, first_started, ended)
                 final = delay is None
-            await self._report(
+            reported = await self._report_ended(
                 item,
                 ev.AttemptEnded(
                     date=ended,
@@ -320,9 +347,9 @@ class Worker:
                     error=error,
                     started=started,
                 ),
-                "ended",
-                attempt,
+                emit,
             )
+            final = reported.final
             if announced:
                 await self._persist(
                     "clear running",

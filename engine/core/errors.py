@@ -76,5 +76,14 @@ class TaskFailed(EngineError):
         self.outputs = outputs or {}
 
 
+class PayloadTooLarge(EngineError):
+    """Raised when a message is over the event store's size limit: sending it again cannot help."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"a message of {size} bytes is over the limit of {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
 class ServerError(EngineError):
     """Raised when the NATS server cannot be started or reached."""

@@ -26,6 +26,7 @@ from plugins.files import find_files, put_task_file  # Java globs, as Kestra: ``
 from plugins.scripts.process import MAX_LINE, run_process
 
 OUTPUT_DIR_NAME = "_output"
+LOG_PIECE = 1 << 20  # characters of one log line: a longer text line is logged in pieces, each storable
 _PROTOCOL = re.compile(r"^::(\{.*\})::$")
 _LEVELS = {
     "TRACE": "TRACE",
@@ -102,7 +103,11 @@ class Outcome:
     def on_stdout(self, line: str) -> None:
         self.stdout_lines += 1
         if not self._protocol(line):
-            self.ctx.log("INFO", line)
+            self._text("INFO", line)
+
+    def _text(self, level: str, line: str) -> None:
+        for start in range(0, max(len(line), 1), LOG_PIECE):
+            self.ctx.log(level, line[start : start + LOG_PIECE])
 
     def on_long_line(self, head: str, size: int) -> None:
         """A line over MAX_LINE: only its head was kept. A protocol line cut would lose outputs that
@@ -114,7 +119,7 @@ class Outcome:
             )
             self.ctx.log("ERROR", self.error)
             return
-        self.ctx.log("INFO", head)
+        self._text("INFO", head)
         self.ctx.log("WARN", f"the line above was {size} bytes, cut at the limit of {MAX_LINE} bytes")
 
     def on_stderr(self, line: str) -> None:
@@ -122,7 +127,7 @@ class Outcome:
         if not self._protocol(line):
             if line.strip():
                 self.last_stderr = line
-            self.ctx.log("ERROR", line)
+            self._text("ERROR", line)
 
 
 def _inside(workdir: Path, name: str) -> Path:

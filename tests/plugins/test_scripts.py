@@ -298,3 +298,10 @@ async def test_an_outputs_line_over_the_limit_fails_the_task_naming_its_size(ctx
     assert f"of {MAX_LINE + 10 + ENVELOPE} bytes" in message
     assert f"limit of {MAX_LINE} bytes" in message
     assert not failed.value.retryable
+
+
+async def test_a_text_line_over_1_mib_is_logged_in_pieces(ctx: FakeContext) -> None:
+    script = "import sys\nsys.stdout.write('y' * (5 << 19) + '\\n')\n"
+    result = await run_task(PY, {"script": script}, ctx)
+    assert result.state == "SUCCESS"
+    assert [len(m) for m in ctx.messages("INFO")] == [1 << 20, 1 << 20, 1 << 19]
