@@ -29,7 +29,13 @@ from engine.core.decider import (
     redispatch,
     settle,
 )
-from engine.core.errors import ConcurrencyConflict, EngineError, FlowNotFound, FlowValidationError
+from engine.core.errors import (
+    ConcurrencyConflict,
+    EngineError,
+    FlowNotFound,
+    FlowValidationError,
+    PayloadTooLarge,
+)
 from engine.core.execution import Execution, evolve
 from engine.core.factory import CORRELATION_LABEL, execution_created
 from engine.core.history import replay_events
@@ -265,6 +271,19 @@ class Executor:
             for m in msgs:
                 await m.nak(delay=0.05)
             return
+        except PayloadTooLarge as exc:
+            try:
+                await self._fail_oversized(execution_id, exc)
+            except Exception as again:  # a store that fails now: the same step comes back later
+                if cancelling():
+                    raise asyncio.CancelledError from again
+                log.warning("executor.step_too_large_not_ended", execution_id=execution_id, error=str(again))
+                for m in msgs:
+                    await m.nak(delay=1)
+                return
+            for m in msgs:
+                await m.ack()
+            return
         except REFUSED as exc:
             # An expected refusal, not a fault of the executor: one line, no traceback, and the
             # inputs are acknowledged so that they are not delivered again.
@@ -403,6 +422,30 @@ class Executor:
             self.cache.pop(execution_id, None)
             self._dispatched_checked.discard(execution_id)
 
+    async def _fail_oversized(self, execution_id: str, exc: PayloadTooLarge) -> None:
+        """A step too large to be stored can never be: the execution ends FAILED and says why (what
+        still runs of it is killed, its slot given back, its parent told), rather than the same step
+        being tried forever."""
+        self.cache.pop(execution_id, None)
+        self._dispatched_checked.discard(execution_id)
+        reason = f"a step of this execution is {exc.size} bytes, over the limit of {exc.limit} bytes"
+        log.warning("executor.step_too_large", execution_id=execution_id, reason=reason)
+        state = await self.load(execution_id)
+        if state is None or state.is_terminal:
+            return  # nothing stored to end (a creation too large): the warning is all there is
+        failed = ev.ExecutionStateChanged(date=self.clock(), state="FAILED", reason=reason)
+        await self._log_reasons(state, [failed], state.seq)
+        await self.store.append(execution_id, [failed], state.seq)
+        self.cache.pop(execution_id, None)
+        effects: list[Any] = [Kill((execution_id,))]
+        flow = await self.flows.get(state.namespace, state.flow_id, state.flow_revision)
+        if flow.concurrency is not None:
+            effects.append(ReleaseSlot())
+        if state.parent:
+            parent = state.parent
+            effects.append(NotifyParent(str(parent["execution_id"]), str(parent["taskrun_id"]), "FAILED", {}))
+        await self.perform(state, effects)
+
     async def _refuse_creation(self, state: Execution, events: list[ev.Event], base_seq: int) -> None:
         """Store an execution whose flow cannot be had, already FAILED; a subflow's parent is told."""
         await self._log_reasons(state, events, base_seq)
@@ -461,14 +504,7 @@ class Executor:
                     effect.workdir_files,
                     _first_started(state, effect.taskrun_id),
                 )
-                jobs.append(
-                    self.store.dispatch(
-                        state.id,
-                        await self.group_for(effect.task.worker_group),
-                        encode_work(item),
-                        f"{state.id}:{effect.taskrun_id}:{effect.attempt}",
-                    )
-                )
+                jobs.append(self._dispatch(state, item, await self.group_for(effect.task.worker_group)))
             elif isinstance(effect, StartSubflow):
                 jobs.append(self.start_subflow(state, effect))
             elif isinstance(effect, Kill):
@@ -504,6 +540,33 @@ class Executor:
                 )
         if jobs:
             await asyncio.gather(*jobs)
+
+    async def _dispatch(self, state: Execution, item: WorkItem, group: str | None) -> None:
+        try:
+            await self.store.dispatch(
+                state.id, group, encode_work(item), f"{state.id}:{item.taskrun_id}:{item.attempt}"
+            )
+        except PayloadTooLarge as exc:
+            # Its variables carry the outputs of the tasks before it: this work can never be sent.
+            # The attempt ends FAILED as a worker would report it (same message id), so the flow's
+            # errors branch, retries and the end of the execution all happen as usual.
+            error = (
+                f"task {item.task.id}: its work is {exc.size} bytes (the outputs of earlier tasks "
+                f"included), over the limit of {exc.limit} bytes"
+            )
+            log.warning("executor.work_too_large", execution_id=state.id, error=error)
+            line = LogLine(self.clock(), "ERROR", error, item.taskrun_id, item.task.id, item.attempt)
+            await self.store.store_log(state.id, line, msg_id=f"{state.id}:{item.taskrun_id}:too_large")
+            ended = ev.AttemptEnded(
+                date=self.clock(),
+                taskrun_id=item.taskrun_id,
+                attempt=item.attempt,
+                state="FAILED",
+                error=error,
+            )
+            await self.store.send_input(
+                state.id, ended, msg_id=f"{state.id}:{item.taskrun_id}:{item.attempt}:ended"
+            )
 
     async def acquire_slot(self, state: Execution, effect: AcquireSlot) -> None:
         """Flow `concurrency`: take a slot, or queue / cancel / fail the execution as the flow says."""

@@ -27,8 +27,10 @@ class History(Connection):
             "Nats-Expected-Last-Subject-Sequence": str(expected_last_seq),
             "Nats-Msg-Id": f"{execution_id}:{expected_last_seq}",
         }
+        payload = encode(events)
+        self.check_size(payload, headers)
         try:
-            ack = await self.js.publish(S.events(execution_id), encode(events), headers=headers, timeout=10)
+            ack = await self.js.publish(S.events(execution_id), payload, headers=headers, timeout=10)
         except APIError as exc:
             if exc.err_code in OCC_CONFLICTS:
                 raise ConcurrencyConflict(

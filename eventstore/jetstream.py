@@ -231,12 +231,16 @@ class Connection:
 
         await patiently(create_or_update, f"creating stream {cfg.name}")
 
-    async def _publish_once(self, subject: str, payload: bytes, headers: dict[str, str] | None) -> None:
-        """A publish with a message id: "duplicate in process" means its first copy is being stored."""
-        # The server counts headers in max_payload; a message over it is refused at every attempt.
+    def check_size(self, payload: bytes, headers: dict[str, str] | None) -> None:
+        """Refuse a message over the server's max_payload (headers count): it would be refused at
+        every attempt, and a caller that retries on errors would retry it forever."""
         size = len(payload) + sum(len(k) + len(v) + 4 for k, v in (headers or {}).items()) + 12
         if size > self.nc.max_payload:
             raise PayloadTooLarge(size, self.nc.max_payload)
+
+    async def _publish_once(self, subject: str, payload: bytes, headers: dict[str, str] | None) -> None:
+        """A publish with a message id: "duplicate in process" means its first copy is being stored."""
+        self.check_size(payload, headers)
         try:
             await self.js.publish(subject, payload, headers=headers, timeout=10)
         except APIError as exc:

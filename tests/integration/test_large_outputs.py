@@ -69,3 +69,28 @@ async def test_outputs_under_the_limit_pass(eng: Engine) -> None:
     state = await eng.run(big_return(900_000), timeout=30)
     assert state.state == "SUCCESS"
     assert by_task(state)["after"].outputs["value"] == "900000"
+
+
+def many_returns(tasks: int, chars: int) -> str:
+    lines = ["id: many", "namespace: trust.outputs", "tasks:"]
+    for i in range(tasks):
+        lines += [
+            f"  - id: t{i}",
+            "    type: io.kestra.plugin.core.debug.Return",
+            f"    format: \"{{{{ 'x' * {chars} }}}}\"",
+        ]
+    lines += ["  - id: last", "    type: io.kestra.plugin.core.debug.Return", '    format: "never"']
+    return "\n".join(lines) + "\n"
+
+
+async def test_work_whose_variables_are_over_the_limit_fails_its_task(eng: Engine) -> None:
+    # Each output is under the worker's limit; together, in the variables of the last task's work,
+    # they are over the server's max_payload: that work can never be sent.
+    state = await eng.run(many_returns(9, 990_000), timeout=60)
+    assert state.state == "FAILED"
+    tasks = by_task(state)
+    assert all(tasks[f"t{i}"].state == "SUCCESS" for i in range(9))
+    assert tasks["last"].state == "FAILED"
+    errors = await attempt_errors(eng.rt.store, state.id)
+    assert errors[-1] is not None and "task last: its work is" in errors[-1]
+    assert "over the limit of 8388608 bytes" in errors[-1]

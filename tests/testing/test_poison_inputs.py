@@ -10,7 +10,9 @@ import pytest
 import engine.executor as executor_module
 from engine.clock import utcnow
 from engine.core import events as ev
+from engine.core.errors import PayloadTooLarge
 from engine.ids import new_execution_id
+from engine.testing.memory import MemoryStore
 from engine.testing.run import MemoryEngine
 from eventstore.reader import read_execution
 
@@ -106,3 +108,41 @@ async def test_an_input_to_an_execution_whose_revision_is_gone_is_refused_once(
     events = logs.events
     assert "executor.process_failed" not in events
     assert events.count("executor.input_refused") == 1
+
+
+class SmallStore(MemoryStore):
+    """A store whose messages are bounded like a NATS server's ``max_payload``."""
+
+    LIMIT = 200_000
+
+    async def append(self, execution_id: str, events: list[ev.Event], expected_last_seq: int) -> int:
+        size = len(ev.encode(events))
+        if size > self.LIMIT:
+            raise PayloadTooLarge(size, self.LIMIT)
+        return await super().append(execution_id, events, expected_last_seq)
+
+
+BIG = """\
+id: big
+namespace: poison.test
+tasks:
+  - id: big
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ 'x' * 300000 }}"
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "never"
+"""
+
+
+async def test_a_step_too_large_to_store_ends_the_execution_failed(logs: Recorder) -> None:
+    async with MemoryEngine(SmallStore()) as eng:
+        flow = await eng.deploy(BIG)
+        state = await eng.run(flow, timeout=10)
+    assert state.state == "FAILED"
+    steps = await eng.store.read(state.id)
+    reasons = [e.reason for _, step in steps for e in step if isinstance(e, ev.ExecutionStateChanged)]
+    assert reasons[-1] is not None and "over the limit of 200000 bytes" in reasons[-1]
+    assert "executor.process_failed" not in logs.events
+    assert logs.events.count("executor.step_too_large") == 1
+    assert not any(tr.task_id == "after" for tr in state.taskruns.values())
