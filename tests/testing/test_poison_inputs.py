@@ -122,17 +122,9 @@ class SmallStore(MemoryStore):
         return await super().append(execution_id, events, expected_last_seq)
 
 
-BIG = """\
-id: big
-namespace: poison.test
-tasks:
-  - id: big
-    type: io.kestra.plugin.core.debug.Return
-    format: "{{ 'x' * 300000 }}"
-  - id: after
-    type: io.kestra.plugin.core.debug.Return
-    format: "never"
-"""
+BIG = FLOW.replace('format: "x"', "format: \"{{ 'x' * 300000 }}\"") + FLOW.split("tasks:\n")[1].replace(
+    "id: t", "id: after"
+)
 
 
 async def test_a_step_too_large_to_store_ends_the_execution_failed(logs: Recorder) -> None:
