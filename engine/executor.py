@@ -428,7 +428,10 @@ class Executor:
         being tried forever."""
         self.cache.pop(execution_id, None)
         self._dispatched_checked.discard(execution_id)
-        reason = f"a step of this execution is {exc.size} bytes, over the limit of {exc.limit} bytes"
+        reason = (
+            f"a step of this execution or a message it sends is {exc.size} bytes, "
+            f"over the limit of {exc.limit} bytes"
+        )
         log.warning("executor.step_too_large", execution_id=execution_id, reason=reason)
         state = await self.load(execution_id)
         if state is None or state.is_terminal:
@@ -525,21 +528,28 @@ class Executor:
             elif isinstance(effect, Timer):
                 jobs.append(self.store.schedule_input(state.id, effect.key, effect.at, effect.input))
             elif isinstance(effect, NotifyParent):
-                jobs.append(
-                    self.store.send_input(
-                        effect.parent_execution_id,
-                        ev.SubflowEnded(
-                            date=self.clock(),
-                            taskrun_id=effect.taskrun_id,
-                            execution_id=state.id,
-                            state=effect.state,
-                            outputs=effect.outputs,
-                        ),
-                        msg_id=f"{state.id}:ended",
-                    )
-                )
+                jobs.append(self._notify_parent(state, effect))
         if jobs:
             await asyncio.gather(*jobs)
+
+    async def _notify_parent(self, state: Execution, effect: NotifyParent) -> None:
+        ended = ev.SubflowEnded(
+            date=self.clock(),
+            taskrun_id=effect.taskrun_id,
+            execution_id=state.id,
+            state=effect.state,
+            outputs=effect.outputs,
+        )
+        try:
+            await self.store.send_input(effect.parent_execution_id, ended, msg_id=f"{state.id}:ended")
+        except PayloadTooLarge as exc:
+            # The child has ended: were its outputs never delivered, the parent would wait forever.
+            error = (
+                f"subflow {state.id}: its outputs are {exc.size} bytes, over the limit of {exc.limit} bytes"
+            )
+            log.warning("executor.subflow_outputs_too_large", execution_id=state.id, error=error)
+            failed = msgspec.structs.replace(ended, state="FAILED", outputs={"error": error})
+            await self.store.send_input(effect.parent_execution_id, failed, msg_id=f"{state.id}:ended")
 
     async def _dispatch(self, state: Execution, item: WorkItem, group: str | None) -> None:
         try:

@@ -138,3 +138,51 @@ async def test_a_step_too_large_to_store_ends_the_execution_failed(logs: Recorde
     assert "executor.process_failed" not in logs.events
     assert logs.events.count("executor.step_too_large") == 1
     assert not any(tr.task_id == "after" for tr in state.taskruns.values())
+
+
+class SmallInbox(MemoryStore):
+    """A store whose inputs are bounded like a NATS server's ``max_payload``."""
+
+    LIMIT = 200_000
+
+    async def send_input(self, execution_id: str, item: ev.Input, msg_id: str | None = None) -> None:
+        size = len(ev.encode_input(item))
+        if size > self.LIMIT:
+            raise PayloadTooLarge(size, self.LIMIT)
+        await super().send_input(execution_id, item, msg_id)
+
+
+CHILD = """\
+id: child
+namespace: poison.test
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.debug.Return
+    format: x
+outputs:
+  - id: big
+    type: STRING
+    value: "{{ 'x' * 300000 }}"
+"""
+
+PARENT = """\
+id: parent
+namespace: poison.test
+tasks:
+  - id: sub
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: poison.test
+    flowId: child
+    wait: true
+"""
+
+
+async def test_a_subflow_whose_outputs_cannot_be_sent_fails_its_parents_task(logs: Recorder) -> None:
+    async with MemoryEngine(SmallInbox()) as eng:
+        await eng.deploy(CHILD)
+        parent = await eng.deploy(PARENT)
+        state = await eng.run(parent, timeout=10)
+    assert state.state == "FAILED"
+    (sub,) = state.taskruns.values()
+    assert sub.state == "FAILED"
+    assert logs.events.count("executor.subflow_outputs_too_large") == 1
