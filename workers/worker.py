@@ -43,6 +43,7 @@ FENCE_AT = 0.7  # share of the heartbeat TTL without a renewal after which runni
 # in the work of every later task: NATS's default max_payload (1 MiB) keeps them well under the
 # engine's own server limit (8 MB). Larger values belong in internal storage (``outputFiles``).
 MAX_OUTPUTS = 1 << 20
+MAX_LOG = 1 << 20  # bytes of one log line's message
 
 
 class Worker:
@@ -219,10 +220,11 @@ class Worker:
 
     def _emit_log(self, execution_id: str, secrets: list[str] | None = None) -> Any:
         def emit(line: LogLine) -> None:
-            if secrets:
-                message = line.message
-                for secret in secrets:
-                    message = message.replace(secret, "********")
+            message = line.message
+            for secret in secrets or ():
+                message = message.replace(secret, "********")
+            message = _bounded_log(message)
+            if message is not line.message:
                 line = msgspec.structs.replace(line, message=message)
             task = asyncio.get_running_loop().create_task(self.store.publish_log(execution_id, line))
             self._tasks.add(task)
@@ -445,6 +447,18 @@ class Worker:
             return TaskResult(state="FAILED"), f"{type(exc).__name__}: {exc}", True
         finally:
             ctx.cleanup()
+
+
+def _bounded_log(message: str) -> str:
+    """A log line over MAX_LOG bytes would be refused by the server and lost without a word (logs
+    are sent without waiting): keep its head, and say how much was cut."""
+    if len(message) <= MAX_LOG // 4:
+        return message  # at most 4 bytes a character: certainly under the limit
+    raw = message.encode()
+    if len(raw) <= MAX_LOG:
+        return message
+    head = raw[:MAX_LOG].decode(errors="ignore")
+    return f"{head} [cut: the line was {len(raw)} bytes, a log line keeps {MAX_LOG}]"
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:
