@@ -11,6 +11,8 @@ from integration_helpers import Engine, by_task
 
 from engine.aio import stop_tasks
 from engine.core import events as ev
+from engine.core.errors import PayloadTooLarge
+from engine.ids import new_execution_id
 from engine.runtime import Runtime
 from workers.worker import MAX_OUTPUTS
 
@@ -94,3 +96,10 @@ async def test_work_whose_variables_are_over_the_limit_fails_its_task(eng: Engin
     errors = await attempt_errors(eng.rt.store, state.id)
     assert errors[-1] is not None and "task last: its work is" in errors[-1]
     assert "over the limit of 8388608 bytes" in errors[-1]
+
+
+async def test_the_store_refuses_a_step_over_max_payload_at_once(eng: Engine) -> None:
+    huge = ev.ExecutionOutputs(date="2026-01-01T00:00:00Z", outputs={"a": "x" * 9_000_000})
+    with pytest.raises(PayloadTooLarge) as refused:
+        await eng.rt.store.append(new_execution_id(), [huge], 0)
+    assert refused.value.limit == 8 * 1024 * 1024 and refused.value.size > 9_000_000
