@@ -18,14 +18,16 @@ from eventstore.reader import read_execution
 
 pytestmark = pytest.mark.anyio
 
-FLOW = """\
-id: hello
-namespace: poison.test
-tasks:
-  - id: t
-    type: io.kestra.plugin.core.debug.Return
-    format: "x"
-"""
+
+def returns(flow_id: str, *formats: str, extra: str = "") -> str:
+    """A flow of Return tasks t0, t1... with these formats."""
+    lines = [f"id: {flow_id}", "namespace: poison.test", "tasks:"]
+    for i, fmt in enumerate(formats):
+        lines += [f"  - id: t{i}", "    type: io.kestra.plugin.core.debug.Return", f"    format: {fmt}"]
+    return "\n".join(lines) + "\n" + extra
+
+
+FLOW = returns("hello", '"x"')
 
 
 class Recorder:
@@ -122,9 +124,7 @@ class SmallStore(MemoryStore):
         return await super().append(execution_id, events, expected_last_seq)
 
 
-BIG = FLOW.replace('format: "x"', "format: \"{{ 'x' * 300000 }}\"") + FLOW.split("tasks:\n")[1].replace(
-    "id: t", "id: after"
-)
+BIG = returns("hello", "\"{{ 'x' * 300000 }}\"", '"never"')
 
 
 async def test_a_step_too_large_to_store_ends_the_execution_failed(logs: Recorder) -> None:
@@ -137,7 +137,7 @@ async def test_a_step_too_large_to_store_ends_the_execution_failed(logs: Recorde
     assert reasons[-1] is not None and "over the limit of 200000 bytes" in reasons[-1]
     assert "executor.process_failed" not in logs.events
     assert logs.events.count("executor.step_too_large") == 1
-    assert not any(tr.task_id == "after" for tr in state.taskruns.values())
+    assert not any(tr.task_id == "t1" for tr in state.taskruns.values())
 
 
 class SmallInbox(MemoryStore):
@@ -152,18 +152,12 @@ class SmallInbox(MemoryStore):
         await super().send_input(execution_id, item, msg_id)
 
 
-CHILD = """\
-id: child
-namespace: poison.test
-tasks:
-  - id: t
-    type: io.kestra.plugin.core.debug.Return
-    format: x
-outputs:
-  - id: big
-    type: STRING
-    value: "{{ 'x' * 300000 }}"
-"""
+CHILD = returns(
+    "child",
+    "x",
+    extra="outputs:\n  - id: big\n    type: STRING\n    value: \"{{ 'x' * 300000 }}\"\n",
+)
+
 
 PARENT = """\
 id: parent
