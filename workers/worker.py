@@ -218,12 +218,9 @@ class Worker:
         finally:
             self._slots.release()
 
-    def _emit_log(self, execution_id: str, secrets: list[str] | None = None) -> Any:
+    def _emit_log(self, execution_id: str) -> Any:
         def emit(line: LogLine) -> None:
-            message = line.message
-            for secret in secrets or ():
-                message = message.replace(secret, "********")
-            message = _bounded_log(message)
+            message = _bounded_log(line.message)  # secrets are masked by the task's context
             if message is not line.message:
                 line = msgspec.structs.replace(line, message=message)
             task = asyncio.get_running_loop().create_task(self.store.publish_log(execution_id, line))
@@ -304,7 +301,7 @@ class Worker:
         task = item.task
         attempt = item.attempt
         first_started = item.first_started
-        emit = self._emit_log(item.execution_id, item.secrets)
+        emit = self._emit_log(item.execution_id)
         while True:
             started = utcnow()
             first_started = first_started or started
@@ -409,8 +406,19 @@ class Worker:
         )
 
     async def _attempt(self, item: WorkItem, attempt: int, emit: Any) -> tuple[TaskResult, str | None, bool]:
-        task = item.task
         ctx = TaskRunContext(item, attempt, self.workdir, self.kv, self.expressions, emit, self.storage)
+        try:
+            result, error, retryable = await self._run(ctx, item)
+        finally:
+            ctx.cleanup()
+        # What the task rendered or read with secret() (and its SECRET inputs) never leaves the worker.
+        outputs = ctx.masked(result.outputs)
+        if outputs != result.outputs:
+            result = msgspec.structs.replace(result, outputs=outputs)
+        return result, ctx.masked(error) if error else error, retryable
+
+    async def _run(self, ctx: TaskRunContext, item: WorkItem) -> tuple[TaskResult, str | None, bool]:
+        task = item.task
         try:
             if item.workdir is not None:
                 await self._shared_workdir(ctx, item)
@@ -445,8 +453,6 @@ class Worker:
         except Exception as exc:
             ctx.log("ERROR", f"{type(exc).__name__}: {exc}")
             return TaskResult(state="FAILED"), f"{type(exc).__name__}: {exc}", True
-        finally:
-            ctx.cleanup()
 
 
 def _bounded_log(message: str) -> str:

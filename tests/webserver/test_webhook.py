@@ -64,7 +64,9 @@ async def test_with_api_auth_on_the_webhook_is_open_and_its_key_is_the_secret(ap
     app = create_app(api.rt, api.indexer, Auth(tokens=frozenset({"tok123"})))
     async with asgi_client(app) as c:
         url = f"/api/v1/executions/webhook/{api.ns}/hooked"
-        r = await c.post(f"{url}/s3cr3t", params={"lang": "fr"}, json={"name": "ada"}, headers={"X-Team": "d"})
+        r = await c.post(
+            f"{url}/s3cr3t", params={"lang": "fr"}, json={"name": "ada"}, headers={"X-Team": "d"}
+        )
         assert r.status_code == 200, r.text
         assert (await c.post(f"{url}/s3cr3", json={})).status_code == 404
         assert (await c.get("/api/v1/flows/search")).status_code == 401  # the rest of the API is not
