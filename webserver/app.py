@@ -24,7 +24,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import Counter
 
-from engine.core.errors import EngineError
+from engine.core.errors import EngineError, PayloadTooLarge
 from eventstore.indexer import Indexer
 from webserver.auth import Auth, auth_middleware, is_loopback
 from webserver.http import API, Deps
@@ -75,6 +75,8 @@ def _error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
             if fields:
                 body["message"] = f"{exc.detail} (check: {fields})"
         return Response(body, status_code=exc.status_code, headers=exc.headers or None)
+    if isinstance(exc, PayloadTooLarge):  # e.g. inputs too large to store
+        return Response({"message": str(exc)}, status_code=413)
     if isinstance(exc, EngineError):
         return Response({"message": str(exc)}, status_code=400)
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
