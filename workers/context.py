@@ -70,8 +70,11 @@ class TaskRunContext:
         self.variables.setdefault("taskrun", {})["attemptsCount"] = attempt - 1
         self._expressions = expressions
         self._emit = emit
-        # What this attempt must never show: its SECRET inputs, and every secret() it renders or reads.
-        self.secrets: set[str] = {s for s in item.secrets if s}
+        # What this attempt's logs never show: its SECRET inputs and every secret() it renders or reads.
+        # Its outputs hide only the latter: Kestra renders a SECRET input decrypted in outputs (its own
+        # InputsTest asserts it), while a secret() value is masked everywhere.
+        self.secret_inputs: frozenset[str] = frozenset(s for s in item.secrets if s)
+        self.secrets: set[str] = set()
         self._render_secret = {FUNCTION_PREFIX + "secret": self.secret}
 
     shared_workdir: Path | None = None  # set inside a WorkingDirectory: kept between its tasks
@@ -95,7 +98,7 @@ class TaskRunContext:
         return await self._expressions.render_value_async(value, {**self.variables, **self._render_secret})
 
     def log(self, level: str, message: str) -> None:
-        message = masked_text(message, self.secrets)
+        message = masked_text(message, self.secrets | self.secret_inputs)
         self._emit(LogLine(utcnow(), level, message, self.taskrun_id, self.task_id, self.attempt))
 
     def secret(self, name: str) -> str:
@@ -104,7 +107,7 @@ class TaskRunContext:
         return value
 
     def masked(self, value: Any) -> Any:
-        """``value`` (a task's outputs) with this attempt's secrets masked."""
+        """``value`` (a task's outputs, its error) with what its ``secret()`` calls returned masked."""
         return masked(value, self.secrets)
 
     def _engine(self, what: str) -> Store:
