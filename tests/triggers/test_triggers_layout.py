@@ -16,6 +16,7 @@ ROOT = Path(triggers.__file__).parent
 BELOW = (
     "engine.core",
     "engine.clock",
+    "engine.logs",
     "engine.expressions",
     "engine.inputs",
     "engine.loader",
@@ -23,7 +24,7 @@ BELOW = (
     "eventstore",
     "plugins.core.trigger_types",
 )
-THIRD_PARTY = ("structlog", "msgspec", "croniter", "httpx")
+THIRD_PARTY = ("msgspec", "croniter", "httpx")
 NATS_HANDLES = ("js", "nc")
 
 
