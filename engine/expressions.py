@@ -16,14 +16,35 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from engine.core.errors import ExpressionError
 from engine.core.masking import masked
 from engine.inputs import load_yaml
 
-from ._expr import core, walk
+from ._expr import core, names, walk
 from ._expr.library import step_functions
+from ._expr.logs import error_logs_function
 from ._expr.translate import FUNCTION_PREFIX
 
-__all__ = ["FUNCTION_PREFIX", "Expressions", "StepTemplates", "check", "env_vars", "has_expression"]
+__all__ = [
+    "FUNCTION_PREFIX",
+    "KNOWN_FUNCTIONS",
+    "RUNTIME_FUNCTIONS",
+    "Expressions",
+    "StepTemplates",
+    "check",
+    "env_vars",
+    "error_logs_function",
+    "has_expression",
+    "input_reads",
+    "unknown_functions",
+]
+
+# The functions ``engine.runtime.make_expressions`` adds over the store and the environment (a
+# test holds the two lists together): a template may call them though the library lacks them.
+RUNTIME_FUNCTIONS = frozenset(
+    ("secret", "kv", "read", "fileSize", "isFileEmpty", "fileExists", "fileURI", "errorLogs")
+)
+KNOWN_FUNCTIONS = core.LIBRARY_FUNCTIONS | RUNTIME_FUNCTIONS
 
 
 @functools.cache
@@ -40,12 +61,34 @@ def has_expression(value: str) -> bool:
 def check(template: str) -> None:
     """Raise ``ExpressionError`` naming the template and the problem when it does not parse.
 
-    Never evaluates anything. Unknown filters and tests are reported; unknown functions are not (they
-    can be injected at render time).
+    Never evaluates anything. Unknown filters and tests are reported; unknown functions are listed by
+    ``unknown_functions``.
     """
     if "{" not in template:
         return
     core.check_template(template)
+
+
+def unknown_functions(template: str) -> list[str]:
+    """The functions the template calls that are neither the library's nor the runtime's
+    (``KNOWN_FUNCTIONS``); [] if it does not parse (``check`` says why)."""
+    if "(" not in template:
+        return []
+    try:
+        called = names.called_functions(core.check_template(template))
+    except ExpressionError:
+        return []
+    return [name for name in called if name not in KNOWN_FUNCTIONS]
+
+
+def input_reads(template: str) -> list[str]:
+    """The input ids the template reads for certain (``inputs.x`` unguarded); [] if it does not parse."""
+    if "inputs" not in template:
+        return []
+    try:
+        return names.certain_inputs(core.check_template(template))
+    except ExpressionError:
+        return []
 
 
 class Expressions:

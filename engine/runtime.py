@@ -39,7 +39,7 @@ def data_home() -> Path:
 
 def make_expressions(store: Store | None) -> Any:
     """The expression engine with the functions that need the store (kv) or the environment (secret)."""
-    from engine.expressions import Expressions
+    from engine.expressions import Expressions, error_logs_function
     from workers.context import read_secret
 
     functions: dict[str, Callable[..., Any]] = {"secret": read_secret}
@@ -64,6 +64,7 @@ def make_expressions(store: Store | None) -> Any:
             return value
 
         functions["kv"] = kv_function
+        functions["errorLogs"] = error_logs_function(store.read_logs)
         from engine.files import storage_functions
 
         functions.update(storage_functions(InternalStorage(store)))  # read(), fileSize(), ...

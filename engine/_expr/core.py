@@ -33,6 +33,7 @@ from .values import kestra_str
 
 __all__ = [
     "ASYNC_ENV",
+    "LIBRARY_FUNCTIONS",
     "SYNC_ENV",
     "compile_expression",
     "compile_template",
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 MAX_RENDERING = 100
+# Every function a template may call without the runtime: the library's and the two that render.
+LIBRARY_FUNCTIONS = frozenset((*FUNCTIONS, "render", "renderOnce"))
 _RESULT = "_pb_result"
 
 
@@ -375,12 +378,14 @@ def compile_expression(expression: str, is_async: bool) -> Compiled:
         raise _syntax_error(expression, e) from None
 
 
-def check_template(source: str) -> None:
+def check_template(source: str) -> nodes.Template:
+    """The parsed template (for ``names``), or the ``ExpressionError`` saying why it does not parse."""
     try:
-        SYNC_ENV.parse(to_jinja(source))
+        tree = SYNC_ENV.parse(to_jinja(source))
         compile_template(source, False)
     except (PebbleSyntaxError, TemplateError) as e:
         raise _syntax_error(source, e) from None
+    return tree
 
 
 # ------------------------------------------------------------------------------------------- render

@@ -94,6 +94,8 @@ class Checker:
         self.task_ids: dict[str, tuple[str, int | None]] = {}
         self.expressions: list[tuple[str, str]] = []
         self.plugin_defaults: tuple[PluginDefault, ...] = ()
+        # None when the inputs section can't be read whole: no template is then judged on its inputs
+        self.input_ids: frozenset[str] | None = frozenset()
 
     # -- issues ---------------------------------------------------------------------------
     def add(self, path: str, message: str, *, key: bool = False) -> None:

@@ -51,6 +51,21 @@ INPUT_EXTRA: dict[str, tuple[str, ...]] = {
 _INPUT_COMMON = ("id", "name", "type", "description", "displayName", "required", "defaults", "dependsOn")
 
 
+def declared_ids(value: Any) -> frozenset[str] | None:
+    """The input ids the section declares, None unless every input names its id (not certain then)."""
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list):
+        return None
+    ids: set[str] = set()
+    for data in value:
+        key = data.get("id", data.get("name")) if isinstance(data, dict) else None
+        if not isinstance(key, str):
+            return None
+        ids.add(key)
+    return frozenset(ids)
+
+
 def inputs(ctx: Checker, value: Any, path: str) -> tuple[Input, ...]:
     result: list[Input] = []
     seen: dict[str, str] = {}

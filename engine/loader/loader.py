@@ -25,7 +25,7 @@ from engine.core.model import Flow
 from engine.loader.checker import Checker, is_expression, show
 from engine.loader.concurrency_sla import concurrency, sla
 from engine.loader.expressions import check_expressions
-from engine.loader.inputs import INPUT_TYPES, inputs
+from engine.loader.inputs import INPUT_TYPES, declared_ids, inputs
 from engine.loader.labels import labels
 from engine.loader.outputs import outputs
 from engine.loader.plugin_defaults import plugin_defaults
@@ -89,6 +89,7 @@ def _flow(ctx: Checker, data: Any, source: str) -> Flow | None:
     description = ctx.string(data.get("description"), "description")
     flow_labels = labels(ctx, data.get("labels"), "labels")
     flow_inputs = inputs(ctx, data.get("inputs"), "inputs")
+    ctx.input_ids = declared_ids(data.get("inputs"))
     variables = ctx.mapping(data.get("variables"), "variables") or {}
     ctx.collect_expressions(variables, "variables")
     flow_outputs = outputs(ctx, data.get("outputs"), "outputs")

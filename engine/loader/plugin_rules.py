@@ -1,0 +1,76 @@
+"""What Kestra's plugin classes require beyond the shape of a value: enum values, integers where a
+plugin Struct must also take an expression (``int | str``), properties Kestra marks ``@NotNull``.
+
+The plugins' Structs say what a value looks like; these rules say which values run: a value the
+plugin would refuse at run time (``level: LOUD``) or silently misread (``concurrencyLimit: "lots"``
+ran unlimited) is refused here, at validation, with the field, the value and the fix. Any rule
+accepts an expression (rendered at run time) and matches case the way the plugin does at run time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.loader.checker import Checker, is_expression, show
+from engine.yamlpos import child_path
+
+__all__ = ["check_rules"]
+
+_CORE = "io.kestra.plugin.core."
+_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
+
+# type -> property -> (Kestra's values, other spellings the plugin accepts upper-cased)
+_ENUMS: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    _CORE + "log.Log": {"level": (_LOG_LEVELS, ("WARNING",))},
+    _CORE + "log.Fetch": {"level": (_LOG_LEVELS, ("WARNING",))},
+    _CORE + "debug.Echo": {"level": (_LOG_LEVELS, ("WARNING",))},
+    _CORE + "kv.Set": {
+        "kvType": (("STRING", "NUMBER", "BOOLEAN", "DATETIME", "DATE", "DURATION", "JSON"), ())
+    },
+    _CORE + "execution.Exit": {
+        "state": (("SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELED"), ("CANCELLED",))
+    },
+}
+
+# type -> the properties that take a whole number >= 0 (or an expression)
+_COUNTS: dict[str, tuple[str, ...]] = {
+    _CORE + "flow.ForEach": ("concurrencyLimit",),
+    _CORE + "flow.Parallel": ("concurrent",),
+    _CORE + "flow.EachParallel": ("concurrent",),
+    _CORE + "flow.Dag": ("concurrent",),
+}
+
+# type -> (property, why Kestra needs it, an example)
+_REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
+    _CORE + "flow.Switch": (("value", 'value: "{{ inputs.choice }}" (the value the cases match)'),),
+}
+
+
+def check_rules(ctx: Checker, task_type: str, props: dict[Any, Any], path: str) -> None:
+    """Issues into ``ctx`` for each rule of ``task_type`` that ``props`` breaks."""
+    for name, (values, aliases) in _ENUMS.get(task_type, {}).items():
+        value = props.get(name)
+        if value is None or is_expression(value):
+            continue
+        if not isinstance(value, str) or value.upper() not in values + aliases:
+            ctx.add(
+                child_path(path, name),
+                f"invalid {name} {show(value)} — use one of {', '.join(values)}",
+            )
+    for name in _COUNTS.get(task_type, ()):
+        value = props.get(name)
+        if value is None or is_expression(value):
+            continue
+        number = value if isinstance(value, int) and not isinstance(value, bool) else None
+        if isinstance(value, str) and value.strip().isdigit():
+            number = int(value)
+        if number is None or number < 0:
+            ctx.add(
+                child_path(path, name),
+                f"expected a whole number >= 0 (0: no limit) or an expression, got {show(value)} — "
+                f"write a number like 2, or an expression like '{{{{ inputs.limit }}}}'",
+            )
+    for name, example in _REQUIRED.get(task_type, ()):
+        if props.get(name) is None:
+            kind = task_type.rsplit(".", 1)[-1]
+            ctx.add(path, f"missing required property '{name}' of {kind} — add '{example}'")
