@@ -1,5 +1,6 @@
 """What Kestra's plugin classes require beyond the shape of a value: enum values, integers where a
-plugin Struct must also take an expression (``int | str``), properties Kestra marks ``@NotNull``.
+plugin Struct must also take an expression (``int | str``), properties Kestra marks ``@NotNull``;
+and the properties Kestra has that the engine does not build yet (refused, never ignored).
 
 The plugins' Structs say what a value looks like; these rules say which values run: a value the
 plugin would refuse at run time (``level: LOUD``) or silently misread (``concurrencyLimit: "lots"``
@@ -46,6 +47,17 @@ _REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+_INSTALL_FIX = (
+    "install the packages in the engine's environment, or in the task with "
+    "'beforeCommands: [\"pip install <package>\"]'"
+)
+# type -> (property, what to do instead): accepted by Kestra, not built here; refusing beats ignoring
+_NOT_SUPPORTED: dict[str, tuple[tuple[str, str], ...]] = {
+    "io.kestra.plugin.scripts.python.Script": (("dependencies", _INSTALL_FIX),),
+    "io.kestra.plugin.scripts.python.Commands": (("dependencies", _INSTALL_FIX),),
+}
+
+
 def check_rules(ctx: Checker, task_type: str, props: dict[Any, Any], path: str) -> None:
     """Issues into ``ctx`` for each rule of ``task_type`` that ``props`` breaks."""
     for name, (values, aliases) in _ENUMS.get(task_type, {}).items():
@@ -74,3 +86,9 @@ def check_rules(ctx: Checker, task_type: str, props: dict[Any, Any], path: str) 
         if props.get(name) is None:
             kind = task_type.rsplit(".", 1)[-1]
             ctx.add(path, f"missing required property '{name}' of {kind} — add '{example}'")
+    for name, fix in _NOT_SUPPORTED.get(task_type, ()):
+        if props.get(name) not in (None, [], ""):
+            ctx.add(
+                child_path(path, name),
+                f"'{name}' is not supported yet: the engine installs no packages — {fix}",
+            )

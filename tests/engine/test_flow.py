@@ -95,6 +95,7 @@ def test_corpus_flows_parse() -> None:
     assert len(files) >= 100
     unknown_types: Counter[str] = Counter()
     other: list[str] = []
+    refused: set[str] = set()
     warnings: list[Issue] = []
     parsed = 0
     for f in files:
@@ -104,6 +105,8 @@ def test_corpus_flows_parse() -> None:
             for issue in exc.issues:
                 if issue.message.startswith("unknown task type"):
                     unknown_types[issue.message.split('"')[1]] += 1
+                elif "is not supported yet" in issue.message:
+                    refused.add(f.name)
                 else:
                     other.append(str(issue))
         else:
@@ -112,6 +115,14 @@ def test_corpus_flows_parse() -> None:
             assert flow.source
     # plugins are written concurrently: unknown task types are counted, any other issue fails
     print(f"corpus: {parsed}/{len(files)} parsed; unknown task types: {dict(unknown_types)}")
+    # refused as "not supported yet" rather than run differently (issue #12): exactly these
+    print(f"corpus: refused as not supported yet: {sorted(refused)}")
+    assert refused == {
+        "retry-new-execution-flow-attempts.yml",
+        "retry-new-execution-flow-duration.yml",
+        "retry-new-execution-task-attempts.yml",
+        "retry-new-execution-task-duration.yml",
+    }
     # Kestra deploys these and they fail at run time, on purpose: flowable-with-parent-fail.yaml has a
     # broken If condition; variables-invalid.yaml (FAILED: "Unable to find `inputs`") and
     # task-flow-dynamic.yaml (graph tests only, never run) read inputs they don't declare
@@ -150,7 +161,7 @@ def test_basic_mapping() -> None:
           maxInterval: PT1M
           delayFactor: 2
           maxAttempt: 4
-          behavior: CREATE_NEW_EXECUTION
+          behavior: RETRY_FAILED_TASK
         tasks:
           - id: t1
             type: io.kestra.plugin.core.log.Log
@@ -199,7 +210,7 @@ def test_basic_mapping() -> None:
         flow.concurrency is not None and flow.concurrency.limit == 2 and flow.concurrency.behavior == "CANCEL"
     )
     assert flow.retry is not None and flow.retry.type == "exponential" and flow.retry.max_interval == 60.0
-    assert flow.retry.delay_factor == 2.0 and flow.retry.behavior == "CREATE_NEW_EXECUTION"
+    assert flow.retry.delay_factor == 2.0 and flow.retry.behavior == "RETRY_FAILED_TASK"
     t1 = flow.tasks[0]
     assert t1.type == t1.raw_type == "io.kestra.plugin.core.log.Log"
     assert t1.props == {"message": "{{ vars.greeting }}"}

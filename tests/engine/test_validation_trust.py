@@ -282,3 +282,43 @@ async def test_error_logs_keeps_25_and_ends_empty() -> None:
 async def test_error_logs_outside_an_execution_says_so() -> None:
     with pytest.raises(ExpressionError, match="no execution here"):
         await _render([[]], "{{ errorLogs() }}", {})
+
+
+# -------------------------------------------------------------------------- refused, not ignored
+
+
+@pytest.mark.parametrize("where", ["flow", "task"])
+def test_retry_create_new_execution_is_refused(where: str) -> None:
+    retry = "retry:\n  type: constant\n  interval: PT1S\n  maxAttempt: 3\n  behavior: CREATE_NEW_EXECUTION\n"
+    if where == "flow":
+        source = _flow(LOG + "  message: hi\n", retry)
+        expected_path = "retry.behavior"
+    else:
+        source = _flow(LOG + "  message: hi\n" + textwrap.indent(retry, "  "))
+        expected_path = "tasks[0].retry.behavior"
+    issue = _one(source)
+    assert issue.path == expected_path
+    assert issue.line is not None
+    assert "CREATE_NEW_EXECUTION is not supported yet" in issue.message
+    assert "RETRY_FAILED_TASK" in issue.message
+
+
+def test_retry_failed_task_loads() -> None:
+    retry = "retry:\n  type: constant\n  interval: PT1S\n  behavior: RETRY_FAILED_TASK\n"
+    _loads(_flow(LOG + "  message: hi\n", retry))
+
+
+@pytest.mark.parametrize("kind", ["Script", "Commands"])
+def test_python_dependencies_are_refused(kind: str) -> None:
+    body = "  script: print(1)\n" if kind == "Script" else "  commands: [python -V]\n"
+    task = f"- id: py\n  type: io.kestra.plugin.scripts.python.{kind}\n"
+    source = _flow(task + body + "  dependencies: [requests]\n")
+    issue = _one(source)
+    assert issue.path == "tasks[0].dependencies"
+    assert (issue.line, issue.column) == (7, 19)
+    assert "'dependencies' is not supported yet" in issue.message and "beforeCommands" in issue.message
+
+
+def test_python_script_without_dependencies_loads() -> None:
+    task = "- id: py\n  type: io.kestra.plugin.scripts.python.Script\n"
+    _loads(_flow(task + "  script: print(1)\n  dependencies: []\n"))
