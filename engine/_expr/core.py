@@ -378,8 +378,10 @@ def compile_expression(expression: str, is_async: bool) -> Compiled:
         raise _syntax_error(expression, e) from None
 
 
+@lru_cache(maxsize=1024)
 def check_template(source: str) -> nodes.Template:
-    """The parsed template (for ``names``), or the ``ExpressionError`` saying why it does not parse."""
+    """The parsed template (for ``names``: read it, never change it), or the ``ExpressionError``
+    saying why it does not parse. Cached: the loader asks three questions of each template."""
     try:
         tree = SYNC_ENV.parse(to_jinja(source))
         compile_template(source, False)

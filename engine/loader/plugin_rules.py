@@ -15,16 +15,16 @@ from typing import Any
 from engine.loader.checker import Checker, is_expression, show
 from engine.yamlpos import child_path
 
-__all__ = ["check_rules"]
+__all__ = ["LOG_LEVELS", "check_rules"]
 
 _CORE = "io.kestra.plugin.core."
-_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 
 # type -> property -> (Kestra's values, other spellings the plugin accepts upper-cased)
 _ENUMS: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
-    _CORE + "log.Log": {"level": (_LOG_LEVELS, ("WARNING",))},
-    _CORE + "log.Fetch": {"level": (_LOG_LEVELS, ("WARNING",))},
-    _CORE + "debug.Echo": {"level": (_LOG_LEVELS, ("WARNING",))},
+    _CORE + "log.Log": {"level": (LOG_LEVELS, ("WARNING",))},
+    _CORE + "log.Fetch": {"level": (LOG_LEVELS, ("WARNING",))},
+    _CORE + "debug.Echo": {"level": (LOG_LEVELS, ("WARNING",))},
     _CORE + "kv.Set": {
         "kvType": (("STRING", "NUMBER", "BOOLEAN", "DATETIME", "DATE", "DURATION", "JSON"), ())
     },

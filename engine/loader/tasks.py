@@ -12,7 +12,7 @@ from engine.core.model import Task
 from engine.loader.checker import Checker, scalar_key, show
 from engine.loader.dag import dag_tasks
 from engine.loader.plugin_defaults import apply_defaults
-from engine.loader.plugin_rules import check_rules
+from engine.loader.plugin_rules import LOG_LEVELS, check_rules
 from engine.loader.props import validate_props
 from engine.loader.retry import retry
 from engine.yamlpos import child_path, index_path
@@ -37,7 +37,6 @@ _TASK_COMMON = (
     "errors",
     "finally",
 )
-_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 # flowables whose child list must be non-empty (Kestra's @NotEmpty); a spec may also say so
 # with extra={"required_branches": (...)}
 _REQUIRED_BRANCHES: dict[str, tuple[str, ...]] = {
@@ -100,7 +99,7 @@ def _task(ctx: Checker, item: Any, path: str) -> Task | None:
     worker_group = _worker_group(ctx, data.get("workerGroup"), child_path(path, "workerGroup"))
     log_level = None
     if data.get("logLevel") is not None:
-        log_level = ctx.choice(data["logLevel"], child_path(path, "logLevel"), _LOG_LEVELS, "log level")
+        log_level = ctx.choice(data["logLevel"], child_path(path, "logLevel"), LOG_LEVELS, "log level")
     run_if = None
     if data.get("runIf") is not None:
         raw_run_if = data["runIf"]

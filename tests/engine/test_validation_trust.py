@@ -322,3 +322,14 @@ def test_python_dependencies_are_refused(kind: str) -> None:
 def test_python_script_without_dependencies_loads() -> None:
     task = "- id: py\n  type: io.kestra.plugin.scripts.python.Script\n"
     _loads(_flow(task + "  script: print(1)\n  dependencies: []\n"))
+
+
+def test_every_rule_names_a_registered_type() -> None:
+    from engine.loader import plugin_rules
+    from plugins.registry import default_registry
+
+    registry = default_registry()
+    tables: list[Any] = [plugin_rules._ENUMS, plugin_rules._COUNTS, plugin_rules._REQUIRED]
+    for table in [*tables, plugin_rules._NOT_SUPPORTED]:
+        for task_type in table:
+            assert registry.resolve(task_type).type == task_type
