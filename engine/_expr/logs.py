@@ -61,4 +61,5 @@ def error_logs_function(read_logs: LogReader, *, patience: float = 5.0) -> Calla
         errors.sort(key=lambda line: line.date)
         return [_entry(line, flow, execution_id) for line in errors[:MAX_ENTRIES]]
 
+    error_logs.__name__ = error_logs.__qualname__ = "errorLogs"  # what an error names: the Pebble name
     return error_logs

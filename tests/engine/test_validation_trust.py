@@ -333,3 +333,12 @@ def test_every_rule_names_a_registered_type() -> None:
     for table in [*tables, plugin_rules._NOT_SUPPORTED]:
         for task_type in table:
             assert registry.resolve(task_type).type == task_type
+
+
+def test_error_logs_rendered_without_the_worker_names_the_function() -> None:
+    async def read_logs(execution_id: str) -> list[LogLine]:
+        return []
+
+    expressions = Expressions(functions={"errorLogs": error_logs_function(read_logs)})
+    with pytest.raises(ExpressionError, match="function 'errorLogs' is asynchronous"):
+        expressions.render("{{ errorLogs() }}", VARS)
