@@ -27,9 +27,7 @@ def check_expressions(ctx: Checker) -> list[Issue]:
         for name in unknown_functions(template):
             fix = closest(name, KNOWN_FUNCTIONS, "functions")
             if not fix.startswith("did you mean"):
-                fix = "use one of the functions Kestra documents that the engine has: " + ", ".join(
-                    sorted(KNOWN_FUNCTIONS)
-                )
+                fix = "use one of the functions the engine has: " + ", ".join(sorted(KNOWN_FUNCTIONS))
             ctx.issue_to(found, path, f"unknown function '{name}()' in {show(template)} — {fix}")
         declared = ctx.input_ids
         if declared is None or path.split(".", 1)[0].split("[", 1)[0] in _OTHER_CONTEXTS:
