@@ -84,13 +84,13 @@ CASES = (
     "pause_on_resume.yaml",
     "each-parallel-pause.yml",
     "resume-execution.yaml",
-    # retries (task and flowable, constant, exponential, random, new execution)
+    # retries (task and flowable, constant, exponential, random; CREATE_NEW_EXECUTION is refused)
     "retry-success.yaml",
     "retry-failed.yaml",
     "retry-expo.yaml",
     "retry-random.yaml",
     "retry-flowable-parallel.yaml",
-    "retry-new-execution-task-attempts.yml",
+    "retry-failed-task-attempts.yml",
     "retry-failed-flow-attempts.yml",
     # restarts and replays
     "restart_last_failed.yaml",
