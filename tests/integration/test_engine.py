@@ -135,14 +135,16 @@ tasks:
 
 
 async def test_retry_not_on_invalid_properties(eng: Engine) -> None:
-    """A task whose properties cannot render is not retried: it fails on its first attempt."""
+    """A task whose properties cannot render is not retried: it fails on its first attempt.
+
+    The bad state comes from an expression: written literally, the loader refuses it."""
     st = await eng.run(f"""
 id: retry-bad-props
 namespace: {ns()}
 tasks:
   - id: bad
     type: io.kestra.plugin.core.execution.Exit
-    state: "NOT_A_STATE"
+    state: "{{{{ 'NOT_A_STATE' }}}}"
     retry:
       type: constant
       interval: PT0.05S
