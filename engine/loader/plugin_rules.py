@@ -15,7 +15,7 @@ from typing import Any
 from engine.loader.checker import Checker, is_expression, show
 from engine.yamlpos import child_path
 
-__all__ = ["LOG_LEVELS", "check_rules"]
+__all__ = ["LOG_LEVELS", "check_rules", "schema_rules"]
 
 _CORE = "io.kestra.plugin.core."
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
@@ -92,3 +92,18 @@ def check_rules(ctx: Checker, task_type: str, props: dict[Any, Any], path: str) 
                 child_path(path, name),
                 f"'{name}' is not supported yet: the engine installs no packages — {fix}",
             )
+
+
+Names = tuple[str, ...]
+
+
+def schema_rules(task_type: str) -> tuple[dict[str, list[str]], Names, Names, Names]:
+    """The same rules for the editors' JSON Schema: (property -> the spellings accepted, the count
+    properties, the required ones, the refused ones)."""
+    enums = {
+        name: [v for value in (*values, *aliases) for v in (value, value.lower())]
+        for name, (values, aliases) in _ENUMS.get(task_type, {}).items()
+    }
+    required = tuple(name for name, _ in _REQUIRED.get(task_type, ()))
+    refused = tuple(name for name, _ in _NOT_SUPPORTED.get(task_type, ()))
+    return enums, _COUNTS.get(task_type, ()), required, refused

@@ -16,6 +16,7 @@ import msgspec
 
 from engine.core.model import Concurrency, Retry
 from engine.loader.inputs import INPUT_EXTRA, INPUT_TYPES
+from engine.loader.plugin_rules import LOG_LEVELS, schema_rules
 from plugins.api import PluginSpec
 from plugins.registry import _LEGACY_PREFIXES, Registry, default_registry
 
@@ -27,6 +28,7 @@ _DURATION = {
     "pattern": r"^[Pp](?:\d+(?:[.,]\d+)?[WwDd])*(?:[Tt](?:\d+(?:[.,]\d+)?[HhMmSs])+)?$",
     "description": "ISO-8601 duration, e.g. PT30S, PT5M, PT1H30M, P1D",
 }
+_WHOLE_NUMBER = {"type": "string", "pattern": r"^\s*\d+\s*$"}
 _DURATION_FIELDS = {"interval", "max_interval", "min_interval", "max_duration", "timeout"}
 _TASK_LIST = {"type": "array", "items": {"$ref": "#/$defs/Task"}}
 _BRANCH_LIST = {"type": ["array", "null"], "items": {"$ref": "#/$defs/Task"}}
@@ -105,7 +107,7 @@ def _common_task_props() -> dict[str, Any]:
             "type": "object",
             "properties": {"key": {"type": "string"}, "fallback": {"enum": ["FAIL", "WAIT", "CANCEL"]}},
         },
-        "logLevel": {"enum": ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]},
+        "logLevel": {"enum": list(LOG_LEVELS)},
         "logToFile": {"type": "boolean"},
         "runIf": {"type": "string"},
         "errors": _BRANCH_LIST,
@@ -129,6 +131,14 @@ def _task_schema(spec: PluginSpec, registry: Registry, defs: dict[str, Any]) -> 
         required += list(body.get("required", []))
     except Exception:  # an exotic props type: don't fail the whole schema
         pass
+    enums, counts, must, refused = schema_rules(spec.type)
+    for prop, values in enums.items():
+        props[prop] = {"anyOf": [{"enum": values}, _EXPRESSION]}
+    for prop in counts:
+        props[prop] = {"anyOf": [{"type": "integer", "minimum": 0}, _WHOLE_NUMBER, _EXPRESSION]}
+    required += [prop for prop in must if prop not in required]
+    for prop in refused:
+        props.pop(prop, None)
     for branch in spec.branches:
         if branch == "cases":
             props["cases"] = {"type": "object", "additionalProperties": _TASK_LIST}
@@ -198,7 +208,7 @@ def flow_json_schema(registry: Registry | None = None) -> dict[str, Any]:
         Retry,
         enums={
             "type": ["constant", "exponential", "random"],
-            "behavior": ["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION"],
+            "behavior": ["RETRY_FAILED_TASK"],  # CREATE_NEW_EXECUTION: refused, not built yet
         },
     )
     defs["Input"] = _input_schema()

@@ -342,3 +342,24 @@ def test_error_logs_rendered_without_the_worker_names_the_function() -> None:
     expressions = Expressions(functions={"errorLogs": error_logs_function(read_logs)})
     with pytest.raises(ExpressionError, match="function 'errorLogs' is asynchronous"):
         expressions.render("{{ errorLogs() }}", VARS)
+
+
+def test_the_editors_schema_follows_the_rules() -> None:
+    import jsonschema
+
+    from engine.loader.schema import flow_json_schema
+
+    schema = flow_json_schema()
+    defs = schema["$defs"]
+    levels = set(defs["io.kestra.plugin.core.log.Log"]["properties"]["level"]["anyOf"][0]["enum"])
+    assert {"WARN", "warn", "WARNING"} <= levels and "LOUD" not in levels
+    assert "value" in defs["io.kestra.plugin.core.flow.Switch"]["required"]
+    assert "dependencies" not in defs["io.kestra.plugin.scripts.python.Script"]["properties"]
+    assert defs["Retry"]["properties"]["behavior"]["enum"] == ["RETRY_FAILED_TASK"]
+    validator = jsonschema.Draft202012Validator(schema)
+    each = {"id": "e", "type": "io.kestra.plugin.core.flow.ForEach", "values": [1], "tasks": []}
+    flow = {"id": "f", "namespace": "n", "tasks": [{**each, "concurrencyLimit": "lots"}]}
+    assert list(validator.iter_errors(flow))
+    for limit in (2, "2", "{{ inputs.n }}"):
+        flow["tasks"] = [{**each, "concurrencyLimit": limit}]
+        assert not list(validator.iter_errors(flow)), limit
