@@ -87,10 +87,11 @@ def check_rules(ctx: Checker, task_type: str, props: dict[Any, Any], path: str) 
             kind = task_type.rsplit(".", 1)[-1]
             ctx.add(path, f"missing required property '{name}' of {kind} — add '{example}'")
     for name, fix in _NOT_SUPPORTED.get(task_type, ()):
-        if props.get(name) not in (None, [], ""):
+        value = props.get(name)
+        if value not in (None, [], ""):
             ctx.add(
                 child_path(path, name),
-                f"'{name}' is not supported yet: the engine installs no packages — {fix}",
+                f"'{name}' ({show(value)}) is not supported yet: the engine installs no packages — {fix}",
             )
 
 

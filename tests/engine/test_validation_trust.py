@@ -316,7 +316,8 @@ def test_python_dependencies_are_refused(kind: str) -> None:
     issue = _one(source)
     assert issue.path == "tasks[0].dependencies"
     assert (issue.line, issue.column) == (7, 19)
-    assert "'dependencies' is not supported yet" in issue.message and "beforeCommands" in issue.message
+    assert "'dependencies' (a list of 1 item) is not supported yet" in issue.message
+    assert "beforeCommands" in issue.message
 
 
 def test_python_script_without_dependencies_loads() -> None:
