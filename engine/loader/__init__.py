@@ -7,7 +7,9 @@
 - ``checker``: the issue list and the scalar checks every section shares;
 - one validator per section: ``tasks`` (with ``dag``), ``props`` (plugin properties against their
   Structs), ``plugin_defaults``, ``inputs``, ``outputs``, ``triggers``, ``retry``,
-  ``concurrency_sla``, ``labels``, ``expressions`` (template syntax);
+  ``concurrency_sla``, ``labels``, ``expressions`` (template syntax, unknown functions, undeclared
+  inputs), ``plugin_rules`` (what Kestra's plugins require beyond a value's shape, and what is
+  refused as not supported yet);
 - ``schema``: the flow JSON Schema for editors.
 
 This file imports nothing: ``engine.inputs`` takes ``yamlpos.safe_load`` while the loader itself
