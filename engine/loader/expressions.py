@@ -9,9 +9,10 @@ from engine.loader.checker import Checker, closest, show
 
 __all__ = ["check_expressions"]
 
-# Templates rendered against another execution (a trigger's conditions see the triggering one) or
-# for whichever task they end up on (defaults): their ``inputs`` are not this flow's for certain.
-_OTHER_CONTEXTS = ("triggers", "pluginDefaults", "taskDefaults")
+# Templates rendered against another execution (a trigger's conditions see the triggering one), for
+# whichever task they end up on (defaults) or only if ``render()`` asks (``vars`` are exposed as
+# written): an ``inputs.x`` there does not fail for certain.
+_OTHER_CONTEXTS = ("triggers", "pluginDefaults", "taskDefaults", "variables")
 
 
 def check_expressions(ctx: Checker) -> list[Issue]:

@@ -196,6 +196,11 @@ def test_guarded_or_dynamic_input_reads_load(template: str) -> None:
     _loads(_flow(LOG + f"  message: {template!r}\n", "variables:\n  name: x\n"))
 
 
+def test_variables_are_not_judged_on_inputs() -> None:
+    # vars are exposed as written: the template fails only if render() is asked to render it
+    _loads(_flow(LOG + "  message: hi\n", 'variables:\n  later: "{{ inputs.missing }}"\n'))
+
+
 def test_trigger_templates_are_not_judged_on_inputs() -> None:
     source = _flow(
         LOG + "  message: hi\n",
