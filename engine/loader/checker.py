@@ -96,6 +96,8 @@ class Checker:
         self.plugin_defaults: tuple[PluginDefault, ...] = ()
         # None when the inputs section can't be read whole: no template is then judged on its inputs
         self.input_ids: frozenset[str] | None = frozenset()
+        # paths whose templates another execution renders (not judged on this flow's inputs)
+        self.elsewhere: list[str] = []
 
     # -- issues ---------------------------------------------------------------------------
     def add(self, path: str, message: str, *, key: bool = False) -> None:

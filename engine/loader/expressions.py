@@ -31,7 +31,7 @@ def check_expressions(ctx: Checker) -> list[Issue]:
                 fix = "use one of the functions the engine has: " + ", ".join(sorted(KNOWN_FUNCTIONS))
             ctx.issue_to(found, path, f"unknown function '{name}()' in {show(template)} — {fix}")
         declared = ctx.input_ids
-        if declared is None or path.split(".", 1)[0].split("[", 1)[0] in _OTHER_CONTEXTS:
+        if declared is None or _elsewhere(ctx, path):
             continue
         for name in input_reads(template):
             if name not in declared:
@@ -43,3 +43,9 @@ def check_expressions(ctx: Checker) -> list[Issue]:
                     f"declare it under 'inputs:' ('- id: {name}') {fix}".rstrip(),
                 )
     return found
+
+
+def _elsewhere(ctx: Checker, path: str) -> bool:
+    if path.split(".", 1)[0].split("[", 1)[0] in _OTHER_CONTEXTS:
+        return True
+    return any(path == p or path.startswith((p + ".", p + "[")) for p in ctx.elsewhere)

@@ -15,7 +15,7 @@ from typing import Any
 from engine.loader.checker import Checker, is_expression, show
 from engine.yamlpos import child_path
 
-__all__ = ["LOG_LEVELS", "check_rules", "schema_rules"]
+__all__ = ["LOG_LEVELS", "check_rules", "rendered_elsewhere", "schema_rules"]
 
 _CORE = "io.kestra.plugin.core."
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
@@ -56,6 +56,16 @@ _NOT_SUPPORTED: dict[str, tuple[tuple[str, str], ...]] = {
     "io.kestra.plugin.scripts.python.Script": (("dependencies", _INSTALL_FIX),),
     "io.kestra.plugin.scripts.python.Commands": (("dependencies", _INSTALL_FIX),),
 }
+
+
+# type -> the properties rendered in another execution: a Subflow's deprecated ``outputs`` are
+# rendered by the child, so their ``inputs`` are the child's
+_RENDERED_BY_CHILD: dict[str, tuple[str, ...]] = {_CORE + "flow.Subflow": ("outputs",)}
+
+
+def rendered_elsewhere(task_type: str) -> tuple[str, ...]:
+    """The properties of ``task_type`` whose templates another execution renders."""
+    return _RENDERED_BY_CHILD.get(task_type, ())
 
 
 def check_rules(ctx: Checker, task_type: str, props: dict[Any, Any], path: str) -> None:

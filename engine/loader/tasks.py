@@ -12,7 +12,7 @@ from engine.core.model import Task
 from engine.loader.checker import Checker, scalar_key, show
 from engine.loader.dag import dag_tasks
 from engine.loader.plugin_defaults import apply_defaults
-from engine.loader.plugin_rules import LOG_LEVELS, check_rules
+from engine.loader.plugin_rules import LOG_LEVELS, check_rules, rendered_elsewhere
 from engine.loader.props import validate_props
 from engine.loader.retry import retry
 from engine.yamlpos import child_path, index_path
@@ -116,6 +116,7 @@ def _task(ctx: Checker, item: Any, path: str) -> Task | None:
     if spec is not None:
         props = validate_props(ctx, spec, props, path)
         check_rules(ctx, spec.type, props, path)
+        ctx.elsewhere += [child_path(path, name) for name in rendered_elsewhere(spec.type)]
     ctx.collect_expressions(props, path)
 
     if task_id is None or raw_type is None:

@@ -196,6 +196,14 @@ def test_guarded_or_dynamic_input_reads_load(template: str) -> None:
     _loads(_flow(LOG + f"  message: {template!r}\n", "variables:\n  name: x\n"))
 
 
+def test_subflow_outputs_are_the_childs() -> None:
+    # the deprecated Subflow ``outputs`` are rendered by the child: its inputs, not this flow's
+    task = "- id: sub\n  type: io.kestra.plugin.core.flow.Subflow\n  namespace: n\n  flowId: child\n"
+    _loads(_flow(task + '  outputs:\n    got: "{{ inputs.childs }}"\n'))
+    issue = _one(_flow(task + '  inputs:\n    x: "{{ inputs.parents }}"\n'))
+    assert issue.path == "tasks[0].inputs.x"
+
+
 def test_variables_are_not_judged_on_inputs() -> None:
     # vars are exposed as written: the template fails only if render() is asked to render it
     _loads(_flow(LOG + "  message: hi\n", 'variables:\n  later: "{{ inputs.missing }}"\n'))
@@ -336,7 +344,7 @@ def test_every_rule_names_a_registered_type() -> None:
 
     registry = default_registry()
     tables: list[Any] = [plugin_rules._ENUMS, plugin_rules._COUNTS, plugin_rules._REQUIRED]
-    for table in [*tables, plugin_rules._NOT_SUPPORTED]:
+    for table in [*tables, plugin_rules._NOT_SUPPORTED, plugin_rules._RENDERED_BY_CHILD]:
         for task_type in table:
             assert registry.resolve(task_type).type == task_type
 
