@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
+import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, NoReturn
@@ -326,13 +328,22 @@ def base_globals(is_async: bool, extra: Mapping[str, Callable[..., Any]] | None)
 # ------------------------------------------------------------------------------------------ compile
 
 
+_LOOP = re.compile(r"\{%-?\s*for\b")
+
+
 class Compiled:
-    __slots__ = ("jinja", "source", "template")
+    __slots__ = ("jinja", "loops", "source", "template")
 
     def __init__(self, source: str, jinja: str, template: Template) -> None:
         self.source = source
         self.jinja = jinja
         self.template = template
+        # Only a template with a loop can run long: the others render without a loop budget.
+        self.loops = _LOOP.search(jinja) is not None
+
+
+def _budget(c: Compiled) -> contextlib.AbstractContextManager[None]:
+    return limits.Budget() if c.loops else contextlib.nullcontext()
 
 
 def _syntax_error(source: str, e: Exception) -> ExpressionError:
@@ -396,6 +407,8 @@ def check_template(source: str) -> nodes.Template:
 def render_compiled(c: Compiled, source: str, merged: dict[str, Any]) -> str:
     t = c.template
     try:
+        if not c.loops:  # the common case, on the hot path: no context manager to enter
+            return "".join(t.root_render_func(t.new_context(merged, shared=True)))
         with limits.Budget():
             return "".join(t.root_render_func(t.new_context(merged, shared=True)))
     except Exception as e:
@@ -405,7 +418,7 @@ def render_compiled(c: Compiled, source: str, merged: dict[str, Any]) -> str:
 async def render_compiled_async(c: Compiled, source: str, merged: dict[str, Any]) -> str:
     t = c.template
     try:
-        with limits.Budget():
+        with _budget(c):
             gen: AsyncIterator[str] = t.root_render_func(t.new_context(merged, shared=True))  # type: ignore[assignment]
             return "".join([part async for part in gen])
     except Exception as e:
@@ -416,7 +429,7 @@ def evaluate_compiled(c: Compiled, merged: dict[str, Any]) -> Any:
     t = c.template
     ctx = t.new_context(merged, shared=True)
     try:
-        with limits.Budget():
+        with _budget(c):
             for _ in t.root_render_func(ctx):
                 pass
         value = ctx.vars.get(_RESULT)
@@ -431,7 +444,7 @@ async def evaluate_compiled_async(c: Compiled, merged: dict[str, Any]) -> Any:
     t = c.template
     ctx = t.new_context(merged, shared=True)
     try:
-        with limits.Budget():
+        with _budget(c):
             gen: AsyncIterator[str] = t.root_render_func(ctx)  # type: ignore[assignment]
             async for _ in gen:
                 pass
