@@ -27,6 +27,7 @@ from engine.core.decider import (
     StartSubflow,
     Timer,
     redispatch,
+    renotify,
     settle,
 )
 from engine.core.errors import (
@@ -413,6 +414,7 @@ class Executor:
             # After a restart we cannot know whether dispatches of the previous run went out:
             # send them again (same Nats-Msg-Id, and a worker ignores a taskrun already started).
             effects.extend(redispatch(state, flow, now, templates))
+            effects.extend(renotify(state, flow, now, templates))  # a finished child's end, again
         if self.on_step is not None:
             step = record(base_seq, now, templates.envs, items, events, effects, first_load)
             self.on_step(execution_id, step)

@@ -19,7 +19,7 @@ import msgspec
 
 from engine.core import events as ev
 from engine.core.accept import accept
-from engine.core.decider import Effect, redispatch, settle
+from engine.core.decider import Effect, redispatch, renotify, settle
 from engine.core.errors import EngineError
 from engine.core.execution import Execution, evolve
 from engine.core.history import replay_events
@@ -151,6 +151,7 @@ def take_step(
     effects = list(decision.effects)
     if step.redispatch:
         effects.extend(redispatch(state, flow, now, templates))
+        effects.extend(renotify(state, flow, now, templates))
     return state, events, effects
 
 

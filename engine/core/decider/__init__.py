@@ -25,6 +25,7 @@ from engine.core.errors import EngineError
 from engine.core.execution import Execution, evolve
 from engine.core.model import Flow, Task
 from engine.core.ports import Templates
+from engine.core.states import State
 from engine.core.tree import index_tasks
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "Timer",
     "decide",
     "redispatch",
+    "renotify",
     "settle",
 ]
 
@@ -62,6 +64,17 @@ def redispatch(state: Execution, flow: Flow, now: str, templates: Templates) -> 
         and tr.dispatched > tr.current_attempt
         and tr.task_id in step.tasks
     ]
+
+
+def renotify(state: Execution, flow: Flow, now: str, templates: Templates) -> list[Effect]:
+    """A finished subflow execution's end, told to its parent again. The shell cannot know whether the
+    first telling went out (the publish can fail after the end is stored, and nothing is decided on a
+    finished execution afterwards); the message id makes it one, and a parent ignores an end it has."""
+    if not state.is_terminal or not state.parent:
+        return []
+    step = Step(state, flow, now, templates, index_tasks(flow))
+    step.notify_parent(State(state.state))
+    return list(step.out.effects)
 
 
 def settle(state: Execution, flow: Flow, now: str, templates: Templates, max_steps: int = 10_000) -> Decision:

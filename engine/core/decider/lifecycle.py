@@ -119,6 +119,10 @@ class Step(Flowables):
         self.emit(ev.ExecutionStateChanged(date=self.now, state=final))
         if self.flow.concurrency is not None:
             self.out.effects.append(ReleaseSlot())
+        self.notify_parent(final)
+
+    def notify_parent(self, final: State) -> None:
+        """A subflow execution's end, for its parent (with the outputs the Subflow task declares)."""
         parent = self.ex.parent
         if parent:
             outputs = self.ex.outputs or {}
