@@ -197,9 +197,6 @@ class StepTemplates:
     def render_value(self, value: Any, variables: Mapping[str, Any]) -> Any:
         return self._expressions.render_value(value, {**self._functions, **variables})
 
-    def render(self, template: str, variables: Mapping[str, Any]) -> str:
-        return self._expressions.render(template, {**self._functions, **variables})
-
     def load_yaml(self, text: str) -> Any:
         return load_yaml(text)
 

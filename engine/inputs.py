@@ -13,7 +13,7 @@ from engine.core import inputs as core
 from engine.core.model import Flow, Input
 from engine.yamlpos import safe_load
 
-__all__ = ["coerce_input", "coerce_output", "load_yaml", "resolve_inputs"]
+__all__ = ["coerce_input", "load_yaml", "resolve_inputs"]
 
 
 def load_yaml(text: str) -> Any:
@@ -29,6 +29,3 @@ def resolve_inputs(
 def coerce_input(inp: Input, value: Any) -> Any:
     return core.coerce_input(inp, value, load_yaml=load_yaml)
 
-
-def coerce_output(output_id: str, type_: str, value: Any) -> Any:
-    return core.coerce_output(output_id, type_, value, load_yaml=load_yaml)
