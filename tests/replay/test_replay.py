@@ -57,10 +57,9 @@ def test_replay(path: Path) -> None:
 STEP_FUNCTIONS = next((p for p in FILES if p.name.endswith(".step-functions.jsonl")), None)
 
 
-@pytest.mark.skipif(STEP_FUNCTIONS is None, reason="no recorded step-functions history")
 def test_unbound_templates_are_caught() -> None:
     """Decisions rendered with the wall clock and a random generator are not the recorded ones."""
-    assert STEP_FUNCTIONS is not None
+    assert STEP_FUNCTIONS is not None, "the step-functions history is missing: record it (make record)"
     with pytest.raises(ReplayMismatch) as caught:
         replay_file(STEP_FUNCTIONS, unbound)
     message = str(caught.value)
