@@ -94,6 +94,9 @@ class NatsSource:
     async def subscribe(self, subject: str, queue: str) -> None:
         """Core NATS: messages published while nobody listens are not seen."""
         self.sub = await self.nc.subscribe(subject, queue=queue)
+        # Round trip: once this returns the server has the subscription, so a listener that says it is
+        # connected sees the next message (a test published right after and lost it under load).
+        await self.nc.flush()
 
     async def subscribe_durable(
         self, subject: str, durable: str, batch: int, policy: str, since: datetime | None
