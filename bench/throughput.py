@@ -1,7 +1,12 @@
 """throughput: back-to-back executions of a 5-task flow, C concurrent lanes, for D seconds.
 
 Embedded server with fsync on every write (`sync_interval: always`). Prints executions/s and
-taskruns/s. Env: DUR (seconds, default 20), CONC (lanes, default 20), PROCS=1 runs the executor
+taskruns/s, where a taskrun is counted when the history records it terminal (failed executions' taskruns
+too, but never a taskrun that did not run); the durable appends per taskrun (every JetStream stream's
+last sequence, before and after: events, inputs, work, logs, KV puts); and the floor measured on the same
+server in the same run (bench/floor.py: acknowledged appends/s, 100 in flight) with the ratio.
+
+Env: DUR (seconds, default 20), CONC (lanes, default 20), PROCS=1 runs the executor
 and the worker as two `engine server` processes (the deployment shape) instead of in this process.
 
 NODES=3 runs on a real 3-node NATS cluster on loopback (eventstore.cluster, streams with 3 replicas)
@@ -24,6 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import chain_flow
+from bench.floor import measure as measure_floor
 from engine.aio import run_async
 from engine.core import events as ev
 from engine.core.states import TERMINAL, State
@@ -35,16 +41,26 @@ from eventstore.server import EmbeddedServer, sync_interval
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def drive(rt: Runtime, duration: float, lanes: int) -> tuple[int, int, float]:
+async def appended(rt: Runtime) -> dict[str, int]:
+    """Last sequence of every stream: the count of durable appends it ever acknowledged."""
+    js = rt.store.nc.jetstream()
+    return {info.config.name or "": info.state.last_seq for info in await js.streams_info()}
+
+
+async def drive(rt: Runtime, duration: float, lanes: int) -> tuple[int, int, int, float]:
     flow = await rt.flows.deploy(chain_flow(5, "thru5"))
     waiters: dict[str, asyncio.Future[str]] = {}
+    taskruns = 0
 
     async def on_event(msg: Any) -> None:
         fut = waiters.get(msg.subject.split(".", 2)[2])
         if fut is None or fut.done():
             return
+        nonlocal taskruns
         for event in ev.decode(msg.data):
-            if isinstance(event, ev.ExecutionStateChanged) and State(event.state) in TERMINAL:
+            if isinstance(event, ev.TaskRunStateChanged) and State(event.state) in TERMINAL:
+                taskruns += 1
+            elif isinstance(event, ev.ExecutionStateChanged) and State(event.state) in TERMINAL:
                 fut.set_result(event.state)
 
     sub = await rt.store.nc.subscribe("ev.>", cb=on_event)
@@ -67,7 +83,7 @@ async def drive(rt: Runtime, duration: float, lanes: int) -> tuple[int, int, flo
     await asyncio.gather(*(lane() for _ in range(lanes)))
     elapsed = time.perf_counter() - t0
     await sub.unsubscribe()
-    return done, failed, elapsed
+    return done, failed, taskruns, elapsed
 
 
 async def main() -> None:
@@ -111,7 +127,10 @@ async def main() -> None:
                         asyncio.create_task(rt.executor().run()),
                         asyncio.create_task(rt.worker(concurrency=64).run()),
                     ]
-                done, failed, elapsed = await drive(rt, duration, lanes)
+                before = await appended(rt)
+                done, failed, taskruns, elapsed = await drive(rt, duration, lanes)
+                after = await appended(rt)
+                floor, _ = await measure_floor(url)
                 for task in roles:
                     task.cancel()
                 await asyncio.gather(*roles, return_exceptions=True)
@@ -130,9 +149,23 @@ async def main() -> None:
                     child.wait()
             cluster.stop()
     shape = f"{executors + workers} executors={executors} workers={workers}" if procs else "1"
+    appends = sum(after.get(name, 0) - seq for name, seq in before.items()) + sum(
+        seq for name, seq in after.items() if name not in before
+    )
+    events = sum(after[n] - before.get(n, 0) for n in after if n.startswith("EVENTS"))
+    rate = taskruns / elapsed
+    per = max(taskruns, 1)
+    families: dict[str, int] = {}
+    for name, seq in after.items():
+        family = name.rstrip("0123456789").rstrip("_")
+        families[family] = families.get(family, 0) + seq - before.get(name, 0)
+    detail = " ".join(f"{k}={v / per:.2f}" for k, v in sorted(families.items(), key=lambda kv: -kv[1]) if v)
+    print(f"appends per taskrun by stream: {detail}")
     print(
-        f"throughput executions_per_s={done / elapsed:.1f} taskruns_per_s={done * 5 / elapsed:.1f} "
-        f"executions={done} failed={failed} lanes={lanes} procs={shape} nodes={nodes} replicas={replicas} "
+        f"throughput taskruns_per_s={rate:.1f} executions_per_s={done / elapsed:.1f} taskruns={taskruns} "
+        f"executions={done} failed={failed} appends_per_taskrun={appends / per:.2f} "
+        f"event_appends_per_taskrun={events / per:.2f} floor_appends_per_s={floor:.0f} "
+        f"of_floor={rate / floor:.2f} lanes={lanes} procs={shape} nodes={nodes} replicas={replicas} "
         f"duration_s={elapsed:.1f} fsync={sync_interval()} target_taskruns_per_s=1500"
     )
 
