@@ -28,4 +28,3 @@ def resolve_inputs(
 
 def coerce_input(inp: Input, value: Any) -> Any:
     return core.coerce_input(inp, value, load_yaml=load_yaml)
-

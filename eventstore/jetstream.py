@@ -261,6 +261,10 @@ class JetStreamDelivery:
         return self._msg.data
 
     @property
+    def redelivered(self) -> bool:
+        return self._msg.metadata.num_delivered > 1
+
+    @property
     def execution_id(self) -> str:
         return self._msg.subject.split(".", 2)[2]  # in.<partition>.<execution>
 

@@ -28,6 +28,19 @@ class Messaging(Connection):
         headers = {"Nats-Msg-Id": msg_id} if msg_id else None
         await self._publish_once(S.inbox(execution_id), encode_input(item), headers)
 
+    async def pending_input(self, execution_id: str, msg_id: str) -> bytes | None:
+        # The inbox is a work queue: what is still stored is what the executor has not consumed.
+        # A few messages per execution at most; asked only for a work message delivered again.
+        stream, subject, seq = f"{S.INBOX}_{S.shard(execution_id)}", S.inbox(execution_id), 1
+        while True:
+            try:
+                msg = await self.js.get_msg(stream, seq=seq, subject=subject, next=True)
+            except NotFoundError:
+                return None
+            if (msg.headers or {}).get("Nats-Msg-Id") == msg_id:
+                return msg.data or b""
+            seq = int(msg.seq or seq) + 1
+
     async def schedule_input(self, execution_id: str, key: str, at: str, item: Input) -> None:
         """Deliver ``item`` to the execution's inbox at ``at`` (ISO UTC), even across restarts.
 

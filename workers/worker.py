@@ -26,9 +26,11 @@ from engine.core import events as ev
 from engine.core.errors import EngineError, ExpressionError, PayloadTooLarge, TaskFailed
 from engine.core.ports import Delivery, LogLine, Subscription, WorkerStore
 from engine.core.retry import attempt_delay
+from engine.core.states import State
 from engine.core.work import WorkItem, decode_work
 from engine.logs import get_logger
 from eventstore import subjects as S
+from eventstore.reader import read_execution
 from plugins.api import FileStorage, KVStore, TaskResult
 from plugins.registry import Registry
 from workers.context import TaskRunContext
@@ -204,6 +206,15 @@ class Worker:
             if self._lapsed():  # we cannot show we are alive: another worker takes it
                 await msg.nak(delay=1)
                 return
+            if msg.redelivered and await self._settled(item):
+                log.info(
+                    "worker.redelivered_settled",
+                    execution_id=item.execution_id,
+                    taskrun_id=item.taskrun_id,
+                    attempt=item.attempt,
+                )
+                await msg.ack()
+                return
             current = asyncio.current_task()
             assert current is not None
             self._running.setdefault(item.execution_id, set()).add(current)
@@ -217,6 +228,33 @@ class Worker:
                         del self._running[item.execution_id]
         finally:
             self._slots.release()
+
+    async def _settled(self, item: WorkItem) -> bool:
+        """Did a previous holder of this work message already finish it?
+
+        A worker that dies after reporting an attempt's end but before acknowledging its work
+        message leaves the message to be delivered again (after the ack wait): running it again
+        would run a finished task twice. The report is either still waiting in the inbox (asked
+        first), or the executor has consumed it and the history shows it (asked second, from the
+        leader: a report consumed between the two questions is in the history by then).
+        """
+        pending = await self.store.pending_input(
+            item.execution_id, f"{item.execution_id}:{item.taskrun_id}:{item.attempt}:ended"
+        )
+        if pending is not None:
+            report = ev.decode_input(pending)
+            # An end that asks for a retry is the dead holder's to continue: run it again as before.
+            return not isinstance(report, ev.AttemptEnded) or report.final
+        state = (await read_execution(self.store, item.execution_id, leader=True)).state
+        if state is None:
+            return False
+        if state.is_terminal:
+            return True
+        taskrun = state.taskruns.get(item.taskrun_id)
+        if taskrun is None:
+            return False
+        # Ended, or given to a newer attempt (its holder was declared lost): this one is stale.
+        return State(taskrun.state).terminal or taskrun.dispatched > item.attempt
 
     def _emit_log(self, execution_id: str) -> Any:
         def emit(line: LogLine) -> None:

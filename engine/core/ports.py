@@ -91,6 +91,11 @@ class Delivery(Protocol):
     @property
     def data(self) -> bytes: ...
 
+    @property
+    def redelivered(self) -> bool:
+        """Was it handed out before (and not acknowledged)? Its previous holder may have handled it."""
+        ...
+
     async def ack(self) -> None: ...
 
     async def nak(self, delay: float | None = None) -> None:
@@ -173,6 +178,13 @@ class Inputs(Protocol):
 
     async def schedule_input(self, execution_id: str, key: str, at: str, item: Input) -> None:
         """Deliver ``item`` at ``at`` (ISO UTC), even across restarts; one pending timer per ``key``."""
+        ...
+
+    async def pending_input(self, execution_id: str, msg_id: str) -> bytes | None:
+        """The input sent with ``msg_id`` if it still waits for the executor (not yet consumed), else None.
+
+        Read from the leader: a worker asks it to know whether a report it cannot remember sending
+        (a work message delivered again after its holder died) was in fact sent."""
         ...
 
 
@@ -317,5 +329,5 @@ class ExecutorStore(
     """Everything the executor reaches outside itself."""
 
 
-class WorkerStore(Inputs, WorkQueue, Kills, Liveness, Logs, Protocol):
+class WorkerStore(HistoryStore, Inputs, WorkQueue, Kills, Liveness, Logs, Protocol):
     """Everything the worker reaches outside itself (its tasks get a KV store and files besides)."""

@@ -124,11 +124,15 @@ class MemoryStore:
 
     async def send_input(self, execution_id: str, item: ev.Input, msg_id: str | None = None) -> None:
         if self._first(msg_id):
-            self._input(execution_id, ev.encode_input(item))
+            self._input(execution_id, ev.encode_input(item), msg_id)
 
-    def _input(self, execution_id: str, data: bytes) -> None:
+    def _input(self, execution_id: str, data: bytes, msg_id: str | None = None) -> None:
         p = S.partition(execution_id)
-        self._inputs[p].add(Message(next(self._seq), data, execution_id, p))
+        self._inputs[p].add(Message(next(self._seq), data, execution_id, p, msg_id))
+
+    async def pending_input(self, execution_id: str, msg_id: str) -> bytes | None:
+        queue = self._inputs[S.partition(execution_id)]
+        return next((m.data for m in queue.messages.values() if m.msg_id == msg_id), None)
 
     async def schedule_input(self, execution_id: str, key: str, at: str, item: ev.Input) -> None:
         timer = f"{execution_id}:timer:{key}"

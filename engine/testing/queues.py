@@ -29,6 +29,7 @@ class Message:
     data: bytes
     execution_id: str
     partition: int
+    msg_id: str | None = None
 
 
 class Queue:
@@ -58,6 +59,7 @@ class Consumer:
         self.max_pending = max_pending
         self.ready: deque[Message] = deque(queue.messages.values())
         self.inflight: dict[int, int] = {}  # message id -> its delivery's number
+        self.deliveries: dict[int, int] = {}  # message id -> how many times it was handed out
         self.closed = False
         self._wakeup = asyncio.Event()
         self._numbers = itertools.count(1)
@@ -86,6 +88,7 @@ class Consumer:
                     continue  # acknowledged meanwhile, or delivered again already
                 number = next(self._numbers)
                 self.inflight[msg.id] = number
+                self.deliveries[msg.id] = self.deliveries.get(msg.id, 0) + 1
                 self._later(self.ack_wait, self._expire, msg, number)
                 return MemoryDelivery(self, msg, number)
             self._wakeup.clear()
@@ -100,6 +103,7 @@ class Consumer:
             self._wakeup.set()
         if remove:
             self.queue.messages.pop(msg.id, None)
+            self.deliveries.pop(msg.id, None)
         elif again_after is not None:
             self._later(again_after, self.offer, msg)
 
@@ -129,6 +133,10 @@ class MemoryDelivery:
     @property
     def data(self) -> bytes:
         return self._msg.data
+
+    @property
+    def redelivered(self) -> bool:
+        return self._consumer.deliveries.get(self._msg.id, 0) > 1
 
     @property
     def execution_id(self) -> str:

@@ -1,0 +1,109 @@
+"""A finished task never runs again when its work message comes back.
+
+Seen in the chaos benchmark (seed 14): a worker ran a script, reported its end, and was SIGKILLed before
+its acknowledgement of the work message left; 30 s later the message was delivered again and another
+worker ran the finished script a second time (after its execution had ended and given its concurrency
+slot to the next one). Here the first acknowledgement is lost on purpose, deterministically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from engine.core import events as ev
+from engine.core.ports import Delivery, Subscription
+from engine.testing.memory import MemoryStore
+from engine.testing.run import MemoryEngine
+
+pytestmark = pytest.mark.anyio
+
+FLOW = """
+id: once
+namespace: redelivery.test
+tasks:
+  - id: side_effect
+    type: io.kestra.plugin.core.log.Log
+    message: ran
+"""
+
+
+class LostAck:
+    """A delivery whose acknowledgement never reaches the store, as when the worker dies right after
+    its report."""
+
+    def __init__(self, inner: Delivery, store: DiesBeforeAck) -> None:
+        self._inner, self._store = inner, store
+
+    @property
+    def data(self) -> bytes:
+        return self._inner.data
+
+    @property
+    def redelivered(self) -> bool:
+        return self._inner.redelivered
+
+    async def ack(self) -> None:
+        self._store.lost_acks += 1
+
+    async def nak(self, delay: float | None = None) -> None:
+        await self._inner.nak(delay)
+
+    async def term(self) -> None:
+        await self._inner.term()
+
+
+class DiesBeforeAck(MemoryStore):
+    lost_acks = 0
+    redeliveries = 0
+
+    async def consume_work(
+        self, group: str, on_work: Callable[[Delivery], Awaitable[None]], max_pending: int
+    ) -> list[Subscription]:
+        async def handle(delivery: Delivery) -> None:
+            if delivery.redelivered:
+                self.redeliveries += 1
+                await on_work(delivery)
+            elif not self.lost_acks:
+                await on_work(LostAck(delivery, self))
+            else:
+                await on_work(delivery)
+
+        return await super().consume_work(group, handle, max_pending)
+
+
+async def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def _runs(store: MemoryStore, execution_id: str) -> int:
+    return sum(1 for line in store.logs.get(execution_id, []) if line.message == "ran")
+
+
+async def test_a_work_message_delivered_again_after_its_report_does_not_run_the_task_again() -> None:
+    store = DiesBeforeAck(ack_wait_s=0.3)
+    async with MemoryEngine(store=store) as eng:
+        flow = await eng.deploy(FLOW)
+        state = await eng.run(flow, timeout=10)
+        assert state.state == "SUCCESS"
+        await _until(lambda: store.redeliveries == 1)
+        await _until(lambda: not any(q.messages for q in store._work.values()))
+    assert store.lost_acks == 1
+    assert _runs(store, state.id) == 1
+
+
+async def test_a_report_still_in_the_inbox_counts_as_done() -> None:
+    """The executor may not have read the report yet (it is down): the inbox is asked first."""
+    store = MemoryStore()
+    report = ev.AttemptEnded(
+        date="2026-01-01T00:00:00Z", taskrun_id="t", attempt=1, state="SUCCESS", final=True
+    )
+    await store.send_input("e1", report, msg_id="e1:t:1:ended")
+    pending = await store.pending_input("e1", "e1:t:1:ended")
+    assert pending is not None and ev.decode_input(pending) == report
+    assert await store.pending_input("e1", "e1:t:2:ended") is None
