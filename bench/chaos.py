@@ -38,7 +38,9 @@ Counters (what "zero" guarantees):
   between the two lines. A killed worker's attempt may well have written its line just before dying (its
   report never left): that is allowed, and its history then shows that attempt ended FAILED, "worker ...
   lost", RESUBMITTED. A worker that was *not* killed but lost its heartbeat (so that its still-running
-  attempt ran again elsewhere) counts as a duplicate.
+  attempt ran again elsewhere) counts as a duplicate; or (c) its script wrote its line after the history
+  recorded the taskrun's end (a finished task run again, e.g. a work message delivered again after its
+  holder reported the end and died before acknowledging it).
 * ``concurrency_violations``: for ``limited``, each execution spans from its first ``start`` to its last
   ``end`` line; the count of span starts at which more than ``limit`` spans are open.
 
@@ -64,6 +66,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -580,6 +583,7 @@ def duplicate_completions(
         succeeded: dict[str, list[int]] = defaultdict(list)
         lost: dict[str, set[int]] = defaultdict(set)
         endings: Counter[str] = Counter()
+        ended_at: dict[str, float] = {}
         scripted: set[str] = set()
         for event in events:
             if isinstance(event, ev.TaskRunCreated) and event.task_id in SCRIPTED:
@@ -591,6 +595,8 @@ def duplicate_completions(
                     lost[event.taskrun_id].add(event.attempt)
             elif isinstance(event, ev.TaskRunStateChanged) and event.state in TERMINAL_NAMES:
                 endings[event.taskrun_id] += 1
+                at = datetime.fromisoformat(event.date.replace("Z", "+00:00")).timestamp()
+                ended_at[event.taskrun_id] = min(at, ended_at.get(event.taskrun_id, at))
         for trid in set(succeeded) | set(endings):
             if len(succeeded[trid]) > 1 or endings[trid] > 1:
                 dups.add((eid, trid))
@@ -606,6 +612,13 @@ def duplicate_completions(
                         f"{eid} {trid}: script completed by attempt {earlier.attempt} (pid {earlier.pid}) "
                         f"and attempt {later.attempt} (pid {later.pid}) with no kill in between"
                     )
+            late = [x for x in done if trid in ended_at and x.at > ended_at[trid]]
+            if late:  # ran again after its end was recorded: a finished task run twice
+                dups.add((eid, trid))
+                problems.append(
+                    f"{eid} {trid}: script ran again (attempt {late[0].attempt}, pid {late[0].pid}) "
+                    f"{late[0].at - ended_at[trid]:.1f} s after the taskrun ended"
+                )
             accepted = set(succeeded.get(trid, []))
             attempts = {x.attempt for x in done}
             if accepted and not accepted & attempts:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,18 @@ def test_the_checks_catch_what_they_count() -> None:
     # A kill of pid 20 *before* its line does not excuse it either (the kill must come in between).
     report = analyse(created[1:2], {"e2": histories["e2"]}, done, "", [Kill("worker-2", 20, 3.0)])
     assert report.duplicate_completions == 1
+    # A finished task run again: its line comes after the history ended the taskrun, even with a kill of
+    # the first holder in between (its report had left: the work message came back after its death).
+    end = datetime.fromisoformat(D.replace("Z", "+00:00")).timestamp()
+    rerun = f"e1 tr 1 10 {end - 1}\ne1 tr 1 11 {end + 30}"
+    report = analyse(
+        created[:1],
+        {"e1": _history("e1", (1, "SUCCESS", True, None))},
+        rerun,
+        "",
+        [Kill("worker-1", 10, end)],
+    )
+    assert report.duplicate_completions == 1 and "ran again" in " ".join(report.problems)
     # Lost: acknowledged but without history; stuck: a history that never ends.
     stuck = _history("e2", (1, "SUCCESS", True, None))[:-1]
     report = analyse(created[:2], {"e1": [], "e2": stuck}, "e2 tr 0 20 1.0", "", [])
