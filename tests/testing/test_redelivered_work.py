@@ -15,6 +15,7 @@ import pytest
 
 from engine.core import events as ev
 from engine.core.ports import Delivery, Subscription
+from engine.core.work import WorkItem
 from engine.testing.memory import MemoryStore
 from engine.testing.run import MemoryEngine
 
@@ -107,3 +108,34 @@ async def test_a_report_still_in_the_inbox_counts_as_done() -> None:
     pending = await store.pending_input("e1", "e1:t:1:ended")
     assert pending is not None and ev.decode_input(pending) == report
     assert await store.pending_input("e1", "e1:t:2:ended") is None
+
+
+async def test_a_stale_attempt_delivered_again_after_a_newer_one_was_dispatched_does_not_run() -> None:
+    """Chaos seeds 17 and 18: a worker died after announcing attempt 1 but before acknowledging its
+    work message; the executor resubmitted the taskrun as attempt 2 (it ran), and 30 s later attempt 1's
+    message came back and ran the script once more."""
+    store = MemoryStore()
+    async with MemoryEngine(store=store) as eng:
+        flow = await eng.deploy(FLOW)
+        eid = "stale-attempt"
+        d = "2026-01-01T00:00:00Z"
+        steps: list[list[ev.Event]] = [
+            [
+                ev.ExecutionCreated(
+                    date=d, execution_id=eid, namespace=flow.namespace, flow_id=flow.id, flow_revision=1
+                ),
+                ev.TaskRunCreated(date=d, taskrun_id="tr", task_id="side_effect"),
+                ev.TaskRunDispatched(date=d, taskrun_id="tr", attempt=1),
+            ],
+            [ev.AttemptStarted(date=d, taskrun_id="tr", attempt=1, worker_id="dead")],
+            [ev.TaskRunDispatched(date=d, taskrun_id="tr", attempt=2)],  # attempt 1's worker was lost
+        ]
+        seq = 0
+        for events in steps:
+            seq = await store.append(eid, events, seq)
+
+        def item(attempt: int) -> WorkItem:
+            return WorkItem(eid, "tr", attempt, flow.tasks[0], flow.namespace, flow.id, 1, {})
+
+        assert await eng.worker._settled(item(1))  # stale: never run again
+        assert not await eng.worker._settled(item(2))  # the current attempt: runs
