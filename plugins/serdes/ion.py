@@ -151,6 +151,8 @@ def _plain(value: Any) -> Any:
     if ion_type is IonType.DECIMAL:
         return decimal.Decimal(value)
     if ion_type is IonType.TIMESTAMP:
+        if value.precision is not None and not value.precision.includes_minute:
+            return dt.date(value.year, value.month, value.day)  # a date (Kestra's LocalDate)
         stamp = dt.datetime(
             value.year, value.month, value.day, value.hour, value.minute, value.second,
             value.microsecond, value.tzinfo,
