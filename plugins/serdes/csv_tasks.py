@@ -111,7 +111,7 @@ def csv_to_ion(props: CsvToIon, ctx: RunContext, src: Path, dst: Path, stop: Sto
                 skipped += 1
                 continue
             if headers is None:
-                writer.write([_null(v) for v in record])
+                writer.write_text([_null(v) for v in record])
             else:
                 if len(record) != len(headers):
                     message = (
@@ -123,7 +123,9 @@ def csv_to_ion(props: CsvToIon, ctx: RunContext, src: Path, dst: Path, stop: Sto
                     if on_bad == "WARN":
                         ctx.log("WARN", message)
                     continue
-                writer.write({h: _null(v) for h, v in zip(headers, record, strict=True) if h is not None})
+                writer.write_text(
+                    {h: _null(v) for h, v in zip(headers, record, strict=True) if h is not None}
+                )
             if writer.count % 4096 == 0:
                 stop.check()
         return writer.count

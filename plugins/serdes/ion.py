@@ -29,6 +29,7 @@ MAX_LINE = 16 * 1024 * 1024  # bytes of one value: a larger line is refused, nev
 BUFFER = 1 << 20
 
 _json_string = msgspec.json.Encoder().encode
+_encode_text = msgspec.json.Encoder().encode
 
 
 def _timestamp(value: dt.datetime) -> str:
@@ -123,8 +124,19 @@ class IonWriter:
         self.out.write("\n")
         self.count += 1
 
+    def write_text(self, value: dict[str, str | None] | list[str | None]) -> None:
+        """A record of text fields (and nulls): its JSON is its Ion, and msgspec writes it ~10x faster."""
+        self.out.write(_encode_text(value).decode())
+        self.out.write("\n")
+        self.count += 1
 
-_json_decode = msgspec.json.Decoder().decode
+
+def _number(text: str) -> float | decimal.Decimal:
+    """Ion's rule for a number with a fraction: with an exponent a float, without one an exact decimal."""
+    return float(text) if "e" in text or "E" in text else decimal.Decimal(text)
+
+
+_json_decode = msgspec.json.Decoder(float_hook=_number).decode
 
 
 def _plain(value: Any) -> Any:
