@@ -17,14 +17,14 @@ import re
 import sys
 import zoneinfo
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import msgspec
 
 from engine.core.errors import TaskFailed
 from plugins.api import RunContext, TaskResult, runnable
 from plugins.serdes.common import Stop, check_charset, convert, one_char
-from plugins.serdes.ion import BUFFER, IonWriter, read_values
+from plugins.serdes.ion import BUFFER, read_values
 
 P = "io.kestra.plugin.serdes.csv."
 DEFAULT_MAX_FIELD = 16 * 1024 * 1024
@@ -69,6 +69,28 @@ def _null(value: str) -> str | None:
     return None if value == "\\N" else value
 
 
+class TextRecords:
+    """Records of text fields (and nulls) written in batches: their JSON lines are their Ion lines, and
+    msgspec writes a batch of them in one call."""
+
+    BATCH = 4096
+    _encode = msgspec.json.Encoder().encode_lines
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.batch: list[Any] = []
+        self.count = 0
+
+    def add(self, record: Any) -> None:
+        self.batch.append(record)
+
+    def flush(self) -> None:
+        if self.batch:
+            self.out.write(TextRecords._encode(self.batch))
+            self.count += len(self.batch)
+            self.batch.clear()
+
+
 def csv_to_ion(props: CsvToIon, ctx: RunContext, src: Path, dst: Path, stop: Stop) -> int:
     encoding = check_charset(props.charset)
     if encoding == "utf-8":
@@ -79,7 +101,7 @@ def csv_to_ion(props: CsvToIon, ctx: RunContext, src: Path, dst: Path, stop: Sto
         on_bad = "SKIP" if on_bad == "ERROR" else on_bad
     with (
         src.open("r", encoding=encoding, newline="", buffering=BUFFER) as fh,
-        dst.open("w", encoding="utf-8", buffering=BUFFER) as out,
+        dst.open("wb", buffering=BUFFER) as out,
     ):
         reader = csv.reader(
             fh,
@@ -87,8 +109,9 @@ def csv_to_ion(props: CsvToIon, ctx: RunContext, src: Path, dst: Path, stop: Sto
             quotechar=one_char(props.textDelimiter, "textDelimiter"),
             strict=not props.allowExtraCharsAfterClosingQuote,
         )
-        writer = IonWriter(out)
+        writer = TextRecords(out)
         headers: list[str | None] | None = None
+        kept: list[str] = []  # the header names when no column is dropped: records zip onto them
         skipped = 0
         while True:
             try:
@@ -104,6 +127,7 @@ def csv_to_ion(props: CsvToIon, ctx: RunContext, src: Path, dst: Path, stop: Sto
                 continue
             if props.header and headers is None:
                 headers = _headers(record, props.onEmptyHeader)
+                kept = [h for h in headers if h is not None] if None not in headers else []
                 continue
             if props.skipEmptyRows and (not record or record == [""]):
                 continue
@@ -111,7 +135,7 @@ def csv_to_ion(props: CsvToIon, ctx: RunContext, src: Path, dst: Path, stop: Sto
                 skipped += 1
                 continue
             if headers is None:
-                writer.write_text([_null(v) for v in record])
+                writer.add([_null(v) for v in record])
             else:
                 if len(record) != len(headers):
                     message = (
@@ -123,11 +147,14 @@ def csv_to_ion(props: CsvToIon, ctx: RunContext, src: Path, dst: Path, stop: Sto
                     if on_bad == "WARN":
                         ctx.log("WARN", message)
                     continue
-                writer.write_text(
-                    {h: _null(v) for h, v in zip(headers, record, strict=True) if h is not None}
-                )
-            if writer.count % 4096 == 0:
+                if kept and "\\N" not in record:
+                    writer.add(dict(zip(kept, record, strict=True)))
+                else:
+                    writer.add({h: _null(v) for h, v in zip(headers, record, strict=True) if h is not None})
+            if len(writer.batch) >= TextRecords.BATCH:
+                writer.flush()
                 stop.check()
+        writer.flush()
         return writer.count
 
 

@@ -29,7 +29,6 @@ MAX_LINE = 16 * 1024 * 1024  # bytes of one value: a larger line is refused, nev
 BUFFER = 1 << 20
 
 _json_string = msgspec.json.Encoder().encode
-_encode_text = msgspec.json.Encoder().encode
 
 
 def _timestamp(value: dt.datetime) -> str:
@@ -121,12 +120,6 @@ class IonWriter:
 
     def write(self, value: Any) -> None:
         self.out.write(dumps(value))
-        self.out.write("\n")
-        self.count += 1
-
-    def write_text(self, value: dict[str, str | None] | list[str | None]) -> None:
-        """A record of text fields (and nulls): its JSON is its Ion, and msgspec writes it ~10x faster."""
-        self.out.write(_encode_text(value).decode())
         self.out.write("\n")
         self.count += 1
 
