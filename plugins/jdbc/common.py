@@ -29,6 +29,9 @@ from plugins.serdes.ion import IonWriter, iso_duration
 
 FetchType = Literal["NONE", "FETCH_ONE", "FETCH", "STORE"]
 DEFAULT_FETCH_SIZE = 10_000
+# FETCH rows travel in the task's outputs, which the worker caps at 1 MiB: reading past that only
+# fills memory before the task fails, so the fetch stops there and says to STORE instead.
+FETCH_LIMIT = 1024 * 1024
 
 T = TypeVar("T")
 
@@ -160,6 +163,9 @@ class Fetched(msgspec.Struct):
     ion_file: Path | None = None
 
 
+_encode = msgspec.json.Encoder().encode
+
+
 def fetch_result(cursor: Cursor, mode: FetchType, fetch_size: int, scratch: Path) -> Fetched:
     """Read the last result of ``cursor`` as Kestra's fetch modes say (called in the query thread)."""
     names = columns(cursor)
@@ -171,7 +177,19 @@ def fetch_result(cursor: Cursor, mode: FetchType, fetch_size: int, scratch: Path
         row = {n: cell(v) for n, v in zip(names, rows[0], strict=True)} if rows else None
         return Fetched({"row": row, "size": 1 if rows else 0})
     if mode == "FETCH":
-        out = [{n: cell(v) for n, v in zip(names, r, strict=True)} for b in batches(cursor, size) for r in b]
+        out: list[dict[str, Any]] = []
+        total = 0
+        for batch in batches(cursor, size):
+            for r in batch:
+                row = {n: cell(v) for n, v in zip(names, r, strict=True)}
+                total += len(_encode(row))
+                if total > FETCH_LIMIT:
+                    raise TaskFailed(
+                        f"fetchType FETCH: the rows are over {FETCH_LIMIT} bytes after {len(out)} rows, more "
+                        "than a task's outputs may hold — use fetchType: STORE (a file in internal storage)",
+                        retryable=False,
+                    )
+                out.append(row)
         return Fetched({"rows": out, "size": len(out)})
     target = scratch / temp_name(".ion")
     with target.open("w", encoding="utf-8", buffering=1 << 20) as fh:

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -63,6 +64,12 @@ def _database(props: DuckDbQuery, workdir: Path) -> tuple[Path, Path]:
     return workdir / db, workdir
 
 
+def _temporary(props: DuckDbQuery) -> bool:
+    """The database is this run's own (the default URL, no database file in or out)."""
+    path = strip_prefix(props.url, PREFIXES, "DuckDB")
+    return path in ("", ":memory:") and not props.databaseUri and not props.outputDbFile
+
+
 async def run(props: DuckDbQuery, ctx: RunContext) -> TaskResult:
     import duckdb
 
@@ -110,12 +117,14 @@ async def run(props: DuckDbQuery, ctx: RunContext) -> TaskResult:
             conn.close()
         outputs = await store_uri(ctx, fetched)
     finally:
-        import shutil
-
         shutil.rmtree(scratch, ignore_errors=True)
+        if _temporary(props):  # inside a WorkingDirectory, the next tasks' globs would see it
+            for leftover in (db_file, db_file.with_name(db_file.name + ".wal")):
+                leftover.unlink(missing_ok=True)
     outputs.update(outputs_of(await upload_output_files(ctx, out_files)))
     if props.outputDbFile:
         outputs["databaseUri"] = await put_task_file(ctx, db_file)
+
     if mode != "NONE":
         ctx.log("DEBUG", f"{mode}: {outputs.get('size', 0)} rows")
     return TaskResult(outputs=outputs)

@@ -185,3 +185,12 @@ def test_loader_refuses_bad_values_unknown_and_unsupported_properties() -> None:
         registry=reg,
     )
     assert flow.tasks[0].props["fetchType"] == "STORE"
+
+
+async def test_fetch_is_bounded_and_the_temporary_database_removed(rctx: RenderingContext) -> None:
+    with pytest.raises(TaskFailed, match="use fetchType: STORE"):
+        await run_task(
+            DUCK, {"sql": "SELECT repeat('x', 1000) AS s FROM range(5000)", "fetchType": "FETCH"}, rctx
+        )
+    await run_task(DUCK, {"sql": "CREATE TABLE t AS SELECT 1 AS a"}, rctx)
+    assert not list(rctx.workdir.glob("*.db*"))
