@@ -8,6 +8,8 @@
 - ``inputFiles`` are written into the working directory, which is DuckDB's ``file_search_path`` (so
   ``read_csv_auto('in.csv')`` works) and ``{{ workingDir }}`` in the SQL; ``outputFiles`` names files
   the SQL writes (``COPY ... TO '{{ outputFiles.out }}'``), uploaded after (``outputFiles`` output).
+- DuckDB's ``memory_limit`` is ``ENGINE_DUCKDB_MEMORY`` (128MB by default; DuckDB's own default is 80%
+  of the machine, inside the worker's process); the SQL can raise it (``SET memory_limit = '2GB';``).
 - ``communityExtensions`` would download extensions from the internet: refused unless empty.
 - A task timeout or a kill interrupts the running query (``Connection.interrupt``).
 """
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.core.errors import TaskFailed
+from engine.settings import settings
 from plugins.api import RunContext, TaskResult, runnable
 from plugins.files import put_task_file
 from plugins.jdbc.common import Fetched, QueryProps, bind_parameters, fetch_result, fetch_type, interruptible
@@ -92,11 +95,16 @@ async def run(props: DuckDbQuery, ctx: RunContext) -> TaskResult:
     sql, params = bind_parameters(sql, props.parameters, "?")
     after_sql, after_params = bind_parameters(after, props.parameters, "?") if after else (None, [])
     mode = fetch_type(props)
+    memory = settings().duckdb_memory
     conn = duckdb.connect(str(db_file))
     scratch = Path(tempfile.mkdtemp(prefix=".engine-tmp-", dir=ctx.workdir))
 
     def work() -> Fetched:
         conn.execute(f"SET file_search_path = {_literal(str(workdir))}")
+        # DuckDB's own default is 80% of the machine's memory, in the worker's process: a bounded
+        # default keeps one query from starving the worker (DuckDB spills to disk past it); the SQL
+        # can raise it (SET memory_limit = '2GB').
+        conn.execute(f"SET memory_limit = {_literal(memory)}")
         if props.timeZoneId:
             conn.execute(f"SET TimeZone = {_literal(props.timeZoneId)}")
         if after_sql is not None:
@@ -112,7 +120,13 @@ async def run(props: DuckDbQuery, ctx: RunContext) -> TaskResult:
         try:
             fetched = await interruptible(work, conn.interrupt, "duckdb-query")
         except duckdb.Error as exc:
-            raise TaskFailed(f"DuckDB: {exc}", retryable=False) from None
+            hint = ""
+            if isinstance(exc, duckdb.OutOfMemoryException):
+                hint = (
+                    f" — the query may use {memory} (ENGINE_DUCKDB_MEMORY): raise it for this query "
+                    "with SET memory_limit = '1GB'; before it, or for every query with ENGINE_DUCKDB_MEMORY"
+                )
+            raise TaskFailed(f"DuckDB: {exc}{hint}", retryable=False) from None
         finally:
             conn.close()
         outputs = await store_uri(ctx, fetched)

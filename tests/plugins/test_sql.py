@@ -194,3 +194,27 @@ async def test_fetch_is_bounded_and_the_temporary_database_removed(rctx: Renderi
         )
     await run_task(DUCK, {"sql": "CREATE TABLE t AS SELECT 1 AS a"}, rctx)
     assert not list(rctx.workdir.glob("*.db*"))
+
+
+async def test_duckdb_memory_limit_is_bounded_and_can_be_raised(
+    rctx: RenderingContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limit = "SELECT current_setting('memory_limit') AS m"
+    assert (await run_task(DUCK, {"sql": limit, "fetchOne": True}, rctx)).outputs["row"]["m"] in (
+        "122.0 MiB",
+        "128.0 MB",
+    )
+    monkeypatch.setenv("ENGINE_DUCKDB_MEMORY", "1GB")
+    raised = await run_task(DUCK, {"sql": limit, "fetchOne": True}, rctx)
+    assert raised.outputs["row"]["m"] in ("953.6 MiB", "1000.0 MB")
+    monkeypatch.setenv("ENGINE_DUCKDB_MEMORY", "32MB")
+    with pytest.raises(TaskFailed, match="ENGINE_DUCKDB_MEMORY"):
+        await run_task(DUCK, {"sql": "SELECT list(range) FROM range(20000000)", "fetchOne": True}, rctx)
+
+
+def test_a_bad_duckdb_memory_setting_names_the_variable() -> None:
+    from engine.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="ENGINE_DUCKDB_MEMORY='lots'"):
+        Settings.from_env({"ENGINE_DUCKDB_MEMORY": "lots"})
+    assert Settings.from_env({"ENGINE_DUCKDB_MEMORY": "2GB"}).duckdb_memory == "2GB"
