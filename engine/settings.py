@@ -22,6 +22,7 @@ variable                    takes                                       default 
 ``ENGINE_API_TOKENS``       bearer tokens, comma-separated              none (webserver)
 ``ENGINE_SERVER``           an engine API URL                           local mode (the CLI's ``--server``)
 ``ENGINE_TOKEN``            a bearer token                              none (the CLI's ``--token``)
+``ENGINE_DUCKDB_MEMORY``    a size: 128MB, 512MB, 2GB                   128MB (DuckDB Query's memory_limit)
 ==========================  ==========================================  ======================================
 
 ``ENGINE_SERVER`` and ``ENGINE_TOKEN`` are read by the CLI's options themselves (typer's ``envvar``, which
@@ -55,6 +56,7 @@ _LEVELS = {
 }
 # nats-server reads the value as a Go duration, written unquoted in its config file
 _DURATION = re.compile(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+")
+_SIZE = re.compile(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.I)
 
 T = TypeVar("T")
 
@@ -79,6 +81,7 @@ class Settings:
     api_user: str | None = None
     api_password: str | None = None
     api_tokens: frozenset[str] = frozenset()
+    duckdb_memory: str = "128MB"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -132,6 +135,12 @@ class Settings:
             api_user=text("ENGINE_API_USER"),
             api_password=text("ENGINE_API_PASSWORD"),
             api_tokens=frozenset(t.strip() for t in env.get("ENGINE_API_TOKENS", "").split(",") if t.strip()),
+            duckdb_memory=parse(
+                "ENGINE_DUCKDB_MEMORY",
+                lambda v: v if _SIZE.fullmatch(v) else None,
+                "a size such as 128MB, 512MB or 2GB (default 128MB)",
+                "128MB",
+            ),
         )
 
 

@@ -68,8 +68,15 @@ def rendered_elsewhere(task_type: str) -> tuple[str, ...]:
     return _RENDERED_BY_CHILD.get(task_type, ())
 
 
-def check_rules(ctx: Checker, task_type: str, props: dict[Any, Any], path: str) -> None:
-    """Issues into ``ctx`` for each rule of ``task_type`` that ``props`` breaks."""
+def check_rules(
+    ctx: Checker,
+    task_type: str,
+    props: dict[Any, Any],
+    path: str,
+    refused: dict[str, str] | None = None,
+) -> None:
+    """Issues into ``ctx`` for each rule of ``task_type`` that ``props`` breaks; ``refused`` (a plugin's
+    ``extra["not_supported"]``: property -> why and what to do instead) adds the plugin's own."""
     for name, (values, aliases) in _ENUMS.get(task_type, {}).items():
         value = props.get(name)
         if value is None or is_expression(value):
@@ -103,6 +110,10 @@ def check_rules(ctx: Checker, task_type: str, props: dict[Any, Any], path: str) 
                 child_path(path, name),
                 f"'{name}' ({show(value)}) is not supported yet: the engine installs no packages — {fix}",
             )
+    for name, why in (refused or {}).items():
+        value = props.get(name)
+        if value not in (None, [], "", False):
+            ctx.add(child_path(path, name), f"'{name}' ({show(value)}) is not supported: {why}")
 
 
 Names = tuple[str, ...]

@@ -137,7 +137,7 @@ def _task_schema(spec: PluginSpec, registry: Registry, defs: dict[str, Any]) -> 
     for prop in counts:
         props[prop] = {"anyOf": [{"type": "integer", "minimum": 0}, _WHOLE_NUMBER, _EXPRESSION]}
     required += [prop for prop in must if prop not in required]
-    for prop in refused:
+    for prop in (*refused, *spec.extra.get("not_supported", {})):
         props.pop(prop, None)
     for branch in spec.branches:
         if branch == "cases":

@@ -115,7 +115,7 @@ def _task(ctx: Checker, item: Any, path: str) -> Task | None:
     props = {k: v for k, v in data.items() if k not in _TASK_COMMON and k not in branch_keys}
     if spec is not None:
         props = validate_props(ctx, spec, props, path)
-        check_rules(ctx, spec.type, props, path)
+        check_rules(ctx, spec.type, props, path, spec.extra.get("not_supported"))
         ctx.elsewhere += [child_path(path, name) for name in rendered_elsewhere(spec.type)]
     ctx.collect_expressions(props, path)
 

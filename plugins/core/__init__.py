@@ -20,6 +20,7 @@ _MODULES = (
     "log_fetch",
     "foreachitem",
     "trigger",
+    "download",
 )
 
 

@@ -195,5 +195,6 @@ SPECS = [
         Request,
         run,
         "Make an HTTP request; outputs `uri`, `code`, `headers` and `body` (text).",
+        aliases=("io.kestra.plugin.fs.http.Request",),
     ),
 ]

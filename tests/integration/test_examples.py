@@ -51,6 +51,7 @@ def test_every_example_is_covered() -> None:
         "errors-finally.yaml",
         "kv.yaml",
         "subflows/child.yaml",
+        "sql-duckdb.yaml",
     }
     found = {p.relative_to(EXAMPLES).as_posix() for p in EXAMPLES.rglob("*.yaml")}
     assert found == covered
@@ -59,13 +60,14 @@ def test_every_example_is_covered() -> None:
 def test_examples_validate(cli: Cli) -> None:
     res = cli("flow", "validate", str(EXAMPLES))
     assert res.code == 0, res.diag
-    assert "9 flow(s) valid" in res.stderr
+    assert "10 flow(s) valid" in res.stderr
 
 
 def test_examples_use_only_kestra_core_types() -> None:
     for path in EXAMPLES.rglob("*.yaml"):
         for type_ in re.findall(r"type:\s*(io\.kestra\.\S+)", path.read_text()):
-            assert type_.startswith(("io.kestra.plugin.core.", "io.kestra.plugin.scripts.")), (path, type_)
+            kestra_plugins = ("core", "scripts", "jdbc", "serdes")
+            assert type_.startswith(tuple(f"io.kestra.plugin.{p}." for p in kestra_plugins)), (path, type_)
 
 
 def test_hello_embedded_server(tmp_path: Path) -> None:
@@ -236,3 +238,14 @@ def test_kv(cli: Cli) -> None:
     assert doc["outputs"] == {"from_function": "42", "from_task": "42"}
     code, doc = run_example(cli, "kv.yaml", "--input", "value=second")
     assert doc["outputs"] == {"from_function": "second", "from_task": "second"}
+
+
+def test_sql_duckdb(cli: Cli) -> None:
+    code, doc = run_example(cli, "sql-duckdb.yaml", "--input", "min_amount=15", timeout=40)
+    assert code == 0, doc
+    trs = taskruns(doc)
+    assert trs["top_customer"]["outputs"]["row"] == {"customer": "Ada", "total": 27.75}
+    assert trs["big_orders"]["outputs"]["size"] == 2
+    assert trs["to_csv"]["outputs"]["size"] == 2
+    assert doc["outputs"]["best"] == "Ada"
+    assert doc["outputs"]["orders_csv"] == trs["to_csv"]["outputs"]["uri"]
