@@ -17,6 +17,7 @@ from engine.core import events as ev
 from engine.core.execution import Execution
 from engine.core.inputs import secret_input_ids
 from engine.core.model import Flow
+from engine.core.tree import make_id
 
 CORRELATION_LABEL = "system.correlationId"
 
@@ -64,6 +65,12 @@ def execution_created(
         parent=parent,
         secret_inputs=secret_inputs,
     )
+
+
+def retry_id(execution_id: str) -> str:
+    """The id of the next try of ``execution_id`` (retry behavior CREATE_NEW_EXECUTION): derived,
+    so deciding the failed step twice can never create two."""
+    return make_id(execution_id, "retry")
 
 
 def retry_created(previous: Execution, flow: Flow, execution_id: str, at: str) -> ev.RetryExecutionCreated:

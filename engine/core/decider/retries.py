@@ -11,11 +11,11 @@ from engine.core.dates import parse as parse_date
 from engine.core.decider.effects import Dispatch, Effect, Kill, ReleaseSlot, StartRetry
 from engine.core.decider.sequencing import Sequencing
 from engine.core.execution import Execution, TaskRun
-from engine.core.factory import retry_created
+from engine.core.factory import retry_created, retry_id
 from engine.core.model import Flow, Retry, Task
 from engine.core.retry import chain_delay, in_place, new_execution
 from engine.core.states import State
-from engine.core.tree import MERGE, F, make_id
+from engine.core.tree import MERGE, F
 
 
 class Retries(Sequencing):
@@ -87,7 +87,7 @@ def next_try(ex: Execution, flow: Flow, retried_at: str, delay: float) -> list[E
     ``delay`` seconds later (the id derived from this execution's), stop what still runs of it, give
     back its concurrency slot. ``renotify`` asks for it again after a restart of the executor."""
     at = (parse_date(retried_at) + timedelta(seconds=delay)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    effects: list[Effect] = [StartRetry(retry_created(ex, flow, make_id(ex.id, "retry"), at))]
+    effects: list[Effect] = [StartRetry(retry_created(ex, flow, retry_id(ex.id), at))]
     running = tuple(
         tr.subflow_execution
         for tr in ex.taskruns.values()
