@@ -549,7 +549,8 @@ class Executor:
         ended = ev.SubflowEnded(
             date=self.clock(),
             taskrun_id=effect.taskrun_id,
-            execution_id=state.id,
+            # a retried child's last try answers for the whole chain: the parent waits for the first
+            execution_id=state.first_try or state.id,
             state=effect.state,
             outputs=effect.outputs,
         )

@@ -34,11 +34,14 @@ class ExecutionCreated(_Event, tag="exec.created", frozen=True):
 class RetryExecutionCreated(ExecutionCreated, tag="exec.created.retry", frozen=True):
     """The next try of an execution whose retry policy says CREATE_NEW_EXECUTION (Kestra's execution
     metadata): ``attempt_number`` counts the tries of the chain from 1, ``original_created`` is when
-    the first try was created (``maxDuration`` counts from it), ``retry_of`` the try before."""
+    the first try was created (``maxDuration`` counts from it), ``retry_of`` the try before and
+    ``first_try`` the chain's first execution (a parent waits for that id: the last try's end is told
+    under it)."""
 
     attempt_number: int = 1
     original_created: str | None = None
     retry_of: str | None = None
+    first_try: str | None = None
 
 
 class ExecutionStateChanged(_Event, tag="exec.state", frozen=True):

@@ -70,6 +70,7 @@ class Execution(msgspec.Struct):
     secret_inputs: tuple[str, ...] = ()
     attempt_number: int = 1  # the try of a CREATE_NEW_EXECUTION retry chain (Kestra's metadata)
     original_created: str | None = None  # when the chain's first try was created (None: this one)
+    first_try: str | None = None  # the chain's first execution (None: this one)
     seq: int = 0  # stream sequence of the last applied step (set by the shell, not by events)
 
     @property
@@ -131,6 +132,7 @@ def evolve(state: Execution | None, event: ev.Event) -> Execution | None:
             secret_inputs=event.secret_inputs,
             attempt_number=event.attempt_number if isinstance(event, ev.RetryExecutionCreated) else 1,
             original_created=event.original_created if isinstance(event, ev.RetryExecutionCreated) else None,
+            first_try=event.first_try if isinstance(event, ev.RetryExecutionCreated) else None,
         )
     if state is None:
         return None

@@ -96,4 +96,5 @@ def retry_created(previous: Execution, flow: Flow, execution_id: str, at: str) -
         attempt_number=previous.attempt_number + 1,
         original_created=previous.chain_created,
         retry_of=previous.id,
+        first_try=previous.first_try or previous.id,
     )

@@ -260,3 +260,37 @@ tasks:
     assert [t.attempt_number for t in tries] == [1, 2, 3]
     assert [t.taskruns[next(iter(t.taskruns))].state for t in tries] == ["RETRIED", "RETRIED", "FAILED"]
     assert len({t.labels[CORRELATION_LABEL] for t in tries}) == 1
+
+
+def test_a_subflow_whose_child_retries_by_new_executions_waits_for_the_last_try() -> None:
+    from engine.core.factory import retry_id
+    from engine.testing.run import MemoryEngine
+    from eventstore.reader import read_execution
+
+    child = f"""
+id: child
+namespace: io.test
+retry: {_retry(max_attempt=2, interval="PT0.1S")}
+tasks:
+  - {{id: fail, type: {FAIL}}}
+"""
+    parent = """
+id: parent
+namespace: io.test
+tasks:
+  - {id: sub, type: io.kestra.plugin.core.flow.Subflow, namespace: io.test, flowId: child}
+"""
+
+    async def run() -> tuple[Execution, list[Execution]]:
+        async with MemoryEngine() as eng:
+            await eng.deploy(child)
+            state = await eng.run(await eng.deploy(parent), timeout=15)
+            first = state.taskruns[next(iter(state.taskruns))].subflow_execution
+            assert first is not None
+            tries = [(await read_execution(eng.store, i)).state for i in (first, retry_id(first))]
+            return state, [t for t in tries if t is not None]
+
+    state, tries = asyncio.run(run())
+    assert [t.state for t in tries] == ["RETRIED", "FAILED"]
+    assert tries[1].first_try == tries[0].id
+    assert state.state == "FAILED"  # the last try's end reached the parent (it waited for the first id)
