@@ -228,6 +228,7 @@ class _Runner:
         self.execution_id: str | None = None
         self.stale_reads = 0
         self.root_execution: Any = None  # the execution a case run as a child started from
+        self.upstream: dict[str, str] = {}  # flow id -> the execution a Flow trigger case ran first
         self.create: Callable[..., Awaitable[None]] | None = None
 
     # -- inputs --------------------------------------------------------------------------------
@@ -383,6 +384,7 @@ class _Runner:
             children=await self.descendants(state),
             flow=await self._flow_of(state),
             root=self.root_execution or state,
+            upstream=dict(self.upstream),
         )
         segments = set()
         for text, check in checks:
@@ -590,6 +592,7 @@ class _Runner:
                 except FlowNotFound:
                     continue  # a condition may name a flow the corpus does not have
                 eid = new_execution_id()
+                self.upstream[fid] = eid
                 await self.rt.wait_terminal(
                     eid,
                     on_start=lambda f=flow, e=eid: self.rt.create_execution(

@@ -34,7 +34,8 @@ class Observed:
     """What a check may look at: the execution (engine.execution.Execution) and its logs; every try
     of it (``chain``: a retry by new executions, the first try first), the executions its
     Subflow and ForEachItem tasks started (``children``, with their own children), the flow, and
-    the execution the case started (``root``: a case run as a child has its parent there)."""
+    the execution the case started (``root``: a case run as a child has its parent there), and the
+    executions of other flows whose end started it (``upstream``, by flow id: a Flow trigger case)."""
 
     execution: Any
     logs: list[Any]
@@ -42,6 +43,7 @@ class Observed:
     children: list[Any] = field(default_factory=list)
     flow: Any = None
     root: Any = None
+    upstream: dict[str, str] = field(default_factory=dict)  # flow id -> execution that triggered it
 
     @property
     def taskruns(self) -> list[Any]:
@@ -243,9 +245,10 @@ def _output_check(subject: _Subject, path: str, op: str, lit: str) -> Check:
         found, actual = _get_path(tr.outputs or {}, path)
         if not found:
             return f"{subject.text}: no output {path!r} (outputs: {_short(tr.outputs)})"
-        if _compare(actual, op, expected):
+        want = _resolve(expected, obs)
+        if _compare(actual, op, want):
             return None
-        return f"{subject.text}: outputs.{path} {op} {expected!r} is false (got {_short(actual)})"
+        return f"{subject.text}: outputs.{path} {op} {want!r} is false (got {_short(actual)})"
 
     return check
 
@@ -323,9 +326,27 @@ def _short(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_UPSTREAM = re.compile(r"<([\w.-]+) execution id>")
+
+
 def _usable(op: str, lit: str) -> bool:
-    """A literal with a ``<placeholder>`` is only understood in ``matches`` (as a wildcard)."""
-    return op == "matches" or not re.search(r"<[^<>]+>", lit)
+    """A literal with a ``<placeholder>`` is only understood in ``matches`` (as a wildcard), or when
+    it names an upstream execution (``<trigger-flow execution id>``, resolved when checked)."""
+    return op == "matches" or not re.search(r"<[^<>]+>", _UPSTREAM.sub("", lit))
+
+
+def _upstream_id(flow: str, obs: Observed) -> str | None:
+    """The execution of the upstream flow ``flow`` (or whose id ends with ``-flow``) the case ran."""
+    if flow in obs.upstream:
+        return obs.upstream[flow]
+    found = [eid for fid, eid in obs.upstream.items() if fid.endswith("-" + flow)]
+    return found[0] if len(found) == 1 else None
+
+
+def _resolve(expected: Any, obs: Observed) -> Any:
+    if not isinstance(expected, str) or not _UPSTREAM.search(expected):
+        return expected
+    return _UPSTREAM.sub(lambda m: _upstream_id(m[1], obs) or m[0], expected)
 
 
 def _parse_assignments(text: str) -> list[tuple[str, str, str]] | None:
@@ -921,6 +942,15 @@ def _parse_more(seg: str, prev: _Subject | None) -> tuple[list[Check], _Subject 
     )
     if m:
         return [_children_check(None, m["state"], int(m["n"]), count=int(m["c"]))], None
+    m = re.fullmatch(r"trigger\.(?P<base>[\w.]+): (?P<rest>.+)", seg)
+    if m:
+        items = []
+        for item in m["rest"].split(", "):
+            kv = re.fullmatch(r"(\w+) == ('[^']*'|upstream id|([\w.-]+) execution id)", item.strip())
+            if not kv:
+                return None
+            items.append((kv[1], kv[2], kv[3]))
+        return [_trigger_check(m["base"], key, raw, flow) for key, raw, flow in items], None
     m = re.fullmatch(rf"{_SUBJECT}{_REMARK} outputs (?P<rest>[A-Za-z_].+)", seg)
     if m:
         subject = _Subject(m)
@@ -978,6 +1008,27 @@ def _parse_more(seg: str, prev: _Subject | None) -> tuple[list[Check], _Subject 
         if who in ("parent execution id", "id of the parent (root) execution") and whose == "children":
             return [_label_check(m["key"], "children", "self")], None
     return None
+
+
+def _trigger_check(base: str, key: str, raw: str, flow: str | None) -> Check:
+    """``trigger.variables: executionId == upstream id``: a literal, the upstream execution (the one
+    of the flow it names, else any the case ran)."""
+
+    def check(obs: Observed) -> str | None:
+        found, actual = _get_path(obs.execution.trigger or {}, f"{base}.{key}")
+        if not found:
+            return f"trigger has no {base}.{key} (trigger: {_short(obs.execution.trigger)})"
+        if raw.startswith("'"):
+            ok, want = actual == raw[1:-1], raw[1:-1]
+        elif flow is not None:
+            want = _upstream_id(flow, obs) or f"<{flow} execution id>"
+            ok = actual == want
+        else:
+            want = f"one of {sorted(obs.upstream.values())}"
+            ok = actual in obs.upstream.values()
+        return None if ok else f"trigger.{base}.{key} is {actual!r}, expected {want}"
+
+    return check
 
 
 def _child_ref_check(path: str, what: str) -> Check:

@@ -158,3 +158,19 @@ def test_a_placeholder_matches_any_text(pattern: str, text: str, expected: bool)
     tr = _tr("t", outputs={"uri": text})
     verdict = _verdicts(f"taskrun 0 outputs.uri matches {pattern}", Observed(_ex(tr), []))
     assert (verdict == [None]) is expected
+
+
+def test_a_triggered_execution_names_its_upstream() -> None:
+    trigger = {"variables": {"executionId": "up1", "namespace": "ns.t", "flowId": "trigger-flow-b"}}
+    tr = _tr("first", outputs={"value": "childs: from parents: up1"})
+    obs = Observed(_ex(tr, trigger=trigger), [], upstream={"trigger-flow-a": "up0", "trigger-flow-b": "up1"})
+    holds(
+        "trigger.variables: executionId == flow-b execution id, namespace == 'ns.t', "
+        "flowId == 'trigger-flow-b'",
+        obs,
+    )
+    holds("trigger.variables: executionId == upstream id, namespace == 'ns.t'", obs)
+    fails("trigger.variables: executionId == flow-a execution id", obs)
+    fails("trigger.variables: namespace == 'other'", obs)
+    holds("first taskrun outputs.value == 'childs: from parents: <trigger-flow-b execution id>'", obs)
+    fails("first taskrun outputs.value == 'childs: from parents: <trigger-flow-a execution id>'", obs)
