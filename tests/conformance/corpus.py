@@ -358,7 +358,14 @@ class _Runner:
 
     # -- checks --------------------------------------------------------------------------------
 
-    async def check(self, state: Any, expected: Expected, what: str, chain: list[Any] | None = None) -> None:
+    async def check(
+        self,
+        state: Any,
+        expected: Expected,
+        what: str,
+        chain: list[Any] | None = None,
+        executions: dict[str, Any] | None = None,
+    ) -> None:
         """``state``: the execution the expectation is about (a retried one's last try)."""
         if expected.state != "unknown":
             self.checked += 1
@@ -385,6 +392,7 @@ class _Runner:
             flow=await self._flow_of(state),
             root=self.root_execution or state,
             upstream=dict(self.upstream),
+            executions=executions or {},
         )
         segments = set()
         for text, check in checks:
@@ -422,6 +430,21 @@ class _Runner:
                 out.append(child)
                 queue.append(child)
         return out
+
+    async def run_two(self, create: Callable[..., Awaitable[None]]) -> None:
+        """Notes about "execution 1" and "execution 2" (a flow's concurrency limit): start one, once it
+        runs start the other, wait for both; the case's expectation is the first one's."""
+        from engine.ids import new_execution_id
+
+        first = self.execution_id or new_execution_id()
+        await create(first)
+        await self.wait_for(first, {"RUNNING", "PAUSED"})
+        second = new_execution_id()
+        await create(second)
+        two = await self.wait_for(second, TERMINAL_STATES)
+        self.execution_id = first
+        one = await self.wait_for(first, TERMINAL_STATES)
+        await self.check(one, self.case.expected, "", executions={"1": one, "2": two})
 
     async def follow_retries(self, state: Any) -> tuple[Any, list[Any]]:
         """A try that ended RETRIED is followed by the next one (retry behavior CREATE_NEW_EXECUTION):
@@ -501,6 +524,9 @@ class _Runner:
                 await self.check(state, expected, "")
                 return
 
+            if any(re.search(r"\bexecution 2\b", n) for n in expected.notes):
+                await self.run_two(create)
+                return
             kill_when_running = any(re.match(r"run until RUNNING, then kill", n) for n in expected.notes)
             try:
                 if expected.state in TERMINAL_STATES and not kill_when_running:

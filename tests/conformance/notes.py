@@ -44,6 +44,7 @@ class Observed:
     flow: Any = None
     root: Any = None
     upstream: dict[str, str] = field(default_factory=dict)  # flow id -> execution that triggered it
+    executions: dict[str, Any] = field(default_factory=dict)  # "1", "2": a concurrency case's two
 
     @property
     def taskruns(self) -> list[Any]:
@@ -942,6 +943,21 @@ def _parse_more(seg: str, prev: _Subject | None) -> tuple[list[Check], _Subject 
     )
     if m:
         return [_children_check(None, m["state"], int(m["n"]), count=int(m["c"]))], None
+    m = re.fullmatch(
+        rf"(?:start execution 1 \(RUNNING\), then execution 2: )?execution (?P<n>[12]) "
+        rf"(?P<verb>is|ends) {states}(?P<now> immediately)?",
+        seg,
+    )
+    if m:
+        return [_numbered_check(m["n"], m["state"], None, bool(m["now"]), False)], None
+    m = re.fullmatch(
+        rf"execution (?P<n>[12])(?: started while 1 is RUNNING)? (?P<verb>goes|history is) "
+        rf"(?P<hist>(?:{STATES})(?: -> (?:{STATES}))+)",
+        seg,
+    )
+    if m:
+        exact = m["verb"] == "history is"
+        return [_numbered_check(m["n"], None, m["hist"].split(" -> "), False, exact)], None
     m = re.fullmatch(r"trigger\.(?P<base>[\w.]+): (?P<rest>.+)", seg)
     if m:
         items = []
@@ -1008,6 +1024,31 @@ def _parse_more(seg: str, prev: _Subject | None) -> tuple[list[Check], _Subject 
         if who in ("parent execution id", "id of the parent (root) execution") and whose == "children":
             return [_label_check(m["key"], "children", "self")], None
     return None
+
+
+def _numbered_check(
+    n: str, state: str | None, history: list[str] | None, at_once: bool, exact: bool
+) -> Check:
+    """``execution 2 is CANCELLED immediately`` (never RUNNING); ``execution 2 history is CREATED ->
+    CANCELLED`` (exactly); ``execution 2 goes CREATED -> QUEUED -> RUNNING -> SUCCESS`` (its history
+    starts so and it ends so, as Kestra's test reads it: a Pause in between is allowed)."""
+
+    def check(obs: Observed) -> str | None:
+        ex = obs.executions.get(n)
+        if ex is None:
+            return f"execution {n} was not run (the case did not start two executions)"
+        states = [h.state for h in ex.histories]
+        if state is not None and ex.state != state:
+            return f"execution {n} is {ex.state}, expected {state}"
+        if at_once and "RUNNING" in states:
+            return f"execution {n} ran before it ended: {' -> '.join(states)}"
+        if history is not None:
+            ok = states == history if exact else states[: len(history) - 1] == history[:-1]
+            if not ok or states[-1] != history[-1]:
+                return f"execution {n} went {' -> '.join(states)}, expected {' -> '.join(history)}"
+        return None
+
+    return check
 
 
 def _trigger_check(base: str, key: str, raw: str, flow: str | None) -> Check:
@@ -1196,7 +1237,7 @@ INFORMATIONAL: tuple[tuple[str, str], ...] = (
     ),
     (
         r"execution [12]\b|holds the slot",
-        "about a second, concurrent execution of the flow the case does not start",
+        "how execution 1 holds the concurrency slot: the states of execution 2 check it",
     ),
     (
         r"within \d+ (s|minute)|1 ms apart|becomes terminated|\(1 s wait\)|scheduleDate",

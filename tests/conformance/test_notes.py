@@ -174,3 +174,21 @@ def test_a_triggered_execution_names_its_upstream() -> None:
     fails("trigger.variables: namespace == 'other'", obs)
     holds("first taskrun outputs.value == 'childs: from parents: <trigger-flow-b execution id>'", obs)
     fails("first taskrun outputs.value == 'childs: from parents: <trigger-flow-a execution id>'", obs)
+
+
+def test_two_executions_of_a_concurrency_case() -> None:
+    def ex(*states: str) -> Any:
+        return _ex(state=states[-1], histories=[NS(state=s) for s in states])
+
+    one = ex("CREATED", "RUNNING", "SUCCESS")
+    queued = ex("CREATED", "QUEUED", "RUNNING", "PAUSED", "RUNNING", "SUCCESS")
+    obs = Observed(one, [], executions={"1": one, "2": queued})
+    holds("execution 1 ends SUCCESS", obs)
+    holds("execution 2 goes CREATED -> QUEUED -> RUNNING -> SUCCESS", obs)
+    fails("execution 2 history is CREATED -> QUEUED -> RUNNING -> SUCCESS", obs)
+    fails("execution 2 goes CREATED -> RUNNING -> SUCCESS", obs)
+    cancelled = Observed(one, [], executions={"1": one, "2": ex("CREATED", "RUNNING", "CANCELLED")})
+    fails("start execution 1 (RUNNING), then execution 2: execution 2 is CANCELLED immediately", cancelled)
+    at_once = Observed(one, [], executions={"1": one, "2": ex("CREATED", "CANCELLED")})
+    holds("start execution 1 (RUNNING), then execution 2: execution 2 is CANCELLED immediately", at_once)
+    fails("execution 2 ends SUCCESS", Observed(one, []))  # the case did not run two
