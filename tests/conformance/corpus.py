@@ -365,6 +365,7 @@ class _Runner:
         what: str,
         chain: list[Any] | None = None,
         executions: dict[str, Any] | None = None,
+        run: int = 1,
     ) -> None:
         """``state``: the execution the expectation is about (a retried one's last try)."""
         if expected.state != "unknown":
@@ -379,7 +380,7 @@ class _Runner:
             if len(state.taskruns) != expected.taskruns:
                 got = [tr.task_id for tr in state.taskruns.values()]
                 self.failures.append(f"{what}{len(got)} taskruns, expected {expected.taskruns}: {got}")
-        parsed = [parse_note(n) for n in expected.notes]
+        parsed = [p for p in (parse_note(n) for n in expected.notes) if p.run == run]
         self.informational += sum(len(p.informational) for p in parsed)
         checks = [c for p in parsed for c in p.checks]
         if not checks:
@@ -430,6 +431,18 @@ class _Runner:
                 out.append(child)
                 queue.append(child)
         return out
+
+    async def later_runs(self, create: Callable[..., Awaitable[None]]) -> None:
+        """Notes about "run 2", "run 3" (same inputs): the flow runs again, each run checked in turn."""
+        from engine.ids import new_execution_id
+
+        runs = sorted({p.run for p in (parse_note(n) for n in self.case.expected.notes)} - {1})
+        for n in runs:
+            eid = self.execution_id = new_execution_id()
+            await create(eid)
+            state = await self.wait_for(eid, TERMINAL_STATES)
+            notes = Expected("unknown", None, self.case.expected.notes)
+            await self.check(state, notes, f"run {n}: ", run=n)
 
     async def run_two(self, create: Callable[..., Awaitable[None]]) -> None:
         """Notes about "execution 1" and "execution 2" (a flow's concurrency limit): start one, once it
@@ -550,6 +563,7 @@ class _Runner:
                 chain = [state]
             await self.check(state, expected, "", chain)
             eid = first.id
+            await self.later_runs(create)
             for i, step in enumerate(self.case.then, start=1):
                 eid = await self.then(eid, i, step)
 

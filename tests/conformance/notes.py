@@ -58,6 +58,7 @@ Check = Callable[[Observed], "str | None"]
 class ParsedNote:
     checks: list[tuple[str, Check]]
     informational: list[str]
+    run: int = 1  # "run 2 (same input): ...": about the second execution of the flow with the same inputs
 
 
 _LIT = r"(?P<lit>'[^']*'|[^\s',;]+)"
@@ -415,6 +416,9 @@ def _parse_segment(seg: str, prev: _Subject | None) -> tuple[list[Check], _Subje
         whole = re.fullmatch(rf"contains '(?P<q>[^']*)'{_REMARK}", m["rest"])
         if whole:
             return [_outputs_contain_check(subject, whole["q"])], subject
+        equal = re.fullmatch(r"== (?P<map>\{.*\})", m["rest"])
+        if equal:
+            return [_outputs_equal_check(subject, yaml.safe_load(equal["map"]))], subject
         assigns = _parse_assignments(m["rest"])
         if assigns is None:
             return None
@@ -473,6 +477,17 @@ def _parse_segment(seg: str, prev: _Subject | None) -> tuple[list[Check], _Subje
 
 
 # -- more forms: logs by level, histories, tries, children, labels, triggers, inputs ----------------
+
+
+def _outputs_equal_check(subject: _Subject, expected: Any) -> Check:
+    def check(obs: Observed) -> str | None:
+        trs, err = subject.select(obs)
+        if err:
+            return err
+        got = trs[0].outputs or {}
+        return None if got == expected else f"{subject.text}: outputs {_short(got)}, expected {expected!r}"
+
+    return check
 
 
 def _outputs_contain_check(subject: _Subject, text: str) -> Check:
@@ -967,6 +982,19 @@ def _parse_more(seg: str, prev: _Subject | None) -> tuple[list[Check], _Subject 
                 return None
             items.append((kv[1], kv[2], kv[3]))
         return [_trigger_check(m["base"], key, raw, flow) for key, raw, flow in items], None
+    m = re.fullmatch(rf"{states}, (?P<n>\d+) taskruns?, (?P<rest>.+)", seg)
+    if m:
+        rest = _parse_segment(m["rest"], prev)
+        if rest is None:
+            return None
+        state, n = m["state"], int(m["n"])
+        return [
+            lambda obs: (
+                None if obs.execution.state == state else f"state {obs.execution.state}, expected {state}"
+            ),
+            lambda obs: None if len(obs.taskruns) == n else f"{len(obs.taskruns)} taskruns, expected {n}",
+            *rest[0],
+        ], rest[1]
     m = re.fullmatch(rf"{_SUBJECT}{_REMARK} outputs (?P<rest>[A-Za-z_].+)", seg)
     if m:
         subject = _Subject(m)
@@ -1210,6 +1238,11 @@ def parse_note(note: str) -> ParsedNote:
     """Checks for the segments of ``note`` (split on ``; ``) written in a form we recognise."""
     if note.startswith(("same ", "also asserted", "test asserts only")):
         return ParsedNote([], [note])
+    m = re.fullmatch(r"run (?P<n>\d+)(?: \(same inputs?\))?: (?P<body>.+)", note)
+    if m:
+        out = _parse_body(m["body"])
+        out.run = int(m["n"])
+        return out
     out = _parse_body(note)
     if out.informational:
         body = _strip_prefix(note)

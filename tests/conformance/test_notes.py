@@ -192,3 +192,15 @@ def test_two_executions_of_a_concurrency_case() -> None:
     at_once = Observed(one, [], executions={"1": one, "2": ex("CREATED", "CANCELLED")})
     holds("start execution 1 (RUNNING), then execution 2: execution 2 is CANCELLED immediately", at_once)
     fails("execution 2 ends SUCCESS", Observed(one, []))  # the case did not run two
+
+
+def test_notes_about_a_later_run_of_the_flow() -> None:
+    parsed = parse_note("run 2 (same input): outputs of 'get' data.value == '2'")
+    assert parsed.run == 2 and len(parsed.checks) == 1 and not parsed.informational
+    assert parse_note("outputs of 'get' data.value == '2'").run == 1
+    obs = Observed(_ex(_tr("exists", outputs={"uris": {"hello.txt": "kestra:///x"}}), _tr("b"), _tr("c")), [])
+    holds("SUCCESS, 3 taskruns, outputs of 'exists' uris contains 'hello.txt' (restored from cache)", obs)
+    fails("SUCCESS, 2 taskruns, outputs of 'exists' uris contains 'hello.txt'", obs)
+    fails("FAILED, 3 taskruns, outputs of 'exists' uris contains 'hello.txt'", obs)
+    holds("outputs of 'exists' == {uris: {hello.txt: 'kestra:///x'}}", obs)
+    fails("outputs of 'exists' == {uris: {}}", obs)
