@@ -1,11 +1,14 @@
-"""Kestra conformance: run every asserted outcome of the corpus on an embedded server.
+"""Kestra conformance: run every case of the corpus that asserts something a machine can check (a
+state, a taskrun count, a note the runner parses), on an embedded server.
 
     python3 bench/conformance.py                      # per-case results, per-feature table, summary
     python3 bench/conformance.py --markdown           # the per-feature table as Markdown (for the README)
     python3 bench/conformance.py --expected-failures  # tests/conformance/expected_failures.py content
+    python3 bench/conformance.py --informational      # the note segments no machine checks, and why
     python3 bench/conformance.py -k retry             # only the cases whose id contains "retry"
 
-The last line printed is always ``conformance: P/N asserted outcomes pass``.
+The last line printed is always ``conformance: P/N cases pass; A assertions checked, I note segments
+informational`` (A and I over the whole manifest, from its text).
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "conformance"))
 sys.path.insert(0, str(REPO))
 
-from corpus import Case, CaseResult, asserted_cases, corpus_root, run_case  # noqa: E402
+from corpus import Case, CaseResult, asserted_cases, corpus_root, load_cases, run_case  # noqa: E402
+from notes import informational_reason, parse_note  # noqa: E402
 
 
 async def run_all(cases: list[Case], root: Path, verbose: bool) -> list[tuple[Case, CaseResult]]:
@@ -122,6 +126,20 @@ def print_expected_failures(results: list[tuple[Case, CaseResult]]) -> None:
     print("}")
 
 
+def print_informational(cases: list[Case]) -> None:
+    """Each note segment no form parses, by reason (tests/conformance/notes.py: INFORMATIONAL)."""
+    by_reason: dict[str, list[str]] = defaultdict(list)
+    for case in cases:
+        for expected in (case.expected, *(t.expected for t in case.then)):
+            for note in expected.notes:
+                for seg in parse_note(note).informational:
+                    by_reason[informational_reason(seg) or "(no reason: add one)"].append(f"{case.id}: {seg}")
+    for reason, segments in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+        print(f"{len(segments):3d}  {reason}")
+        for seg in segments:
+            print(f"       {seg}")
+
+
 def _logs_to_stderr() -> None:
     """Engine logs (structlog) go to stderr: stdout carries only the table / generated file."""
     import structlog
@@ -137,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--expected-failures", action="store_true", help="print expected_failures.py for this run"
     )
+    parser.add_argument(
+        "--informational", action="store_true", help="list the note segments no machine checks, and why"
+    )
     parser.add_argument("-k", dest="only", default=None, help="only cases whose id contains this")
     parser.add_argument("-q", "--quiet", action="store_true", help="no per-case lines")
     args = parser.parse_args(argv)
@@ -146,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     if not (root / "manifest.yaml").is_file():
         print(f"conformance corpus not found at {root}", file=sys.stderr)
         return 2
+    every = load_cases(root)
+    if args.informational:
+        print_informational(every)
+        return 0
     cases = asserted_cases(root)
     if args.only:
         cases = [c for c in cases if args.only in c.id]
@@ -158,13 +183,17 @@ def main(argv: list[str] | None = None) -> int:
         print_expected_failures(results)
     else:
         print_table(rows, args.markdown)
-    checked = sum(r.checked_notes for _, r in results)
-    info = sum(r.informational_notes for _, r in results)
+    reached = sum(r.checked_notes for _, r in results)
+    assertions, informational = (sum(x) for x in zip(*(c.assertions() for c in every), strict=True))
     print(
-        f"({elapsed:.0f} s; {checked} note checks, {info} informational note segments not checked)",
+        f"({elapsed:.0f} s; {len(every)} cases in the manifest, {len(every) - len(asserted_cases(root))} "
+        f"with nothing a machine can check; {reached} assertions reached by this run)",
         file=sys.stderr,
     )
-    summary = f"conformance: {passed}/{len(results)} asserted outcomes pass"
+    summary = (
+        f"conformance: {passed}/{len(results)} cases pass; {assertions} assertions checked, "
+        f"{informational} note segments informational"
+    )
     print(summary, file=sys.stderr if args.expected_failures else sys.stdout)
     return 0
 

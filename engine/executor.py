@@ -24,6 +24,7 @@ from engine.core.decider import (
     Kill,
     NotifyParent,
     ReleaseSlot,
+    StartRetry,
     StartSubflow,
     Timer,
     redispatch,
@@ -531,14 +532,25 @@ class Executor:
                 jobs.append(self.store.schedule_input(state.id, effect.key, effect.at, effect.input))
             elif isinstance(effect, NotifyParent):
                 jobs.append(self._notify_parent(state, effect))
+            elif isinstance(effect, StartRetry):
+                jobs.append(self._start_retry(effect))
         if jobs:
             await asyncio.gather(*jobs)
+
+    async def _start_retry(self, effect: StartRetry) -> None:
+        created = effect.created
+        eid = created.execution_id
+        if created.date <= self.clock():
+            await self.store.send_input(eid, created, msg_id=f"{eid}:created")
+        else:  # the timer's key makes a second ask (a step decided again) the same timer
+            await self.store.schedule_input(eid, "created", created.date, created)
 
     async def _notify_parent(self, state: Execution, effect: NotifyParent) -> None:
         ended = ev.SubflowEnded(
             date=self.clock(),
             taskrun_id=effect.taskrun_id,
-            execution_id=state.id,
+            # a retried child's last try answers for the whole chain: the parent waits for the first
+            execution_id=state.first_try or state.id,
             state=effect.state,
             outputs=effect.outputs,
         )

@@ -51,7 +51,7 @@ def make_expressions(store: Store | None) -> Any:
             context: Any,
             key: str,
             namespace: str | None = None,
-            errorOnMissing: bool = True,
+            errorOnMissing: bool = False,  # Kestra's KvFunction: a missing key is null unless asked
         ) -> Any:
             from engine.core.errors import ExpressionError
 
@@ -60,7 +60,7 @@ def make_expressions(store: Store | None) -> Any:
                 raise ExpressionError("kv(): no namespace here; pass it: kv('key', 'my.namespace')")
             value = await kv.get(namespace, key)
             if value is None and errorOnMissing:
-                raise ExpressionError(f"kv(): no key {key!r} in namespace {namespace!r}")
+                raise ExpressionError(f"The key '{key}' does not exist in the namespace '{namespace}'.")
             return value
 
         functions["kv"] = kv_function

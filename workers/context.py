@@ -28,8 +28,11 @@ from plugins.api import FileStorage, KVStore
 
 
 def read_secret(name: str) -> str:
-    """Kestra OSS secrets: environment variable ``SECRET_<NAME>``, base64-encoded."""
+    """Kestra OSS secrets: environment variable ``SECRET_<NAME>``, base64-encoded (Kestra upper-cases
+    the name: ``secret('my_secret')`` reads ``SECRET_MY_SECRET``; line-wrapped base64 decodes too)."""
     raw = os.environ.get(f"SECRET_{name}")
+    if raw is None:
+        raw = os.environ.get(f"SECRET_{name.upper()}")
     if raw is None:
         raise ExpressionError(
             f"secret {name!r} not found: set the environment variable SECRET_{name} "
@@ -39,6 +42,9 @@ def read_secret(name: str) -> str:
         return base64.b64decode(raw).decode()
     except ValueError as exc:
         raise ExpressionError(f"secret {name!r}: SECRET_{name} is not valid base64") from exc
+
+
+_LEVEL_RANK = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "WARNING": 3, "ERROR": 4}
 
 
 class TaskRunContext:
@@ -57,6 +63,8 @@ class TaskRunContext:
         self.taskrun_id = item.taskrun_id
         self.task_id = item.task.id
         self.attempt = attempt
+        # the task's `logLevel`: its lines below that level are not kept (Kestra's logger level)
+        self._min_level = _LEVEL_RANK.get((item.task.log_level or "").upper(), 0)
         self.namespace = item.namespace
         self.flow_id = item.flow_id
         self._workdir_parent = workdir_parent
@@ -98,6 +106,8 @@ class TaskRunContext:
         return await self._expressions.render_value_async(value, {**self.variables, **self._render_secret})
 
     def log(self, level: str, message: str) -> None:
+        if _LEVEL_RANK.get(level.upper(), len(_LEVEL_RANK)) < self._min_level:
+            return
         message = masked_text(message, self.secrets | self.secret_inputs)
         self._emit(LogLine(utcnow(), level, message, self.taskrun_id, self.task_id, self.attempt))
 

@@ -84,6 +84,13 @@ async def _run(
             lambda: rt.create_execution(flow, inputs, labels, execution_id=execution_id),
             timeout,
         )
+        while state is not None and state.state == "RETRIED":
+            # retry behavior CREATE_NEW_EXECUTION: the next try is another execution; the run is the last
+            from engine.core.factory import retry_id
+
+            next_id = retry_id(state.id)
+            sys.stderr.write(f"execution {state.id} RETRIED: next try {next_id}\n")
+            state = await follow(rt, next_id, None, timeout)
         return report(state, output)
 
 

@@ -14,7 +14,7 @@ from engine.core.errors import EngineError
 from engine.core.execution import Execution, TaskRun
 from engine.core.history import restart_events
 from engine.core.model import SLA, Flow, Task
-from engine.core.retry import attempt_delay
+from engine.core.retry import attempt_delay, in_place
 from engine.core.states import State, worst
 from engine.core.tree import EXIT_OUTPUT, index_tasks, is_truthy
 
@@ -117,13 +117,8 @@ def accept(state: Execution | None, flow: Flow | None, item: ev.Input, now: str)
         outputs = {"executionId": item.execution_id, "state": item.state, "outputs": item.outputs}
         attempt = tr.current_attempt
         if final == State.FAILED and task is not None and flow is not None:
-            retry = task.retry or (
-                flow.retry
-                if (
-                    flow.retry and (flow.retry.behavior or "RETRY_FAILED_TASK").upper() == "RETRY_FAILED_TASK"
-                )
-                else None
-            )
+            # CREATE_NEW_EXECUTION: not here, the decider ends the execution RETRIED and starts the next
+            retry = in_place(task.retry or flow.retry)
             if retry is not None and attempt >= 1:
                 delay = attempt_delay(retry, tr.id, attempt, tr.attempts[0].histories[0].date, now)
                 if delay is not None:

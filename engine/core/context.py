@@ -17,6 +17,14 @@ LOOP_TYPES = frozenset(
 )
 
 
+def millis(date: str) -> str:
+    """A stored date (microseconds) as Kestra shows an execution's dates: to the millisecond."""
+    head, dot, tail = date.partition(".")
+    if not dot or not tail.endswith("Z"):
+        return date
+    return f"{head}.{tail[:-1][:3].ljust(3, '0')}Z"
+
+
 def value_path(ex: Execution, tr: TaskRun, loop_ids: frozenset[str]) -> list[str]:
     """The loop values a taskrun lives under, outermost first (empty outside loops)."""
     path: list[str] = []
@@ -92,7 +100,7 @@ def variables(
         "flow": {"id": flow.id, "namespace": flow.namespace, "revision": ex.flow_revision},
         "execution": {
             "id": ex.id,
-            "startDate": ex.start_date,
+            "startDate": millis(ex.start_date),
             "originalId": ex.original_id or ex.id,
             "state": ex.state,
         },
@@ -134,7 +142,7 @@ def _taskrun_vars(taskrun: TaskRun) -> dict[str, Any]:
         "value": taskrun.value,
         "parentId": taskrun.parent_id,
         "attemptsCount": max(len(taskrun.attempts) - 1, 0),
-        "startDate": taskrun.histories[0].date,
+        "startDate": millis(taskrun.histories[0].date),
         "iteration": taskrun.iteration,
     }
 
@@ -142,14 +150,19 @@ def _taskrun_vars(taskrun: TaskRun) -> dict[str, Any]:
 def _parents(
     ex: Execution, taskrun: TaskRun, loops: frozenset[str], outputs: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """Enclosing flowable taskruns, innermost first, as Kestra's ``parents`` ({taskrun: {value}, outputs})."""
+    """Enclosing flowable taskruns, innermost first, as Kestra's ``Execution.parents``: ``taskrun.value``
+    only where the parent has a value, ``outputs`` only where it has some, and a parent with
+    neither left out (so ``currentEachOutput`` and ``parents[i]`` see the loops as Kestra does)."""
     out: list[dict[str, Any]] = []
     node = ex.taskruns.get(taskrun.parent_id) if taskrun.parent_id else None
     while node is not None:
-        entry: dict[str, Any] = {"taskrun": {"value": node.value}}
+        entry: dict[str, Any] = {}
+        if node.value is not None:
+            entry["taskrun"] = {"value": node.value}
         if node.outputs:
             entry["outputs"] = node.outputs
-        out.append(entry)
+        if entry:
+            out.append(entry)
         node = ex.taskruns.get(node.parent_id) if node.parent_id else None
     del loops, outputs
     return out

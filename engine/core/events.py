@@ -31,6 +31,19 @@ class ExecutionCreated(_Event, tag="exec.created", frozen=True):
     secret_inputs: tuple[str, ...] = ()
 
 
+class RetryExecutionCreated(ExecutionCreated, tag="exec.created.retry", frozen=True):
+    """The next try of an execution whose retry policy says CREATE_NEW_EXECUTION (Kestra's execution
+    metadata): ``attempt_number`` counts the tries of the chain from 1, ``original_created`` is when
+    the first try was created (``maxDuration`` counts from it), ``retry_of`` the try before and
+    ``first_try`` the chain's first execution (a parent waits for that id: the last try's end is told
+    under it)."""
+
+    attempt_number: int = 1
+    original_created: str | None = None
+    retry_of: str | None = None
+    first_try: str | None = None
+
+
 class ExecutionStateChanged(_Event, tag="exec.state", frozen=True):
     state: str
     reason: str | None = None
@@ -150,6 +163,7 @@ class SubflowStarted(_Event, tag="tr.subflow", frozen=True):
 
 Event = (
     ExecutionCreated
+    | RetryExecutionCreated
     | ExecutionStateChanged
     | ExecutionOutputs
     | LabelsSet
@@ -252,6 +266,7 @@ class ReplayRequested(_Event, tag="in.replay", frozen=True):
 
 Input = (
     ExecutionCreated
+    | RetryExecutionCreated
     | KillRequested
     | AttemptStarted
     | AttemptEnded

@@ -68,11 +68,19 @@ class Execution(msgspec.Struct):
     restarts: int = 0
     deleted: bool = False
     secret_inputs: tuple[str, ...] = ()
+    attempt_number: int = 1  # the try of a CREATE_NEW_EXECUTION retry chain (Kestra's metadata)
+    original_created: str | None = None  # when the chain's first try was created (None: this one)
+    first_try: str | None = None  # the chain's first execution (None: this one)
     seq: int = 0  # stream sequence of the last applied step (set by the shell, not by events)
 
     @property
     def start_date(self) -> str:
         return self.histories[0].date
+
+    @property
+    def chain_created(self) -> str:
+        """When the first try of this execution's retry chain was created."""
+        return self.original_created or self.histories[0].date
 
     @property
     def end_date(self) -> str | None:
@@ -122,6 +130,9 @@ def evolve(state: Execution | None, event: ev.Event) -> Execution | None:
             parent=event.parent,
             original_id=event.original_id,
             secret_inputs=event.secret_inputs,
+            attempt_number=event.attempt_number if isinstance(event, ev.RetryExecutionCreated) else 1,
+            original_created=event.original_created if isinstance(event, ev.RetryExecutionCreated) else None,
+            first_try=event.first_try if isinstance(event, ev.RetryExecutionCreated) else None,
         )
     if state is None:
         return None

@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.core import events as ev
+from engine.core.execution import Execution
 from engine.core.inputs import secret_input_ids
 from engine.core.model import Flow
+from engine.core.tree import make_id
 
 CORRELATION_LABEL = "system.correlationId"
 
@@ -62,4 +64,37 @@ def execution_created(
         trigger=trigger,
         parent=parent,
         secret_inputs=secret_inputs,
+    )
+
+
+def retry_id(execution_id: str) -> str:
+    """The id of the next try of ``execution_id`` (retry behavior CREATE_NEW_EXECUTION): derived,
+    so deciding the failed step twice can never create two."""
+    return make_id(execution_id, "retry")
+
+
+def retry_created(previous: Execution, flow: Flow, execution_id: str, at: str) -> ev.RetryExecutionCreated:
+    """The next try of ``previous`` (retry behavior CREATE_NEW_EXECUTION), created at ``at``.
+
+    As Kestra's replay from the start: the same flow revision, inputs, labels (its correlation id
+    included) and trigger; the chain's first execution as its original; the try counted on.
+    """
+    return ev.RetryExecutionCreated(
+        date=at,
+        execution_id=execution_id,
+        namespace=previous.namespace,
+        flow_id=previous.flow_id,
+        flow_revision=previous.flow_revision,
+        inputs=dict(previous.inputs),
+        labels=execution_labels(
+            flow, execution_id, previous.labels, previous.labels.get(CORRELATION_LABEL, previous.id)
+        ),
+        trigger=previous.trigger,
+        parent=previous.parent,
+        original_id=previous.original_id or previous.id,
+        secret_inputs=previous.secret_inputs,
+        attempt_number=previous.attempt_number + 1,
+        original_created=previous.chain_created,
+        retry_of=previous.id,
+        first_try=previous.first_try or previous.id,
     )

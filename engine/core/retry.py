@@ -15,9 +15,28 @@ from collections.abc import Callable
 from engine.core.dates import parse as parse_date
 from engine.core.model import Retry
 
-__all__ = ["DEFAULT_DELAY_FACTOR", "attempt_delay", "next_delay"]
+__all__ = [
+    "DEFAULT_DELAY_FACTOR",
+    "NEW_EXECUTION",
+    "attempt_delay",
+    "chain_delay",
+    "in_place",
+    "new_execution",
+    "next_delay",
+]
 
 DEFAULT_DELAY_FACTOR = 2.0
+NEW_EXECUTION = "CREATE_NEW_EXECUTION"
+
+
+def new_execution(retry: Retry | None) -> bool:
+    """Does this policy retry by a new execution of the flow (rather than the task in place)?"""
+    return retry is not None and (retry.behavior or "").upper() == NEW_EXECUTION
+
+
+def in_place(retry: Retry | None) -> Retry | None:
+    """The policy if it retries the failed task in the same execution (RETRY_FAILED_TASK), else None."""
+    return None if retry is None or new_execution(retry) else retry
 
 
 def _base_delay(retry: Retry, attempt: int, rand: Callable[[], float]) -> float:
@@ -68,3 +87,13 @@ def attempt_delay(retry: Retry, taskrun_id: str, attempt: int, first_started: st
     elapsed = (parse_date(now) - parse_date(first_started)).total_seconds()
     seed = int.from_bytes(hashlib.blake2b(f"{taskrun_id}:{attempt}".encode(), digest_size=4).digest(), "big")
     return next_delay(retry, attempt, elapsed, lambda: (seed % 10_000) / 10_000)
+
+
+def chain_delay(retry: Retry, execution_id: str, tries: int, chain_created: str, now: str) -> float | None:
+    """``next_delay`` for a CREATE_NEW_EXECUTION retry: ``tries`` executions of the chain have run
+    (this one failed at ``now``) and ``maxDuration`` counts from ``chain_created``, when the first
+    was created (Kestra's ``ExecutionService.nextRetryDate``). A random draw is derived from the
+    execution, so the same history gives the same delay."""
+    elapsed = (parse_date(now) - parse_date(chain_created)).total_seconds()
+    seed = int.from_bytes(hashlib.blake2b(f"{execution_id}:{tries}".encode(), digest_size=4).digest(), "big")
+    return next_delay(retry, tries, elapsed, lambda: (seed % 10_000) / 10_000)

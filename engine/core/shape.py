@@ -33,6 +33,7 @@ def execution_json(ex: Execution, *, mask: bool = True) -> dict[str, Any]:
         "parentId": (ex.parent or {}).get("execution_id")
         or (ex.original_id if ex.original_id not in (None, ex.id) else None),
         "originalId": ex.original_id or ex.id,
+        "metadata": {"attemptNumber": ex.attempt_number, "originalCreatedDate": ex.chain_created},
         "taskRunList": [
             {
                 "id": tr.id,

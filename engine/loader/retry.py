@@ -44,16 +44,6 @@ def retry(ctx: Checker, value: Any, path: str) -> Retry | None:
         behavior = ctx.choice(
             data["behavior"], child_path(path, "behavior"), _RETRY_BEHAVIORS, "retry behavior"
         )
-        if behavior == "CREATE_NEW_EXECUTION":
-            # Kestra: a new execution per retry, the failed ones RETRIED; not built here, and
-            # retrying in place instead would run differently than the flow says
-            ctx.add(
-                child_path(path, "behavior"),
-                "retry behavior CREATE_NEW_EXECUTION is not supported yet — use "
-                "'behavior: RETRY_FAILED_TASK' (the default: the failed task is retried in the "
-                "same execution)",
-            )
-            behavior = None
     return Retry(
         type=type_,
         interval=ctx.duration(data.get("interval"), child_path(path, "interval")),

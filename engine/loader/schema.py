@@ -208,7 +208,7 @@ def flow_json_schema(registry: Registry | None = None) -> dict[str, Any]:
         Retry,
         enums={
             "type": ["constant", "exponential", "random"],
-            "behavior": ["RETRY_FAILED_TASK"],  # CREATE_NEW_EXECUTION: refused, not built yet
+            "behavior": ["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION"],
         },
     )
     defs["Input"] = _input_schema()

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from engine.core import events as ev
 from engine.core.accept import accept
-from engine.core.decider import Dispatch, Kill, NotifyParent, StartSubflow, Timer, settle
+from engine.core.decider import Dispatch, Kill, NotifyParent, StartRetry, StartSubflow, Timer, settle
 from engine.core.execution import Execution, evolve
 from engine.core.model import Flow
 
@@ -32,6 +32,7 @@ class Simulation:
     kills: list[Kill] = field(default_factory=list)
     notified: list[NotifyParent] = field(default_factory=list)
     timers: list[Timer] = field(default_factory=list)
+    retries: list[StartRetry] = field(default_factory=list)
 
     def taskrun(self, task_id: str, value: str | None = None) -> Any:
         for tr in self.state.taskruns.values():
@@ -72,19 +73,26 @@ def simulate(
     max_rounds: int = 10_000,
     interrupt: Callable[[Simulation], list[ev.Input]] | None = None,
     fire_timers: bool = False,
+    created: ev.ExecutionCreated | None = None,
 ) -> Simulation:
-    """Run ``flow`` to its end (or until nothing is runnable) and return what happened."""
+    """Run ``flow`` to its end (or until nothing is runnable) and return what happened.
+
+    ``created`` (e.g. the next try a ``StartRetry`` asks for) replaces the first event; the clock
+    then starts at its date."""
     renderer = renderer or default_renderer()
     outcomes = outcomes or {}
-    clock = Clock()
-    created = ev.ExecutionCreated(
-        date=clock(),
-        execution_id=execution_id,
-        namespace=flow.namespace,
-        flow_id=flow.id,
-        flow_revision=flow.revision,
-        inputs=dict(inputs or {}),
-    )
+    if created is not None:
+        clock = Clock(datetime.fromisoformat(created.date.replace("Z", "+00:00")))
+    else:
+        clock = Clock()
+        created = ev.ExecutionCreated(
+            date=clock(),
+            execution_id=execution_id,
+            namespace=flow.namespace,
+            flow_id=flow.id,
+            flow_revision=flow.revision,
+            inputs=dict(inputs or {}),
+        )
     state = evolve(None, created)
     assert state is not None
     sim = Simulation(state, [created])
@@ -154,6 +162,8 @@ def drive(
                 sim.kills.append(effect)
             elif isinstance(effect, NotifyParent):
                 sim.notified.append(effect)
+            elif isinstance(effect, StartRetry):
+                sim.retries.append(effect)
             elif isinstance(effect, Timer):
                 sim.timers.append(effect)
                 if fire_timers:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from notes import Observed, _taskrun_label, parse_note
 
 from engine.core.errors import FlowNotFound
 
@@ -37,10 +38,6 @@ CASE_TIMEOUT = 20.0  # seconds to reach one expected state
 CASE_BUDGET = 45.0  # seconds for a whole case (first run and its then steps)
 
 TERMINAL_STATES = {"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED", "RETRIED"}
-STATES = (
-    "CREATED|QUEUED|RUNNING|PAUSED|RESTARTED|KILLING|RETRYING"
-    "|SUCCESS|WARNING|FAILED|KILLED|CANCELLED|SKIPPED|RETRIED"
-)
 
 
 def corpus_root(repo_root: Path = REPO_ROOT) -> Path:
@@ -92,7 +89,26 @@ class Case:
 
     @property
     def asserted(self) -> bool:
+        """Does the manifest assert a state for it (the first run or a ``then`` step)?"""
         return self.expected.state != "unknown" or any(t.expected.state != "unknown" for t in self.then)
+
+    @property
+    def checked(self) -> bool:
+        """Does it assert anything a machine can check: a state, a taskrun count, a note we parse?"""
+        if self.asserted or self.expected.taskruns is not None:
+            return True
+        return any(parse_note(n).checks for n in self.expected.notes)
+
+    def assertions(self) -> tuple[int, int]:
+        """(assertions a machine checks, informational note segments) of the case, from the text."""
+        checked, informational = 0, 0
+        for expected in (self.expected, *(t.expected for t in self.then)):
+            checked += int(expected.state != "unknown") + int(expected.taskruns is not None)
+            for note in expected.notes:
+                parsed = parse_note(note)
+                checked += len({text for text, _ in parsed.checks})
+                informational += len(parsed.informational)
+        return checked, informational
 
 
 def load_cases(root: Path | None = None) -> list[Case]:
@@ -144,448 +160,8 @@ def load_cases(root: Path | None = None) -> list[Case]:
 
 
 def asserted_cases(root: Path | None = None) -> list[Case]:
-    return [c for c in load_cases(root) if c.asserted]
-
-
-# ---------------------------------------------------------------------------------------------
-# notes: a small, conservative parser. A check returns None when it holds, else a message.
-
-
-@dataclass
-class Observed:
-    """What a check may look at: the execution (engine.execution.Execution) and its logs."""
-
-    execution: Any
-    logs: list[Any]
-
-    @property
-    def taskruns(self) -> list[Any]:
-        return list(self.execution.taskruns.values())
-
-
-Check = Callable[[Observed], "str | None"]
-
-
-@dataclass
-class ParsedNote:
-    checks: list[tuple[str, Check]]
-    informational: list[str]
-
-
-_LIT = r"(?P<lit>'[^']*'|[^\s',;]+)"
-_REMARK = r"(?:\s+\([^()]*(?:\([^()]*\)[^()]*)*\))?"  # a trailing "(explanation)"
-_OP = r"(?P<op>==|!=|>=|<=|contains|starts with|ends with|matches)"
-_PATH = r"(?P<path>[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)"
-_SUBJECT = (
-    r"(?:(?P<first>first|last|the single) taskrun"
-    r"|taskrun (?:index )?(?P<index>\d+)"
-    r"|(?:taskrun |task )?'(?P<task>[^']+)')"
-)
-
-
-def _literal(text: str) -> Any:
-    if text.startswith("'") and text.endswith("'") and len(text) >= 2:
-        return text[1:-1]
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
-def _get_path(data: Any, path: str) -> tuple[bool, Any]:
-    for part in path.split("."):
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        else:
-            return False, None
-    return True, data
-
-
-def _compare(actual: Any, op: str, expected: Any) -> bool:
-    if op == "==":
-        if isinstance(expected, str) and not isinstance(actual, str):
-            return False
-        return bool(actual == expected)
-    if op == "!=":
-        return bool(actual != expected)
-    if op in (">=", "<="):
-        if not isinstance(actual, int | float) or isinstance(actual, bool):
-            return False
-        return actual >= expected if op == ">=" else actual <= expected
-    text = actual if isinstance(actual, str) else "" if actual is None else str(actual)
-    if op == "contains":
-        return str(expected) in text
-    if op == "starts with":
-        return text.startswith(str(expected))
-    if op == "ends with":
-        return text.endswith(str(expected))
-    if op == "matches":
-        pattern = str(expected)
-        if re.search(r"<[^<>]+>", pattern):  # kestra:///a/<id>/b: a placeholder is any path segment
-            pattern = "^" + "[^/]+".join(re.escape(p) for p in re.split(r"<[^<>]+>", pattern)) + "$"
-        return re.search(pattern, text) is not None
-    raise AssertionError(op)
-
-
-def _taskrun_label(tr: Any) -> str:
-    return f"'{tr.task_id}'" + (f"[{tr.value}]" if tr.value is not None else "")
-
-
-class _Subject:
-    """Which taskruns a note is about: by position, or by task id."""
-
-    def __init__(self, m: re.Match[str]) -> None:
-        g = m.groupdict()
-        self.first = g.get("first")
-        self.index = int(g["index"]) if g.get("index") else None
-        self.task = g.get("task")
-        if self.first == "last":
-            self.index = -1
-        elif self.first in ("first", "the single"):
-            self.index = 0
-        self.text = m.group(0)
-
-    def select(self, obs: Observed) -> tuple[list[Any], str | None]:
-        trs = obs.taskruns
-        if self.task is not None:
-            found = [tr for tr in trs if tr.task_id == self.task]
-            return found, None if found else f"no taskrun for task '{self.task}'"
-        assert self.index is not None
-        if -len(trs) <= self.index < len(trs):
-            return [trs[self.index]], None
-        return [], f"no taskrun at index {self.index} (only {len(trs)})"
-
-
-def _state_check(subject: _Subject, state: str) -> Check:
-    def check(obs: Observed) -> str | None:
-        trs, err = subject.select(obs)
-        if err:
-            return err
-        bad = [f"{_taskrun_label(tr)} is {tr.state}" for tr in trs if tr.state != state]
-        return f"{subject.text}: expected {state}, " + ", ".join(bad) if bad else None
-
-    return check
-
-
-def _all_state_check(state: str) -> Check:
-    def check(obs: Observed) -> str | None:
-        bad = [f"{_taskrun_label(tr)} is {tr.state}" for tr in obs.taskruns if tr.state != state]
-        return f"expected all taskruns {state}: " + ", ".join(bad) if bad else None
-
-    return check
-
-
-def _count_check(task: str, n: int) -> Check:
-    def check(obs: Observed) -> str | None:
-        got = sum(1 for tr in obs.taskruns if tr.task_id == task)
-        return None if got == n else f"expected {n} taskrun(s) for '{task}', found {got}"
-
-    return check
-
-
-def _absent_check(task: str) -> Check:
-    def check(obs: Observed) -> str | None:
-        n = sum(1 for tr in obs.taskruns if tr.task_id == task)
-        return f"expected no taskrun for '{task}', found {n}" if n else None
-
-    return check
-
-
-def _index_is_check(index: int, task: str) -> Check:
-    def check(obs: Observed) -> str | None:
-        trs = obs.taskruns
-        if index >= len(trs):
-            return f"no taskrun at index {index} (only {len(trs)})"
-        got = trs[index].task_id
-        return None if got == task else f"taskrun index {index} is '{got}', expected '{task}'"
-
-    return check
-
-
-def _attempts_check(subject: _Subject, op: str, n: int) -> Check:
-    def check(obs: Observed) -> str | None:
-        trs, err = subject.select(obs)
-        if err:
-            return err
-        tr = trs[0]
-        got = len(tr.attempts)
-        ok = got == n if op == "==" else got >= n
-        return None if ok else f"{subject.text}: expected {op} {n} attempts, got {got}"
-
-    return check
-
-
-def _output_check(subject: _Subject, path: str, op: str, lit: str) -> Check:
-    expected = _literal(lit)
-
-    def check(obs: Observed) -> str | None:
-        trs, err = subject.select(obs)
-        if err:
-            return err
-        tr = trs[0]
-        found, actual = _get_path(tr.outputs or {}, path)
-        if not found:
-            return f"{subject.text}: no output {path!r} (outputs: {_short(tr.outputs)})"
-        if _compare(actual, op, expected):
-            return None
-        return f"{subject.text}: outputs.{path} {op} {expected!r} is false (got {_short(actual)})"
-
-    return check
-
-
-def _execution_output_check(path: str, op: str, lit: str) -> Check:
-    expected = _literal(lit)
-
-    def check(obs: Observed) -> str | None:
-        found, actual = _get_path(obs.execution.outputs or {}, path)
-        if not found:
-            return f"execution has no output {path!r} (outputs: {_short(obs.execution.outputs)})"
-        if _compare(actual, op, expected):
-            return None
-        return f"execution outputs.{path} {op} {expected!r} is false (got {_short(actual)})"
-
-    return check
-
-
-def _placeholder(value: str, obs: Observed) -> tuple[str | None, str | None]:
-    """Resolve ``<execution id>`` / ``<taskrun id of 'x'>``; (None, reason) if unknown."""
-    if value == "<execution id>":
-        return obs.execution.id, None
-    m = re.fullmatch(r"<taskrun id of '([^']+)'>", value)
-    if m:
-        trs = [tr for tr in obs.taskruns if tr.task_id == m.group(1)]
-        return (trs[0].id, None) if trs else (None, f"no taskrun for task '{m.group(1)}'")
-    return value, None
-
-
-_PLACEHOLDER_OK = re.compile(r"<execution id>|<taskrun id of '[^']+'>")
-
-
-def _labels_check(pairs: list[tuple[str, str]], exact: bool) -> Check:
-    def check(obs: Observed) -> str | None:
-        want: dict[str, str] = {}
-        for key, raw in pairs:
-            value, err = _placeholder(raw, obs)
-            if err:
-                return err
-            assert value is not None
-            want[key] = value
-        got = dict(obs.execution.labels)
-        if exact and got != want:
-            return f"labels: expected exactly {want}, got {got}"
-        missing = {k: v for k, v in want.items() if got.get(k) != v}
-        if missing:
-            return f"labels: expected {missing}, got {got}"
-        return None
-
-    return check
-
-
-def _log_check(subject: _Subject | None, op: str, text: str, last: bool = False) -> Check:
-    def check(obs: Observed) -> str | None:
-        lines = obs.logs
-        if subject is not None:
-            trs, err = subject.select(obs)
-            if err:
-                return err
-            ids = {tr.id for tr in trs}
-            lines = [line for line in lines if line.taskrun_id in ids]
-        if last:
-            lines = lines[-1:]
-        messages = [line.message for line in lines]
-        if any((text in m) if op == "contains" else (m == text) for m in messages):
-            return None
-        where = f"{subject.text} " if subject else ""
-        return f"{where}{'last ' if last else ''}log {op} {text!r}: not found in {_short(messages)}"
-
-    return check
-
-
-def _short(value: Any, limit: int = 200) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _usable(op: str, lit: str) -> bool:
-    """A literal with a ``<placeholder>`` is only understood in ``matches`` (as a wildcard)."""
-    return op == "matches" or not re.search(r"<[^<>]+>", lit)
-
-
-def _parse_assignments(text: str) -> list[tuple[str, str, str]] | None:
-    """``a == 'x', b.c == false`` -> [(path, op, lit)], or None if not of that form."""
-    out = []
-    pattern = re.compile(rf"\s*{_PATH} {_OP} {_LIT}{_REMARK}\s*(?:,|$)")
-    pos = 0
-    while pos < len(text):
-        m = pattern.match(text, pos)
-        if not m:
-            return None
-        if not _usable(m["op"], m["lit"]):
-            return None
-        out.append((m["path"], m["op"], m["lit"]))
-        pos = m.end()
-    return out or None
-
-
-def _parse_segment(seg: str, prev: _Subject | None) -> tuple[list[Check], _Subject | None] | None:
-    """The checks of one note segment, or None when it is not in a form we understand."""
-    seg = seg.strip().rstrip(".")
-    # '<task>' (remark) STATE (remark)   |   taskrun index 2 (remark) FAILED [because ...]
-    m = re.fullmatch(rf"{_SUBJECT}{_REMARK} (?P<state>{STATES})(?P<rest>\b.*)", seg)
-    if m:
-        subject = _Subject(m)
-        checks = [_state_check(subject, m["state"])]
-        rest = m["rest"].strip()
-        if rest.startswith("with "):
-            assigns = _parse_assignments(re.sub(r"^outputs\.", "", rest[5:]))
-            if assigns is None:
-                return None
-            checks += [_output_check(subject, re.sub(r"^outputs\.", "", p), o, v) for p, o, v in assigns]
-        elif rest and not re.fullmatch(r"\(.*\)|because .*", rest):
-            return None
-        return checks, subject
-    m = re.fullmatch(rf"no taskrun (?:for )?'(?P<task>[^']+)'{_REMARK}", seg)
-    if m:
-        return [_absent_check(m["task"])], None
-    m = re.fullmatch(rf"one taskrun '(?P<task>[^']+)'{_REMARK}", seg)
-    if m:
-        return [_count_check(m["task"], 1)], None
-    m = re.fullmatch(rf"all taskruns (?P<state>{STATES}){_REMARK}", seg)
-    if m:
-        return [_all_state_check(m["state"])], None
-    is_ = r"(?:is )?(?:task )?"
-    if re.fullmatch(rf"taskrun index \d+ {is_}'[^']+'(?:, index \d+ {is_}'[^']+')*{_REMARK}", seg):
-        pairs = re.findall(rf"index (\d+) {is_}'([^']+)'", seg)
-        return [_index_is_check(int(i), t) for i, t in pairs], None
-    m = re.fullmatch(rf"{_SUBJECT} has (?:exactly )?(?P<n>\d+) attempts?{_REMARK}", seg)
-    if m:
-        return [_attempts_check(_Subject(m), "==", int(m["n"]))], None
-    m = re.fullmatch(rf"{_SUBJECT} attemptNumber (?P<op>==|>=) (?P<n>\d+){_REMARK}", seg)
-    if m:
-        return [_attempts_check(_Subject(m), m["op"], int(m["n"]))], None
-    # outputs of 'task' value == 'x'   |   outputs of first 'task': a == 'x', b == false
-    m = re.fullmatch(r"outputs of (?P<first>first )?'(?P<task>[^']+)'(?P<sep>:)? (?P<rest>.+)", seg)
-    if m:
-        subject = _Subject(re.fullmatch(_SUBJECT, f"'{m['task']}'"))  # type: ignore[arg-type]
-        assigns = _parse_assignments(m["rest"])
-        if assigns is None:
-            return None
-        return [_output_check(subject, p, o, v) for p, o, v in assigns], subject
-    # taskrun 0 outputs.value == 'x'   |   first taskrun outputs.values.count == '4'
-    m = re.fullmatch(rf"{_SUBJECT} outputs\.(?P<rest>.+)", seg)
-    if m:
-        subject = _Subject(m)
-        assigns = _parse_assignments(m["rest"])
-        if assigns is None:
-            return None
-        return [_output_check(subject, p, o, v) for p, o, v in assigns], subject
-    # its log contains 'x'   |   its log contains: x
-    m = re.fullmatch(rf"its log contains(?:: (?P<raw>.+)| '(?P<q>[^']*)'{_REMARK})", seg)
-    if m and prev is not None:
-        return [_log_check(prev, "contains", m["raw"] if m["raw"] is not None else m["q"])], prev
-    m = re.fullmatch(r"log message contains: (?P<raw>.+)", seg)
-    if m:
-        return [_log_check(None, "contains", m["raw"])], None
-    m = re.fullmatch(rf"(?P<which>a|last) log message == '(?P<q>[^']*)'{_REMARK}", seg)
-    if m:
-        return [_log_check(None, "==", m["q"], last=m["which"] == "last")], None
-    # (final|execution) labels (exactly|contain): k=v, k2=<execution id>
-    m = re.fullmatch(r"(?:(?P<final>final )|execution )?labels (?P<how>exactly|contain):? (?P<rest>.+)", seg)
-    if m:
-        pairs = []
-        for item in m["rest"].split(", "):
-            kv = re.fullmatch(r"([\w.-]+)=('[^']*'|[^\s'<>]+|<[^>]+>)", item.strip())
-            if not kv:
-                return None
-            value = kv.group(2)
-            if value.startswith("<") and not _PLACEHOLDER_OK.fullmatch(value):
-                return None
-            pairs.append((kv.group(1), value[1:-1] if value.startswith("'") else value))
-        return [_labels_check(pairs, exact=m["how"] == "exactly")], None
-    if re.fullmatch(rf"execution outputs are null{_REMARK}", seg):
-        return [
-            lambda obs: None if not obs.execution.outputs else f"outputs {_short(obs.execution.outputs)}"
-        ], None
-    m = re.fullmatch(rf"execution outputs\.{_PATH}{_REMARK} {_OP} {_LIT}{_REMARK}", seg)
-    if m and _usable(m["op"], m["lit"]):
-        return [_execution_output_check(m["path"], m["op"], m["lit"])], None
-    m = re.fullmatch(r"execution outputs has exactly (?P<n>\d+) entr(?:y|ies): (?P<rest>.+)", seg)
-    if m:
-        assigns = _parse_assignments(m["rest"])
-        if assigns is None:
-            return None
-        n = int(m["n"])
-
-        def count(obs: Observed) -> str | None:
-            got = len(obs.execution.outputs or {})
-            return None if got == n else f"execution outputs: expected {n} entries, got {got}"
-
-        return [count] + [_execution_output_check(p, o, v) for p, o, v in assigns], None
-    return None
-
-
-def _strip_prefix(note: str) -> str | None:
-    """Drop a descriptive ``prefix: `` (keep the note); None when the prefix names another run/test."""
-    m = re.match(r"([^:']+): (.+)$", note)
-    if not m:
-        return note
-    prefix = m.group(1)
-    if " " not in prefix.strip() or re.match(r"run \d", prefix) or "#" in prefix:
-        return None
-    return m.group(2)
-
-
-def _split(body: str, sep: str) -> list[str]:
-    """Split on ``sep`` outside parentheses and quotes."""
-    parts, depth, quoted, start, i = [], 0, False, 0, 0
-    while i < len(body):
-        ch = body[i]
-        if ch == "'" and (i == 0 or not body[i - 1].isalnum() or quoted):
-            quoted = not quoted
-        elif not quoted and ch == "(":
-            depth += 1
-        elif not quoted and ch == ")":
-            depth = max(0, depth - 1)
-        elif not quoted and depth == 0 and body.startswith(sep, i):
-            parts.append(body[start:i])
-            i += len(sep)
-            start = i
-            continue
-        i += 1
-    parts.append(body[start:])
-    return parts
-
-
-def _parse_body(body: str) -> ParsedNote:
-    out = ParsedNote([], [])
-    prev: _Subject | None = None
-    for seg in _split(body, "; "):
-        parsed = _parse_segment(seg, prev)
-        if parsed is None and " and " in seg:
-            parts = [_parse_segment(p, prev) for p in _split(seg, " and ")]
-            if all(p is not None for p in parts):
-                parsed = ([c for p in parts for c in p[0]], parts[-1][1])  # type: ignore[index]
-        if parsed is None:
-            out.informational.append(seg)
-            prev = None
-            continue
-        checks, prev = parsed
-        out.checks += [(seg, c) for c in checks]
-    return out
-
-
-def parse_note(note: str) -> ParsedNote:
-    """Checks for the segments of ``note`` (split on ``; ``) written in a form we recognise."""
-    if note.startswith(("same ", "also asserted", "test asserts only")):
-        return ParsedNote([], [note])
-    out = _parse_body(note)
-    if out.informational:
-        body = _strip_prefix(note)
-        if body is not None and body != note:
-            stripped = _parse_body(body)
-            if len(stripped.informational) < len(out.informational):
-                return stripped
-    return out
+    """The cases that assert something a machine can check (``Case.checked``)."""
+    return [c for c in load_cases(root) if c.checked]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -651,6 +227,8 @@ class _Runner:
         self.failures: list[str] = []
         self.execution_id: str | None = None
         self.stale_reads = 0
+        self.root_execution: Any = None  # the execution a case run as a child started from
+        self.upstream: dict[str, str] = {}  # flow id -> the execution a Flow trigger case ran first
         self.create: Callable[..., Awaitable[None]] | None = None
 
     # -- inputs --------------------------------------------------------------------------------
@@ -780,27 +358,124 @@ class _Runner:
 
     # -- checks --------------------------------------------------------------------------------
 
-    async def check(self, state: Any, expected: Expected, what: str) -> None:
-        if state.state != expected.state:
-            trs = ", ".join(f"{_taskrun_label(tr)}={tr.state}" for tr in state.taskruns.values())
-            self.failures.append(f"{what}state {state.state}, expected {expected.state} (taskruns: {trs})")
-        if expected.taskruns is not None and len(state.taskruns) != expected.taskruns:
-            got = [tr.task_id for tr in state.taskruns.values()]
-            self.failures.append(f"{what}{len(got)} taskruns, expected {expected.taskruns}: {got}")
-        parsed = [parse_note(n) for n in expected.notes]
+    async def check(
+        self,
+        state: Any,
+        expected: Expected,
+        what: str,
+        chain: list[Any] | None = None,
+        executions: dict[str, Any] | None = None,
+        run: int = 1,
+    ) -> None:
+        """``state``: the execution the expectation is about (a retried one's last try)."""
+        if expected.state != "unknown":
+            self.checked += 1
+            if state.state != expected.state:
+                trs = ", ".join(f"{_taskrun_label(tr)}={tr.state}" for tr in state.taskruns.values())
+                self.failures.append(
+                    f"{what}state {state.state}, expected {expected.state} (taskruns: {trs})"
+                )
+        if expected.taskruns is not None:
+            self.checked += 1
+            if len(state.taskruns) != expected.taskruns:
+                got = [tr.task_id for tr in state.taskruns.values()]
+                self.failures.append(f"{what}{len(got)} taskruns, expected {expected.taskruns}: {got}")
+        parsed = [p for p in (parse_note(n) for n in expected.notes) if p.run == run]
         self.informational += sum(len(p.informational) for p in parsed)
         checks = [c for p in parsed for c in p.checks]
         if not checks:
             return
-        obs = Observed(state, await read_logs(self.rt, state.id))
+        obs = Observed(
+            state,
+            await read_logs(self.rt, state.id),
+            chain=chain or [state],
+            children=await self.descendants(state),
+            flow=await self._flow_of(state),
+            root=self.root_execution or state,
+            upstream=dict(self.upstream),
+            executions=executions or {},
+        )
+        segments = set()
         for text, check in checks:
-            self.checked += 1
+            segments.add(text)
             try:
                 problem = check(obs)
             except Exception as exc:  # a check must never crash the case
                 problem = f"{type(exc).__name__}: {exc}"
             if problem:
                 self.failures.append(f"{what}note {text!r}: {problem}")
+        self.checked += len(segments)
+
+    async def _flow_of(self, state: Any) -> Any:
+        try:
+            return await self.rt.flows.get(state.namespace, state.flow_id, state.flow_revision)
+        except Exception:  # a check that needs the flow says so
+            return None
+
+    async def descendants(self, state: Any, limit: int = 500) -> list[Any]:
+        """The executions ``state`` started (Subflow, ForEachItem batches) and theirs, terminal ones
+        waited for (a child's end reaches its parent before the child's own last read)."""
+        out: list[Any] = []
+        queue = [state]
+        while queue and len(out) < limit:
+            ex = queue.pop(0)
+            ids = [tr.subflow_execution for tr in ex.taskruns.values() if tr.subflow_execution]
+            ids += [c for tr in ex.taskruns.values() if tr.task_id.endswith("_items") for c in tr.items or []]
+            for child_id in dict.fromkeys(ids):
+                child = await self.rt.load_execution(child_id)
+                if child is None:
+                    continue
+                if child.state not in TERMINAL_STATES:
+                    with suppress(CaseFailure):
+                        child = await self.wait_for(child_id, TERMINAL_STATES)
+                out.append(child)
+                queue.append(child)
+        return out
+
+    async def later_runs(self, create: Callable[..., Awaitable[None]]) -> None:
+        """Notes about "run 2", "run 3" (same inputs): the flow runs again, each run checked in turn."""
+        from engine.ids import new_execution_id
+
+        runs = sorted({p.run for p in (parse_note(n) for n in self.case.expected.notes)} - {1})
+        for n in runs:
+            eid = self.execution_id = new_execution_id()
+            await create(eid)
+            state = await self.wait_for(eid, TERMINAL_STATES)
+            notes = Expected("unknown", None, self.case.expected.notes)
+            await self.check(state, notes, f"run {n}: ", run=n)
+
+    async def run_two(self, create: Callable[..., Awaitable[None]]) -> None:
+        """Notes about "execution 1" and "execution 2" (a flow's concurrency limit): start one, once it
+        runs start the other, wait for both; the case's expectation is the first one's."""
+        from engine.ids import new_execution_id
+
+        first = self.execution_id or new_execution_id()
+        await create(first)
+        await self.wait_for(first, {"RUNNING", "PAUSED"})
+        second = new_execution_id()
+        await create(second)
+        two = await self.wait_for(second, TERMINAL_STATES)
+        self.execution_id = first
+        one = await self.wait_for(first, TERMINAL_STATES)
+        await self.check(one, self.case.expected, "", executions={"1": one, "2": two})
+
+    async def follow_retries(self, state: Any) -> tuple[Any, list[Any]]:
+        """A try that ended RETRIED is followed by the next one (retry behavior CREATE_NEW_EXECUTION):
+        every try, until the one that ends otherwise."""
+        from engine.core.factory import retry_id
+
+        chain = [state]
+        while state.state == "RETRIED" and len(chain) < 100:
+            next_id = retry_id(state.id)
+            self.execution_id = next_id
+            limit = time.monotonic() + self._budget()
+            while await self.rt.load_execution(next_id) is None:
+                if time.monotonic() > limit:
+                    raise CaseFailure(f"try {len(chain)} ended RETRIED and no next try was created")
+                await asyncio.sleep(0.05)
+            state = await self.wait_for(next_id, TERMINAL_STATES)
+            chain.append(state)
+        return state, chain
 
     # -- the case ------------------------------------------------------------------------------
 
@@ -862,6 +537,9 @@ class _Runner:
                 await self.check(state, expected, "")
                 return
 
+            if any(re.search(r"\bexecution 2\b", n) for n in expected.notes):
+                await self.run_two(create)
+                return
             kill_when_running = any(re.match(r"run until RUNNING, then kill", n) for n in expected.notes)
             try:
                 if expected.state in TERMINAL_STATES and not kill_when_running:
@@ -878,10 +556,14 @@ class _Runner:
                         state = await self.wait_for(eid, {expected.state})
             except EngineError as exc:
                 raise CaseFailure(f"{type(exc).__name__}: {_one_line(exc)}") from None
-            if expected.state != "unknown":
-                await self.check(state, expected, "")
-            elif expected.taskruns is not None:
-                await self.check(state, Expected(state.state, expected.taskruns, expected.notes), "")
+            first = state
+            if state.state in TERMINAL_STATES:
+                state, chain = await self.follow_retries(state)
+            else:
+                chain = [state]
+            await self.check(state, expected, "", chain)
+            eid = first.id
+            await self.later_runs(create)
             for i, step in enumerate(self.case.then, start=1):
                 eid = await self.then(eid, i, step)
 
@@ -950,6 +632,7 @@ class _Runner:
                 except FlowNotFound:
                     continue  # a condition may name a flow the corpus does not have
                 eid = new_execution_id()
+                self.upstream[fid] = eid
                 await self.rt.wait_terminal(
                     eid,
                     on_start=lambda f=flow, e=eid: self.rt.create_execution(
@@ -991,6 +674,7 @@ class _Runner:
             parent_state = await self.wait_terminal(eid)
         except CaseFailure as exc:
             raise CaseFailure(f"parent {parent_id}: {exc}") from None
+        self.root_execution = parent_state
         queue, seen = [parent_state], 0
         while queue and seen < 500:
             ex = queue.pop(0)

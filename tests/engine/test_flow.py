@@ -115,14 +115,9 @@ def test_corpus_flows_parse() -> None:
             assert flow.source
     # plugins are written concurrently: unknown task types are counted, any other issue fails
     print(f"corpus: {parsed}/{len(files)} parsed; unknown task types: {dict(unknown_types)}")
-    # refused as "not supported yet" rather than run differently (issue #12): exactly these
+    # refused as "not supported yet" rather than run differently (issue #12): none left
     print(f"corpus: refused as not supported yet: {sorted(refused)}")
-    assert refused == {
-        "retry-new-execution-flow-attempts.yml",
-        "retry-new-execution-flow-duration.yml",
-        "retry-new-execution-task-attempts.yml",
-        "retry-new-execution-task-duration.yml",
-    }
+    assert refused == set()
     # Kestra deploys these and they fail at run time, on purpose: flowable-with-parent-fail.yaml has a
     # broken If condition; variables-invalid.yaml (FAILED: "Unable to find `inputs`") and
     # task-flow-dynamic.yaml (graph tests only, never run) read inputs they don't declare

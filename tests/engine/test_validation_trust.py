@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from engine.core.errors import ExpressionError, FlowValidationError, Issue
+from engine.core.model import Flow
 from engine.core.ports import LogLine
 from engine.expressions import RUNTIME_FUNCTIONS, Expressions, error_logs_function
 from engine.loader.loader import load_flow
@@ -40,10 +41,11 @@ def _one(source: str) -> Issue:
     return issues[0]
 
 
-def _loads(source: str) -> None:
+def _loads(source: str) -> Flow:
     warnings: list[Issue] = []
-    load_flow(source, strict_expressions=True, warnings=warnings)
+    flow = load_flow(source, strict_expressions=True, warnings=warnings)
     assert not warnings
+    return flow
 
 
 LOG = "- id: t\n  type: io.kestra.plugin.core.log.Log\n"
@@ -301,19 +303,21 @@ async def test_error_logs_outside_an_execution_says_so() -> None:
 
 
 @pytest.mark.parametrize("where", ["flow", "task"])
-def test_retry_create_new_execution_is_refused(where: str) -> None:
+def test_retry_create_new_execution_loads(where: str) -> None:
     retry = "retry:\n  type: constant\n  interval: PT1S\n  maxAttempt: 3\n  behavior: CREATE_NEW_EXECUTION\n"
     if where == "flow":
-        source = _flow(LOG + "  message: hi\n", retry)
-        expected_path = "retry.behavior"
+        flow = _loads(_flow(LOG + "  message: hi\n", retry))
+        assert flow.retry is not None and flow.retry.behavior == "CREATE_NEW_EXECUTION"
     else:
-        source = _flow(LOG + "  message: hi\n" + textwrap.indent(retry, "  "))
-        expected_path = "tasks[0].retry.behavior"
-    issue = _one(source)
-    assert issue.path == expected_path
-    assert issue.line is not None
-    assert "CREATE_NEW_EXECUTION is not supported yet" in issue.message
-    assert "RETRY_FAILED_TASK" in issue.message
+        flow = _loads(_flow(LOG + "  message: hi\n" + textwrap.indent(retry, "  ")))
+        assert flow.tasks[0].retry is not None and flow.tasks[0].retry.behavior == "CREATE_NEW_EXECUTION"
+
+
+def test_retry_unknown_behavior_is_refused() -> None:
+    retry = "retry:\n  type: constant\n  interval: PT1S\n  behavior: CREATE_NEW\n"
+    issue = _one(_flow(LOG + "  message: hi\n", retry))
+    assert issue.path == "retry.behavior"
+    assert "CREATE_NEW_EXECUTION" in issue.message
 
 
 def test_retry_failed_task_loads() -> None:
@@ -369,7 +373,7 @@ def test_the_editors_schema_follows_the_rules() -> None:
     assert {"WARN", "warn", "WARNING"} <= levels and "LOUD" not in levels
     assert "value" in defs["io.kestra.plugin.core.flow.Switch"]["required"]
     assert "dependencies" not in defs["io.kestra.plugin.scripts.python.Script"]["properties"]
-    assert defs["Retry"]["properties"]["behavior"]["enum"] == ["RETRY_FAILED_TASK"]
+    assert defs["Retry"]["properties"]["behavior"]["enum"] == ["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION"]
     validator = jsonschema.Draft202012Validator(schema)
     each = {"id": "e", "type": "io.kestra.plugin.core.flow.ForEach", "values": [1], "tasks": []}
     flow = {"id": "f", "namespace": "n", "tasks": [{**each, "concurrencyLimit": "lots"}]}

@@ -178,3 +178,23 @@ def test_server_local_watch_redeploys_a_changed_flow(tmp_path: Path, nats_url: s
                 server.wait()
             if server.stderr is not None:
                 server.stderr.close()
+
+
+def test_run_follows_a_retry_by_new_executions_to_the_last_try(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    path = tmp_path / "cne.yaml"
+    path.write_text(
+        "id: cne\nnamespace: t.commands\n"
+        "retry: {behavior: CREATE_NEW_EXECUTION, type: constant, interval: PT1S, maxAttempt: 2}\n"
+        "tasks:\n  - {id: fail, type: io.kestra.plugin.core.execution.Fail}\n"
+    )
+    done = cli("run", str(path), "--output", "json")
+    assert done.code == 1, done.diag
+    last = done.json
+    assert last["state"]["current"] == "FAILED"
+    assert last["metadata"]["attemptNumber"] == 2
+    assert f"RETRIED: next try {last['id']}" in done.stderr
+    first = cli("executions", "get", last["originalId"], "--output", "json")
+    assert first.json["state"]["current"] == "RETRIED", first.diag
+    assert first.json["metadata"]["attemptNumber"] == 1

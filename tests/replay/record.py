@@ -84,7 +84,7 @@ CASES = (
     "pause_on_resume.yaml",
     "each-parallel-pause.yml",
     "resume-execution.yaml",
-    # retries (task and flowable, constant, exponential, random; CREATE_NEW_EXECUTION is refused)
+    # retries (task and flowable, constant, exponential, random; CREATE_NEW_EXECUTION: every try)
     "retry-success.yaml",
     "retry-failed.yaml",
     "retry-expo.yaml",
@@ -92,6 +92,8 @@ CASES = (
     "retry-flowable-parallel.yaml",
     "retry-failed-task-attempts.yml",
     "retry-failed-flow-attempts.yml",
+    "retry-new-execution-flow-attempts.yml",
+    "retry-new-execution-task-duration.yml",
     # restarts and replays
     "restart_last_failed.yaml",
     "restart_local_errors.yaml",

@@ -17,16 +17,19 @@ from engine.core.decider.effects import (
     Kill,
     NotifyParent,
     ReleaseSlot,
+    StartRetry,
     StartSubflow,
     Timer,
 )
 from engine.core.decider.lifecycle import Step
+from engine.core.decider.retries import next_try
 from engine.core.errors import EngineError
 from engine.core.execution import Execution, evolve
 from engine.core.model import Flow, Task
 from engine.core.ports import Templates
+from engine.core.retry import chain_delay
 from engine.core.states import State
-from engine.core.tree import index_tasks
+from engine.core.tree import F, index_tasks
 
 __all__ = [
     "AcquireSlot",
@@ -36,6 +39,7 @@ __all__ = [
     "Kill",
     "NotifyParent",
     "ReleaseSlot",
+    "StartRetry",
     "StartSubflow",
     "Timer",
     "decide",
@@ -67,9 +71,12 @@ def redispatch(state: Execution, flow: Flow, now: str, templates: Templates) -> 
 
 
 def renotify(state: Execution, flow: Flow, now: str, templates: Templates) -> list[Effect]:
-    """A finished subflow execution's end, told to its parent again. The shell cannot know whether the
+    """A finished subflow execution's end, told to its parent again; a RETRIED execution's next try,
+    asked for again. The shell cannot know whether the
     first telling went out (the publish can fail after the end is stored, and nothing is decided on a
     finished execution afterwards); the message id makes it one, and a parent ignores an end it has."""
+    if state.state == State.RETRIED:
+        return _retry_again(state, flow, templates)
     if not state.is_terminal or not state.parent:
         return []
     step = Step(state, flow, now, templates, index_tasks(flow))
@@ -92,3 +99,21 @@ def settle(state: Execution, flow: Flow, now: str, templates: Templates, max_ste
         if not step.events:
             return total
     raise EngineError(f"execution {state.id}: the decider did not settle after {max_steps} steps")
+
+
+def _retry_again(state: Execution, flow: Flow, templates: Templates) -> list[Effect]:
+    """The effects of the step that ended ``state`` RETRIED, decided again from what it recorded."""
+    retried_at = state.histories[-1].date
+    tasks = index_tasks(flow)
+    for tr in state.taskruns.values():
+        task = tasks.get(tr.task_id)
+        if tr.state != State.RETRIED or task is None or not (tr.runnable or task.type == F + "Subflow"):
+            continue
+        step = Step(state, flow, retried_at, templates, tasks)
+        retry = step.retry_policy(tr, task)
+        if retry is None:
+            continue
+        delay = chain_delay(retry, state.id, state.attempt_number, state.chain_created, retried_at)
+        if delay is not None:
+            return next_try(state, flow, retried_at, delay)
+    return []

@@ -73,7 +73,15 @@ class ReleaseSlot:
     """This execution ended (or was refused): free its slot or its place in the queue."""
 
 
-Effect = Dispatch | StartSubflow | Kill | NotifyParent | Timer | AcquireSlot | ReleaseSlot
+@dataclass(frozen=True)
+class StartRetry:
+    """Create the next try of a RETRIED execution (retry behavior CREATE_NEW_EXECUTION) at
+    ``created.date``: deliver ``created`` to its inbox then, through a durable timer."""
+
+    created: ev.RetryExecutionCreated
+
+
+Effect = Dispatch | StartSubflow | Kill | NotifyParent | Timer | AcquireSlot | ReleaseSlot | StartRetry
 
 
 @dataclass

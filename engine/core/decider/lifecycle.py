@@ -50,6 +50,8 @@ class Step(Flowables):
             return self.out
         if ex.kill_requested:
             return self.kill()
+        if self.retry_in_new_execution():
+            return self.out
         # The execution is PAUSED exactly while one of its taskruns is.
         paused = any(tr.state == State.PAUSED for tr in ex.taskruns.values())
         if paused != (st == State.PAUSED):

@@ -69,13 +69,16 @@ class Subflows(Retries):
             variables["taskrun"] = {**variables.get("taskrun", {}), "items": uri, "iteration": i}
             inputs = self.templates.render_value(task.props.get("inputs") or {}, variables)
             self.out.effects.append(self.child_execution(tr, props, child, inputs))
+        # Kestra counts each batch's moves from one state to the next: without waiting a batch goes
+        # from RUNNING to SUCCESS at once and CREATED is never counted; no batch, no outputs.
         counts = (
-            {"CREATED": 0, "RUNNING": 0, "SUCCESS": len(children)}
+            {"RUNNING": 0, "SUCCESS": len(children)}
             if not wait
             else {"CREATED": len(children), "RUNNING": 0, "SUCCESS": 0}
         )
-        outputs = {"numberOfBatches": len(children), "iterations": counts}
-        self.emit(ev.TaskRunOutputs(date=self.now, taskrun_id=tr.id, outputs=outputs))
+        if children:
+            outputs = {"numberOfBatches": len(children), "iterations": counts}
+            self.emit(ev.TaskRunOutputs(date=self.now, taskrun_id=tr.id, outputs=outputs))
         if not wait or not children:
             self.emit(ev.AttemptEnded(date=self.now, taskrun_id=tr.id, attempt=1, state=State.SUCCESS))
             self.set_state(tr, State.SUCCESS)
