@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from engine.core.errors import TaskFailed
+from engine.core.metrics import MetricRefused
 from eventstore.storage import unique_name
 from plugins.api import FileStorage, RunContext, TaskResult
 from plugins.files import find_files, put_task_file  # Java globs, as Kestra: ``*`` in one part, ``**`` across
@@ -90,8 +91,8 @@ class Outcome:
         elif outputs is not None:
             self.ctx.log("WARN", f"Invalid outputs '{line}': `outputs` must be a map")
         metrics = command.get("metrics")
-        if metrics:
-            self.ctx.log("DEBUG", f"metrics (not recorded): {json.dumps(metrics)}")
+        if metrics is not None:
+            self._metrics(metrics, line)
         for entry in command.get("logs") or ():
             if isinstance(entry, dict) and "message" in entry:
                 level = _LEVELS.get(str(entry.get("level", "INFO")).upper(), "INFO")
@@ -99,6 +100,25 @@ class Outcome:
             else:
                 self.ctx.log("WARN", f"Invalid log '{entry!r}'")
         return True
+
+    def _metrics(self, metrics: Any, line: str) -> None:
+        """Kestra's ``{"name", "type": "counter"|"timer", "value", "tags"}`` entries (a timer's value in
+        seconds, as Jackson reads a Duration); what is not a metric is a warning, never a failure."""
+        if not isinstance(metrics, list):
+            self.ctx.log("WARN", f"Invalid metrics '{line:.200}': `metrics` must be a list")
+            return
+        for entry in metrics:
+            if not isinstance(entry, dict):
+                self.ctx.log("WARN", f"Invalid metric '{entry!r:.200}'")
+                continue
+            kind: Any = entry.get("type")
+            name: Any = entry.get("name")
+            value: Any = entry.get("value")
+            tags: Any = entry.get("tags")
+            try:
+                self.ctx.metric(kind, name, value, tags)
+            except MetricRefused as exc:
+                self.ctx.log("WARN", f"Invalid metric: {exc}")
 
     def on_stdout(self, line: str) -> None:
         self.stdout_lines += 1
