@@ -479,6 +479,9 @@ class Worker:
             spec = self.registry.resolve(task.type)
             if spec.run is None:
                 raise TaskFailed(f"{task.type} is not a runnable task", retryable=False)
+            variables = spec.extra.get("render_variables")  # e.g. a script's {{ workingDir }}
+            if variables is not None:
+                ctx.variables.update(variables(ctx, task.props))
             raw = await ctx.render(task.props) if spec.render else task.props
             try:
                 props = msgspec.convert(raw, spec.props, strict=False)
