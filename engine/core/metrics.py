@@ -18,7 +18,7 @@ from engine.core.execution import Execution
 
 TYPES = ("counter", "timer")
 MAX_METRICS = 1000  # distinct metrics of one attempt: each one is stored in the attempt's end event
-MAX_NAME = 256  # characters of a metric's name, of a tag's key, of a tag's value
+MAX_NAME = 256  # characters of a metric's name, of a tag's key, of a tag's value (cut there)
 MAX_TAGS = 32
 
 
@@ -42,12 +42,10 @@ def check_metric(
         raise MetricRefused(f"metric {name!r}: tags must be a map of at most {MAX_TAGS} entries")
     clean: dict[str, str] = {}
     for key, tag in tags.items():
+        if len(str(key)) > MAX_NAME:
+            raise MetricRefused(f"metric {name!r}: a tag's key must be at most {MAX_NAME} characters")
         text = tag if isinstance(tag, str) else str(tag)
-        if len(str(key)) > MAX_NAME or len(text) > MAX_NAME:
-            raise MetricRefused(
-                f"metric {name!r}: a tag's key and value must be at most {MAX_NAME} characters"
-            )
-        clean[str(key)] = text
+        clean[str(key)] = text[:MAX_NAME]  # a value (Kestra tags a rendered text) is cut, not refused
     return type_, name, float(value), clean
 
 

@@ -85,3 +85,11 @@ def test_fold_keeps_metrics_on_the_attempt_and_shapes_show_them() -> None:
 def test_iso_duration() -> None:
     assert iso_duration(1.5) == "PT1.5S"
     assert iso_duration(20) == "PT20S"
+
+
+@pytest.mark.anyio
+async def test_return_records_kestras_length_counter(ctx: FakeContext) -> None:
+    await run_task("io.kestra.plugin.core.debug.Return", {"format": "x" * 300}, ctx)
+    (metric,) = ctx.metrics.snapshot()
+    assert (metric.type, metric.name, metric.value) == ("counter", "length", 300.0)
+    assert metric.tags == {"format": "x" * 256}  # a long tag value is cut, not refused

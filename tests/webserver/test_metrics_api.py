@@ -41,7 +41,7 @@ async def test_script_outputs_and_metrics_reach_the_api(api: Api) -> None:
     r = await c.get(f"/api/v1/metrics/{eid}")
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["total"] == 3
+    assert body["total"] == 4  # the script's 3 and debug.Return's `length`
     entries = {(e["name"], tuple(sorted(e["tags"].items()))): e for e in body["results"]}
     rows = entries[("rows", ())]
     assert rows["value"] == 10.0 and rows["type"] == "counter"
@@ -51,11 +51,10 @@ async def test_script_outputs_and_metrics_reach_the_api(api: Api) -> None:
     assert entries[("load", ())]["value"] == 1500.0 and entries[("load", ())]["type"] == "timer"
 
     page = (await c.get(f"/api/v1/metrics/{eid}", params={"size": 1, "page": 2})).json()
-    assert page["total"] == 3 and len(page["results"]) == 1
-    assert (await c.get(f"/api/v1/metrics/{eid}", params={"taskId": "use"})).json() == {
-        "results": [],
-        "total": 0,
-    }
+    assert page["total"] == 4 and len(page["results"]) == 1
+    used = (await c.get(f"/api/v1/metrics/{eid}", params={"taskId": "use"})).json()
+    assert used["total"] == 1 and used["results"][0]["name"] == "length"
+    assert used["results"][0]["value"] == len("10 rows of orders")
     by_run = (await c.get(f"/api/v1/metrics/{eid}", params={"taskRunId": runs["py"]["id"]})).json()
     assert by_run["total"] == 3
     assert (await c.get("/api/v1/metrics/nosuchexecution")).status_code == 404
