@@ -15,12 +15,8 @@ import math
 import os
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -178,12 +174,28 @@ class JsonFormatter(logging.Formatter):
         return Kestra.format({"logs": [{"level": level, "message": self._message.format(record)}]})
 
 
-@dataclass
 class FlowExecution:
-    execution_id: str
-    status: str | None
-    log: str | None
-    error: str | None
+    """What ``Flow.execute`` returns. (A plain class: ``dataclasses`` and ``urllib`` are imported only
+    when needed, so ``import kestra`` stays cheap for every script.)"""
+
+    __slots__ = ("error", "execution_id", "log", "status")
+
+    def __init__(self, execution_id: str, status: str | None, log: str | None, error: str | None) -> None:
+        self.execution_id = execution_id
+        self.status = status
+        self.log = log
+        self.error = error
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FlowExecution):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in ("execution_id", "status", "log", "error"))
+        return f"FlowExecution({fields})"
 
 
 _RETRY = frozenset({408, 429, 500, 502, 503, 504})
@@ -224,6 +236,9 @@ class Flow:
     def _make_request(
         self, method: str, url: str, body: bytes | None = None, content_type: str | None = None
     ) -> bytes:
+        import urllib.error
+        import urllib.request
+
         headers = self._headers()
         if content_type is not None:
             headers["Content-Type"] = content_type
@@ -258,6 +273,8 @@ class Flow:
         inputs = dict(inputs or {})
         url = self.hostname + self.API_ENDPOINT_EXECUTION_CREATE.format(namespace=namespace, flow_id=flow)
         if self.labels_from_inputs and inputs:
+            import urllib.parse
+
             url += "?" + urllib.parse.urlencode([("labels", f"{k}:{v}") for k, v in inputs.items()])
         if inputs:
             body, content_type = _multipart(inputs)
