@@ -89,7 +89,8 @@ class AttemptStarted(_Event, tag="tr.attempt.started", frozen=True):
 
 class Metric(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     """One metric an attempt recorded (Kestra's taskrun metrics): a ``counter`` (its value summed over
-    the attempt) or a ``timer`` (``value`` in seconds). ``date`` is when it was first recorded."""
+    the attempt), a ``timer`` (``value`` in seconds, summed) or a ``gauge`` (its last value). ``date`` is
+    when it was first recorded."""
 
     type: str
     name: str

@@ -3,7 +3,8 @@
 A task records a metric through its context, a script through ``::{"metrics": [...]}::``; the worker
 reports them on the attempt's end (``AttemptEnded.metrics``) and the fold keeps them on the attempt.
 As in Kestra's RunContext, a metric recorded again with the same type, name and tags adds to the first
-(a counter's value, a timer's duration); a task records at most ``MAX_METRICS`` distinct ones.
+(a counter's value, a timer's duration) or, for a gauge, replaces its value; a task records at most
+``MAX_METRICS`` distinct ones.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from engine.core.errors import EngineError
 from engine.core.events import Metric
 from engine.core.execution import Execution
 
-TYPES = ("counter", "timer")
+TYPES = ("counter", "timer", "gauge")
 MAX_METRICS = 1000  # distinct metrics of one attempt: each one is stored in the attempt's end event
 MAX_NAME = 256  # characters of a metric's name, of a tag's key, of a tag's value (cut there)
 MAX_TAGS = 32
@@ -60,8 +61,9 @@ class Metrics:
         t, n, v, clean = check_metric(type_, name, value, tags)
         key = (t, n, tuple(sorted(clean.items())))
         known = self._by_key.get(key)
-        if known is not None:
-            self._by_key[key] = Metric(t, n, known.value + v, known.tags, known.date)
+        if known is not None:  # a gauge keeps its last value, the others add up (Kestra's increment)
+            value = v if t == "gauge" else known.value + v
+            self._by_key[key] = Metric(t, n, value, known.tags, known.date)
             return
         if len(self._by_key) >= MAX_METRICS:
             raise MetricRefused(f"metric {n!r}: a task records at most {MAX_METRICS} distinct metrics")

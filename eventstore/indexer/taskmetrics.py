@@ -3,7 +3,8 @@
 The indexer sees every attempt's end exactly once (a message at or below the applied sequence is
 skipped, and a batch counts only once it is written), so ``/metrics`` shows, per namespace, flow,
 task and metric name: ``engine_task_counter_total`` (the sum of a counter's values) and
-``engine_task_timer_seconds`` (a summary: count and sum of a timer's durations). Tags are left out
+``engine_task_timer_seconds`` (a summary: count and sum of a timer's durations) and
+``engine_task_gauge`` (a gauge's last value). Tags are left out
 (they are free text: each value would be a new series). Untrusted names make series, so their
 number is bounded: past ``MAX_SERIES`` a new one is counted in ``engine_task_metrics_dropped_total``.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Summary
+from prometheus_client import CollectorRegistry, Counter, Gauge, Summary
 
 from engine.core.events import Metric
 
@@ -29,6 +30,9 @@ class TaskMetrics:
         )
         self.timer = Summary(
             "engine_task_timer_seconds", "Durations of the timers tasks recorded", LABELS, registry=registry
+        )
+        self.gauge = Gauge(
+            "engine_task_gauge", "Last value of the gauges tasks recorded", LABELS, registry=registry
         )
         self.dropped = Counter(
             "engine_task_metrics_dropped",
@@ -48,5 +52,7 @@ class TaskMetrics:
             labels = {"namespace": namespace, "flow_id": flow_id, "task_id": task_id, "name": m.name}
             if m.type == "timer":
                 self.timer.labels(**labels).observe(m.value)
+            elif m.type == "gauge":
+                self.gauge.labels(**labels).set(m.value)
             elif m.value >= 0:  # a Prometheus counter only goes up
                 self.counter.labels(**labels).inc(m.value)

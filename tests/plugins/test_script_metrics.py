@@ -22,6 +22,8 @@ async def test_script_metrics_are_recorded_and_merged(ctx: FakeContext) -> None:
         """echo '::{"metrics": [{"name": "rows", "type": "counter", "value": 1, "tags": {"p": "a"}}]}::'""",
         """echo '::{"metrics": [{"name": "took", "type": "timer", "value": 1.25}]}::'""",
         """echo '::{"metrics": [{"name": "g", "type": "gauge", "value": 3}]}::'""",
+        """echo '::{"metrics": [{"name": "g", "type": "gauge", "value": 2}]}::'""",
+        """echo '::{"metrics": [{"name": "h", "type": "histogram", "value": 3}]}::'""",
         """echo '::{"metrics": [{"name": "bad", "type": "counter", "value": "x"}]}::'""",
         """echo '::{"metrics": {"name": "notalist"}}::'""",
     ]
@@ -32,9 +34,10 @@ async def test_script_metrics_are_recorded_and_merged(ctx: FakeContext) -> None:
         ("counter", "rows", ()): 15.5,
         ("counter", "rows", (("p", "a"),)): 1.0,
         ("timer", "took", ()): 1.25,
+        ("gauge", "g", ()): 2.0,  # a gauge keeps its last value
     }
     warnings = ctx.messages("WARN")
-    assert any("'gauge' is not supported" in w for w in warnings)
+    assert any("'histogram' is not supported" in w for w in warnings)
     assert any("'bad': value must be a finite number" in w for w in warnings)
     assert any("must be a list" in w for w in warnings)
 

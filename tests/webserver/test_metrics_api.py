@@ -21,6 +21,8 @@ tasks:
       Kestra.counter("rows", 10)
       Kestra.counter("rows", 2, {{"table": "orders"}})
       Kestra.timer("load", 1.5)
+      Kestra.gauge("ratio", 0.5)
+      Kestra.gauge("ratio", 0.75)
   - id: use
     type: io.kestra.plugin.core.debug.Return
     format: "{{{{ outputs.py.vars.rows }}}} rows of {{{{ outputs.py.vars.table }}}}"
@@ -36,12 +38,12 @@ async def test_script_outputs_and_metrics_reach_the_api(api: Api) -> None:
     doc = await api.wait_state(eid, "SUCCESS")
     runs = {t["taskId"]: t for t in doc["taskRunList"]}
     assert runs["use"]["outputs"]["value"] == "10 rows of orders"
-    assert {m["name"] for m in runs["py"]["attempts"][0]["metrics"]} == {"rows", "load"}
+    assert {m["name"] for m in runs["py"]["attempts"][0]["metrics"]} == {"rows", "load", "ratio"}
 
     r = await c.get(f"/api/v1/metrics/{eid}")
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["total"] == 4  # the script's 3 and debug.Return's `length`
+    assert body["total"] == 5  # the script's 4 and debug.Return's `length`
     entries = {(e["name"], tuple(sorted(e["tags"].items()))): e for e in body["results"]}
     rows = entries[("rows", ())]
     assert rows["value"] == 10.0 and rows["type"] == "counter"
@@ -49,14 +51,15 @@ async def test_script_outputs_and_metrics_reach_the_api(api: Api) -> None:
     assert rows["taskRunId"] == runs["py"]["id"] and rows["flowId"] == "metrics" and rows["timestamp"]
     assert entries[("rows", (("table", "orders"),))]["value"] == 2.0
     assert entries[("load", ())]["value"] == 1500.0 and entries[("load", ())]["type"] == "timer"
+    assert entries[("ratio", ())]["value"] == 0.75 and entries[("ratio", ())]["type"] == "gauge"
 
     page = (await c.get(f"/api/v1/metrics/{eid}", params={"size": 1, "page": 2})).json()
-    assert page["total"] == 4 and len(page["results"]) == 1
+    assert page["total"] == 5 and len(page["results"]) == 1
     used = (await c.get(f"/api/v1/metrics/{eid}", params={"taskId": "use"})).json()
     assert used["total"] == 1 and used["results"][0]["name"] == "length"
     assert used["results"][0]["value"] == len("10 rows of orders")
     by_run = (await c.get(f"/api/v1/metrics/{eid}", params={"taskRunId": runs["py"]["id"]})).json()
-    assert by_run["total"] == 3
+    assert by_run["total"] == 4
     assert (await c.get("/api/v1/metrics/nosuchexecution")).status_code == 404
 
     await api.settle()
@@ -66,3 +69,5 @@ async def test_script_outputs_and_metrics_reach_the_api(api: Api) -> None:
     timer = f'flow_id="metrics",name="load",namespace="{ns}",task_id="py"'
     assert f"engine_task_timer_seconds_sum{{{timer}}} 1.5" in text
     assert f"engine_task_timer_seconds_count{{{timer}}} 1.0" in text
+    gauge = f'flow_id="metrics",name="ratio",namespace="{ns}",task_id="py"'
+    assert f"engine_task_gauge{{{gauge}}} 0.75" in text
