@@ -8,7 +8,7 @@ properties, and (for runnable tasks) an async ``run`` function. Flowable tasks h
 from __future__ import annotations
 
 import builtins
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -111,6 +111,11 @@ class RunContext(Protocol):
 
     def secret(self, name: str) -> str:
         """Read a secret (``SECRET_<NAME>`` base64 environment variable, Kestra OSS style)."""
+        ...
+
+    def metric(self, type: str, name: str, value: float, tags: Mapping[str, str] | None = None) -> None:
+        """Record a taskrun metric: ``counter`` (summed) or ``timer`` (seconds), Kestra's
+        ``runContext.metric``; ``engine.core.metrics.MetricRefused`` when it is not one."""
         ...
 
     # What a few tasks read or change beyond their own run (other executions, logs, triggers): through

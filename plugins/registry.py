@@ -30,11 +30,14 @@ class Registry:
         self._by_name: dict[str, PluginSpec] = {}
         self._canonical: dict[str, PluginSpec] = {}
         self._triggers: dict[str, PluginSpec] = {}  # trigger types whose properties a flow load checks
+        self._trigger_names: set[str] = set()  # every trigger type a flow may name (checked or not)
 
     def add(self, spec: PluginSpec) -> None:
         if spec.extra.get("trigger"):
-            for name in (spec.type, *spec.aliases):
-                self._triggers[name] = spec
+            names = (spec.type, *spec.aliases)
+            self._trigger_names.update(names)
+            if not spec.extra.get("unchecked"):
+                self._triggers.update(dict.fromkeys(names, spec))
             return
         self._canonical[spec.type] = spec
         for name in (spec.type, *spec.aliases):
@@ -72,6 +75,20 @@ class Registry:
     def trigger(self, name: str) -> PluginSpec | None:
         """The declaration of a trigger type (None: a type the loader accepts without checking)."""
         return self._triggers.get(name)
+
+    def trigger_types(self) -> frozenset[str]:
+        """Every trigger type the engine serves (empty: this registry knows none, and judges none)."""
+        return frozenset(self._trigger_names)
+
+    def suggest_trigger(self, name: str) -> str:
+        known = sorted(self._trigger_names)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        if not close:
+            tail = name.rsplit(".", 1)[-1].lower()
+            close = [t for t in known if t.rsplit(".", 1)[-1].lower() == tail][:3]
+        if close:
+            return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+        return "the known trigger types: " + ", ".join(known)
 
     def specs(self, internal: bool = False) -> list[PluginSpec]:
         """Every plugin a flow may name (``internal`` ones, which the engine creates itself, on request)."""

@@ -37,6 +37,7 @@ from webserver.routes import (
     history,
     kv,
     logs,
+    metrics,
     openapi,
     stats,
     triggers,
@@ -60,6 +61,7 @@ API_ROUTES = [
     *backfills.ROUTES,
     *files.ROUTES,
     *webhook.ROUTES,
+    *metrics.ROUTES,
 ]
 
 

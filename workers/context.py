@@ -8,7 +8,7 @@ import base64
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from engine.core import events as ev
 from engine.core.errors import ExpressionError, TaskFailed
 from engine.core.execution import Execution
 from engine.core.masking import masked, masked_text
+from engine.core.metrics import Metrics
 from engine.core.work import WorkItem
 from engine.expressions import FUNCTION_PREFIX
 from eventstore.cli_ops import execution_ids
@@ -84,6 +85,7 @@ class TaskRunContext:
         self.secret_inputs: frozenset[str] = frozenset(s for s in item.secrets if s)
         self.secrets: set[str] = set()
         self._render_secret = {FUNCTION_PREFIX + "secret": self.secret}
+        self.metrics = Metrics()  # reported with the attempt's end
 
     shared_workdir: Path | None = None  # set inside a WorkingDirectory: kept between its tasks
 
@@ -115,6 +117,9 @@ class TaskRunContext:
         value = read_secret(name)
         self.secrets.add(value)
         return value
+
+    def metric(self, type: str, name: str, value: float, tags: Mapping[str, str] | None = None) -> None:
+        self.metrics.add(type, name, value, tags, utcnow())
 
     def masked(self, value: Any) -> Any:
         """``value`` (a task's outputs, its error) with what its ``secret()`` calls returned masked."""

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -46,6 +46,15 @@ FENCE_AT = 0.7  # share of the heartbeat TTL without a renewal after which runni
 # engine's own server limit (8 MB). Larger values belong in internal storage (``outputFiles``).
 MAX_OUTPUTS = 1 << 20
 MAX_LOG = 1 << 20  # bytes of one log line's message
+
+
+class Attempted(NamedTuple):
+    """What one attempt gave: its result, its error, whether a failure may be retried, its metrics."""
+
+    result: TaskResult
+    error: str | None
+    retryable: bool
+    metrics: tuple[ev.Metric, ...]
 
 
 class Worker:
@@ -289,7 +298,9 @@ class Worker:
                 "write large values to a file (`outputFiles`) and pass its kestra:// URI"
             )
         emit(LogLine(utcnow(), "ERROR", error, item.taskrun_id, item.task.id, event.attempt))
-        failed = msgspec.structs.replace(event, state="FAILED", outputs={}, final=True, error=error)
+        failed = msgspec.structs.replace(
+            event, state="FAILED", outputs={}, metrics=(), final=True, error=error
+        )
         await self._report(item, failed, "ended", event.attempt)
         return failed
 
@@ -350,7 +361,7 @@ class Worker:
             running = asyncio.ensure_future(self._attempt(item, attempt, emit))
             self._attempts.add(running)
             try:
-                result, error, retryable = await running
+                result, error, retryable, metrics = await running
             except asyncio.CancelledError:
                 if not (running.cancelled() and running in self._abandoned):
                     raise  # we are cancelled ourselves (shutdown)
@@ -383,6 +394,7 @@ class Worker:
                     final=final,
                     error=error,
                     started=started,
+                    metrics=metrics,
                 ),
                 emit,
             )
@@ -443,7 +455,7 @@ class Worker:
             lambda: self.store.clear_running(self.worker_id, item.execution_id, item.taskrun_id),
         )
 
-    async def _attempt(self, item: WorkItem, attempt: int, emit: Any) -> tuple[TaskResult, str | None, bool]:
+    async def _attempt(self, item: WorkItem, attempt: int, emit: Any) -> Attempted:
         ctx = TaskRunContext(item, attempt, self.workdir, self.kv, self.expressions, emit, self.storage)
         try:
             result, error, retryable = await self._run(ctx, item)
@@ -453,7 +465,11 @@ class Worker:
         outputs = ctx.masked(result.outputs)
         if outputs != result.outputs:
             result = msgspec.structs.replace(result, outputs=outputs)
-        return result, ctx.masked(error) if error else error, retryable
+        metrics = tuple(
+            msgspec.structs.replace(m, tags=ctx.masked(m.tags)) if m.tags else m
+            for m in ctx.metrics.snapshot()
+        )
+        return Attempted(result, ctx.masked(error) if error else error, retryable, metrics)
 
     async def _run(self, ctx: TaskRunContext, item: WorkItem) -> tuple[TaskResult, str | None, bool]:
         task = item.task
@@ -463,6 +479,9 @@ class Worker:
             spec = self.registry.resolve(task.type)
             if spec.run is None:
                 raise TaskFailed(f"{task.type} is not a runnable task", retryable=False)
+            variables = spec.extra.get("render_variables")  # e.g. a script's {{ workingDir }}
+            if variables is not None:
+                ctx.variables.update(variables(ctx, task.props))
             raw = await ctx.render(task.props) if spec.render else task.props
             try:
                 props = msgspec.convert(raw, spec.props, strict=False)

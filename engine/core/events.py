@@ -100,8 +100,21 @@ class AttemptStarted(_Event, tag="tr.attempt.started", frozen=True):
     worker_id: str = ""
 
 
+class Metric(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """One metric an attempt recorded (Kestra's taskrun metrics): a ``counter`` (its value summed over
+    the attempt), a ``timer`` (``value`` in seconds, summed) or a ``gauge`` (its last value). ``date`` is
+    when it was first recorded."""
+
+    type: str
+    name: str
+    value: float
+    tags: dict[str, str] = {}
+    date: str = ""
+
+
 class AttemptEnded(_Event, tag="tr.attempt.ended", frozen=True):
-    """One attempt finished. ``final`` False means the worker retries (the taskrun goes on)."""
+    """One attempt finished. ``final`` False means the worker retries (the taskrun goes on).
+    ``metrics``: what the attempt recorded (a script's ``::{"metrics": [...]}::``, a task's context)."""
 
     taskrun_id: str
     attempt: int
@@ -110,6 +123,7 @@ class AttemptEnded(_Event, tag="tr.attempt.ended", frozen=True):
     final: bool = True
     error: str | None = None
     started: str | None = None
+    metrics: tuple[Metric, ...] = ()
 
 
 class TaskRunDispatched(_Event, tag="tr.dispatched", frozen=True):

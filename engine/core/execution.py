@@ -24,6 +24,7 @@ class Attempt(msgspec.Struct):
     state: str
     histories: list[History]
     worker_id: str = ""
+    metrics: list[ev.Metric] = msgspec.field(default_factory=list)
 
 
 class TaskRun(msgspec.Struct):
@@ -213,6 +214,8 @@ def _evolve_taskrun(state: Execution, event: ev.Event) -> None:
         if attempt.number == event.attempt and attempt.state == "RUNNING":
             attempt.state = event.state
             attempt.histories.append(History(event.state, event.date))
+            if event.metrics:
+                attempt.metrics = list(event.metrics)
             if event.final and event.outputs:
                 tr.outputs = {**tr.outputs, **event.outputs}
     elif isinstance(event, ev.SubflowStarted):

@@ -21,7 +21,7 @@ from engine.core import events as ev
 from engine.core.accept import accept
 from engine.core.decider import Effect, redispatch, renotify, settle
 from engine.core.errors import EngineError
-from engine.core.execution import Execution, evolve
+from engine.core.execution import Execution, TaskRun, evolve
 from engine.core.history import replay_events
 from engine.core.model import Flow
 from engine.core.ports import Templates
@@ -155,6 +155,14 @@ def take_step(
     return state, events, effects
 
 
+def _as_today(event: ev.Event) -> ev.Event:
+    """A recorded event as today's schema reads it: the taskruns a replay copied included."""
+    if isinstance(event, ev.TaskRunsCopied):
+        copied = [msgspec.to_builtins(msgspec.convert(t, TaskRun)) for t in event.taskruns]
+        return msgspec.structs.replace(event, taskruns=copied)
+    return event
+
+
 def _first_difference(what: str, recorded: list[bytes], replayed: list[bytes]) -> str | None:
     for i, (want, got) in enumerate(zip(recorded, replayed, strict=False)):
         if want != got:
@@ -203,7 +211,12 @@ def replay(
             raise
         except Exception as exc:
             raise ReplayMismatch(f"{where}: the replay raised {type(exc).__name__}: {exc}") from exc
-        recorded = [bytes(r) for r in step.events], [bytes(r) for r in step.effects]
+        # An event recorded before a field was added (always with a default) is compared as it decodes
+        # today: with that default, as the fold and every reader see it.
+        recorded = (
+            [encode_event(_as_today(e)) for e in recorded_events(step)],
+            [bytes(r) for r in step.effects],
+        )
         replayed = [encode_event(e) for e in events], [encode_effect(e) for e in effects]
         diff = _first_difference("event", recorded[0], replayed[0]) or _first_difference(
             "effect", recorded[1], replayed[1]

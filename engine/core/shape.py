@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.core.execution import Execution, History
+from engine.core.execution import Attempt, Execution, History
+from engine.core.metrics import attempt_metrics_json
 
 
 def _state(current: str, histories: list[History]) -> dict[str, Any]:
@@ -15,6 +16,13 @@ def _state(current: str, histories: list[History]) -> dict[str, Any]:
     }
     if histories and current in ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED", "RETRIED"):
         out["endDate"] = histories[-1].date
+    return out
+
+
+def _attempt(a: Attempt) -> dict[str, Any]:
+    out: dict[str, Any] = {"state": _state(a.state, a.histories), "workerId": a.worker_id or None}
+    if a.metrics:  # Kestra's attempt shape before its metrics moved to their own repository
+        out["metrics"] = attempt_metrics_json(a.metrics)
     return out
 
 
@@ -43,10 +51,7 @@ def execution_json(ex: Execution, *, mask: bool = True) -> dict[str, Any]:
                 "value": tr.value,
                 "iteration": tr.iteration,
                 "state": _state(tr.state, tr.histories),
-                "attempts": [
-                    {"state": _state(a.state, a.histories), "workerId": a.worker_id or None}
-                    for a in tr.attempts
-                ],
+                "attempts": [_attempt(a) for a in tr.attempts],
                 "outputs": tr.outputs,
             }
             for tr in ex.taskruns.values()

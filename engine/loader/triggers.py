@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.core.model import Trigger
-from engine.loader.checker import Checker
+from engine.loader.checker import Checker, show
 from engine.loader.props import validate_props
 from engine.yamlpos import child_path
 
@@ -21,6 +21,10 @@ def triggers(ctx: Checker, value: Any, path: str) -> tuple[Trigger, ...]:
         disabled = ctx.boolean(data.get("disabled"), child_path(sub, "disabled"))
         props = {k: v for k, v in data.items() if k not in ("id", "type", "disabled")}
         declared = ctx.registry.trigger(trig_type) if trig_type is not None else None
+        known = ctx.registry.trigger_types()
+        if trig_type is not None and known and trig_type not in known:
+            hint = ctx.registry.suggest_trigger(trig_type)
+            ctx.add(child_path(sub, "type"), f"unknown trigger type {show(trig_type)} — {hint}")
         if declared is not None:
             props = validate_props(ctx, declared, props, sub)
         ctx.collect_expressions(props, sub)

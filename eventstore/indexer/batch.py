@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.core.events import Metric
 from engine.core.execution import Execution
 
 
@@ -38,3 +39,5 @@ class Batch:
     # the end of the batch (an execution's last state), not after each of its steps
     states: dict[str, Execution] = field(default_factory=dict)
     touched: dict[str, dict[str, int]] = field(default_factory=dict)  # taskrun id -> seq of its step
+    # the metrics of the attempts that ended in this batch: (namespace, flow id, task id, metric)
+    metrics: list[tuple[str, str, str, Metric]] = field(default_factory=list)

@@ -33,6 +33,7 @@ from eventstore.indexer.lag import Lag
 from eventstore.indexer.reads import Reads
 from eventstore.indexer.sql import Statement
 from eventstore.indexer.streams import filters, is_events, source_streams
+from eventstore.indexer.taskmetrics import TaskMetrics
 from eventstore.store import Store
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class Indexer(Reads):
         self._subs: list[Any] = []
         self.lags = Lag()
         self.registry = self.lags.registry  # what /metrics shows
+        self.task_metrics = TaskMetrics(self.registry)
         self.started = False
         self._stopping = False
 
@@ -227,6 +229,7 @@ class Indexer(Reads):
         await asyncio.to_thread(self.db.write, statements(batch))
         rows = len(batch.executions) + len(batch.taskruns) + len(batch.logs) + len(batch.revisions)
         self.applied.update(batch.meta)
+        self.task_metrics.observe(batch.metrics)  # once written: a failed batch is applied again
         caught_up = self.lags.batch_applied(msgs, self.applied, t0)
         async with self.changed:
             self.changed.notify_all()

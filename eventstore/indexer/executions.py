@@ -150,6 +150,10 @@ class Executions:
             return  # already folded
         for event in events:
             state = evolve(state, event)
+            if isinstance(event, ev.AttemptEnded) and event.metrics and state is not None:
+                tr = state.taskruns.get(event.taskrun_id)
+                task_id = tr.task_id if tr is not None else ""
+                batch.metrics.extend((state.namespace, state.flow_id, task_id, m) for m in event.metrics)
             trid = getattr(event, "taskrun_id", None)
             if isinstance(trid, str):
                 touched.add(trid)

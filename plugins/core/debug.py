@@ -20,6 +20,8 @@ class Echo(msgspec.Struct, frozen=True):
 async def run_return(props: Return, ctx: RunContext) -> TaskResult:
     if props.format is not None:
         ctx.log("DEBUG", props.format)
+    # Kestra's metric: the rendered text's length, tagged with the text
+    ctx.metric("counter", "length", len(props.format or ""), {"format": props.format or ""})
     return TaskResult(outputs={"value": props.format})
 
 

@@ -47,6 +47,21 @@ SPECS = [
         "realtime",
         "Realtime trigger: one execution per message of a NATS subject.",
     ),
+    *(
+        PluginSpec(
+            types[0],
+            "runnable",
+            T.TriggerCommon,
+            aliases=types[1:],
+            description=description,
+            extra={"trigger": kind, "unchecked": True},
+        )
+        for types, kind, description in (
+            (T.SCHEDULE_TYPES, "schedule", "Schedule trigger: executions on a cron schedule."),
+            (T.FLOW_TYPES, "flow", "Flow trigger: an execution when other executions end."),
+            (T.WEBHOOK_TYPES, "webhook", "Webhook trigger: an execution per call of its URL."),
+        )
+    ),
     _declared(
         T.HTTP_TRIGGER_TYPES,
         T.HttpTrigger,

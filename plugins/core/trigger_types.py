@@ -13,6 +13,10 @@ from typing import Any
 
 import msgspec
 
+# Served by the trigger role and the API with their properties read there (not declared here).
+SCHEDULE_TYPES = ("io.kestra.plugin.core.trigger.Schedule", "io.kestra.core.models.triggers.types.Schedule")
+FLOW_TYPES = ("io.kestra.plugin.core.trigger.Flow", "io.kestra.core.models.triggers.types.Flow")
+WEBHOOK_TYPES = ("io.kestra.plugin.core.trigger.Webhook",)
 NATS_REALTIME_TYPES = ("io.kestra.plugin.nats.RealtimeTrigger", "io.kestra.plugin.nats.core.RealtimeTrigger")
 HTTP_TRIGGER_TYPES = ("io.kestra.plugin.core.http.Trigger", "io.kestra.plugin.fs.http.Trigger")
 

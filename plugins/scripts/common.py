@@ -20,12 +20,14 @@ from typing import Any
 import msgspec
 
 from engine.core.errors import TaskFailed
+from engine.core.metrics import MetricRefused
 from eventstore.storage import unique_name
 from plugins.api import FileStorage, RunContext, TaskResult
 from plugins.files import find_files, put_task_file  # Java globs, as Kestra: ``*`` in one part, ``**`` across
 from plugins.scripts.process import MAX_LINE, run_process
+from plugins.scripts.runtime import OUTPUT_DIR_NAME, Localizer, execution_context, pythonpath
 
-OUTPUT_DIR_NAME = "_output"
+__all__ = ["OUTPUT_DIR_NAME", "ScriptProps", "run_script"]
 LOG_PIECE = 1 << 20  # characters of one log line: a longer text line is logged in pieces, each storable
 _PROTOCOL = re.compile(r"^::(\{.*\})::$")
 _LEVELS = {
@@ -59,6 +61,7 @@ class ScriptProps(msgspec.Struct, frozen=True, kw_only=True):
     runner: str | None = None
     targetOS: str | None = None
     outputDirectory: bool | None = None
+    executionContext: bool = False  # also write .kestra-execution-context.json in the working directory
 
 
 class Outcome:
@@ -90,8 +93,8 @@ class Outcome:
         elif outputs is not None:
             self.ctx.log("WARN", f"Invalid outputs '{line}': `outputs` must be a map")
         metrics = command.get("metrics")
-        if metrics:
-            self.ctx.log("DEBUG", f"metrics (not recorded): {json.dumps(metrics)}")
+        if metrics is not None:
+            self._metrics(metrics, line)
         for entry in command.get("logs") or ():
             if isinstance(entry, dict) and "message" in entry:
                 level = _LEVELS.get(str(entry.get("level", "INFO")).upper(), "INFO")
@@ -99,6 +102,25 @@ class Outcome:
             else:
                 self.ctx.log("WARN", f"Invalid log '{entry!r}'")
         return True
+
+    def _metrics(self, metrics: Any, line: str) -> None:
+        """Kestra's ``{"name", "type": "counter"|"timer", "value", "tags"}`` entries (a timer's value in
+        seconds, as Jackson reads a Duration); what is not a metric is a warning, never a failure."""
+        if not isinstance(metrics, list):
+            self.ctx.log("WARN", f"Invalid metrics '{line:.200}': `metrics` must be a list")
+            return
+        for entry in metrics:
+            if not isinstance(entry, dict):
+                self.ctx.log("WARN", f"Invalid metric '{entry!r:.200}'")
+                continue
+            kind: Any = entry.get("type")
+            name: Any = entry.get("name")
+            value: Any = entry.get("value")
+            tags: Any = entry.get("tags")
+            try:
+                self.ctx.metric(kind, name, value, tags)
+            except MetricRefused as exc:
+                self.ctx.log("WARN", f"Invalid metric: {exc}")
 
     def on_stdout(self, line: str) -> None:
         self.stdout_lines += 1
@@ -247,6 +269,8 @@ async def run_script(
     extra_env: Mapping[str, str] | None = None,
     input_files: Mapping[str, Any] | None = None,
     interpreter: Sequence[str] | None = None,
+    python: bool = False,
+    output_dirs: Sequence[str] = (),
 ) -> TaskResult:
     """Set up the working dir, run ``interpreter`` with the joined commands, build Kestra's ScriptOutput.
 
@@ -261,32 +285,42 @@ async def run_script(
     await write_input_files(workdir, props.inputFiles, ctx.storage)
     await write_input_files(workdir, input_files)
 
+    for name in output_dirs:
+        _inside(workdir, name).mkdir(parents=True, exist_ok=True)
+
     lines: list[str] = ["set -e"] if props.failFast else []
-    lines += props.beforeCommands or []
-    lines += commands
+    lines += await Localizer(ctx).lines([*(props.beforeCommands or []), *commands])
     argv = [*(interpreter if interpreter is not None else props.interpreter), "\n".join(lines)]
     if not argv[0]:
         raise TaskFailed("interpreter: must not be empty", retryable=False)
 
     outcome = Outcome(ctx)
-    try:
-        code = await run_process(
-            argv,
-            cwd=workdir,
-            env=build_env(ctx, props, extra_env),
-            on_stdout=outcome.on_stdout,
-            on_stderr=outcome.on_stderr,
-            on_long_line=outcome.on_long_line,
-        )
-    except (FileNotFoundError, PermissionError) as exc:
-        raise TaskFailed(f"cannot start interpreter {argv[0]!r}: {exc}", retryable=False) from None
+    env = build_env(ctx, props, extra_env)
+    if python:
+        env["PYTHONPATH"] = pythonpath(env.get("PYTHONPATH"))
+    with execution_context(ctx, props.executionContext, private=python) as context_env:
+        env.update(context_env)
+        try:
+            code = await run_process(
+                argv,
+                cwd=workdir,
+                env=env,
+                on_stdout=outcome.on_stdout,
+                on_stderr=outcome.on_stderr,
+                on_long_line=outcome.on_long_line,
+            )
+        except (FileNotFoundError, PermissionError) as exc:
+            raise TaskFailed(f"cannot start interpreter {argv[0]!r}: {exc}", retryable=False) from None
     code = exit_status(code)
     if outcome.error is not None:
         raise TaskFailed(outcome.error, retryable=False)
     outputs: dict[str, Any] = {
         "exitCode": code,
         "vars": outcome.vars,
-        "outputFiles": await upload_output_files(ctx, collect_output_files(workdir, props.outputFiles)),
+        "outputFiles": await upload_output_files(
+            ctx,
+            collect_output_files(workdir, [*(props.outputFiles or []), *(f"{d}/**" for d in output_dirs)]),
+        ),
     }
     if code != 0:
         if code > 128 and code - 128 in (signal.SIGKILL, signal.SIGTERM):

@@ -15,6 +15,7 @@ import msgspec
 from plugins.api import RunContext, TaskResult, runnable
 from plugins.scripts.common import ScriptProps, run_script
 from plugins.scripts.python import python_env
+from plugins.scripts.runtime import work_variables, write_kestra_module
 
 P = "io.kestra.core.tasks.scripts."
 
@@ -60,7 +61,7 @@ class Python(_Legacy, frozen=True, kw_only=True):
 
 
 async def run_bash(props: Bash, ctx: RunContext) -> TaskResult:
-    return await run_script(props.common(), ctx, props.commands)
+    return await run_script(props.common(), ctx, props.commands, output_dirs=props.outputDirs or ())
 
 
 async def run_python(props: Python, ctx: RunContext) -> TaskResult:
@@ -71,7 +72,15 @@ async def run_python(props: Python, ctx: RunContext) -> TaskResult:
     if commands is None:
         python = shlex.quote(props.pythonPath or sys.executable)
         commands = [" ".join([python, "main.py", *(shlex.quote(a) for a in props.args or [])])]
-    return await run_script(props.common(), ctx, commands, extra_env=python_env())
+    ctx.workdir.mkdir(parents=True, exist_ok=True)
+    write_kestra_module(ctx.workdir)  # beside main.py, as Kestra's older Python task wrote it
+    return await run_script(
+        props.common(), ctx, commands, extra_env=python_env(), python=True, output_dirs=props.outputDirs or ()
+    )
+
+
+def legacy_variables(ctx: RunContext, props: dict[str, Any]) -> dict[str, Any]:
+    return work_variables(ctx, props, legacy=True)
 
 
 SPECS = [
@@ -80,8 +89,13 @@ SPECS = [
         Bash,
         run_bash,
         "Deprecated: run shell `commands`; use io.kestra.plugin.scripts.shell.Commands.",
+        extra={"render_variables": legacy_variables},
     ),
     runnable(
-        P + "Python", Python, run_python, "Deprecated: run `main.py` from `inputFiles`; use python.Script."
+        P + "Python",
+        Python,
+        run_python,
+        "Deprecated: run `main.py` from `inputFiles`; use python.Script.",
+        extra={"render_variables": legacy_variables},
     ),
 ]

@@ -17,6 +17,7 @@ from typing import Any
 
 from plugins.api import RunContext, TaskResult, runnable
 from plugins.scripts.common import ScriptProps, run_script
+from plugins.scripts.runtime import Localizer, work_variables
 
 P = "io.kestra.plugin.scripts.python."
 
@@ -72,15 +73,20 @@ def run_command_for(script_path: str) -> str:
 async def run_python_script(props: Script, ctx: RunContext) -> TaskResult:
     _warn_dependencies(props, ctx)
     name = f"_script_{uuid.uuid4().hex[:12]}.py"
-    files: dict[str, Any] = {name: _PRELUDE + props.script}
+    files: dict[str, Any] = {name: _PRELUDE + await Localizer(ctx).text(props.script)}
     return await run_script(
-        props, ctx, [run_command_for(str(ctx.workdir / name))], extra_env=python_env(), input_files=files
+        props,
+        ctx,
+        [run_command_for(str(ctx.workdir / name))],
+        extra_env=python_env(),
+        input_files=files,
+        python=True,
     )
 
 
 async def run_python_commands(props: Commands, ctx: RunContext) -> TaskResult:
     _warn_dependencies(props, ctx)
-    return await run_script(props, ctx, props.commands, extra_env=python_env())
+    return await run_script(props, ctx, props.commands, extra_env=python_env(), python=True)
 
 
 SPECS = [
@@ -89,11 +95,13 @@ SPECS = [
         Script,
         run_python_script,
         "Run an inline Python `script` with the engine's Python interpreter.",
+        extra={"render_variables": work_variables},
     ),
     runnable(
         P + "Commands",
         Commands,
         run_python_commands,
         "Run shell `commands` with the engine's Python first on PATH.",
+        extra={"render_variables": work_variables},
     ),
 ]

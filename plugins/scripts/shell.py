@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from plugins.api import RunContext, TaskResult, runnable
 from plugins.scripts.common import ScriptProps, run_script
+from plugins.scripts.runtime import work_variables
 
 P = "io.kestra.plugin.scripts.shell."
 
@@ -30,6 +31,13 @@ SPECS = [
         Commands,
         run_commands,
         "Run shell `commands` (joined, `set -e` when failFast) as a local process.",
+        extra={"render_variables": work_variables},
     ),
-    runnable(P + "Script", Script, run_shell_script, "Run an inline shell `script` as a local process."),
+    runnable(
+        P + "Script",
+        Script,
+        run_shell_script,
+        "Run an inline shell `script` as a local process.",
+        extra={"render_variables": work_variables},
+    ),
 ]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from engine.core.execution import Execution
+from engine.core.metrics import Metrics
 from eventstore.storage import MemoryStorage
 from eventstore.store import LogLine
 from plugins.api import FileStorage, KVStore, PluginSpec, RunContext, TaskResult
@@ -75,6 +76,10 @@ class FakeContext:
         self.execution_logs: dict[str, list[LogLine]] = {}
         self.resumed: list[tuple[str, dict[str, Any]]] = []
         self.disabled_triggers: dict[tuple[str, str, str], bool] = {}
+        self.metrics = Metrics()  # the engine's own merging rule
+
+    def metric(self, type: str, name: str, value: float, tags: Mapping[str, str] | None = None) -> None:
+        self.metrics.add(type, name, value, tags, "2026-12-03T00:00:00Z")
 
     async def render(self, value: Any) -> Any:
         return value
