@@ -157,6 +157,31 @@ def reap_orphan(pid_file: Path, conf: Path, data_dir: Path) -> None:
             os.kill(server_pid, signal.SIGKILL)
 
 
+OWNER_FILE = "owner.json"
+
+
+def owner_endpoint(store_dir: Path) -> dict[str, object] | None:
+    """Where the live process that owns this data directory's server listens, or None.
+
+    The owner writes ``owner.json`` (its NATS URL with the token, its PID, the server's PID, and
+    whether it runs the executor and a worker) when its server is up and removes it when it stops;
+    a file left by a process that died (kill -9) names a dead PID or a server that is not ours, and
+    is ignored. Another command on the same data directory then connects to that URL (the code
+    path of ENGINE_NATS_URL) instead of being refused.
+    """
+    path = Path(store_dir) / OWNER_FILE
+    try:
+        doc = json.loads(path.read_text())
+        owner, server_pid, url = int(doc["owner_pid"]), int(doc["server_pid"]), str(doc["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if owner == os.getpid() or not _alive(owner) or not _alive(server_pid):
+        return None
+    if str(Path(store_dir) / "nats.conf") not in _cmdline(server_pid):
+        return None  # a reused PID
+    return {"url": url, "owner_pid": owner, "roles": bool(doc.get("roles"))}
+
+
 class EmbeddedServer:
     """One nats-server child process with JetStream, owned by this process."""
 
@@ -205,6 +230,7 @@ class EmbeddedServer:
                 try:
                     data = json.loads(ports.read_text())
                     self.url = data["nats"][0]
+                    self.publish(roles=False)
                     return self.client_url
                 except (ValueError, KeyError, IndexError):
                     pass
@@ -216,12 +242,38 @@ class EmbeddedServer:
     def client_url(self) -> str:
         return self.url.replace("nats://", f"nats://{self.token}@", 1)
 
+    def publish(self, *, roles: bool) -> None:
+        """Tell other commands on this data directory where to reach this server (``owner_endpoint``);
+        ``roles``: this process runs an executor and a worker, so they need not run their own."""
+        if self.proc is None:
+            return
+        doc = {"url": self.client_url, "owner_pid": os.getpid(), "server_pid": self.proc.pid, "roles": roles}
+        path = self.store_dir / OWNER_FILE
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        # The URL carries the server's token: readable by this user only, as the store itself.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(doc))
+        os.replace(tmp, path)
+
+    def _unpublish(self) -> None:
+        path = self.store_dir / OWNER_FILE
+        try:
+            if int(json.loads(path.read_text())["owner_pid"]) == os.getpid():
+                path.unlink()
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+
     def stop(self, timeout: float = 10.0) -> None:
         proc, self.proc = self.proc, None
+        if proc is not None:
+            self._unpublish()
         stop_process(proc, timeout)
 
     def kill(self) -> None:
         """SIGKILL, for crash tests."""
+        if self.proc is not None:
+            self._unpublish()
         kill_process(self.proc)
         self.proc = None
 

@@ -71,8 +71,11 @@ async def _run(
     timeout: float | None,
 ) -> int:
     from engine.ids import new_execution_id
+    from engine.settings import settings
 
-    async with session(roles=True) as rt:
+    # On a cluster (ENGINE_NATS_URL) `engine run` brings its own executor and worker; on a data
+    # directory another process owns, that process's roles run it.
+    async with session(roles=True if settings().nats_url else None) as rt:
         if flows_dir is not None:
             await rt.flows.deploy_dir(flows_dir)
         flow = await rt.flows.deploy(file.read_text(), file=str(file))

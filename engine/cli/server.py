@@ -35,6 +35,8 @@ async def _serve(
         if flows_dir is not None:
             deployed = await rt.flows.deploy_dir(flows_dir)
             sys.stderr.write(f"deployed {len(deployed)} flow(s) from {flows_dir}\n")
+        if rt.server is not None and {"executor", "worker"} <= set(roles):
+            rt.server.publish(roles=True)  # other commands on this data directory use these roles
         tasks = []
         if "executor" in roles:
             tasks.append(asyncio.create_task(rt.executor().run()))
