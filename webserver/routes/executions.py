@@ -40,7 +40,7 @@ from webserver.http import (
     unprocessable,
     with_body,
 )
-from webserver.query import execution_filters, execution_row, paged, parse_labels
+from webserver.query import execution_filters, execution_row, paged, parse_labels, wait_recorded
 
 
 def json_object(body: bytes, not_json: str, not_object: str) -> dict[str, Any]:
@@ -118,8 +118,9 @@ async def create_execution(
             "SELECT 1 FROM executions WHERE id = ? AND end_date IS NOT NULL", [execution_id], 10
         )
         return dict(json.loads((await execution_row(d, execution_id))[0]))
-    await start()
-    # The answer is the execution as created: folded here rather than waited for from the projection.
+    # Answered once an executor has recorded it in the log, so that every read after this answer
+    # finds it (read-your-writes); the answer is the execution as created (CREATED), as in Kestra.
+    await wait_recorded(d, execution_id, start)
     created = execution_created(
         flow, execution_id, utcnow(), inputs, given_labels, correlation_id=execution_id
     )
