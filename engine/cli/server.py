@@ -30,6 +30,16 @@ async def _serve(
     """Run the given roles until SIGTERM/Ctrl-C; each role is an asyncio task of this process."""
     from engine.runtime import Runtime
 
+    if "webserver" in roles:
+        from webserver.auth import Auth, is_loopback
+
+        if not is_loopback(host) and not Auth.from_env().enabled:
+            # Before anything starts or says "running": nothing is left half up.
+            fail(
+                f"refusing to listen on {host} without authentication: set ENGINE_API_TOKENS, or "
+                "ENGINE_API_USER and ENGINE_API_PASSWORD (or bind 127.0.0.1)",
+                2,
+            )
     cancel_on_sigterm()
     async with Runtime() as rt:
         if flows_dir is not None:

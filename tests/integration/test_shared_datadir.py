@@ -49,6 +49,11 @@ class Lines:
             with self._lock:
                 self.text += line
 
+    def close(self, stream: object) -> None:
+        """After the process ended: the reader reaches the end of the pipe, then it is closed."""
+        self._thread.join(timeout=10)
+        stream.close()  # type: ignore[attr-defined]
+
     def wait_for(self, pattern: str, within: float = 30) -> re.Match[str]:
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
@@ -116,3 +121,32 @@ def test_a_file_left_by_a_dead_owner_is_ignored(tmp_path: Path) -> None:
     doc["owner_pid"] = os.getppid()
     (store / OWNER_FILE).write_text(json.dumps(doc))
     assert owner_endpoint(store) is None
+
+
+def test_engine_kill_from_a_second_terminal_exits_0(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    flow = tmp_path / "pause.yaml"
+    flow.write_text(PAUSE)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "engine", "run", str(flow)],
+        cwd=ROOT,
+        env=engine_env(home, None),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    err = Lines(first.stderr)
+    try:
+        eid = err.wait_for(r"execution (\w+) PAUSED").group(1)
+        killed = run_cli("kill", eid, "--output", "json", home=home, nats_url=None)
+        assert killed.code == 0, killed.diag  # the kill worked
+        assert killed.json["state"]["current"] == "KILLED"
+        assert first.wait(timeout=30) == 1  # the run itself did not succeed
+        again = run_cli("kill", eid, home=home, nats_url=None)
+        assert again.code == 1 and "already ended KILLED: nothing to kill" in again.stderr, again.stderr
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        err.close(first.stderr)

@@ -20,7 +20,7 @@ from engine.core.factory import execution_created
 from engine.core.shape import execution_json
 from engine.expressions import Expressions
 from engine.ids import new_execution_id
-from engine.inputs import resolve_inputs
+from engine.inputs import check_known_inputs, resolve_inputs
 from eventstore.indexer import TERMINAL, delete_execution
 from eventstore.storage import InternalStorage, input_uri
 from webserver.http import (
@@ -102,6 +102,7 @@ async def create_execution(
     execution_id = new_execution_id()
     given = await form_inputs(d, request, flow, execution_id)
     try:
+        check_known_inputs(flow, given)
         inputs = resolve_inputs(flow, given, Expressions().render)
     except InputError as exc:
         problems = [{"input": i, "message": m} for i, m in getattr(exc, "problems", [])]
