@@ -78,8 +78,8 @@ def test_a_second_terminal_lists_reads_and_resumes_what_engine_run_waits_for(tmp
         stderr=subprocess.PIPE,
         text=True,
     )
+    err = Lines(first.stderr)
     try:
-        err = Lines(first.stderr)
         found = err.wait_for(r"execution (\w+) PAUSED.*\n\s+(.*engine resume \w+)\n")
         eid, resume_cmd = found.group(1), found.group(2)
         assert resume_cmd.endswith(f"engine resume {eid}")
@@ -98,14 +98,17 @@ def test_a_second_terminal_lists_reads_and_resumes_what_engine_run_waits_for(tmp
         assert resumed.code == 0, resumed.stderr
         assert resumed.json["state"]["current"] == "SUCCESS"
 
-        out, _ = first.communicate(timeout=30)
-        assert first.returncode == 0, err.text
+        assert first.wait(timeout=30) == 0, err.text
+        out = first.stdout.read() if first.stdout else ""
         assert json.loads(out.splitlines()[-1])["state"]["current"] == "SUCCESS"
-        assert "after the pause" in err.text
+        err.wait_for("after the pause")
     finally:
         if first.poll() is None:
             first.kill()
             first.wait()
+        err.close(first.stderr)
+        if first.stdout:
+            first.stdout.close()
     assert not (home / "nats" / OWNER_FILE).exists()  # removed on exit
 
 

@@ -93,3 +93,17 @@ async def _until_paused(api: Api, eid: str) -> None:
     finally:
         await sub.unsubscribe()
     raise AssertionError(f"{eid} never paused")
+
+
+async def test_kv_keys_and_namespace_files_just_written_are_readable_at_once(api: Api) -> None:
+    c, ns = api.client, api.ns
+    for i in range(20):
+        put = await c.put(f"/api/v1/namespaces/{ns}/kv/k{i}", content=str(i))
+        assert put.status_code == 200, put.text
+        got = await c.get(f"/api/v1/namespaces/{ns}/kv/k{i}")
+        assert got.status_code == 200 and got.json()["value"] == i, got.text
+        path = f"dir/f{i}.txt"
+        up = await c.post(f"/api/v1/namespaces/{ns}/files", params={"path": path}, content=f"v{i}".encode())
+        assert up.status_code in (200, 201), up.text
+        read = await c.get(f"/api/v1/namespaces/{ns}/files", params={"path": path})
+        assert read.status_code == 200 and read.content == f"v{i}".encode(), read.text
