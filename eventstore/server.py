@@ -158,6 +158,8 @@ def reap_orphan(pid_file: Path, conf: Path, data_dir: Path) -> None:
 
 
 OWNER_FILE = "owner.json"
+# How long an owner that ends waits for the commands of other processes on its server.
+CLIENTS_GRACE_S = 10.0
 
 
 def owner_endpoint(store_dir: Path) -> dict[str, object] | None:
@@ -180,6 +182,33 @@ def owner_endpoint(store_dir: Path) -> dict[str, object] | None:
     if str(Path(store_dir) / "nats.conf") not in _cmdline(server_pid):
         return None  # a reused PID
     return {"url": url, "owner_pid": owner, "roles": bool(doc.get("roles"))}
+
+
+CLIENTS_DIR = "clients"
+
+
+def register_client(store_dir: Path) -> Path:
+    """Note that this process uses the server another process owns (``owner_endpoint``): the owner,
+    when it ends, waits a moment for such commands to finish before it stops the server."""
+    path = Path(store_dir) / CLIENTS_DIR / str(os.getpid())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    return path
+
+
+def _clients(store_dir: Path) -> list[int]:
+    """The PIDs of the live processes registered as clients (files of dead ones are removed)."""
+    out = []
+    for entry in (store_dir / CLIENTS_DIR).glob("*"):
+        try:
+            pid = int(entry.name)
+        except ValueError:
+            continue
+        if pid != os.getpid() and _alive(pid):
+            out.append(pid)
+        else:
+            entry.unlink(missing_ok=True)
+    return out
 
 
 class EmbeddedServer:
@@ -264,11 +293,26 @@ class EmbeddedServer:
         except (OSError, ValueError, KeyError, TypeError):
             pass
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, clients_grace: float = CLIENTS_GRACE_S) -> None:
         proc, self.proc = self.proc, None
         if proc is not None:
-            self._unpublish()
+            self._unpublish()  # no new client from now on
+            self._wait_for_clients(clients_grace)
         stop_process(proc, timeout)
+
+    def _wait_for_clients(self, grace: float) -> None:
+        """Commands of other processes still on this server (a `engine resume` reading the end it
+        caused) get ``grace`` seconds to finish before the server stops under them."""
+        start = time.monotonic()
+        told = False
+        while (clients := _clients(self.store_dir)) and time.monotonic() < start + grace:
+            if not told and time.monotonic() > start + 1:  # a command about to end: no word
+                told = True
+                sys.stderr.write(
+                    f"waiting up to {grace:g}s for the engine command(s) of pid "
+                    f"{', '.join(map(str, clients))} on this data directory to finish\n"
+                )
+            time.sleep(0.05)
 
     def kill(self) -> None:
         """SIGKILL, for crash tests."""
@@ -283,6 +327,11 @@ class EmbeddedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie does not)."""
+    return _alive(pid)
 
 
 def _alive(pid: int) -> bool:

@@ -114,10 +114,32 @@ async def session(roles: bool | None = None, *, sigterm: bool = True) -> AsyncIt
             if roles
             else []
         )
+        main = asyncio.current_task()
+        assert main is not None
+        owner = int(rt.owner["owner_pid"]) if rt.owner else None
+        watch = asyncio.create_task(_owner_gone(owner, main)) if owner is not None else None
         try:
             yield rt
+        except asyncio.CancelledError:
+            if watch is None or not watch.done() or watch.cancelled():
+                raise
+            main.uncancel()
+            raise EngineError(
+                f"the engine process (pid {owner}) that owned the data directory ended "
+                "while this command used it: run the command again"
+            ) from None
         finally:
-            await stop_tasks(tasks)
+            await stop_tasks([*tasks, *([watch] if watch else [])])
+
+
+async def _owner_gone(pid: int, main: asyncio.Task[Any]) -> None:
+    """Cancel ``main`` once the process that owns the server it talks to is gone (its server went
+    with it: the connection would retry for ever)."""
+    from eventstore.server import process_alive
+
+    while process_alive(pid):
+        await asyncio.sleep(0.5)
+    main.cancel()
 
 
 # ---- output: one code path for local and remote results ------------------------------------------

@@ -153,3 +153,50 @@ def test_engine_kill_from_a_second_terminal_exits_0(tmp_path: Path) -> None:
             first.kill()
             first.wait()
         err.close(first.stderr)
+
+
+def test_a_command_whose_owner_dies_says_so_and_the_next_one_takes_the_directory_over(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    flow = tmp_path / "pause.yaml"
+    flow.write_text(PAUSE)
+    env = engine_env(home, None)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "engine", "run", str(flow)],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    err = Lines(first.stderr)
+    follower = None
+    try:
+        eid = err.wait_for(r"execution (\w+) PAUSED").group(1)
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "engine", "logs", "-f", eid],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        followed = Lines(follower.stderr)
+        followed.wait_for("before the pause")
+        first.kill()  # a crash: no clean-up at all (its nats-server is left running)
+        first.wait()
+        assert follower.wait(timeout=20) == 1, followed.text
+        followed.wait_for(rf"the engine process \(pid {first.pid}\) that owned the data directory ended")
+        followed.close(follower.stderr)
+        # The next command owns the directory (the orphan server is stopped) and finds the execution.
+        listed = run_cli("executions", "list", home=home, nats_url=None)
+        assert listed.code == 0 and re.search(rf"^{eid}\s.*PAUSED", listed.stdout, re.M), listed.stderr
+    finally:
+        for proc in (first, follower):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        err.close(first.stderr)
