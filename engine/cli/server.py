@@ -63,7 +63,12 @@ async def _serve(
 
             tasks.append(asyncio.create_task(serve(rt, host, port)))
             sys.stderr.write(f"API on http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json)\n")
-        where = "embedded server " + rt.server.url if rt.server else rt.nats_url
+        if rt.server:
+            where = "embedded server " + rt.server.url
+        elif rt.owner:
+            where = f"the embedded server of engine pid {rt.owner['owner_pid']} (same data directory)"
+        else:
+            where = str(rt.nats_url)
         sys.stderr.write(f"engine {', '.join(roles)} running on {where} (pid {os.getpid()}); Ctrl-C stops\n")
         try:
             await asyncio.gather(*tasks)

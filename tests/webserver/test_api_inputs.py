@@ -30,3 +30,8 @@ tasks:
     assert [e["input"] for e in body["errors"]] == ["nmae"]
     r = await api.client.post(f"/api/v1/executions/{api.ns}/typed", json={"name": "Ada"})
     assert r.status_code == 200, r.text
+    # multipart too, refused before any of its files is stored
+    r = await api.client.post(
+        f"/api/v1/executions/{api.ns}/typed", files={"nmae": ("a.txt", b"x")}, data={"name": "Ada"}
+    )
+    assert r.status_code == 422 and "its inputs: name, count" in r.json()["message"], r.text

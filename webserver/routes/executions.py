@@ -63,6 +63,7 @@ async def form_inputs(
     if is_form(request, "multipart/form-data", "application/x-www-form-urlencoded"):
         form = await request.form()
         out: dict[str, Any] = {}
+        known_inputs(flow, dict(form.multi_items()))  # before any file of it is stored
         storage = InternalStorage(d.store)
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
@@ -77,6 +78,15 @@ async def form_inputs(
         "the body is not JSON ({exc}); send inputs as a JSON object or multipart/form-data",
         'the body must be a JSON object of inputs, e.g. {"name": "Ada"}',
     )
+
+
+def known_inputs(flow: Any, given: dict[str, Any]) -> None:
+    """422 naming the flow's inputs when ``given`` holds a name it does not declare."""
+    try:
+        check_known_inputs(flow, given)
+    except InputError as exc:
+        problems = [{"input": i, "message": m} for i, m in getattr(exc, "problems", [])]
+        raise unprocessable(str(exc), problems) from None
 
 
 INPUTS = json_body("Inputs: a JSON object, or multipart/form-data (files are uploaded)")
@@ -101,8 +111,8 @@ async def create_execution(
         raise not_found(str(exc)) from None
     execution_id = new_execution_id()
     given = await form_inputs(d, request, flow, execution_id)
+    known_inputs(flow, given)
     try:
-        check_known_inputs(flow, given)
         inputs = resolve_inputs(flow, given, Expressions().render)
     except InputError as exc:
         problems = [{"input": i, "message": m} for i, m in getattr(exc, "problems", [])]
