@@ -638,6 +638,17 @@ class Executor:
             flow = await self.flows.get(effect.namespace, effect.flow_id, effect.revision)
             inputs = resolve_inputs(flow, effect.inputs, self.renderer.render)
         except EngineError as exc:
+            # Where a person looks: the parent's log, on the Subflow task (not only its outputs).
+            tr = parent.taskruns.get(effect.taskrun_id)
+            line = LogLine(
+                self.clock(),
+                "ERROR",
+                f"subflow {effect.namespace}.{effect.flow_id} cannot start: {exc}",
+                effect.taskrun_id,
+                tr.task_id if tr else None,
+                None,
+            )
+            await self.store.store_log(parent.id, line, msg_id=f"{effect.execution_id}:refused")
             await self.store.send_input(
                 parent.id,
                 ev.SubflowEnded(

@@ -13,12 +13,25 @@ from typing import Any
 from engine.settings import settings
 
 _configured = False
+# A command a person runs in a terminal (not a server role) shows only the engine's errors unless
+# ENGINE_LOG_LEVEL asks for more: its own warnings (a lost attempt retried, a write retried) are
+# the engine at work, and what went wrong in an execution is in the execution's own log lines.
+_person = False
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "warn": logging.WARNING}
 _LEVELS |= {"error": logging.ERROR, "exception": logging.ERROR, "critical": logging.CRITICAL}
 
 
 def _threshold() -> int:
-    return settings().log_level
+    s = settings()
+    if _person and not s.log_level_given:
+        return max(s.log_level, logging.ERROR)
+    return s.log_level
+
+
+def for_a_person() -> None:
+    """This process is a command in a person's terminal: see ``_person``. Call before any logging."""
+    global _person
+    _person = True
 
 
 def _drop(*args: Any, **kwargs: Any) -> None:

@@ -22,7 +22,7 @@ from engine.flows import FlowCache
 from engine.ids import new_execution_id
 from engine.settings import settings
 from eventstore.reader import read_execution
-from eventstore.server import EmbeddedServer
+from eventstore.server import EmbeddedServer, owner_endpoint, register_client
 from eventstore.storage import InternalStorage
 from eventstore.store import JetStreamKV, Store
 
@@ -109,6 +109,10 @@ class Runtime(Starter):
         self.nats_url = nats_url or settings().nats_url
         self.home = home or data_home()
         self.server: EmbeddedServer | None = None
+        # The process that owns the data directory's embedded server, when this one talks to it
+        # (its pid, and whether it runs an executor and a worker); None otherwise.
+        self.owner: dict[str, Any] | None = None
+        self._client: Path | None = None  # this process's mark among the owner's clients
         self.store: Store
         self.flows: FlowCache
         self.expressions: Any
@@ -116,6 +120,17 @@ class Runtime(Starter):
     async def __aenter__(self) -> Runtime:
         url = self.nats_url
         if not url:
+            self.owner = owner_endpoint(self.home / "nats")
+            if self.owner is not None:
+                self._client = register_client(self.home / "nats")
+                try:
+                    self.store = await Store.connect(str(self.owner["url"]))
+                except (OSError, EngineError, TimeoutError):
+                    self.owner = None  # it stopped meanwhile: this process owns the directory now
+                    self._client.unlink(missing_ok=True)
+                    self._client = None
+                else:
+                    return self._ready()
             self.server = EmbeddedServer(self.home / "nats")
             url = await asyncio.to_thread(self.server.start)
         try:
@@ -124,6 +139,9 @@ class Runtime(Starter):
             if self.server:
                 self.server.stop()
             raise
+        return self._ready()
+
+    def _ready(self) -> Runtime:
         self.flows = FlowCache(self.store)
         self.expressions = make_expressions(self.store)
         Starter.__init__(self, self.store, InternalStorage(self.store))
@@ -133,6 +151,8 @@ class Runtime(Starter):
         try:
             await self.store.close()
         finally:
+            if self._client is not None:
+                self._client.unlink(missing_ok=True)
             if self.server is not None:
                 await asyncio.to_thread(self.server.stop)
 

@@ -17,6 +17,8 @@ variable                    takes                                       default 
 ``ENGINE_SNAPSHOT_EVERY``   steps, 1 or more                            100 (executor snapshots)
 ``ENGINE_LOG_FORMAT``       ``json`` or ``console``                     console on a terminal, else json
 ``ENGINE_LOG_LEVEL``        debug, info, warning, error, critical       warning (the engine's own logs)
+                                                                        (error in a command that is not
+                                                                        ``engine server``/``cluster``)
 ``ENGINE_API_USER``         a user name (with ``ENGINE_API_PASSWORD``)  none: no basic auth (webserver)
 ``ENGINE_API_PASSWORD``     its password                                none
 ``ENGINE_API_TOKENS``       bearer tokens, comma-separated              none (webserver)
@@ -78,6 +80,7 @@ class Settings:
     snapshot_every: int = 100
     log_format: str | None = None
     log_level: int = logging.WARNING
+    log_level_given: bool = False  # ENGINE_LOG_LEVEL is set: a person's command shows that level too
     api_user: str | None = None
     api_password: str | None = None
     api_tokens: frozenset[str] = frozenset()
@@ -132,6 +135,7 @@ class Settings:
                 "debug, info, warning, error or critical (default warning)",
                 logging.WARNING,
             ),
+            log_level_given=bool(env.get("ENGINE_LOG_LEVEL", "").strip()),
             api_user=text("ENGINE_API_USER"),
             api_password=text("ENGINE_API_PASSWORD"),
             api_tokens=frozenset(t.strip() for t in env.get("ENGINE_API_TOKENS", "").split(",") if t.strip()),

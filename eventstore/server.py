@@ -157,6 +157,60 @@ def reap_orphan(pid_file: Path, conf: Path, data_dir: Path) -> None:
             os.kill(server_pid, signal.SIGKILL)
 
 
+OWNER_FILE = "owner.json"
+# How long an owner that ends waits for the commands of other processes on its server.
+CLIENTS_GRACE_S = 10.0
+
+
+def owner_endpoint(store_dir: Path) -> dict[str, object] | None:
+    """Where the live process that owns this data directory's server listens, or None.
+
+    The owner writes ``owner.json`` (its NATS URL with the token, its PID, the server's PID, and
+    whether it runs the executor and a worker) when its server is up and removes it when it stops;
+    a file left by a process that died (kill -9) names a dead PID or a server that is not ours, and
+    is ignored. Another command on the same data directory then connects to that URL (the code
+    path of ENGINE_NATS_URL) instead of being refused.
+    """
+    path = Path(store_dir) / OWNER_FILE
+    try:
+        doc = json.loads(path.read_text())
+        owner, server_pid, url = int(doc["owner_pid"]), int(doc["server_pid"]), str(doc["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if owner == os.getpid() or not _alive(owner) or not _alive(server_pid):
+        return None
+    if str(Path(store_dir) / "nats.conf") not in _cmdline(server_pid):
+        return None  # a reused PID
+    return {"url": url, "owner_pid": owner, "roles": bool(doc.get("roles"))}
+
+
+CLIENTS_DIR = "clients"
+
+
+def register_client(store_dir: Path) -> Path:
+    """Note that this process uses the server another process owns (``owner_endpoint``): the owner,
+    when it ends, waits a moment for such commands to finish before it stops the server."""
+    path = Path(store_dir) / CLIENTS_DIR / str(os.getpid())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    return path
+
+
+def _clients(store_dir: Path) -> list[int]:
+    """The PIDs of the live processes registered as clients (files of dead ones are removed)."""
+    out = []
+    for entry in (store_dir / CLIENTS_DIR).glob("*"):
+        try:
+            pid = int(entry.name)
+        except ValueError:
+            continue
+        if pid != os.getpid() and _alive(pid):
+            out.append(pid)
+        else:
+            entry.unlink(missing_ok=True)
+    return out
+
+
 class EmbeddedServer:
     """One nats-server child process with JetStream, owned by this process."""
 
@@ -205,6 +259,7 @@ class EmbeddedServer:
                 try:
                     data = json.loads(ports.read_text())
                     self.url = data["nats"][0]
+                    self.publish(roles=False)
                     return self.client_url
                 except (ValueError, KeyError, IndexError):
                     pass
@@ -216,12 +271,53 @@ class EmbeddedServer:
     def client_url(self) -> str:
         return self.url.replace("nats://", f"nats://{self.token}@", 1)
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def publish(self, *, roles: bool) -> None:
+        """Tell other commands on this data directory where to reach this server (``owner_endpoint``);
+        ``roles``: this process runs an executor and a worker, so they need not run their own."""
+        if self.proc is None:
+            return
+        doc = {"url": self.client_url, "owner_pid": os.getpid(), "server_pid": self.proc.pid, "roles": roles}
+        path = self.store_dir / OWNER_FILE
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        # The URL carries the server's token: readable by this user only, as the store itself.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(doc))
+        os.replace(tmp, path)
+
+    def _unpublish(self) -> None:
+        path = self.store_dir / OWNER_FILE
+        try:
+            if int(json.loads(path.read_text())["owner_pid"]) == os.getpid():
+                path.unlink()
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+
+    def stop(self, timeout: float = 10.0, clients_grace: float = CLIENTS_GRACE_S) -> None:
         proc, self.proc = self.proc, None
+        if proc is not None:
+            self._unpublish()  # no new client from now on
+            self._wait_for_clients(clients_grace)
         stop_process(proc, timeout)
+
+    def _wait_for_clients(self, grace: float) -> None:
+        """Commands of other processes still on this server (a `engine resume` reading the end it
+        caused) get ``grace`` seconds to finish before the server stops under them."""
+        start = time.monotonic()
+        told = False
+        while (clients := _clients(self.store_dir)) and time.monotonic() < start + grace:
+            if not told and time.monotonic() > start + 1:  # a command about to end: no word
+                told = True
+                sys.stderr.write(
+                    f"waiting up to {grace:g}s for the engine command(s) of pid "
+                    f"{', '.join(map(str, clients))} on this data directory to finish\n"
+                )
+            time.sleep(0.05)
 
     def kill(self) -> None:
         """SIGKILL, for crash tests."""
+        if self.proc is not None:
+            self._unpublish()
         kill_process(self.proc)
         self.proc = None
 
@@ -231,6 +327,11 @@ class EmbeddedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie does not)."""
+    return _alive(pid)
 
 
 def _alive(pid: int) -> bool:

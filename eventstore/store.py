@@ -7,6 +7,7 @@ snapshots) and ``eventstore.messaging`` (inputs, work, kills, executor presence)
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import msgspec
@@ -161,6 +162,7 @@ class Store(History, Messaging):
                         (msg.data or b"").decode(),
                         int(msg.metadata.sequence.stream),
                         (msg.headers or {}).get("Engine-Deleted") == "1",
+                        _saved_at(msg),
                     )
                 )
                 if int(msg.metadata.sequence.stream) >= int(last.seq or 0):
@@ -329,3 +331,11 @@ class JetStreamKV:
             if k.startswith(base) and name.startswith(prefix) and await self.get(namespace, name) is not None:
                 out.append(name)
         return sorted(out)
+
+
+def _saved_at(msg: Any) -> str | None:
+    """When JetStream stored a message (ISO-8601 UTC, milliseconds)."""
+    moment = getattr(msg.metadata, "timestamp", None)
+    if moment is None:
+        return None
+    return str(moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"))

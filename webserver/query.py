@@ -6,13 +6,19 @@ A parameter the caller got wrong is a 400 naming it and showing a valid value.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from engine.core.durations import parse_duration
 from engine.core.errors import EngineError
+from engine.core.shape import execution_json
 from engine.core.states import State
+from eventstore import subjects as S
 from eventstore.indexer import LABEL_SEP
+from eventstore.reader import read_execution
 from webserver.http import Deps, bad, not_found, page_params
 
 
@@ -140,15 +146,51 @@ async def paged(
 
 
 async def execution_row(d: Deps, execution_id: str) -> tuple[Any, ...]:
-    """(doc, state, namespace, flow id) of an indexed execution; 404 when there is none."""
+    """(doc, state, namespace, flow id) of an execution; 404 when there is none.
+
+    The projection answers; an execution it has not indexed yet (just created, the indexer a
+    moment behind) is folded from the event log, so a client reads what it just wrote.
+    """
     rows = await d.indexer.aquery(
         "SELECT doc, state, namespace, flow_id FROM executions WHERE id = ?", [execution_id]
     )
-    if not rows:
-        raise not_found(
-            f"execution {execution_id} not found (deleted, or not indexed yet: retry in a moment)"
-        )
-    return rows[0]
+    if rows:
+        return rows[0]
+    state = None
+    if S.valid_name(execution_id):
+        state = (await read_execution(d.store, execution_id, leader=False)).state
+    if (
+        state is None
+        or state.deleted
+        or await d.indexer.aquery("SELECT 1 FROM deleted_executions WHERE id = ?", [execution_id])
+    ):
+        raise not_found(f"execution {execution_id} not found")
+    doc = json.dumps(execution_json(state), separators=(",", ":"), default=str)
+    return doc, state.state, state.namespace, state.flow_id
+
+
+async def wait_recorded(d: Deps, execution_id: str, send: Callable[[], Awaitable[None]]) -> bool:
+    """``send()`` a creation, then wait (bounded) until an executor has written the execution's first
+    step to the log, so that the next read finds it; False when none did in time (no executor)."""
+    recorded = asyncio.Event()
+
+    async def on_events(events: list[Any]) -> None:
+        recorded.set()
+
+    sub = await d.store.watch_events(execution_id, on_events)
+    try:
+        await send()
+        if await d.store.last_seq(execution_id) > 0:
+            return True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(recorded.wait(), RECORD_TIMEOUT_S)
+        return recorded.is_set()
+    finally:
+        await sub.unsubscribe()
+
+
+# How long a POST of an execution waits for an executor to record it before answering anyway.
+RECORD_TIMEOUT_S = 10.0
 
 
 async def flow_deployed(d: Deps, namespace: str, flow_id: str) -> None:

@@ -19,6 +19,18 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     help="Run Kestra flows on an event-sourced core.",
 )
+# Long-lived roles log for an operator; every other command is a person's terminal.
+_SERVICES = ("server", "cluster")
+
+
+@app.callback()
+def _entry(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand not in _SERVICES:
+        from engine.logs import for_a_person
+
+        for_a_person()
+
+
 run.register(app)  # `engine run`
 executions.register_commands(app)  # `engine kill|resume|restart|replay|logs`
 flow.register(app)  # `engine flow validate|deploy|revisions`

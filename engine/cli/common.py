@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shlex
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -94,7 +95,8 @@ def cancel_on_sigterm() -> None:
 @contextlib.asynccontextmanager
 async def session(roles: bool | None = None, *, sigterm: bool = True) -> AsyncIterator[Any]:
     """A Runtime, with the executor and a worker running in this process when ``roles`` (default: when
-    the server is the embedded one, since nothing else could run them). ``sigterm``: SIGTERM stops
+    the server is the embedded one, since nothing else could run them; on a data directory another
+    process owns, the command talks to that process's server and uses its roles). ``sigterm``: SIGTERM stops
     like Ctrl-C: roles cancelled, the embedded server stopped (never orphaned)."""
     from engine.runtime import Runtime
 
@@ -102,16 +104,42 @@ async def session(roles: bool | None = None, *, sigterm: bool = True) -> AsyncIt
         cancel_on_sigterm()
     async with Runtime() as rt:
         if roles is None:
-            roles = rt.server is not None
+            # The embedded server of this process, or of an owner that runs no executor: nothing
+            # else would carry the command through. An owner with roles, or a cluster, does.
+            roles = rt.server is not None or (rt.owner is not None and not rt.owner["roles"])
+        if rt.server is not None and roles:
+            rt.server.publish(roles=True)
         tasks = (
             [asyncio.create_task(rt.executor().run()), asyncio.create_task(rt.worker().run())]
             if roles
             else []
         )
+        main = asyncio.current_task()
+        assert main is not None
+        owner = int(rt.owner["owner_pid"]) if rt.owner else None
+        watch = asyncio.create_task(_owner_gone(owner, main)) if owner is not None else None
         try:
             yield rt
+        except asyncio.CancelledError:
+            if watch is None or not watch.done() or watch.cancelled():
+                raise
+            main.uncancel()
+            raise EngineError(
+                f"the engine process (pid {owner}) that owned the data directory ended "
+                "while this command used it: run the command again"
+            ) from None
         finally:
-            await stop_tasks(tasks)
+            await stop_tasks([*tasks, *([watch] if watch else [])])
+
+
+async def _owner_gone(pid: int, main: asyncio.Task[Any]) -> None:
+    """Cancel ``main`` once the process that owns the server it talks to is gone (its server went
+    with it: the connection would retry for ever)."""
+    from eventstore.server import process_alive
+
+    while process_alive(pid):
+        await asyncio.sleep(0.5)
+    main.cancel()
 
 
 # ---- output: one code path for local and remote results ------------------------------------------
@@ -144,18 +172,67 @@ def print_log(line: Any, color: bool) -> None:
 
 async def follow(rt: Any, execution_id: str, start: Any, timeout: float | None) -> Any:
     """Print the live logs of the execution (and its subflows') until it ends; returns its final state."""
+    from engine.core import events as ev
     from eventstore.cli_ops import live_logs
 
     color = sys.stderr.isatty()
-    async with live_logs(rt.store, execution_id, lambda line: print_log(line, color)):
-        try:
-            return await rt.wait_terminal(execution_id, on_start=start, timeout=timeout)
-        except TimeoutError:
-            sys.stderr.write(
-                f"execution {execution_id} has not ended after {timeout:g}s (its history is kept "
-                "in the data directory)\n"
-            )
-            return None
+    notices: set[asyncio.Task[None]] = set()
+
+    async def on_events(events: list[Any]) -> None:
+        for event in events:
+            if isinstance(event, ev.ExecutionStateChanged) and event.state == "PAUSED":
+                task = asyncio.create_task(say_paused(rt, execution_id))
+                notices.add(task)
+                task.add_done_callback(notices.discard)
+
+    paused = await rt.store.watch_events(execution_id, on_events)
+    try:
+        async with live_logs(rt.store, execution_id, lambda line: print_log(line, color)):
+            if start is None:
+                state = await rt.load_execution(execution_id)
+                if state is not None and state.state == "PAUSED":
+                    await say_paused(rt, execution_id)
+            try:
+                return await rt.wait_terminal(execution_id, on_start=start, timeout=timeout)
+            except TimeoutError:
+                sys.stderr.write(
+                    f"execution {execution_id} has not ended after {timeout:g}s (its history is kept "
+                    "in the data directory)\n"
+                )
+                return None
+    finally:
+        await paused.unsubscribe()
+        await stop_tasks(list(notices))
+
+
+async def say_paused(rt: Any, execution_id: str) -> None:
+    """PAUSED, and the exact command that resumes it (with the onResume inputs the Pause declares)."""
+    from engine.core.tree import index_tasks
+    from engine.settings import settings
+
+    names: list[str] = []
+    try:
+        state = await rt.load_execution(execution_id)
+        if state is None or state.state != "PAUSED":
+            return
+        flow = await rt.flows.get(state.namespace, state.flow_id, state.flow_revision)
+        tasks = index_tasks(flow)
+        for tr in state.taskruns.values():
+            task = tasks.get(tr.task_id)
+            if tr.state == "PAUSED" and task is not None:
+                for d in task.props.get("onResume") or ():
+                    if isinstance(d, dict) and (d.get("id") or d.get("name")):
+                        names.append(str(d.get("id") or d.get("name")))
+    except EngineError:
+        pass  # the notice still says how to resume; the inputs are only a help
+    # Another terminal has its own environment: name the data directory when it is not the default.
+    home = settings().home
+    prefix = f"ENGINE_HOME={shlex.quote(str(home))} " if home and not settings().nats_url else ""
+    given = "".join(f" --input {shlex.quote(n)}=VALUE" for n in dict.fromkeys(names))
+    sys.stderr.write(
+        f"execution {execution_id} PAUSED: waiting to be resumed; in another terminal:\n"
+        f"  {prefix}engine resume {execution_id}{given}\n"
+    )
 
 
 def report(state: Any, output: str) -> int:

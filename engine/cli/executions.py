@@ -70,7 +70,8 @@ async def _act_remote(
         async for item in api.follow_logs(target):
             if int(item.get("index", 0)) > since:
                 print_log_item(item, color)
-        return report_doc(await api.wait_terminal(target, timeout=60), output)
+        doc = await api.wait_terminal(target, timeout=60)
+        return _exit(action, report_doc(doc, output), doc["state"]["current"])
 
 
 async def _act(
@@ -109,7 +110,13 @@ async def _act(
                 sys.stderr.write(f"{action}: sent for execution {target}\n")
                 return 0
             return report(await follow(rt, target, None, None), output)
-        return report(await follow(rt, target, start, None), output)
+        state = await follow(rt, target, start, None)
+        return _exit(action, report(state, output), None if state is None else state.state)
+
+
+def _exit(action: str, code: int, state: str | None) -> int:
+    """A kill that worked (the execution ended KILLED) exits 0; otherwise the end's own code."""
+    return 0 if action == "kill" and state == "KILLED" else code
 
 
 # ---- the four actions: EXECUTION_ID, the action's own options, then the shared ones ------------------
@@ -216,7 +223,14 @@ executions_app = typer.Typer(no_args_is_help=True, help="Look at executions.")
 
 @executions_app.command("get")
 def executions_get(
-    execution_id: str, output: str = OUTPUT, server: str | None = SERVER_URL, token: str | None = BEARER
+    execution_id: str,
+    output: str = OUTPUT,
+    server: str | None = SERVER_URL,
+    token: str | None = BEARER,
+    max_: Annotated[
+        int | None,
+        typer.Option("--max", min=1, help="Cut each taskrun's outputs to N characters (default: whole)."),
+    ] = None,
 ) -> None:
     """One execution: its state, taskruns and outputs (JSON in Kestra's API shape with --output json)."""
     check_output(output)
@@ -233,24 +247,39 @@ def executions_get(
         if output == "json":
             sys.stdout.write(json.dumps(doc) + "\n")
         else:
-            _print_execution(doc)
+            _print_execution(doc, max_)
         return 0
 
     command(get())
 
 
-def _print_execution(doc: dict[str, Any]) -> None:
+def _print_execution(doc: dict[str, Any], max_chars: int | None = None) -> None:
+    """The taskruns as a table, then each one's outputs whole (on its own line: a table cell would
+    cut or fold it), ``max_chars`` cutting them when asked."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"{doc['namespace']}.{doc['flowId']} {doc['id']}: {doc['state']['current']}")
-    for col in ("task", "value", "state", "attempts", "outputs"):
+    for col in ("task", "value", "state", "attempts"):
         table.add_column(col)
+    lines = []
     for tr in doc.get("taskRunList") or []:
-        outputs = json.dumps(tr.get("outputs") or {})
         attempts = str(len(tr.get("attempts") or []))
-        table.add_row(tr["taskId"], tr.get("value") or "", tr["state"]["current"], attempts, outputs[:60])
+        table.add_row(tr["taskId"], tr.get("value") or "", tr["state"]["current"], attempts)
+        if tr.get("outputs"):
+            name = tr["taskId"] + (f"[{tr['value']}]" if tr.get("value") is not None else "")
+            lines.append(f"outputs of {name}: {_cut(json.dumps(tr['outputs']), max_chars)}")
     Console(stderr=False).print(table)
+    if doc.get("outputs"):
+        lines.append(f"flow outputs: {_cut(json.dumps(doc['outputs']), max_chars)}")
+    for line in lines:
+        sys.stdout.write(line + "\n")
+
+
+def _cut(text: str, max_chars: int | None) -> str:
+    if max_chars is None or len(text) <= max_chars:
+        return text
+    return text[:max_chars] + f"… ({len(text)} characters; a larger --max shows more)"
 
 
 @executions_app.command("list")

@@ -99,14 +99,18 @@ def flow_deploy(
     async def deploy() -> int:
         if server:
             async with remote(server, token) as api:
-                return await _deploy_all(valid, dry_run, api.flow_source, api.deploy_flow)
+
+                async def put(source: str, flow: Any, exists: bool) -> int:
+                    return int(await api.deploy_flow(source, flow.namespace, flow.id, exists))
+
+                return await _deploy_all(valid, dry_run, api.flow_source, put)
         async with session(roles=False) as rt:
 
             async def current(ns: str, fid: str) -> str | None:
                 rev = await rt.store.get_flow(ns, fid)
                 return None if rev is None or rev.deleted else str(rev.source)
 
-            async def save(source: str) -> int:
+            async def save(source: str, flow: Any, exists: bool) -> int:
                 return int((await rt.flows.deploy(source)).revision)
 
             return await _deploy_all(valid, dry_run, current, save)
@@ -122,7 +126,7 @@ async def _deploy_all(valid: list[tuple[Path, str, Any]], dry_run: bool, current
         counts[status] += 1
         revision = ""
         if status != "unchanged" and not dry_run:
-            revision = f" revision {await save(source)}"
+            revision = f" revision {await save(source, flow, deployed is not None)}"
         verb = status if not dry_run or status == "unchanged" else f"would be {status}"
         sys.stdout.write(f"{flow.namespace}.{flow.id}\t{verb}{revision}\t{path}\n")
     summary = ", ".join(f"{n} {what}" for what, n in counts.items())
@@ -154,12 +158,49 @@ def flow_revisions(
                     )
                 sys.stdout.write(match[0].source)
                 return 0
+            sys.stdout.write(f"{'revision':<9} {'date':<24} {'deleted':<8} summary\n")
+            previous = ""
             for r in revisions:
-                note = " (deleted)" if r.deleted else ""
-                sys.stdout.write(f"{r.revision}\t{len(r.source.splitlines())} lines{note}\n")
+                date = (r.date or "").replace("T", " ")[:23]
+                sys.stdout.write(
+                    f"{r.revision:<9} {date:<24} {'yes' if r.deleted else 'no':<8} {_summary(r, previous)}\n"
+                )
+                previous = r.source if not r.deleted else previous
             return 0
 
     command(list_revisions())
+
+
+def _summary(revision: Any, previous: str) -> str:
+    """What a revision is: its tasks and triggers, and the lines it changed from the one before."""
+    import difflib
+
+    import yaml
+
+    from engine.yamlpos import safe_load  # bounded: aliases and depth are limited
+
+    if revision.deleted:
+        return "flow deleted"
+    try:
+        doc = safe_load(revision.source)
+    except (EngineError, yaml.YAMLError):
+        doc = None
+    parts = []
+    if isinstance(doc, dict):
+        for key, noun in (("tasks", "task"), ("triggers", "trigger"), ("inputs", "input")):
+            n = len(doc.get(key) or []) if isinstance(doc.get(key) or [], list) else 0
+            if n or key == "tasks":
+                parts.append(f"{n} {noun}{'s' if n != 1 else ''}")
+    what = ", ".join(parts) or f"{len(revision.source.splitlines())} lines"
+    if not previous:
+        return f"{what}; created"
+    added = removed = 0
+    for line in difflib.unified_diff(previous.splitlines(), revision.source.splitlines(), lineterm="", n=0):
+        if line.startswith("+") and not line.startswith("+++"):
+            added += 1
+        elif line.startswith("-") and not line.startswith("---"):
+            removed += 1
+    return f"{what}; +{added} -{removed} lines"
 
 
 def register(app: typer.Typer) -> None:

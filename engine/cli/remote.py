@@ -197,9 +197,13 @@ class RemoteEngine:
             raise
         return str(doc.get("source") or "")
 
-    async def deploy_flow(self, source: str) -> int:
-        """Save a flow (a new revision when its source changed); returns its revision."""
-        body = await self.get_json_post(
-            "/flows", content=source.encode(), headers={"content-type": "application/x-yaml"}
-        )
+    async def deploy_flow(self, source: str, namespace: str, flow_id: str, exists: bool) -> int:
+        """Save a flow: create it (POST), or a new revision of one that ``exists`` (PUT; a POST of
+        an existing flow is a conflict); returns its revision."""
+        headers = {"content-type": "application/x-yaml"}
+        if exists:
+            path = f"/flows/{_p(namespace)}/{_p(flow_id)}"
+            body = (await self.request("PUT", path, content=source.encode(), headers=headers)).json()
+        else:
+            body = await self.get_json_post("/flows", content=source.encode(), headers=headers)
         return int(body["revision"])

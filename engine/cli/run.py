@@ -32,7 +32,7 @@ def run(
 ) -> None:
     """Deploy FILE (and --flows), run one execution to its end with live logs, exit 0 on SUCCESS/WARNING."""
     from engine.core.inputs import parse_cli_inputs
-    from engine.inputs import resolve_inputs
+    from engine.inputs import check_known_inputs, resolve_inputs
     from engine.loader.loader import load_flow, load_flows_dir
 
     check_output(output)
@@ -43,6 +43,7 @@ def run(
         labels = parse_cli_inputs(label or [])
         from engine.expressions import Expressions
 
+        check_known_inputs(flow, given)
         inputs = resolve_inputs(flow, given, Expressions().render)
         from engine.files import check_local_file_inputs
 
@@ -71,8 +72,11 @@ async def _run(
     timeout: float | None,
 ) -> int:
     from engine.ids import new_execution_id
+    from engine.settings import settings
 
-    async with session(roles=True) as rt:
+    # On a cluster (ENGINE_NATS_URL) `engine run` brings its own executor and worker; on a data
+    # directory another process owns, that process's roles run it.
+    async with session(roles=True if settings().nats_url else None) as rt:
         if flows_dir is not None:
             await rt.flows.deploy_dir(flows_dir)
         flow = await rt.flows.deploy(file.read_text(), file=str(file))

@@ -30,11 +30,23 @@ async def _serve(
     """Run the given roles until SIGTERM/Ctrl-C; each role is an asyncio task of this process."""
     from engine.runtime import Runtime
 
+    if "webserver" in roles:
+        from webserver.auth import Auth, is_loopback
+
+        if not is_loopback(host) and not Auth.from_env().enabled:
+            # Before anything starts or says "running": nothing is left half up.
+            fail(
+                f"refusing to listen on {host} without authentication: set ENGINE_API_TOKENS, or "
+                "ENGINE_API_USER and ENGINE_API_PASSWORD (or bind 127.0.0.1)",
+                2,
+            )
     cancel_on_sigterm()
     async with Runtime() as rt:
         if flows_dir is not None:
             deployed = await rt.flows.deploy_dir(flows_dir)
             sys.stderr.write(f"deployed {len(deployed)} flow(s) from {flows_dir}\n")
+        if rt.server is not None and {"executor", "worker"} <= set(roles):
+            rt.server.publish(roles=True)  # other commands on this data directory use these roles
         tasks = []
         if "executor" in roles:
             tasks.append(asyncio.create_task(rt.executor().run()))
@@ -51,7 +63,12 @@ async def _serve(
 
             tasks.append(asyncio.create_task(serve(rt, host, port)))
             sys.stderr.write(f"API on http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json)\n")
-        where = "embedded server " + rt.server.url if rt.server else rt.nats_url
+        if rt.server:
+            where = "embedded server " + rt.server.url
+        elif rt.owner:
+            where = f"the embedded server of engine pid {rt.owner['owner_pid']} (same data directory)"
+        else:
+            where = str(rt.nats_url)
         sys.stderr.write(f"engine {', '.join(roles)} running on {where} (pid {os.getpid()}); Ctrl-C stops\n")
         try:
             await asyncio.gather(*tasks)

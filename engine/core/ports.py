@@ -67,6 +67,7 @@ class FlowRevision:
     source: str
     seq: int
     deleted: bool = False
+    date: str | None = None  # when it was saved (ISO-8601, UTC), where the store knows it
 
 
 class LogLine(msgspec.Struct, frozen=True, array_like=True):

@@ -115,7 +115,7 @@ def test_flow_revisions_lists_every_deployed_change(tmp_path: Path, cli: Callabl
         )
         assert cli("run", str(path)).code == 0
     listed = cli("flow", "revisions", ns, "r")
-    assert [line.split("\t")[0] for line in listed.stdout.splitlines()] == ["1", "2"]
+    assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == ["1", "2"]  # under a header
     assert "message: one" in cli("flow", "revisions", ns, "r", "--show", "1").stdout
     missing = cli("flow", "revisions", ns, "r", "--show", "9")
     assert missing.code == 1 and "no revision 9 (revisions: 1, 2)" in missing.stderr
@@ -163,7 +163,7 @@ def test_server_local_watch_redeploys_a_changed_flow(tmp_path: Path, nats_url: s
         revisions: list[str] = []
         while time.monotonic() < deadline:
             listed = run_cli("flow", "revisions", ns, "w", home=home, nats_url=nats_url)
-            revisions = [line.split("\t")[0] for line in listed.stdout.splitlines()]
+            revisions = [line.split()[0] for line in listed.stdout.splitlines()[1:]]
             if revisions == ["1", "2"]:
                 break
             time.sleep(0.2)

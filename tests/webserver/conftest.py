@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from eventstore.indexer import Indexer
 from webserver.app import Auth, create_app
@@ -44,9 +45,13 @@ class Api:
         return doc
 
     async def deploy(self, source: str) -> dict[str, Any]:
-        r = await self.client.post(
-            "/api/v1/flows", content=source, headers={"content-type": "application/x-yaml"}
-        )
+        """Create the flow, or update it when it exists (POST answers 409 then, as in Kestra)."""
+        headers = {"content-type": "application/x-yaml"}
+        r = await self.client.post("/api/v1/flows", content=source, headers=headers)
+        if r.status_code == 409:
+            doc = yaml.safe_load(source)
+            path = f"/api/v1/flows/{doc['namespace']}/{doc['id']}"
+            r = await self.client.put(path, content=source, headers=headers)
         assert r.status_code == 200, r.text
         doc: dict[str, Any] = r.json()
         return doc

@@ -49,6 +49,10 @@ async def test_flows_crud_revisions_search_and_errors(api: Api) -> None:
     assert created["revision"] == 1 and created["id"] == "hello" and created["namespace"] == ns
     assert created["source"].startswith("id: hello")
     assert (await api.deploy(hello(ns)))["revision"] == 1  # same source: no new revision
+    # POST of a flow that exists is a conflict, as in Kestra (PUT saves a new revision).
+    r = await c.post("/api/v1/flows", content=hello(ns, message="hello"), headers=YAML)
+    assert r.status_code == 409 and f"PUT /api/v1/flows/{ns}/hello" in r.json()["message"], r.text
+    assert (await c.get(f"/api/v1/flows/{ns}/hello/revisions")).json()[-1]["revision"] == 1
 
     r = await c.put(f"/api/v1/flows/{ns}/hello", content=hello(ns, message="hello"), headers=YAML)
     assert r.status_code == 200 and r.json()["revision"] == 2

@@ -20,7 +20,7 @@ from engine.core.factory import execution_created
 from engine.core.shape import execution_json
 from engine.expressions import Expressions
 from engine.ids import new_execution_id
-from engine.inputs import resolve_inputs
+from engine.inputs import check_known_inputs, resolve_inputs
 from eventstore.indexer import TERMINAL, delete_execution
 from eventstore.storage import InternalStorage, input_uri
 from webserver.http import (
@@ -40,7 +40,7 @@ from webserver.http import (
     unprocessable,
     with_body,
 )
-from webserver.query import execution_filters, execution_row, paged, parse_labels
+from webserver.query import execution_filters, execution_row, paged, parse_labels, wait_recorded
 
 
 def json_object(body: bytes, not_json: str, not_object: str) -> dict[str, Any]:
@@ -63,6 +63,7 @@ async def form_inputs(
     if is_form(request, "multipart/form-data", "application/x-www-form-urlencoded"):
         form = await request.form()
         out: dict[str, Any] = {}
+        known_inputs(flow, dict(form.multi_items()))  # before any file of it is stored
         storage = InternalStorage(d.store)
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
@@ -77,6 +78,15 @@ async def form_inputs(
         "the body is not JSON ({exc}); send inputs as a JSON object or multipart/form-data",
         'the body must be a JSON object of inputs, e.g. {"name": "Ada"}',
     )
+
+
+def known_inputs(flow: Any, given: dict[str, Any]) -> None:
+    """422 naming the flow's inputs when ``given`` holds a name it does not declare."""
+    try:
+        check_known_inputs(flow, given)
+    except InputError as exc:
+        problems = [{"input": i, "message": m} for i, m in getattr(exc, "problems", [])]
+        raise unprocessable(str(exc), problems) from None
 
 
 INPUTS = json_body("Inputs: a JSON object, or multipart/form-data (files are uploaded)")
@@ -101,6 +111,7 @@ async def create_execution(
         raise not_found(str(exc)) from None
     execution_id = new_execution_id()
     given = await form_inputs(d, request, flow, execution_id)
+    known_inputs(flow, given)
     try:
         inputs = resolve_inputs(flow, given, Expressions().render)
     except InputError as exc:
@@ -118,8 +129,9 @@ async def create_execution(
             "SELECT 1 FROM executions WHERE id = ? AND end_date IS NOT NULL", [execution_id], 10
         )
         return dict(json.loads((await execution_row(d, execution_id))[0]))
-    await start()
-    # The answer is the execution as created: folded here rather than waited for from the projection.
+    # Answered once an executor has recorded it in the log, so that every read after this answer
+    # finds it (read-your-writes); the answer is the execution as created (CREATED), as in Kestra.
+    await wait_recorded(d, execution_id, start)
     created = execution_created(
         flow, execution_id, utcnow(), inputs, given_labels, correlation_id=execution_id
     )

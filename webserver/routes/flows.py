@@ -21,6 +21,7 @@ from webserver.http import (
     LabelsParam,
     Page,
     Size,
+    conflict,
     deps,
     not_found,
     read_text,
@@ -112,8 +113,16 @@ async def current_flow(d: Deps, namespace: str, flow_id: str) -> tuple[Any, ...]
 
 @post("/flows", **with_body(yaml_body("The flow's YAML source"), "Flows"))
 async def create_flow(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """Create a flow, or save a new revision of it (every change of source is a new revision)."""
-    return await save_flow(deps(request), await read_text(request))
+    """Create a flow; 409 when it exists (as Kestra: a new revision is ``PUT /flows/{namespace}/{id}``)."""
+    d = deps(request)
+    text = await read_text(request)
+    flow = parse_flow(text)
+    if await d.store.get_flow(flow.namespace, flow.id) is not None:  # the log, not the projection
+        raise conflict(
+            f"flow {flow.namespace}.{flow.id} already exists: update it with "
+            f"PUT /api/v1/flows/{flow.namespace}/{flow.id}"
+        )
+    return await save_flow(d, text)
 
 
 @put("/flows/{namespace:str}/{flow_id:str}", **with_body(yaml_body("The flow's YAML source"), "Flows"))
