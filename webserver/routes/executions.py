@@ -23,6 +23,7 @@ from engine.ids import new_execution_id
 from engine.inputs import resolve_inputs
 from eventstore.indexer import TERMINAL, delete_execution
 from eventstore.storage import InternalStorage, input_uri
+from webserver.filters import EXECUTIONS, filter_sql
 from webserver.http import (
     Deps,
     FlowIdParam,
@@ -128,6 +129,7 @@ async def create_execution(
     return execution_json(state)
 
 
+Sort = Annotated[str, QueryParameter(description="field:asc|desc, e.g. state.startDate:desc")]
 SORTS = {
     "state.startDate": "start_date",
     "state.endDate": "end_date",
@@ -159,21 +161,45 @@ async def search_executions(
         str | None, QueryParameter(description="Text in the id, namespace, flow id or labels")
     ] = None,
     parent_id: Annotated[str | None, QueryParameter(name="parentId")] = None,
-    sort: Annotated[
-        str, QueryParameter(description="field:asc|desc, e.g. state.startDate:desc")
-    ] = "state.startDate:desc",
+    sort: Sort = "state.startDate:desc",
 ) -> Response[bytes]:
-    """Executions, newest first by default, filtered and paged: ``{results, total}``."""
+    """Executions, newest first by default, filtered (the parameters and Kestra's
+    ``filters[field][OPERATION]=value``) and paged: ``{results, total}``."""
+    where, params = execution_filters(
+        namespace, flow_id, states, labels, start_date, end_date, time_range, q, parent_id
+    )
+    return await execution_page(request, where, params, sort, page, size)
+
+
+async def execution_page(
+    request: Request[Any, Any, Any], where: str, params: list[Any], sort: str, page: int, size: int
+) -> Response[bytes]:
+    """A page of executions matching ``where`` and the request's filters, as ``{results, total}``."""
     field_, _, direction = sort.partition(":")
     column = SORTS.get(field_)
     if column is None or direction.lower() not in ("", "asc", "desc"):
         raise bad(f"sort: {sort!r}; use one of {', '.join(SORTS)} with :asc or :desc")
-    where, params = execution_filters(
-        namespace, flow_id, states, labels, start_date, end_date, time_range, q, parent_id
-    )
+    filtered, more = filter_sql(request, EXECUTIONS)
     order = f"{column} {direction.upper() or 'ASC'} NULLS LAST, id"
-    total, docs = await paged(deps(request), "doc", "executions", where, params, order, page, size)
+    total, docs = await paged(
+        deps(request), "doc", "executions", f"{where} AND {filtered}", [*params, *more], order, page, size
+    )
     return raw_json('{"results":[' + ",".join(r[0] for r in docs) + f'],"total":{total}}}')
+
+
+@get("/executions", tags=["Executions"])
+async def executions_of_flow(
+    request: Request[Any, Any, Any],
+    namespace: Annotated[str, QueryParameter(description="The flow's namespace")],
+    flow_id: Annotated[str, QueryParameter(name="flowId", description="The flow's id")],
+    page: Page = 1,
+    size: Size = 25,
+    sort: Sort = "state.startDate:desc",
+) -> Response[bytes]:
+    """The executions of one flow, newest first, paged: ``{results, total}`` (Kestra's search by flow)."""
+    return await execution_page(
+        request, "namespace = ? AND flow_id = ?", [namespace, flow_id], sort, page, size
+    )
 
 
 @get("/executions/{execution_id:str}", tags=["Executions"])
@@ -202,12 +228,23 @@ async def kill_execution(
     request: Request[Any, Any, Any], execution_id: FromPath[str]
 ) -> Response[dict[str, Any]]:
     """Ask a running execution to stop (its tasks are killed, its state becomes KILLED)."""
-    d = deps(request)
+    await request_kill(deps(request), execution_id)
+    return Response({"message": f"kill of execution {execution_id} requested"}, status_code=202)
+
+
+async def request_kill(d: Deps, execution_id: str) -> tuple[Any, ...]:
     row = await execution_row(d, execution_id)
     if row[1] in TERMINAL:
         raise conflict(f"execution {execution_id} already ended {row[1]}: nothing to kill")
     await d.store.send_input(execution_id, ev.KillRequested(date=utcnow(), reason="killed through the API"))
-    return Response({"message": f"kill of execution {execution_id} requested"}, status_code=202)
+    return row
+
+
+@delete("/executions/{execution_id:str}/actions/kill", status_code=202, tags=["Executions"])
+async def kill_action(request: Request[Any, Any, Any], execution_id: FromPath[str]) -> Response[bytes]:
+    """Kestra's kill: asks the execution to stop and answers it as it was when asked (202)."""
+    row = await request_kill(deps(request), execution_id)
+    return raw_json(row[0], 202)
 
 
 @post("/executions/{execution_id:str}/resume", **with_body(RESUME_INPUTS, "Executions", 202))
@@ -250,6 +287,19 @@ async def restart_execution(request: Request[Any, Any, Any], execution_id: FromP
     return {"id": execution_id, "message": f"restart of execution {execution_id} requested"}
 
 
+@post("/executions/{execution_id:str}/actions/restart", status_code=200, tags=["Executions"])
+async def restart_action(request: Request[Any, Any, Any], execution_id: FromPath[str]) -> Response[bytes]:
+    """Kestra's restart: the failed taskruns run again in the same execution; answers the execution
+    once the restart is recorded (state RESTARTED, or already running on)."""
+    d = deps(request)
+    before = await execution_row(d, execution_id)
+    await rerun(d, execution_id, lambda: d.runtime.restart(execution_id))
+    await d.indexer.wait_for(
+        "SELECT 1 FROM executions WHERE id = ? AND state <> ?", [execution_id, before[1]], 5
+    )
+    return raw_json((await execution_row(d, execution_id))[0])
+
+
 @post("/executions/{execution_id:str}/replay", status_code=200, tags=["Executions"])
 async def replay_execution(
     request: Request[Any, Any, Any],
@@ -268,10 +318,13 @@ async def replay_execution(
 ROUTES = [
     create_execution,
     search_executions,
+    executions_of_flow,
     get_execution,
     delete_execution_route,
     kill_execution,
+    kill_action,
     resume_execution,
     restart_execution,
+    restart_action,
     replay_execution,
 ]

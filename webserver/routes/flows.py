@@ -16,6 +16,7 @@ from engine.core.errors import FlowValidationError, Issue
 from engine.loader.loader import load_flow
 from engine.yamlpos import safe_load
 from eventstore import subjects as S
+from webserver.filters import FLOWS, filter_sql
 from webserver.http import (
     Deps,
     LabelsParam,
@@ -193,7 +194,8 @@ async def search_flows(
     q: Annotated[str | None, QueryParameter(description="Text in the id, namespace or description")] = None,
     labels: LabelsParam = None,
 ) -> dict[str, Any]:
-    """Deployed flows, filtered and paged: ``{results, total}``."""
+    """Deployed flows, filtered (the parameters and Kestra's ``filters[field][OPERATION]=value``)
+    and paged: ``{results, total}``."""
     where = Where("NOT deleted")
     where.namespace(namespace)
     if q:
@@ -205,6 +207,8 @@ async def search_flows(
             q,
         )
     where.labels(labels)
+    filtered, more = filter_sql(request, FLOWS)
+    where.add(filtered, *more)
     total, rows = await paged(
         deps(request),
         "namespace, flow_id, revision, source",
@@ -216,6 +220,20 @@ async def search_flows(
         size,
     )
     return {"results": [flow_json(r[0], r[1], r[2], r[3], False) for r in rows], "total": total}
+
+
+@delete("/flows/delete/by-query", status_code=200, tags=["Flows"])
+async def delete_flows_by_query(request: Request[Any, Any, Any]) -> dict[str, int]:
+    """Delete every deployed flow the ``filters[...]`` match (all of them without filters, as
+    Kestra): ``{count}``."""
+    d = deps(request)
+    filtered, params = filter_sql(request, FLOWS)
+    rows = await d.indexer.aquery(
+        f"SELECT namespace, flow_id FROM flows WHERE NOT deleted AND {filtered}", params
+    )
+    for ns, fid in rows:
+        await remove_flow(d, ns, fid)
+    return {"count": len(rows)}
 
 
 @get("/flows/{namespace:str}", tags=["Flows"])
@@ -317,6 +335,7 @@ ROUTES = [
     flow_revisions,
     delete_flow,
     search_flows,
+    delete_flows_by_query,
     namespace_flows,
     flow_namespaces,
     validate_flows,
