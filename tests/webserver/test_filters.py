@@ -91,7 +91,9 @@ async def test_tenant_path_and_alias(api: Api) -> None:
     c, ns = api.client, api.ns
     r = await c.post("/api/v1/main/flows", content=flow(ns, "a", "data"), headers=YAML)
     assert r.status_code == 200, r.text
-    assert (await c.get(f"/api/v1/main/flows/{ns}/a")).json()["id"] == "a"
+    assert r.json()["updated"].endswith("Z")  # Kestra's flow ``updated``: when the revision was stored
+    got = (await c.get(f"/api/v1/main/flows/{ns}/a")).json()
+    assert got["id"] == "a" and got["updated"] == r.json()["updated"]
     assert (await c.get(f"/api/v1/flows/{ns}/a")).json()["id"] == "a"  # the alias
     r = await c.get(f"/api/v1/acme/flows/{ns}/a")
     assert r.status_code == 404 and "tenant 'acme' does not exist" in r.json()["message"]
@@ -128,7 +130,8 @@ async def test_filters_filter_flows_executions_logs_triggers(api: Api) -> None:
         r = await c.post(f"/api/v1/main/executions/{namespace}/{fid}", params={"labels": [f"run:{fid}"]})
         started[fid] = r.json()["id"]
     for eid in started.values():
-        await api.wait_state(eid, "SUCCESS")
+        done = await api.wait_state(eid, "SUCCESS")
+        assert done["state"]["duration"].startswith("PT") and done["state"]["duration"].endswith("S")
     await api.settle()
     ex = "/api/v1/main/executions/search"
     assert sorted(await ids(api, ex, [nsf])) == sorted(started.values())
