@@ -151,11 +151,11 @@ async def kv_set(
     return {"key": key, "type": kv_type(value), "value": value}
 
 
-@delete("/namespaces/{namespace:str}/kv/{key:str}", tags=["KV"])
-async def kv_delete(request: Request[Any, Any, Any], namespace: FromPath[str], key: FromPath[str]) -> None:
+@delete("/namespaces/{namespace:str}/kv/{key:str}", status_code=200, tags=["KV"])
+async def kv_delete(request: Request[Any, Any, Any], namespace: FromPath[str], key: FromPath[str]) -> bool:
+    """Delete a key: ``true``, or ``false`` when there was no such key (Kestra's answer)."""
     check_kv(namespace, key)
-    if not await JetStreamKV(deps(request).store).delete(namespace, key):
-        raise not_found(f"no key {key!r} in namespace {namespace!r}")
+    return await JetStreamKV(deps(request).store).delete(namespace, key)
 
 
 ROUTES = [

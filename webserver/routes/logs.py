@@ -175,7 +175,8 @@ async def search_logs(
         page,
         size,
     )
-    return {"results": [log_json(r[:8], r[8], r[9]) for r in rows], "total": total}
+    # Kestra's CursorOrOffsetPagedResults: this search pages by offset
+    return {"results": [log_json(r[:8], r[8], r[9]) for r in rows], "total": total, "type": "OFFSET"}
 
 
 @get("/logs/{execution_id:str}/follow", tags=["Logs"])
