@@ -40,6 +40,7 @@ from webserver.routes import (
     kv,
     logs,
     openapi,
+    outputs,
     stats,
     triggers,
     webhook,
@@ -62,6 +63,7 @@ API_ROUTES = [
     *backfills.ROUTES,
     *files.ROUTES,
     *webhook.ROUTES,
+    *outputs.ROUTES,
 ]
 
 

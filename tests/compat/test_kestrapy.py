@@ -127,6 +127,13 @@ tasks:
   - id: say
     type: io.kestra.plugin.core.log.Log
     message: "{message} {{{{ inputs.name }}}} x{{{{ inputs.times }}}}"
+  - id: ret
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{{{ inputs.name | upper }}}}"
+outputs:
+  - id: shout
+    type: STRING
+    value: "{{{{ outputs.ret.value }}}}"
 """
 
 
@@ -178,7 +185,11 @@ def test_execution_with_inputs_to_success_then_its_logs(kestra: KestraClient, ns
         lambda: kestra.executions.execution(created.id, TENANT), lambda e: state_of(e) == "SUCCESS"
     )
     assert done.state.duration and done.state.end_date is not None
-    assert [t.task_id for t in done.task_run_list] == ["say"]
+    assert [t.task_id for t in done.task_run_list] == ["say", "ret"]
+    assert kestra.outputs.execution_outputs(created.id, TENANT) == {"shout": "ADA"}
+    [info] = kestra.outputs.task_outputs_information(created.id, TENANT)
+    assert info.task_id == "ret"
+    assert kestra.outputs.task_run_outputs(created.id, info.task_run_id, TENANT) == {"value": "ADA"}
 
     found = kestra.executions.search_executions(
         TENANT, filters=where(and_(eq(F.NAMESPACE, ns), in_(F.STATE, ["SUCCESS", "WARNING"])))
@@ -192,12 +203,12 @@ def test_execution_with_inputs_to_success_then_its_logs(kestra: KestraClient, ns
     logs = eventually(
         lambda: kestra.logs.list_logs_from_execution(created.id, TENANT), lambda lines: len(lines) >= 1
     )
-    assert [x.message for x in logs] == ["Hello Ada x3"]
-    assert logs[0].execution_id == created.id and logs[0].task_id == "say"
-    text = kestra.logs.download_logs_from_execution(created.id, TENANT)
-    assert text.rstrip("\n").endswith("INFO Hello Ada x3")
+    said = [x for x in logs if x.task_id == "say"]
+    assert [x.message for x in said] == ["Hello Ada x3"] and said[0].execution_id == created.id
+    text = kestra.logs.download_logs_from_execution(created.id, TENANT, task_id="say")
+    assert text.rstrip("\n").endswith("INFO Hello Ada x3") and text.count("\n") == 1
     searched = kestra.logs.search_logs(TENANT, filters=where(eq(F.EXECUTION_ID, created.id)))
-    assert [x.message for x in searched.results] == ["Hello Ada x3"]
+    assert "Hello Ada x3" in [x.message for x in searched.results]
     assert kestra.logs.search_logs(TENANT, filters=where(eq(F.EXECUTION_ID, "nope"))).results == []
 
 
@@ -260,3 +271,31 @@ tasks:
         ),
     )
     assert len(again.task_run_list[0].attempts) == 2  # the failed task ran again
+
+
+def test_namespaces_and_delete_executions_by_query(kestra: KestraClient, ns: str) -> None:
+    kestra.flows.create_flow(TENANT, hello(ns + ".team"))
+    found = kestra.namespaces.search_namespaces(TENANT, filters=where(eq(F.NAMESPACE, ns)))
+    assert [n.id for n in found.results] == [ns]  # a parent of a flow's namespace
+    existing = kestra.namespaces.search_namespaces(TENANT, existing=True, filters=[eq(F.QUERY, ns)])
+    assert [n.id for n in existing.results] == [ns + ".team"]
+    assert kestra.namespaces.namespace(ns + ".team", TENANT).id == ns + ".team"
+    with pytest.raises(NotFoundException):
+        kestra.namespaces.namespace(ns + ".nothing", TENANT)
+
+    ids = [
+        kestra.executions.create_execution(TENANT, ns + ".team", "hello", inputs={"name": n}).id
+        for n in ("a", "b")
+    ]
+    for execution_id in ids:
+        eventually(
+            lambda i=execution_id: kestra.executions.execution(i, TENANT), lambda e: state_of(e) == "SUCCESS"
+        )
+    none = kestra.executions.delete_executions_by_query(
+        TENANT, filters=[eq(F.NAMESPACE, ns + ".team"), eq(F.STATE, "FAILED")]
+    )
+    assert none == {"count": 0}
+    deleted = kestra.executions.delete_executions_by_query(TENANT, filters=[eq(F.NAMESPACE, ns + ".team")])
+    assert deleted == {"count": 2}
+    with pytest.raises(NotFoundException):
+        kestra.executions.execution(ids[0], TENANT)

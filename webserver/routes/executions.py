@@ -223,6 +223,28 @@ async def delete_execution_route(
     await d.indexer.wait_for("SELECT 1 FROM deleted_executions WHERE id = ?", [execution_id], 5)
 
 
+@delete("/executions/by-query", status_code=200, tags=["Executions"])
+async def delete_executions_by_query(
+    request: Request[Any, Any, Any],
+    include_non_terminated: Annotated[bool, QueryParameter(name="includeNonTerminated")] = False,
+    delete_logs: Annotated[bool, QueryParameter(name="deleteLogs")] = True,
+) -> dict[str, int]:
+    """Delete the ended executions the ``filters[...]`` match (all of them without filters, as
+    Kestra): ``{count}``. A running one is refused (409) with ``includeNonTerminated``: kill it first."""
+    d = deps(request)
+    where, params = filter_sql(request, EXECUTIONS)
+    rows = await d.indexer.aquery(f"SELECT id, state FROM executions WHERE {where} ORDER BY id", params)
+    running = [r[0] for r in rows if r[1] not in TERMINAL]
+    if running and include_non_terminated:
+        raise conflict(f"{len(running)} matching execution(s) still run (e.g. {running[0]}): kill them first")
+    ended = [r[0] for r in rows if r[1] in TERMINAL]
+    for execution_id in ended:
+        await delete_execution(d.store, execution_id, delete_logs)
+    if ended:
+        await d.indexer.wait_for("SELECT 1 FROM deleted_executions WHERE id = ?", [ended[-1]], 5)
+    return {"count": len(ended)}
+
+
 @delete("/executions/{execution_id:str}/kill", status_code=202, tags=["Executions"])
 async def kill_execution(
     request: Request[Any, Any, Any], execution_id: FromPath[str]
@@ -321,6 +343,7 @@ ROUTES = [
     executions_of_flow,
     get_execution,
     delete_execution_route,
+    delete_executions_by_query,
     kill_execution,
     kill_action,
     resume_execution,
