@@ -229,7 +229,7 @@ def test_kv_set_get_list_inheritance_delete(kestra: KestraClient, ns: str) -> No
         kestra.kv.key_value(ns, "answer", TENANT)
 
 
-def test_kill_and_restart(kestra: KestraClient, ns: str) -> None:
+def test_kill_restart_resume_replay(kestra: KestraClient, ns: str) -> None:
     kestra.flows.create_flow(
         TENANT,
         f"""id: slow
@@ -271,6 +271,27 @@ tasks:
         ),
     )
     assert len(again.task_run_list[0].attempts) == 2  # the failed task ran again
+
+    replayed = kestra.executions.replay_execution(broken.id, TENANT)
+    assert replayed.id != broken.id and replayed.original_id == broken.id
+    eventually(lambda: kestra.executions.execution(replayed.id, TENANT), lambda e: state_of(e) == "FAILED")
+
+    kestra.flows.create_flow(
+        TENANT,
+        f"""id: gate
+namespace: {ns}
+tasks:
+  - id: wait
+    type: io.kestra.plugin.core.flow.Pause
+  - id: after
+    type: io.kestra.plugin.core.log.Log
+    message: resumed
+""",
+    )
+    gate = kestra.executions.create_execution(TENANT, ns, "gate")
+    eventually(lambda: kestra.executions.execution(gate.id, TENANT), lambda e: state_of(e) == "PAUSED")
+    assert kestra.executions.resume_execution(gate.id, TENANT).id == gate.id
+    eventually(lambda: kestra.executions.execution(gate.id, TENANT), lambda e: state_of(e) == "SUCCESS")
 
 
 def test_namespaces_and_delete_executions_by_query(kestra: KestraClient, ns: str) -> None:

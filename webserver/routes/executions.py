@@ -272,6 +272,18 @@ async def kill_action(request: Request[Any, Any, Any], execution_id: FromPath[st
 @post("/executions/{execution_id:str}/resume", **with_body(RESUME_INPUTS, "Executions", 202))
 async def resume_execution(request: Request[Any, Any, Any], execution_id: FromPath[str]) -> dict[str, Any]:
     """Resume a PAUSED execution (with the Pause task's onResume inputs)."""
+    await request_resume(request, execution_id)
+    return {"message": f"resume of execution {execution_id} requested"}
+
+
+@post("/executions/{execution_id:str}/actions/resume", **with_body(RESUME_INPUTS, "Executions", 200))
+async def resume_action(request: Request[Any, Any, Any], execution_id: FromPath[str]) -> Response[bytes]:
+    """Kestra's resume: answers the execution as it was when asked."""
+    row = await request_resume(request, execution_id)
+    return raw_json(row[0])
+
+
+async def request_resume(request: Request[Any, Any, Any], execution_id: str) -> tuple[Any, ...]:
     d = deps(request)
     row = await execution_row(d, execution_id)
     if row[1] != "PAUSED":
@@ -287,7 +299,7 @@ async def resume_execution(request: Request[Any, Any, Any], execution_id: FromPa
             "the body must be a JSON object of onResume inputs",
         )
     await d.store.send_input(execution_id, ev.Resume(date=utcnow(), inputs=given))
-    return {"message": f"resume of execution {execution_id} requested"}
+    return row
 
 
 async def rerun(d: Deps, execution_id: str, run: Any) -> Any:
@@ -337,6 +349,22 @@ async def replay_execution(
     return {"id": new_id, "originalId": execution_id}
 
 
+@post("/executions/{execution_id:str}/actions/replay", status_code=200, tags=["Executions"])
+async def replay_action(
+    request: Request[Any, Any, Any],
+    execution_id: FromPath[str],
+    taskrun_id: Annotated[
+        str | None, QueryParameter(name="taskRunId", description="A taskrun id or task id")
+    ] = None,
+    revision: Annotated[int | None, QueryParameter(ge=1)] = None,
+) -> Response[bytes]:
+    """Kestra's replay: answers the new execution (once the projection has it)."""
+    d = deps(request)
+    new_id = await rerun(d, execution_id, lambda: d.runtime.replay(execution_id, taskrun_id, revision))
+    await d.indexer.wait_for("SELECT 1 FROM executions WHERE id = ?", [new_id], 10)
+    return raw_json((await execution_row(d, new_id))[0])
+
+
 ROUTES = [
     create_execution,
     search_executions,
@@ -347,7 +375,9 @@ ROUTES = [
     kill_execution,
     kill_action,
     resume_execution,
+    resume_action,
     restart_execution,
     restart_action,
     replay_execution,
+    replay_action,
 ]
