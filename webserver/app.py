@@ -32,6 +32,7 @@ from webserver.auth import Auth, auth_middleware, is_loopback
 from webserver.http import API, TENANT_API, Deps, check_tenant
 from webserver.routes import (
     backfills,
+    bulk,
     executions,
     files,
     flows,
@@ -64,6 +65,7 @@ API_ROUTES = [
     *files.ROUTES,
     *webhook.ROUTES,
     *outputs.ROUTES,
+    *bulk.ROUTES,
 ]
 
 

@@ -28,6 +28,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", 'Field name "validate"', UserWarning)
     from kestrapy import KestraClient
     from kestrapy.exceptions import BadRequestException, NotFoundException
+    from kestrapy.models.kv_controller_api_delete_bulk_request import KVControllerApiDeleteBulkRequest
     from kestrapy.models.query_filter_field import QueryFilterField as F
     from kestrapy.query import and_, eq, in_, or_, where
 
@@ -225,6 +226,10 @@ def test_kv_set_get_list_inheritance_delete(kestra: KestraClient, ns: str) -> No
     inherited = kestra.kv.list_keys_with_inheritance(ns + ".team", TENANT)
     assert sorted((e.namespace, e.key) for e in inherited) == [(ns, "answer"), (ns, "greeting")]
     assert kestra.kv.delete_key_value(ns, "answer", TENANT) is True
+    bulk = kestra.kv.delete_key_values(
+        ns, TENANT, KVControllerApiDeleteBulkRequest(keys=["greeting", "nope"])
+    )
+    assert bulk.keys == ["greeting"]
     with pytest.raises(NotFoundException):
         kestra.kv.key_value(ns, "answer", TENANT)
 
@@ -271,6 +276,21 @@ tasks:
         ),
     )
     assert len(again.task_run_list[0].attempts) == 2  # the failed task ran again
+
+    assert kestra.executions.restart_executions_by_ids(TENANT, [broken.id]) == {"count": 1}
+    eventually(
+        lambda: kestra.executions.execution(broken.id, TENANT),
+        lambda e: state_of(e) == "FAILED" and len(e.task_run_list[0].attempts) == 3,
+    )
+    other = kestra.executions.create_execution(TENANT, ns, "slow")
+    eventually(lambda: kestra.executions.execution(other.id, TENANT), lambda e: state_of(e) == "RUNNING")
+    with pytest.raises(BadRequestException):  # one refused (already ended): nothing is killed
+        kestra.executions.kill_executions_by_ids(TENANT, [other.id, slow.id])
+    assert kestra.executions.kill_executions_by_ids(TENANT, [other.id]) == {"count": 1}
+    eventually(lambda: kestra.executions.execution(other.id, TENANT), lambda e: state_of(e) == "KILLED")
+    assert kestra.executions.delete_executions_by_ids(TENANT, [other.id, slow.id]).count == 2
+    with pytest.raises(NotFoundException):
+        kestra.executions.execution(other.id, TENANT)
 
     replayed = kestra.executions.replay_execution(broken.id, TENANT)
     assert replayed.id != broken.id and replayed.original_id == broken.id
