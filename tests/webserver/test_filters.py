@@ -87,6 +87,15 @@ async def ids(api: Api, path: str, params: list[tuple[str, str]], key: str = "id
     return [x[key] for x in r.json()["results"]]
 
 
+def test_webhooks_stay_open_under_the_tenant_path() -> None:
+    from webserver.auth import PUBLIC_PATHS
+
+    assert PUBLIC_PATHS.match("/api/v1/main/executions/webhook/ns/flow/key")
+    assert PUBLIC_PATHS.match("/api/v1/executions/webhook/ns/flow/key")
+    assert not PUBLIC_PATHS.match("/api/v1/main/flows/ns/flow")
+    assert not PUBLIC_PATHS.match("/api/v1/main/x/executions/webhook/ns/flow/key")
+
+
 async def test_tenant_path_and_alias(api: Api) -> None:
     c, ns = api.client, api.ns
     r = await c.post("/api/v1/main/flows", content=flow(ns, "a", "data"), headers=YAML)
