@@ -7,7 +7,8 @@ snapshots) and ``eventstore.messaging`` (inputs, work, kills, executor presence)
 
 from __future__ import annotations
 
-from datetime import UTC
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -286,6 +287,16 @@ class Store(History, Messaging):
         return [self.decode_log(d) async for _, d in self._scan(S.LOGS, subject, upto=int(last.seq or 0))]
 
 
+@dataclass(frozen=True)
+class KVEntry:
+    namespace: str
+    key: str
+    value: Any
+    revision: int
+    updated: datetime | None
+    expires: datetime | None
+
+
 class JetStreamKV:
     """The ``kv()`` store: one JetStream KV bucket, keys namespaced, values JSON, optional per-key TTL."""
 
@@ -301,6 +312,37 @@ class JetStreamKV:
         if headers.get("KV-Operation") in ("DEL", "PURGE") or not msg.data:
             return None
         return msgspec.json.decode(msg.data)
+
+    async def entry(self, namespace: str, key: str) -> KVEntry | None:
+        """A key's value with its NATS KV revision (the stream sequence of its last write: it grows
+        with every write) and the date of that write; None when there is no such key."""
+        try:
+            msg = await self.store.js.get_last_msg(S.KV, S.kv_subject(namespace, key), direct=True)
+        except (NotFoundError, KeyNotFoundError):
+            return None
+        headers = msg.headers or {}
+        if headers.get("KV-Operation") in ("DEL", "PURGE") or not msg.data:
+            return None
+        updated = msg.time
+        expires = None
+        ttl = str(headers.get("Nats-TTL", ""))
+        if updated is not None and ttl.endswith("s") and ttl[:-1].isdigit():
+            expires = updated + timedelta(seconds=int(ttl[:-1]))
+        return KVEntry(namespace, key, msgspec.json.decode(msg.data), int(msg.seq or 0), updated, expires)
+
+    async def entries(self, namespace: str | None = None) -> list[KVEntry]:
+        """Every live key of a namespace (all namespaces: None), by namespace and key."""
+        info = await self.store.js.stream_info(S.KV, subjects_filter=f"$KV.{S.KV_BUCKET}.>")
+        out = []
+        for subject in info.state.subjects or {}:
+            ns_part, _, key = subject[len(f"$KV.{S.KV_BUCKET}.") :].partition(".")
+            ns = ns_part.replace("/", ".")
+            if namespace is not None and ns != namespace:
+                continue
+            found = await self.entry(ns, key)
+            if found is not None:
+                out.append(found)
+        return sorted(out, key=lambda e: (e.namespace, e.key))
 
     async def set(self, namespace: str, key: str, value: Any, ttl_s: float | None = None) -> None:
         headers: dict[str, str] = {}

@@ -1,7 +1,9 @@
 """The API server role: ``create_app(runtime, indexer, auth=...)`` and ``serve(runtime, host, port)``.
 
-The app mounts the route modules of ``webserver.routes`` (``/api/v1/...``) and the service routes
-(``/health``, ``/ready``, ``/metrics``, ``/api/v1/openapi.json``). Errors are JSON
+The app mounts the route modules of ``webserver.routes`` under ``/api/v1/{tenant}/...`` (Kestra's
+path; the one tenant is ``main``) and again under ``/api/v1/...`` (an alias, not in the OpenAPI
+document), and the service routes (``/health``, ``/ready``, ``/metrics``,
+``/api/v1/openapi.json``). Errors are JSON
 ``{"message": ..., "errors": [...]}`` with a 4xx status for anything the caller can fix;
 ``webserver.auth`` guards every route but ``/health`` and ``/ready``.
 """
@@ -27,9 +29,10 @@ from prometheus_client import Counter
 from engine.core.errors import EngineError, PayloadTooLarge
 from eventstore.indexer import Indexer
 from webserver.auth import Auth, auth_middleware, is_loopback
-from webserver.http import API, Deps
+from webserver.http import API, TENANT_API, Deps, check_tenant
 from webserver.routes import (
     backfills,
+    bulk,
     executions,
     files,
     flows,
@@ -39,6 +42,7 @@ from webserver.routes import (
     logs,
     metrics,
     openapi,
+    outputs,
     stats,
     triggers,
     webhook,
@@ -62,6 +66,8 @@ API_ROUTES = [
     *files.ROUTES,
     *webhook.ROUTES,
     *metrics.ROUTES,
+    *outputs.ROUTES,
+    *bulk.ROUTES,
 ]
 
 
@@ -117,9 +123,11 @@ def create_app(
     """The ASGI app: ``/api/v1/...``, ``/api/v1/openapi.json``, ``/metrics``, ``/health``, ``/ready``."""
     auth = auth if auth is not None else Auth()
     deps = Deps(runtime, indexer)
-    api = Router(path=API, route_handlers=API_ROUTES)
+    # The same handlers twice: under the tenant (documented) and under the alias without it.
+    tenant_api = Router(path=TENANT_API, route_handlers=API_ROUTES, guards=[check_tenant])
+    alias_api = Router(path=API, route_handlers=API_ROUTES, include_in_schema=False)
     litestar_app = Litestar(
-        route_handlers=[api, *health.ROUTES, *openapi.ROUTES],
+        route_handlers=[tenant_api, alias_api, *health.ROUTES, *openapi.ROUTES],
         state=State({"deps": deps}),
         middleware=[counting(deps), auth_middleware(auth)],
         exception_handlers={Exception: _error},

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hmac
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from engine.settings import Settings, settings
 PUBLIC = frozenset({"/health", "/ready"})
 # Webhooks are open, as in Kestra: the trigger's key in the path is the secret (compared in constant
 # time); a caller of a webhook has no API credentials.
-PUBLIC_PREFIXES = ("/api/v1/executions/webhook/",)
+PUBLIC_PATHS = re.compile(r"/api/v1/(?:[^/]+/)?executions/webhook/")
 
 
 @dataclass(frozen=True)
@@ -70,12 +71,7 @@ def auth_middleware(auth: Auth) -> Any:
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Any, receive: Receive, send: Any) -> None:
             path = scope.get("path", "")
-            if (
-                scope["type"] != "http"
-                or not auth.enabled
-                or path in PUBLIC
-                or path.startswith(PUBLIC_PREFIXES)
-            ):
+            if scope["type"] != "http" or not auth.enabled or path in PUBLIC or PUBLIC_PATHS.match(path):
                 await app(scope, receive, send)
                 return
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}

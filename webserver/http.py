@@ -23,6 +23,10 @@ from eventstore.store import Store
 T = TypeVar("T")
 
 API = "/api/v1"
+# Kestra's API puts the tenant in the path (/api/v1/{tenant}/flows); the open-source, single-tenant
+# shape has one tenant, "main". /api/v1/flows stays an alias (the CLI and older clients call it).
+TENANT = "main"
+TENANT_API = API + "/{tenant:str}"
 JSON = "application/json"
 MAX_BODY = 5 * 1024 * 1024
 
@@ -63,6 +67,16 @@ class Deps:
     def store(self) -> Store:
         store: Store = self.runtime.store
         return store
+
+
+def check_tenant(connection: Any, _: Any) -> None:
+    """A guard of the tenant routes: 404 for any tenant but ``TENANT``."""
+    tenant = connection.path_params.get("tenant")
+    if tenant != TENANT:
+        raise not_found(
+            f"tenant {str(tenant)[:100]!r} does not exist: this engine has the one tenant {TENANT!r} "
+            f"(call {API}/{TENANT}/...)"
+        )
 
 
 def deps(request: Request[Any, Any, Any]) -> Deps:

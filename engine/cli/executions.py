@@ -33,14 +33,10 @@ from engine.core.errors import EngineError
 
 async def _last_log_index(api: Any, execution_id: str) -> int:
     """The index of the execution's last log line so far (-1: none), to print only newer ones."""
-    from urllib.parse import quote
-
-    path = f"/logs/{quote(execution_id, safe='')}"
-    total = int((await api.get_json(path, params={"size": 1}))["total"])
-    if not total:
-        return -1
-    last = await api.get_json(path, params={"size": 1, "page": total})
-    return int(last["results"][0]["index"]) if last["results"] else -1
+    newest = await api.get_json(
+        "/logs/search", params={"filters[executionId][EQUALS]": execution_id, "size": 1}
+    )  # newest first
+    return int(newest["results"][0]["index"]) if newest["results"] else -1
 
 
 async def _act_remote(

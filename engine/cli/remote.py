@@ -158,14 +158,9 @@ class RemoteEngine:
     # ---- logs ------------------------------------------------------------------------------------
 
     async def logs(self, execution_id: str) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        page = 1
-        while True:
-            body = await self.get_json(f"/logs/{_p(execution_id)}", params={"page": page, "size": 10_000})
-            out += body["results"]
-            if not body["results"] or len(out) >= int(body["total"]):
-                return out
-            page += 1
+        # Kestra's shape: every line of the execution, as a list
+        lines: list[dict[str, Any]] = await self.get_json(f"/logs/{_p(execution_id)}")
+        return lines
 
     async def follow_logs(self, execution_id: str) -> AsyncIterator[dict[str, Any]]:
         """Every log line from the first, live, until the execution ends (Server-Sent Events)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from engine.core.execution import Attempt, Execution, History
@@ -16,6 +17,24 @@ def _state(current: str, histories: list[History]) -> dict[str, Any]:
     }
     if histories and current in ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED", "RETRIED"):
         out["endDate"] = histories[-1].date
+        # Kestra's state.duration; a running one's would need the clock, which the core has not.
+        out["duration"] = iso_duration(histories[0].date, histories[-1].date)
+    return out
+
+
+def iso_duration(start: str, end: str) -> str | None:
+    """The time between two ISO dates as Java's ``Duration.toString()`` writes it (PT1M2.5S)."""
+    try:
+        delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    except (TypeError, ValueError):
+        return None
+    micros = max(0, delta.days * 86_400_000_000 + delta.seconds * 1_000_000 + delta.microseconds)
+    hours, rest = divmod(micros, 3_600_000_000)
+    minutes, rest = divmod(rest, 60_000_000)
+    seconds, fraction = divmod(rest, 1_000_000)
+    out = "PT" + (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
+    if seconds or fraction or out == "PT":
+        out += str(seconds) + (f".{fraction:06d}".rstrip("0") if fraction else "") + "S"
     return out
 
 

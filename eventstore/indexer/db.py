@@ -20,7 +20,7 @@ from eventstore.indexer.sql import Statement, add, merge
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # bump when a table changes: older files are rebuilt from the log
+SCHEMA_VERSION = 3  # bump when a table or a document changes: older files are rebuilt from the log
 SCHEMA_KEY = "__schema__"  # its row in meta
 META = """
 CREATE TABLE IF NOT EXISTS meta (stream VARCHAR PRIMARY KEY, seq BIGINT NOT NULL);

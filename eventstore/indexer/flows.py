@@ -5,6 +5,8 @@ A deleted flow keeps its last source in ``flows`` (the revisions page shows it),
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import yaml
 
 from eventstore import subjects as S
@@ -19,7 +21,8 @@ CREATE TABLE IF NOT EXISTS flow_revisions (
     revision INTEGER NOT NULL,
     source VARCHAR NOT NULL,
     deleted BOOLEAN NOT NULL,
-    seq BIGINT NOT NULL
+    seq BIGINT NOT NULL,
+    updated TIMESTAMP
 );
 CREATE TABLE IF NOT EXISTS flows (
     namespace VARCHAR NOT NULL,
@@ -31,6 +34,7 @@ CREATE TABLE IF NOT EXISTS flows (
     labels VARCHAR[],
     disabled BOOLEAN,
     seq BIGINT NOT NULL,
+    updated TIMESTAMP,
     PRIMARY KEY (namespace, flow_id)
 );
 """
@@ -41,6 +45,7 @@ REV_COLS = [
     "source",
     "deleted",
     "seq",
+    "updated",
 ]
 FLOW_COLS = [
     "namespace",
@@ -52,6 +57,7 @@ FLOW_COLS = [
     "labels",
     "disabled",
     "seq",
+    "updated",  # when the stream stored the revision (Kestra's flow ``updated``)
 ]
 INSERT_REVISIONS = append("flow_revisions", REV_COLS)
 UPSERT_FLOWS = merge("flows", FLOW_COLS, ["namespace", "flow_id"])
@@ -78,17 +84,19 @@ def apply(batch: Batch, m: Msg) -> None:
     revision = int(headers.get("Engine-Revision", "1"))
     deleted = headers.get("Engine-Deleted") == "1"
     source = m.data.decode(errors="replace")
-    batch.revisions.append([namespace, flow_id, revision, source, deleted, m.seq])
+    updated = datetime.fromtimestamp(m.time, UTC).replace(tzinfo=None) if m.time else None
+    batch.revisions.append([namespace, flow_id, revision, source, deleted, m.seq, updated])
     key = (namespace, flow_id)
     if deleted:
         prev = batch.flows.get(key)
         if prev is not None and prev[3] is not None:  # saved then deleted in this batch
-            batch.flows[key] = [*prev[:2], revision, prev[3], True, *prev[5:8], m.seq]
+            batch.flows[key] = [*prev[:2], revision, prev[3], True, *prev[5:8], m.seq, updated]
         else:  # marks the stored row deleted (it keeps its last source, for revisions)
-            batch.flows[key] = [namespace, flow_id, revision, None, True, None, [], False, m.seq]
+            batch.flows[key] = [namespace, flow_id, revision, None, True, None, [], False, m.seq, updated]
     else:
         desc, labels, disabled = _flow_fields(source)
-        batch.flows[key] = [namespace, flow_id, revision, source, False, desc, labels, disabled, m.seq]
+        row = [namespace, flow_id, revision, source, False, desc, labels, disabled, m.seq, updated]
+        batch.flows[key] = row
 
 
 def statements(batch: Batch, out: list[Statement]) -> None:
@@ -99,8 +107,8 @@ def statements(batch: Batch, out: list[Statement]) -> None:
         if r[3] is None:
             out.append(
                 (
-                    "UPDATE flows SET deleted = true, revision = ?, seq = ? "
+                    "UPDATE flows SET deleted = true, revision = ?, seq = ?, updated = ? "
                     "WHERE namespace = ? AND flow_id = ? AND seq < ?",
-                    [r[2], r[8], r[0], r[1], r[8]],
+                    [r[2], r[8], r[9], r[0], r[1], r[8]],
                 )
             )

@@ -23,6 +23,7 @@ from engine.ids import new_execution_id
 from engine.inputs import check_known_inputs, resolve_inputs
 from eventstore.indexer import TERMINAL, delete_execution
 from eventstore.storage import InternalStorage, input_uri
+from webserver.filters import EXECUTIONS, filter_sql
 from webserver.http import (
     Deps,
     FlowIdParam,
@@ -140,6 +141,7 @@ async def create_execution(
     return execution_json(state)
 
 
+Sort = Annotated[str, QueryParameter(description="field:asc|desc, e.g. state.startDate:desc")]
 SORTS = {
     "state.startDate": "start_date",
     "state.endDate": "end_date",
@@ -171,21 +173,45 @@ async def search_executions(
         str | None, QueryParameter(description="Text in the id, namespace, flow id or labels")
     ] = None,
     parent_id: Annotated[str | None, QueryParameter(name="parentId")] = None,
-    sort: Annotated[
-        str, QueryParameter(description="field:asc|desc, e.g. state.startDate:desc")
-    ] = "state.startDate:desc",
+    sort: Sort = "state.startDate:desc",
 ) -> Response[bytes]:
-    """Executions, newest first by default, filtered and paged: ``{results, total}``."""
+    """Executions, newest first by default, filtered (the parameters and Kestra's
+    ``filters[field][OPERATION]=value``) and paged: ``{results, total}``."""
+    where, params = execution_filters(
+        namespace, flow_id, states, labels, start_date, end_date, time_range, q, parent_id
+    )
+    return await execution_page(request, where, params, sort, page, size)
+
+
+async def execution_page(
+    request: Request[Any, Any, Any], where: str, params: list[Any], sort: str, page: int, size: int
+) -> Response[bytes]:
+    """A page of executions matching ``where`` and the request's filters, as ``{results, total}``."""
     field_, _, direction = sort.partition(":")
     column = SORTS.get(field_)
     if column is None or direction.lower() not in ("", "asc", "desc"):
         raise bad(f"sort: {sort!r}; use one of {', '.join(SORTS)} with :asc or :desc")
-    where, params = execution_filters(
-        namespace, flow_id, states, labels, start_date, end_date, time_range, q, parent_id
-    )
+    filtered, more = filter_sql(request, EXECUTIONS)
     order = f"{column} {direction.upper() or 'ASC'} NULLS LAST, id"
-    total, docs = await paged(deps(request), "doc", "executions", where, params, order, page, size)
+    total, docs = await paged(
+        deps(request), "doc", "executions", f"{where} AND {filtered}", [*params, *more], order, page, size
+    )
     return raw_json('{"results":[' + ",".join(r[0] for r in docs) + f'],"total":{total}}}')
+
+
+@get("/executions", tags=["Executions"])
+async def executions_of_flow(
+    request: Request[Any, Any, Any],
+    namespace: Annotated[str, QueryParameter(description="The flow's namespace")],
+    flow_id: Annotated[str, QueryParameter(name="flowId", description="The flow's id")],
+    page: Page = 1,
+    size: Size = 25,
+    sort: Sort = "state.startDate:desc",
+) -> Response[bytes]:
+    """The executions of one flow, newest first, paged: ``{results, total}`` (Kestra's search by flow)."""
+    return await execution_page(
+        request, "namespace = ? AND flow_id = ?", [namespace, flow_id], sort, page, size
+    )
 
 
 @get("/executions/{execution_id:str}", tags=["Executions"])
@@ -209,22 +235,67 @@ async def delete_execution_route(
     await d.indexer.wait_for("SELECT 1 FROM deleted_executions WHERE id = ?", [execution_id], 5)
 
 
+@delete("/executions/by-query", status_code=200, tags=["Executions"])
+async def delete_executions_by_query(
+    request: Request[Any, Any, Any],
+    include_non_terminated: Annotated[bool, QueryParameter(name="includeNonTerminated")] = False,
+    delete_logs: Annotated[bool, QueryParameter(name="deleteLogs")] = True,
+) -> dict[str, int]:
+    """Delete the ended executions the ``filters[...]`` match (all of them without filters, as
+    Kestra): ``{count}``. A running one is refused (409) with ``includeNonTerminated``: kill it first."""
+    d = deps(request)
+    where, params = filter_sql(request, EXECUTIONS)
+    rows = await d.indexer.aquery(f"SELECT id, state FROM executions WHERE {where} ORDER BY id", params)
+    running = [r[0] for r in rows if r[1] not in TERMINAL]
+    if running and include_non_terminated:
+        raise conflict(f"{len(running)} matching execution(s) still run (e.g. {running[0]}): kill them first")
+    ended = [r[0] for r in rows if r[1] in TERMINAL]
+    for execution_id in ended:
+        await delete_execution(d.store, execution_id, delete_logs)
+    if ended:
+        await d.indexer.wait_for("SELECT 1 FROM deleted_executions WHERE id = ?", [ended[-1]], 5)
+    return {"count": len(ended)}
+
+
 @delete("/executions/{execution_id:str}/kill", status_code=202, tags=["Executions"])
 async def kill_execution(
     request: Request[Any, Any, Any], execution_id: FromPath[str]
 ) -> Response[dict[str, Any]]:
     """Ask a running execution to stop (its tasks are killed, its state becomes KILLED)."""
-    d = deps(request)
+    await request_kill(deps(request), execution_id)
+    return Response({"message": f"kill of execution {execution_id} requested"}, status_code=202)
+
+
+async def request_kill(d: Deps, execution_id: str) -> tuple[Any, ...]:
     row = await execution_row(d, execution_id)
     if row[1] in TERMINAL:
         raise conflict(f"execution {execution_id} already ended {row[1]}: nothing to kill")
     await d.store.send_input(execution_id, ev.KillRequested(date=utcnow(), reason="killed through the API"))
-    return Response({"message": f"kill of execution {execution_id} requested"}, status_code=202)
+    return row
+
+
+@delete("/executions/{execution_id:str}/actions/kill", status_code=202, tags=["Executions"])
+async def kill_action(request: Request[Any, Any, Any], execution_id: FromPath[str]) -> Response[bytes]:
+    """Kestra's kill: asks the execution to stop and answers it as it was when asked (202)."""
+    row = await request_kill(deps(request), execution_id)
+    return raw_json(row[0], 202)
 
 
 @post("/executions/{execution_id:str}/resume", **with_body(RESUME_INPUTS, "Executions", 202))
 async def resume_execution(request: Request[Any, Any, Any], execution_id: FromPath[str]) -> dict[str, Any]:
     """Resume a PAUSED execution (with the Pause task's onResume inputs)."""
+    await request_resume(request, execution_id)
+    return {"message": f"resume of execution {execution_id} requested"}
+
+
+@post("/executions/{execution_id:str}/actions/resume", **with_body(RESUME_INPUTS, "Executions", 200))
+async def resume_action(request: Request[Any, Any, Any], execution_id: FromPath[str]) -> Response[bytes]:
+    """Kestra's resume: answers the execution as it was when asked."""
+    row = await request_resume(request, execution_id)
+    return raw_json(row[0])
+
+
+async def request_resume(request: Request[Any, Any, Any], execution_id: str) -> tuple[Any, ...]:
     d = deps(request)
     row = await execution_row(d, execution_id)
     if row[1] != "PAUSED":
@@ -240,7 +311,7 @@ async def resume_execution(request: Request[Any, Any, Any], execution_id: FromPa
             "the body must be a JSON object of onResume inputs",
         )
     await d.store.send_input(execution_id, ev.Resume(date=utcnow(), inputs=given))
-    return {"message": f"resume of execution {execution_id} requested"}
+    return row
 
 
 async def rerun(d: Deps, execution_id: str, run: Any) -> Any:
@@ -262,6 +333,19 @@ async def restart_execution(request: Request[Any, Any, Any], execution_id: FromP
     return {"id": execution_id, "message": f"restart of execution {execution_id} requested"}
 
 
+@post("/executions/{execution_id:str}/actions/restart", status_code=200, tags=["Executions"])
+async def restart_action(request: Request[Any, Any, Any], execution_id: FromPath[str]) -> Response[bytes]:
+    """Kestra's restart: the failed taskruns run again in the same execution; answers the execution
+    once the restart is recorded (state RESTARTED, or already running on)."""
+    d = deps(request)
+    before = await execution_row(d, execution_id)
+    await rerun(d, execution_id, lambda: d.runtime.restart(execution_id))
+    await d.indexer.wait_for(
+        "SELECT 1 FROM executions WHERE id = ? AND state <> ?", [execution_id, before[1]], 5
+    )
+    return raw_json((await execution_row(d, execution_id))[0])
+
+
 @post("/executions/{execution_id:str}/replay", status_code=200, tags=["Executions"])
 async def replay_execution(
     request: Request[Any, Any, Any],
@@ -277,13 +361,35 @@ async def replay_execution(
     return {"id": new_id, "originalId": execution_id}
 
 
+@post("/executions/{execution_id:str}/actions/replay", status_code=200, tags=["Executions"])
+async def replay_action(
+    request: Request[Any, Any, Any],
+    execution_id: FromPath[str],
+    taskrun_id: Annotated[
+        str | None, QueryParameter(name="taskRunId", description="A taskrun id or task id")
+    ] = None,
+    revision: Annotated[int | None, QueryParameter(ge=1)] = None,
+) -> Response[bytes]:
+    """Kestra's replay: answers the new execution (once the projection has it)."""
+    d = deps(request)
+    new_id = await rerun(d, execution_id, lambda: d.runtime.replay(execution_id, taskrun_id, revision))
+    await d.indexer.wait_for("SELECT 1 FROM executions WHERE id = ?", [new_id], 10)
+    return raw_json((await execution_row(d, new_id))[0])
+
+
 ROUTES = [
     create_execution,
     search_executions,
+    executions_of_flow,
     get_execution,
     delete_execution_route,
+    delete_executions_by_query,
     kill_execution,
+    kill_action,
     resume_execution,
+    resume_action,
     restart_execution,
+    restart_action,
     replay_execution,
+    replay_action,
 ]

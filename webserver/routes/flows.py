@@ -16,6 +16,7 @@ from engine.core.errors import FlowValidationError, Issue
 from engine.loader.loader import load_flow
 from engine.yamlpos import safe_load
 from eventstore import subjects as S
+from webserver.filters import FLOWS, filter_sql
 from webserver.http import (
     Deps,
     LabelsParam,
@@ -29,7 +30,7 @@ from webserver.http import (
     with_body,
     yaml_body,
 )
-from webserver.query import Where, paged
+from webserver.query import Where, iso, paged
 
 
 def issues_json(issues: list[Issue]) -> list[dict[str, Any]]:
@@ -62,13 +63,16 @@ def shift(issues: list[Issue], offset: int) -> list[Issue]:
     ]
 
 
-def flow_json(namespace: str, flow_id: str, revision: int, source: str, deleted: bool) -> dict[str, Any]:
+def flow_json(
+    namespace: str, flow_id: str, revision: int, source: str, deleted: bool, updated: Any = None
+) -> dict[str, Any]:
     try:
         doc = safe_load(source) if source else None
     except (yaml.YAMLError, FlowValidationError):
         doc = None
     out: dict[str, Any] = dict(doc) if isinstance(doc, dict) else {}
     out.update(id=flow_id, namespace=namespace, revision=revision, deleted=deleted, source=source)
+    out["updated"] = iso(updated)  # when this revision was stored
     out = json.loads(json.dumps(out, default=str))  # YAML dates and the like as strings
     return out
 
@@ -90,7 +94,12 @@ async def save_flow(d: Deps, text: str) -> dict[str, Any]:
     flow = parse_flow(text)
     rev = await d.store.put_flow(flow.namespace, flow.id, text)
     await d.indexer.wait_applied(S.FLOWS, rev.seq)
-    return flow_json(flow.namespace, flow.id, rev.revision, rev.source, False)
+    rows = await d.indexer.aquery(
+        "SELECT updated FROM flow_revisions WHERE namespace = ? AND flow_id = ? AND revision = ?",
+        [flow.namespace, flow.id, rev.revision],
+    )
+    updated = rows[0][0] if rows else None
+    return flow_json(flow.namespace, flow.id, rev.revision, rev.source, False, updated)
 
 
 async def remove_flow(d: Deps, namespace: str, flow_id: str) -> None:
@@ -103,7 +112,7 @@ async def remove_flow(d: Deps, namespace: str, flow_id: str) -> None:
 
 async def current_flow(d: Deps, namespace: str, flow_id: str) -> tuple[Any, ...] | None:
     rows = await d.indexer.aquery(
-        "SELECT revision, source, deleted FROM flows WHERE namespace = ? AND flow_id = ?",
+        "SELECT revision, source, deleted, updated FROM flows WHERE namespace = ? AND flow_id = ?",
         [namespace, flow_id],
     )
     if not rows or rows[0][2]:
@@ -156,15 +165,15 @@ async def get_flow(
         row = await current_flow(d, namespace, flow_id)
         if row is None:
             raise not_found(f"flow {namespace}.{flow_id} is not deployed")
-        return flow_json(namespace, flow_id, row[0], row[1], False)
+        return flow_json(namespace, flow_id, row[0], row[1], False, row[3])
     rows = await d.indexer.aquery(
-        "SELECT revision, source, deleted FROM flow_revisions WHERE namespace = ? AND flow_id = ? "
-        "AND revision = ? AND NOT deleted",
+        "SELECT revision, source, deleted, updated FROM flow_revisions WHERE namespace = ? "
+        "AND flow_id = ? AND revision = ? AND NOT deleted",
         [namespace, flow_id, revision],
     )
     if not rows:
         raise not_found(f"flow {namespace}.{flow_id} has no revision {revision}")
-    return flow_json(namespace, flow_id, rows[0][0], rows[0][1], False)
+    return flow_json(namespace, flow_id, rows[0][0], rows[0][1], False, rows[0][3])
 
 
 @get("/flows/{namespace:str}/{flow_id:str}/revisions", tags=["Flows"])
@@ -173,13 +182,13 @@ async def flow_revisions(
 ) -> list[dict[str, Any]]:
     """Every revision of a flow, oldest first (a deletion is a revision marked ``deleted``)."""
     rows = await deps(request).indexer.aquery(
-        "SELECT revision, source, deleted FROM flow_revisions "
+        "SELECT revision, source, deleted, updated FROM flow_revisions "
         "WHERE namespace = ? AND flow_id = ? ORDER BY seq",
         [namespace, flow_id],
     )
     if not rows:
         raise not_found(f"flow {namespace}.{flow_id} has no revisions")
-    return [flow_json(namespace, flow_id, r[0], r[1], r[2]) for r in rows]
+    return [flow_json(namespace, flow_id, r[0], r[1], r[2], r[3]) for r in rows]
 
 
 @delete("/flows/{namespace:str}/{flow_id:str}", tags=["Flows"])
@@ -202,7 +211,8 @@ async def search_flows(
     q: Annotated[str | None, QueryParameter(description="Text in the id, namespace or description")] = None,
     labels: LabelsParam = None,
 ) -> dict[str, Any]:
-    """Deployed flows, filtered and paged: ``{results, total}``."""
+    """Deployed flows, filtered (the parameters and Kestra's ``filters[field][OPERATION]=value``)
+    and paged: ``{results, total}``."""
     where = Where("NOT deleted")
     where.namespace(namespace)
     if q:
@@ -214,9 +224,11 @@ async def search_flows(
             q,
         )
     where.labels(labels)
+    filtered, more = filter_sql(request, FLOWS)
+    where.add(filtered, *more)
     total, rows = await paged(
         deps(request),
-        "namespace, flow_id, revision, source",
+        "namespace, flow_id, revision, source, updated",
         "flows",
         where.sql,
         where.params,
@@ -224,18 +236,32 @@ async def search_flows(
         page,
         size,
     )
-    return {"results": [flow_json(r[0], r[1], r[2], r[3], False) for r in rows], "total": total}
+    return {"results": [flow_json(r[0], r[1], r[2], r[3], False, r[4]) for r in rows], "total": total}
+
+
+@delete("/flows/delete/by-query", status_code=200, tags=["Flows"])
+async def delete_flows_by_query(request: Request[Any, Any, Any]) -> dict[str, int]:
+    """Delete every deployed flow the ``filters[...]`` match (all of them without filters, as
+    Kestra): ``{count}``."""
+    d = deps(request)
+    filtered, params = filter_sql(request, FLOWS)
+    rows = await d.indexer.aquery(
+        f"SELECT namespace, flow_id FROM flows WHERE NOT deleted AND {filtered}", params
+    )
+    for ns, fid in rows:
+        await remove_flow(d, ns, fid)
+    return {"count": len(rows)}
 
 
 @get("/flows/{namespace:str}", tags=["Flows"])
 async def namespace_flows(request: Request[Any, Any, Any], namespace: FromPath[str]) -> list[dict[str, Any]]:
     """The flows of one namespace (exactly this namespace)."""
     rows = await deps(request).indexer.aquery(
-        "SELECT namespace, flow_id, revision, source FROM flows WHERE namespace = ? AND NOT deleted "
-        "ORDER BY flow_id",
+        "SELECT namespace, flow_id, revision, source, updated FROM flows WHERE namespace = ? "
+        "AND NOT deleted ORDER BY flow_id",
         [namespace],
     )
-    return [flow_json(r[0], r[1], r[2], r[3], False) for r in rows]
+    return [flow_json(r[0], r[1], r[2], r[3], False, r[4]) for r in rows]
 
 
 @get("/flows/distinct-namespaces", tags=["Flows"])
@@ -326,6 +352,7 @@ ROUTES = [
     flow_revisions,
     delete_flow,
     search_flows,
+    delete_flows_by_query,
     namespace_flows,
     flow_namespaces,
     validate_flows,

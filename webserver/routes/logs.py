@@ -8,12 +8,13 @@ import json
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
-from litestar import Request, get
+from litestar import Request, Response, get
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from eventstore.admin import tail_logs
 from eventstore.indexer import LEVELS, TERMINAL
+from webserver.filters import LOGS, filter_sql
 from webserver.http import FlowIdParam, Page, Size, bad, deps, not_found, page_params
 from webserver.query import Where, iso, paged, parse_date
 
@@ -48,19 +49,21 @@ MinLevel = Annotated[str | None, QueryParameter(name="minLevel")]
 LOG_SELECT = "SELECT seq, execution_id, date, level, message, taskrun_id, task_id, attempt FROM logs"
 
 
-@get("/logs/{execution_id:str}", tags=["Logs"])
-async def execution_logs(
-    request: Request[Any, Any, Any],
-    execution_id: FromPath[str],
-    page: Page = 1,
-    size: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
-    min_level: MinLevel = None,
-    taskrun_id: Annotated[str | None, QueryParameter(name="taskRunId")] = None,
-    task_id: Annotated[str | None, QueryParameter(name="taskId")] = None,
-    attempt: Annotated[int | None, QueryParameter(ge=0)] = None,
-) -> dict[str, Any]:
-    """An execution's log lines in order, paged: ``{results, total}``."""
-    ix = deps(request).indexer
+MAX_LINES = 100_000  # one answer's bound: more is paged (page, size) or followed
+
+
+async def read_logs(
+    d: Any,
+    execution_id: str,
+    min_level: str | None,
+    taskrun_id: str | None,
+    task_id: str | None,
+    attempt: int | None,
+    page: int | None,
+    size: int | None,
+) -> list[dict[str, Any]]:
+    """An execution's log lines in order (a page of them when ``page`` or ``size`` is given)."""
+    ix = d.indexer
     where = Where()
     where.add("execution_id = ?", execution_id)
     level = level_num(min_level)
@@ -73,21 +76,61 @@ async def execution_logs(
         if value is not None:
             where.add(cond, value)
     sql_where, params = where.sql, where.params
-    limit, offset = page_params(page, size)
+    limit, offset = page_params(page or 1, size or MAX_LINES)
 
-    def read() -> tuple[Any, Any, Any]:
+    def read() -> tuple[Any, Any]:
         owner = ix.query("SELECT namespace, flow_id FROM executions WHERE id = ?", [execution_id])
-        total = ix.query(f"SELECT count(*) FROM logs WHERE {sql_where}", params)[0][0]
         rows = ix.query(
             f"{LOG_SELECT} WHERE {sql_where} ORDER BY seq LIMIT ? OFFSET ?", [*params, limit, offset]
         )
-        return owner, total, rows
+        return owner, rows
 
-    owner, total, rows = await asyncio.to_thread(read)
-    if not owner and not total:
+    owner, rows = await asyncio.to_thread(read)
+    if not owner and not rows:
         raise not_found(f"execution {execution_id} not found and has no logs")
     ns, fid = owner[0] if owner else (None, None)
-    return {"results": [log_json(r, ns, fid) for r in rows], "total": total}
+    return [log_json(r, ns, fid) for r in rows]
+
+
+TaskRunId = Annotated[str | None, QueryParameter(name="taskRunId")]
+TaskId = Annotated[str | None, QueryParameter(name="taskId")]
+Attempt = Annotated[int | None, QueryParameter(ge=0)]
+OptionalPage = Annotated[int | None, QueryParameter(ge=1, le=1_000_000, description="1-based page")]
+OptionalSize = Annotated[int | None, QueryParameter(ge=1, le=MAX_LINES, description="Lines per page")]
+
+
+@get("/logs/{execution_id:str}", tags=["Logs"])
+async def execution_logs(
+    request: Request[Any, Any, Any],
+    execution_id: FromPath[str],
+    min_level: MinLevel = None,
+    taskrun_id: TaskRunId = None,
+    task_id: TaskId = None,
+    attempt: Attempt = None,
+    page: OptionalPage = None,
+    size: OptionalSize = None,
+) -> list[dict[str, Any]]:
+    """An execution's log lines in order: a list, as Kestra (``page``/``size`` for a part of it)."""
+    return await read_logs(deps(request), execution_id, min_level, taskrun_id, task_id, attempt, page, size)
+
+
+@get("/logs/{execution_id:str}/download", tags=["Logs"], media_type="text/plain")
+async def download_logs(
+    request: Request[Any, Any, Any],
+    execution_id: FromPath[str],
+    min_level: MinLevel = None,
+    taskrun_id: TaskRunId = None,
+    task_id: TaskId = None,
+    attempt: Attempt = None,
+) -> Response[str]:
+    """An execution's log lines as text, one per line: ``timestamp level message`` (a download)."""
+    lines = await read_logs(deps(request), execution_id, min_level, taskrun_id, task_id, attempt, None, None)
+    text = "".join(f"{x['timestamp']} {x['level']} {x['message']}\n" for x in lines)
+    return Response(
+        text,
+        media_type="text/plain",
+        headers={"Content-Disposition": f'attachment; filename="{execution_id}.log"'},
+    )
 
 
 @get("/logs/search", tags=["Logs"])
@@ -102,7 +145,8 @@ async def search_logs(
     start_date: Annotated[str | None, QueryParameter(name="startDate")] = None,
     end_date: Annotated[str | None, QueryParameter(name="endDate")] = None,
 ) -> dict[str, Any]:
-    """Log lines across executions, newest first, paged: ``{results, total}``."""
+    """Log lines across executions, newest first, filtered (the parameters and Kestra's
+    ``filters[field][OPERATION]=value``) and paged: ``{results, total}``."""
     where = Where("true")
     where.namespace(namespace, "e.namespace")
     if flow_id:
@@ -118,6 +162,8 @@ async def search_logs(
     ):
         if moment is not None:
             where.add(cond, moment)
+    filtered, more = filter_sql(request, LOGS)
+    where.add(filtered, *more)
     total, rows = await paged(
         deps(request),
         "l.seq, l.execution_id, l.date, l.level, l.message, l.taskrun_id, l.task_id, l.attempt, "
@@ -129,7 +175,8 @@ async def search_logs(
         page,
         size,
     )
-    return {"results": [log_json(r[:8], r[8], r[9]) for r in rows], "total": total}
+    # Kestra's CursorOrOffsetPagedResults: this search pages by offset
+    return {"results": [log_json(r[:8], r[8], r[9]) for r in rows], "total": total, "type": "OFFSET"}
 
 
 @get("/logs/{execution_id:str}/follow", tags=["Logs"])
@@ -185,6 +232,7 @@ async def follow_logs(
 
 ROUTES = [
     execution_logs,
+    download_logs,
     search_logs,
     follow_logs,
 ]

@@ -15,6 +15,7 @@ from litestar import Request, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from eventstore.triggerstate import set_disabled
+from webserver.filters import TRIGGERS, filter_sql
 from webserver.http import (
     Deps,
     FlowIdParam,
@@ -66,6 +67,26 @@ def _filter(fts: list[FlowTrigger], q: str | None) -> list[FlowTrigger]:
     ]
 
 
+async def _matching(d: Deps, request: Request[Any, Any, Any], fts: list[FlowTrigger]) -> list[FlowTrigger]:
+    """The triggers the request's ``filters[...]`` match, asked of DuckDB over the listed triggers
+    (the same SQL, so the same meaning, as every other search)."""
+    where, params = filter_sql(request, TRIGGERS)
+    if where == "true" or not fts:
+        return fts
+    rows = await d.indexer.aquery(
+        "SELECT i FROM (SELECT unnest(?::VARCHAR[]) AS namespace, unnest(?::VARCHAR[]) AS flow_id, "
+        f"unnest(?::VARCHAR[]) AS trigger_id, unnest(?::INTEGER[]) AS i) WHERE {where} ORDER BY i",
+        [
+            [ft.namespace for ft in fts],
+            [ft.flow_id for ft in fts],
+            [ft.trigger_id for ft in fts],
+            list(range(len(fts))),
+            *params,
+        ],
+    )
+    return [fts[r[0]] for r in rows]
+
+
 def _sorted(fts: list[FlowTrigger], sort: str | None) -> list[FlowTrigger]:
     if not sort:
         return fts
@@ -86,9 +107,11 @@ async def search_triggers(
     flow_id: FlowIdParam = None,
     sort: Annotated[str | None, QueryParameter(description="namespace|flowId|triggerId|type[:desc]")] = None,
 ) -> dict[str, Any]:
-    """Triggers of the flows, with state: ``{results: [{abstractTrigger, triggerContext}], total}``."""
+    """Triggers of the flows, with state, filtered (the parameters and Kestra's
+    ``filters[field][OPERATION]=value``): ``{results: [{abstractTrigger, triggerContext}], total}``."""
     d = deps(request)
-    fts = _sorted(_filter(await flow_triggers(d, namespace, flow_id), q), sort)
+    found = _filter(await flow_triggers(d, namespace, flow_id), q)
+    fts = _sorted(await _matching(d, request, found), sort)
     total = len(fts)
     chosen = page_of(fts, page, size)
     ctxs = await contexts(d, chosen)
@@ -187,10 +210,11 @@ async def set_disabled_by_query(
     namespace: NamespaceTree = None,
     disabled: Annotated[bool, QueryParameter(description="true: disable, false: enable")] = True,
 ) -> dict[str, Any]:
-    """Enable or disable every Schedule trigger matching the query (others are skipped): ``{count}``."""
+    """Enable or disable every Schedule trigger matching the query and the ``filters[...]`` (others
+    are skipped): ``{count}``."""
     d = deps(request)
     count = 0
-    for ft in _filter(await flow_triggers(d, namespace), q):
+    for ft in await _matching(d, request, _filter(await flow_triggers(d, namespace), q)):
         if not is_schedule(ft) or (not disabled and (ft.trigger.disabled or ft.flow.disabled)):
             continue
         await set_trigger_disabled(d, ft, disabled)
