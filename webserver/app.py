@@ -39,10 +39,12 @@ from webserver.routes import (
     logs,
     openapi,
     stats,
+    topology,
     triggers,
     webhook,
 )
 from webserver.triggers import stop_backfills
+from webserver.ui import ui_routes
 
 __all__ = ["Auth", "create_app", "is_loopback", "openapi_schema", "serve"]
 
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 # In this order, the OpenAPI document lists the paths as it always has.
 API_ROUTES = [
     *flows.ROUTES,
+    *topology.ROUTES,
     *executions.ROUTES,
     *history.ROUTES,
     *logs.ROUTES,
@@ -117,7 +120,7 @@ def create_app(
     deps = Deps(runtime, indexer)
     api = Router(path=API, route_handlers=API_ROUTES)
     litestar_app = Litestar(
-        route_handlers=[api, *health.ROUTES, *openapi.ROUTES],
+        route_handlers=[api, *health.ROUTES, *openapi.ROUTES, *ui_routes()],
         state=State({"deps": deps}),
         middleware=[counting(deps), auth_middleware(auth)],
         exception_handlers={Exception: _error},

@@ -58,6 +58,7 @@ async def execution_logs(
     taskrun_id: Annotated[str | None, QueryParameter(name="taskRunId")] = None,
     task_id: Annotated[str | None, QueryParameter(name="taskId")] = None,
     attempt: Annotated[int | None, QueryParameter(ge=0)] = None,
+    q: Annotated[str | None, QueryParameter(max_length=1000, description="Text in the message")] = None,
 ) -> dict[str, Any]:
     """An execution's log lines in order, paged: ``{results, total}``."""
     ix = deps(request).indexer
@@ -72,6 +73,8 @@ async def execution_logs(
     ):
         if value is not None:
             where.add(cond, value)
+    if q:
+        where.add("contains(lower(message), lower(?))", q)
     sql_where, params = where.sql, where.params
     limit, offset = page_params(page, size)
 
