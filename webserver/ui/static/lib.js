@@ -61,6 +61,12 @@ export function status(message, kind = "info") {
   box.className = message ? `status ${kind}` : "";
 }
 
+// A page that loaded fine again clears an error it showed, never a message an action left.
+export function clearError() {
+  const box = document.getElementById("status");
+  if (box.classList.contains("error")) status("");
+}
+
 export function showError(err) {
   status(err instanceof Error ? err.message : String(err), "error");
 }
@@ -138,7 +144,8 @@ export async function act(label, fn) {
     status(`${label}…`);
     const out = await fn();
     status(`${label}: done`, "ok");
-    return out;
+    return out ?? true; // an answer without a body (204) is a success too
+
   } catch (err) {
     showError(err);
     return undefined;
@@ -163,3 +170,13 @@ export async function namespacePicker(onChange) {
 }
 
 export const nsPath = (ns) => `/namespaces/${encodeURIComponent(ns)}`;
+
+// The API creates an execution at once; the projection may take a moment to show it, so a page
+// waits through the search (always 200) before opening the execution's own page.
+export async function whenIndexed(id) {
+  for (let i = 0; i < 100; i++) {
+    const res = await api(`/executions/search?q=${encodeURIComponent(id)}&size=1`);
+    if (res.results.some((e) => e.id === id)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -1,5 +1,5 @@
 // Dashboard: executions per state per day, durations, recent failures, next scheduled fires.
-import { api, badge, content, el, execHref, flowHref, fmtDate, fmtDuration, showError, status, table } from "../lib.js";
+import { api, badge, content, el, execHref, flowHref, fmtDate, fmtDuration, showError, status, table, clearError } from "../lib.js";
 
 const SHOWN = ["SUCCESS", "WARNING", "FAILED", "KILLED", "RUNNING"];
 const SVG = "http://www.w3.org/2000/svg";
@@ -44,7 +44,7 @@ export async function render() {
     api("/executions/search?size=10"),
   ]).catch((err) => { showError(err); return []; });
   if (!days) return;
-  status("");
+  clearError();
   const count = (state) => days.reduce((s, d) => s + (d.executionCounts[state] || 0), 0);
   const all = days.reduce((s, d) => s + Object.values(d.executionCounts).reduce((a, b) => a + b, 0), 0);
   const durs = days.map((d) => d.duration).filter((d) => d.count);

@@ -1,5 +1,5 @@
 // Execute: a form generated from the flow's typed inputs (files too); then the execution page.
-import { api, body, content, el, execHref, field, flowHref, flowPath, showError, status } from "../lib.js";
+import { api, body, content, el, execHref, field, flowHref, flowPath, showError, status, whenIndexed, clearError } from "../lib.js";
 
 const NUMBER = new Set(["INT", "FLOAT"]);
 
@@ -43,16 +43,6 @@ function valueOf(input, node) {
     try { return JSON.parse(node.value); } catch (_) { return node.value; }
   }
   return node.value;
-}
-
-// The API creates the execution at once; the projection may take a moment to show it, so the
-// page waits through the search (always 200) before opening the execution's own page.
-async function whenIndexed(id) {
-  for (let i = 0; i < 100; i++) {
-    const res = await api(`/executions/search?q=${encodeURIComponent(id)}&size=1`);
-    if (res.results.some((e) => e.id === id)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 export async function render() {
@@ -102,6 +92,6 @@ export async function render() {
       showError(detail ? `${err.message}\n${detail}` : err);
     }
   });
-  status("");
+  clearError();
   content().append(form);
 }

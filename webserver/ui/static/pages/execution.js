@@ -2,7 +2,7 @@
 // logs, outputs and files, the actions (kill, restart, replay from a taskrun, resume with inputs),
 // and the raw event history with an "as of event N" slider.
 import { API, TERMINAL, act, api, badge, body, content, debounce, el, execHref, field, fmtDate, fmtDuration,
-  duration, flowHref, pre, showError, status, table } from "../lib.js";
+  duration, flowHref, pre, showError, status, table, whenIndexed, clearError } from "../lib.js";
 import { tabs, topology } from "./flow.js";
 import { logView } from "./logview.js";
 
@@ -82,7 +82,7 @@ function actions(ex, reload) {
   box.append(field("Replay from", from), el("button", { class: "secondary", id: "replay", onclick: async () => {
     const q = from.value ? `?taskRunId=${encodeURIComponent(from.value)}` : "";
     const out = await act("Replay", () => api(`/executions/${id}/replay${q}`, { method: "POST" }));
-    if (out && out.id) location.href = execHref(out.id);
+    if (out && out.id) { await whenIndexed(out.id); location.href = execHref(out.id); }
   } }, "Replay"));
   if (state === "PAUSED") {
     const inputs = el("textarea", { name: "resumeInputs", rows: 2, class: "mono", placeholder: '{"answer": "yes"}' });
@@ -142,7 +142,7 @@ export async function render() {
   const { id } = body();
   let ex;
   try { ex = await api(`/executions/${encodeURIComponent(id)}`); } catch (err) { showError(err); return; }
-  status("");
+  clearError();
   const top = el("div", {});
   const actionBox = el("div", {});
   const ganttBox = el("div", {}, gantt(ex));
@@ -152,11 +152,14 @@ export async function render() {
   topology(ex.namespace, ex.flowId, ex.flowRevision).then((svg) => { topoBox.replaceChildren(svg); colour(svg, ex); })
     .catch((err) => topoBox.replaceChildren(el("p", { class: "status error" }, err.message)));
   let source = null;
+  let actionKey = "";
 
   function update(doc) {
     ex = doc;
     top.replaceChildren(header(ex));
-    actionBox.replaceChildren(actions(ex, follow));
+    // The actions keep what a person typed (resume inputs, the replay choice) until they change.
+    const key = `${ex.state.current}|${ex.taskRunList.map((tr) => tr.id + tr.state.current).join()}`;
+    if (key !== actionKey) { actionKey = key; actionBox.replaceChildren(actions(ex, follow)); }
     ganttBox.replaceChildren(gantt(ex));
     const svg = topoBox.querySelector("#topology");
     if (svg) colour(svg, ex);

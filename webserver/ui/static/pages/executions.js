@@ -1,7 +1,7 @@
 // Executions: filters kept in the URL (namespace, flow, state, labels, time range), paged; bulk
 // kill, restart and replay of the selected ones.
 import { STATES, TERMINAL, act, api, badge, content, debounce, duration, el, execHref, field, flowHref, fmtDate,
-  fmtDuration, namespaces, namespaceSelect, showError, status, table } from "../lib.js";
+  fmtDuration, namespaces, namespaceSelect, showError, status, table, clearError } from "../lib.js";
 
 const SIZE = 25;
 const RANGES = [["", "Any time"], ["PT1H", "Last hour"], ["PT24H", "Last 24 hours"], ["P7D", "Last 7 days"], ["P30D", "Last 30 days"]];
@@ -63,7 +63,7 @@ export async function render() {
     p.set("size", String(SIZE));
     try {
       const res = await api(`/executions/search?${p}`);
-      status("");
+      clearError();
       shown = res.results;
       list.replaceChildren(view(res));
     } catch (err) { showError(err); }

@@ -1,5 +1,5 @@
 // Namespace files: browse directories, view, upload (a .zip is extracted), delete, export as .zip.
-import { API, act, api, content, el, field, fmtDate, namespacePicker, nsPath, showError, status, table } from "../lib.js";
+import { API, act, api, content, el, field, fmtDate, namespacePicker, nsPath, showError, status, table, clearError } from "../lib.js";
 
 export async function render() {
   const list = el("div", { id: "files-list" });
@@ -36,7 +36,7 @@ export async function render() {
     try {
       items = dir ? await api(`${nsPath(ns)}/files/directory?path=${encodeURIComponent(dir)}`)
         : await api(`${nsPath(ns)}/files/directory`);
-      status("");
+      clearError();
     } catch (err) { showError(err); return; }
     where.replaceChildren(`/${dir}`, dir ? el("button", { class: "secondary", type: "button", onclick: () => {
       dir = dir.split("/").slice(0, -1).join("/"); load(ns);
@@ -50,7 +50,11 @@ export async function render() {
       el("td", {}, f.type === "Directory" ? "" : String(f.size)),
       el("td", {}, f.lastModifiedTime ? fmtDate(new Date(f.lastModifiedTime).toISOString()) : ""),
       el("td", {}, el("button", { class: "danger", type: "button", "aria-label": `Delete ${full(f.fileName)}`, onclick: async () => {
-        if (confirm(`Delete ${full(f.fileName)}?`) && await act("Delete", () => api(`${nsPath(ns)}/files?path=${encodeURIComponent(full(f.fileName))}`, { method: "DELETE" }))) load(ns);
+        if (!confirm(`Delete ${full(f.fileName)}?`)) return;
+        if (await act("Delete", () => api(`${nsPath(ns)}/files?path=${encodeURIComponent(full(f.fileName))}`, { method: "DELETE" }))) {
+          if (items.length === 1) dir = dir.split("/").slice(0, -1).join("/"); // the directory is gone with its last file
+          load(ns);
+        }
       } }, "Delete")))), { "aria-label": "Files" }) : el("p", {}, `No file in ${ns}/${dir}.`),
     el("a", { href: `${API}${nsPath(ns)}/files/export` }, "Export every file as .zip"));
   }

@@ -1,5 +1,5 @@
 // A flow: topology (laid out by the server), revisions with a diff, triggers, source, recent executions.
-import { api, badge, body, content, el, execHref, fmtDate, field, flowHref, flowPath, pre, showError, status, table } from "../lib.js";
+import { api, badge, body, content, el, execHref, fmtDate, field, flowHref, flowPath, pre, showError, status, table, clearError } from "../lib.js";
 
 export function tabs(panels, initial) {
   const bar = el("div", { class: "tabs", role: "tablist" });
@@ -99,7 +99,7 @@ export async function render() {
   try {
     [flow, revisions] = await Promise.all([api(flowPath(ns, id)), api(`${flowPath(ns, id)}/revisions`)]);
   } catch (err) { showError(err); return; }
-  status("");
+  clearError();
   const actions = el("div", { class: "toolbar" },
     el("a", { class: "button", id: "execute", href: `${flowHref(ns, id)}/execute` }, "Execute"),
     el("a", { class: "button secondary", href: `${flowHref(ns, id)}/edit` }, "Edit"),

@@ -1,5 +1,5 @@
 // Flows: search and namespace filter (kept in the URL), paged.
-import { api, content, debounce, el, field, flowHref, namespaces, namespaceSelect, showError, status, table } from "../lib.js";
+import { api, content, debounce, el, field, flowHref, namespaces, namespaceSelect, showError, status, table, clearError } from "../lib.js";
 
 const SIZE = 25;
 
@@ -23,7 +23,7 @@ export async function render() {
     p.set("page", String(page));
     try {
       const res = await api(`/flows/search?${p}`);
-      status("");
+      clearError();
       list.replaceChildren(render_(res));
     } catch (err) { showError(err); }
   }

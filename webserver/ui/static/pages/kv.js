@@ -1,5 +1,5 @@
 // KV store of a namespace: list, read, set (JSON or text, optional TTL), delete.
-import { act, api, content, el, field, namespacePicker, nsPath, pre, showError, status, table } from "../lib.js";
+import { act, api, content, el, field, namespacePicker, nsPath, pre, showError, status, table, clearError } from "../lib.js";
 
 export async function render() {
   const list = el("div", { id: "kv-list" });
@@ -31,7 +31,7 @@ export async function render() {
     if (!ns) { list.replaceChildren(el("p", {}, "Choose a namespace.")); return; }
     try {
       const keys = await api(`${nsPath(ns)}/kv`);
-      status("");
+      clearError();
       shown.replaceChildren();
       list.replaceChildren(keys.length ? table(["Key", ""], keys.map(({ key: k }) => el("tr", { "data-key": k },
         el("td", {}, el("button", { class: "secondary", type: "button", onclick: () => show(ns, k) }, k)),

@@ -1,6 +1,6 @@
 // Triggers and backfills: enable/disable Schedule triggers; start, pause, resume, cancel a backfill
 // and follow its progress.
-import { act, api, content, debounce, el, execHref, field, flowHref, fmtDate, showError, status, table } from "../lib.js";
+import { act, api, content, debounce, el, execHref, field, flowHref, fmtDate, showError, status, table, clearError } from "../lib.js";
 
 function backfillCell(t, reload) {
   const ctx = t.triggerContext;
@@ -44,7 +44,7 @@ export async function render() {
     if (params.get("namespace")) p.set("namespace", params.get("namespace"));
     try {
       const res = await api(`/triggers/search?${p}`);
-      status("");
+      clearError();
       list.replaceChildren(res.results.length ? table(["Flow", "Trigger", "Type", "State", "Next", "Last", "Backfill"],
         res.results.map((t) => {
           const ctx = t.triggerContext;
