@@ -44,10 +44,12 @@ from webserver.routes import (
     openapi,
     outputs,
     stats,
+    topology,
     triggers,
     webhook,
 )
 from webserver.triggers import stop_backfills
+from webserver.ui import ui_routes
 
 __all__ = ["Auth", "create_app", "is_loopback", "openapi_schema", "serve"]
 
@@ -56,6 +58,7 @@ log = logging.getLogger(__name__)
 # In this order, the OpenAPI document lists the paths as it always has.
 API_ROUTES = [
     *flows.ROUTES,
+    *topology.ROUTES,
     *executions.ROUTES,
     *history.ROUTES,
     *logs.ROUTES,
@@ -127,7 +130,7 @@ def create_app(
     tenant_api = Router(path=TENANT_API, route_handlers=API_ROUTES, guards=[check_tenant])
     alias_api = Router(path=API, route_handlers=API_ROUTES, include_in_schema=False)
     litestar_app = Litestar(
-        route_handlers=[tenant_api, alias_api, *health.ROUTES, *openapi.ROUTES],
+        route_handlers=[tenant_api, alias_api, *health.ROUTES, *openapi.ROUTES, *ui_routes()],
         state=State({"deps": deps}),
         middleware=[counting(deps), auth_middleware(auth)],
         exception_handlers={Exception: _error},

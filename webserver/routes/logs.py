@@ -52,18 +52,14 @@ LOG_SELECT = "SELECT seq, execution_id, date, level, message, taskrun_id, task_i
 MAX_LINES = 100_000  # one answer's bound: more is paged (page, size) or followed
 
 
-async def read_logs(
-    d: Any,
+def _log_where(
     execution_id: str,
     min_level: str | None,
     taskrun_id: str | None,
     task_id: str | None,
     attempt: int | None,
-    page: int | None,
-    size: int | None,
-) -> list[dict[str, Any]]:
-    """An execution's log lines in order (a page of them when ``page`` or ``size`` is given)."""
-    ix = d.indexer
+    q: str | None,
+) -> Where:
     where = Where()
     where.add("execution_id = ?", execution_id)
     level = level_num(min_level)
@@ -75,21 +71,44 @@ async def read_logs(
     ):
         if value is not None:
             where.add(cond, value)
+    if q:
+        where.add("contains(lower(message), lower(?))", q)
+    return where
+
+
+async def read_logs(
+    d: Any,
+    execution_id: str,
+    min_level: str | None,
+    taskrun_id: str | None,
+    task_id: str | None,
+    attempt: int | None,
+    page: int | None,
+    size: int | None,
+    q: str | None = None,
+    *,
+    count: bool = False,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """An execution's log lines in order (a page of them when ``page`` or ``size`` is given), and
+    how many match when ``count``."""
+    ix = d.indexer
+    where = _log_where(execution_id, min_level, taskrun_id, task_id, attempt, q)
     sql_where, params = where.sql, where.params
     limit, offset = page_params(page or 1, size or MAX_LINES)
 
-    def read() -> tuple[Any, Any]:
+    def read() -> tuple[Any, Any, int | None]:
         owner = ix.query("SELECT namespace, flow_id FROM executions WHERE id = ?", [execution_id])
         rows = ix.query(
             f"{LOG_SELECT} WHERE {sql_where} ORDER BY seq LIMIT ? OFFSET ?", [*params, limit, offset]
         )
-        return owner, rows
+        total = ix.query(f"SELECT count(*) FROM logs WHERE {sql_where}", params)[0][0] if count else None
+        return owner, rows, total
 
-    owner, rows = await asyncio.to_thread(read)
-    if not owner and not rows:
+    owner, rows, total = await asyncio.to_thread(read)
+    if not owner and not rows and not total:
         raise not_found(f"execution {execution_id} not found and has no logs")
     ns, fid = owner[0] if owner else (None, None)
-    return [log_json(r, ns, fid) for r in rows]
+    return [log_json(r, ns, fid) for r in rows], total
 
 
 TaskRunId = Annotated[str | None, QueryParameter(name="taskRunId")]
@@ -111,7 +130,30 @@ async def execution_logs(
     size: OptionalSize = None,
 ) -> list[dict[str, Any]]:
     """An execution's log lines in order: a list, as Kestra (``page``/``size`` for a part of it)."""
-    return await read_logs(deps(request), execution_id, min_level, taskrun_id, task_id, attempt, page, size)
+    lines, _ = await read_logs(
+        deps(request), execution_id, min_level, taskrun_id, task_id, attempt, page, size
+    )
+    return lines
+
+
+@get("/logs/{execution_id:str}/paged", tags=["Logs"])
+async def execution_logs_paged(
+    request: Request[Any, Any, Any],
+    execution_id: FromPath[str],
+    page: Page = 1,
+    size: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
+    min_level: MinLevel = None,
+    taskrun_id: TaskRunId = None,
+    task_id: TaskId = None,
+    attempt: Attempt = None,
+    q: Annotated[str | None, QueryParameter(max_length=1000, description="Text in the message")] = None,
+) -> dict[str, Any]:
+    """A page of an execution's log lines in order, with how many match: ``{results, total}`` (the
+    web UI's log view pages 100,000 lines through it)."""
+    lines, total = await read_logs(
+        deps(request), execution_id, min_level, taskrun_id, task_id, attempt, page, size, q, count=True
+    )
+    return {"results": lines, "total": total}
 
 
 @get("/logs/{execution_id:str}/download", tags=["Logs"], media_type="text/plain")
@@ -124,7 +166,9 @@ async def download_logs(
     attempt: Attempt = None,
 ) -> Response[str]:
     """An execution's log lines as text, one per line: ``timestamp level message`` (a download)."""
-    lines = await read_logs(deps(request), execution_id, min_level, taskrun_id, task_id, attempt, None, None)
+    lines, _ = await read_logs(
+        deps(request), execution_id, min_level, taskrun_id, task_id, attempt, None, None
+    )
     text = "".join(f"{x['timestamp']} {x['level']} {x['message']}\n" for x in lines)
     return Response(
         text,
@@ -232,6 +276,7 @@ async def follow_logs(
 
 ROUTES = [
     execution_logs,
+    execution_logs_paged,
     download_logs,
     search_logs,
     follow_logs,

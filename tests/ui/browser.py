@@ -1,0 +1,164 @@
+"""Fixtures of the UI tests: one `engine server local` (its own embedded NATS) and one Chromium for
+the whole session; every page is checked for console errors and saved as a screenshot.
+
+Each test module imports them (this is not a conftest, so that the other test folders'
+``from conftest import ...`` keep finding their own); the server and the browser are kept here
+once, whichever module asks first.
+
+Chromium is Debian's (`apt-get install chromium`); `playwright install` is never run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = Path(os.environ.get("ENGINE_UI_SHOTS") or ROOT / "build" / "ui-screenshots")
+FLOWS = Path(__file__).parent / "flows"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+SHARED: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`engine server local` with the test flows deployed, on a free loopback port."""
+    if "server" in SHARED:
+        yield SHARED["server"]
+        return
+    home = tmp_path_factory.mktemp("ui-home")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENGINE_")}
+    env.update(ENGINE_HOME=str(home), PYTHONPATH=str(ROOT))
+    log = (home / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "server", "local", "--flows", str(FLOWS), "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the server ended: {(home / 'server.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server is not ready: {(home / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        SHARED["server"] = base
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser_context(pytestconfig: pytest.Config) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    if "browser" in SHARED:
+        yield SHARED["browser"]
+        return
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)")
+    profile = tempfile.mkdtemp(prefix="engine-ui-chromium-")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            profile,
+            executable_path=CHROMIUM,
+            args=ARGS,
+            headless=True,
+            viewport={"width": 1400, "height": 900},
+        )
+        context.set_default_timeout(15_000)
+        SHARED["browser"] = context
+        try:
+            yield context
+        finally:
+            context.close()
+            shutil.rmtree(profile, ignore_errors=True)
+            reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line(f"UI screenshots: {SHOTS}")
+
+
+class Page:
+    """A browser tab that records console errors and page errors; ``shot`` saves a screenshot."""
+
+    def __init__(self, page: Any, base: str) -> None:
+        self.page = page
+        self.base = base
+        self.errors: list[str] = []
+        page.on(
+            "console",
+            lambda m: self.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
+        )
+        page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+
+    def goto(self, path: str) -> Any:
+        self.page.goto(self.base + path)
+        self.ready()
+        return self.page
+
+    def ready(self) -> None:
+        self.page.wait_for_selector("body[data-ready]")
+        assert self.page.get_attribute("body", "data-ready") == "true", self.page.inner_text("#status")
+
+    def shot(self, name: str) -> None:
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture(name="ui")
+def ui_fixture(server: str, browser_context: Any) -> Iterator[Page]:
+    """A new tab on the server; the test fails on any console error the tab saw."""
+    tab = Page(browser_context.new_page(), server)
+    try:
+        yield tab
+        assert not tab.errors, tab.errors
+    finally:
+        tab.page.close()
