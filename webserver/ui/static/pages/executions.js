@@ -1,6 +1,6 @@
 // Executions: filters kept in the URL (namespace, flow, state, labels, time range), paged; bulk
 // kill, restart and replay of the selected ones.
-import { STATES, TERMINAL, act, api, badge, content, debounce, duration, el, execHref, field, flowHref, fmtDate,
+import { STATES, act, api, badge, content, debounce, duration, el, execHref, field, flowHref, fmtDate,
   fmtDuration, namespaces, namespaceSelect, showError, status, table, clearError } from "../lib.js";
 
 const SIZE = 25;
@@ -101,6 +101,10 @@ export async function render() {
     field("Labels", labels), field("Time range", range), field("From", start), field("To", end), field("Search", q)),
   bulkBar, list);
   await load();
-  // Running executions move: refresh the page of results while any of them is not over.
-  setInterval(() => { if (shown.some((e) => !TERMINAL.has(e.state.current))) load(); }, 2000);
+  // Executions move and new ones match the filters (a kill just asked for, a schedule firing): the
+  // page of results is read again every 2 s while it is shown; it stops once the page is left.
+  const timer = setInterval(() => {
+    if (!list.isConnected) { clearInterval(timer); return; }
+    if (!document.hidden) load();
+  }, 2000);
 }
