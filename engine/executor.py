@@ -213,8 +213,11 @@ class Executor:
             if worker in live or not self.partitions.owns(S.partition(execution_id)):
                 continue
             item = ev.AttemptLost(date=self.clock(), taskrun_id=taskrun_id, attempt=attempt, worker_id=worker)
+            # The worker is in the id: one attempt number can be held by two workers in turn (its work
+            # message comes back when the first dies before announcing it), and the second loss must
+            # not be dropped as a duplicate of the first (chaos seed 29: the taskrun stayed RUNNING).
             await self.store.send_input(
-                execution_id, item, msg_id=f"{execution_id}:{taskrun_id}:{attempt}:lost"
+                execution_id, item, msg_id=f"{execution_id}:{taskrun_id}:{attempt}:lost:{worker}"
             )
             await self.store.clear_running(worker, execution_id, taskrun_id)
             lost += 1

@@ -446,7 +446,7 @@ class Worker:
             date=utcnow(), taskrun_id=item.taskrun_id, attempt=attempt, worker_id=self.worker_id
         )
         # The id the executor uses when it notices the lapse itself: whichever comes first counts once.
-        msg_id = f"{item.execution_id}:{item.taskrun_id}:{attempt}:lost"
+        msg_id = f"{item.execution_id}:{item.taskrun_id}:{attempt}:lost:{self.worker_id}"
         await self._persist(
             "report lost", lambda: self.store.send_input(item.execution_id, lost, msg_id=msg_id)
         )
