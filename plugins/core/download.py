@@ -16,7 +16,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from engine.core.errors import TaskFailed
 from plugins.api import RunContext, TaskResult, runnable
-from plugins.core.http import Request, RequestOptions, _proxy, _request_kwargs, _timeout
+from plugins.core.http import Request, RequestOptions, body_chunks, header_lists, sent
 from plugins.files import put_task_file, scratch_dir, temp_name
 
 P = "io.kestra.plugin.core.http."
@@ -57,52 +57,18 @@ def _allowed(props: Download, code: int) -> bool:
 
 
 async def run(props: Download, ctx: RunContext) -> TaskResult:
-    import httpx
-
     options = props.options or RequestOptions()
-    method = props.method.upper()
-    limit = options.maxContentLength
-    verify = not (props.sslOptions and props.sslOptions.insecureTrustAllCertificates)
     with scratch_dir(ctx) as tmp:
         target = tmp / temp_name(_extension(props.uri))
-        try:
-            async with httpx.AsyncClient(
-                timeout=_timeout(options),
-                follow_redirects=options.followRedirects,
-                verify=verify,
-                trust_env=False,
-                proxy=_proxy(options),
-            ) as client:
-                request = client.build_request(method, props.uri, **_request_kwargs(props))
-                response = await client.send(request, stream=True)
-                size = 0
-                try:
-                    with target.open("wb") as out:
-                        # decoded (gzip...): the file as the server meant it
-                        async for chunk in response.aiter_bytes():
-                            size += len(chunk)
-                            if limit is not None and size > limit:
-                                raise TaskFailed(
-                                    f"response body from {props.uri} is larger than "
-                                    f"options.maxContentLength ({limit} bytes)",
-                                    retryable=False,
-                                )
-                            out.write(chunk)
-                finally:
-                    await response.aclose()
-        except httpx.InvalidURL as exc:
-            raise TaskFailed(f"uri: invalid URI {props.uri!r}: {exc}", retryable=False) from None
-        except httpx.UnsupportedProtocol as exc:
-            raise TaskFailed(f"uri: {exc}", retryable=False) from None
-        except httpx.TimeoutException as exc:
-            raise TaskFailed(f"{method} {props.uri} timed out: {type(exc).__name__}") from None
-        except httpx.HTTPError as exc:
-            raise TaskFailed(f"{method} {props.uri} failed: {exc or type(exc).__name__}") from None
-
+        size = 0
+        async with sent(props) as response:
+            with target.open("wb") as out:
+                # decoded (gzip...): the file as the server meant it
+                async for chunk in body_chunks(response, props.uri, options.maxContentLength):
+                    size += len(chunk)
+                    out.write(chunk)
         code = response.status_code
-        headers: dict[str, list[str]] = {}
-        for name, value in response.headers.raw:
-            headers.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
+        headers = header_lists(response)
         if not _allowed(props, code):
             raise TaskFailed(f"Failed http request with response code '{code}'", outputs={"code": code})
         expected = response.headers.get("Content-Length")

@@ -9,7 +9,9 @@ Environment proxy variables are ignored, like Kestra's Java client; use ``option
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -123,14 +125,14 @@ def _request_kwargs(props: Request) -> dict[str, Any]:
     return kwargs
 
 
-async def run(props: Request, ctx: RunContext) -> TaskResult:
+@contextlib.asynccontextmanager
+async def sent(props: Request) -> AsyncIterator[httpx.Response]:
+    """The task's request sent; yields the response with its body still to read (stream it, bound it:
+    ``body_chunks``). httpx's failures, sending or reading, become a TaskFailed that says why."""
     import httpx  # imported on first use: it costs ~60 ms at start-up
 
     options = props.options or RequestOptions()
     method = props.method.upper()
-    if props.encryptBody:
-        ctx.log("WARN", "encryptBody is not supported: the body is returned in clear in output `body`")
-    limit = options.maxContentLength if options.maxContentLength is not None else DEFAULT_MAX_CONTENT_LENGTH
     verify = not (props.sslOptions and props.sslOptions.insecureTrustAllCertificates)
     try:
         async with httpx.AsyncClient(
@@ -143,17 +145,7 @@ async def run(props: Request, ctx: RunContext) -> TaskResult:
             request = client.build_request(method, props.uri, **_request_kwargs(props))
             response = await client.send(request, stream=True)
             try:
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > limit and method != "HEAD":
-                        raise TaskFailed(
-                            f"response body from {props.uri} is larger than "
-                            f"options.maxContentLength ({limit} bytes)",
-                            retryable=False,
-                        )
-                    chunks.append(chunk)
+                yield response
             finally:
                 await response.aclose()
     except httpx.InvalidURL as exc:
@@ -165,17 +157,52 @@ async def run(props: Request, ctx: RunContext) -> TaskResult:
     except httpx.HTTPError as exc:
         raise TaskFailed(f"{method} {props.uri} failed: {exc or type(exc).__name__}") from None
 
+
+async def body_chunks(response: httpx.Response, uri: str, limit: int | None) -> AsyncIterator[bytes]:
+    """The response's body (decoded: gzip...), refused past ``limit`` bytes (``maxContentLength``)."""
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise TaskFailed(
+                f"response body from {uri} is larger than options.maxContentLength ({limit} bytes)",
+                retryable=False,
+            )
+        yield chunk
+
+
+def header_lists(response: httpx.Response) -> dict[str, list[str]]:
+    """Kestra's ``headers`` output: every value of every header, in order."""
+    headers: dict[str, list[str]] = {}
+    for name, value in response.headers.raw:
+        headers.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
+    return headers
+
+
+async def run(props: Request, ctx: RunContext) -> TaskResult:
+    options = props.options or RequestOptions()
+    method = props.method.upper()
+    if props.encryptBody:
+        ctx.log("WARN", "encryptBody is not supported: the body is returned in clear in output `body`")
+    limit = options.maxContentLength if options.maxContentLength is not None else DEFAULT_MAX_CONTENT_LENGTH
+    async with sent(props) as response:
+        chunks = [
+            chunk async for chunk in body_chunks(response, props.uri, None if method == "HEAD" else limit)
+        ]
+
     raw = b"".join(chunks)
     encoding = response.charset_encoding or options.defaultCharset or "utf-8"
     try:
         body: str | None = raw.decode(encoding, errors="replace") if raw else None
     except LookupError:
         body = raw.decode("utf-8", errors="replace")
-    headers: dict[str, list[str]] = {}
-    for name, value in response.headers.raw:
-        headers.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
     code = response.status_code
-    outputs: dict[str, Any] = {"uri": props.uri, "code": code, "headers": headers, "body": body}
+    outputs: dict[str, Any] = {
+        "uri": props.uri,
+        "code": code,
+        "headers": header_lists(response),
+        "body": body,
+    }
     ctx.log("DEBUG", f"Request '{props.uri}' with the response code '{code}'")
 
     if options.allowedResponseCodes is not None:
