@@ -616,16 +616,23 @@ tasks:
     assert trs["read_other"].outputs == {"value": "7"}
 
 
-async def test_kv_function_missing_key_fails(eng: Engine) -> None:
+async def test_kv_function_missing_key_is_null_unless_error_on_missing(eng: Engine) -> None:
+    # Kestra's KvFunction: a missing key is null; errorOnMissing=true makes it an error
     st = await eng.run(f"""
 id: kv-missing
 namespace: {ns()}
 tasks:
   - id: read
     type: io.kestra.plugin.core.debug.Return
-    format: "{{{{ kv('absent') }}}}"
+    format: "{{{{ kv('absent') ?? 'none' }}}}"
+  - id: strict
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{{{ kv('absent', errorOnMissing=true) }}}}"
 """)
     assert st.state == "FAILED"
+    read, strict = st.taskruns.values()
+    assert read.state == "SUCCESS" and read.outputs == {"value": "none"}
+    assert strict.state == "FAILED"
 
 
 # ---- CLI ----------------------------------------------------------------------------------------
