@@ -215,7 +215,7 @@ class Worker:
             if self._lapsed():  # we cannot show we are alive: another worker takes it
                 await msg.nak(delay=1)
                 return
-            if msg.redelivered and await self._settled(item):
+            if msg.redelivered and await self._settled_or_nak(item, msg):
                 log.info(
                     "worker.redelivered_settled",
                     execution_id=item.execution_id,
@@ -237,6 +237,22 @@ class Worker:
                         del self._running[item.execution_id]
         finally:
             self._slots.release()
+
+    async def _settled_or_nak(self, item: WorkItem, msg: Delivery) -> bool:
+        """``_settled``, or, when the store cannot tell now (a node down, an election), the message
+        handed back to be asked again in a moment: never run blind, never dropped (chaos seed 36)."""
+        try:
+            return await self._settled(item)
+        except Exception as exc:
+            if cancelling():
+                raise asyncio.CancelledError from exc
+            log.warning(
+                "worker.settled_check_failed",
+                execution_id=item.execution_id,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            await msg.nak(delay=1)
+            return True
 
     async def _settled(self, item: WorkItem) -> bool:
         """Did a previous holder of this work message already finish it?
