@@ -157,3 +157,14 @@ def test_every_value_written_reads_back(value: object) -> None:
     assert "\n" not in line
     assert same(value, loads(line))
     assert same(value, next(iter(read_values(io.StringIO(line + "\n")))))
+
+
+async def test_a_line_the_parser_refuses_is_skipped_or_fails(rctx: RenderingContext) -> None:
+    src = await put(rctx, "q.csv", b'a,b\n1,2\n"3"x,4\n5,6\n')
+    kept = await run_task(S + "csv.CsvToIon", {"from": src, "onBadLines": "WARN"}, rctx)
+    assert (await text(rctx, kept.outputs["uri"])).splitlines() == ['{"a":"1","b":"2"}', '{"a":"5","b":"6"}']
+    assert any("Bad line encountered at line 3" in m for m in rctx.messages("WARN"))
+    with pytest.raises(TaskFailed, match="Bad line encountered at line 3"):
+        await run_task(S + "csv.CsvToIon", {"from": src}, rctx)
+    loose = await run_task(S + "csv.CsvToIon", {"from": src, "allowExtraCharsAfterClosingQuote": True}, rctx)
+    assert loose.outputs["size"] == 3
