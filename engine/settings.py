@@ -25,6 +25,8 @@ variable                    takes                                       default 
 ``ENGINE_SERVER``           an engine API URL                           local mode (the CLI's ``--server``)
 ``ENGINE_TOKEN``            a bearer token                              none (the CLI's ``--token``)
 ``ENGINE_DUCKDB_MEMORY``    a size: 128MB, 512MB, 2GB                   128MB (DuckDB Query's memory_limit)
+``ENGINE_DOCKER_VOLUMES``   ``true`` or ``false``                       false: a Docker task runner's host
+                                                                        ``volumes`` are refused (worker)
 ==========================  ==========================================  ======================================
 
 ``ENGINE_SERVER`` and ``ENGINE_TOKEN`` are read by the CLI's options themselves (typer's ``envvar``, which
@@ -85,6 +87,7 @@ class Settings:
     api_password: str | None = None
     api_tokens: frozenset[str] = frozenset()
     duckdb_memory: str = "128MB"
+    docker_volumes: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -144,6 +147,12 @@ class Settings:
                 lambda v: v if _SIZE.fullmatch(v) else None,
                 "a size such as 128MB, 512MB or 2GB (default 128MB)",
                 "128MB",
+            ),
+            docker_volumes=parse(
+                "ENGINE_DOCKER_VOLUMES",
+                lambda v: {"true": True, "false": False}.get(v.lower()),
+                "true or false (default false)",
+                False,
             ),
         )
 

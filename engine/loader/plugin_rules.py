@@ -10,6 +10,7 @@ accepts an expression (rendered at run time) and matches case the way the plugin
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from engine.loader.checker import Checker, is_expression, show
@@ -18,6 +19,11 @@ from engine.yamlpos import child_path
 __all__ = ["LOG_LEVELS", "check_rules", "rendered_elsewhere", "schema_rules"]
 
 _CORE = "io.kestra.plugin.core."
+_SCRIPTS = "io.kestra.plugin.scripts."
+_LEGACY_SCRIPTS = ("io.kestra.core.tasks.scripts.Bash", "io.kestra.core.tasks.scripts.Python")
+_SCRIPT_TASKS = tuple(
+    _SCRIPTS + name for name in ("shell.Commands", "shell.Script", "python.Script", "python.Commands")
+)
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 
 # type -> property -> (Kestra's values, other spellings the plugin accepts upper-cased)
@@ -30,6 +36,14 @@ _ENUMS: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     },
     _CORE + "execution.Exit": {
         "state": (("SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELED"), ("CANCELLED",))
+    },
+    # Kestra's deprecated runner switch; the taskRunner property is checked by its own Structs
+    **{
+        name: {
+            "runner": (("PROCESS", "DOCKER"), ()),
+            **({"packageManager": (("PIP", "UV"), ())} if ".python." in name else {}),
+        }
+        for name in _SCRIPT_TASKS
     },
 }
 
@@ -47,14 +61,35 @@ _REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-_INSTALL_FIX = (
-    "install the packages in the engine's environment, or in the task with "
-    "'beforeCommands: [\"pip install <package>\"]'"
+_DOCKER_FIX = (
+    "here — the pre-0.10 script tasks run as local processes; for a container use "
+    "io.kestra.plugin.scripts.shell.Commands with "
+    "'taskRunner: {type: io.kestra.plugin.scripts.runner.docker.Docker}'"
 )
-# type -> (property, what to do instead): accepted by Kestra, not built here; refusing beats ignoring
+# type -> (property, why and what to do instead): accepted by Kestra, not built here; refusing beats ignoring
 _NOT_SUPPORTED: dict[str, tuple[tuple[str, str], ...]] = {
-    "io.kestra.plugin.scripts.python.Script": (("dependencies", _INSTALL_FIX),),
-    "io.kestra.plugin.scripts.python.Commands": (("dependencies", _INSTALL_FIX),),
+    **{name: (("dockerOptions", _DOCKER_FIX),) for name in _LEGACY_SCRIPTS},
+}
+# type -> (property, the pattern its value must match, an example)
+_PATTERNS: dict[str, tuple[tuple[str, re.Pattern[str], str], ...]] = {
+    _SCRIPTS + name: (("pythonVersion", re.compile(r"\d+(\.\d+){0,2}"), "'3.12'"),)
+    for name in ("python.Script", "python.Commands")
+}
+# type -> (property, its property, why and what to do instead): the same, one level down
+_NOT_SUPPORTED_WITHIN: dict[str, tuple[tuple[str, str, str], ...]] = {
+    name: tuple(
+        (where, "deviceRequests", "here — the Docker runner passes no device requests (GPUs) yet")
+        for where in ("taskRunner", "docker")
+    )
+    for name in _SCRIPT_TASKS
+}
+_VENV_FIX = (
+    "here — the engine never installs into an interpreter it runs on; remove 'virtualEnv: false' "
+    "(requirements then go to a cached virtual environment)"
+)
+# type -> (property, the values refused (upper-cased), why and what to do instead)
+_REFUSED_VALUES: dict[str, tuple[tuple[str, tuple[str, ...], str], ...]] = {
+    name: (("runner", ("DOCKER",), _DOCKER_FIX),) for name in _LEGACY_SCRIPTS
 }
 
 
@@ -106,10 +141,23 @@ def check_rules(
     for name, fix in _NOT_SUPPORTED.get(task_type, ()):
         value = props.get(name)
         if value not in (None, [], ""):
-            ctx.add(
-                child_path(path, name),
-                f"'{name}' ({show(value)}) is not supported yet: the engine installs no packages — {fix}",
-            )
+            ctx.add(child_path(path, name), f"'{name}' ({show(value)}) is not supported {fix}")
+    for name, pattern, example in _PATTERNS.get(task_type, ()):
+        value = props.get(name)
+        if value is not None and not is_expression(value) and not pattern.fullmatch(str(value)):
+            ctx.add(child_path(path, name), f"invalid {name} {show(value)} — write a version like {example}")
+    for outer, name, fix in _NOT_SUPPORTED_WITHIN.get(task_type, ()):
+        value = props.get(outer)
+        if isinstance(value, dict) and value.get(name) not in (None, [], ""):
+            ctx.add(child_path(child_path(path, outer), name), f"'{name}' is not supported {fix}")
+    for name, values, fix in _REFUSED_VALUES.get(task_type, ()):
+        value = props.get(name)
+        if isinstance(value, str) and value.upper() in values:
+            ctx.add(child_path(path, name), f"{name} {show(value)} is not supported {fix}")
+    if task_type == _LEGACY_SCRIPTS[1] and props.get("virtualEnv") is False and props.get("requirements"):
+        ctx.add(
+            child_path(path, "virtualEnv"), f"virtualEnv false with requirements is not supported {_VENV_FIX}"
+        )
     for name, why in (refused or {}).items():
         value = props.get(name)
         if value not in (None, [], "", False):

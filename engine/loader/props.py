@@ -53,6 +53,15 @@ def _describe(tp: Any) -> tuple[str, str]:
     return f"a {name}", f"write a valid {name}"
 
 
+def _tag(tp: Any) -> tuple[str, str] | None:
+    """(tag field, tag value) of a tagged Struct (a member of a union told apart by e.g. ``type``)."""
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        config = tp.__struct_config__
+        if config.tag_field is not None and isinstance(config.tag, str):
+            return config.tag_field, config.tag
+    return None
+
+
 def _same_shape(value: Any, tp: Any) -> bool:
     origin = typing.get_origin(tp) or tp
     if isinstance(value, dict):
@@ -96,8 +105,12 @@ class _Props:
         except Exception:  # unresolvable annotations: don't block the flow on a plugin bug
             return value
         by_name = {f.encode_name: f for f in fields}
+        tag = _tag(cls)
         result: dict[Any, Any] = {}
         for k, v in value.items():
+            if tag is not None and k == tag[0]:
+                result[k] = v
+                continue
             sub = child_path(path, k)
             field = by_name.get(str(k))
             if field is None:
@@ -173,6 +186,9 @@ class _Props:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
+        tagged = {t[1]: (t[0], arg) for arg in args if (t := _tag(arg)) is not None}
+        if tagged and isinstance(value, dict):
+            return self.tagged(value, tagged, path, issues)
         attempts: list[tuple[Any, list[Issue]]] = []
         for arg in args:
             if arg is type(None):
@@ -189,6 +205,28 @@ class _Props:
                 return value
         self.mismatch(issues, path, tp, value)
         return value
+
+    def tagged(
+        self, value: dict[Any, Any], members: dict[str, tuple[str, Any]], path: str, issues: list[Issue]
+    ) -> Any:
+        """A map checked against the union member its tag (``type``) names."""
+        field = next(iter(members.values()))[0]
+        kind = value.get(field)
+        if is_expression(kind):
+            return value
+        member = members.get(kind) if isinstance(kind, str) else None
+        if member is None:
+            names = ", ".join(members)
+            if kind is None:
+                self.ctx.issue_to(issues, path, f"missing '{field}' — add '{field}: ' and one of {names}")
+            else:
+                self.ctx.issue_to(
+                    issues,
+                    child_path(path, field),
+                    f"{field} {show(kind)} is unknown or not supported — use one of {names}",
+                )
+            return value
+        return self.struct(value, member[1], path, issues)
 
     def items(self, value: Any, tp: Any, path: str, issues: list[Issue]) -> Any:
         if not isinstance(value, list):

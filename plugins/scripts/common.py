@@ -1,10 +1,9 @@
 """What every script task shares: properties, working-dir setup, the ``::{...}::`` protocol.
 
-Scripts run as local processes (Kestra's ``Process`` task runner) in ``ctx.workdir``;
-container settings (``containerImage``, ``taskRunner``, ``docker``, ``runner``) are accepted
-and ignored with a log line. The command line is Kestra's: ``interpreter`` followed by one
-argument holding ``set -e`` (when ``failFast``), ``beforeCommands`` and ``commands`` joined
-by newlines.
+A script runs in ``ctx.workdir`` through its task runner (``plugins.scripts.runners``: a local
+process by default, a Docker container on request). The command line is Kestra's: ``interpreter``
+followed by one argument holding ``set -e`` (when ``failFast``), ``beforeCommands`` and
+``commands`` joined by newlines.
 """
 
 from __future__ import annotations
@@ -24,7 +23,8 @@ from engine.core.metrics import MetricRefused
 from eventstore.storage import unique_name
 from plugins.api import FileStorage, RunContext, TaskResult
 from plugins.files import find_files, put_task_file  # Java globs, as Kestra: ``*`` in one part, ``**`` across
-from plugins.scripts.process import MAX_LINE, run_process
+from plugins.scripts.process import MAX_LINE
+from plugins.scripts.runners import DockerOptions, Runner, RunnerProps, choose
 from plugins.scripts.runtime import OUTPUT_DIR_NAME, Localizer, execution_context, pythonpath
 
 __all__ = ["OUTPUT_DIR_NAME", "ScriptProps", "run_script"]
@@ -38,10 +38,7 @@ _LEVELS = {
     "WARNING": "WARN",
     "ERROR": "ERROR",
 }
-_LOCAL_RUNNERS = (
-    "io.kestra.plugin.core.runner.Process",
-    "io.kestra.core.models.tasks.runners.types.ProcessTaskRunner",
-)
+DEFAULT_IMAGE = "ubuntu"  # Kestra's shell default image (a Docker runner without containerImage)
 
 
 class ScriptProps(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,8 +53,8 @@ class ScriptProps(msgspec.Struct, frozen=True, kw_only=True):
     outputFiles: list[str] | None = None
     namespaceFiles: dict[str, Any] | None = None
     containerImage: str | None = None
-    taskRunner: dict[str, Any] | None = None
-    docker: dict[str, Any] | None = None
+    taskRunner: RunnerProps | None = None
+    docker: DockerOptions | None = None
     runner: str | None = None
     targetOS: str | None = None
     outputDirectory: bool | None = None
@@ -215,14 +212,22 @@ async def upload_output_files(ctx: RunContext, found: Mapping[str, str]) -> dict
     return uris
 
 
+def runner_for(props: ScriptProps, ctx: RunContext, default_image: str = DEFAULT_IMAGE) -> Runner:
+    """The task runner of this attempt (``plugins.scripts.runners.choose``)."""
+    runner = choose(
+        props.taskRunner,
+        props.runner,
+        props.docker,
+        props.containerImage,
+        default_image,
+        (ctx.execution_id, ctx.taskrun_id, ctx.attempt),
+    )
+    if runner.local and props.containerImage is not None:
+        ctx.log("DEBUG", f"containerImage {props.containerImage!r} unused: the Process runner runs no image")
+    return runner
+
+
 def _note_ignored(props: ScriptProps, ctx: RunContext) -> None:
-    runner_type = (props.taskRunner or {}).get("type")
-    if props.taskRunner is not None and runner_type not in _LOCAL_RUNNERS:
-        ctx.log("INFO", f"taskRunner {runner_type!r} ignored: scripts run as local processes")
-    if props.containerImage is not None:
-        ctx.log("DEBUG", f"containerImage {props.containerImage!r} ignored: scripts run as local processes")
-    if props.docker is not None or (props.runner is not None and props.runner.upper() == "DOCKER"):
-        ctx.log("INFO", "docker options ignored: scripts run as local processes")
     if props.namespaceFiles is not None and props.namespaceFiles.get("enabled", True):
         ctx.log("WARN", "namespaceFiles are not supported yet and were not copied")
 
@@ -245,9 +250,12 @@ def inherited_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k in INHERITED_ENV or k.startswith("LC_")}
 
 
-def build_env(ctx: RunContext, props: ScriptProps, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The allowed part of the worker's environment, WORKING_DIR/OUTPUT_DIR, ``extra`` and ``env``."""
-    env = inherited_env()
+def build_env(
+    ctx: RunContext, props: ScriptProps, extra: Mapping[str, str] | None = None, *, local: bool = True
+) -> dict[str, str]:
+    """The allowed part of the worker's environment (a local process only: a container has its
+    image's), WORKING_DIR/OUTPUT_DIR, ``extra`` and ``env``."""
+    env = inherited_env() if local else {}
     env["WORKING_DIR"] = str(ctx.workdir)
     env["OUTPUT_DIR"] = str(ctx.workdir / OUTPUT_DIR_NAME)
     env.update(extra or {})
@@ -271,14 +279,18 @@ async def run_script(
     interpreter: Sequence[str] | None = None,
     python: bool = False,
     output_dirs: Sequence[str] = (),
+    runner: Runner | None = None,
 ) -> TaskResult:
     """Set up the working dir, run ``interpreter`` with the joined commands, build Kestra's ScriptOutput.
 
     Outputs: ``exitCode``, ``vars`` (from ``::{"outputs": ...}::`` lines) and ``outputFiles``.
     Non-zero exit raises TaskFailed carrying those outputs; stderr output with
-    ``warningOnStdErr`` makes the state WARNING.
+    ``warningOnStdErr`` makes the state WARNING. ``runner``: the task runner (default: the one
+    ``props`` select); ``extra_env`` goes to its process.
     """
     _note_ignored(props, ctx)
+    if runner is None:
+        runner = runner_for(props, ctx)
     workdir = ctx.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / OUTPUT_DIR_NAME).mkdir(exist_ok=True)
@@ -295,22 +307,19 @@ async def run_script(
         raise TaskFailed("interpreter: must not be empty", retryable=False)
 
     outcome = Outcome(ctx)
-    env = build_env(ctx, props, extra_env)
-    if python:
+    env = build_env(ctx, props, extra_env, local=runner.local)
+    if python and runner.local:  # the engine's kestra module is on this machine only
         env["PYTHONPATH"] = pythonpath(env.get("PYTHONPATH"))
     with execution_context(ctx, props.executionContext, private=python) as context_env:
         env.update(context_env)
-        try:
-            code = await run_process(
-                argv,
-                cwd=workdir,
-                env=env,
-                on_stdout=outcome.on_stdout,
-                on_stderr=outcome.on_stderr,
-                on_long_line=outcome.on_long_line,
-            )
-        except (FileNotFoundError, PermissionError) as exc:
-            raise TaskFailed(f"cannot start interpreter {argv[0]!r}: {exc}", retryable=False) from None
+        code = await runner.run(
+            argv,
+            workdir=workdir,
+            env=env,
+            on_stdout=outcome.on_stdout,
+            on_stderr=outcome.on_stderr,
+            on_long_line=outcome.on_long_line,
+        )
     code = exit_status(code)
     if outcome.error is not None:
         raise TaskFailed(outcome.error, retryable=False)

@@ -7,6 +7,7 @@ Their properties differ from the current ones (``interpreter`` is a string plus
 from __future__ import annotations
 
 import shlex
+import shutil
 import sys
 from typing import Any
 
@@ -14,7 +15,7 @@ import msgspec
 
 from plugins.api import RunContext, TaskResult, runnable
 from plugins.scripts.common import ScriptProps, run_script
-from plugins.scripts.python import python_env
+from plugins.scripts.python import local_env
 from plugins.scripts.runtime import work_variables, write_kestra_module
 
 P = "io.kestra.core.tasks.scripts."
@@ -43,8 +44,7 @@ class _Legacy(msgspec.Struct, frozen=True, kw_only=True):
             warningOnStdErr=self.warningOnStdErr,
             inputFiles=self.inputFiles,
             outputFiles=outputs or None,
-            docker=self.dockerOptions,
-            runner=self.runner,
+            # runner DOCKER and dockerOptions are refused at validation (engine.loader.plugin_rules)
         )
 
 
@@ -65,17 +65,20 @@ async def run_bash(props: Bash, ctx: RunContext) -> TaskResult:
 
 
 async def run_python(props: Python, ctx: RunContext) -> TaskResult:
-    if props.requirements:
-        missing = ", ".join(props.requirements)
-        ctx.log("WARN", f"requirements are not installed by this engine ({missing})")
+    # requirements go to a cached virtual environment built from pythonPath (virtualEnv: false, an
+    # install into that interpreter itself, is refused at validation)
+    base = None
+    if props.requirements and props.pythonPath:
+        base = shutil.which(props.pythonPath) or props.pythonPath  # a name on PATH or a path
+    env = await local_env(ctx, props.requirements, python=base)
     commands = props.commands
     if commands is None:
-        python = shlex.quote(props.pythonPath or sys.executable)
+        python = "python" if props.requirements else shlex.quote(props.pythonPath or sys.executable)
         commands = [" ".join([python, "main.py", *(shlex.quote(a) for a in props.args or [])])]
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     write_kestra_module(ctx.workdir)  # beside main.py, as Kestra's older Python task wrote it
     return await run_script(
-        props.common(), ctx, commands, extra_env=python_env(), python=True, output_dirs=props.outputDirs or ()
+        props.common(), ctx, commands, extra_env=env, python=True, output_dirs=props.outputDirs or ()
     )
 
 

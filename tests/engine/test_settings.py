@@ -58,6 +58,7 @@ def test_values_are_typed() -> None:
         ("ENGINE_SYNC_INTERVAL", "sometimes", "always or a duration"),
         ("ENGINE_LOG_FORMAT", "xml", "json or console"),
         ("ENGINE_LOG_LEVEL", "verbose", "debug, info, warning, error or critical"),
+        ("ENGINE_DOCKER_VOLUMES", "yes", "true or false"),
     ],
 )
 def test_a_bad_value_names_the_variable_the_value_and_the_fix(name: str, value: str, expected: str) -> None:

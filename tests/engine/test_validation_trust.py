@@ -326,15 +326,10 @@ def test_retry_failed_task_loads() -> None:
 
 
 @pytest.mark.parametrize("kind", ["Script", "Commands"])
-def test_python_dependencies_are_refused(kind: str) -> None:
+def test_python_dependencies_load(kind: str) -> None:
     body = "  script: print(1)\n" if kind == "Script" else "  commands: [python -V]\n"
     task = f"- id: py\n  type: io.kestra.plugin.scripts.python.{kind}\n"
-    source = _flow(task + body + "  dependencies: [requests]\n")
-    issue = _one(source)
-    assert issue.path == "tasks[0].dependencies"
-    assert (issue.line, issue.column) == (7, 19)
-    assert "'dependencies' (a list of 1 item) is not supported yet" in issue.message
-    assert "beforeCommands" in issue.message
+    _loads(_flow(task + body + "  dependencies: [requests]\n  packageManager: UV\n"))
 
 
 def test_python_script_without_dependencies_loads() -> None:
@@ -348,7 +343,14 @@ def test_every_rule_names_a_registered_type() -> None:
 
     registry = default_registry()
     tables: list[Any] = [plugin_rules._ENUMS, plugin_rules._COUNTS, plugin_rules._REQUIRED]
-    for table in [*tables, plugin_rules._NOT_SUPPORTED, plugin_rules._RENDERED_BY_CHILD]:
+    for table in [
+        *tables,
+        plugin_rules._NOT_SUPPORTED,
+        plugin_rules._REFUSED_VALUES,
+        plugin_rules._NOT_SUPPORTED_WITHIN,
+        plugin_rules._PATTERNS,
+        plugin_rules._RENDERED_BY_CHILD,
+    ]:
         for task_type in table:
             assert registry.resolve(task_type).type == task_type
 
@@ -372,7 +374,8 @@ def test_the_editors_schema_follows_the_rules() -> None:
     levels = set(defs["io.kestra.plugin.core.log.Log"]["properties"]["level"]["anyOf"][0]["enum"])
     assert {"WARN", "warn", "WARNING"} <= levels and "LOUD" not in levels
     assert "value" in defs["io.kestra.plugin.core.flow.Switch"]["required"]
-    assert "dependencies" not in defs["io.kestra.plugin.scripts.python.Script"]["properties"]
+    assert "dependencies" in defs["io.kestra.plugin.scripts.python.Script"]["properties"]
+    assert "dockerOptions" not in defs["io.kestra.core.tasks.scripts.Bash"]["properties"]
     assert defs["Retry"]["properties"]["behavior"]["enum"] == ["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION"]
     validator = jsonschema.Draft202012Validator(schema)
     each = {"id": "e", "type": "io.kestra.plugin.core.flow.ForEach", "values": [1], "tasks": []}

@@ -157,17 +157,6 @@ async def test_missing_interpreter(ctx: FakeContext) -> None:
     assert not info.value.retryable
 
 
-async def test_container_settings_ignored_with_log(ctx: FakeContext) -> None:
-    props = {
-        "commands": ["echo ok"],
-        "containerImage": "ubuntu:22.04",
-        "taskRunner": {"type": "io.kestra.plugin.scripts.runner.docker.Docker"},
-    }
-    result = await run_task(SH, props, ctx)
-    assert result.state == "SUCCESS"
-    assert any("taskRunner" in m and "ignored" in m for m in ctx.messages("INFO"))
-
-
 async def test_shell_script(ctx: FakeContext) -> None:
     script = 'for i in 1 2; do\n  echo "n=$i"\ndone\necho \'::{"outputs": {"done": "yes"}}::\'\n'
     result = await run_task(SH_SCRIPT, {"script": script}, ctx)
@@ -227,12 +216,10 @@ async def test_python_commands(ctx: FakeContext) -> None:
         "inputFiles": {"main.py": "import os\nprint('main', os.environ['X'])\n"},
         "commands": ["python main.py"],
         "env": {"X": "1"},
-        "dependencies": ["requests"],
     }
     result = await run_task(PY_CMD, props, ctx)
     assert result.state == "SUCCESS"
     assert ctx.messages("INFO") == ["main 1"]
-    assert any("dependencies are not installed" in m for m in ctx.messages("WARN"))
 
 
 async def test_legacy_bash(ctx: FakeContext) -> None:
