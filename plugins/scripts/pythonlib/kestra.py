@@ -189,12 +189,16 @@ class FlowExecution:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FlowExecution):
             return NotImplemented
-        return all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+        return self._fields() == other._fields()
 
     __hash__ = None  # type: ignore[assignment]
 
+    def _fields(self) -> tuple[str, str | None, str | None, str | None]:
+        return (self.execution_id, self.status, self.log, self.error)
+
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in ("execution_id", "status", "log", "error"))
+        names = ("execution_id", "status", "log", "error")
+        fields = ", ".join(f"{k}={v!r}" for k, v in zip(names, self._fields(), strict=True))
         return f"FlowExecution({fields})"
 
 
