@@ -474,12 +474,21 @@ def _supervise(topo: Topology, log: list[str], t0: float) -> None:
 
 
 async def _histories(rt: Any, ids: Iterable[str]) -> dict[str, list[Any]]:
-    """Every event of each execution (an empty list: no history at all)."""
+    """Every event of each execution (an empty list: no history at all).
+
+    Completed from the stream's leader: a direct get may be served by a replica still catching up
+    (the NATS node killed and restarted), and a history read short would count as stuck (seed 36
+    reported three executions stuck whose last steps the leader had)."""
     out: dict[str, list[Any]] = {}
     for eid in ids:
         for attempt in range(5):
             try:
-                out[eid] = [event for _, events in await rt.store.read(eid) for event in events]
+                steps = await rt.store.read(eid)
+                last = await rt.store.last_seq(eid, leader=True)
+                read_upto = steps[-1][0] if steps else 0
+                if last > read_upto:
+                    steps += await rt.store.read_from_leader(eid, read_upto, last)
+                out[eid] = [event for _, events in steps for event in events]
                 break
             except Exception:
                 if attempt == 4:
