@@ -159,7 +159,8 @@ async def execution_row(d: Deps, execution_id: str) -> tuple[Any, ...]:
     if rows:
         return rows[0]
     state = None
-    if S.valid_name(execution_id):
+    # An id is a token of the execution's subjects: an empty part (a..b, .a) is no subject at all.
+    if S.valid_name(execution_id) and "" not in execution_id.split("."):
         state = (await read_execution(d.store, execution_id, leader=False)).state
     if (
         state is None
