@@ -12,14 +12,16 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from engine.clock import utcnow
+from engine.core import events as ev
 from engine.core.durations import parse_duration
 from engine.core.errors import EngineError
 from engine.core.shape import execution_json
 from engine.core.states import State
 from eventstore import subjects as S
-from eventstore.indexer import LABEL_SEP
+from eventstore.indexer import LABEL_SEP, TERMINAL
 from eventstore.reader import read_execution
-from webserver.http import Deps, bad, not_found, page_params
+from webserver.http import Deps, bad, conflict, not_found, page_params
 
 
 def parse_date(value: str | None, name: str) -> datetime | None:
@@ -157,7 +159,8 @@ async def execution_row(d: Deps, execution_id: str) -> tuple[Any, ...]:
     if rows:
         return rows[0]
     state = None
-    if S.valid_name(execution_id):
+    # An id is a token of the execution's subjects: an empty part (a..b, .a) is no subject at all.
+    if S.valid_name(execution_id) and "" not in execution_id.split("."):
         state = (await read_execution(d.store, execution_id, leader=False)).state
     if (
         state is None
@@ -191,6 +194,15 @@ async def wait_recorded(d: Deps, execution_id: str, send: Callable[[], Awaitable
 
 # How long a POST of an execution waits for an executor to record it before answering anyway.
 RECORD_TIMEOUT_S = 10.0
+
+
+async def request_kill(d: Deps, execution_id: str) -> tuple[Any, ...]:
+    """Ask a running execution to stop (409 when it has ended): its row as it was when asked."""
+    row = await execution_row(d, execution_id)
+    if row[1] in TERMINAL:
+        raise conflict(f"execution {execution_id} already ended {row[1]}: nothing to kill")
+    await d.store.send_input(execution_id, ev.KillRequested(date=utcnow(), reason="killed through the API"))
+    return row
 
 
 async def flow_deployed(d: Deps, namespace: str, flow_id: str) -> None:

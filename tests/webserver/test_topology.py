@@ -88,6 +88,6 @@ async def test_topology_and_diff_routes(api: Api) -> None:
     r = await api.client.get("/api/v1/openapi.json")
     paths = r.json()["paths"]
     assert (
-        "/api/v1/flows/{namespace}/{flow_id}/topology" in paths
-        and "/api/v1/flows/{namespace}/{flow_id}/diff" in paths
+        "/api/v1/{tenant}/flows/{namespace}/{flow_id}/topology" in paths
+        and "/api/v1/{tenant}/flows/{namespace}/{flow_id}/diff" in paths
     )

@@ -18,7 +18,7 @@ from engine.core.history import restart_events
 from eventstore.indexer import TERMINAL, delete_execution
 from eventstore.store import JetStreamKV
 from webserver.http import Deps, bad, check_kv, deps, json_body, read_bytes, with_body
-from webserver.routes.executions import request_kill
+from webserver.query import request_kill
 
 MAX_IDS = 1000
 IDS = json_body("A JSON list of execution ids", required=True)

@@ -41,7 +41,14 @@ from webserver.http import (
     unprocessable,
     with_body,
 )
-from webserver.query import execution_filters, execution_row, paged, parse_labels, wait_recorded
+from webserver.query import (
+    execution_filters,
+    execution_row,
+    paged,
+    parse_labels,
+    request_kill,
+    wait_recorded,
+)
 
 
 def json_object(body: bytes, not_json: str, not_object: str) -> dict[str, Any]:
@@ -264,14 +271,6 @@ async def kill_execution(
     """Ask a running execution to stop (its tasks are killed, its state becomes KILLED)."""
     await request_kill(deps(request), execution_id)
     return Response({"message": f"kill of execution {execution_id} requested"}, status_code=202)
-
-
-async def request_kill(d: Deps, execution_id: str) -> tuple[Any, ...]:
-    row = await execution_row(d, execution_id)
-    if row[1] in TERMINAL:
-        raise conflict(f"execution {execution_id} already ended {row[1]}: nothing to kill")
-    await d.store.send_input(execution_id, ev.KillRequested(date=utcnow(), reason="killed through the API"))
-    return row
 
 
 @delete("/executions/{execution_id:str}/actions/kill", status_code=202, tags=["Executions"])

@@ -15,8 +15,8 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from eventstore.admin import tail_logs
 from eventstore.indexer import LEVELS, TERMINAL
 from webserver.filters import LOGS, filter_sql
-from webserver.http import FlowIdParam, Page, Size, bad, deps, not_found, page_params
-from webserver.query import Where, iso, paged, parse_date
+from webserver.http import ApiError, FlowIdParam, Page, Size, bad, deps, not_found, page_params
+from webserver.query import Where, execution_row, iso, paged, parse_date
 
 
 def level_num(min_level: str | None) -> int | None:
@@ -232,16 +232,15 @@ async def follow_logs(
     """Server-Sent Events: every log line of the execution from the first, live, until it has ended."""
     d = deps(request)
     level = level_num(min_level) or 0
-    owner = await d.indexer.aquery("SELECT namespace, flow_id FROM executions WHERE id = ?", [execution_id])
-    if not owner:
-        raise not_found(
-            f"execution {execution_id} not found (deleted, or not indexed yet: retry in a moment)"
-        )
-    ns, fid = owner[0]
+    # the log when the projection has not caught up yet (an execution just created or replayed)
+    _, _, ns, fid = await execution_row(d, execution_id)
 
     async def ended() -> bool:
-        rows = await d.indexer.aquery("SELECT state FROM executions WHERE id = ?", [execution_id])
-        return not rows or rows[0][0] in TERMINAL
+        try:  # the log when the projection lags: a just-started execution has not ended
+            state = (await execution_row(d, execution_id))[1]
+        except ApiError:  # deleted meanwhile
+            return True
+        return state in TERMINAL
 
     async def gen() -> AsyncGenerator[ServerSentEventMessage, None]:
         async with contextlib.aclosing(tail_logs(d.store, execution_id)) as tail:
