@@ -46,6 +46,7 @@ from webserver.routes import (
     stats,
     topology,
     triggers,
+    unsupported,
     webhook,
 )
 from webserver.triggers import stop_backfills
@@ -68,6 +69,7 @@ API_ROUTES = [
     *backfills.ROUTES,
     *files.ROUTES,
     *webhook.ROUTES,
+    *unsupported.ROUTES,
     *metrics.ROUTES,
     *outputs.ROUTES,
     *bulk.ROUTES,

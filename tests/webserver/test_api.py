@@ -486,3 +486,20 @@ async def test_serve_refuses_public_bind_without_auth_and_serves_on_loopback(api
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_kestra_routes_not_built_answer_501_with_what_to_use(api: Api) -> None:
+    """Not a neighbouring route's wrong answer: `/flows/export/by-query` is not the flow `export.by-query`."""
+    await api.client.post("/api/v1/flows", content=hello(api.ns), headers=YAML)
+    for method, path in [
+        ("GET", "/api/v1/main/flows/export/by-query"),
+        ("GET", "/api/v1/flows/source?q=x"),
+        ("GET", f"/api/v1/main/flows/{api.ns}/hello/graph"),
+        ("POST", "/api/v1/main/executions/someid/pause"),
+        ("DELETE", "/api/v1/main/logs/someid"),
+    ]:
+        r = await api.client.request(method, path)
+        assert r.status_code == 501, (path, r.status_code, r.text)
+        assert "not supported by this engine" in r.json()["message"], r.text
+    # the routes beside them still answer
+    assert (await api.client.get(f"/api/v1/main/flows/{api.ns}/hello")).status_code == 200
