@@ -1,6 +1,6 @@
 """Flows of Kestra's public examples repository whose scripts import ``kestra``, run unchanged through
 the real CLI on the session nats-server, ending as Kestra ends them (state, taskruns, outputs, metrics).
-The flows and their licence are in ``kestra_examples/``."""
+The flows and their licence are in ``kestra_examples/``; one more example runs without its Docker option."""
 
 from __future__ import annotations
 
@@ -37,8 +37,46 @@ def test_older_python_task_outputs_reach_the_next_task(cli: Cli) -> None:
     assert "data from previous tasks - hello world! and some value" in res.stdout + res.stderr
 
 
-def test_script_outputs_output_dir_and_a_kestra_uri_in_a_command(cli: Cli) -> None:
-    res, doc = run(cli, "passDataBetweenTasks.yml")
+# Kestra's passDataBetweenTasks.yml without its `docker:` option (which needs a Docker daemon and an image
+# from the internet): a python.Script's outputs, {{ outputDir }}, and a kestra:// URI in a shell command.
+PASS_DATA = """id: passDataBetweenTasksLocal
+namespace: blueprint
+
+tasks:
+    - id: passOutput
+      type: io.kestra.core.tasks.debugs.Return
+      format: "hello"
+
+    - id: pyOutputs
+      type: io.kestra.plugin.scripts.python.Script
+      script: |
+        import json
+        from kestra import Kestra
+
+        my_kv_pair = {'mykey': 'from Kestra'}
+        Kestra.outputs(my_kv_pair)
+
+        with open('{{outputDir}}/myoutput.json', 'w') as f:
+            json.dump(my_kv_pair, f)
+
+    - id: takeInputs
+      type: io.kestra.core.tasks.log.Log
+      message: |
+        data from previous tasks: {{outputs.passOutput.value}} and {{outputs.pyOutputs.vars.mykey}}
+
+    - id: checkOutputFile
+      type: io.kestra.plugin.scripts.shell.Commands
+      runner: PROCESS
+      commands:
+        - cat {{outputs.pyOutputs.outputFiles['myoutput.json']}}
+"""
+
+
+def test_script_outputs_output_dir_and_a_kestra_uri_in_a_command(cli: Cli, tmp_path: Path) -> None:
+    flow = tmp_path / "passDataBetweenTasksLocal.yml"
+    flow.write_text(PASS_DATA)
+    res = cli("run", str(flow), "--output", "json", "--timeout", "30", timeout=50)
+    doc = res.json
     assert doc["state"]["current"] == "SUCCESS", res.diag
     runs = taskruns(doc)
     assert len(runs) == 4 and set(states(doc).values()) == {"SUCCESS"}

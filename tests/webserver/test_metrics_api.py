@@ -61,6 +61,8 @@ async def test_script_outputs_and_metrics_reach_the_api(api: Api) -> None:
     by_run = (await c.get(f"/api/v1/metrics/{eid}", params={"taskRunId": runs["py"]["id"]})).json()
     assert by_run["total"] == 4
     assert (await c.get("/api/v1/metrics/nosuchexecution")).status_code == 404
+    tenant = await c.get(f"/api/v1/main/metrics/{eid}")  # Kestra's path, tenant `main`
+    assert tenant.status_code == 200 and tenant.json() == body
 
     await api.settle()
     text = (await c.get("/metrics")).text
