@@ -40,7 +40,7 @@ def data_home() -> Path:
 def make_expressions(store: Store | None) -> Any:
     """The expression engine with the functions that need the store (kv) or the environment (secret)."""
     from engine.expressions import Expressions, error_logs_function
-    from workers.context import read_secret
+    from engine.secrets import read_secret
 
     functions: dict[str, Callable[..., Any]] = {"secret": read_secret}
     if store is not None:

@@ -110,7 +110,7 @@ class RunContext(Protocol):
         ...
 
     def secret(self, name: str) -> str:
-        """Read a secret (``SECRET_<NAME>`` base64 environment variable, Kestra OSS style)."""
+        """Read a secret from the configured backend (``engine.secrets``; by default ``SECRET_<NAME>``)."""
         ...
 
     def metric(self, type: str, name: str, value: float, tags: Mapping[str, str] | None = None) -> None:
