@@ -32,7 +32,10 @@ class MemoryEngine:
         self, store: MemoryStore | None = None, *, concurrency: int = 16, name: str = "memory"
     ) -> None:
         self.store = store or MemoryStore()
-        self.expressions = make_expressions(None)
+        # kv(), read() and errorLogs() over the in-memory store, as the runtime's over JetStream
+        self.expressions = make_expressions(
+            None, kv=self.store.kv, files=self.store.files, logs=self.store.read_logs
+        )
         self.flows = FlowCache(self.store)
         self.executor = Executor(self.store, self.flows, self.expressions, executor_id=f"x-{name}")
         self.worker = Worker(

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from engine.cli import app
 
-COMMANDS = ["run", "kill", "resume", "restart", "replay", "logs", "flow", "schema", "plugins"]
+COMMANDS = ["run", "kill", "resume", "restart", "replay", "logs", "test", "flow", "schema", "plugins"]
 COMMANDS += ["backfill", "triggers", "cluster", "server", "executions"]
 
 

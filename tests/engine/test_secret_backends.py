@@ -39,7 +39,7 @@ outputs:
 # An external store the engine knows nothing about: a module outside the engine, selected by
 # ENGINE_SECRETS_BACKEND=module:factory, reading a SQLite database it is pointed at.
 EXTERNAL = textwrap.dedent(
-    '''
+    """
     import os
     import sqlite3
 
@@ -59,7 +59,7 @@ EXTERNAL = textwrap.dedent(
 
     def factory(settings):
         return SqliteSecrets(os.environ["SQLITE_SECRETS"])
-    '''
+    """
 )
 
 
@@ -124,7 +124,7 @@ def test_a_missing_secret_names_the_backend_and_the_fix(
 def test_a_secret_name_is_never_a_path(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     _dir(monkeypatch, tmp_path)
     (tmp_path / "passwd").write_text("root")
-    with pytest.raises(ExpressionError, match="secret name .* is invalid"):
+    with pytest.raises(ExpressionError, match=r"secret name .* is invalid"):
         read_secret(name)
 
 
