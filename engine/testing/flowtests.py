@@ -31,6 +31,7 @@ from engine.core.tree import index_tasks
 from engine.core.work import WorkItem
 from engine.expressions import env_vars
 from engine.ids import new_execution_id
+from engine.inputs import resolve_inputs
 from engine.loader.loader import load_flow
 from engine.runtime import Starter
 from engine.testing.run import MemoryEngine
@@ -263,10 +264,10 @@ async def _execute(engine: MemoryEngine, flow: Flow, case: TestCase, timeout: fl
     execution_id = new_execution_id()
     sub = await engine.store.watch_events(execution_id, on_events)
     try:
+        # as `engine run` and the API: defaults applied, values typed, a bad one refused (InputError)
+        inputs = resolve_inputs(flow, case.inputs, engine.expressions.render)
         starter = Starter(engine.store, engine.store.files)
-        await starter.create_execution(
-            flow, dict(case.inputs), execution_id=execution_id, trigger=case.trigger
-        )
+        await starter.create_execution(flow, inputs, execution_id=execution_id, trigger=case.trigger)
         await asyncio.wait_for(done.wait(), timeout)
     finally:
         await sub.unsubscribe()
