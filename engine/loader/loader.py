@@ -233,10 +233,12 @@ def load_flow(
     return flow
 
 
-def load_flow_revision(source: str, revision: int, *, file: str | None = None) -> Flow:
+def load_flow_revision(
+    source: str, revision: int, *, file: str | None = None, registry: Registry | None = None
+) -> Flow:
     """A stored revision of a flow: ``load_flow`` numbered by the store (``revision:`` in the YAML is
     the author's, checked but not trusted)."""
-    return msgspec.structs.replace(load_flow(source, file=file), revision=revision)
+    return msgspec.structs.replace(load_flow(source, file=file, registry=registry), revision=revision)
 
 
 def load_flow_file(

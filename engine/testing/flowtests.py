@@ -39,7 +39,6 @@ from engine.testing.suite import Assertion, TaskFixture, TestCase, TestSuite, is
 from engine.yamlpos import load_yaml
 from eventstore.storage import namespace_file_uri
 from plugins.api import TaskResult
-from plugins.registry import default_registry
 from workers.context import TaskRunContext
 from workers.worker import Worker
 
@@ -206,7 +205,7 @@ async def run_case(
     engine.worker = MockingWorker(
         case.tasks,
         engine.store,
-        default_registry(),
+        engine.registry,
         engine.expressions,
         kv=engine.store.kv,
         storage=engine.store.files,
