@@ -147,3 +147,33 @@ def test_a_bad_configuration_is_one_line_naming_the_variable(
     monkeypatch.setenv("ENGINE_SECRETS_BACKEND", "nowhere_module:factory")
     with pytest.raises(SettingsError, match="cannot load it"):
         read_secret("X")
+
+
+def test_an_external_backend_is_found_by_its_entry_point_name(tmp_path: Path) -> None:
+    """What installing a backend package writes (its module and a dist-info naming the entry point)."""
+    import os
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sqlite_secrets.py").write_text(EXTERNAL)
+    info = site / "sqlite_secrets-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: sqlite-secrets\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[engine.secrets]\nsqlite = sqlite_secrets:factory\n")
+    db = tmp_path / "secrets.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE secrets (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute("INSERT INTO secrets VALUES ('TOKEN', 'from-the-store')")
+    conn.close()
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(site), str(root)]),
+        "ENGINE_SECRETS_BACKEND": "sqlite",
+        "SQLITE_SECRETS": str(db),
+    }
+    code = "from engine.secrets import read_secret, backend; print(backend().name, read_secret('TOKEN'))"
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert res.stdout.strip() == "sqlite from-the-store", res.stderr

@@ -140,3 +140,15 @@ def test_every_installed_plugin_has_a_doc_with_an_example() -> None:
         text = render_doc(doc)
         assert spec.type in text and "Example:" in text, spec.type
         assert f"type: {spec.type}" in doc["examples"][0] or spec.examples, spec.type
+
+
+def test_the_schema_offers_the_installed_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    from engine_greeting import register
+
+    from engine.loader.schema import flow_json_schema
+    from engine.testing.run import plugin_registry
+
+    schema = flow_json_schema(plugin_registry(register))
+    hello = next(d for d in schema["$defs"].values() if d.get("title") == "Hello")
+    assert hello["properties"]["version"]["enum"] == ["1.0.0", "2.0.0", "LATEST", "OLDEST"]

@@ -313,3 +313,48 @@ def test_each_operator(operator: str, expected: object, actual: object, ok: bool
     result, message = _compare(operator, expected, actual, "{{ q }}")
     assert result is ok, message
     assert "'{{ q }}'" in message
+
+
+TRIGGER_FLOW = """
+id: triggered
+namespace: company.team
+tasks:
+  - id: echo
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ trigger.body ?? 'manual' }}"
+triggers:
+  - id: hook
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: k3y
+"""
+
+
+async def test_a_trigger_fixture_is_what_the_flow_sees_as_trigger(tmp_path: Path) -> None:
+    (tmp_path / "triggered.yaml").write_text(TRIGGER_FLOW)
+    (tmp_path / "triggered_test.yaml").write_text(
+        """
+id: triggered_test
+namespace: company.team
+flowId: triggered
+testCases:
+  - id: from_the_webhook
+    type: io.kestra.core.tests.flow.UnitTest
+    fixtures:
+      trigger:
+        id: hook
+        type: io.kestra.plugin.core.trigger.Webhook
+        variables: {body: hello}
+    assertions:
+      - value: "{{ outputs.echo.value }}"
+        equalTo: hello
+  - id: manual
+    type: io.kestra.core.tests.flow.UnitTest
+    assertions:
+      - value: "{{ outputs.echo.value }}"
+        equalTo: manual
+"""
+    )
+    found = discover(tmp_path)
+    assert not found.issues, found.issues
+    [result] = await run_suites(found.suites, found.flows)
+    assert [c.status for c in result.cases] == ["passed", "passed"], report([result])
