@@ -9,7 +9,7 @@ import msgspec
 from engine.core.errors import FlowNotFound
 from engine.core.model import Flow
 from engine.core.ports import Flows
-from engine.loader.loader import load_flow_revision
+from engine.loader.loader import is_test_suite, load_flow_revision
 from plugins.registry import Registry
 
 
@@ -45,5 +45,7 @@ class FlowCache:
         files = sorted(p for p in Path(directory).rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
         out = []
         for path in files:
-            out.append(await self.deploy(path.read_text(), file=str(path)))
+            source = path.read_text()
+            if not is_test_suite(source):  # the flows' unit tests may live beside them
+                out.append(await self.deploy(source, file=str(path)))
         return out

@@ -233,6 +233,15 @@ def load_flow(
     return flow
 
 
+_SUITE_KEYS = (re.compile(r"^flowId\s*:", re.M), re.compile(r"^testCases\s*:", re.M))
+
+
+def is_test_suite(text: str) -> bool:
+    """A flow unit-test file (``engine test``), kept beside the flows it tests: deploying a directory
+    and validating it skip such files, they are no flows."""
+    return all(key.search(text) for key in _SUITE_KEYS)
+
+
 def load_flow_revision(
     source: str, revision: int, *, file: str | None = None, registry: Registry | None = None
 ) -> Flow:
@@ -280,6 +289,8 @@ def load_flows_dir(
     issues: list[Issue] = []
     for f in files:
         try:
+            if is_test_suite(f.read_text(encoding="utf-8", errors="replace")):
+                continue
             flows.append(
                 load_flow_file(f, registry=registry, strict_expressions=strict_expressions, warnings=warnings)
             )

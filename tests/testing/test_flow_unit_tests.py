@@ -358,3 +358,20 @@ testCases:
     assert not found.issues, found.issues
     [result] = await run_suites(found.suites, found.flows)
     assert [c.status for c in result.cases] == ["passed", "passed"], report([result])
+
+
+async def test_tests_beside_the_flows_are_skipped_by_validate_and_deploy(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+    from engine.flows import FlowCache
+    from engine.loader.loader import load_flows_dir
+    from engine.testing.memory import MemoryStore
+
+    shutil.copytree(WEATHER, tmp_path / "flows")
+    res = CliRunner().invoke(app, ["flow", "validate", str(tmp_path / "flows")])
+    assert res.exit_code == 0, res.output
+    assert "1 flow(s) valid" in res.output
+    assert [f.id for f in load_flows_dir(tmp_path / "flows")] == ["weather"]
+    deployed = await FlowCache(MemoryStore()).deploy_dir(tmp_path / "flows")
+    assert [f.id for f in deployed] == ["weather"]
