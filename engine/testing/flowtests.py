@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from yaml import safe_dump, safe_load
+
 from engine.core.context import variables
 from engine.core.errors import EngineError, ExpressionError, FlowValidationError, Issue
 from engine.core.execution import Execution
@@ -148,18 +150,51 @@ def _check_fixtures(suite: TestSuite, flow: Flow) -> list[Issue]:
                         suite.file,
                     )
                 )
-            elif task.flowable:
+            elif task.flowable and fixture.value is not None:
                 issues.append(
                     Issue(
-                        path,
-                        f"task '{fixture.id}' is a flowable task ({task.type}): mocking it is not "
-                        "supported — mock the runnable tasks inside it",
+                        path.removesuffix(".id") + ".value",
+                        f"task '{fixture.id}' is a flowable task ({task.type}): mocking one of its "
+                        "loop values is not supported — mock it whole (no value) or the tasks inside it",
                         None,
                         None,
                         suite.file,
                     )
                 )
     return issues
+
+
+# Where a flow (or a flowable task) holds task lists; a Dag's items hold their task under `task`.
+_TASK_LISTS = ("tasks", "errors", "finally", "afterExecution", "then", "else", "defaults")
+
+
+def without_flowables(source: str, flowable_ids: set[str]) -> str:
+    """The flow with each mocked flowable task replaced by a runnable stand-in of the same id (the
+    worker answers it from its fixture): its branches, subflow or pause never start."""
+    data = safe_load(source)
+
+    def tasks(items: Any) -> Any:
+        if not isinstance(items, list):
+            return items
+        return [task(item) for item in items]
+
+    def task(item: Any) -> Any:
+        if not isinstance(item, dict):
+            return item
+        if isinstance(item.get("task"), dict) and "type" not in item:  # a Dag item
+            return {**item, "task": task(item["task"])}
+        if item.get("id") in flowable_ids:
+            return {"id": item["id"], "type": STAND_IN, "format": "mocked"}
+        out = {k: tasks(v) if k in _TASK_LISTS else v for k, v in item.items()}
+        if isinstance(out.get("cases"), dict):
+            out["cases"] = {k: tasks(v) for k, v in out["cases"].items()}
+        return out
+
+    flow = {k: tasks(v) if k in _TASK_LISTS else v for k, v in data.items()}
+    return str(safe_dump(flow, sort_keys=False, allow_unicode=True))
+
+
+STAND_IN = "io.kestra.plugin.core.debug.Return"
 
 
 class MockingWorker(Worker):
@@ -214,7 +249,12 @@ async def run_case(
     try:
         async with engine:
             target: Flow | None = None
-            for source, _ in flows:
+            for source, flow in flows:
+                if (flow.namespace, flow.id) == (suite.namespace, suite.flow_id):
+                    index = index_tasks(flow)
+                    flowables = {f.id for f in case.tasks if (t := index.get(f.id)) and t.flowable}
+                    if flowables:
+                        source = without_flowables(source, flowables)
                 deployed = await engine.deploy(source)
                 if (deployed.namespace, deployed.id) == (suite.namespace, suite.flow_id):
                     target = deployed

@@ -251,12 +251,10 @@ testCases:
     assert any("expected a non-empty list of 'assertions'" in m for m in messages), messages
 
 
-def test_a_fixture_for_an_unknown_or_flowable_task_is_refused(tmp_path: Path) -> None:
+def test_a_fixture_for_an_unknown_task_or_a_flowables_loop_value_is_refused(tmp_path: Path) -> None:
     (tmp_path / "loop.yaml").write_text(LOOP_FLOW)
     (tmp_path / "t.yaml").write_text(
-        LOOP_SUITE.replace("- id: work\n          value: b", "- id: each").replace(
-            "flowId: loop", "flowId: loop"
-        )
+        LOOP_SUITE.replace("- id: work\n          value: b", "- id: each\n          value: b")
         + """
   - id: unknown
     type: io.kestra.core.tests.flow.UnitTest
@@ -269,6 +267,56 @@ def test_a_fixture_for_an_unknown_or_flowable_task_is_refused(tmp_path: Path) ->
     messages = [str(i) for i in found.issues]
     assert any("task 'each' is a flowable task" in m and "not supported" in m for m in messages), messages
     assert any("no task 'nope' in flow company.team.loop" in m for m in messages), messages
+
+
+SUBFLOW_PARENT = """
+id: parent
+namespace: company.team
+tasks:
+  - id: call
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: company.team
+    flowId: not-deployed-anywhere
+    wait: true
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: [a, b]
+    tasks:
+      - id: inner
+        type: io.kestra.plugin.core.execution.Fail
+  - id: use
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.call.outputs.result }} {{ outputs.each.done }}"
+"""
+
+
+async def test_a_mocked_flowable_never_starts_its_subflow_or_branches(tmp_path: Path) -> None:
+    (tmp_path / "parent.yaml").write_text(SUBFLOW_PARENT)
+    (tmp_path / "parent_test.yaml").write_text(
+        """
+id: parent_test
+namespace: company.team
+flowId: parent
+testCases:
+  - id: mocked
+    type: io.kestra.core.tests.flow.UnitTest
+    fixtures:
+      tasks:
+        - id: call
+          outputs: {outputs: {result: from-the-mock}}
+        - id: each
+          outputs: {done: yes}
+    assertions:
+      - value: "{{ outputs.use.value }}"
+        equalTo: from-the-mock yes
+      - value: "{{ tasks.inner ?? null }}"
+        isNull: true
+"""
+    )
+    found = discover(tmp_path)
+    assert not found.issues, found.issues
+    [result] = await run_suites(found.suites, found.flows)
+    assert [c.status for c in result.cases] == ["passed"], report([result])
 
 
 def test_the_cli_refuses_invalid_files_with_exit_2(tmp_path: Path) -> None:
