@@ -37,14 +37,22 @@ def data_home() -> Path:
     return Path(platformdirs.user_data_dir("engine", appauthor=False))
 
 
-def make_expressions(store: Store | None) -> Any:
-    """The expression engine with the functions that need the store (kv) or the environment (secret)."""
+def make_expressions(store: Store | None, *, kv: Any = None, files: Any = None, logs: Any = None) -> Any:
+    """The expression engine with the functions that need the store (kv) or the environment (secret).
+
+    ``kv``, ``files`` and ``logs`` (a ``read_logs``) replace the store's: ``engine.testing`` passes its
+    in-memory ones, so ``kv()``, ``read()`` and ``errorLogs()`` work there too."""
     from engine.expressions import Expressions, error_logs_function
-    from workers.context import read_secret
+    from engine.secrets import read_secret
 
     functions: dict[str, Callable[..., Any]] = {"secret": read_secret}
+    with_logs = logs is not None or store is not None
     if store is not None:
-        kv = JetStreamKV(store)
+        kv = kv if kv is not None else JetStreamKV(store)
+        files = files if files is not None else InternalStorage(store)
+        logs = logs if logs is not None else store.read_logs
+    if kv is not None:
+        store_kv = kv
 
         @jinja2.pass_context
         async def kv_function(
@@ -58,16 +66,18 @@ def make_expressions(store: Store | None) -> Any:
             namespace = namespace or (context.get("flow") or {}).get("namespace")
             if not namespace:
                 raise ExpressionError("kv(): no namespace here; pass it: kv('key', 'my.namespace')")
-            value = await kv.get(namespace, key)
+            value = await store_kv.get(namespace, key)
             if value is None and errorOnMissing:
                 raise ExpressionError(f"The key '{key}' does not exist in the namespace '{namespace}'.")
             return value
 
         functions["kv"] = kv_function
-        functions["errorLogs"] = error_logs_function(store.read_logs)
+    if with_logs:
+        functions["errorLogs"] = error_logs_function(logs)
+    if files is not None:
         from engine.files import storage_functions
 
-        functions.update(storage_functions(InternalStorage(store)))  # read(), fileSize(), ...
+        functions.update(storage_functions(files))  # read(), fileSize(), ...
     return Expressions(functions=functions)
 
 

@@ -27,6 +27,9 @@ variable                    takes                                       default 
 ``ENGINE_DUCKDB_MEMORY``    a size: 128MB, 512MB, 2GB                   128MB (DuckDB Query's memory_limit)
 ``ENGINE_DOCKER_VOLUMES``   ``true`` or ``false``                       false: a Docker task runner's host
                                                                         ``volumes`` are refused (worker)
+``ENGINE_SECRETS_BACKEND``  ``env``, ``dir``, an ``engine.secrets``     ``env`` (``SECRET_*``; engine.secrets)
+                            entry point or ``module:factory``
+``ENGINE_SECRETS_DIR``      a directory, one file per secret            none (the ``dir`` backend)
 ==========================  ==========================================  ======================================
 
 ``ENGINE_SERVER`` and ``ENGINE_TOKEN`` are read by the CLI's options themselves (typer's ``envvar``, which
@@ -88,6 +91,8 @@ class Settings:
     api_tokens: frozenset[str] = frozenset()
     duckdb_memory: str = "128MB"
     docker_volumes: bool = False
+    secrets_backend: str = "env"
+    secrets_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -154,6 +159,13 @@ class Settings:
                 "true or false (default false)",
                 False,
             ),
+            secrets_backend=parse(
+                "ENGINE_SECRETS_BACKEND",
+                lambda v: v if re.fullmatch(r"[A-Za-z0-9_.-]+(:[A-Za-z0-9_.]+)?", v) else None,
+                "env, dir, the name of an engine.secrets entry point or module:factory (default env)",
+                "env",
+            ),
+            secrets_dir=Path(sdir).expanduser() if (sdir := text("ENGINE_SECRETS_DIR")) else None,
         )
 
 

@@ -110,7 +110,7 @@ class RunContext(Protocol):
         ...
 
     def secret(self, name: str) -> str:
-        """Read a secret (``SECRET_<NAME>`` base64 environment variable, Kestra OSS style)."""
+        """Read a secret from the configured backend (``engine.secrets``; by default ``SECRET_<NAME>``)."""
         ...
 
     def metric(self, type: str, name: str, value: float, tags: Mapping[str, str] | None = None) -> None:
@@ -155,6 +155,10 @@ class PluginSpec:
     ``branches`` names the properties of a flowable that hold child task lists (``tasks``, ``then``,
     ``else``, ``defaults``, ``errors``, ``finally``; ``cases`` is a map of lists).
     ``render`` False means the worker passes properties unrendered (the plugin renders lazily).
+    ``version``: several versions of one type may be installed side by side; a task picks one with
+    ``version:`` (the latest by default). Unset, the version of the distribution whose entry point
+    registered it. ``outputs`` (a Struct) and ``examples`` (flow YAML) document the plugin
+    (``engine plugins doc TYPE``).
     """
 
     type: str
@@ -166,6 +170,9 @@ class PluginSpec:
     render: bool = True
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    version: str | None = None
+    outputs: builtins.type[msgspec.Struct] | None = None
+    examples: tuple[str, ...] = ()
 
 
 def runnable(
@@ -177,6 +184,9 @@ def runnable(
     aliases: tuple[str, ...] = (),
     render: bool = True,
     extra: dict[str, Any] | None = None,
+    version: str | None = None,
+    outputs: builtins.type[msgspec.Struct] | None = None,
+    examples: tuple[str, ...] = (),
 ) -> PluginSpec:
     """A runnable task's PluginSpec."""
     return PluginSpec(
@@ -188,4 +198,7 @@ def runnable(
         render=render,
         description=description,
         extra=extra or {},
+        version=version,
+        outputs=outputs,
+        examples=examples,
     )

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from importlib.metadata import entry_points
 
+from packaging.version import InvalidVersion, Version
+
 from engine.core.errors import PluginNotFound
 from plugins.api import PluginSpec
+
+# What a task's `version:` may say besides an installed version (Kestra 0.22's versioned plugins).
+LATEST, OLDEST = "LATEST", "OLDEST"
+
+
+def version_key(version: str) -> tuple[int, Version | str]:
+    """PEP 440 order (1.10 after 1.9, 2.0.0rc1 before 2.0.0); one it cannot read sorts first, by text."""
+    try:
+        return (1, Version(version))
+    except InvalidVersion:
+        return (0, version)
+
 
 # Legacy package prefixes Kestra still accepts, mapped to where those tasks live now.
 _LEGACY_PREFIXES = (
@@ -31,17 +46,42 @@ class Registry:
         self._canonical: dict[str, PluginSpec] = {}
         self._triggers: dict[str, PluginSpec] = {}  # trigger types whose properties a flow load checks
         self._trigger_names: set[str] = set()  # every trigger type a flow may name (checked or not)
+        self._versions: dict[str, dict[str, PluginSpec]] = {}  # canonical type -> version -> spec
+        # the version of the distribution whose entry point is registering (a spec without its own)
+        self.loading_version: str | None = None
 
     def add(self, spec: PluginSpec) -> None:
+        if spec.version is None and self.loading_version is not None:
+            spec = dataclasses.replace(spec, version=self.loading_version)
         if spec.extra.get("trigger"):
             names = (spec.type, *spec.aliases)
             self._trigger_names.update(names)
             if not spec.extra.get("unchecked"):
                 self._triggers.update(dict.fromkeys(names, spec))
             return
+        if spec.version is not None:
+            versions = self._versions.setdefault(spec.type, {})
+            versions[spec.version] = spec
+            spec = versions[max(versions, key=version_key)]  # the names lead to the latest
         self._canonical[spec.type] = spec
         for name in (spec.type, *spec.aliases):
             self._by_name[name] = spec
+
+    def copy(self) -> Registry:
+        """An independent registry with the same plugins (add to it without changing this one)."""
+        other = Registry()
+        other._by_name = dict(self._by_name)
+        other._canonical = dict(self._canonical)
+        other._triggers = dict(self._triggers)
+        other._trigger_names = set(self._trigger_names)
+        other._versions = {k: dict(v) for k, v in self._versions.items()}
+        return other
+
+    def versions(self, name: str) -> list[str]:
+        """The installed versions of a type, oldest first (empty: unversioned or unknown)."""
+        spec = self._lookup(name)
+        found = self._versions.get(spec.type, {}) if spec is not None else {}
+        return sorted(found, key=version_key)
 
     def __contains__(self, name: str) -> bool:
         return self._lookup(name) is not None
@@ -57,11 +97,24 @@ class Registry:
                     return spec
         return None
 
-    def resolve(self, name: str) -> PluginSpec:
+    def resolve(self, name: str, version: str | None = None) -> PluginSpec:
+        """The plugin ``name`` names; ``version`` picks one of its installed versions (an exact one,
+        ``LATEST`` or ``OLDEST``; None: the latest)."""
         spec = self._lookup(name)
         if spec is None:
             raise PluginNotFound(f"unknown task type {name!r}; " + self.suggest(name))
-        return spec
+        if version is None or version.upper() == LATEST:
+            return spec
+        versions = self._versions.get(spec.type, {})
+        ordered = sorted(versions, key=version_key)
+        if version.upper() == OLDEST and ordered:
+            return versions[ordered[0]]
+        if version in versions:
+            return versions[version]
+        known = ", ".join(ordered) if ordered else "none (this plugin is not versioned)"
+        raise PluginNotFound(
+            f"unknown version {version!r} of {spec.type}; installed: {known} (or {LATEST}, {OLDEST})"
+        )
 
     def suggest(self, name: str) -> str:
         close = difflib.get_close_matches(name, list(self._canonical), n=3, cutoff=0.5)
@@ -105,6 +158,10 @@ def default_registry() -> Registry:
     if _default is None:
         reg = Registry()
         for ep in entry_points(group="engine.plugins"):
-            ep.load()(reg)
+            reg.loading_version = ep.dist.version if ep.dist is not None else None
+            try:
+                ep.load()(reg)
+            finally:
+                reg.loading_version = None
         _default = reg
     return _default

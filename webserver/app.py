@@ -32,6 +32,7 @@ from webserver.auth import Auth, auth_middleware, is_loopback
 from webserver.http import API, TENANT_API, Deps, check_tenant
 from webserver.routes import (
     backfills,
+    blueprints,
     bulk,
     executions,
     files,
@@ -73,6 +74,7 @@ API_ROUTES = [
     *metrics.ROUTES,
     *outputs.ROUTES,
     *bulk.ROUTES,
+    *blueprints.ROUTES,
 ]
 
 

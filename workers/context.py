@@ -4,8 +4,6 @@ triggers)."""
 
 from __future__ import annotations
 
-import base64
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -14,36 +12,19 @@ from typing import Any
 
 from engine.clock import utcnow
 from engine.core import events as ev
-from engine.core.errors import ExpressionError, TaskFailed
+from engine.core.errors import TaskFailed
 from engine.core.execution import Execution
 from engine.core.masking import masked, masked_text
 from engine.core.metrics import Metrics
 from engine.core.work import WorkItem
 from engine.expressions import FUNCTION_PREFIX
+from engine.secrets import read_secret
 from eventstore.cli_ops import execution_ids
 from eventstore.reader import read_execution
 from eventstore.storage import InternalStorage, MemoryStorage
 from eventstore.store import LogLine, Store
 from eventstore.triggerstate import open_trigger_kv, set_disabled
 from plugins.api import FileStorage, KVStore
-
-
-def read_secret(name: str) -> str:
-    """Kestra OSS secrets: environment variable ``SECRET_<NAME>``, base64-encoded (Kestra upper-cases
-    the name: ``secret('my_secret')`` reads ``SECRET_MY_SECRET``; line-wrapped base64 decodes too)."""
-    raw = os.environ.get(f"SECRET_{name}")
-    if raw is None:
-        raw = os.environ.get(f"SECRET_{name.upper()}")
-    if raw is None:
-        raise ExpressionError(
-            f"secret {name!r} not found: set the environment variable SECRET_{name} "
-            "to its base64-encoded value"
-        )
-    try:
-        return base64.b64decode(raw).decode()
-    except ValueError as exc:
-        raise ExpressionError(f"secret {name!r}: SECRET_{name} is not valid base64") from exc
-
 
 _LEVEL_RANK = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "WARNING": 3, "ERROR": 4}
 

@@ -23,7 +23,7 @@ import msgspec
 from engine.aio import cancelling, unsubscribe_all
 from engine.clock import utcnow
 from engine.core import events as ev
-from engine.core.errors import EngineError, ExpressionError, PayloadTooLarge, TaskFailed
+from engine.core.errors import EngineError, ExpressionError, PayloadTooLarge, PluginNotFound, TaskFailed
 from engine.core.ports import Delivery, LogLine, Subscription, WorkerStore
 from engine.core.retry import attempt_delay
 from engine.core.states import State
@@ -492,13 +492,19 @@ class Worker:
         try:
             if item.workdir is not None:
                 await self._shared_workdir(ctx, item)
-            spec = self.registry.resolve(task.type)
+            # `version:` (kept in props by the loader) picks one of the plugin's installed versions
+            props_in = dict(task.props)
+            version = props_in.pop("version", None)
+            try:
+                spec = self.registry.resolve(task.type, None if version is None else str(version))
+            except PluginNotFound as exc:
+                raise TaskFailed(f"{exc} on worker {self.worker_id}", retryable=False) from None
             if spec.run is None:
                 raise TaskFailed(f"{task.type} is not a runnable task", retryable=False)
             variables = spec.extra.get("render_variables")  # e.g. a script's {{ workingDir }}
             if variables is not None:
-                ctx.variables.update(variables(ctx, task.props))
-            raw = await ctx.render(task.props) if spec.render else task.props
+                ctx.variables.update(variables(ctx, props_in))
+            raw = await ctx.render(props_in) if spec.render else props_in
             try:
                 props = msgspec.convert(raw, spec.props, strict=False)
             except msgspec.ValidationError as exc:

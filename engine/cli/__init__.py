@@ -10,7 +10,8 @@ import os
 
 import typer
 
-from engine.cli import cluster, executions, flow, run, schema, server, triggers
+from engine.cli import blueprints, cluster, executions, flow, run, schema, server, triggers
+from engine.cli import test as test_cmd
 
 # A crash's traceback never shows local variables: they can hold secrets, tokens and task outputs.
 app = typer.Typer(
@@ -39,6 +40,8 @@ triggers.register(app)  # `engine backfill`, `engine triggers list|enable|disabl
 cluster.register(app)  # `engine cluster start|config`
 server.register(app)  # `engine server local|webserver|executor|scheduler|worker|nats`
 executions.register_group(app)  # `engine executions get|list`
+test_cmd.register(app)  # `engine test DIR`
+blueprints.register(app)  # `engine blueprints list|show|use`
 
 
 def main() -> None:

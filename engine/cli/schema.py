@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 schema_app = typer.Typer(no_args_is_help=True, help="Export the flow JSON Schema.")
-plugins_app = typer.Typer(no_args_is_help=True, help="List task types.")
+plugins_app = typer.Typer(no_args_is_help=True, help="List and document task types.")
 
 
 @schema_app.command("export")
@@ -36,7 +36,33 @@ def plugins_list() -> None:
 
     for spec in default_registry().specs():
         aliases = f" (aliases: {', '.join(spec.aliases)})" if spec.aliases else ""
-        sys.stdout.write(f"{spec.type} [{spec.kind}]{aliases}\n")
+        versions = default_registry().versions(spec.type)
+        shown = f" (versions: {', '.join(versions)})" if len(versions) > 1 else ""
+        sys.stdout.write(f"{spec.type} [{spec.kind}]{aliases}{shown}\n")
+
+
+@plugins_app.command("doc")
+def plugins_doc(
+    type_name: Annotated[str, typer.Argument(metavar="TYPE", help="A task type (or an alias).")],
+    version: Annotated[
+        str | None, typer.Option(help="One of the installed versions (default latest).")
+    ] = None,
+    output: Annotated[str, typer.Option("--output", help="pretty or json.")] = "pretty",
+) -> None:
+    """A plugin's properties (types, defaults), outputs, versions and an example."""
+    from engine.cli.common import check_output, fail
+    from engine.core.errors import PluginNotFound
+    from engine.loader.plugindoc import plugin_doc, render_doc
+    from plugins.registry import default_registry
+
+    check_output(output)
+    registry = default_registry()
+    try:
+        spec = registry.resolve(type_name, version)
+    except PluginNotFound as exc:
+        fail(str(exc), 1)
+    doc = plugin_doc(spec, registry)
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n" if output == "json" else render_doc(doc))
 
 
 def register(app: typer.Typer) -> None:

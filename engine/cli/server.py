@@ -102,13 +102,18 @@ async def _watch_flows(rt: Any, flows_dir: Path) -> None:
     """Re-deploy a flow file the moment it changes (a new revision when its source changed)."""
     from watchfiles import awatch
 
+    from engine.loader.loader import is_test_suite
+
     async for changes in awatch(flows_dir):
         for _, changed in sorted(changes):
             path = Path(changed)
             if path.suffix not in (".yml", ".yaml") or not path.is_file():
                 continue
+            source = path.read_text()
+            if is_test_suite(source):  # a flow unit test beside the flows (engine test)
+                continue
             try:
-                flow = await rt.flows.deploy(path.read_text(), file=str(path))
+                flow = await rt.flows.deploy(source, file=str(path))
             except FlowValidationError as exc:
                 print_issues(exc)
                 continue

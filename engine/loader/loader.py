@@ -233,10 +233,21 @@ def load_flow(
     return flow
 
 
-def load_flow_revision(source: str, revision: int, *, file: str | None = None) -> Flow:
+_SUITE_KEYS = (re.compile(r"^flowId\s*:", re.M), re.compile(r"^testCases\s*:", re.M))
+
+
+def is_test_suite(text: str) -> bool:
+    """A flow unit-test file (``engine test``), kept beside the flows it tests: deploying a directory
+    and validating it skip such files, they are no flows."""
+    return all(key.search(text) for key in _SUITE_KEYS)
+
+
+def load_flow_revision(
+    source: str, revision: int, *, file: str | None = None, registry: Registry | None = None
+) -> Flow:
     """A stored revision of a flow: ``load_flow`` numbered by the store (``revision:`` in the YAML is
     the author's, checked but not trusted)."""
-    return msgspec.structs.replace(load_flow(source, file=file), revision=revision)
+    return msgspec.structs.replace(load_flow(source, file=file, registry=registry), revision=revision)
 
 
 def load_flow_file(
@@ -278,6 +289,8 @@ def load_flows_dir(
     issues: list[Issue] = []
     for f in files:
         try:
+            if is_test_suite(f.read_text(encoding="utf-8", errors="replace")):
+                continue
             flows.append(
                 load_flow_file(f, registry=registry, strict_expressions=strict_expressions, warnings=warnings)
             )

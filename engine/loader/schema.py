@@ -18,7 +18,7 @@ from engine.core.model import Concurrency, Retry
 from engine.loader.inputs import INPUT_EXTRA, INPUT_TYPES
 from engine.loader.plugin_rules import LOG_LEVELS, schema_rules
 from plugins.api import PluginSpec
-from plugins.registry import _LEGACY_PREFIXES, Registry, default_registry
+from plugins.registry import _LEGACY_PREFIXES, LATEST, OLDEST, Registry, default_registry
 
 __all__ = ["flow_json_schema"]
 
@@ -149,6 +149,9 @@ def _task_schema(spec: PluginSpec, registry: Registry, defs: dict[str, Any]) -> 
         else:
             props[branch] = _BRANCH_LIST
     props["type"] = {"enum": _type_names(spec, registry)}
+    versions = registry.versions(spec.type)
+    if versions:
+        props["version"] = {"enum": [*versions, LATEST, OLDEST], "description": "The plugin version to run"}
     schema: dict[str, Any] = {
         "type": "object",
         "title": spec.type.rsplit(".", 1)[-1],

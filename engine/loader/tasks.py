@@ -18,7 +18,9 @@ from engine.loader.retry import retry
 from engine.yamlpos import child_path, index_path
 from plugins.api import PluginSpec
 
-__all__ = ["task_list"]
+__all__ = ["VERSION_KEY", "task_list"]
+
+VERSION_KEY = "version"  # the plugin version a task picked, kept in its props (see plugins.registry)
 
 TASK_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
 _TASK_COMMON = (
@@ -79,6 +81,7 @@ def _task(ctx: Checker, item: Any, path: str) -> Task | None:
             )
         _register_id(ctx, task_id, path)
     raw_type = ctx.required_string(data, "type", path, "task property")
+    version = _version(ctx, data.get("version"), child_path(path, "version"))
     spec: PluginSpec | None = None
     if raw_type is not None:
         try:
@@ -86,6 +89,11 @@ def _task(ctx: Checker, item: Any, path: str) -> Task | None:
         except PluginNotFound:
             hint = ctx.registry.suggest(raw_type)
             ctx.add(child_path(path, "type"), f"unknown task type {show(raw_type)} — {hint}")
+    if spec is not None and version is not None:
+        try:  # the properties are checked against the version the task picked
+            spec = ctx.registry.resolve(raw_type or spec.type, version)
+        except PluginNotFound as exc:
+            ctx.add(child_path(path, "version"), f"{exc} — pick an installed version or remove 'version'")
 
     data = apply_defaults(ctx, data, spec.type if spec else None, raw_type or "")
 
@@ -113,11 +121,15 @@ def _task(ctx: Checker, item: Any, path: str) -> Task | None:
 
     branches, branch_keys = _branches(ctx, data, spec, path)
     props = {k: v for k, v in data.items() if k not in _TASK_COMMON and k not in branch_keys}
+    props.pop("version", None)
     if spec is not None:
         props = validate_props(ctx, spec, props, path)
         check_rules(ctx, spec.type, props, path, spec.extra.get("not_supported"))
         ctx.elsewhere += [child_path(path, name) for name in rendered_elsewhere(spec.type)]
     ctx.collect_expressions(props, path)
+    if version is not None:
+        # Kept with the properties (the worker resolves the same version; the Task shape is unchanged)
+        props = {**props, VERSION_KEY: version}
 
     if task_id is None or raw_type is None:
         return None
@@ -174,6 +186,16 @@ def _branches(
         if data.get(name) is not None:
             branches[name] = task_list(ctx, data[name], child_path(path, name))
     return branches, branch_keys
+
+
+def _version(ctx: Checker, value: Any, path: str) -> str | None:
+    """A task's ``version:`` (Kestra 0.22): an installed version of its plugin, LATEST or OLDEST."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        ctx.add(path, f'expected a version such as "1.2.0", LATEST or OLDEST, got {show(value)}')
+        return None
+    return str(value)
 
 
 def _register_id(ctx: Checker, task_id: str, path: str) -> None:

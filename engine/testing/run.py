@@ -8,6 +8,7 @@ async with MemoryEngine() as eng:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from engine.core import events as ev
@@ -21,7 +22,7 @@ from engine.ids import new_execution_id
 from engine.runtime import Starter, make_expressions
 from engine.testing.memory import MemoryStore
 from eventstore.reader import read_execution
-from plugins.registry import default_registry
+from plugins.registry import Registry, default_registry
 from workers.worker import Worker
 
 
@@ -29,15 +30,26 @@ class MemoryEngine:
     """One executor and one worker sharing a ``MemoryStore``; started on entry, stopped on exit."""
 
     def __init__(
-        self, store: MemoryStore | None = None, *, concurrency: int = 16, name: str = "memory"
+        self,
+        store: MemoryStore | None = None,
+        *,
+        concurrency: int = 16,
+        name: str = "memory",
+        registry: Registry | None = None,
     ) -> None:
+        """``registry``: the plugins flows may use (default: the installed ones); a plugin's own tests
+        pass ``plugin_registry(register)`` to run it before it is installed."""
         self.store = store or MemoryStore()
-        self.expressions = make_expressions(None)
-        self.flows = FlowCache(self.store)
+        self.registry = registry if registry is not None else default_registry()
+        # kv(), read() and errorLogs() over the in-memory store, as the runtime's over JetStream
+        self.expressions = make_expressions(
+            None, kv=self.store.kv, files=self.store.files, logs=self.store.read_logs
+        )
+        self.flows = FlowCache(self.store, self.registry)
         self.executor = Executor(self.store, self.flows, self.expressions, executor_id=f"x-{name}")
         self.worker = Worker(
             self.store,
-            default_registry(),
+            self.registry,
             self.expressions,
             kv=self.store.kv,
             storage=self.store.files,
@@ -90,3 +102,12 @@ class MemoryEngine:
         if state is None:
             raise EngineError(f"execution {execution_id} ended but cannot be read")
         return state
+
+
+def plugin_registry(*registers: Callable[[Registry], None]) -> Registry:
+    """The installed plugins plus those ``registers`` add (what an ``engine.plugins`` entry point
+    names): for a plugin's tests, before it is installed."""
+    registry = default_registry().copy()
+    for register in registers:
+        register(registry)
+    return registry

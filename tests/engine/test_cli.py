@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from engine.cli import app
 
-COMMANDS = ["run", "kill", "resume", "restart", "replay", "logs", "flow", "schema", "plugins"]
-COMMANDS += ["backfill", "triggers", "cluster", "server", "executions"]
+COMMANDS = ["run", "kill", "resume", "restart", "replay", "logs", "test", "flow", "schema", "plugins"]
+COMMANDS += ["backfill", "triggers", "cluster", "server", "executions", "blueprints"]
 
 
 def test_every_command_is_listed_in_order() -> None:
