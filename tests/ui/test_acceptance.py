@@ -11,6 +11,8 @@ import pytest
 from browser import browser_context, server, ui_fixture  # noqa: F401  (the fixtures)
 from playwright.sync_api import expect
 
+from webserver.ui import editor_available
+
 pytestmark = pytest.mark.integration
 
 
@@ -51,6 +53,8 @@ def test_home_flows_flow_execute_execution_executions(ui: Any) -> None:
 
 
 def test_editor_marks_a_bad_task_type_on_its_line(ui: Any) -> None:
+    if not editor_available():
+        pytest.fail("the editor component is not installed: run `npm ci` in the checkout (.ci/run does)")
     page = ui.goto("/ui/flows/ui.demo/hello/edit")
     expect(page.locator("#validity")).to_have_text("Valid.")
     editor = page.locator(".CodeMirror")

@@ -73,9 +73,10 @@ def test_flow_topology_shows_every_flowable_and_errors_finally(ui: Any) -> None:
         svg.locator("g.node[data-task=second]").bounding_box(),
     )
     assert first and second and second["y"] > first["y"] + first["height"]
+    ui.shot("flow-topology")
     page.get_by_role("tab", name="Triggers").click()
     expect(page.get_by_role("cell", name="daily", exact=True)).to_be_visible()
-    ui.shot("flow-topology")
+    ui.shot("flow-triggers")
 
 
 def test_new_flow_then_a_new_revision_with_a_diff(ui: Any) -> None:
