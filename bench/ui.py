@@ -116,7 +116,7 @@ def run_flow(client: httpx.Client, source: str, flow_id: str) -> str:
 
 def wait_logs(client: httpx.Client, execution_id: str, lines: int) -> None:
     deadline = time.monotonic() + 600
-    while client.get(f"/api/v1/logs/{execution_id}", params={"size": 1}).json()["total"] < lines:
+    while client.get(f"/api/v1/logs/{execution_id}/paged", params={"size": 1}).json()["total"] < lines:
         if time.monotonic() > deadline:
             raise SystemExit("the log lines were not all indexed in 10 minutes")
         time.sleep(0.5)
