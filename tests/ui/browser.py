@@ -110,9 +110,9 @@ def browser_context(pytestconfig: pytest.Config) -> Iterator[Any]:
         finally:
             context.close()
             shutil.rmtree(profile, ignore_errors=True)
-            reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-            if reporter is not None:
-                reporter.write_line(f"UI screenshots: {SHOTS}")
+            capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+            with capture.global_and_fixture_disabled():  # the folder is shown, -q or not
+                print(f"\nUI screenshots: {SHOTS}")
 
 
 class Page:
