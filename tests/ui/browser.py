@@ -1,9 +1,9 @@
 """Fixtures of the UI tests: one `engine server local` (its own embedded NATS) and one Chromium for
 the whole session; every page is checked for console errors and saved as a screenshot.
 
-Each test module imports them (this is not a conftest, so that the other test folders'
-``from conftest import ...`` keep finding their own); the server and the browser are kept here
-once, whichever module asks first.
+The test module imports them (this is not a conftest, so that the other test folders'
+``from conftest import ...`` keep finding their own). They live for the module: Playwright's sync API
+keeps an event loop running until it stops, and the async tests collected after it need it gone.
 
 Chromium is Debian's (`apt-get install chromium`); `playwright install` is never run.
 """
@@ -48,15 +48,9 @@ def free_port() -> int:
         return port
 
 
-SHARED: dict[str, Any] = {}
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`engine server local` with the test flows deployed, on a free loopback port."""
-    if "server" in SHARED:
-        yield SHARED["server"]
-        return
     home = tmp_path_factory.mktemp("ui-home")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENGINE_")}
@@ -83,7 +77,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the server is not ready: {(home / 'server.log').read_text()[-2000:]}")
             time.sleep(0.2)
-        SHARED["server"] = base
         yield base
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -95,13 +88,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_context(pytestconfig: pytest.Config) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
-
-    if "browser" in SHARED:
-        yield SHARED["browser"]
-        return
 
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)")
@@ -116,15 +105,14 @@ def browser_context(pytestconfig: pytest.Config) -> Iterator[Any]:
             viewport={"width": 1400, "height": 900},
         )
         context.set_default_timeout(15_000)
-        SHARED["browser"] = context
         try:
             yield context
         finally:
             context.close()
             shutil.rmtree(profile, ignore_errors=True)
-            reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-            if reporter is not None:
-                reporter.write_line(f"UI screenshots: {SHOTS}")
+            capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+            with capture.global_and_fixture_disabled():  # the folder is shown, -q or not
+                print(f"\nUI screenshots: {SHOTS}")
 
 
 class Page:

@@ -73,6 +73,7 @@ def test_text_is_escaped_and_big_flows_are_bounded() -> None:
 async def test_topology_and_diff_routes(api: Api) -> None:
     source = SHAPES.replace("namespace: ui.demo", f"namespace: {api.ns}")
     await api.deploy(source)
+    await api.settle()  # the update (PUT) checks the flow exists in the projection
     await api.deploy(source.replace("message: left", "message: LEFT"))
     r = await api.client.get(f"/api/v1/flows/{api.ns}/shapes/topology")
     assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")

@@ -20,6 +20,10 @@ CODEMIRROR_ASSETS = (
 )
 
 
+# The modules each page imports, announced up front so the browser fetches them in parallel.
+MODULES = {"execution": ("pages/flow.js", "pages/logview.js")}
+
+
 def page(name: str, title: str, **data: str) -> str:
     """The document of page ``name``; ``data`` becomes ``data-*`` attributes of ``<body>``."""
     attrs = "".join(f' data-{escape(k)}="{escape(v)}"' for k, v in data.items())
@@ -34,7 +38,11 @@ def page(name: str, title: str, **data: str) -> str:
         f"{extra}"  # before ui.css, whose rules (the editor's height) come last and win
         '<link rel="stylesheet" href="/ui/static/ui.css">'
         f'<script type="module" src="/ui/static/app.js"></script>'
-        f'</head><body data-page="{escape(name)}"{attrs}>'
+        + "".join(
+            f'<link rel="modulepreload" href="/ui/static/{m}">'
+            for m in ("lib.js", f"pages/{name}.js", *MODULES.get(name, ()))
+        )
+        + f'</head><body data-page="{escape(name)}"{attrs}>'
         '<a class="skip" href="#main">Skip to content</a>'
         f'<header><nav aria-label="Main"><span class="brand">engine</span>{nav}</nav></header>'
         f'<main id="main" tabindex="-1"><h1>{escape(title)}</h1>'

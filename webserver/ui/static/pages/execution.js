@@ -8,36 +8,52 @@ import { logView } from "./logview.js";
 
 const RANK = { FAILED: 6, KILLED: 5, RUNNING: 7, PAUSED: 7, CREATED: 7, RETRYING: 7, WARNING: 4, SUCCESS: 3 };
 
+const ROW = 24;
+
+// The Gantt: one row per taskrun (and per attempt when there were several). Only the rows in view
+// are in the DOM, so a thousand taskruns cost what twenty do.
 function gantt(ex) {
   const runs = ex.taskRunList.slice().sort((a, b) => (a.state.startDate || "").localeCompare(b.state.startDate || ""));
   const t0 = Date.parse(ex.state.startDate);
   const t1 = ex.state.endDate ? Date.parse(ex.state.endDate) : Date.now();
   const span = Math.max(1, t1 - t0);
+  const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
   const bar = (state, cls) => {
+    if (!state.startDate) return "";
     const s = Date.parse(state.startDate);
     const e = state.endDate ? Date.parse(state.endDate) : t1;
     const left = ((s - t0) / span) * 100;
     const width = Math.max(0.2, ((e - s) / span) * 100);
     return `<div class="bar st-${state.current} ${cls}" style="left:${left.toFixed(3)}%;width:${width.toFixed(3)}%" title="${state.current} ${fmtDuration(e - s)}"></div>`;
   };
-  // One string for the whole chart: a thousand rows are built in one parse, not node by node.
-  const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
-  const html = [];
+  const rows = []; // [html of the row without its position]
   for (const tr of runs) {
     const name = `${tr.taskId}${tr.value !== null && tr.value !== undefined ? ` [${tr.value}]` : ""}`;
-    html.push(`<div class="row" role="row" data-taskrun="${esc(tr.id)}" data-task="${esc(tr.taskId)}" data-state="${tr.state.current}">`
+    rows.push((top) => `<div class="row" role="row" style="top:${top}px" data-taskrun="${esc(tr.id)}" data-task="${esc(tr.taskId)}" data-state="${tr.state.current}">`
       + `<div class="name" role="rowheader" title="${esc(name)}">${esc(name)} <span class="badge st-${tr.state.current}">${tr.state.current}</span></div>`
-      + `<div class="track" role="cell">${tr.state.startDate ? bar(tr.state, "") : ""}</div>`
+      + `<div class="track" role="cell">${bar(tr.state, "")}</div>`
       + `<div class="dur" role="cell">${fmtDuration(duration(tr.state))}</div></div>`);
     if (tr.attempts.length > 1) {
-      tr.attempts.forEach((a, i) => {
-        html.push(`<div class="row attempt-row" role="row"><div class="name" role="rowheader">&nbsp;&nbsp;attempt ${i + 1} <span class="badge st-${a.state.current}">${a.state.current}</span></div>`
-          + `<div class="track" role="cell">${a.state.startDate ? bar(a.state, "attempt") : ""}</div><div class="dur" role="cell">${fmtDuration(duration(a.state))}</div></div>`);
-      });
+      tr.attempts.forEach((a, i) => rows.push((top) => `<div class="row attempt-row" role="row" style="top:${top}px"><div class="name" role="rowheader">&nbsp;&nbsp;attempt ${i + 1} <span class="badge st-${a.state.current}">${a.state.current}</span></div>`
+        + `<div class="track" role="cell">${bar(a.state, "attempt")}</div><div class="dur" role="cell">${fmtDuration(duration(a.state))}</div></div>`));
     }
   }
-  const box = el("div", { class: "gantt", id: "gantt", role: "table", "aria-label": "Gantt of taskruns and attempts" });
-  box.innerHTML = html.join("") || "<p>No taskrun yet.</p>";
+  const spacer = el("div", { class: "spacer", style: `height:${rows.length * ROW}px` });
+  const box = el("div", { class: "gantt", id: "gantt", role: "table", tabindex: "0", "aria-label": `Gantt of ${runs.length} taskruns and their attempts`,
+    style: `height:${Math.min(Math.max(rows.length, 1) * ROW + 2, 480)}px` }, spacer);
+  if (!rows.length) { box.append(el("p", {}, "No taskrun yet.")); return box; }
+  let shown = "";
+  function paint() {
+    const first = Math.max(0, Math.floor(box.scrollTop / ROW) - 5);
+    const last = Math.min(rows.length, first + Math.ceil((box.clientHeight || 480) / ROW) + 10);
+    if (shown === `${first}:${last}`) return;
+    shown = `${first}:${last}`;
+    const html = [];
+    for (let i = first; i < last; i++) html.push(rows[i](i * ROW));
+    spacer.innerHTML = html.join("");
+  }
+  box.addEventListener("scroll", () => requestAnimationFrame(paint), { passive: true });
+  paint();
   return box;
 }
 
@@ -77,8 +93,9 @@ function actions(ex, reload) {
   box.append(el("button", { class: "secondary", id: "restart", disabled: !ended || state === "SUCCESS", onclick: async () => {
     if (await act("Restart", () => api(`/executions/${id}/restart`, { method: "POST" }))) reload();
   } }, "Restart"));
-  const from = el("select", { name: "replayFrom" }, el("option", { value: "" }, "the start"),
-    ex.taskRunList.map((tr) => el("option", { value: tr.id }, `${tr.taskId}${tr.value != null ? ` [${tr.value}]` : ""} (${tr.state.current})`)));
+  const from = el("select", { name: "replayFrom" }, el("option", { value: "" }, "the start"));
+  const esc = (t) => String(t).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+  from.insertAdjacentHTML("beforeend", ex.taskRunList.map((tr) => `<option value="${esc(tr.id)}">${esc(tr.taskId)}${tr.value != null ? ` [${esc(tr.value)}]` : ""} (${tr.state.current})</option>`).join(""));
   box.append(field("Replay from", from), el("button", { class: "secondary", id: "replay", onclick: async () => {
     const q = from.value ? `?taskRunId=${encodeURIComponent(from.value)}` : "";
     const out = await act("Replay", () => api(`/executions/${id}/replay${q}`, { method: "POST" }));
@@ -145,7 +162,7 @@ export async function render() {
   clearError();
   const top = el("div", {});
   const actionBox = el("div", {});
-  const ganttBox = el("div", {}, gantt(ex));
+  const ganttBox = el("div", {});
   const topoBox = el("div", {}, "Loading the topology…");
   const logs = logView(id, { live: !TERMINAL.has(ex.state.current) });
   const outputsBox = el("div", {});
@@ -163,7 +180,7 @@ export async function render() {
     ganttBox.replaceChildren(gantt(ex));
     const svg = topoBox.querySelector("#topology");
     if (svg) colour(svg, ex);
-    outputsBox.replaceChildren(outputsPanel(ex));
+    if (outputsBox.isConnected) outputsBox.replaceChildren(outputsPanel(ex)); // built when shown only
     if (TERMINAL.has(ex.state.current) && source) { source.close(); source = null; logs.stop(); }
   }
 
@@ -178,7 +195,7 @@ export async function render() {
   update(ex);
   content().append(top, actionBox, el("h2", {}, "Taskruns"), ganttBox, el("h2", {}, "Logs"), logs.node, tabs([
     ["Topology", () => topoBox],
-    ["Outputs", () => outputsBox],
+    ["Outputs", () => { outputsBox.replaceChildren(outputsPanel(ex)); return outputsBox; }],
     ["Files", () => filesPanel(id)],
     ["History", () => historyPanel(id)],
   ]));
