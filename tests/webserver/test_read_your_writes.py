@@ -74,6 +74,7 @@ async def test_reads_and_commands_fall_back_to_the_log_when_the_indexer_is_behin
     # Unknown ids still answer 404, whatever the indexer's lag.
     assert (await c.get("/api/v1/executions/doesnotexist")).status_code == 404
     assert (await c.get("/api/v1/executions/has space")).status_code == 404
+    assert (await c.get("/api/v1/executions/a..b")).status_code == 404  # no subject of the log
 
 
 async def _until_paused(api: Api, eid: str) -> None:
@@ -107,3 +108,27 @@ async def test_kv_keys_and_namespace_files_just_written_are_readable_at_once(api
         assert up.status_code in (200, 201), up.text
         read = await c.get(f"/api/v1/namespaces/{ns}/files", params={"path": path})
         assert read.status_code == 200 and read.content == f"v{i}".encode(), read.text
+
+
+async def test_logs_and_follows_of_an_execution_not_indexed_yet(behind: Api) -> None:
+    c = behind.client
+    await behind.rt.flows.deploy(f"""id: says
+namespace: {behind.ns}
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.log.Log
+    message: said it
+""")
+    eid = (await c.post(f"/api/v1/executions/{behind.ns}/says")).json()["id"]
+    await behind.rt.wait_terminal(eid, timeout=30)
+    logs = await c.get(f"/api/v1/logs/{eid}")
+    assert logs.status_code == 200, logs.text
+    async with c.stream("GET", f"/api/v1/logs/{eid}/follow") as followed:
+        assert followed.status_code == 200
+        text = "".join([chunk async for chunk in followed.aiter_text()])
+    assert "said it" in text  # the whole stream, to the end the log shows
+    async with c.stream("GET", f"/api/v1/executions/{eid}/follow") as watched:
+        assert watched.status_code == 200
+        text = "".join([chunk async for chunk in watched.aiter_text()])
+    assert '"current":"SUCCESS"' in text.replace(" ", "")
+    assert (await c.get("/api/v1/logs/doesnotexist")).status_code == 404

@@ -15,7 +15,7 @@ from engine.core.shape import execution_json
 from eventstore.indexer import TERMINAL
 from eventstore.reader import read_execution
 from eventstore.storage import InternalStorage, StorageError, execution_of
-from webserver.http import bad, deps, download, not_found
+from webserver.http import ApiError, bad, deps, download, not_found
 from webserver.query import execution_row
 
 
@@ -77,7 +77,11 @@ async def follow_execution(request: Request[Any, Any, Any], execution_id: FromPa
                 "SELECT doc, state, seq FROM executions WHERE id = ?", [execution_id]
             )
             if not rows:
-                return
+                try:  # not indexed yet (just created): its first document comes from the log
+                    doc, state, _, _ = await execution_row(d, execution_id)
+                except ApiError:
+                    return  # deleted
+                rows = [(doc, state, 0)]
             doc, state, seq = rows[0]
             if seq != last:
                 last = seq

@@ -15,7 +15,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from eventstore.admin import tail_logs
 from eventstore.indexer import LEVELS, TERMINAL
 from webserver.filters import LOGS, filter_sql
-from webserver.http import ApiError, FlowIdParam, Page, Size, bad, deps, not_found, page_params
+from webserver.http import ApiError, FlowIdParam, Page, Size, bad, deps, page_params
 from webserver.query import Where, execution_row, iso, paged, parse_date
 
 
@@ -106,7 +106,9 @@ async def read_logs(
 
     owner, rows, total = await asyncio.to_thread(read)
     if not owner and not rows and not total:
-        raise not_found(f"execution {execution_id} not found and has no logs")
+        # Not indexed yet (just created): the log knows it; unknown: 404.
+        row = await execution_row(d, execution_id)
+        owner = [(row[2], row[3])]
     ns, fid = owner[0] if owner else (None, None)
     return [log_json(r, ns, fid) for r in rows], total
 
