@@ -36,10 +36,10 @@ def test_yamlpos_positions() -> None:
 
 def test_alias_bomb_is_refused_quickly() -> None:
     text = alias_bomb()
-    started = time.perf_counter()
+    started = time.process_time()  # CPU, not wall time: the bound is on work, not on the machine's load
     with pytest.raises(FlowValidationError) as info:
         load_yaml(text, file="bomb.yml")
-    assert time.perf_counter() - started < 0.5
+    assert time.process_time() - started < 0.5
     (issue,) = info.value.issues
     # the outermost alias of the expansion that went over: l5's first item, as written
     assert (issue.path, issue.line, issue.column, issue.file) == ("l5[0]", 6, 10, "bomb.yml")
@@ -54,10 +54,10 @@ def test_alias_bomb_in_a_flow_and_in_a_yaml_input() -> None:
     with pytest.raises(FlowValidationError) as info:
         load_flow(flow + "tasks: []\n")
     assert info.value.issues[0].path.startswith("variables.l5[0]")
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(FlowValidationError):
         safe_load(alias_bomb())
-    assert time.perf_counter() - started < 0.5
+    assert time.process_time() - started < 0.5
     with pytest.raises(InputError, match="alias bomb"):
         coerce_input(Input(id="doc", type="YAML"), alias_bomb())
 
