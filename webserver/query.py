@@ -210,5 +210,6 @@ async def flow_deployed(d: Deps, namespace: str, flow_id: str) -> None:
     rows = await d.indexer.aquery(
         "SELECT 1 FROM flows WHERE namespace = ? AND flow_id = ? AND NOT deleted", [namespace, flow_id]
     )
-    if not rows:
+    # The projection may lag a save that just returned (a busy indexer): the log decides.
+    if not rows and await d.store.get_flow(namespace, flow_id) is None:
         raise not_found(f"flow {namespace}.{flow_id} is not deployed")

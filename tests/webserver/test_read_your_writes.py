@@ -60,6 +60,11 @@ async def behind(nats_url: str, tmp_path: Path) -> AsyncIterator[Api]:
 async def test_reads_and_commands_fall_back_to_the_log_when_the_indexer_is_behind(behind: Api) -> None:
     c = behind.client
     await behind.rt.flows.deploy(FLOW.format(ns=behind.ns))
+    # The flow, deployed but not projected: read from the log, and its triggers' route knows it.
+    flow = await c.get(f"/api/v1/flows/{behind.ns}/ryw")
+    assert flow.status_code == 200 and flow.json()["revision"] == 1, flow.text
+    assert (await c.get(f"/api/v1/triggers/{behind.ns}/ryw")).status_code == 200
+    assert (await c.get(f"/api/v1/flows/{behind.ns}/nope")).status_code == 404
     created = await c.post(f"/api/v1/executions/{behind.ns}/ryw")
     assert created.status_code == 200, created.text
     eid = created.json()["id"]

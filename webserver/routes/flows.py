@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import re
+from datetime import datetime
 from typing import Annotated, Any
 
 import yaml
@@ -115,9 +116,18 @@ async def current_flow(d: Deps, namespace: str, flow_id: str) -> tuple[Any, ...]
         "SELECT revision, source, deleted, updated FROM flows WHERE namespace = ? AND flow_id = ?",
         [namespace, flow_id],
     )
-    if not rows or rows[0][2]:
+    if rows and not rows[0][2]:
+        return rows[0]
+    # The projection may lag a save that just returned (a busy indexer): the log decides.
+    latest = await d.store.get_flow(namespace, flow_id)
+    if latest is None or (rows and rows[0][0] >= latest.revision):
         return None
-    return rows[0]
+    saved = (
+        datetime.fromisoformat(latest.date.replace("Z", "+00:00")).replace(tzinfo=None)
+        if latest.date
+        else None
+    )
+    return (latest.revision, latest.source, False, saved)
 
 
 @post("/flows", **with_body(yaml_body("The flow's YAML source"), "Flows"))
