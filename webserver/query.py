@@ -156,8 +156,16 @@ async def execution_row(d: Deps, execution_id: str) -> tuple[Any, ...]:
     rows = await d.indexer.aquery(
         "SELECT doc, state, namespace, flow_id FROM executions WHERE id = ?", [execution_id]
     )
-    if rows:
+    if rows and rows[0][1] in TERMINAL:
         return rows[0]
+    if rows:
+        # Still open in the projection: the log may already have it ended (a client that saw it end,
+        # from the log, must not read it running again, nor its outputs missing).
+        state = (await read_execution(d.store, execution_id, leader=False)).state
+        if state is None or not state.is_terminal:
+            return rows[0]
+        doc = json.dumps(execution_json(state), separators=(",", ":"), default=str)
+        return doc, state.state, state.namespace, state.flow_id
     state = None
     # An id is a token of the execution's subjects: an empty part (a..b, .a) is no subject at all.
     if S.valid_name(execution_id) and "" not in execution_id.split("."):

@@ -60,6 +60,20 @@ class Reads:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.changed.wait(), min(left, 0.5))
 
+    async def wait_synced(self, prefix: str, timeout: float = 5.0) -> bool:
+        """Wait until the projection has applied every message that the source streams named
+        ``prefix...`` held when asked: a query after it sees every write acknowledged before it (a
+        destructive by-query action must not miss an execution its client has just seen end)."""
+        deadline = time.monotonic() + timeout
+        heads = {}
+        for stream in source_streams():
+            if stream.startswith(prefix):
+                heads[stream] = int((await self.store.js.stream_info(stream)).state.last_seq)
+        for stream, seq in heads.items():
+            if not await self.wait_applied(stream, seq, max(0.0, deadline - time.monotonic())):
+                return False
+        return True
+
     async def caught_up(self) -> bool:
         """True when every source stream is applied up to its last message."""
         for stream in source_streams():

@@ -6,6 +6,7 @@ listing each refused id with the reason (Kestra's all-or-nothing validation), el
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Annotated, Any
 
@@ -17,8 +18,8 @@ from engine.core.errors import EngineError, FlowNotFound
 from engine.core.history import restart_events
 from eventstore.indexer import TERMINAL, delete_execution
 from eventstore.store import JetStreamKV
-from webserver.http import Deps, bad, check_kv, deps, json_body, read_bytes, with_body
-from webserver.query import request_kill
+from webserver.http import ApiError, Deps, bad, check_kv, deps, json_body, read_bytes, with_body
+from webserver.query import execution_row, request_kill
 
 MAX_IDS = 1000
 IDS = json_body("A JSON list of execution ids", required=True)
@@ -38,8 +39,15 @@ async def id_list(request: Request[Any, Any, Any], what: str = "execution ids") 
 
 
 async def states(d: Deps, ids: list[str]) -> dict[str, str]:
+    """Each execution's state as ``GET /executions/{id}`` answers it: the projection, or the log where
+    the projection has it still open or not at all (a client that saw it end must not be refused)."""
     rows = await d.indexer.aquery("SELECT id, state FROM executions WHERE list_contains(?, id)", [ids])
-    return {r[0]: r[1] for r in rows}
+    found: dict[str, str] = {r[0]: r[1] for r in rows}
+    for eid in ids:
+        if found.get(eid) not in TERMINAL:
+            with contextlib.suppress(ApiError):  # unknown: judged as unknown by the caller
+                found[eid] = (await execution_row(d, eid))[1]
+    return found
 
 
 def refuse(problems: list[tuple[str, str]]) -> None:

@@ -21,6 +21,7 @@ from engine.core.shape import execution_json
 from engine.expressions import Expressions
 from engine.ids import new_execution_id
 from engine.inputs import check_known_inputs, resolve_inputs
+from eventstore import subjects as S
 from eventstore.indexer import TERMINAL, delete_execution
 from eventstore.storage import InternalStorage, input_uri
 from webserver.filters import EXECUTIONS, filter_sql
@@ -252,6 +253,7 @@ async def delete_executions_by_query(
     Kestra): ``{count}``. A running one is refused (409) with ``includeNonTerminated``: kill it first."""
     d = deps(request)
     where, params = filter_sql(request, EXECUTIONS)
+    await d.indexer.wait_synced(S.EVENTS)  # judge on every step already acknowledged, not a lagging view
     rows = await d.indexer.aquery(f"SELECT id, state FROM executions WHERE {where} ORDER BY id", params)
     running = [r[0] for r in rows if r[1] not in TERMINAL]
     if running and include_non_terminated:
