@@ -3,6 +3,8 @@
 Without them a Kestra client's call lands on a neighbouring route and gets a wrong answer (``GET
 /flows/export/by-query`` read as the flow ``export.by-query``, ``GET /flows/source`` as the flows of a
 namespace called ``source``) or a bare 404/405. The compatibility suite found each one with kestrapy.
+Kestra's ``POST /executions/{id}/pause`` and ``/labels`` are not here: they have the shape of ``POST
+/executions/{namespace}/{flowId}`` (a flow called ``pause`` must still start).
 """
 
 from __future__ import annotations
@@ -24,8 +26,6 @@ UNBUILT: list[tuple[HttpMethod, str, str, str]] = [
     (HttpMethod.GET, "/flows/{namespace:str}/{flow_id:str}/graph", "a flow's graph", "GET .../topology"),
     (HttpMethod.GET, "/executions/{execution_id:str}/graph", "an execution's graph", "its flow's topology"),
     (HttpMethod.POST, "/executions/latest", "the latest execution of flows", "GET /executions/search"),
-    (HttpMethod.POST, "/executions/{execution_id:str}/pause", "pause a running execution", "a Pause task"),
-    (HttpMethod.POST, "/executions/{execution_id:str}/labels", "set labels on an ended execution", "-"),
     (
         HttpMethod.POST,
         "/executions/{execution_id:str}/eval/{taskrun_id:str}",
