@@ -512,6 +512,9 @@ class Executor:
                     effect.workdir,
                     effect.workdir_files,
                     _first_started(state, effect.taskrun_id),
+                    effect.workdir_outputs,
+                    effect.workdir_cache,
+                    effect.workdir_key,
                 )
                 jobs.append(self._dispatch(state, item, await self.group_for(effect.task.worker_group)))
             elif isinstance(effect, StartSubflow):

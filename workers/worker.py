@@ -34,6 +34,7 @@ from eventstore.reader import read_execution
 from plugins.api import FileStorage, KVStore, TaskResult
 from plugins.registry import Registry
 from workers.context import TaskRunContext
+from workers.workdir import finish, restore_cache
 
 log = get_logger("engine.worker")
 
@@ -55,6 +56,7 @@ class Attempted(NamedTuple):
     error: str | None
     retryable: bool
     metrics: tuple[ev.Metric, ...]
+    workdir_outputs: dict[str, str] | None = None  # a WorkingDirectory's `outputFiles` after this task
 
 
 class Worker:
@@ -194,6 +196,7 @@ class Worker:
             return
         path.mkdir(parents=True)
         self._shared_dirs.add(path)
+        await restore_cache(ctx, item, path)
         files = await ctx.render(item.workdir_files) if item.workdir_files else None
         if files:
             from plugins.scripts.common import write_input_files
@@ -377,7 +380,7 @@ class Worker:
             running = asyncio.ensure_future(self._attempt(item, attempt, emit))
             self._attempts.add(running)
             try:
-                result, error, retryable, metrics = await running
+                result, error, retryable, metrics, collected = await running
             except asyncio.CancelledError:
                 if not (running.cancelled() and running in self._abandoned):
                     raise  # we are cancelled ourselves (shutdown)
@@ -411,6 +414,7 @@ class Worker:
                     error=error,
                     started=started,
                     metrics=metrics,
+                    workdir_outputs=collected,
                 ),
                 emit,
             )
@@ -475,6 +479,13 @@ class Worker:
         ctx = TaskRunContext(item, attempt, self.workdir, self.kv, self.expressions, emit, self.storage)
         try:
             result, error, retryable = await self._run(ctx, item)
+            collected = None
+            if ctx.shared_workdir is not None and (item.workdir_outputs or item.workdir_cache):
+                try:
+                    collected = await finish(ctx, item, ctx.shared_workdir)
+                except EngineError as exc:
+                    ctx.log("ERROR", f"WorkingDirectory: {exc}")
+                    result, error, retryable = TaskResult(state="FAILED"), f"WorkingDirectory: {exc}", True
         finally:
             ctx.cleanup()
         # What the task rendered or read with secret() (and its SECRET inputs) never leaves the worker.
@@ -485,7 +496,7 @@ class Worker:
             msgspec.structs.replace(m, tags=ctx.masked(m.tags)) if m.tags else m
             for m in ctx.metrics.snapshot()
         )
-        return Attempted(result, ctx.masked(error) if error else error, retryable, metrics)
+        return Attempted(result, ctx.masked(error) if error else error, retryable, metrics, collected)
 
     async def _run(self, ctx: TaskRunContext, item: WorkItem) -> tuple[TaskResult, str | None, bool]:
         task = item.task

@@ -18,6 +18,8 @@ from engine.core.retry import attempt_delay, in_place
 from engine.core.states import State, worst
 from engine.core.tree import EXIT_OUTPUT, index_tasks, is_truthy
 
+WORKING_DIRECTORY = "io.kestra.plugin.core.flow.WorkingDirectory"
+
 # ---------------------------------------------------------------------------------------------
 # accept: turn one input into events
 
@@ -220,8 +222,26 @@ def _accept_result(state: Execution, flow: Flow | None, tr: TaskRun, item: ev.At
     labels = item.outputs.get("labels") if task and task.type.endswith("execution.Labels") else None
     if isinstance(labels, dict):
         out.append(ev.LabelsSet(date=item.date, labels={str(k): str(v) for k, v in labels.items()}))
+    if item.workdir_outputs is not None:
+        out.extend(_workdir_outputs(state, flow, tr, item))
     exit_ = item.outputs.get(EXIT_OUTPUT) if task and task.type.endswith("execution.Exit") else None
     if isinstance(exit_, dict) and final in (State.SUCCESS, State.WARNING):
         target = str(exit_.get("state", "SUCCESS")).replace("CANCELED", "CANCELLED")
         out.append(ev.ExitRequested(date=item.date, state=target))
     return out
+
+
+def _workdir_outputs(
+    state: Execution, flow: Flow | None, tr: TaskRun, item: ev.AttemptEnded
+) -> list[ev.Event]:
+    """Kestra collects a WorkingDirectory's `outputFiles` after its last task: the worker reports what
+    matched after each task, and the latest report is the WorkingDirectory taskrun's output."""
+    tasks = index_tasks(flow) if flow else {}
+    node = state.taskruns.get(tr.parent_id) if tr.parent_id else None
+    while node is not None:
+        task = tasks.get(node.task_id)
+        if task is not None and task.type == WORKING_DIRECTORY:
+            outputs = {"outputFiles": dict(item.workdir_outputs or {})}
+            return [ev.TaskRunOutputs(date=item.date, taskrun_id=node.id, outputs=outputs)]
+        node = state.taskruns.get(node.parent_id) if node.parent_id else None
+    return []

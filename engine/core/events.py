@@ -124,6 +124,9 @@ class AttemptEnded(_Event, tag="tr.attempt.ended", frozen=True):
     error: str | None = None
     started: str | None = None
     metrics: tuple[Metric, ...] = ()
+    # Inside a WorkingDirectory with `outputFiles`: the files they matched after this attempt
+    # (name -> kestra:// URI); they become that WorkingDirectory taskrun's `outputFiles` output.
+    workdir_outputs: dict[str, str] | None = None
 
 
 class TaskRunDispatched(_Event, tag="tr.dispatched", frozen=True):

@@ -13,7 +13,9 @@ Events and effects keep their recorded encoding (``msgspec.Raw``), so the compar
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
+from typing import get_args
 
 import msgspec
 
@@ -163,6 +165,22 @@ def _as_today(event: ev.Event) -> ev.Event:
     return event
 
 
+def _effect_as_today(raw: bytes) -> bytes:
+    """A recorded effect with the fields added to its kind since (their defaults) in today's order."""
+    kind, fields = msgspec.json.decode(raw)
+    cls = next((c for c in get_args(Effect) if c.__name__ == kind), None)
+    if cls is None or not isinstance(fields, dict):
+        return raw
+    names = [f.name for f in dataclasses.fields(cls)]
+    if list(fields) == names:
+        return raw
+    today = {}
+    for f in dataclasses.fields(cls):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        today[f.name] = fields.get(f.name, default)
+    return _json.encode([kind, today])
+
+
 def _first_difference(what: str, recorded: list[bytes], replayed: list[bytes]) -> str | None:
     for i, (want, got) in enumerate(zip(recorded, replayed, strict=False)):
         if want != got:
@@ -215,7 +233,7 @@ def replay(
         # today: with that default, as the fold and every reader see it.
         recorded = (
             [encode_event(_as_today(e)) for e in recorded_events(step)],
-            [bytes(r) for r in step.effects],
+            [_effect_as_today(bytes(r)) for r in step.effects],
         )
         replayed = [encode_event(e) for e in events], [encode_effect(e) for e in effects]
         diff = _first_difference("event", recorded[0], replayed[0]) or _first_difference(

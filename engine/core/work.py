@@ -22,6 +22,9 @@ class WorkItem(msgspec.Struct, frozen=True):
     workdir: str | None = None  # the enclosing WorkingDirectory's taskrun: its tasks share one directory
     workdir_files: Any = None  # that WorkingDirectory's `inputFiles`, written when the directory is made
     first_started: str | None = None  # when the taskrun's first attempt started (a retry's maxDuration)
+    workdir_outputs: Any = None  # that WorkingDirectory's `outputFiles` globs: collected after each task
+    workdir_cache: Any = None  # its `cache` ({patterns, ttl}): restored when made, archived after each task
+    workdir_key: str | None = None  # its cache key in the flow: task id (and loop value)
 
 
 _enc = msgspec.msgpack.Encoder()

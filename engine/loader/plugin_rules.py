@@ -55,6 +55,11 @@ _COUNTS: dict[str, tuple[str, ...]] = {
     _CORE + "flow.Dag": ("concurrent",),
 }
 
+# type -> the paths (property, sub-property...) that take an ISO-8601 duration (or an expression)
+_DURATIONS: dict[str, tuple[tuple[str, ...], ...]] = {
+    _CORE + "flow.WorkingDirectory": (("cache", "ttl"),),
+}
+
 # type -> (property, why Kestra needs it, an example)
 _REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
     _CORE + "flow.Switch": (("value", 'value: "{{ inputs.choice }}" (the value the cases match)'),),
@@ -134,6 +139,15 @@ def check_rules(
                 f"expected a whole number >= 0 (0: no limit) or an expression, got {show(value)} — "
                 f"write a number like 2, or an expression like '{{{{ inputs.limit }}}}'",
             )
+    for keys in _DURATIONS.get(task_type, ()):
+        found: Any = props
+        for key in keys:
+            found = found.get(key) if isinstance(found, dict) else None
+        if found is not None and not is_expression(found):
+            field = path
+            for key in keys:
+                field = child_path(field, key)
+            ctx.duration(found, field)
     for name, example in _REQUIRED.get(task_type, ()):
         if props.get(name) is None:
             kind = task_type.rsplit(".", 1)[-1]

@@ -82,11 +82,16 @@ class WaitFor(msgspec.Struct, frozen=True):
     failOnMaxReached: bool | str = False
 
 
+class WorkingDirectoryCache(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    patterns: list[str]
+    ttl: str | None = None  # ISO-8601: an archive older than this is deleted instead of restored
+
+
 class WorkingDirectory(msgspec.Struct, frozen=True):
     inputFiles: dict[str, Any] | str | None = None
-    outputFiles: list[str] | None = None
+    outputFiles: list[str] | str | None = None
     namespaceFiles: Any = None
-    cache: Any = None
+    cache: WorkingDirectoryCache | None = None
 
 
 class ForEachItem(_Launch, frozen=True, kw_only=True):

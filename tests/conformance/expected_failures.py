@@ -27,12 +27,4 @@ EXPECTED_FAILURES: dict[str, str] = {
         "setup not supported: Kestra's `globals` (configuration variables) are not built, and envs are "
         "read once per process (the runner cannot set KESTRA_TEST1/KESTRA_TEST2 for a running engine)"
     ),
-    "working-directory-cache.yml": (
-        "WorkingDirectory `cache` is accepted by the loader and not built: a second run does not find "
-        "hello.txt restored from the cache (run 2: outputs of 'exists' uris is empty)"
-    ),
-    "working-directory-outputs.yml": (
-        "WorkingDirectory `outputFiles` is accepted by the loader and not built: the WorkingDirectory "
-        "taskrun has no outputs.outputFiles"
-    ),
 }

@@ -19,6 +19,10 @@ class Dispatch:
     variables: dict[str, Any]
     workdir: str | None = None
     workdir_files: Any = None
+    # The enclosing WorkingDirectory's `outputFiles` and `cache`, and its cache key (task id, value)
+    workdir_outputs: Any = None
+    workdir_cache: Any = None
+    workdir_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -76,8 +76,21 @@ class Retries(Sequencing):
         while node is not None:
             parent_task = self.tasks.get(node.task_id)
             if parent_task is not None and parent_task.type == F + "WorkingDirectory":
-                files = parent_task.props.get("inputFiles")
-                return Dispatch(tr.id, attempt, task, self.vars_for(tr), node.id, files)
+                props = parent_task.props
+                key = None  # where its cache archive is kept, per loop value as in Kestra
+                if props.get("cache"):
+                    key = parent_task.id if node.value is None else f"{parent_task.id}/{node.value}"
+                return Dispatch(
+                    tr.id,
+                    attempt,
+                    task,
+                    self.vars_for(tr),
+                    node.id,
+                    props.get("inputFiles"),
+                    props.get("outputFiles"),
+                    props.get("cache"),
+                    key,
+                )
             node = self.ex.taskruns.get(node.parent_id) if node.parent_id else None
         return Dispatch(tr.id, attempt, task, self.vars_for(tr))
 
