@@ -72,8 +72,16 @@ _DOCKER_FIX = (
     "'taskRunner: {type: io.kestra.plugin.scripts.runner.docker.Docker}'"
 )
 # type -> (property, why and what to do instead): accepted by Kestra, not built here; refusing beats ignoring
+_NAMESPACE_FILES_FIX = (
+    "yet — namespace files are not copied into a working directory; pass them with "
+    "'inputFiles: {NAME: \"{{ read('path/in/namespace') }}\"}' (or 'namespaceFiles: {enabled: false}')"
+)
 _NOT_SUPPORTED: dict[str, tuple[tuple[str, str], ...]] = {
     **{name: (("dockerOptions", _DOCKER_FIX),) for name in _LEGACY_SCRIPTS},
+    **{
+        name: (("namespaceFiles", _NAMESPACE_FILES_FIX),)
+        for name in (*_SCRIPT_TASKS, _CORE + "flow.WorkingDirectory")
+    },
 }
 # type -> (property, the pattern its value must match, an example)
 _PATTERNS: dict[str, tuple[tuple[str, re.Pattern[str], str], ...]] = {
@@ -154,6 +162,8 @@ def check_rules(
             ctx.add(path, f"missing required property '{name}' of {kind} — add '{example}'")
     for name, fix in _NOT_SUPPORTED.get(task_type, ()):
         value = props.get(name)
+        if isinstance(value, dict) and value.get("enabled") is False:
+            continue  # turned off: nothing asked of the engine
         if value not in (None, [], ""):
             ctx.add(child_path(path, name), f"'{name}' ({show(value)}) is not supported {fix}")
     for name, pattern, example in _PATTERNS.get(task_type, ()):

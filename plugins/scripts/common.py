@@ -227,11 +227,6 @@ def runner_for(props: ScriptProps, ctx: RunContext, default_image: str = DEFAULT
     return runner
 
 
-def _note_ignored(props: ScriptProps, ctx: RunContext) -> None:
-    if props.namespaceFiles is not None and props.namespaceFiles.get("enabled", True):
-        ctx.log("WARN", "namespaceFiles are not supported yet and were not copied")
-
-
 # What a script inherits of the worker's environment: what programs need to run (paths, locale,
 # time zone, temporary files, proxies and certificates), nothing of the engine's (ENGINE_* holds API
 # passwords and tokens, ENGINE_HOME the NATS credentials) and no SECRET_*. The flow gives the rest
@@ -288,7 +283,6 @@ async def run_script(
     ``warningOnStdErr`` makes the state WARNING. ``runner``: the task runner (default: the one
     ``props`` select); ``extra_env`` goes to its process.
     """
-    _note_ignored(props, ctx)
     if runner is None:
         runner = runner_for(props, ctx)
     workdir = ctx.workdir

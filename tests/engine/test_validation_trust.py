@@ -384,3 +384,20 @@ def test_the_editors_schema_follows_the_rules() -> None:
     for limit in (2, "2", "{{ inputs.n }}"):
         flow["tasks"] = [{**each, "concurrencyLimit": limit}]
         assert not list(validator.iter_errors(flow)), limit
+
+
+def test_namespace_files_of_scripts_and_working_directories_are_refused_not_ignored() -> None:
+    """Accepted and ignored before (a WARN at run time, or nothing): refused with what to do instead."""
+    flow = (
+        "id: nsf\nnamespace: t\ntasks:\n"
+        "  - id: wd\n    type: io.kestra.plugin.core.flow.WorkingDirectory\n"
+        "    namespaceFiles:\n      enabled: true\n    tasks:\n"
+        "      - id: s\n        type: io.kestra.plugin.scripts.shell.Commands\n"
+        "        namespaceFiles:\n          include: [a.sql]\n        commands: [ls]\n"
+    )
+    with pytest.raises(FlowValidationError) as info:
+        load_flow(flow)
+    issues = {(i.path, i.line) for i in info.value.issues}
+    assert issues == {("tasks[0].namespaceFiles", 7), ("tasks[0].tasks[0].namespaceFiles", 12)}
+    assert all("not supported yet" in i.message and "read(" in i.message for i in info.value.issues)
+    load_flow(flow.replace("enabled: true", "enabled: false").replace("include: [a.sql]", "enabled: false"))
