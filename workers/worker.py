@@ -218,15 +218,20 @@ class Worker:
             if self._lapsed():  # we cannot show we are alive: another worker takes it
                 await msg.nak(delay=1)
                 return
-            if msg.redelivered and await self._settled_or_nak(item, msg):
-                log.info(
-                    "worker.redelivered_settled",
-                    execution_id=item.execution_id,
-                    taskrun_id=item.taskrun_id,
-                    attempt=item.attempt,
-                )
-                await msg.ack()
-                return
+            if msg.redelivered:
+                settled = await self._settled_or_unknown(item)
+                if settled is None:  # the store cannot tell now: ask again in a moment, never run blind
+                    await msg.nak(delay=1)
+                    return
+                if settled:
+                    log.info(
+                        "worker.redelivered_settled",
+                        execution_id=item.execution_id,
+                        taskrun_id=item.taskrun_id,
+                        attempt=item.attempt,
+                    )
+                    await msg.ack()
+                    return
             current = asyncio.current_task()
             assert current is not None
             self._running.setdefault(item.execution_id, set()).add(current)
@@ -241,9 +246,10 @@ class Worker:
         finally:
             self._slots.release()
 
-    async def _settled_or_nak(self, item: WorkItem, msg: Delivery) -> bool:
-        """``_settled``, or, when the store cannot tell now (a node down, an election), the message
-        handed back to be asked again in a moment: never run blind, never dropped (chaos seed 36)."""
+    async def _settled_or_unknown(self, item: WorkItem) -> bool | None:
+        """``_settled``, or None when the store cannot tell now (a node down, an election): the caller
+        hands the message back rather than run it blind or let the check's failure drop it (chaos
+        seed 36)."""
         try:
             return await self._settled(item)
         except Exception as exc:
@@ -254,8 +260,7 @@ class Worker:
                 execution_id=item.execution_id,
                 error=f"{type(exc).__name__}: {exc}",
             )
-            await msg.nak(delay=1)
-            return True
+            return None
 
     async def _settled(self, item: WorkItem) -> bool:
         """Did a previous holder of this work message already finish it?

@@ -139,3 +139,40 @@ async def test_a_stale_attempt_delivered_again_after_a_newer_one_was_dispatched_
 
         assert await eng.worker._settled(item(1))  # stale: never run again
         assert not await eng.worker._settled(item(2))  # the current attempt: runs
+
+
+class CheckFailsOnce(MemoryStore):
+    """The first delivery is dropped by its holder (it died before doing anything); the first settled
+    check of the redelivered message fails, as a read does while a stream has no leader."""
+
+    dropped = 0
+    failed = 0
+
+    async def consume_work(
+        self, group: str, on_work: Callable[[Delivery], Awaitable[None]], max_pending: int
+    ) -> list[Subscription]:
+        async def handle(delivery: Delivery) -> None:
+            if not self.dropped:
+                self.dropped += 1
+                await delivery.nak(0.05)
+                return
+            await on_work(delivery)
+
+        return await super().consume_work(group, handle, max_pending)
+
+    async def pending_input(self, execution_id: str, msg_id: str) -> bytes | None:
+        if not self.failed:
+            self.failed += 1
+            raise TimeoutError("nats: timeout")
+        return await super().pending_input(execution_id, msg_id)
+
+
+async def test_a_settled_check_that_fails_hands_the_work_back_and_it_runs_once() -> None:
+    """Chaos seed 36: the check's failure must neither drop the work nor run it blind."""
+    store = CheckFailsOnce()
+    async with MemoryEngine(store=store) as eng:
+        flow = await eng.deploy(FLOW)
+        state = await eng.run(flow, timeout=15)
+    assert (store.dropped, store.failed) == (1, 1)
+    assert state.state == "SUCCESS"
+    assert _runs(store, state.id) == 1
