@@ -14,13 +14,9 @@ main-thread task (PerformanceObserver longtask) says whether anything froze. One
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +26,10 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.testing.serve import local_server  # noqa: E402
+
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -80,7 +80,7 @@ def nats_url_of(home: Path) -> str:
     """The embedded server's URL with the token it requires (in its config, in the bench's own home)."""
     for _ in range(300):
         m = re.search(r"embedded server nats://(\S+)", (home / "server.log").read_text(errors="replace"))
-        token = re.search(r'token: "?([^"\s}]+)', (home / "nats" / "nats.conf").read_text())
+        token = re.search(r'token: "?([^"\s}]+)', (home / "home" / "nats" / "nats.conf").read_text())
         if m and token:
             return f"nats://{token.group(1)}@{m.group(1)}"
         time.sleep(0.2)
@@ -89,13 +89,6 @@ def nats_url_of(home: Path) -> str:
 
 OBSERVE = """() => { window.__long = 0; new PerformanceObserver((l) => { for (const e of l.getEntries())
   window.__long = Math.max(window.__long, e.duration); }).observe({type: 'longtask', buffered: true}); }"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def run_flow(client: httpx.Client, source: str, flow_id: str) -> str:
@@ -138,22 +131,8 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     home = Path(tempfile.mkdtemp(prefix="bench-ui-"))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENGINE_")}
-    env.update(ENGINE_HOME=str(home), PYTHONPATH=str(ROOT))
-    log = (home / "server.log").open("wb")
-    cmd = [sys.executable, "-m", "engine", "server", "local", "--port", str(port)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with local_server(home) as base:
         with httpx.Client(base_url=base, timeout=60) as client:
-            for _ in range(300):
-                try:
-                    if client.get("/ready").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.2)
             many = run_flow(client, MANY, "many")
             chatty = run_flow(client, CHATTY, "chatty")
             asyncio.run(publish_logs(nats_url_of(home), chatty, home / "publisher"))
@@ -198,13 +177,6 @@ def main() -> None:
             f"p50 {scrolls[len(scrolls) // 2]:.0f} ms p95 {scrolls[int(len(scrolls) * 0.95)]:.0f} ms, "
             f"longest task {logs_long:.0f} ms, at most {rows_max} rows in the DOM"
         )
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 if __name__ == "__main__":

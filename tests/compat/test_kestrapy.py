@@ -8,20 +8,15 @@ Kestra answers (routes, shapes, status codes).
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+
+from engine.testing.serve import local_server
 
 with warnings.catch_warnings():
     # kestrapy's generated models name a field "validate" (pydantic warns once, at import)
@@ -34,54 +29,14 @@ with warnings.catch_warnings():
 
 # The first test also starts the server (a subprocess with its own NATS): more than the default.
 pytestmark = pytest.mark.timeout(180)
-ROOT = Path(__file__).resolve().parents[2]
 TENANT = "main"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``engine server local`` on a free port, stopped (its PID) at the end of the module."""
-    home = tmp_path_factory.mktemp("kestrapy")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENGINE_", "SECRET_", "ENV_"))}
-    env.update(ENGINE_HOME=str(home / "home"), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    port = free_port()
-    log = (home / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "server", "local", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 45
-        while True:
-            assert proc.poll() is None, (home / "server.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (home / "server.log").read_text()[-3000:]
-            time.sleep(0.1)
+    with local_server(tmp_path_factory.mktemp("kestrapy")) as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
 
 
 @pytest.fixture

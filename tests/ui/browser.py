@@ -12,18 +12,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+
+from engine.testing.serve import local_server
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -41,51 +37,11 @@ SHOTS = Path(os.environ.get("ENGINE_UI_SHOTS") or ROOT / "build" / "ui-screensho
 FLOWS = Path(__file__).parent / "flows"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`engine server local` with the test flows deployed, on a free loopback port."""
-    home = tmp_path_factory.mktemp("ui-home")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENGINE_")}
-    env.update(ENGINE_HOME=str(home), PYTHONPATH=str(ROOT))
-    log = (home / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "server", "local", "--flows", str(FLOWS), "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server ended: {(home / 'server.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the server is not ready: {(home / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.2)
+    with local_server(tmp_path_factory.mktemp("ui-home"), "--flows", str(FLOWS)) as base:
         yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
 
 
 @pytest.fixture(scope="module")
