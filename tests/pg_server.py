@@ -3,7 +3,8 @@ free 127.0.0.1 port, password authentication, stopped by its PID.
 
 PostgreSQL refuses to run as root: as root, the cluster belongs to ``nobody`` and the server runs as that
 user (the directory is made for it). Where no server binaries are installed, ``PgServer.find`` says why
-(the tests are then skipped with that reason; ``.ci/run`` installs Debian's ``postgresql``).
+(the tests then fail with that reason: ``.ci/deps``, which the README's test command runs, installs
+Debian's ``postgresql``).
 """
 
 from __future__ import annotations

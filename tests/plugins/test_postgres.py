@@ -23,7 +23,7 @@ BINDIR, WHY = PgServer.find()
 @pytest.fixture(scope="module")
 def pg() -> Iterator[PgServer]:
     if BINDIR is None:
-        pytest.skip(WHY)
+        pytest.fail(f"{WHY} (.ci/deps installs postgresql)")
     server = PgServer(BINDIR)
     try:
         server.start()
