@@ -161,6 +161,14 @@ async def main() -> None:
         families[family] = families.get(family, 0) + seq - before.get(name, 0)
     detail = " ".join(f"{k}={v / per:.2f}" for k, v in sorted(families.items(), key=lambda kv: -kv[1]) if v)
     print(f"appends per taskrun by stream: {detail}")
+    from eventstore.batching import COUNTS
+
+    if COUNTS.messages:
+        print(
+            f"batching (this process): messages={COUNTS.messages} commits={COUNTS.commits} "
+            f"messages_per_commit={COUNTS.messages / max(COUNTS.commits, 1):.2f} "
+            f"refused_batches={COUNTS.refused_batches}"
+        )
     print(
         f"throughput taskruns_per_s={rate:.1f} executions_per_s={done / elapsed:.1f} taskruns={taskruns} "
         f"executions={done} failed={failed} appends_per_taskrun={appends / per:.2f} "

@@ -31,6 +31,7 @@ from engine.core.decider import (
     renotify,
     settle,
 )
+from engine.core.dispatch import work_item
 from engine.core.errors import (
     ConcurrencyConflict,
     EngineError,
@@ -499,23 +500,7 @@ class Executor:
         jobs = []
         for effect in effects:
             if isinstance(effect, Dispatch):
-                item = WorkItem(
-                    state.id,
-                    effect.taskrun_id,
-                    effect.attempt,
-                    effect.task,
-                    state.namespace,
-                    state.flow_id,
-                    state.flow_revision,
-                    effect.variables,
-                    [str(state.inputs[k]) for k in state.secret_inputs if state.inputs.get(k)],
-                    effect.workdir,
-                    effect.workdir_files,
-                    _first_started(state, effect.taskrun_id),
-                    effect.workdir_outputs,
-                    effect.workdir_cache,
-                    effect.workdir_key,
-                )
+                item = work_item(state, effect)
                 jobs.append(self._dispatch(state, item, await self.group_for(effect.task.worker_group)))
             elif isinstance(effect, StartSubflow):
                 jobs.append(self.start_subflow(state, effect))
@@ -684,11 +669,3 @@ class Executor:
             },
         )
         await self.store.send_input(effect.execution_id, created, msg_id=f"{effect.execution_id}:created")
-
-
-def _first_started(state: Execution, taskrun_id: str) -> str | None:
-    """When the taskrun's first attempt started, if one did (the worker's retries count from it)."""
-    tr = state.taskruns.get(taskrun_id)
-    if tr is None or not tr.attempts or not tr.attempts[0].histories:
-        return None
-    return tr.attempts[0].histories[0].date

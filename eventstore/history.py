@@ -30,14 +30,15 @@ class History(Connection):
         payload = encode(events)
         self.check_size(payload, headers)
         try:
-            ack = await self.js.publish(S.events(execution_id), payload, headers=headers, timeout=10)
+            return await self.batcher(S.events_stream(execution_id)).publish(
+                S.events(execution_id), payload, headers
+            )
         except APIError as exc:
             if exc.err_code in OCC_CONFLICTS:
                 raise ConcurrencyConflict(
                     f"execution {execution_id}: another writer appended after seq {expected_last_seq}"
                 ) from exc
             raise
-        return int(ack.seq)
 
     async def last_seq(self, execution_id: str, leader: bool = False) -> int:
         """The stream sequence of the execution's last step (0: none). ``leader``: asked of the

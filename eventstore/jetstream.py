@@ -25,6 +25,7 @@ from engine.core.errors import PayloadTooLarge, ServerError
 from engine.logs import get_logger
 from engine.settings import settings
 from eventstore import subjects as S
+from eventstore.batching import Batcher
 
 # "wrong last sequence": 10071 names the sequence; a clustered stream may answer 10164 instead.
 OCC_CONFLICTS = frozenset({10071, 10164})
@@ -101,6 +102,17 @@ class Connection:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.replicas = replicas
+        self._batchers: dict[str, Batcher] = {}
+
+    def batcher(self, stream: str) -> Batcher:
+        """The group-commit publisher of ``stream`` (``eventstore.batching``): one per connection."""
+        found = self._batchers.get(stream)
+        if found is None:
+            found = self._batchers[stream] = Batcher(self.nc, self.js, on_error=self._post_failed)
+        return found
+
+    def _post_failed(self, exc: BaseException) -> None:
+        get_logger("eventstore.nats").debug("nats.post_failed", error=f"{type(exc).__name__}: {exc}")
 
     @classmethod
     async def connect(
@@ -148,6 +160,12 @@ class Connection:
         """Flush what was published, then close; never hang on exit."""
         if self.nc.is_closed:
             return
+        if self._batchers:  # what was posted without waiting (log lines) leaves first, boundedly
+            pending = asyncio.gather(*(b.drain() for b in self._batchers.values()))
+            with contextlib.suppress(Exception):
+                await asyncio.wait({pending}, timeout=2)
+            if not pending.done():
+                pending.cancel()
         # Not wait_for: on a timeout it waits for the cancelled drain to finish, and nats-py can
         # swallow that cancellation; asyncio.wait returns at the deadline whatever the task does.
         drain = asyncio.ensure_future(self.nc.drain())
@@ -192,6 +210,7 @@ class Connection:
                     allow_direct=True,
                     deny_delete=True,
                     duplicate_window=120,
+                    allow_atomic=True,
                 ),
                 stream(
                     f"{S.INBOX}_{k}",
@@ -199,11 +218,18 @@ class Connection:
                     retention=work_queue,
                     duplicate_window=120,
                     allow_msg_schedules=True,
+                    allow_atomic=True,
                 ),
-                stream(f"{S.WORK}_{k}", [f"work.*.{k}"], retention=work_queue, duplicate_window=120),
+                stream(
+                    f"{S.WORK}_{k}",
+                    [f"work.*.{k}"],
+                    retention=work_queue,
+                    duplicate_window=120,
+                    allow_atomic=True,
+                ),
             ]
         configs += [
-            stream(S.LOGS, ["log.>"], max_age=30 * 24 * 3600, allow_direct=True),
+            stream(S.LOGS, ["log.>"], max_age=30 * 24 * 3600, allow_direct=True, allow_atomic=True),
             stream(S.FLOWS, ["flow.>"], allow_direct=True),
             bucket(
                 S.KV,
@@ -238,11 +264,13 @@ class Connection:
         if size > self.nc.max_payload:
             raise PayloadTooLarge(size, self.nc.max_payload)
 
-    async def _publish_once(self, subject: str, payload: bytes, headers: dict[str, str] | None) -> None:
+    async def _publish_once(
+        self, stream: str, subject: str, payload: bytes, headers: dict[str, str] | None
+    ) -> None:
         """A publish with a message id: "duplicate in process" means its first copy is being stored."""
         self.check_size(payload, headers)
         try:
-            await self.js.publish(subject, payload, headers=headers, timeout=10)
+            await self.batcher(stream).publish(subject, payload, headers)
         except APIError as exc:
             if exc.err_code != _DUPLICATE_IN_PROCESS or not headers:
                 raise

@@ -26,12 +26,13 @@ class Messaging(Connection):
 
     async def send_input(self, execution_id: str, item: Input, msg_id: str | None = None) -> None:
         headers = {"Nats-Msg-Id": msg_id} if msg_id else None
-        await self._publish_once(S.inbox(execution_id), encode_input(item), headers)
+        stream, subject = S.inbox_stream(execution_id), S.inbox(execution_id)
+        await self._publish_once(stream, subject, encode_input(item), headers)
 
     async def pending_input(self, execution_id: str, msg_id: str) -> bytes | None:
         # The inbox is a work queue: what is still stored is what the executor has not consumed.
         # A few messages per execution at most; asked only for a work message delivered again.
-        stream, subject, seq = f"{S.INBOX}_{S.shard(execution_id)}", S.inbox(execution_id), 1
+        stream, subject, seq = S.inbox_stream(execution_id), S.inbox(execution_id), 1
         while True:
             try:
                 msg = await self.js.get_msg(stream, seq=seq, subject=subject, next=True)
@@ -58,7 +59,8 @@ class Messaging(Connection):
         await self.js.publish(S.timer(execution_id, key), encode_input(item), headers=headers, timeout=10)
 
     async def dispatch(self, execution_id: str, group: str | None, payload: bytes, msg_id: str) -> None:
-        await self._publish_once(S.work(group, S.shard(execution_id)), payload, {"Nats-Msg-Id": msg_id})
+        k = S.shard(execution_id)
+        await self._publish_once(f"{S.WORK}_{k}", S.work(group, k), payload, {"Nats-Msg-Id": msg_id})
 
     async def consume_work(
         self, group: str, on_work: Callable[[Delivery], Awaitable[None]], max_pending: int

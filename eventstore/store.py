@@ -266,13 +266,13 @@ class Store(History, Messaging):
     # ---- logs ----------------------------------------------------------------------------
 
     async def publish_log(self, execution_id: str, line: LogLine) -> None:
-        """Fire-and-forget: logs never slow down or fail a task."""
-        await self.nc.publish(S.logs(execution_id), _log_enc.encode(line))
+        """Fire-and-forget: logs never slow down or fail a task (they share commits: batching)."""
+        self.batcher(S.LOGS).post(S.logs(execution_id), _log_enc.encode(line))
 
     async def store_log(self, execution_id: str, line: LogLine, msg_id: str) -> None:
         """A log line acknowledged once stored (the engine's own, rare lines: why something failed)."""
         headers = {"Nats-Msg-Id": msg_id}
-        await self.js.publish(S.logs(execution_id), _log_enc.encode(line), headers=headers, timeout=10)
+        await self.batcher(S.LOGS).publish(S.logs(execution_id), _log_enc.encode(line), headers)
 
     @staticmethod
     def decode_log(data: bytes) -> LogLine:

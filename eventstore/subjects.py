@@ -40,6 +40,10 @@ def events_stream(execution_id: str) -> str:
     return f"{EVENTS}_{shard(execution_id)}"
 
 
+def inbox_stream(execution_id: str) -> str:
+    return f"{INBOX}_{shard(execution_id)}"
+
+
 def _partitioned(prefix: str, execution_id: str, *rest: str) -> str:
     # <prefix>.<partition>.<execution>: a partition's owner filters on <prefix>.<partition>.>
     return ".".join([prefix, str(partition(execution_id)), execution_id, *rest])

@@ -1,0 +1,210 @@
+"""Group commit: publishes to one stream that meet in time leave together, as one atomic batch.
+
+With ``sync_interval: always`` the server syncs its file once per stored message, but once per
+committed atomic batch: 2,000 single publishes cost 2,022 fsyncs here, the same 2,000 messages in
+batches of 50 cost 182 (strace, nats-server 2.15). Executions are independent, so their steps, the
+workers' reports, the dispatches and the log lines of many executions can share one commit.
+
+A commit is slow alone, though (about 4.5 syncs, 4-13 ms against 0.5-1.2 ms for a plain publish
+here), so a batch is only worth it from about eight messages. Up to ``in_flight`` plain publishes
+leave at once, side by side: a lone execution waits for nothing. What arrives while they are all
+outstanding queues, and a queue of eight messages or more leaves as one atomic batch when one of
+them ends: the busier the stream, the larger the batch, and the fewer syncs per message.
+
+A batch is all or nothing (every message's own ``Nats-Expected-Last-Subject-Sequence`` and
+``Nats-Msg-Id`` are checked before any is stored). When the server refuses it (one execution's
+append conflicts, or a message repeats a stored id), its messages are published again one by one,
+in order, so that each caller gets its own answer: the conflict for the one that conflicts, a
+duplicate's acknowledgement for the duplicate, and a stored sequence for every other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+# A commit costs several syncs (about 4.5 measured) where a plain publish costs one: a batch pays
+# from about eight messages on, and a lone one is slower (4-13 ms against 0.5-1.2 ms here).
+_MIN_ATOMIC = 8
+_MAX_MESSAGES = 256  # the server takes up to 1,000 a batch; a smaller one keeps a commit's ack quick
+_MAX_BYTES = 4 * 1024 * 1024
+_TIMEOUT_S = 10.0
+
+
+class _Ack(msgspec.Struct):
+    """The commit's acknowledgement: the last message's sequence and how many were stored."""
+
+    seq: int = 0
+    count: int = 0
+    error: dict[str, object] | None = None
+
+
+_decode_ack = msgspec.json.Decoder(_Ack).decode
+
+
+Message = tuple[str, bytes, dict[str, str] | None]  # subject, payload, headers
+
+
+@dataclass(slots=True)
+class _Group:
+    """One caller's messages: stored together or not at all (a step and the work it dispatches)."""
+
+    messages: list[Message]
+    answer: asyncio.Future[list[int]] | None  # None: nobody waits (a log line)
+    size: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.size = sum(len(payload) + len(subject) + 64 for subject, payload, _ in self.messages)
+
+
+@dataclass
+class BatchCounts:
+    """What a process's batchers sent: messages, and commits (one fsync each with sync always)."""
+
+    messages: int = 0
+    commits: int = 0
+    refused_batches: int = 0
+
+
+COUNTS = BatchCounts()
+
+
+class Batcher:
+    """The publishes of one stream (atomic batches never span two streams)."""
+
+    def __init__(
+        self,
+        nc: Client,
+        js: JetStreamContext,
+        in_flight: int = 8,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self._nc = nc
+        self._js = js
+        self._in_flight = in_flight
+        self._flying = 0
+        self._queue: list[_Group] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._on_error = on_error  # for publishes nobody waits for
+
+    async def publish(self, subject: str, payload: bytes, headers: dict[str, str] | None) -> int:
+        """Store one message; returns its stream sequence. Raises what ``js.publish`` would raise."""
+        return (await self.publish_all([(subject, payload, headers)]))[0]
+
+    async def publish_all(self, messages: list[Message]) -> list[int]:
+        """Store ``messages`` all or none; returns their sequences. Raises what ``js.publish`` would
+        raise for the first one refused (none is stored then, as long as the server takes batches)."""
+        answer: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Group(messages, answer))
+        self._kick()
+        return await answer
+
+    def post(self, subject: str, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        """Store one message without waiting (a failure goes to ``on_error``)."""
+        self._queue.append(_Group([(subject, payload, headers)], None))
+        self._kick()
+
+    def _kick(self) -> None:
+        while self._queue and self._flying < self._in_flight:
+            waiting = sum(len(group.messages) for group in self._queue)
+            if waiting < _MIN_ATOMIC:
+                groups, self._queue = self._queue[:1], self._queue[1:]
+                atomic = False
+            else:
+                take, count, size = 0, 0, 0
+                for group in self._queue:
+                    if take and (
+                        count + len(group.messages) > _MAX_MESSAGES or size + group.size > _MAX_BYTES
+                    ):
+                        break
+                    take += 1
+                    count += len(group.messages)
+                    size += group.size
+                groups, self._queue = self._queue[:take], self._queue[take:]
+                atomic = True
+            self._flying += 1
+            task = asyncio.get_running_loop().create_task(self._send(groups, atomic))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, groups: list[_Group], atomic: bool) -> None:
+        try:
+            if not atomic or not await self._atomic(groups):
+                for group in groups:  # in order: two inputs of one execution keep theirs
+                    await self._one_by_one(group)
+        except BaseException as exc:  # a timeout, a closed connection: every waiter hears it
+            for group in groups:
+                self._fail(group, exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        finally:
+            self._flying -= 1
+            if self._queue:
+                self._kick()
+
+    async def _one_by_one(self, group: _Group) -> None:
+        """Plain publishes in order; the first refusal answers the group and stops it."""
+        seqs = []
+        for subject, payload, headers in group.messages:
+            COUNTS.messages += 1
+            COUNTS.commits += 1
+            try:
+                ack = await self._js.publish(subject, payload, headers=headers, timeout=_TIMEOUT_S)
+            except Exception as exc:
+                self._fail(group, exc)
+                return
+            seqs.append(int(ack.seq))
+        if group.answer is not None and not group.answer.done():
+            group.answer.set_result(seqs)
+
+    async def _atomic(self, groups: list[_Group]) -> bool:
+        """Publish ``groups`` as one batch; False when the server refused it (nothing was stored)."""
+        batch_id = uuid.uuid4().hex
+        messages = [m for group in groups for m in group.messages]
+        last = len(messages) - 1
+        for i, (subject, payload, given) in enumerate(messages):
+            headers = dict(given or {})
+            headers["Nats-Batch-Id"] = batch_id
+            headers["Nats-Batch-Sequence"] = str(i + 1)
+            if i < last:
+                await self._nc.publish(subject, payload, headers=headers)
+                continue
+            headers["Nats-Batch-Commit"] = "1"
+            reply = await self._nc.request(subject, payload, headers=headers, timeout=_TIMEOUT_S)
+        ack = _decode_ack(reply.data)
+        if ack.error is not None or ack.count != len(messages):
+            COUNTS.refused_batches += 1
+            return False
+        COUNTS.messages += len(messages)
+        COUNTS.commits += 1
+        # A batch is stored in one piece: its messages have consecutive sequences.
+        seq = ack.seq - ack.count + 1
+        for group in groups:
+            n = len(group.messages)
+            if group.answer is not None and not group.answer.done():
+                group.answer.set_result(list(range(seq, seq + n)))
+            seq += n
+        return True
+
+    def _fail(self, group: _Group, exc: BaseException) -> None:
+        if group.answer is None:
+            if self._on_error is not None and not isinstance(exc, asyncio.CancelledError):
+                self._on_error(exc)
+        elif not group.answer.done():
+            if isinstance(exc, asyncio.CancelledError):
+                group.answer.cancel()
+            else:
+                group.answer.set_exception(exc)
+
+    async def drain(self) -> None:
+        """Wait until everything published so far is answered."""
+        while self._queue or self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            if self._queue and not self._tasks:
+                self._kick()

@@ -1,0 +1,102 @@
+"""Group commit against a real nats-server: concurrent appends share atomic batches, and each caller
+still gets its own answer (its sequence, its conflict, its duplicate)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from engine.core import events as ev
+from engine.core.errors import ConcurrencyConflict
+from eventstore import subjects as S
+from eventstore.batching import COUNTS
+from eventstore.store import Store
+
+pytestmark = pytest.mark.anyio
+
+
+def _created(eid: str) -> ev.ExecutionCreated:
+    return ev.ExecutionCreated(
+        date="2026-01-01T00:00:00Z", execution_id=eid, namespace="ns", flow_id="f", flow_revision=1
+    )
+
+
+def _same_shard(n: int) -> list[str]:
+    """``n`` execution ids whose steps land on one EVENTS stream (a batch never spans two)."""
+    out: list[str] = []
+    while len(out) < n:
+        eid = uuid.uuid4().hex
+        if S.shard(eid) == 0:
+            out.append(eid)
+    return out
+
+
+async def test_concurrent_appends_share_commits_and_each_gets_its_own_sequence(nats_url: str) -> None:
+    store = await Store.connect(nats_url)
+    try:
+        eids = _same_shard(60)
+        commits, messages = COUNTS.commits, COUNTS.messages
+        seqs = await asyncio.gather(*(store.append(eid, [_created(eid)], 0) for eid in eids))
+        assert COUNTS.messages - messages == 60
+        assert COUNTS.commits - commits < 60  # some shared a commit
+        assert len(set(seqs)) == 60
+        for eid, seq in zip(eids, seqs, strict=True):
+            assert [s for s, _ in await store.read(eid)] == [seq]  # the sequence given is its own
+    finally:
+        await store.close()
+
+
+async def test_a_conflict_in_a_batch_fails_only_its_own_append(nats_url: str) -> None:
+    store = await Store.connect(nats_url)
+    try:
+        eids = _same_shard(40)
+        first = await asyncio.gather(*(store.append(eid, [_created(eid)], 0) for eid in eids))
+        running = ev.ExecutionStateChanged(date="2026-01-01T00:00:01Z", state="RUNNING")
+        # One stale writer (expects 0, the execution has a step) among 39 right ones, all at once.
+        expected = [0] + first[1:]
+        results = await asyncio.gather(
+            *(store.append(eid, [running], seq) for eid, seq in zip(eids, expected, strict=True)),
+            return_exceptions=True,
+        )
+        assert isinstance(results[0], ConcurrencyConflict)
+        assert all(isinstance(r, int) for r in results[1:])
+        assert [s for s, _ in await store.read(eids[0])] == [first[0]]  # nothing of it was stored
+        for eid, seq in zip(eids[1:], results[1:], strict=True):
+            assert [s for s, _ in await store.read(eid)][-1] == seq
+    finally:
+        await store.close()
+
+
+async def test_a_repeated_input_in_a_batch_is_stored_once(nats_url: str) -> None:
+    """The same input sent twice (same message id: a retried report) among others is stored once,
+    whether the copies meet in one batch or not."""
+    store = await Store.connect(nats_url)
+    try:
+        eids = _same_shard(20)
+        ended = ev.Admitted(date="2026-01-01T00:00:00Z", state="RUNNING")
+        await asyncio.gather(
+            *(store.send_input(eid, ended, msg_id=f"{eid}:x") for eid in eids),
+            *(store.send_input(eid, ended, msg_id=f"{eid}:x") for eid in eids),
+        )
+        info = await store.js.stream_info(S.inbox_stream(eids[0]), subjects_filter="in.>")
+        counts = info.state.subjects or {}
+        assert [counts.get(S.inbox(eid)) for eid in eids] == [1] * 20
+    finally:
+        await store.close()
+
+
+async def test_log_lines_posted_without_waiting_are_stored_before_close(nats_url: str) -> None:
+    from engine.core.ports import LogLine
+
+    store = await Store.connect(nats_url)
+    eid = uuid.uuid4().hex
+    for i in range(50):
+        await store.publish_log(eid, LogLine("2026-01-01T00:00:00Z", "INFO", f"line {i}", None, None, None))
+    await store.close()
+    reader = await Store.connect(nats_url)
+    try:
+        assert [line.message for line in await reader.read_logs(eid)] == [f"line {i}" for i in range(50)]
+    finally:
+        await reader.close()
