@@ -11,7 +11,12 @@ a second nats-server on a free loopback port is the source. A flow with
    engine and not the publisher sets the pace) for DUR seconds (default 5); ``msgs_per_s`` counts
    the RUNNING events dated in the window (the first second fills the pipeline and is left out),
    ``created_per_s`` the creations the store acknowledged to the trigger in the same window, and
-   ``cpu_us_per_msg`` this process's CPU time (engine roles and the bench's publisher) per RUNNING.
+   ``cpu_us_per_msg`` this process's CPU time (engine roles and the bench's publisher) per RUNNING;
+   ``engine_cpu_pct`` and ``server_cpu_pct`` how busy this process and the embedded nats-server were
+   (100 = one core): which of the two sets the pace; ``appends_per_msg`` the durable appends (every
+   stream of the engine's server) per RUNNING in the window, beside ``floor_appends_per_s``
+   (bench/floor.py, same server, same run) and ``floor_append_ms``, one fsynced append waited for
+   (a creation is stored before the executor sees it: p50 cannot beat hop_p50_ms + floor_append_ms).
 
 Env: N, DUR, RATE, DURABLE=1 (a durable JetStream consumer instead of a core subscription).
 The line ends with the targets and the load average. Every process started here is stopped by PID.
@@ -35,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nats
 
+from bench.floor import measure as measure_floor
 from engine.aio import run_async, stop_tasks
 from engine.core import events as ev
 from engine.runtime import Runtime
@@ -99,7 +105,7 @@ class Watch:
             await asyncio.wait({asyncio.ensure_future(self.changed.wait())}, timeout=min(left, 0.5))
 
 
-async def bench(url: str, source: SourceServer, tmp: Path) -> str:
+async def bench(url: str, server: EmbeddedServer, source: SourceServer, tmp: Path) -> str:
     n_latency = int(os.environ.get("N", "300"))
     duration = float(os.environ.get("DUR", "5"))
     rate_wanted = float(os.environ.get("RATE", "2500"))
@@ -168,18 +174,22 @@ async def bench(url: str, source: SourceServer, tmp: Path) -> str:
                 n = start_n
                 t0 = time.time()
                 began = time.monotonic()
-                created0 = cpu0 = 0.0
+                created0 = cpu0 = server0 = 0.0
+                appends0: dict[str, int] = {}
                 sampled = False
                 while (elapsed := time.monotonic() - began) < duration:
                     if not sampled and elapsed >= ramp:
-                        created0, cpu0, sampled = listener.stats.created, _cpu(), True
+                        created0, cpu0, server0 = listener.stats.created, _cpu(), _proc_cpu(server.pid)
+                        appends0 = await _appended(rt)
+                        sampled = True
                     due = start_n + int(rate_wanted * elapsed)  # a late loop catches up
                     while n < due:
                         await send(n)
                         n += 1
                     await pub.flush()
                     await asyncio.sleep(0.005)
-                created1, cpu1 = listener.stats.created, _cpu()
+                created1, cpu1, server1 = listener.stats.created, _cpu(), _proc_cpu(server.pid)
+                appends1 = await _appended(rt)
                 await asyncio.sleep(0.5)  # the last RUNNING events of the window arrive
                 window = [
                     t for i, t in watch.running.items() if i >= start_n and t0 + ramp <= t <= t0 + duration
@@ -187,25 +197,46 @@ async def bench(url: str, source: SourceServer, tmp: Path) -> str:
                 rate = len(window) / (duration - ramp)
                 created_rate = (created1 - created0) / (duration - ramp)
                 cpu_per_msg = (cpu1 - cpu0) / max(1, len(window)) * 1e6
+                engine_busy = (cpu1 - cpu0) / (duration - ramp) * 100
+                server_busy = (server1 - server0) / (duration - ramp) * 100
                 offered = (n - start_n) / duration
+                appends = sum(seq - appends0.get(name, 0) for name, seq in appends1.items())
             finally:
                 await service.stop()
                 await sub.unsubscribe()
                 await stop_tasks(roles)
     finally:
         await pub.close()
+    floor, sequential = await measure_floor(url)
     mode = "durable" if durable else "core"
     return (
         f"realtime p50_ms={p50:.1f} p99_ms={p99:.1f} hop_p50_ms={hop_p50:.2f} msgs_per_s={rate:.0f} "
         f"created_per_s={created_rate:.0f} cpu_us_per_msg={cpu_per_msg:.0f} offered_per_s={offered:.0f} "
+        f"engine_cpu_pct={engine_busy:.0f} server_cpu_pct={server_busy:.0f} "
+        f"appends_per_msg={appends / max(1, len(window)):.1f} floor_appends_per_s={floor:.0f} "
+        f"floor_append_ms={sequential / 80 * 1000:.2f} "
         f"n={n_latency} window_s={duration - ramp:.0f} consumer={mode} fsync={sync_interval()} "
         f"target_p50_ms={TARGET_P50_MS} target_msgs_per_s={TARGET_MSGS_PER_S} load={os.getloadavg()[0]:.1f}"
     )
 
 
+async def _appended(rt: Runtime) -> dict[str, int]:
+    """Last sequence of every stream of the engine's server: the durable appends it acknowledged."""
+    return {info.config.name or "": info.state.last_seq for info in await rt.store.js.streams_info()}
+
+
 def _cpu() -> float:
     use = resource.getrusage(resource.RUSAGE_SELF)
     return use.ru_utime + use.ru_stime
+
+
+def _proc_cpu(pid: int | None) -> float:
+    """CPU seconds of another process (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def main() -> None:
@@ -215,7 +246,7 @@ async def main() -> None:
         try:
             url = server.start()
             source.start()
-            line = await bench(url, source, Path(tmp))
+            line = await bench(url, server, source, Path(tmp))
         finally:
             source.stop()
             server.stop()
