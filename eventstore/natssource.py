@@ -19,6 +19,7 @@ from typing import Any
 
 import nats
 from nats.aio.msg import Msg
+from nats.errors import SlowConsumerError
 from nats.js import api as jsapi
 from nats.js.errors import NotFoundError
 
@@ -26,6 +27,10 @@ from nats.js.errors import NotFoundError
 # bounds apply: a core subscription's pending limits (nats-py drops and reports a slow consumer), a
 # durable consumer's max_ack_pending (the server stops delivering).
 BUFFER = 1024
+# What a core subscription's client holds beyond the buffer before it drops (nats-py's defaults are
+# 524,288 messages and 128 MiB): at-most-once by nature, so dropping is said, not avoided.
+PENDING_MSGS = 65_536
+PENDING_BYTES = 64 * 1024 * 1024
 
 POLICIES = {
     "All": jsapi.DeliverPolicy.ALL,
@@ -59,12 +64,22 @@ def _headers(msg: Msg) -> dict[str, list[str]]:
 
 
 class NatsSource:
-    """One connection and one subscription; ``on_down(reason)`` while the server is away, ``on_up()`` back."""
+    """One connection and one subscription; ``on_down(reason)`` while the server is away, ``on_up()`` back,
+    ``on_dropped(reason)`` for each message a core subscription dropped because the trigger fell behind."""
 
-    def __init__(self, name: str, on_down: Callable[[str], None], on_up: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        name: str,
+        on_down: Callable[[str], None],
+        on_up: Callable[[], None],
+        on_dropped: Callable[[str], None] | None = None,
+        pending_msgs: int = PENDING_MSGS,
+    ) -> None:
         self.name = name
         self.on_down = on_down
         self.on_up = on_up
+        self.on_dropped = on_dropped or (lambda reason: None)
+        self.pending_msgs = pending_msgs
         self.nc: Any = None
         self.sub: Any = None
         self.stream: str | None = None
@@ -102,7 +117,13 @@ class NatsSource:
 
     async def subscribe(self, subject: str, queue: str) -> None:
         """Core NATS: messages published while nobody listens are not seen."""
-        self.sub = await self.nc.subscribe(subject, queue=queue, cb=self._on_core)
+        self.sub = await self.nc.subscribe(
+            subject,
+            queue=queue,
+            cb=self._on_core,
+            pending_msgs_limit=self.pending_msgs,
+            pending_bytes_limit=PENDING_BYTES,
+        )
         # Round trip: once this returns the server has the subscription, so a listener that says it is
         # connected sees the next message (a test published right after and lost it under load).
         await self.nc.flush()
@@ -190,5 +211,8 @@ class NatsSource:
         self.on_up()
 
     async def _error(self, exc: Exception) -> None:
+        if isinstance(exc, SlowConsumerError):
+            self.on_dropped(str(exc))
+            return
         if self.nc is not None and not self.nc.is_connected and not self.nc.is_closed:
             self.on_down(f"{type(exc).__name__}: {exc}")
