@@ -18,7 +18,9 @@ a second nats-server on a free loopback port is the source. A flow with
    (bench/floor.py, same server, same run) and ``floor_append_ms``, one fsynced append waited for
    (a creation is stored before the executor sees it: p50 cannot beat hop_p50_ms + floor_append_ms).
 
-Env: N, DUR, RATE, DURABLE=1 (a durable JetStream consumer instead of a core subscription).
+Env: N, DUR, RATE, DURABLE=1 (a durable JetStream consumer instead of a core subscription),
+ROLES=trigger (no executor nor worker: the trigger role's own pace, ``created_per_s``, and its CPU
+per creation; nothing gets RUNNING, so p50, p99 and msgs_per_s are nan/0).
 The line ends with the targets and the load average. Every process started here is stopped by PID.
 """
 
@@ -110,6 +112,7 @@ async def bench(url: str, server: EmbeddedServer, source: SourceServer, tmp: Pat
     duration = float(os.environ.get("DUR", "5"))
     rate_wanted = float(os.environ.get("RATE", "2500"))
     durable = os.environ.get("DURABLE") == "1"
+    trigger_only = os.environ.get("ROLES") == "trigger"
     pub = await nats.connect(source.url)
     try:
         extra = ""
@@ -117,10 +120,10 @@ async def bench(url: str, server: EmbeddedServer, source: SourceServer, tmp: Pat
             await pub.jetstream().add_stream(name="BENCH", subjects=["bench.>"])
             extra = "    durableId: bench\n    deliverPolicy: New\n"
         async with Runtime(nats_url=url, home=tmp) as rt:
-            roles = [
-                asyncio.create_task(rt.executor().run()),
-                asyncio.create_task(rt.worker(concurrency=64).run()),
-            ]
+            roles = []
+            if not trigger_only:
+                roles.append(asyncio.create_task(rt.executor().run()))
+                roles.append(asyncio.create_task(rt.worker(concurrency=64).run()))
             service = TriggerService(rt, namespace="bench", poll_interval=0.2, schedules=False)
             watch = Watch()
             sub = await rt.store.nc.subscribe("ev.>", cb=watch.on_step)
@@ -142,7 +145,11 @@ async def bench(url: str, server: EmbeddedServer, source: SourceServer, tmp: Pat
                     await send(n)
                     await pub.flush()
                     await asyncio.sleep(0.01)
-                await watch.until(range(20), 30)
+                listener = next(iter(service.realtime.listeners.values()))
+                if trigger_only:
+                    await _until(lambda: listener.stats.created >= 20, 30)
+                else:
+                    await watch.until(range(20), 30)
 
                 # the floor: the same messages seen by a bare subscriber of the source
                 hops: list[float] = []
@@ -159,16 +166,20 @@ async def bench(url: str, server: EmbeddedServer, source: SourceServer, tmp: Pat
                         await send(n)
                         await pub.flush()
                         await asyncio.sleep(0.01)
-                    await watch.until(range(first, first + n_latency), 60)
+                    if trigger_only:
+                        await _until(lambda: listener.stats.created >= 20 + n_latency, 60)
+                    else:
+                        await watch.until(range(first, first + n_latency), 60)
                 finally:
                     await hop_conn.close()
-                lat = sorted((watch.running[n] - sent[n]) * 1000 for n in range(first, first + n_latency))
-                p50 = statistics.median(lat)
-                p99 = lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))]
+                p50 = p99 = float("nan")  # no executor: nothing gets RUNNING
+                if not trigger_only:
+                    lat = sorted((watch.running[n] - sent[n]) * 1000 for n in range(first, first + n_latency))
+                    p50 = statistics.median(lat)
+                    p99 = lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))]
                 hop_p50 = statistics.median(hops) if hops else float("nan")
 
                 # saturation: publish at RATE, faster than executions can start; count in the window
-                listener = next(iter(service.realtime.listeners.values()))
                 ramp = 1.0  # the first second fills the pipeline
                 start_n = 100_000
                 n = start_n
@@ -196,11 +207,12 @@ async def bench(url: str, server: EmbeddedServer, source: SourceServer, tmp: Pat
                 ]
                 rate = len(window) / (duration - ramp)
                 created_rate = (created1 - created0) / (duration - ramp)
-                cpu_per_msg = (cpu1 - cpu0) / max(1, len(window)) * 1e6
+                cpu_per_msg = (cpu1 - cpu0) / max(1, len(window) or created1 - created0) * 1e6
                 engine_busy = (cpu1 - cpu0) / (duration - ramp) * 100
                 server_busy = (server1 - server0) / (duration - ramp) * 100
                 offered = (n - start_n) / duration
                 appends = sum(seq - appends0.get(name, 0) for name, seq in appends1.items())
+                done = len(window) or int(created1 - created0)
             finally:
                 await service.stop()
                 await sub.unsubscribe()
@@ -213,11 +225,21 @@ async def bench(url: str, server: EmbeddedServer, source: SourceServer, tmp: Pat
         f"realtime p50_ms={p50:.1f} p99_ms={p99:.1f} hop_p50_ms={hop_p50:.2f} msgs_per_s={rate:.0f} "
         f"created_per_s={created_rate:.0f} cpu_us_per_msg={cpu_per_msg:.0f} offered_per_s={offered:.0f} "
         f"engine_cpu_pct={engine_busy:.0f} server_cpu_pct={server_busy:.0f} "
-        f"appends_per_msg={appends / max(1, len(window)):.1f} floor_appends_per_s={floor:.0f} "
+        f"appends_per_msg={appends / max(1, done):.1f} floor_appends_per_s={floor:.0f} "
         f"floor_append_ms={sequential / 80 * 1000:.2f} "
-        f"n={n_latency} window_s={duration - ramp:.0f} consumer={mode} fsync={sync_interval()} "
+        f"n={n_latency} window_s={duration - ramp:.0f} consumer={mode} "
+        f"roles={'trigger' if trigger_only else 'all'} "
+        f"fsync={sync_interval()} "
         f"target_p50_ms={TARGET_P50_MS} target_msgs_per_s={TARGET_MSGS_PER_S} load={os.getloadavg()[0]:.1f}"
     )
+
+
+async def _until(done: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the trigger did not create the executions within {timeout:.0f}s")
+        await asyncio.sleep(0.01)
 
 
 async def _appended(rt: Runtime) -> dict[str, int]:
