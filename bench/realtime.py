@@ -10,7 +10,8 @@ a second nats-server on a free loopback port is the source. A flow with
 2. throughput: messages published at RATE per second (default 2,500: above the target, so the
    engine and not the publisher sets the pace) for DUR seconds (default 5); ``msgs_per_s`` counts
    the RUNNING events dated in the window (the first second fills the pipeline and is left out),
-   ``created_per_s`` the creations the store acknowledged to the trigger in the same window, and
+   ``created_per_s`` the creations the store acknowledged to the trigger in the same window,
+   ``ended_per_s`` the executions that ended in it (below msgs_per_s: a backlog grows), and
    ``cpu_us_per_msg`` this process's CPU time (engine roles and the bench's publisher) per RUNNING;
    ``engine_cpu_pct`` and ``server_cpu_pct`` how busy this process and the embedded nats-server were
    (100 = one core): which of the two sets the pace; ``appends_per_msg`` the durable appends (every
@@ -45,6 +46,7 @@ import nats
 from bench.floor import measure as measure_floor
 from engine.aio import run_async, stop_tasks
 from engine.core import events as ev
+from engine.core.states import TERMINAL
 from engine.runtime import Runtime
 from eventstore.server import EmbeddedServer, sync_interval
 from triggers.service import TriggerService
@@ -74,18 +76,16 @@ TARGET_MSGS_PER_S = 1000
 
 
 class Watch:
-    """RUNNING dates by the message number each execution was started for."""
+    """RUNNING and end dates by the message number each execution was started for."""
 
     def __init__(self) -> None:
         self.number: dict[str, int] = {}
         self.running: dict[int, float] = {}
-        self.seen: set[str] = set()  # executions already RUNNING: their later steps are not decoded
+        self.ended: dict[int, float] = {}
         self.changed = asyncio.Event()
 
     async def on_step(self, msg: Any) -> None:
         eid = msg.subject.split(".", 2)[2]
-        if eid in self.seen:
-            return  # the measuring shares the engine's process: it costs no more than it must
         for event in ev.decode(msg.data):
             if isinstance(event, ev.ExecutionCreated) and event.namespace == "bench" and event.trigger:
                 self.number[eid] = int(json.loads(event.trigger["data"])["n"])
@@ -93,8 +93,11 @@ class Watch:
                 n = self.number.get(eid)
                 if n is not None and n not in self.running:
                     self.running[n] = _epoch(event.date)
-                    self.seen.add(eid)
                     self.changed.set()
+            elif isinstance(event, ev.ExecutionStateChanged) and event.state in TERMINAL:
+                n = self.number.pop(eid, None)
+                if n is not None:
+                    self.ended[n] = _epoch(event.date)
 
     async def until(self, numbers: range, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -181,6 +184,7 @@ async def bench(url: str, server: EmbeddedServer, source: SourceServer, tmp: Pat
 
                 # saturation: publish at RATE, faster than executions can start; count in the window
                 ramp = 1.0  # the first second fills the pipeline
+                stop = duration
                 start_n = 100_000
                 n = start_n
                 t0 = time.time()
@@ -206,6 +210,8 @@ async def bench(url: str, server: EmbeddedServer, source: SourceServer, tmp: Pat
                     t for i, t in watch.running.items() if i >= start_n and t0 + ramp <= t <= t0 + duration
                 ]
                 rate = len(window) / (duration - ramp)
+                ended = sum(1 for i, t in watch.ended.items() if i >= start_n and t0 + ramp <= t <= t0 + stop)
+                ended_rate = ended / (duration - ramp)
                 created_rate = (created1 - created0) / (duration - ramp)
                 cpu_per_msg = (cpu1 - cpu0) / max(1, len(window) or created1 - created0) * 1e6
                 engine_busy = (cpu1 - cpu0) / (duration - ramp) * 100
@@ -223,6 +229,7 @@ async def bench(url: str, server: EmbeddedServer, source: SourceServer, tmp: Pat
     mode = "durable" if durable else "core"
     return (
         f"realtime p50_ms={p50:.1f} p99_ms={p99:.1f} hop_p50_ms={hop_p50:.2f} msgs_per_s={rate:.0f} "
+        f"ended_per_s={ended_rate:.0f} "
         f"created_per_s={created_rate:.0f} cpu_us_per_msg={cpu_per_msg:.0f} offered_per_s={offered:.0f} "
         f"engine_cpu_pct={engine_busy:.0f} server_cpu_pct={server_busy:.0f} "
         f"appends_per_msg={appends / max(1, done):.1f} floor_appends_per_s={floor:.0f} "
