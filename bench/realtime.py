@@ -7,12 +7,13 @@ a second nats-server on a free loopback port is the source. A flow with
 
 1. latency: N messages (default 300), one every 10 ms, p50 and p99. ``hop_p50_ms`` is the floor
    under it: publish to receipt by a bare subscriber of the source, same machine, same moment.
-2. throughput: messages published at RATE per second (default 2,500: above the target, so the
-   engine and not the publisher sets the pace) for DUR seconds (default 5); ``msgs_per_s`` counts
-   the RUNNING events dated in the window (the first second fills the pipeline and is left out),
+2. throughput: messages published by a child process at RATE per second (default 2,500: above
+   the target, so the engine and not the publisher sets the pace) for DUR seconds (default 5);
+   ``msgs_per_s`` counts the RUNNING events dated in the window (the first second fills the
+   pipeline and is left out),
    ``created_per_s`` the creations the store acknowledged to the trigger in the same window,
    ``ended_per_s`` the executions that ended in it (below msgs_per_s: a backlog grows), and
-   ``cpu_us_per_msg`` this process's CPU time (engine roles and the bench's publisher) per RUNNING;
+   ``cpu_us_per_msg`` this process's CPU time (the engine's roles, the bench's watcher) per RUNNING;
    ``engine_cpu_pct`` and ``server_cpu_pct`` how busy this process and the embedded nats-server were
    (100 = one core): which of the two sets the pace; ``appends_per_msg`` the durable appends (every
    stream of the engine's server) per RUNNING in the window, beside ``floor_appends_per_s``
@@ -70,6 +71,28 @@ triggers:
 def _epoch(date: str) -> float:
     return datetime.fromisoformat(date.replace("Z", "+00:00")).timestamp()
 
+
+# The saturation publisher (a child process): ``started <wall time>``, then ``published <count>``.
+PUBLISHER = """
+import asyncio, json, sys, time
+import nats
+
+async def main(url, start, rate, duration):
+    nc = await nats.connect(url)
+    n, began = start, time.monotonic()
+    print("started", time.time(), flush=True)
+    while (elapsed := time.monotonic() - began) < duration:
+        due = start + int(rate * elapsed)  # a late loop catches up
+        while n < due:
+            await nc.publish("bench.in", json.dumps({"n": n, "at": time.time()}).encode())
+            n += 1
+        await nc.flush()
+        await asyncio.sleep(0.005)
+    await nc.close()
+    print("published", n - start, flush=True)
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])))
+"""
 
 TARGET_P50_MS = 2
 TARGET_MSGS_PER_S = 1000
@@ -182,27 +205,34 @@ async def bench(url: str, server: EmbeddedServer, source: SourceServer, tmp: Pat
                     p99 = lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))]
                 hop_p50 = statistics.median(hops) if hops else float("nan")
 
-                # saturation: publish at RATE, faster than executions can start; count in the window
+                # saturation: a child process publishes at RATE, faster than executions can start (in
+                # this process its ~2,500 publishes/s would take the engine's CPU); count in the window
                 ramp = 1.0  # the first second fills the pipeline
                 stop = duration
                 start_n = 100_000
-                n = start_n
-                t0 = time.time()
-                began = time.monotonic()
-                created0 = cpu0 = server0 = 0.0
-                appends0: dict[str, int] = {}
-                sampled = False
-                while (elapsed := time.monotonic() - began) < duration:
-                    if not sampled and elapsed >= ramp:
-                        created0, cpu0, server0 = listener.stats.created, _cpu(), _proc_cpu(server.pid)
-                        appends0 = await _appended(rt)
-                        sampled = True
-                    due = start_n + int(rate_wanted * elapsed)  # a late loop catches up
-                    while n < due:
-                        await send(n)
-                        n += 1
-                    await pub.flush()
-                    await asyncio.sleep(0.005)
+                child = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-c",
+                    PUBLISHER,
+                    source.url,
+                    str(start_n),
+                    str(rate_wanted),
+                    str(duration),
+                    stdout=asyncio.subprocess.PIPE,
+                )
+                try:
+                    assert child.stdout is not None
+                    t0 = float((await asyncio.wait_for(child.stdout.readline(), 30)).split()[1])
+                    await asyncio.sleep(max(0.0, t0 + ramp - time.time()))
+                    created0, cpu0, server0 = listener.stats.created, _cpu(), _proc_cpu(server.pid)
+                    appends0 = await _appended(rt)
+                    await asyncio.sleep(max(0.0, t0 + duration - time.time()))
+                    published = int((await asyncio.wait_for(child.stdout.readline(), 30)).split()[1])
+                    await asyncio.wait_for(child.wait(), 10)
+                finally:
+                    if child.returncode is None:
+                        child.kill()  # by its handle: the one process this bench started
+                        await child.wait()
                 created1, cpu1, server1 = listener.stats.created, _cpu(), _proc_cpu(server.pid)
                 appends1 = await _appended(rt)
                 await asyncio.sleep(0.5)  # the last RUNNING events of the window arrive
@@ -216,7 +246,7 @@ async def bench(url: str, server: EmbeddedServer, source: SourceServer, tmp: Pat
                 cpu_per_msg = (cpu1 - cpu0) / max(1, len(window) or created1 - created0) * 1e6
                 engine_busy = (cpu1 - cpu0) / (duration - ramp) * 100
                 server_busy = (server1 - server0) / (duration - ramp) * 100
-                offered = (n - start_n) / duration
+                offered = published / duration
                 appends = sum(seq - appends0.get(name, 0) for name, seq in appends1.items())
                 done = len(window) or int(created1 - created0)
             finally:
