@@ -19,8 +19,18 @@ from typing import Any
 
 import nats
 from nats.aio.msg import Msg
+from nats.errors import SlowConsumerError
 from nats.js import api as jsapi
 from nats.js.errors import NotFoundError
+
+# Messages received and not yet taken by the trigger. Past it the callback waits, so the client's own
+# bounds apply: a core subscription's pending limits (nats-py drops and reports a slow consumer), a
+# durable consumer's max_ack_pending (the server stops delivering).
+BUFFER = 1024
+# What a core subscription's client holds beyond the buffer before it drops (nats-py's defaults are
+# 524,288 messages and 128 MiB): at-most-once by nature, so dropping is said, not avoided.
+PENDING_MSGS = 65_536
+PENDING_BYTES = 64 * 1024 * 1024
 
 POLICIES = {
     "All": jsapi.DeliverPolicy.ALL,
@@ -54,17 +64,30 @@ def _headers(msg: Msg) -> dict[str, list[str]]:
 
 
 class NatsSource:
-    """One connection and one subscription; ``on_down(reason)`` while the server is away, ``on_up()`` back."""
+    """One connection and one subscription; ``on_down(reason)`` while the server is away, ``on_up()`` back,
+    ``on_dropped(reason)`` for each message a core subscription dropped because the trigger fell behind."""
 
-    def __init__(self, name: str, on_down: Callable[[str], None], on_up: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        name: str,
+        on_down: Callable[[str], None],
+        on_up: Callable[[], None],
+        on_dropped: Callable[[str], None] | None = None,
+        pending_msgs: int = PENDING_MSGS,
+    ) -> None:
         self.name = name
         self.on_down = on_down
         self.on_up = on_up
+        self.on_dropped = on_dropped or (lambda reason: None)
+        self.pending_msgs = pending_msgs
         self.nc: Any = None
         self.sub: Any = None
         self.stream: str | None = None
         self.url = ""
         self._creds: str | None = None
+        # A callback feeding a queue rather than nats-py's message iterator, which starts a task and
+        # an asyncio.wait for every message: one scheduling hop less between the socket and the trigger.
+        self._received: asyncio.Queue[SourceMessage | None] = asyncio.Queue(BUFFER)
 
     async def connect(self, url: str, credentials: Credentials) -> None:
         self.url = url
@@ -78,6 +101,7 @@ class NatsSource:
             "disconnected_cb": self._disconnected,
             "reconnected_cb": self._reconnected,
             "error_cb": self._error,
+            "closed_cb": self._closed,
         }
         if credentials.username is not None:
             options["user"] = credentials.username
@@ -93,7 +117,13 @@ class NatsSource:
 
     async def subscribe(self, subject: str, queue: str) -> None:
         """Core NATS: messages published while nobody listens are not seen."""
-        self.sub = await self.nc.subscribe(subject, queue=queue)
+        self.sub = await self.nc.subscribe(
+            subject,
+            queue=queue,
+            cb=self._on_core,
+            pending_msgs_limit=self.pending_msgs,
+            pending_bytes_limit=PENDING_BYTES,
+        )
         # Round trip: once this returns the server has the subscription, so a listener that says it is
         # connected sees the next message (a test published right after and lost it under load).
         await self.nc.flush()
@@ -120,25 +150,29 @@ class NatsSource:
             config.deliver_policy = jsapi.DeliverPolicy.BY_START_TIME
             config.opt_start_time = since
         self.sub = await js.subscribe(
-            subject, queue=durable, durable=durable, stream=self.stream, manual_ack=True, config=config
+            subject,
+            queue=durable,
+            durable=durable,
+            stream=self.stream,
+            manual_ack=True,
+            config=config,
+            cb=self._on_durable,
         )
 
+    async def _on_core(self, msg: Msg) -> None:
+        await self._received.put(SourceMessage(msg.subject, _headers(msg), msg.data, None, None, None))
+
+    async def _on_durable(self, msg: Msg) -> None:
+        meta = msg.metadata
+        key = f"{meta.stream}:{meta.sequence.stream}"
+        message = SourceMessage(msg.subject, _headers(msg), msg.data, meta.timestamp, key, msg)
+        await self._received.put(message)
+
     async def messages(self) -> AsyncIterator[SourceMessage]:
+        """The messages as they arrive; ends when the connection is closed."""
         assert self.sub is not None
-        durable = self.stream is not None
-        async for msg in self.sub.messages:
-            if durable:
-                meta = msg.metadata
-                yield SourceMessage(
-                    msg.subject,
-                    _headers(msg),
-                    msg.data,
-                    meta.timestamp,
-                    f"{meta.stream}:{meta.sequence.stream}",
-                    msg,
-                )
-            else:
-                yield SourceMessage(msg.subject, _headers(msg), msg.data, None, None, None)
+        while (msg := await self._received.get()) is not None:
+            yield msg
 
     async def ack(self, message: SourceMessage) -> None:
         if message.handle is not None and self.nc is not None and not self.nc.is_closed:
@@ -146,6 +180,7 @@ class NatsSource:
 
     async def close(self) -> None:
         """Never raises, never hangs."""
+        self._end()
         nc, self.nc = self.nc, None
         if nc is not None:
             task = asyncio.ensure_future(nc.close())
@@ -159,6 +194,15 @@ class NatsSource:
                 os.unlink(self._creds)
             self._creds = None
 
+    def _end(self) -> None:
+        """Ends messages(): what it has not yielded yet is dropped (a durable consumer redelivers it)."""
+        while self._received.full():
+            self._received.get_nowait()
+        self._received.put_nowait(None)
+
+    async def _closed(self) -> None:
+        self._end()
+
     async def _disconnected(self) -> None:
         if self.nc is not None and not self.nc.is_closed:
             self.on_down(f"disconnected from {self.url}; reconnecting")
@@ -167,5 +211,8 @@ class NatsSource:
         self.on_up()
 
     async def _error(self, exc: Exception) -> None:
+        if isinstance(exc, SlowConsumerError):
+            self.on_dropped(str(exc))
+            return
         if self.nc is not None and not self.nc.is_connected and not self.nc.is_closed:
             self.on_down(f"{type(exc).__name__}: {exc}")

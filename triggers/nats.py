@@ -25,15 +25,21 @@ the same way.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 from engine.clock import utcnow
 from engine.core.tree import make_id
+from engine.logs import get_logger
 from eventstore.natssource import POLICIES, Credentials, NatsSource, SourceMessage
 from plugins.core.trigger_types import DELIVER_POLICIES, NATS_REALTIME_TYPES
 from triggers.realtime import RealtimeEvent, RealtimeSource, SourceError, register_realtime
+
+log = get_logger("triggers.realtime")
+
+DROPPED_LOG_EVERY = 10.0  # seconds: a flood of drops is one warning with a count, not one per message
 
 
 def _iso(moment: datetime) -> str:
@@ -54,7 +60,9 @@ class NatsRealtime(RealtimeSource):
 
     def __init__(self, props: dict[str, Any], where: str) -> None:
         super().__init__(props, where)
-        self.client = NatsSource(f"engine realtime {where}", self.down, self.up)
+        self.client = NatsSource(f"engine realtime {where}", self.down, self.up, self._dropped)
+        self.dropped = 0  # messages of a core subscription dropped because the trigger fell behind
+        self._dropped_said = 0.0
 
     def _check(self) -> tuple[str, str, str | None]:
         url = str(self.props.get("url") or "").strip()
@@ -116,6 +124,15 @@ class NatsRealtime(RealtimeSource):
 
     async def stop(self) -> None:
         await self.client.close()
+
+    def _dropped(self, reason: str) -> None:
+        self.dropped += 1
+        now = time.monotonic()
+        if now - self._dropped_said >= DROPPED_LOG_EVERY:
+            self._dropped_said = now
+            log.warning(
+                "triggers.realtime_dropped", trigger=self.where, dropped=self.dropped, error=reason[:200]
+            )
 
 
 def _group(source: NatsRealtime) -> str:

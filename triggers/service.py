@@ -83,6 +83,12 @@ class _Meta:
     flow_id: str
 
 
+@dataclass(frozen=True)
+class _StepListeners:
+    flow_triggers: list[tuple[Flow, Trigger]]  # enabled Flow triggers of enabled flows
+    stoppers: dict[tuple[str, str], list[tuple[Flow, Trigger]]]  # stopAfter triggers by (namespace, flow)
+
+
 class TriggerService:
     """The trigger role. ``run()`` until cancelled, or ``start()`` / ``stop()``."""
 
@@ -124,6 +130,7 @@ class TriggerService:
         self._specs: dict[tuple[str, str, int, str], ScheduleSpec | ScheduleError] = {}
         self._recovered: set[tuple[str, str, str]] = set()
         self._meta: OrderedDict[str, _Meta] = OrderedDict()
+        self._step_listeners: _StepListeners | None = None  # derived from the index, rebuilt when it changes
         self._subs = Subscriptions()
         self._tasks: list[asyncio.Task[None]] = []
         self._tick_lock = asyncio.Lock()
@@ -181,6 +188,7 @@ class TriggerService:
         current = self.index.get((namespace, flow_id))
         if current is not None and current.revision > revision:
             return
+        self._step_listeners = None
         if deleted:
             self.index.pop((namespace, flow_id), None)
             return
@@ -260,15 +268,26 @@ class TriggerService:
                 return meta
         return None
 
-    def _stop_after_flows(self, namespace: str, flow_id: str) -> list[tuple[Flow, Trigger]]:
-        flow = self.index.get((namespace, flow_id))
-        if flow is None:
-            return []
-        stoppable = SCHEDULE_TYPES | polling_types()
-        return [(flow, t) for t in flow.triggers if t.type in stoppable and t.props.get("stopAfter")]
+    def step_listeners(self) -> _StepListeners:
+        """What execution steps matter to: asked at every step of every execution, so computed once
+        per change of the flow index rather than by scanning every deployed flow each time."""
+        if self._step_listeners is None:
+            stoppable = SCHEDULE_TYPES | polling_types()
+            stoppers: dict[tuple[str, str], list[tuple[Flow, Trigger]]] = {}
+            for key, flow in self.index.items():
+                found = [(flow, t) for t in flow.triggers if t.type in stoppable and t.props.get("stopAfter")]
+                if found:
+                    stoppers[key] = found
+            self._step_listeners = _StepListeners(self.triggers_of(FLOW_TYPES), stoppers)
+        return self._step_listeners
 
     async def handle(self, execution_id: str, seq: int, data: bytes) -> list[str]:
         """Process one execution step (stream sequence ``seq``); returns the execution ids created."""
+        listeners = self.step_listeners()
+        if not listeners.flow_triggers and not listeners.stoppers:
+            # Nothing listens to steps (a realtime-only scheduler, say): not even decoded. The
+            # namespace and flow of an execution are read back from its first step if needed later.
+            return []
         events = ev.decode(data)
         changes = [
             e.state for e in events if isinstance(e, ev.ExecutionStateChanged) and e.state != "CREATED"
@@ -278,11 +297,11 @@ class TriggerService:
             return []
         candidates = [
             (flow, trigger)
-            for flow, trigger in self.triggers_of(FLOW_TYPES)
+            for flow, trigger in listeners.flow_triggers
             if (flow.namespace, flow.id) != (meta.namespace, meta.flow_id)
             and any(s in listened_states(trigger) for s in changes)
         ]
-        stoppers = self._stop_after_flows(meta.namespace, meta.flow_id)
+        stoppers = listeners.stoppers.get((meta.namespace, meta.flow_id), [])
         if not candidates and not stoppers:
             return []
         folded = await self._fold(execution_id, seq)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import msgspec
 import pytest
 from triggers_helpers import Engine, Recorder, trigger_service
 
@@ -40,6 +43,36 @@ tasks:
     format: "{{{{ trigger.executionId }}}} {{{{ trigger.state }}}}"
 triggers:
 {trigger}"""
+
+
+async def test_a_flow_trigger_deployed_while_the_service_runs_is_heard(
+    eng: Engine, rec: Recorder, namespace: str
+) -> None:
+    up = await eng.deploy(upstream(namespace))
+    async with trigger_service(eng.rt, namespace) as svc:
+        # nothing listens to execution steps yet: a step is not even decoded
+        assert await svc.handle("some-execution", 1, b"\xc1 not msgpack") == []
+        await eng.deploy(
+            listener(
+                namespace,
+                "down",
+                f"""  - id: on-up
+    type: io.kestra.plugin.core.trigger.Flow
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionFlow
+        namespace: {namespace}
+        flowId: up""",
+            )
+        )
+        for _ in range(500):  # the service follows FLOWS: the new revision reaches its index
+            if svc.step_listeners().flow_triggers:
+                break
+            await asyncio.sleep(0.01)
+        with pytest.raises(msgspec.DecodeError):  # now steps are read
+            await svc.handle("some-execution", 1, b"\xc1 not msgpack")
+        run = await eng.run(up)
+        runs = await rec.wait_ended("down", 1)
+        assert [c.trigger["executionId"] for c in runs] == [run.id]  # type: ignore[index]
 
 
 async def test_fires_once_per_state_change_even_on_redelivery(

@@ -15,6 +15,7 @@ from triggers_helpers import Engine, Recorder, trigger_service
 
 from engine.core.errors import FlowValidationError
 from engine.loader.loader import load_flow
+from eventstore.natssource import BUFFER, Credentials, NatsSource
 from eventstore.triggerstate import TriggerKV, set_disabled
 from triggers import realtime
 from triggers.realtime import realtime_execution_id
@@ -126,6 +127,32 @@ async def test_durable_consumer_redelivery_creates_nothing_twice(
         runs = await rec.wait_ended("rt", 5)
     assert len(rec.creates) == 5 and len(set(rec.creates)) == 5  # the 4 redelivered ones: no new execution
     assert sorted((c.trigger or {})["data"] for c in runs) == ["job-0", "job-1", "job-2", "job-3", "job-new"]
+
+
+async def test_a_core_subscription_that_falls_behind_holds_a_bounded_backlog_and_says_what_it_drops(
+    source: SourceServer, pub: Any
+) -> None:
+    dropped: list[str] = []
+    client = NatsSource("test", lambda reason: None, lambda: None, dropped.append, pending_msgs=100)
+    await client.connect(source.url, Credentials())
+    published = BUFFER + 1000
+    try:
+        await client.subscribe("slow.x", queue="q")
+        for n in range(published):  # nobody takes the messages: the trigger is stuck
+            await pub.publish("slow.x", str(n).encode())
+        await pub.flush()
+        seen = (-1, -1)
+        while seen != (len(dropped), client._received.qsize()):  # until the client has dealt with all
+            seen = (len(dropped), client._received.qsize())
+            await asyncio.sleep(0.2)
+        held, lost = seen[1], seen[0]
+        assert 0 < held <= BUFFER
+        # what is neither held nor reported dropped waits in the client: at most its 100, plus one
+        assert published - held - 101 <= lost <= published - held
+        first = await anext(client.messages())
+        assert first.data == b"0" and first.key is None  # kept in order, from the first
+    finally:
+        await client.close()
 
 
 class _Recording:
