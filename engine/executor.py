@@ -46,6 +46,7 @@ from engine.core.ports import ExecutorStore, InputDelivery, LogLine, Subscriptio
 from engine.core.replay import Step, record
 from engine.core.work import WorkItem, encode_work
 from engine.flows import FlowCache
+from engine.handoff import Handoff, LocalInput
 from engine.logs import get_logger
 from engine.partitions import Partitions
 from engine.settings import settings
@@ -74,8 +75,10 @@ class Executor:
         clock: Callable[[], str] = utcnow,
         executor_id: str | None = None,
         on_step: Callable[[str, Step], None] | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         self.store = store
+        self.handoff = handoff  # the reports of this process's worker, in memory
         self.flows = flows
         self.renderer = renderer
         self.clock = clock
@@ -106,6 +109,8 @@ class Executor:
         """Take this executor's share of the partitions (all of them when it is alone)."""
         await self.store.prepare_executor()
         self._ping = await self.store.answer_pings(self.id)
+        if self.handoff is not None:
+            self.handoff.attach(self._take_local)
         try:
             await self.partitions.tick()
         except Exception as exc:  # a node of the cluster is down: the next ticks try again
@@ -164,7 +169,18 @@ class Executor:
         self._dispatched_checked = {eid for eid in self._dispatched_checked if S.partition(eid) != p}
         self._snapshotted = {eid for eid in self._snapshotted if S.partition(eid) != p}
 
+    def _take_local(self, item: InputDelivery) -> bool:
+        """A report of this process's worker: ours to store if we own its partition."""
+        if not self.partitions.owns(item.partition):
+            return False
+        self._queue.put_nowait(item)
+        return True
+
     async def stop(self) -> None:
+        if self.handoff is not None:
+            self.handoff.detach(self._take_local)
+        while not self._queue.empty():  # reports handed over but never folded: their worker sends them
+            await _give_back(self._queue.get_nowait())
         await self.partitions.stop()
         if self._ping is not None:
             await unsubscribe_all([self._ping])
@@ -241,6 +257,8 @@ class Executor:
                 for msg in batch:
                     if self.partitions.owns(msg.partition):  # else: given back; its next owner gets it
                         groups.setdefault(msg.execution_id, []).append(msg)
+                    else:
+                        await _give_back(msg)
                 for eid, msgs in groups.items():
                     if eid in self._busy:
                         self._busy[eid].extend(msgs)  # processed right after the step in flight
@@ -262,6 +280,8 @@ class Executor:
                 await self._process_safely(execution_id, msgs)
                 msgs = self._busy.get(execution_id) or []
                 self._busy[execution_id] = []
+            for msg in msgs:  # the partition went to another executor meanwhile
+                await _give_back(msg)
         finally:
             self._busy.pop(execution_id, None)
             self._slots.release()
@@ -669,3 +689,10 @@ class Executor:
             },
         )
         await self.store.send_input(effect.execution_id, created, msg_id=f"{effect.execution_id}:created")
+
+
+async def _give_back(msg: InputDelivery) -> None:
+    """An input this executor will not fold: a report in memory goes back to its worker, which
+    publishes it; one from the inbox is left to the partition's next consumer."""
+    if isinstance(msg, LocalInput):
+        await msg.nak()

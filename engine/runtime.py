@@ -19,6 +19,7 @@ from engine.core.model import Flow
 from engine.core.ports import Inputs
 from engine.core.states import TERMINAL, State
 from engine.flows import FlowCache
+from engine.handoff import Handoff
 from engine.ids import new_execution_id
 from engine.settings import settings
 from eventstore.reader import read_execution
@@ -152,6 +153,8 @@ class Runtime(Starter):
         return self._ready()
 
     def _ready(self) -> Runtime:
+        # This process's worker hands its reports to this process's executor (engine.handoff).
+        self.handoff = Handoff()
         self.flows = FlowCache(self.store)
         self.expressions = make_expressions(self.store)
         Starter.__init__(self, self.store, InternalStorage(self.store))
@@ -169,13 +172,14 @@ class Runtime(Starter):
     def executor(self) -> Any:
         from engine.executor import Executor
 
-        return Executor(self.store, self.flows, self.expressions)
+        return Executor(self.store, self.flows, self.expressions, handoff=self.handoff)
 
     def worker(self, **kwargs: Any) -> Any:
         from plugins.registry import default_registry
         from workers.worker import Worker
 
         kv, storage = JetStreamKV(self.store), InternalStorage(self.store)
+        kwargs.setdefault("handoff", self.handoff)
         return Worker(self.store, default_registry(), self.expressions, kv=kv, storage=storage, **kwargs)
 
     async def get_execution(self, execution_id: str) -> Execution:

@@ -28,6 +28,7 @@ from engine.core.ports import Delivery, LogLine, Subscription, WorkerStore
 from engine.core.retry import attempt_delay
 from engine.core.states import State
 from engine.core.work import WorkItem, decode_work
+from engine.handoff import Handoff
 from engine.logs import get_logger
 from eventstore import subjects as S
 from eventstore.reader import read_execution
@@ -40,6 +41,7 @@ log = get_logger("engine.worker")
 
 START_REPORT_DELAY = 0.02  # seconds an attempt runs before it is announced as RUNNING
 REPORT_RETRY_FIRST_S, REPORT_RETRY_MAX_S = 0.2, 5.0  # a report that failed is sent again after these
+HANDOFF_WAIT_S = 10.0  # how long a report handed to this process's executor may wait to be stored
 HEARTBEAT_RETRY_S = 0.5  # a heartbeat that failed is tried again after this
 FENCE_AT = 0.7  # share of the heartbeat TTL without a renewal after which running attempts are given up
 # The largest report of an attempt's outputs (encoded). Outputs travel in the execution's events and
@@ -74,7 +76,9 @@ class Worker:
         workdir: Path | None = None,
         heartbeat_ttl: int = S.HEARTBEAT_TTL_S,
         max_outputs: int = MAX_OUTPUTS,
+        handoff: Handoff | None = None,
     ) -> None:
+        self.handoff = handoff  # the executor of this process, when it runs one
         self.max_outputs = max_outputs
         self.heartbeat_ttl = heartbeat_ttl  # seconds without a beat after which this worker counts as lost
         self.store = store
@@ -303,9 +307,26 @@ class Worker:
 
     async def _report(self, item: WorkItem, event: ev.Input, kind: str, attempt: int) -> None:
         msg_id = f"{item.execution_id}:{item.taskrun_id}:{attempt}:{kind}"
+        data = ev.encode_input(event)
+        # Refused as the inbox would refuse it: a report too large fails its attempt, not the step.
+        self.store.check_size(data, {"Nats-Msg-Id": msg_id})
+        if await self._handed_over(item.execution_id, data):
+            return
         await self._persist(
             f"report {kind}", lambda: self.store.send_input(item.execution_id, event, msg_id=msg_id)
         )
+
+    async def _handed_over(self, execution_id: str, data: bytes) -> bool:
+        """Did the executor of this process store the report in its step (``engine.handoff``)?"""
+        if self.handoff is None:
+            return False
+        answer = self.handoff.offer(execution_id, S.partition(execution_id), data)
+        if answer is None:
+            return False
+        try:
+            return await asyncio.wait_for(asyncio.shield(answer), HANDOFF_WAIT_S)
+        except TimeoutError:
+            return False  # a busy executor: the inbox takes it (a duplicate report is ignored)
 
     async def _report_ended(self, item: WorkItem, event: ev.AttemptEnded, emit: Any) -> ev.AttemptEnded:
         """Report an attempt's end; outputs too large to be stored fail it instead (never a retry

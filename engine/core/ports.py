@@ -177,6 +177,10 @@ class Inputs(Protocol):
         """Deliver ``item`` to the execution's executor; a ``msg_id`` makes it stored once."""
         ...
 
+    def check_size(self, payload: bytes, headers: dict[str, str] | None) -> None:
+        """Raise PayloadTooLarge for a message the store could never take."""
+        ...
+
     async def schedule_input(self, execution_id: str, key: str, at: str, item: Input) -> None:
         """Deliver ``item`` at ``at`` (ISO UTC), even across restarts; one pending timer per ``key``."""
         ...

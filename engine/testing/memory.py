@@ -126,6 +126,9 @@ class MemoryStore:
         if self._first(msg_id):
             self._input(execution_id, ev.encode_input(item), msg_id)
 
+    def check_size(self, payload: bytes, headers: dict[str, str] | None) -> None:
+        return None  # no server limit in memory
+
     def _input(self, execution_id: str, data: bytes, msg_id: str | None = None) -> None:
         p = S.partition(execution_id)
         self._inputs[p].add(Message(next(self._seq), data, execution_id, p, msg_id))

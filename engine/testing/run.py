@@ -18,6 +18,7 @@ from engine.core.model import Flow
 from engine.core.states import TERMINAL, State
 from engine.executor import Executor
 from engine.flows import FlowCache
+from engine.handoff import Handoff
 from engine.ids import new_execution_id
 from engine.runtime import Starter, make_expressions
 from engine.testing.memory import MemoryStore
@@ -46,7 +47,11 @@ class MemoryEngine:
             None, kv=self.store.kv, files=self.store.files, logs=self.store.read_logs
         )
         self.flows = FlowCache(self.store, self.registry)
-        self.executor = Executor(self.store, self.flows, self.expressions, executor_id=f"x-{name}")
+        # The worker's reports go to the executor in memory, as in `engine run` (engine.handoff).
+        self.handoff = Handoff()
+        self.executor = Executor(
+            self.store, self.flows, self.expressions, executor_id=f"x-{name}", handoff=self.handoff
+        )
         self.worker = Worker(
             self.store,
             self.registry,
@@ -55,6 +60,7 @@ class MemoryEngine:
             storage=self.store.files,
             worker_id=f"w-{name}",
             concurrency=concurrency,
+            handoff=self.handoff,
         )
         self._roles: list[asyncio.Task[None]] = []
 

@@ -55,7 +55,7 @@ async def test_a_conflict_in_a_batch_fails_only_its_own_append(nats_url: str) ->
         first = await asyncio.gather(*(store.append(eid, [_created(eid)], 0) for eid in eids))
         running = ev.ExecutionStateChanged(date="2026-01-01T00:00:01Z", state="RUNNING")
         # One stale writer (expects 0, the execution has a step) among 39 right ones, all at once.
-        expected = [0] + first[1:]
+        expected = [0, *first[1:]]
         results = await asyncio.gather(
             *(store.append(eid, [running], seq) for eid, seq in zip(eids, expected, strict=True)),
             return_exceptions=True,
