@@ -99,6 +99,7 @@ class ChaosConfig:
     kill_executors: bool = True
     kill_nats: bool = True
     worker_concurrency: int = 16
+    combined: bool = False  # executors run a worker in their process too (engine server node)
     keep: Path | None = None  # keep the working directory here (logs, side files)
 
 
@@ -278,7 +279,11 @@ class Topology:
     def start_roles(self) -> None:
         logs = self.work / "logs"
         logs.mkdir(exist_ok=True)
-        specs = [(f"executor-{i + 1}", ["executor"]) for i in range(self.cfg.executors)]
+        # --combined: each executor process runs a worker too (`engine server node`), so reports go
+        # to the executor in memory (engine.handoff) whenever the partition is its own.
+        concurrency = ["--concurrency", str(self.cfg.worker_concurrency)]
+        node = ["node", *concurrency] if self.cfg.combined else ["executor"]
+        specs = [(f"executor-{i + 1}", node) for i in range(self.cfg.executors)]
         specs += [
             (f"worker-{i + 1}", ["worker", "--concurrency", str(self.cfg.worker_concurrency)])
             for i in range(self.cfg.workers)
@@ -798,6 +803,7 @@ def main() -> None:
     p.add_argument("--restart-after", type=float, default=1.0)
     p.add_argument("--no-executor-kill", action="store_true")
     p.add_argument("--no-nats-kill", action="store_true")
+    p.add_argument("--combined", action="store_true", help="executor processes run a worker too (node)")
     p.add_argument("--keep", type=Path, default=None, help="copy logs and side files here at the end")
     p.add_argument("--report", type=Path, default=None, help="write the report as JSON here")
     a = p.parse_args()
@@ -810,6 +816,7 @@ def main() -> None:
         restart_after=a.restart_after,
         kill_executors=not a.no_executor_kill,
         kill_nats=not a.no_nats_kill,
+        combined=a.combined,
         keep=a.keep,
     )
     report = run_async(run_chaos(cfg))
