@@ -11,7 +11,9 @@ and the worker as two `engine server` processes (the deployment shape) instead o
 
 NODES=3 runs on a real 3-node NATS cluster on loopback (eventstore.cluster, streams with 3 replicas)
 with EXECUTORS (default 2) executor and WORKERS (default 3) worker processes; EXECUTORS/WORKERS also
-apply to PROCS=1 on the embedded server, for the same process shape on one node.
+apply to PROCS=1 on the embedded server, for the same process shape on one node. COMBINED=1 runs
+EXECUTORS `engine server node` processes instead (an executor and a worker each: reports handed over
+in memory) and no worker process.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ async def main() -> None:
     executors = int(os.environ.get("EXECUTORS", "2" if nodes > 1 else "1"))
     workers = int(os.environ.get("WORKERS", "3" if nodes > 1 else "1"))
     replicas = min(3, nodes)
+    combined = os.environ.get("COMBINED") == "1"
     with tempfile.TemporaryDirectory() as tmp:
         cluster: LocalCluster | EmbeddedServer
         if nodes > 1:
@@ -117,7 +120,10 @@ async def main() -> None:
                         "ENGINE_REPLICAS": str(replicas),
                         "PYTHONPATH": str(ROOT),
                     }
-                    shapes = [["executor"]] * executors + [["worker", "--concurrency", "64"]] * workers
+                    if combined:  # each process an executor and a worker (reports handed over in memory)
+                        shapes = [["node", "--concurrency", "64"]] * executors
+                    else:
+                        shapes = [["executor"]] * executors + [["worker", "--concurrency", "64"]] * workers
                     for role in shapes:
                         cmd = [sys.executable, "-m", "engine", "server", *role]
                         children.append(subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.DEVNULL))
@@ -149,6 +155,8 @@ async def main() -> None:
                     child.wait()
             cluster.stop()
     shape = f"{executors + workers} executors={executors} workers={workers}" if procs else "1"
+    if procs and combined:
+        shape = f"{executors} nodes_with_executor_and_worker={executors}"
     appends = sum(after.get(name, 0) - seq for name, seq in before.items()) + sum(
         seq for name, seq in after.items() if name not in before
     )
