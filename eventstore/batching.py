@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 import msgspec
 from nats.aio.client import Client
-from nats.js import JetStreamContext
+from nats.errors import NoRespondersError
+from nats.js.errors import APIError, NoStreamResponseError
 
 # A commit costs several syncs (about 4.5 measured) where a plain publish costs one: a batch pays
 # from about eight messages on, and a lone one is slower (4-13 ms against 0.5-1.2 ms here).
@@ -81,12 +82,10 @@ class Batcher:
     def __init__(
         self,
         nc: Client,
-        js: JetStreamContext,
         in_flight: int = 8,
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self._nc = nc
-        self._js = js
         self._in_flight = in_flight
         self._flying = 0
         self._queue: list[_Group] = []
@@ -155,13 +154,24 @@ class Batcher:
             COUNTS.messages += 1
             COUNTS.commits += 1
             try:
-                ack = await self._js.publish(subject, payload, headers=headers, timeout=_TIMEOUT_S)
+                seqs.append(await self._publish(subject, payload, headers))
             except Exception as exc:
                 self._fail(group, exc)
                 return
-            seqs.append(int(ack.seq))
         if group.answer is not None and not group.answer.done():
             group.answer.set_result(seqs)
+
+    async def _publish(self, subject: str, payload: bytes, headers: dict[str, str] | None) -> int:
+        """``js.publish`` as nats-py does it, the acknowledgement decoded by msgspec (a third of its
+        CPU went to ``json.loads`` and the ``PubAck`` dataclass)."""
+        try:
+            reply = await self._nc.request(subject, payload, timeout=_TIMEOUT_S, headers=headers)
+        except NoRespondersError as exc:
+            raise NoStreamResponseError from exc
+        ack = _decode_ack(reply.data)
+        if ack.error is not None:
+            raise APIError.from_error(ack.error)
+        return ack.seq
 
     async def _atomic(self, groups: list[_Group]) -> bool:
         """Publish ``groups`` as one batch; False when the server refused it (nothing was stored)."""

@@ -108,7 +108,7 @@ class Connection:
         """The group-commit publisher of ``stream`` (``eventstore.batching``): one per connection."""
         found = self._batchers.get(stream)
         if found is None:
-            found = self._batchers[stream] = Batcher(self.nc, self.js, on_error=self._post_failed)
+            found = self._batchers[stream] = Batcher(self.nc, on_error=self._post_failed)
         return found
 
     def _post_failed(self, exc: BaseException) -> None:
