@@ -243,8 +243,9 @@ class Connection:
             bucket(S.LEASES, "leases", allow_msg_ttl=True),
             bucket(S.SNAPSHOTS, "snap"),
         ]
-        for cfg in configs:
-            await self._ensure_stream(cfg)
+        # At once, not one after the other: each is a round trip, and on a new data directory the
+        # server creates the 19 streams' files in parallel (cold `engine run`: 51-137 ms before).
+        await asyncio.gather(*(self._ensure_stream(cfg) for cfg in configs))
 
     async def _ensure_stream(self, cfg: jsapi.StreamConfig) -> None:
         async def create_or_update() -> None:
