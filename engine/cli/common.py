@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import shlex
 import signal
@@ -25,6 +26,32 @@ _COLORS = {
     "DEBUG": "\x1b[2m",
     "TRACE": "\x1b[2m",
 }
+
+
+# While a command starts, the collector's first generation fills every 700 new objects and it walks
+# what survived, over and over: the modules, classes and plugin tables being built, that live as
+# long as the process. A larger threshold during start-up, then those objects frozen out of every
+# later collection, saved 25-50 ms of an `engine run` (GC callbacks: 65 ms before, 12 ms after).
+_STARTUP_GC_THRESHOLD = 10_000
+_default_gc: tuple[int, int, int] | None = None  # the thresholds to restore; None: not starting up
+
+
+def gc_for_startup() -> None:
+    """Collect less while the process starts (``python -m engine`` only; see ``gc_started``)."""
+    global _default_gc
+    if _default_gc is None:
+        _default_gc = gc.get_threshold()
+        gc.set_threshold(_STARTUP_GC_THRESHOLD, *_default_gc[1:])
+
+
+def gc_started() -> None:
+    """The command's roles are up: what start-up built stays for the life of the process, so it is
+    frozen out of the collections, which go back to Python's thresholds."""
+    global _default_gc
+    if _default_gc is not None:
+        gc.freeze()
+        gc.set_threshold(*_default_gc)
+        _default_gc = None
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -114,6 +141,7 @@ async def session(roles: bool | None = None, *, sigterm: bool = True) -> AsyncIt
             if roles
             else []
         )
+        gc_started()
         main = asyncio.current_task()
         assert main is not None
         owner = int(rt.owner["owner_pid"]) if rt.owner else None
