@@ -1,5 +1,6 @@
-"""``python -m engine`` collects less while it starts, then freezes what start-up built and goes back
-to Python's thresholds once the command's roles are up; in-process callers (tests) are untouched."""
+"""``python -m engine`` builds only the command it runs, collects less while it starts, then freezes
+what start-up built and goes back to Python's thresholds once the command's roles are up; in-process
+callers (tests) are untouched."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import gc
 from collections.abc import Iterator
 
 import pytest
+import typer.main
+from typer.testing import CliRunner
 
+from engine import cli
 from engine.cli import common
 
 
@@ -36,3 +40,23 @@ def test_without_the_command_line_s_start_nothing_changes(restored: tuple[int, i
     common.gc_started()
     assert gc.get_threshold() == restored
     assert gc.get_freeze_count() == 0
+
+
+def test_each_command_runs_from_an_app_with_only_its_registration() -> None:
+    """Same commands as the whole command line, the same help and the same errors."""
+    whole = typer.main.get_command(cli.app)
+    assert isinstance(whole, typer.core.TyperGroup)
+    names = [name for _, names in cli._REGISTRATIONS for name in names]
+    assert sorted(names) == sorted(whole.commands)
+    for name in names:
+        one = cli._app_for([name, "--help"])
+        assert one is not cli.app
+        part = typer.main.get_command(one)
+        assert isinstance(part, typer.core.TyperGroup)
+        assert name in part.commands and len(part.commands) < len(whole.commands)
+        for args in ([name, "--help"], [name, "--no-such-option"]):
+            alone = CliRunner().invoke(one, args, env={"COLUMNS": "200"})
+            together = CliRunner().invoke(cli.app, args, env={"COLUMNS": "200"})
+            assert (alone.exit_code, alone.output) == (together.exit_code, together.output)
+    for args in ([], ["--help"], ["no-such-command"]):
+        assert cli._app_for(args) is cli.app
