@@ -81,7 +81,7 @@ async def _serve(
 @server_app.command("nats")
 def server_nats() -> None:
     """Only the embedded NATS server of this data directory; prints its URL for ENGINE_NATS_URL."""
-    from engine.runtime import data_home
+    from engine.settings import data_home
     from eventstore.server import EmbeddedServer
 
     server = EmbeddedServer(data_home() / "nats")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import typer.main
@@ -13,6 +15,8 @@ from typer.testing import CliRunner
 
 from engine import cli
 from engine.cli import common
+from engine.cli import run as run_cmd
+from eventstore.server import process_alive
 
 
 @pytest.fixture
@@ -60,3 +64,44 @@ def test_each_command_runs_from_an_app_with_only_its_registration() -> None:
             assert (alone.exit_code, alone.output) == (together.exit_code, together.output)
     for args in ([], ["--help"], ["no-such-command"]):
         assert cli._app_for(args) is cli.app
+
+
+HELLO = """id: hello
+namespace: t.startup
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.debug.Return
+    format: x
+"""
+
+
+def test_an_invalid_flow_starts_no_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENGINE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ENGINE_NATS_URL", raising=False)
+    flow = tmp_path / "bad.yaml"
+    flow.write_text(HELLO.replace("debug.Return", "debug.NoSuchTask"))
+    result = CliRunner().invoke(cli.app, ["run", str(flow)])
+    assert result.exit_code == 2, result.output
+    assert not (tmp_path / "home" / "nats").exists()
+
+
+def test_a_server_spawned_early_is_stopped_when_the_run_is_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM before the session's own handler raises KeyboardInterrupt: the server goes with it."""
+    monkeypatch.setenv("ENGINE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ENGINE_NATS_URL", raising=False)
+    flow = tmp_path / "hello.yaml"
+    flow.write_text(HELLO)
+
+    def interrupted(coro: Any) -> None:
+        coro.close()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_cmd, "run_async", interrupted)
+    result = CliRunner().invoke(cli.app, ["run", str(flow)])
+    assert result.exit_code == 130, result.output
+    pid_file = tmp_path / "home" / "nats" / "server.pid"
+    server_pid = int(pid_file.read_text().split()[0])  # it was spawned
+    assert not process_alive(server_pid)
+    assert not (tmp_path / "home" / "nats" / "owner.json").exists()
