@@ -21,21 +21,11 @@ from engine.core.states import TERMINAL, State
 from engine.flows import FlowCache
 from engine.handoff import Handoff
 from engine.ids import new_execution_id
-from engine.settings import settings
+from engine.settings import data_home, settings
 from eventstore.reader import read_execution
 from eventstore.server import EmbeddedServer, owner_endpoint, register_client
 from eventstore.storage import InternalStorage
 from eventstore.store import JetStreamKV, Store
-
-
-def data_home() -> Path:
-    """ENGINE_HOME, else the per-user data directory."""
-    home = settings().home
-    if home:
-        return home
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("engine", appauthor=False))
 
 
 def make_expressions(store: Store | None, *, kv: Any = None, files: Any = None, logs: Any = None) -> Any:
@@ -116,10 +106,14 @@ class Starter:
 class Runtime(Starter):
     """Connects to NATS (starting the embedded server unless ENGINE_NATS_URL is set)."""
 
-    def __init__(self, nats_url: str | None = None, home: Path | None = None) -> None:
+    def __init__(
+        self, nats_url: str | None = None, home: Path | None = None, *, spawned: EmbeddedServer | None = None
+    ) -> None:
         self.nats_url = nats_url or settings().nats_url
         self.home = home or data_home()
         self.server: EmbeddedServer | None = None
+        # The data directory's embedded server, already spawned by the caller (``spawn_early``).
+        self._spawned = spawned
         # The process that owns the data directory's embedded server, when this one talks to it
         # (its pid, and whether it runs an executor and a worker); None otherwise.
         self.owner: dict[str, Any] | None = None
@@ -130,7 +124,10 @@ class Runtime(Starter):
 
     async def __aenter__(self) -> Runtime:
         url = self.nats_url
-        if not url:
+        if not url and self._spawned is not None:
+            self.server, self._spawned = self._spawned, None
+            url = await asyncio.to_thread(self.server.wait_ready)
+        elif not url:
             self.owner = owner_endpoint(self.home / "nats")
             if self.owner is not None:
                 self._client = register_client(self.home / "nats")

@@ -204,3 +204,13 @@ def settings() -> Settings:
     if _cache is None or _cache[0] != key:
         _cache = (key, Settings.from_env(dict(key)))
     return _cache[1]
+
+
+def data_home() -> Path:
+    """ENGINE_HOME, else the per-user data directory."""
+    home = settings().home
+    if home:
+        return home
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("engine", appauthor=False))

@@ -25,8 +25,6 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,6 +131,11 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
 
 
 def _get_json(url: str, timeout: float = 1.0) -> tuple[int, Any]:
+    # Here, not at the top: every `engine` command imports this module (the `cluster` command's
+    # defaults), and urllib.request with http.client and email costs ~7 ms of each start.
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             return int(resp.status), json.loads(resp.read() or b"null")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any, Self, TypeVar
 
@@ -33,6 +34,8 @@ _DUPLICATE_IN_PROCESS = 10158  # a retried publish whose first copy is still bei
 _NO_PLACEMENT = 10005  # "no suitable peers for placement": a peer is (re)starting or just died
 _SETUP_DEADLINE_S = 30.0  # a stream leader or meta leader being elected (a node of the cluster died)
 json_encoder = msgspec.json.Encoder()
+# Compared even at nats-py's default value: a stream made with other ones must be updated.
+_ALWAYS_COMPARED = frozenset({"subjects", "retention", "storage", "num_replicas"})
 
 
 def _close_replaced_connections() -> None:
@@ -243,8 +246,35 @@ class Connection:
             bucket(S.LEASES, "leases", allow_msg_ttl=True),
             bucket(S.SNAPSHOTS, "snap"),
         ]
-        for cfg in configs:
-            await self._ensure_stream(cfg)
+        # At once, not one after the other: each is a round trip, and on a new data directory the
+        # server creates the 19 streams' files in parallel (cold `engine run`: 51-137 ms before).
+        await asyncio.gather(*(self._ensure_stream(cfg) for cfg in await self._to_ensure(configs)))
+
+    async def _to_ensure(self, configs: list[jsapi.StreamConfig]) -> list[jsapi.StreamConfig]:
+        """The streams that are missing or differ from ``configs`` in a property the engine sets.
+
+        One listing instead of a create per stream when the data directory has them all (every
+        command but the first: 8 ms of 19 round trips, 1.5 ms for the listing). A property the
+        engine leaves at nats-py's default is not compared: the server fills those in (a
+        duplicate window of 0 reads back as 120 s). When the listing fails (an election), every
+        stream goes through the create-or-update path."""
+        try:
+            infos = await self.js.streams_info()
+        except (NatsTimeoutError, NoRespondersError, APIError):
+            return configs
+        have = {info.config.name: info.config for info in infos}
+
+        def same(want: jsapi.StreamConfig, got: jsapi.StreamConfig | None) -> bool:
+            if got is None:
+                return False
+            for f in dataclasses.fields(want):
+                value = getattr(want, f.name)
+                compared = f.name in _ALWAYS_COMPARED or value != f.default
+                if value is not None and compared and getattr(got, f.name) != value:
+                    return False
+            return True
+
+        return [cfg for cfg in configs if not same(cfg, have.get(cfg.name or ""))]
 
     async def _ensure_stream(self, cfg: jsapi.StreamConfig) -> None:
         async def create_or_update() -> None:

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _default_dir() -> Path:
-    from engine.runtime import data_home
+    from engine.settings import data_home
 
     return data_home() / "cluster"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import shlex
 import signal
@@ -25,6 +26,32 @@ _COLORS = {
     "DEBUG": "\x1b[2m",
     "TRACE": "\x1b[2m",
 }
+
+
+# While a command starts, the collector's first generation fills every 700 new objects and it walks
+# what survived, over and over: the modules, classes and plugin tables being built, that live as
+# long as the process. A larger threshold during start-up, then those objects frozen out of every
+# later collection, saved 25-50 ms of an `engine run` (GC callbacks: 65 ms before, 12 ms after).
+_STARTUP_GC_THRESHOLD = 10_000
+_default_gc: tuple[int, int, int] | None = None  # the thresholds to restore; None: not starting up
+
+
+def gc_for_startup() -> None:
+    """Collect less while the process starts (``python -m engine`` only; see ``gc_started``)."""
+    global _default_gc
+    if _default_gc is None:
+        _default_gc = gc.get_threshold()
+        gc.set_threshold(_STARTUP_GC_THRESHOLD, *_default_gc[1:])
+
+
+def gc_started() -> None:
+    """The command's roles are up: what start-up built stays for the life of the process, so it is
+    frozen out of the collections, which go back to Python's thresholds."""
+    global _default_gc
+    if _default_gc is not None:
+        gc.freeze()
+        gc.set_threshold(*_default_gc)
+        _default_gc = None
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -92,17 +119,39 @@ def cancel_on_sigterm() -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
 
 
+def spawn_early() -> Any:
+    """The data directory's embedded server, spawned now (None when ENGINE_NATS_URL is set or another
+    process owns the directory): it reads its store while this process imports the rest of the
+    engine (``engine run`` of a warm data directory: the server takes 40-50 ms to listen). The
+    caller hands it to ``session`` and stops it in a ``finally`` (a no-op once the session has)."""
+    from engine.settings import data_home, settings
+    from eventstore.server import EmbeddedServer, owner_endpoint
+
+    if settings().nats_url or owner_endpoint(data_home() / "nats") is not None:
+        return None
+    server = EmbeddedServer(data_home() / "nats")
+    server.spawn()
+    return server
+
+
 @contextlib.asynccontextmanager
-async def session(roles: bool | None = None, *, sigterm: bool = True) -> AsyncIterator[Any]:
+async def session(
+    roles: bool | None = None, *, sigterm: bool = True, spawned: Any = None
+) -> AsyncIterator[Any]:
     """A Runtime, with the executor and a worker running in this process when ``roles`` (default: when
     the server is the embedded one, since nothing else could run them; on a data directory another
     process owns, the command talks to that process's server and uses its roles). ``sigterm``: SIGTERM stops
-    like Ctrl-C: roles cancelled, the embedded server stopped (never orphaned)."""
+    like Ctrl-C: roles cancelled, the embedded server stopped (never orphaned). ``spawned``: the
+    embedded server ``spawn_early`` launched."""
     from engine.runtime import Runtime
 
     if sigterm:
         cancel_on_sigterm()
-    async with Runtime() as rt:
+    if spawned is not None:
+        # This process runs the roles on the server it spawned: their modules load while it starts.
+        import engine.executor  # noqa: F401
+        import workers.worker  # noqa: F401
+    async with Runtime(spawned=spawned) as rt:
         if roles is None:
             # The embedded server of this process, or of an owner that runs no executor: nothing
             # else would carry the command through. An owner with roles, or a cluster, does.
@@ -114,6 +163,7 @@ async def session(roles: bool | None = None, *, sigterm: bool = True) -> AsyncIt
             if roles
             else []
         )
+        gc_started()
         main = asyncio.current_task()
         assert main is not None
         owner = int(rt.owner["owner_pid"]) if rt.owner else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from engine.aio import run_async
-from engine.cli.common import check_output, fail, follow, print_issues, report, session
+from engine.cli.common import check_output, fail, follow, print_issues, report, session, spawn_early
 from engine.core.errors import EngineError, FlowValidationError
 
 
@@ -54,12 +55,21 @@ def run(
     except EngineError as exc:
         fail(str(exc))
     del extra
+    spawned = None
+    # Until the session's own handler is in place, SIGTERM interrupts as Ctrl-C does, so that the
+    # server spawned below is stopped in the `finally`, never orphaned.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        code = run_async(_run(file, flows, inputs, labels, output, timeout))
+        spawned = spawn_early()  # the server reads its store while the rest is imported
+        code = run_async(_run(file, flows, inputs, labels, output, timeout, spawned))
     except EngineError as exc:
         fail(str(exc), 1)
     except (KeyboardInterrupt, asyncio.CancelledError):
         fail("interrupted: the execution's history is kept; it resumes with the next engine process", 130)
+    finally:
+        if spawned is not None:
+            spawned.stop()  # a no-op once the session has stopped it
+        signal.signal(signal.SIGTERM, previous)
     raise typer.Exit(code)
 
 
@@ -70,13 +80,14 @@ async def _run(
     labels: dict[str, str],
     output: str,
     timeout: float | None,
+    spawned: Any = None,
 ) -> int:
     from engine.ids import new_execution_id
     from engine.settings import settings
 
     # On a cluster (ENGINE_NATS_URL) `engine run` brings its own executor and worker; on a data
     # directory another process owns, that process's roles run it.
-    async with session(roles=True if settings().nats_url else None) as rt:
+    async with session(roles=True if settings().nats_url else None, spawned=spawned) as rt:
         if flows_dir is not None:
             await rt.flows.deploy_dir(flows_dir)
         flow = await rt.flows.deploy(file.read_text(), file=str(file))

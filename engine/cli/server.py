@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from engine.aio import stop_tasks
-from engine.cli.common import cancel_on_sigterm, command, fail, print_issues
+from engine.cli.common import cancel_on_sigterm, command, fail, gc_started, print_issues
 from engine.core.errors import EngineError, FlowValidationError
 
 server_app = typer.Typer(no_args_is_help=True, help="Run the engine's roles as long-lived processes.")
@@ -63,6 +63,7 @@ async def _serve(
 
             tasks.append(asyncio.create_task(serve(rt, host, port)))
             sys.stderr.write(f"API on http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json)\n")
+        gc_started()
         if rt.server:
             where = "embedded server " + rt.server.url
         elif rt.owner:
@@ -80,7 +81,7 @@ async def _serve(
 @server_app.command("nats")
 def server_nats() -> None:
     """Only the embedded NATS server of this data directory; prints its URL for ENGINE_NATS_URL."""
-    from engine.runtime import data_home
+    from engine.settings import data_home
     from eventstore.server import EmbeddedServer
 
     server = EmbeddedServer(data_home() / "nats")
