@@ -50,6 +50,7 @@ from engine.handoff import Handoff, LocalInput
 from engine.logs import get_logger
 from engine.partitions import Partitions
 from engine.settings import settings
+from engine.slots import acquire_slot, release_slot
 from eventstore import subjects as S
 from eventstore.reader import encode_snapshot, read_execution
 
@@ -536,9 +537,11 @@ class Executor:
                             )
                         )
             elif isinstance(effect, AcquireSlot):
-                jobs.append(self.acquire_slot(state, effect))
+                jobs.append(acquire_slot(self.store, state, effect, self.clock))
             elif isinstance(effect, ReleaseSlot):
-                jobs.append(self.release_slot(state))
+                flow = await self.flows.get(state.namespace, state.flow_id, state.flow_revision)
+                limit = flow.concurrency.limit if flow.concurrency else 1
+                jobs.append(release_slot(self.store, state, limit, self.clock))
             elif isinstance(effect, Timer):
                 jobs.append(self.store.schedule_input(state.id, effect.key, effect.at, effect.input))
             elif isinstance(effect, NotifyParent):
@@ -602,45 +605,6 @@ class Executor:
             await self.store.send_input(
                 state.id, ended, msg_id=f"{state.id}:{item.taskrun_id}:{item.attempt}:ended"
             )
-
-    async def acquire_slot(self, state: Execution, effect: AcquireSlot) -> None:
-        """Flow `concurrency`: take a slot, or queue / cancel / fail the execution as the flow says."""
-        eid = state.id
-
-        def take(record: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
-            if eid in record["running"]:
-                return None, "RUNNING"
-            if len(record["running"]) < effect.limit:
-                return {**record, "running": [*record["running"], eid]}, "RUNNING"
-            if effect.behavior == "QUEUE":
-                if eid in record["queued"]:
-                    return None, "QUEUED"
-                return {**record, "queued": [*record["queued"], eid]}, "QUEUED"
-            return None, "CANCELLED" if effect.behavior == "CANCEL" else "FAILED"
-
-        verdict = await self.store.update_slots(state.namespace, state.flow_id, take)
-        if verdict != state.state:
-            await self.store.send_input(eid, ev.Admitted(date=self.clock(), state=verdict))
-
-    async def release_slot(self, state: Execution) -> None:
-        eid = state.id
-        flow = await self.flows.get(state.namespace, state.flow_id, state.flow_revision)
-        limit = flow.concurrency.limit if flow.concurrency else 1
-
-        def give_back(record: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-            running = [x for x in record["running"] if x != eid]
-            queued = [x for x in record["queued"] if x != eid]
-            nxt = None
-            if queued and len(running) < limit:
-                nxt = queued.pop(0)
-                running.append(nxt)
-            if running == record["running"] and queued == record["queued"]:
-                return None, None
-            return {"running": running, "queued": queued}, nxt
-
-        nxt = await self.store.update_slots(state.namespace, state.flow_id, give_back)
-        if nxt is not None:
-            await self.store.send_input(nxt, ev.Admitted(date=self.clock(), state="RUNNING"))
 
     async def start_subflow(self, parent: Execution, effect: StartSubflow) -> None:
         from engine.inputs import resolve_inputs
