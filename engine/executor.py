@@ -46,7 +46,7 @@ from engine.core.ports import ExecutorStore, InputDelivery, LogLine, Subscriptio
 from engine.core.replay import Step, record
 from engine.core.work import WorkItem, encode_work
 from engine.flows import FlowCache
-from engine.handoff import Handoff, LocalInput
+from engine.handoff import Handoff, LocalInput, LocalWork, MemoryWork
 from engine.logs import get_logger
 from engine.partitions import Partitions
 from engine.settings import settings
@@ -79,7 +79,8 @@ class Executor:
         handoff: Handoff | None = None,
     ) -> None:
         self.store = store
-        self.handoff = handoff  # the reports of this process's worker, in memory
+        self.handoff = handoff  # this process's worker: its reports, and work for it, in memory
+        self.memory_work = MemoryWork(self._send_durably)
         self.flows = flows
         self.renderer = renderer
         self.clock = clock
@@ -159,6 +160,8 @@ class Executor:
         self._unconsumed.discard(p)
         if sub is not None:
             await unsubscribe_all([sub])
+        # Work in this process's worker: reported (or announced) first, the rest queued durably.
+        await self.memory_work.release(p, wait_s=0.0 if lost else 2.0)
         if not lost:  # a graceful hand-over: let the steps in flight finish first (bounded)
             for _ in range(50):
                 if not any(S.partition(eid) == p for eid in self._busy):
@@ -522,7 +525,9 @@ class Executor:
         for effect in effects:
             if isinstance(effect, Dispatch):
                 item = work_item(state, effect)
-                jobs.append(self._dispatch(state, item, await self.group_for(effect.task.worker_group)))
+                group = await self.group_for(effect.task.worker_group)
+                if not self._in_memory(state, item, group):
+                    jobs.append(self._dispatch(state, item, group))
             elif isinstance(effect, StartSubflow):
                 jobs.append(self.start_subflow(state, effect))
             elif isinstance(effect, Kill):
@@ -550,6 +555,39 @@ class Executor:
                 jobs.append(self._start_retry(effect))
         if jobs:
             await asyncio.gather(*jobs)
+
+    def _in_memory(self, state: Execution, item: WorkItem, group: str | None) -> bool:
+        """Hand the work to this process's worker (no write: the step records the dispatch, and a
+        restarted executor dispatches again what was not started). Only while no other executor is
+        live, and only work the queue could take (a too large one fails its attempt there)."""
+        if self.handoff is None or not self.partitions.alone or not self.memory_work.enabled:
+            return False
+        payload = encode_work(item)
+        key = (state.id, item.taskrun_id, item.attempt)
+        try:
+            self.store.check_size(payload, {"Nats-Msg-Id": f"{state.id}:{item.taskrun_id}:{item.attempt}"})
+        except PayloadTooLarge:
+            return False
+        work = LocalWork(payload, key, group, S.partition(state.id), self.memory_work.done)
+        self.memory_work.track(work)
+        if self.handoff.offer_work(work):
+            return True
+        self.memory_work.held[work.partition].pop(key, None)
+        return False
+
+    async def _send_durably(self, work: LocalWork) -> None:
+        """Work handed back from memory goes to the queue, retried until stored (nothing else has it)."""
+        eid, taskrun_id, attempt = work.key
+        delay = 0.2
+        while True:
+            try:
+                return await self.store.dispatch(eid, work.group, work.data, f"{eid}:{taskrun_id}:{attempt}")
+            except Exception as exc:
+                if cancelling():
+                    raise asyncio.CancelledError from exc
+                log.warning("executor.dispatch_retry", execution_id=eid, error=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     async def _start_retry(self, effect: StartRetry) -> None:
         created = effect.created

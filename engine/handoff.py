@@ -16,7 +16,7 @@ acknowledged, comes back and runs only if its attempt is still owed (the worker'
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from engine.core.ports import InputDelivery
 
@@ -53,10 +53,23 @@ class LocalInput:
 
 
 class Handoff:
-    """Where the worker of a process finds the executor of the same process, if it runs one."""
+    """Where the worker and the executor of one process find each other."""
 
     def __init__(self) -> None:
         self._take: _Take | None = None
+        self._take_work: Callable[[LocalWork], bool] | None = None
+
+    def attach_worker(self, take: Callable[[LocalWork], bool]) -> None:
+        """``take(work)`` starts work in memory, or says False (another group, or not taking work)."""
+        self._take_work = take
+
+    def detach_worker(self, take: Callable[[LocalWork], bool]) -> None:
+        if self._take_work == take:
+            self._take_work = None
+
+    def offer_work(self, work: LocalWork) -> bool:
+        take = self._take_work
+        return take is not None and take(work)
 
     def attach(self, take: _Take) -> None:
         """``take(input)`` queues an input for the executor, or says False (not its partition)."""
@@ -75,3 +88,77 @@ class Handoff:
         if not take(LocalInput(data, execution_id, partition, answer)):
             return None
         return answer
+
+
+# ---- work in memory: the executor of a process dispatching to the worker of the same process ----
+
+WorkKey = tuple[str, str, int]  # execution, taskrun, attempt
+_DoneCallback = Callable[["LocalWork", bool], Awaitable[None]]
+
+
+class LocalWork:
+    """A work message in memory, as the worker's work consumer hands deliveries over."""
+
+    __slots__ = ("_on_done", "data", "execution_id", "group", "key", "outcome", "partition")
+
+    redelivered = False
+
+    def __init__(
+        self, data: bytes, key: WorkKey, group: str | None, partition: int, on_done: _DoneCallback
+    ) -> None:
+        self.data = data
+        self.key = key
+        self.execution_id = key[0]
+        self.group = group
+        self.partition = partition
+        self._on_done = on_done
+        self.outcome: bool | None = None  # None: in hand; True: reported; False: handed back
+
+    async def ack(self) -> None:
+        """Reported (its end stored, or its start announced): the executor owns it from here."""
+        await self._finish(True)
+
+    async def term(self) -> None:
+        await self._finish(True)
+
+    async def nak(self, delay: float | None = None) -> None:
+        """Not run by this worker: the executor sends it through the work queue."""
+        await self._finish(False)
+
+    async def _finish(self, handled: bool) -> None:
+        if self.outcome is None:
+            self.outcome = handled
+            await self._on_done(self, handled)
+
+
+class MemoryWork:
+    """The executor's side: work it handed to its process's worker and not yet seen reported.
+
+    Used only while the executor is the only one (no other can take a partition over and dispatch
+    the same attempt again meanwhile). Before a partition goes to another executor, its work still
+    in memory is awaited (an attempt is announced, and so recorded as started, after 20 ms), and what
+    is left is sent through the work queue with its usual message id; the worker skips a queued copy
+    of an attempt it holds or held in memory.
+    """
+
+    def __init__(self, send_durably: Callable[[LocalWork], Awaitable[None]]) -> None:
+        self._send_durably = send_durably
+        self.enabled = True  # False: every dispatch goes through the work queue (tests of the queue)
+        self.held: dict[int, dict[WorkKey, LocalWork]] = {}  # partition -> work in memory
+
+    def track(self, work: LocalWork) -> None:
+        self.held.setdefault(work.partition, {})[work.key] = work
+
+    async def done(self, work: LocalWork, handled: bool) -> None:
+        self.held.get(work.partition, {}).pop(work.key, None)
+        if not handled:
+            await self._send_durably(work)
+
+    async def release(self, partition: int, wait_s: float = 2.0) -> None:
+        """Before ``partition`` changes hands: wait (bounded) for its work in memory to be reported,
+        then queue what is left durably."""
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while self.held.get(partition) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        for work in list(self.held.pop(partition, {}).values()):
+            await self._send_durably(work)

@@ -68,6 +68,9 @@ class Partitions:
         self.held: dict[int, int] = {}  # partition -> revision of our lease
         self._dead: set[str] = set()  # members whose connection is gone (their leases are ours to take)
         self._valid_until: dict[int, float] = {}
+        # No other live executor at the last tick: none can take a partition before we give it back
+        # (or our lease expires), so work may go to this process's worker in memory meanwhile.
+        self.alone = False
 
     def owns(self, partition: int) -> bool:
         return partition in self.held
@@ -90,6 +93,7 @@ class Partitions:
             probes = await asyncio.gather(*(self.alive(m) for m in members))
             self._dead = {m for m, ok in zip(members, probes, strict=True) if not ok}
             members = [m for m in members if m not in self._dead]
+        self.alone = not members
         members.append(self.id)
         wanted = {p for p, owner in assign(members).items() if owner == self.id}
         jobs = [self._renew(p) for p in list(self.held) if p in wanted]

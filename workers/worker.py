@@ -28,7 +28,7 @@ from engine.core.ports import Delivery, LogLine, Subscription, WorkerStore
 from engine.core.retry import attempt_delay
 from engine.core.states import State
 from engine.core.work import WorkItem, decode_work
-from engine.handoff import Handoff
+from engine.handoff import Handoff, LocalWork
 from engine.logs import get_logger
 from eventstore import subjects as S
 from eventstore.reader import read_execution
@@ -41,6 +41,7 @@ log = get_logger("engine.worker")
 
 START_REPORT_DELAY = 0.02  # seconds an attempt runs before it is announced as RUNNING
 REPORT_RETRY_FIRST_S, REPORT_RETRY_MAX_S = 0.2, 5.0  # a report that failed is sent again after these
+MEMORY_KEYS = 100_000  # attempts received in memory that are remembered (a queued copy is skipped)
 HANDOFF_WAIT_S = 10.0  # how long a report handed to this process's executor may wait to be stored
 HEARTBEAT_RETRY_S = 0.5  # a heartbeat that failed is tried again after this
 FENCE_AT = 0.7  # share of the heartbeat TTL without a renewal after which running attempts are given up
@@ -102,14 +103,11 @@ class Worker:
         self._abandoned: set[asyncio.Future[Any]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._subs: list[Subscription] = []
+        self._in_memory: dict[tuple[str, str, int], LocalWork] = {}  # work handed over in memory
         self._shared_dirs: set[Path] = set()
 
     async def run(self) -> None:
-        async def on_work(msg: Delivery) -> None:
-            await self._slots.acquire()
-            task = asyncio.create_task(self._handle(msg))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        on_work = self._on_work
 
         async def on_kill(execution_id: str) -> None:
             self._killed[execution_id] = time.monotonic()
@@ -122,6 +120,8 @@ class Worker:
             await asyncio.sleep(HEARTBEAT_RETRY_S)
         self._subs.append(await self.store.watch_kills(on_kill))
         self._subs += await self.store.consume_work(self.group, on_work, max(self.concurrency * 4, 64))
+        if self.handoff is not None:
+            self.handoff.attach_worker(self._take_work)
         if cancelling():  # nats-py can swallow a cancellation that lands while it subscribes
             await unsubscribe_all(self._subs)
             raise asyncio.CancelledError
@@ -134,6 +134,8 @@ class Worker:
                 # and its running attempts run a second time elsewhere.
                 await asyncio.sleep(self.heartbeat_ttl / 3 if beaten else HEARTBEAT_RETRY_S)
         finally:
+            if self.handoff is not None:
+                self.handoff.detach_worker(self._take_work)
             await unsubscribe_all(self._subs)
             for task in list(self._tasks):
                 task.cancel()
@@ -207,12 +209,41 @@ class Worker:
 
             await write_input_files(path, files, ctx.storage)
 
+    def _spawn(self, job: Any) -> None:
+        task = asyncio.create_task(job)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _on_work(self, msg: Delivery) -> None:
+        await self._slots.acquire()
+        self._spawn(self._handle(msg))
+
+    def _take_work(self, work: LocalWork) -> bool:
+        """Work from the executor of this process, in memory (``engine.handoff.MemoryWork``)."""
+        if (work.group or "default") != self.group or self._lapsed():
+            return False
+        held = self._in_memory.get(work.key)
+        if held is not None and held.outcome is not False:
+            return True  # the same attempt sent again (a step decided again): it is in hand already
+        self._in_memory[work.key] = work
+        while len(self._in_memory) > MEMORY_KEYS:  # the oldest first: long reported
+            del self._in_memory[next(iter(self._in_memory))]
+        self._spawn(self._on_work(work))
+        return True
+
     async def _handle(self, msg: Delivery) -> None:
         try:
             item = decode_work(msg.data)
         except msgspec.DecodeError:
             log.error("worker.bad_work_item", group=self.group, size=len(msg.data))
             await msg.term()
+            self._slots.release()
+            return
+        held = self._in_memory.get((item.execution_id, item.taskrun_id, item.attempt))
+        if held is not None and held is not msg and held.outcome is not False:
+            # The queued copy of an attempt this worker holds or ran in memory (its partition changed
+            # hands meanwhile): the memory one answers for it.
+            await msg.ack()
             self._slots.release()
             return
         try:

@@ -37,6 +37,7 @@ class MemoryEngine:
         concurrency: int = 16,
         name: str = "memory",
         registry: Registry | None = None,
+        work_in_memory: bool = True,
     ) -> None:
         """``registry``: the plugins flows may use (default: the installed ones); a plugin's own tests
         pass ``plugin_registry(register)`` to run it before it is installed."""
@@ -52,6 +53,7 @@ class MemoryEngine:
         self.executor = Executor(
             self.store, self.flows, self.expressions, executor_id=f"x-{name}", handoff=self.handoff
         )
+        self.executor.memory_work.enabled = work_in_memory  # False: work goes through the store's queue
         self.worker = Worker(
             self.store,
             self.registry,

@@ -108,3 +108,79 @@ def test_only_the_attached_taker_is_detached() -> None:
     assert handoff._take is taker
     handoff.detach(taker)
     assert handoff._take is None
+
+
+class CountingWork(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dispatched: list[str] = []
+
+    async def dispatch(self, execution_id: str, group: str | None, payload: bytes, msg_id: str) -> None:
+        self.dispatched.append(msg_id)
+        await super().dispatch(execution_id, group, payload, msg_id)
+
+
+async def test_work_goes_to_the_worker_of_the_process_in_memory_when_the_executor_is_alone() -> None:
+    store = CountingWork()
+    async with MemoryEngine(store) as eng:
+        state = await eng.run(await eng.deploy(FLOW))
+    assert state.state == "SUCCESS" and len(state.taskruns) == 3
+    assert store.dispatched == []  # no work message: the step that dispatched it is the record
+
+
+async def test_work_in_memory_is_queued_durably_when_its_partition_changes_hands() -> None:
+    """The executor gives a partition back while its worker holds work of it in memory (not yet
+    reported): after a bounded wait the work goes to the queue under its usual message id, and the
+    worker, which still holds it, skips that queued copy: the task runs once."""
+    from engine.handoff import LocalWork, MemoryWork
+
+    sent: list[tuple[str, str, int]] = []
+
+    async def send(work: LocalWork) -> None:
+        sent.append(work.key)
+
+    memory = MemoryWork(send)
+    done: list[bool] = []
+
+    async def on_done(work: LocalWork, handled: bool) -> None:
+        done.append(handled)
+        await memory.done(work, handled)
+
+    reported = LocalWork(b"", ("e", "t1", 1), None, 3, on_done)
+    held = LocalWork(b"", ("e", "t2", 1), None, 3, on_done)
+    memory.track(reported)
+    memory.track(held)
+    await reported.ack()
+    await memory.release(3, wait_s=0.05)
+    assert sent == [("e", "t2", 1)] and done == [True]
+    await held.nak()  # handed back later (the worker stopped): sent again, deduplicated by its id
+    assert sent == [("e", "t2", 1), ("e", "t2", 1)]
+
+
+async def test_the_worker_skips_a_queued_copy_of_an_attempt_it_holds_in_memory() -> None:
+    from engine.core.work import WorkItem, encode_work
+
+    store = CountingWork()
+    async with MemoryEngine(store) as eng:
+        flow = await eng.deploy(FLOW)
+        state = await eng.run(flow)
+        first = next(iter(state.taskruns.values()))
+        assert eng.worker._in_memory[(state.id, first.id, 1)].outcome is True
+        runs: list[int] = []
+        execute = eng.worker.execute
+
+        async def counting(item: WorkItem, msg: object = None) -> None:
+            runs.append(item.attempt)
+            await execute(item, msg)  # type: ignore[arg-type]
+
+        eng.worker.execute = counting  # type: ignore[method-assign]
+        # The same attempt's work message arrives from the queue (sent durably at a hand-over),
+        # and another attempt's, which this worker never held: only that one runs.
+        for attempt in (1, 2):
+            copy = WorkItem(state.id, first.id, attempt, flow.tasks[0], flow.namespace, flow.id, 1, {})
+            await store.dispatch(state.id, None, encode_work(copy), f"{state.id}:{first.id}:{attempt}")
+        for _ in range(200):
+            if not any(q.messages for q in store._work.values()) and runs:
+                break
+            await asyncio.sleep(0.01)
+    assert runs == [2]

@@ -88,7 +88,7 @@ def _runs(store: MemoryStore, execution_id: str) -> int:
 
 async def test_a_work_message_delivered_again_after_its_report_does_not_run_the_task_again() -> None:
     store = DiesBeforeAck(ack_wait_s=0.3)
-    async with MemoryEngine(store=store) as eng:
+    async with MemoryEngine(store=store, work_in_memory=False) as eng:
         flow = await eng.deploy(FLOW)
         state = await eng.run(flow, timeout=10)
         assert state.state == "SUCCESS"
@@ -115,7 +115,7 @@ async def test_a_stale_attempt_delivered_again_after_a_newer_one_was_dispatched_
     work message; the executor resubmitted the taskrun as attempt 2 (it ran), and 30 s later attempt 1's
     message came back and ran the script once more."""
     store = MemoryStore()
-    async with MemoryEngine(store=store) as eng:
+    async with MemoryEngine(store=store, work_in_memory=False) as eng:
         flow = await eng.deploy(FLOW)
         eid = "stale-attempt"
         d = "2026-01-01T00:00:00Z"
@@ -170,7 +170,7 @@ class CheckFailsOnce(MemoryStore):
 async def test_a_settled_check_that_fails_hands_the_work_back_and_it_runs_once() -> None:
     """Chaos seed 36: the check's failure must neither drop the work nor run it blind."""
     store = CheckFailsOnce()
-    async with MemoryEngine(store=store) as eng:
+    async with MemoryEngine(store=store, work_in_memory=False) as eng:
         flow = await eng.deploy(FLOW)
         state = await eng.run(flow, timeout=15)
     assert (store.dropped, store.failed) == (1, 1)
