@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
-from eventstore.indexer.db import Database
+from eventstore.indexer.db import Database, Run
 from eventstore.indexer.streams import source_streams
 from eventstore.store import Store
+
+T = TypeVar("T")
 
 
 class Reads:
@@ -28,6 +30,10 @@ class Reads:
 
     async def aquery(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         return await asyncio.to_thread(self.db.query, sql, params)
+
+    async def aread(self, steps: Callable[[Run], T]) -> T:
+        """``steps(run)`` in a thread: its statements see one snapshot (``Database.read``)."""
+        return await asyncio.to_thread(self.db.read, steps)
 
     async def wait_applied(self, stream: str, seq: int, timeout: float = 5.0) -> bool:
         """Wait until ``stream`` is applied up to ``seq`` (read-your-writes after an API write)."""
