@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Run = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]  # rows of one statement
 
-SCHEMA_VERSION = 3  # bump when a table or a document changes: older files are rebuilt from the log
+SCHEMA_VERSION = 4  # bump when a table or a document changes: older files are rebuilt from the log
 SCHEMA_KEY = "__schema__"  # its row in meta
 META = """
 CREATE TABLE IF NOT EXISTS meta (stream VARCHAR PRIMARY KEY, seq BIGINT NOT NULL);
