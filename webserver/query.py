@@ -161,10 +161,10 @@ async def paged(
         rows_read = d.indexer.aread(
             functools.partial(by_key, columns, source, key, select, params, limit, offset)
         )
-    counted, rows = await asyncio.gather(  # two cursors, in parallel
-        d.indexer.aquery(f"SELECT count(*) FROM {source} WHERE {where}", params), rows_read
+    total, rows = await asyncio.gather(  # two cursors, in parallel
+        d.indexer.count(f"SELECT count(*) FROM {source} WHERE {where}", params), rows_read
     )
-    return int(counted[0][0]), rows
+    return total, rows
 
 
 def by_key(

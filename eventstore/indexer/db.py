@@ -51,6 +51,7 @@ class Database:
         self._exclusive = False
         self._gate = threading.Condition()
         self.compactions = 0
+        self.version = 0  # committed writes so far: what a remembered result was computed on
 
     def _migrate(self, schema: str) -> None:
         """Create the tables; a file of another schema version is emptied and rebuilt from the log."""
@@ -98,6 +99,7 @@ class Database:
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
+            self.version += 1
 
     def checkpoint(self) -> None:
         """Fold DuckDB's write-ahead log into the table files (reads get faster)."""

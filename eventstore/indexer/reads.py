@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -14,6 +15,7 @@ from eventstore.indexer.streams import source_streams
 from eventstore.store import Store
 
 T = TypeVar("T")
+COUNTS_KEPT = 256  # counts remembered (the least recently used goes first)
 
 
 class Reads:
@@ -23,6 +25,7 @@ class Reads:
     db: Database
     applied: dict[str, int]
     changed: asyncio.Condition  # notified after each applied batch
+    counts: OrderedDict[tuple[str, str], tuple[int, int]]  # (sql, params) -> (db version, count)
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """Rows of one read-only statement, on this thread's cursor (committed data only)."""
@@ -30,6 +33,26 @@ class Reads:
 
     async def aquery(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         return await asyncio.to_thread(self.db.query, sql, params)
+
+    async def count(self, sql: str, params: Sequence[Any]) -> int:
+        """The number ``sql`` selects (a ``count(*)``), remembered until the next write: a list the
+        UI polls, or that several people look at, is counted once per change of the projection.
+
+        The version is taken before the query: a write committed while it runs makes the next call
+        count again, whichever snapshot this one saw.
+        """
+        key = (sql, repr(list(params)))
+        version = self.db.version
+        hit = self.counts.get(key)
+        if hit is not None and hit[0] == version:
+            self.counts.move_to_end(key)
+            return hit[1]
+        n = int((await self.aquery(sql, params))[0][0])
+        self.counts[key] = (version, n)
+        self.counts.move_to_end(key)
+        while len(self.counts) > COUNTS_KEPT:
+            self.counts.popitem(last=False)
+        return n
 
     async def aread(self, steps: Callable[[Run], T]) -> T:
         """``steps(run)`` in a thread: its statements see one snapshot (``Database.read``)."""
