@@ -1,6 +1,6 @@
-"""The executions search pages by key (ids first, documents by id afterwards): every sort, direction,
-filter and page gives what the plain ``SELECT doc ... ORDER BY ... LIMIT ... OFFSET`` gives, ties and
-NULLs included."""
+"""The executions search pages by key (ids first, documents by id afterwards) and seeks deep pages
+(the rows before a boundary skipped): every sort, direction, filter and page gives what the plain
+``SELECT doc ... ORDER BY ... LIMIT ... OFFSET`` gives, ties and NULLs included."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 
 from engine.core import events as ev
 from eventstore.indexer import Indexer, Msg
+from webserver import query
 from webserver.app import Auth, create_app
 from webserver.routes.executions import SORTS
 
@@ -74,10 +75,22 @@ FILTERS: list[tuple[dict[str, Any], str, list[Any]]] = [
 ]
 
 
+# 7: every page but the first seeks; "" as the sample: the boundary is the exact quantile, so the
+# seek skips rows on every deep page (a sample of a few rows misses and falls back as often)
+SEEKS = [(query.SEEK_FROM, query.SEEK_SAMPLE), (7, query.SEEK_SAMPLE), (7, "")]
+
+
+@pytest.mark.parametrize(("seek_from", "sample"), SEEKS)
 @pytest.mark.parametrize("field", sorted(SORTS))
 async def test_every_page_is_the_plain_querys_page(
-    indexed: tuple[Indexer, httpx.AsyncClient], field: str
+    indexed: tuple[Indexer, httpx.AsyncClient],
+    field: str,
+    seek_from: int,
+    sample: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(query, "SEEK_FROM", seek_from)
+    monkeypatch.setattr(query, "SEEK_SAMPLE", sample)
     ix, c = indexed
     column = SORTS[field]
     for direction in ("asc", "desc"):
@@ -99,3 +112,15 @@ async def test_every_page_is_the_plain_querys_page(
                 )
                 assert r.status_code == 200, r.text
                 assert r.json() == {"results": expected, "total": total}, (params, field, direction, page)
+
+
+@pytest.mark.parametrize(("column", "descending"), [("start_date", True), ("end_date", False), ("id", True)])
+async def test_a_deep_page_skips_the_rows_before_its_boundary(
+    indexed: tuple[Indexer, httpx.AsyncClient], column: str, descending: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(query, "SEEK_SAMPLE", "")  # the exact quantile: no miss on 90 rows
+    ix, _ = indexed
+    order = f"{column} {'DESC' if descending else 'ASC'} NULLS LAST, id"
+    page = query.KeyedPage("executions", "id", "doc", "true", [], order, 7, 63)
+    skipped = ix.db.read(lambda run: page.skip(run, column, descending, 90))
+    assert skipped is not None and 0 < skipped[2] <= 63, skipped

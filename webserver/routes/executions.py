@@ -211,6 +211,7 @@ async def execution_page(
         page,
         size,
         key="id",
+        seek=(column, direction.lower() == "desc"),
     )
     return raw_json('{"results":[' + ",".join(r[0] for r in docs) + f'],"total":{total}}}')
 
