@@ -19,6 +19,7 @@ import contextlib
 import logging
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,7 @@ class Indexer(Reads):
         self._deleted = tombstones.load(self.db)
         self.applied: dict[str, int] = self.db.stored_seqs()
         self.changed = asyncio.Condition()
+        self.counts = OrderedDict()
         self._queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=batch_max * 4)
         self._task: asyncio.Task[None] | None = None
         self._subs: list[Any] = []

@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -20,7 +20,10 @@ from eventstore.indexer.sql import Statement, add, merge
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3  # bump when a table or a document changes: older files are rebuilt from the log
+T = TypeVar("T")
+Run = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]  # rows of one statement
+
+SCHEMA_VERSION = 4  # bump when a table or a document changes: older files are rebuilt from the log
 SCHEMA_KEY = "__schema__"  # its row in meta
 META = """
 CREATE TABLE IF NOT EXISTS meta (stream VARCHAR PRIMARY KEY, seq BIGINT NOT NULL);
@@ -48,6 +51,7 @@ class Database:
         self._exclusive = False
         self._gate = threading.Condition()
         self.compactions = 0
+        self.version = 0  # committed writes so far: what a remembered result was computed on
 
     def _migrate(self, schema: str) -> None:
         """Create the tables; a file of another schema version is emptied and rebuilt from the log."""
@@ -95,6 +99,7 @@ class Database:
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
+            self.version += 1
 
     def checkpoint(self) -> None:
         """Fold DuckDB's write-ahead log into the table files (reads get faster)."""
@@ -147,6 +152,21 @@ class Database:
         """Rows of one read-only statement, on this thread's cursor (committed data only)."""
         with self._shared():
             return self._cursor().execute(sql, list(params or [])).fetchall()
+
+    def read(self, steps: Callable[[Run], T]) -> T:
+        """``steps(run)``: statements whose parameters depend on earlier rows, run on this thread's
+        cursor in one read transaction, so that they all see the same committed data."""
+
+        def run(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+            return cur.execute(sql, list(params)).fetchall()
+
+        with self._shared():
+            cur = self._cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                return steps(run)
+            finally:
+                cur.execute("ROLLBACK")  # it wrote nothing; ends a failed transaction as well
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):

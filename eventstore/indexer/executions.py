@@ -20,9 +20,13 @@ from eventstore.indexer.batch import Batch, Msg
 from eventstore.indexer.sql import Statement, add, merge, ts
 from eventstore.reader import read_execution
 
+# ``id`` and ``search`` are stored uncompressed: every search scans ``search`` (contains) and sorts
+# on ``id`` (the tie-break), and decoding their FSST-compressed form was half of that scan's time
+# (100,000 executions: 4.3 -> 2.5 ms for a count by text, 2.9 -> 1.4 ms for a first page). Both
+# are unique per row: compression saved a few MB only.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
-    id VARCHAR PRIMARY KEY,
+    id VARCHAR PRIMARY KEY USING COMPRESSION uncompressed,
     namespace VARCHAR NOT NULL,
     flow_id VARCHAR NOT NULL,
     flow_revision INTEGER,
@@ -34,7 +38,7 @@ CREATE TABLE IF NOT EXISTS executions (
     parent_id VARCHAR,
     original_id VARCHAR,
     taskrun_count INTEGER,
-    search VARCHAR,
+    search VARCHAR USING COMPRESSION uncompressed,
     doc VARCHAR NOT NULL,
     seq BIGINT NOT NULL
 );

@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
-from eventstore.indexer.db import Database
+from eventstore.indexer.db import Database, Run
 from eventstore.indexer.streams import source_streams
 from eventstore.store import Store
+
+T = TypeVar("T")
+COUNTS_KEPT = 256  # counts remembered (the least recently used goes first)
 
 
 class Reads:
@@ -21,6 +25,7 @@ class Reads:
     db: Database
     applied: dict[str, int]
     changed: asyncio.Condition  # notified after each applied batch
+    counts: OrderedDict[tuple[str, str], tuple[int, int]]  # (sql, params) -> (db version, count)
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """Rows of one read-only statement, on this thread's cursor (committed data only)."""
@@ -28,6 +33,30 @@ class Reads:
 
     async def aquery(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         return await asyncio.to_thread(self.db.query, sql, params)
+
+    async def count(self, sql: str, params: Sequence[Any]) -> int:
+        """The number ``sql`` selects (a ``count(*)``), remembered until the next write: a list the
+        UI polls, or that several people look at, is counted once per change of the projection.
+
+        The version is taken before the query: a write committed while it runs makes the next call
+        count again, whichever snapshot this one saw.
+        """
+        key = (sql, repr(list(params)))
+        version = self.db.version
+        hit = self.counts.get(key)
+        if hit is not None and hit[0] == version:
+            self.counts.move_to_end(key)
+            return hit[1]
+        n = int((await self.aquery(sql, params))[0][0])
+        self.counts[key] = (version, n)
+        self.counts.move_to_end(key)
+        while len(self.counts) > COUNTS_KEPT:
+            self.counts.popitem(last=False)
+        return n
+
+    async def aread(self, steps: Callable[[Run], T]) -> T:
+        """``steps(run)`` in a thread: its statements see one snapshot (``Database.read``)."""
+        return await asyncio.to_thread(self.db.read, steps)
 
     async def wait_applied(self, stream: str, seq: int, timeout: float = 5.0) -> bool:
         """Wait until ``stream`` is applied up to ``seq`` (read-your-writes after an API write)."""

@@ -390,3 +390,29 @@ async def test_a_restart_drops_the_taskruns_it_removes(tmp_path: Path) -> None:
         assert ix.query("SELECT id, state, seq FROM taskruns") == [("a", "RESTARTED", 4)]
     finally:
         ix.close()
+
+
+async def test_a_count_is_remembered_until_the_next_write_and_the_counts_are_bounded(tmp_path: Path) -> None:
+    from eventstore.indexer.reads import COUNTS_KEPT
+
+    ix = _batch_only(tmp_path, "n.duckdb")
+    sql = "SELECT count(*) FROM executions WHERE namespace = ?"
+
+    def created(seq: int) -> Msg:
+        eid = f"N{seq:021d}"
+        return Msg("EVENTS_0", seq, f"ev.0.{eid}", ev.encode([_created(eid, "2026-01-01T00:00:00Z")]))
+
+    try:
+        await ix.apply([created(1)])
+        assert await ix.count(sql, ["ix.batch"]) == 1
+        assert ix.counts[(sql, repr(["ix.batch"]))] == (ix.db.version, 1)
+        assert await ix.count(sql, ["ix.batch"]) == 1  # remembered
+        await ix.apply([created(2), created(3)])
+        assert await ix.count(sql, ["ix.batch"]) == 3  # a write: counted again
+        assert await ix.count(sql, ["ix.other"]) == 0
+        for i in range(COUNTS_KEPT + 10):
+            assert await ix.count(sql, [f"ns{i}"]) == 0
+        assert len(ix.counts) == COUNTS_KEPT
+        assert (sql, repr(["ix.batch"])) not in ix.counts  # the least recently used went first
+    finally:
+        ix.close()

@@ -202,7 +202,16 @@ async def execution_page(
     filtered, more = filter_sql(request, EXECUTIONS)
     order = f"{column} {direction.upper() or 'ASC'} NULLS LAST, id"
     total, docs = await paged(
-        deps(request), "doc", "executions", f"{where} AND {filtered}", [*params, *more], order, page, size
+        deps(request),
+        "doc",
+        "executions",
+        f"{where} AND {filtered}",
+        [*params, *more],
+        order,
+        page,
+        size,
+        key="id",
+        seek=(column, direction.lower() == "desc"),
     )
     return raw_json('{"results":[' + ",".join(r[0] for r in docs) + f'],"total":{total}}}')
 
