@@ -30,6 +30,7 @@ from engine.core.decider import (
     redispatch,
     renotify,
     settle,
+    without_repeats,
 )
 from engine.core.dispatch import work_item
 from engine.core.errors import (
@@ -445,7 +446,7 @@ class Executor:
         if self.on_step is not None:
             step = record(base_seq, now, templates.envs, items, events, effects, first_load)
             self.on_step(execution_id, step)
-        await self.perform(state, effects)
+        await self.perform(state, without_repeats(effects))
         self._dispatched_checked.add(execution_id)  # this executor sent every effect so far
         if state.is_terminal:
             self.cache.pop(execution_id, None)
