@@ -11,8 +11,10 @@ Embedded server (fsync on every write), executors and a worker as `engine server
 Prints, from the kill: leases_moved_s (B holds every partition, watched while the inputs are
 sent), first_step_s (B appended the first step of one of A's executions), half_rebuilt_s (half of
 them), all_rebuilt_s (every one of A's executions rebuilt and stepped by B), all_ended_s (and run
-to its end), inputs_sent_s (the bench's own resumes, all stored); and the RSS of an executor
-holding N open executions. Targets (issue #16): leases moved <= 1 s, every execution rebuilt <= 5 s.
+to its end), inputs_sent_s (the bench's own resumes, all stored); the CPU time B and the server
+spent from the kill to the last end, per moved execution (on a shared machine the wall times
+follow the others' load, these do not); and the RSS of an executor holding N open executions.
+Targets (issue #16): leases moved <= 1 s, every execution rebuilt <= 5 s.
 Env: N (default 10000).
 """
 
@@ -50,6 +52,13 @@ tasks:
     type: io.kestra.plugin.core.debug.Return
     format: "{{ outputs.before.value }}"
 """
+
+
+def cpu_s(pid: int) -> float:
+    """User plus system CPU seconds the process has used (a figure the other load of a shared
+    machine does not inflate, unlike the wall time)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -149,6 +158,8 @@ async def main() -> None:
                         await asyncio.sleep(0.02)
                     return time.perf_counter() - killed_at
 
+                server_pid = server.proc.pid if server.proc else None
+                cpu_before = (cpu_s(survivor_pid), cpu_s(server_pid) if server_pid else 0.0)
                 killed_at = time.perf_counter()
                 os.kill(victim_pid, signal.SIGKILL)
                 watch_leases = asyncio.create_task(moved())
@@ -163,6 +174,8 @@ async def main() -> None:
                     120 + len(victim) / 20,
                 )
                 ends = sorted(watch.ended_at[e] - killed_at for e in victim)
+                survivor_cpu = cpu_s(survivor_pid) - cpu_before[0]
+                server_cpu = (cpu_s(server_pid) if server_pid else 0.0) - cpu_before[1]
                 resumed = sorted(watch.resumed_at[e] - killed_at for e in victim)
                 rss_survivor = rss_mb(survivor_pid)
                 await sub.unsubscribe()
@@ -182,6 +195,8 @@ async def main() -> None:
         f"all_ended_s={ends[-1]:.2f} "
         f"executor_rss_mb_with_all_open={rss_a:.0f} rss_mb_after_split={rss_b:.0f} "
         f"survivor_rss_mb={rss_survivor:.0f} create_s={created_s:.1f} inputs_sent_s={sent_s:.2f} "
+        f"survivor_cpu_ms_per_execution={survivor_cpu * 1000 / len(victim):.2f} "
+        f"server_cpu_ms_per_execution={server_cpu * 1000 / len(victim):.2f} "
         "target_leases_s=1 target_rebuilt_s=5 target_rss_mb=300"
     )
 
