@@ -153,14 +153,14 @@ class Partitions:
             log.info("partitions.held", executor=self.id, partitions=sorted(self.held), members=len(members))
 
     async def _take(self, p: int) -> None:
-        new = await self.store.lease_write(p, self.id, 0, self.ttl)  # never held, or expired
+        # Read first: a lease we take is most often one a dead or leaving member still has (a
+        # blind write as if it were free would cost a refused write before the read).
+        owner, revision = await self.store.lease_holder(p)
+        if owner and owner != self.id and owner not in self._dead:
+            return  # still held (its owner has yet to give it back, or died and it has yet to expire)
+        new = await self.store.lease_write(p, self.id, revision, self.ttl)
         if new is None:
-            owner, revision = await self.store.lease_holder(p)
-            if owner and owner != self.id and owner not in self._dead:
-                return  # still held (its owner has yet to give it back, or died and it has yet to expire)
-            new = await self.store.lease_write(p, self.id, revision, self.ttl)
-            if new is None:
-                return
+            return  # it changed since the read: someone else took it, the next tick looks again
         self._valid_until[p] = asyncio.get_running_loop().time() + self.ttl * 0.8
         self.held[p] = new
         try:
