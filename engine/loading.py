@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from engine.aio import cancelling
 from engine.core.ports import HistoryStore
 from engine.settings import settings
-from eventstore.reader import ExecutionRead, read_executions
+from eventstore.reader import ExecutionRead, read_execution, read_executions
 
 
 def snapshot_every() -> int:
@@ -60,21 +60,36 @@ class Loads:
             if not batch:
                 continue
             try:
-                reads = await read_executions(self.store, list(batch))
-            except Exception as exc:
-                if cancelling():
-                    self._cancel(batch.values())
-                    raise asyncio.CancelledError from exc
-                for future in batch.values():  # each step fails as its own read would have
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
+                try:
+                    reads = await read_executions(self.store, list(batch))
+                except Exception as exc:
+                    if cancelling():
+                        raise asyncio.CancelledError from exc
+                    # One stream without a leader (an election) fails the round: read them one by
+                    # one, so that only the executions whose own read fails wait for a retry.
+                    await self._one_by_one(batch)
+                    continue
             except BaseException:
                 self._cancel(batch.values())
                 raise
             for eid, future in batch.items():
                 if not future.done():
                     future.set_result(reads[eid])
+
+    async def _one_by_one(self, batch: dict[str, asyncio.Future[ExecutionRead]]) -> None:
+        async def one(eid: str, future: asyncio.Future[ExecutionRead]) -> None:
+            try:
+                read = await read_execution(self.store, eid)
+            except Exception as exc:
+                if cancelling():
+                    raise asyncio.CancelledError from exc
+                if not future.done():
+                    future.set_exception(exc)
+                return
+            if not future.done():
+                future.set_result(read)
+
+        await asyncio.gather(*(one(eid, future) for eid, future in batch.items()))
 
     def _cancel(self, futures: Iterable[asyncio.Future[ExecutionRead]]) -> None:
         for future in [*futures, *(f for _, f in self._waiting)]:

@@ -20,16 +20,21 @@ class CountingStore(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
         self.rounds: list[list[str]] = []
-        self.fail = False
+        self.failing: set[str] = set()  # executions whose reads fail
+        self.many = 0
 
     async def get_snapshots(self, execution_ids: Sequence[str]) -> dict[str, bytes]:
         self.rounds.append(list(execution_ids))
         await asyncio.sleep(0.01)  # a round trip: what is asked for meanwhile waits for the next round
         return await super().get_snapshots(execution_ids)
 
+    async def read_after(self, execution_id: str, after: int) -> list[StoredStep]:
+        if execution_id in self.failing:
+            raise ConnectionError("no leader for its stream")
+        return await super().read_after(execution_id, after)
+
     async def read_many(self, after: Mapping[str, int]) -> dict[str, list[StoredStep]]:
-        if self.fail:
-            raise ConnectionError("the server is gone")
+        self.many += 1
         return await super().read_many(after)
 
 
@@ -55,15 +60,19 @@ async def test_loads_asked_for_together_are_read_in_one_round_and_each_gets_its_
     await loads.close()
 
 
-async def test_a_failed_round_fails_each_load_and_the_next_round_reads_again() -> None:
+async def test_a_failed_round_is_read_one_by_one_and_only_the_failing_loads_fail() -> None:
     store = CountingStore()
-    eid = await _created(store)
+    bad, good = await _created(store), await _created(store)
     loads = Loads(store)
-    store.fail = True
-    results = await asyncio.gather(loads.read(eid), loads.read(eid), return_exceptions=True)
-    assert all(isinstance(r, ConnectionError) for r in results)
-    store.fail = False
-    assert (await loads.read(eid)).state is not None
+    store.failing.add(bad)
+    results = await asyncio.gather(loads.read(bad), loads.read(good), return_exceptions=True)
+    assert isinstance(results[0], ConnectionError)
+    assert not isinstance(results[1], BaseException) and results[1].state is not None
+    assert results[1].state.id == good
+    store.failing.clear()
+    many = store.many
+    again = await loads.read(bad)  # the next round reads in one go again
+    assert again.state is not None and store.many == many + 1
     await loads.close()
 
 
