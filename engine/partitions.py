@@ -128,8 +128,9 @@ class Partitions:
                 self._wake.set()
 
     async def tick(self) -> None:
-        await self.store.announce_member(self.id, self.ttl)
-        members = [m for m in await self.store.members() if m != self.id]
+        # The announce and the read of the others are independent: one round trip, not two.
+        _, listed = await asyncio.gather(self.store.announce_member(self.id, self.ttl), self.store.members())
+        members = [m for m in listed if m != self.id]
         if self.alive is not None and members:
             probes = await asyncio.gather(*(self.alive(m) for m in members))
             self._dead = {m for m, ok in zip(members, probes, strict=True) if not ok}
