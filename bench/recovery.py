@@ -152,7 +152,8 @@ async def main() -> None:
                 victim = [e for e in ids if S.partition(e) in a_parts]
                 victim_pid, survivor_pid = a.pid, b.pid
 
-                # B's lease writes as they happen (a lease is a message on its subject), timed on
+                # B's lease writes as they are stored (an ordered consumer of the leases' stream: a
+                # plain subscription would also see the writes JetStream refused), timed on
                 # arrival: polling the 16 leases one by one went through the same event loop as the
                 # 5,000 resumes the bench sends meanwhile, and measured the sending too.
                 taken: dict[int, float] = {}
@@ -165,7 +166,9 @@ async def main() -> None:
                         if len(taken) == len(a_parts):
                             all_taken.set()
 
-                leases_sub = await rt.store.nc.subscribe(S.lease(0).rsplit(".", 1)[0] + ".*", cb=on_lease)
+                leases_sub = await rt.store.js.subscribe(
+                    S.lease(0).rsplit(".", 1)[0] + ".*", stream=S.LEASES, ordered_consumer=True, cb=on_lease
+                )
                 server_pid = server.proc.pid if server.proc else None
                 cpu_before = (cpu_s(survivor_pid), cpu_s(server_pid) if server_pid else 0.0)
                 killed_at = time.perf_counter()
