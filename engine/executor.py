@@ -30,6 +30,7 @@ from engine.core.decider import (
     redispatch,
     renotify,
     settle,
+    without_repeats,
 )
 from engine.core.dispatch import work_item
 from engine.core.errors import (
@@ -47,12 +48,13 @@ from engine.core.replay import Step, record
 from engine.core.work import WorkItem, encode_work
 from engine.flows import FlowCache
 from engine.handoff import Handoff, LocalInput, LocalWork, MemoryWork
+from engine.loading import Loads, snapshot_every
 from engine.logs import get_logger
 from engine.partitions import Partitions
 from engine.settings import settings
 from engine.slots import acquire_slot, release_slot
 from eventstore import subjects as S
-from eventstore.reader import encode_snapshot, read_execution
+from eventstore.reader import encode_snapshot
 
 log = get_logger("engine.executor")
 
@@ -60,11 +62,6 @@ log = get_logger("engine.executor")
 # the error (and its traceback) forever. A revision missing from the store, or one that no longer
 # loads, or bytes that are not an input at all.
 REFUSED = (FlowNotFound, FlowValidationError, msgspec.DecodeError)
-
-
-def snapshot_every() -> int:
-    """ENGINE_SNAPSHOT_EVERY steps (default 100) between two snapshots of an execution's state."""
-    return settings().snapshot_every
 
 
 class Executor:
@@ -103,6 +100,7 @@ class Executor:
         self._groups: set[str] = set()  # worker groups with a live worker (refreshed every 5 s)
         self._groups_read = -1e9
         self._slots = asyncio.Semaphore(512)
+        self._loads = Loads(store)  # the executions not in memory, read many at a time
         self._tasks: set[asyncio.Task[None]] = set()
         # Called with each step once appended, before its effects go out (tests/replay records them).
         self.on_step = on_step
@@ -185,6 +183,7 @@ class Executor:
             self.handoff.detach(self._take_local)
         while not self._queue.empty():  # reports handed over but never folded: their worker sends them
             await _give_back(self._queue.get_nowait())
+        await self._loads.close()
         await self.partitions.stop()
         if self._ping is not None:
             await unsubscribe_all([self._ping])
@@ -341,7 +340,7 @@ class Executor:
         state = self.cache.get(execution_id)
         if state is not None:
             return state
-        read = await read_execution(self.store, execution_id)
+        read = await self._loads.read(execution_id)
         if read.has_snapshot:
             self._snapshotted.add(execution_id)
         state = read.state
@@ -447,7 +446,7 @@ class Executor:
         if self.on_step is not None:
             step = record(base_seq, now, templates.envs, items, events, effects, first_load)
             self.on_step(execution_id, step)
-        await self.perform(state, effects)
+        await self.perform(state, without_repeats(effects))
         self._dispatched_checked.add(execution_id)  # this executor sent every effect so far
         if state.is_terminal:
             self.cache.pop(execution_id, None)

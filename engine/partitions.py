@@ -13,10 +13,12 @@ without noticing (a long pause, a partition of the network) has its next write r
   was taken meanwhile cannot be renewed by its old owner. Giving one back writes an empty owner.
 - An executor that died is noticed before its keys expire: every executor answers a ping on its
   own subject, and the server answers "no responders" the moment a process's connection is gone
-  (kill -9 closes its socket). Its members' partitions are reassigned and its leases taken over by
-  compare-and-set on their current revision. A live but slow executor is never declared dead (a
-  ping that times out counts as alive); one cut off from the server cannot write anyway, and
-  its next renewal fails.
+  (kill -9 closes its socket). The other members are pinged every ``PROBE_EVERY_S`` (a request
+  the server answers at once, far cheaper than a tick's writes); a peer that does not answer
+  wakes the tick at once, which pings it again before it believes it: its partitions are
+  reassigned and its leases taken over by compare-and-set on their current revision. A live but
+  slow executor is never declared dead (a ping that times out counts as alive); one cut off from
+  the server cannot write anyway, and its next renewal fails.
 - A lease whose renewal fails for any other reason than a conflict (the server is electing a
   leader...) is kept until its expiry: only then does the executor stop consuming the partition.
 """
@@ -24,6 +26,7 @@ without noticing (a long pause, a partition of the network) has its next write r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import zlib
 from collections.abc import Awaitable, Callable
 
@@ -34,6 +37,10 @@ from engine.settings import settings
 from eventstore import subjects as S
 
 log = get_logger("engine.partitions")
+
+# How often the other members are pinged between two ticks: how long a dead executor's partitions
+# wait before the tick that moves them starts (the tick's own period is a quarter of the TTL).
+PROBE_EVERY_S = 0.05
 
 
 def lease_ttl() -> float:
@@ -67,6 +74,8 @@ class Partitions:
         self.alive = alive  # probe of another executor's connection (None: trust the TTLs)
         self.held: dict[int, int] = {}  # partition -> revision of our lease
         self._dead: set[str] = set()  # members whose connection is gone (their leases are ours to take)
+        self._peers: list[str] = []  # the other live members, as of the last tick (what the probe pings)
+        self._wake = asyncio.Event()  # set by the probe: a peer stopped answering, tick now
         self._valid_until: dict[int, float] = {}
         # No other live executor at the last tick: none can take a partition before we give it back
         # (or our lease expires), so work may go to this process's worker in memory meanwhile.
@@ -76,8 +85,20 @@ class Partitions:
         return partition in self.held
 
     async def run(self) -> None:
+        probe = asyncio.create_task(self.probe()) if self.alive is not None else None
+        try:
+            await self._ticks()
+        finally:
+            if probe is not None:
+                probe.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await probe
+
+    async def _ticks(self) -> None:
         while True:
-            await asyncio.sleep(self.every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.every)
+            self._wake.clear()
             try:
                 await self.tick()
             except Exception as exc:
@@ -86,14 +107,36 @@ class Partitions:
                 log.warning("partitions.tick_failed", error=f"{type(exc).__name__}: {exc}")
                 await self._expire()
 
+    async def probe(self, every: float = PROBE_EVERY_S) -> None:
+        """Ping the other members between ticks; wake the tick when one stops answering. One round
+        at a time: a slow peer's timeout delays the next round, it never piles probes up."""
+        alive = self.alive
+        if alive is None:
+            return
+        while True:
+            await asyncio.sleep(every)
+            peers = self._peers
+            if not peers:
+                continue
+            try:
+                answers = await asyncio.gather(*(alive(m) for m in peers))
+            except Exception as exc:  # the connection is down: the tick will say so
+                if cancelling():
+                    raise asyncio.CancelledError from exc
+                continue
+            if not all(answers):
+                self._wake.set()
+
     async def tick(self) -> None:
-        await self.store.announce_member(self.id, self.ttl)
-        members = [m for m in await self.store.members() if m != self.id]
+        # The announce and the read of the others are independent: one round trip, not two.
+        _, listed = await asyncio.gather(self.store.announce_member(self.id, self.ttl), self.store.members())
+        members = [m for m in listed if m != self.id]
         if self.alive is not None and members:
             probes = await asyncio.gather(*(self.alive(m) for m in members))
             self._dead = {m for m, ok in zip(members, probes, strict=True) if not ok}
             members = [m for m in members if m not in self._dead]
         self.alone = not members
+        self._peers = list(members)
         members.append(self.id)
         wanted = {p for p, owner in assign(members).items() if owner == self.id}
         jobs = [self._renew(p) for p in list(self.held) if p in wanted]
@@ -111,14 +154,14 @@ class Partitions:
             log.info("partitions.held", executor=self.id, partitions=sorted(self.held), members=len(members))
 
     async def _take(self, p: int) -> None:
-        new = await self.store.lease_write(p, self.id, 0, self.ttl)  # never held, or expired
+        # Read first: a lease we take is most often one a dead or leaving member still has (a
+        # blind write as if it were free would cost a refused write before the read).
+        owner, revision = await self.store.lease_holder(p)
+        if owner and owner != self.id and owner not in self._dead:
+            return  # still held (its owner has yet to give it back, or died and it has yet to expire)
+        new = await self.store.lease_write(p, self.id, revision, self.ttl)
         if new is None:
-            owner, revision = await self.store.lease_holder(p)
-            if owner and owner != self.id and owner not in self._dead:
-                return  # still held (its owner has yet to give it back, or died and it has yet to expire)
-            new = await self.store.lease_write(p, self.id, revision, self.ttl)
-            if new is None:
-                return
+            return  # it changed since the read: someone else took it, the next tick looks again
         self._valid_until[p] = asyncio.get_running_loop().time() + self.ttl * 0.8
         self.held[p] = new
         try:

@@ -3,6 +3,7 @@
 ``await read_execution(store, execution_id)`` is the execution as it stands;
 ``upto=SEQ`` is the execution as it stood after the step at stream sequence SEQ. The
 executor's load and the runtime's ``load_execution`` use it; so should any other copy.
+``read_executions`` reads many at once (an executor taking partitions over).
 
 A read may be served by a replica a moment behind (a node that just restarted can be seconds
 behind): an input judged against a stale state could be dropped as unknown. With more than one
@@ -11,6 +12,8 @@ replica, the leader says where the history ends and what the replica missed is r
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -77,12 +80,36 @@ async def read_execution(
     read_upto = steps[-1][0] if steps else (state.seq if state else 0)
     if leader and (upto is None or read_upto < upto):
         steps += await _missed(store, execution_id, read_upto, upto)
+    return _fold(state, steps, data is not None)
+
+
+async def read_executions(
+    store: HistoryStore, execution_ids: Sequence[str], *, leader: bool = True
+) -> dict[str, ExecutionRead]:
+    """``read_execution`` of many executions (as they stand) in a few rounds, whatever their number:
+    one for their snapshots, one for their tails (and one per 256 steps of the longest tail)."""
+    ids = list(dict.fromkeys(execution_ids))
+    snapshots = await store.get_snapshots(ids)
+    states = {eid: decode_snapshot(data) for eid, data in snapshots.items()}
+    after = {eid: (state.seq if (state := states.get(eid)) else 0) for eid in ids}
+    tails = await store.read_many(after)
+    if leader and store.replicas > 1:
+
+        async def complete(eid: str) -> None:
+            read_upto = tails[eid][-1][0] if tails[eid] else after[eid]
+            tails[eid] += await _missed(store, eid, read_upto, None)
+
+        await asyncio.gather(*(complete(eid) for eid in ids))
+    return {eid: _fold(states.get(eid), tails[eid], eid in snapshots) for eid in ids}
+
+
+def _fold(state: Execution | None, steps: list[StoredStep], has_snapshot: bool) -> ExecutionRead:
     for seq, events in steps:
         for event in events:
             state = evolve(state, event)
         if state is not None:
             state.seq = seq
-    return ExecutionRead(state, len(steps), data is not None)
+    return ExecutionRead(state, len(steps), has_snapshot)
 
 
 async def _missed(

@@ -17,6 +17,7 @@ from nats.js.errors import APIError, KeyNotFoundError, NotFoundError
 from engine.core.errors import ConcurrencyConflict
 from engine.core.ports import FlowRevision, LogLine
 from eventstore import subjects as S
+from eventstore.batchreads import BatchReads
 from eventstore.history import History
 from eventstore.jetstream import OCC_CONFLICTS, default_replicas, json_encoder, patiently
 from eventstore.messaging import Messaging
@@ -28,7 +29,7 @@ _log_enc = msgspec.msgpack.Encoder()
 _log_dec = msgspec.msgpack.Decoder(LogLine)
 
 
-class Store(History, Messaging):
+class Store(History, BatchReads, Messaging):
     """One connection to NATS and everything the engine stores there."""
 
     # ---- executor partition leases ---------------------------------------------------------

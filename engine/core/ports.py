@@ -24,7 +24,7 @@ and ``FileStorage``): the worker is given one of each; timers are ``Inputs.sched
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -146,6 +146,10 @@ class EventLog(Protocol):
         """The steps after ``after`` up to ``upto``, from the authoritative copy."""
         ...
 
+    async def read_many(self, after: Mapping[str, int]) -> dict[str, list[StoredStep]]:
+        """``read_after`` of many executions at once (execution id -> its ``after``)."""
+        ...
+
     async def watch_events(
         self, execution_id: str, on_events: Callable[[list[Event]], Awaitable[None]]
     ) -> Subscription:
@@ -159,6 +163,10 @@ class Snapshots(Protocol):
     async def put_snapshot(self, execution_id: str, data: bytes) -> None: ...
 
     async def get_snapshot(self, execution_id: str) -> bytes | None: ...
+
+    async def get_snapshots(self, execution_ids: Sequence[str]) -> dict[str, bytes]:
+        """The snapshot of each execution that has one."""
+        ...
 
     async def drop_snapshot(self, execution_id: str) -> None: ...
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -103,6 +103,10 @@ class MemoryStore:
     async def read_from_leader(self, execution_id: str, after: int, upto: int) -> list[StoredStep]:
         return [step for step in self.history.get(execution_id, ()) if after < step[0] <= upto]
 
+    async def read_many(self, after: Mapping[str, int]) -> dict[str, list[StoredStep]]:
+        # Through read_after, so that a test store overriding it (a failure, a delay) sees every read.
+        return {eid: await self.read_after(eid, seq) for eid, seq in after.items()}
+
     async def read(self, execution_id: str) -> list[StoredStep]:
         return await self.read_after(execution_id, 0)
 
@@ -116,6 +120,10 @@ class MemoryStore:
 
     async def get_snapshot(self, execution_id: str) -> bytes | None:
         return self.snapshots.get(execution_id)
+
+    async def get_snapshots(self, execution_ids: Sequence[str]) -> dict[str, bytes]:
+        found = {eid: await self.get_snapshot(eid) for eid in execution_ids}
+        return {eid: data for eid, data in found.items() if data is not None}
 
     async def drop_snapshot(self, execution_id: str) -> None:
         self.snapshots.pop(execution_id, None)

@@ -577,3 +577,32 @@ tasks:
         (first.taskrun_id, 1, first.workdir, first.task.retry)
     ]
     assert first.task.retry is not None and first.workdir is not None
+
+
+def test_a_first_load_sends_the_work_its_step_just_decided_once() -> None:
+    from engine.core.accept import accept
+    from engine.core.decider import redispatch, settle, without_repeats
+    from engine.core.execution import evolve
+    from engine.core.factory import execution_created
+    from engine.testing import default_renderer
+
+    f = flow(f"""
+tasks:
+  - {{id: a, type: {LOG}, message: x}}
+  - {{id: b, type: {LOG}, message: y}}
+""")
+    now = "2026-01-02T00:00:00Z"
+    created = execution_created(f, "e1", now)
+    state = None
+    for event in accept(None, f, created, now):
+        state = evolve(state, event)
+    assert state is not None
+    templates = default_renderer().for_step(now, "t")
+    decided = settle(state, f, now, templates).effects  # dispatches a
+    again = redispatch(state, f, now, templates)  # a, dispatched and not started: again
+    assert [(d.taskrun_id, d.attempt) for d in again] == [
+        (d.taskrun_id, d.attempt) for d in decided if isinstance(d, Dispatch)
+    ]
+    sent = without_repeats([*decided, *again])
+    assert sent == list(decided)
+    assert without_repeats([*again, *again]) == again

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 
 from engine.partitions import Partitions, assign
@@ -84,3 +87,40 @@ async def _noop_take(p: int) -> None:
 
 async def _noop_release(p: int, lost: bool) -> None:
     return None
+
+
+async def test_a_dead_peer_wakes_the_tick_at_once_and_a_slow_one_keeps_its_partitions() -> None:
+    store = MemoryStore()
+    slow = asyncio.Event()
+    answers = {"a": True}
+
+    async def alive(member: str) -> bool:
+        if member == "a" and slow.is_set():
+            await asyncio.sleep(0.2)  # as a ping that times out: slow, so alive
+            return True
+        return answers.get(member, True)
+
+    # A TTL of 60 s: a tick every 15 s, so only the probe can make b move within the test.
+    a = Partitions(store, "a", _noop_take, _noop_release, ttl_s=60, alive=alive)
+    b = Partitions(store, "b", _noop_take, _noop_release, ttl_s=60, alive=alive)
+    for who in (a, b, a, b):
+        await who.tick()
+    a_share = set(a.held)
+    assert a_share and not a_share & set(b.held)
+
+    running = asyncio.create_task(b.run())
+    try:
+        slow.set()  # a is slow: b's probes keep waiting on it, and b takes nothing
+        await asyncio.sleep(0.5)
+        assert not a_share & set(b.held)
+        slow.clear()
+        answers["a"] = False  # a's connection is gone
+        for _ in range(250):  # up to 5 s under load: still a third of the tick period
+            if set(b.held) == set(range(S.PARTITIONS)):
+                break
+            await asyncio.sleep(0.02)
+        assert set(b.held) == set(range(S.PARTITIONS))
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running

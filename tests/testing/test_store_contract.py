@@ -19,7 +19,7 @@ from engine.core.execution import evolve
 from engine.core.ports import Delivery, InputDelivery
 from engine.testing.memory import MemoryStore
 from eventstore import subjects as S
-from eventstore.reader import encode_snapshot, read_execution
+from eventstore.reader import encode_snapshot, read_execution, read_executions
 from eventstore.store import Store
 
 pytestmark = pytest.mark.anyio
@@ -91,6 +91,35 @@ async def test_the_reader_folds_a_snapshot_and_the_tail_and_reads_as_of_a_step(s
     await store.drop_snapshot(eid)
     assert await store.get_snapshot(eid) is None
     assert (await read_execution(store, uuid.uuid4().hex)).state is None
+
+
+async def test_many_executions_read_at_once_are_read_as_one_by_one(store: Any) -> None:
+    # More executions than one multi-subject snapshot request holds, one tail longer than a read
+    # batch, snapshots for some, and an execution that does not exist.
+    ids = [uuid.uuid4().hex for _ in range(600)]
+    seqs: dict[str, list[int]] = {}
+    for i, eid in enumerate(ids):
+        seqs[eid] = [await store.append(eid, [_created(eid)], 0)]
+        for second in range(1, 300 if i == 0 else 1 + i % 3):
+            seqs[eid].append(await store.append(eid, [_running(second % 60)], seqs[eid][-1]))
+        if i % 4 == 1:
+            snap = (await read_execution(store, eid, upto=seqs[eid][0])).state
+            assert snap is not None
+            await store.put_snapshot(eid, encode_snapshot(snap))
+    missing = uuid.uuid4().hex
+    many = await read_executions(store, [*ids, missing, ids[0]])
+    assert set(many) == {*ids, missing}
+    assert many[missing].state is None and many[missing].steps == 0
+    for i, eid in enumerate(ids):
+        one = await read_execution(store, eid)
+        got = many[eid]
+        assert got.state is not None and one.state is not None
+        assert got.state.seq == one.state.seq == seqs[eid][-1]
+        assert got.state.histories == one.state.histories
+        assert (got.steps, got.has_snapshot) == (one.steps, one.has_snapshot)
+        assert got.has_snapshot == (i % 4 == 1)
+    assert many[ids[0]].steps == 300
+    assert many[ids[1]].steps == len(seqs[ids[1]]) - 1  # the snapshot holds the first step
 
 
 async def test_inputs_are_stored_once_and_come_again_until_acknowledged(store: Any) -> None:

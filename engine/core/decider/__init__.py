@@ -20,6 +20,7 @@ from engine.core.decider.effects import (
     StartRetry,
     StartSubflow,
     Timer,
+    without_repeats,
 )
 from engine.core.decider.lifecycle import Step
 from engine.core.decider.retries import next_try
@@ -46,6 +47,7 @@ __all__ = [
     "redispatch",
     "renotify",
     "settle",
+    "without_repeats",
 ]
 
 

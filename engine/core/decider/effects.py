@@ -92,3 +92,19 @@ Effect = Dispatch | StartSubflow | Kill | NotifyParent | Timer | AcquireSlot | R
 class Decision:
     events: list[ev.Event] = field(default_factory=list)
     effects: list[Effect] = field(default_factory=list)
+
+
+def without_repeats(effects: list[Any]) -> list[Any]:
+    """The effects without a second Dispatch of one attempt. On an execution's first load the
+    executor adds ``redispatch`` to what the step decided, and a taskrun the step has just
+    dispatched is in both: the same message id, which the server would only drop as a duplicate,
+    after a publish, its encoding and a round trip (once per execution an executor takes over)."""
+    sent: set[tuple[str, int]] = set()
+    out = []
+    for effect in effects:
+        if isinstance(effect, Dispatch):
+            if (effect.taskrun_id, effect.attempt) in sent:
+                continue
+            sent.add((effect.taskrun_id, effect.attempt))
+        out.append(effect)
+    return out
