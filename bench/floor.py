@@ -29,7 +29,7 @@ STREAM = "BENCH_FLOOR"
 
 async def measure(url: str, seconds: float = 3.0, in_flight: int = 100, n: int = 80) -> tuple[float, float]:
     """(acknowledged appends/s with ``in_flight`` outstanding, seconds for ``n`` sequential appends)."""
-    nc = await nats.connect(url)
+    nc = await nats.connect(servers=url.split(","))  # a cluster's ENGINE_NATS_URL lists every node
     try:
         js = nc.jetstream()
         await js.add_stream(StreamConfig(name=STREAM, subjects=["bench.floor.>"], storage=StorageType.FILE))
