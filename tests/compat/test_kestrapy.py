@@ -147,8 +147,12 @@ def test_execution_with_inputs_to_success_then_its_logs(kestra: KestraClient, ns
     assert info.task_id == "ret"
     assert kestra.outputs.task_run_outputs(created.id, info.task_run_id, TENANT) == {"value": "ADA"}
 
-    found = kestra.executions.search_executions(
-        TENANT, filters=where(and_(eq(F.NAMESPACE, ns), in_(F.STATE, ["SUCCESS", "WARNING"])))
+    # Search reads the projection, which may be a moment behind the log GET read the end from.
+    found = eventually(
+        lambda: kestra.executions.search_executions(
+            TENANT, filters=where(and_(eq(F.NAMESPACE, ns), in_(F.STATE, ["SUCCESS", "WARNING"])))
+        ),
+        lambda page: bool(page["results"]),
     )
     assert [e["id"] for e in found["results"]] == [created.id]
     none = kestra.executions.search_executions(TENANT, filters=[eq(F.NAMESPACE, ns), eq(F.STATE, "FAILED")])
