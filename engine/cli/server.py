@@ -159,8 +159,9 @@ def server_executor(flows: Path | None = _FLOWS) -> None:
 
 @server_app.command("node")
 def server_node(flows: Path | None = _FLOWS, group: str | None = _GROUP, concurrency: int = _CONC) -> None:
-    """An executor and a worker in one process: the worker hands its reports to the executor in
-    memory when the execution is in one of its partitions (one write less per taskrun)."""
+    """An executor and a worker in one process. On one server (no replicas) the worker hands its
+    reports to the executor in memory when the execution is in one of its partitions, and the
+    executor, when it is the only one, its work (fewer writes per taskrun)."""
     command(_serve(["executor", "worker"], flows, group, concurrency))
 
 
