@@ -224,7 +224,10 @@ class Worker:
             return False
         held = self._in_memory.get(work.key)
         if held is not None and held.outcome is not False:
-            return True  # the same attempt sent again (a step decided again): it is in hand already
+            # The same attempt sent again (a step decided again): in hand already, or reported.
+            if held.outcome:
+                self._spawn(work.ack())  # nothing owed: the executor stops tracking this copy
+            return True
         self._in_memory[work.key] = work
         while len(self._in_memory) > MEMORY_KEYS:  # the oldest first: long reported
             del self._in_memory[next(iter(self._in_memory))]
