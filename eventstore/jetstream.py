@@ -20,7 +20,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js import api as jsapi
-from nats.js.errors import APIError, ServiceUnavailableError
+from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from engine.core.errors import PayloadTooLarge, ServerError
 from engine.logs import get_logger
@@ -248,7 +248,26 @@ class Connection:
         ]
         # At once, not one after the other: each is a round trip, and on a new data directory the
         # server creates the 19 streams' files in parallel (cold `engine run`: 51-137 ms before).
-        await asyncio.gather(*(self._ensure_stream(cfg) for cfg in await self._to_ensure(configs)))
+        created = await self._to_ensure(configs)
+        await asyncio.gather(*(self._ensure_stream(cfg) for cfg in created))
+        if self.replicas > 1:
+            # Created at once on a cluster, a stream may not have elected its leader (nor its direct
+            # get responders) when the create returns: the first read then met "no responders" (the
+            # small chaos test, in CI). Each one answers before setup returns.
+            await asyncio.gather(*(self._answering(cfg) for cfg in created))
+
+    async def _answering(self, cfg: jsapi.StreamConfig) -> None:
+        name = cfg.name or ""
+
+        async def ask() -> None:
+            info = await self.js.stream_info(name)
+            if info.cluster is not None and not info.cluster.leader:
+                raise NatsTimeoutError  # no leader yet: asked again
+            if cfg.allow_direct:
+                with contextlib.suppress(NotFoundError):  # an empty stream answers 404: it answers
+                    await self.js.get_msg(name, seq=1, direct=True)
+
+        await patiently(ask, f"waiting for stream {name} to elect its leader")
 
     async def _to_ensure(self, configs: list[jsapi.StreamConfig]) -> list[jsapi.StreamConfig]:
         """The streams that are missing or differ from ``configs`` in a property the engine sets.
