@@ -36,12 +36,12 @@ def _same_shard(n: int) -> list[str]:
 async def test_concurrent_appends_share_commits_and_each_gets_its_own_sequence(nats_url: str) -> None:
     store = await Store.connect(nats_url)
     try:
-        eids = _same_shard(60)
+        eids = _same_shard(200)
         commits, messages = COUNTS.commits, COUNTS.messages
         seqs = await asyncio.gather(*(store.append(eid, [_created(eid)], 0) for eid in eids))
-        assert COUNTS.messages - messages == 60
-        assert COUNTS.commits - commits < 60  # some shared a commit
-        assert len(set(seqs)) == 60
+        assert COUNTS.messages - messages == 200
+        assert COUNTS.commits - commits < 200  # some shared a commit
+        assert len(set(seqs)) == 200
         for eid, seq in zip(eids, seqs, strict=True):
             assert [s for s, _ in await store.read(eid)] == [seq]  # the sequence given is its own
     finally:
