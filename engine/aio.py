@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 
@@ -44,3 +44,29 @@ async def stop_tasks(tasks: list[asyncio.Task[Any]], timeout: float = 5.0) -> No
     for task in tasks:
         if task.done() and not task.cancelled():
             task.exception()  # retrieved: a role that failed while stopping is not an error to print
+
+
+async def until_done(
+    write: Callable[[], Awaitable[None]],
+    on_retry: Callable[[Exception, float], None],
+    first_s: float = 0.2,
+    most_s: float = 5.0,
+    never: tuple[type[Exception], ...] = (),
+) -> None:
+    """Run ``write`` until it succeeds, waiting ``first_s`` after a failure, twice as long after
+    each next one, ``most_s`` at most; ``on_retry(error, delay)`` hears each failure. An error in
+    ``never`` is raised at once (it would fail the same way every time). For idempotent writes that
+    nothing else would ever redo."""
+    delay = first_s
+    while True:
+        try:
+            await write()
+            return
+        except never:
+            raise
+        except Exception as exc:
+            if cancelling():
+                raise asyncio.CancelledError from exc
+            on_retry(exc, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, most_s)

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from engine.aio import cancelling, unsubscribe_all
+from engine.aio import cancelling, unsubscribe_all, until_done
 from engine.clock import utcnow
 from engine.core import events as ev
 from engine.core.accept import accept
@@ -45,7 +45,7 @@ from engine.core.factory import CORRELATION_LABEL, execution_created
 from engine.core.history import replay_events
 from engine.core.ports import ExecutorStore, InputDelivery, LogLine, Subscription
 from engine.core.replay import Step, record
-from engine.core.work import WorkItem, encode_work
+from engine.core.work import WorkItem, encode_work, work_msg_id
 from engine.flows import FlowCache
 from engine.handoff import Handoff, LocalInput, LocalWork, MemoryWork
 from engine.loading import Loads, snapshot_every
@@ -562,31 +562,30 @@ class Executor:
         if self.handoff is None or not self.partitions.alone or not self.memory_work.enabled:
             return False
         payload = encode_work(item)
-        key = (state.id, item.taskrun_id, item.attempt)
         try:
-            self.store.check_size(payload, {"Nats-Msg-Id": f"{state.id}:{item.taskrun_id}:{item.attempt}"})
+            self.store.check_size(
+                payload, {"Nats-Msg-Id": work_msg_id(state.id, item.taskrun_id, item.attempt)}
+            )
         except PayloadTooLarge:
             return False
+        key = (state.id, item.taskrun_id, item.attempt)
         work = LocalWork(payload, key, group, S.partition(state.id), self.memory_work.done)
-        self.memory_work.track(work)
-        if self.handoff.offer_work(work):
-            return True
-        self.memory_work.held[work.partition].pop(key, None)
-        return False
+        if not self.handoff.offer_work(work):
+            return False
+        self.memory_work.track(work)  # the worker answers from a task of its own: never before this
+        return True
 
     async def _send_durably(self, work: LocalWork) -> None:
         """Work handed back from memory goes to the queue, retried until stored (nothing else has it)."""
         eid, taskrun_id, attempt = work.key
-        delay = 0.2
-        while True:
-            try:
-                return await self.store.dispatch(eid, work.group, work.data, f"{eid}:{taskrun_id}:{attempt}")
-            except Exception as exc:
-                if cancelling():
-                    raise asyncio.CancelledError from exc
-                log.warning("executor.dispatch_retry", execution_id=eid, error=f"{type(exc).__name__}: {exc}")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+
+        def warn(exc: Exception, delay: float) -> None:
+            log.warning("executor.dispatch_retry", execution_id=eid, error=f"{type(exc).__name__}: {exc}")
+
+        send = self.store.dispatch
+        await until_done(
+            lambda: send(eid, work.group, work.data, work_msg_id(eid, taskrun_id, attempt)), warn
+        )
 
     async def _start_retry(self, effect: StartRetry) -> None:
         created = effect.created
@@ -619,7 +618,7 @@ class Executor:
     async def _dispatch(self, state: Execution, item: WorkItem, group: str | None) -> None:
         try:
             await self.store.dispatch(
-                state.id, group, encode_work(item), f"{state.id}:{item.taskrun_id}:{item.attempt}"
+                state.id, group, encode_work(item), work_msg_id(state.id, item.taskrun_id, item.attempt)
             )
         except PayloadTooLarge as exc:
             # Its variables carry the outputs of the tasks before it: this work can never be sent.

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from engine.aio import cancelling, unsubscribe_all
+from engine.aio import cancelling, unsubscribe_all, until_done
 from engine.clock import utcnow
 from engine.core import events as ev
 from engine.core.errors import EngineError, ExpressionError, PayloadTooLarge, PluginNotFound, TaskFailed
@@ -392,21 +392,11 @@ class Worker:
         idempotent (the same message id, deduplicated by the stream; the executor ignores a
         report it already has), so it is simply sent again.
         """
-        delay = REPORT_RETRY_FIRST_S
-        while True:
-            try:
-                await write()
-                return
-            except PayloadTooLarge:
-                raise
-            except Exception as exc:
-                if cancelling():
-                    raise asyncio.CancelledError from exc
-                log.warning(
-                    "worker.write_retry", what=what, error=f"{type(exc).__name__}: {exc}", delay=delay
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, REPORT_RETRY_MAX_S)
+
+        def warn(exc: Exception, delay: float) -> None:
+            log.warning("worker.write_retry", what=what, error=f"{type(exc).__name__}: {exc}", delay=delay)
+
+        await until_done(write, warn, REPORT_RETRY_FIRST_S, REPORT_RETRY_MAX_S, never=(PayloadTooLarge,))
 
     async def _announce(self, item: WorkItem, attempt: int, started: str, msg: Delivery | None) -> None:
         """Report a long attempt as started, then release its work message (the executor owns it now)."""

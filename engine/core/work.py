@@ -37,3 +37,8 @@ def encode_work(item: WorkItem) -> bytes:
 
 def decode_work(data: bytes) -> WorkItem:
     return _dec.decode(data)
+
+
+def work_msg_id(execution_id: str, taskrun_id: str, attempt: int) -> str:
+    """The message id of an attempt's work: the queue stores it once, however often it is sent."""
+    return f"{execution_id}:{taskrun_id}:{attempt}"
