@@ -49,19 +49,18 @@ class _Ack(msgspec.Struct):
 _decode_ack = msgspec.json.Decoder(_Ack).decode
 
 
-Message = tuple[str, bytes, dict[str, str] | None]  # subject, payload, headers
-
-
 @dataclass(slots=True)
-class _Group:
-    """One caller's messages: stored together or not at all (a step and the work it dispatches)."""
+class _Pending:
+    """One message on its way, and who waits for its sequence."""
 
-    messages: list[Message]
-    answer: asyncio.Future[list[int]] | None  # None: nobody waits (a log line)
+    subject: str
+    payload: bytes
+    headers: dict[str, str] | None
+    answer: asyncio.Future[int] | None  # None: nobody waits (a log line)
     size: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.size = sum(len(payload) + len(subject) + 64 for subject, payload, _ in self.messages)
+        self.size = len(self.payload) + len(self.subject) + 64
 
 
 @dataclass
@@ -90,58 +89,49 @@ class Batcher:
         self._nc = nc
         self._in_flight = in_flight
         self._flying = 0
-        self._queue: list[_Group] = []
+        self._queue: list[_Pending] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._on_error = on_error  # for publishes nobody waits for
 
     async def publish(self, subject: str, payload: bytes, headers: dict[str, str] | None) -> int:
         """Store one message; returns its stream sequence. Raises what ``js.publish`` would raise."""
-        return (await self.publish_all([(subject, payload, headers)]))[0]
-
-    async def publish_all(self, messages: list[Message]) -> list[int]:
-        """Store ``messages`` all or none; returns their sequences. Raises what ``js.publish`` would
-        raise for the first one refused (none is stored then, as long as the server takes batches)."""
-        answer: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Group(messages, answer))
+        answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(subject, payload, headers, answer))
         self._kick()
         return await answer
 
     def post(self, subject: str, payload: bytes, headers: dict[str, str] | None = None) -> None:
         """Store one message without waiting (a failure goes to ``on_error``)."""
-        self._queue.append(_Group([(subject, payload, headers)], None))
+        self._queue.append(_Pending(subject, payload, headers, None))
         self._kick()
 
     def _kick(self) -> None:
         while self._queue and self._flying < self._in_flight:
-            waiting = sum(len(group.messages) for group in self._queue)
-            if waiting < _MIN_ATOMIC:
-                groups, self._queue = self._queue[:1], self._queue[1:]
+            if len(self._queue) < _MIN_ATOMIC:
+                items, self._queue = self._queue[:1], self._queue[1:]
                 atomic = False
             else:
-                take, count, size = 0, 0, 0
-                for group in self._queue:
-                    if take and (
-                        count + len(group.messages) > _MAX_MESSAGES or size + group.size > _MAX_BYTES
-                    ):
+                take, size = 0, 0
+                for item in self._queue:
+                    if take and (take >= _MAX_MESSAGES or size + item.size > _MAX_BYTES):
                         break
                     take += 1
-                    count += len(group.messages)
-                    size += group.size
-                groups, self._queue = self._queue[:take], self._queue[take:]
+                    size += item.size
+                items, self._queue = self._queue[:take], self._queue[take:]
                 atomic = True
             self._flying += 1
-            task = asyncio.get_running_loop().create_task(self._send(groups, atomic))
+            task = asyncio.get_running_loop().create_task(self._send(items, atomic))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, groups: list[_Group], atomic: bool) -> None:
+    async def _send(self, items: list[_Pending], atomic: bool) -> None:
         try:
-            if not atomic or not await self._atomic(groups):
-                for group in groups:  # in order: two inputs of one execution keep theirs
-                    await self._one_by_one(group)
+            if not atomic or not await self._atomic(items):
+                for item in items:  # in order: two inputs of one execution keep theirs
+                    await self._single(item)
         except BaseException as exc:  # a timeout, a closed connection: every waiter hears it
-            for group in groups:
-                self._fail(group, exc)
+            for item in items:
+                self._fail(item, exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
         finally:
@@ -149,70 +139,62 @@ class Batcher:
             if self._queue:
                 self._kick()
 
-    async def _one_by_one(self, group: _Group) -> None:
-        """Plain publishes in order; the first refusal answers the group and stops it."""
-        seqs = []
-        for subject, payload, headers in group.messages:
-            COUNTS.messages += 1
-            COUNTS.commits += 1
-            try:
-                seqs.append(await self._publish(subject, payload, headers))
-            except Exception as exc:
-                self._fail(group, exc)
-                return
-        if group.answer is not None and not group.answer.done():
-            group.answer.set_result(seqs)
-
-    async def _publish(self, subject: str, payload: bytes, headers: dict[str, str] | None) -> int:
-        """``js.publish`` as nats-py does it, the acknowledgement decoded by msgspec (a third of its
-        CPU went to ``json.loads`` and the ``PubAck`` dataclass)."""
+    async def _single(self, item: _Pending) -> None:
+        """One plain publish: ``js.publish`` as nats-py does it, the acknowledgement decoded by
+        msgspec (a third of its CPU went to ``json.loads`` and the ``PubAck`` dataclass)."""
+        COUNTS.messages += 1
+        COUNTS.commits += 1
         try:
-            reply = await self._nc.request(subject, payload, timeout=_TIMEOUT_S, headers=headers)
-        except NoRespondersError as exc:
-            raise NoStreamResponseError from exc
-        ack = _decode_ack(reply.data)
-        if ack.error is not None:
-            raise APIError.from_error(ack.error)
-        return ack.seq
+            try:
+                reply = await self._nc.request(
+                    item.subject, item.payload, timeout=_TIMEOUT_S, headers=item.headers
+                )
+            except NoRespondersError as exc:
+                raise NoStreamResponseError from exc
+            ack = _decode_ack(reply.data)
+            if ack.error is not None:
+                raise APIError.from_error(ack.error)
+        except Exception as exc:
+            self._fail(item, exc)
+            return
+        if item.answer is not None and not item.answer.done():
+            item.answer.set_result(ack.seq)
 
-    async def _atomic(self, groups: list[_Group]) -> bool:
-        """Publish ``groups`` as one batch; False when the server refused it (nothing was stored)."""
+    async def _atomic(self, items: list[_Pending]) -> bool:
+        """Publish ``items`` as one batch; False when the server refused it (nothing was stored)."""
         batch_id = uuid.uuid4().hex
-        messages = [m for group in groups for m in group.messages]
-        last = len(messages) - 1
-        for i, (subject, payload, given) in enumerate(messages):
-            headers = dict(given or {})
+        last = len(items) - 1
+        for i, item in enumerate(items):
+            headers = dict(item.headers or {})
             headers["Nats-Batch-Id"] = batch_id
             headers["Nats-Batch-Sequence"] = str(i + 1)
             if i < last:
-                await self._nc.publish(subject, payload, headers=headers)
+                await self._nc.publish(item.subject, item.payload, headers=headers)
                 continue
             headers["Nats-Batch-Commit"] = "1"
-            reply = await self._nc.request(subject, payload, headers=headers, timeout=_TIMEOUT_S)
+            reply = await self._nc.request(item.subject, item.payload, headers=headers, timeout=_TIMEOUT_S)
         ack = _decode_ack(reply.data)
-        if ack.error is not None or ack.count != len(messages):
+        if ack.error is not None or ack.count != len(items):
             COUNTS.refused_batches += 1
             return False
-        COUNTS.messages += len(messages)
+        COUNTS.messages += len(items)
         COUNTS.commits += 1
         # A batch is stored in one piece: its messages have consecutive sequences.
-        seq = ack.seq - ack.count + 1
-        for group in groups:
-            n = len(group.messages)
-            if group.answer is not None and not group.answer.done():
-                group.answer.set_result(list(range(seq, seq + n)))
-            seq += n
+        first = ack.seq - ack.count + 1
+        for i, item in enumerate(items):
+            if item.answer is not None and not item.answer.done():
+                item.answer.set_result(first + i)
         return True
 
-    def _fail(self, group: _Group, exc: BaseException) -> None:
-        if group.answer is None:
+    def _fail(self, item: _Pending, exc: BaseException) -> None:
+        if item.answer is None:
             if self._on_error is not None and not isinstance(exc, asyncio.CancelledError):
                 self._on_error(exc)
-        elif not group.answer.done():
+        elif not item.answer.done():
             if isinstance(exc, asyncio.CancelledError):
-                group.answer.cancel()
+                item.answer.cancel()
             else:
-                group.answer.set_exception(exc)
+                item.answer.set_exception(exc)
 
     async def drain(self) -> None:
         """Wait until everything published so far is answered."""
