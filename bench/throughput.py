@@ -134,7 +134,9 @@ async def main() -> None:
                         asyncio.create_task(rt.worker(concurrency=64).run()),
                     ]
                 before = await appended(rt)
+                cpu0 = time.process_time()
                 done, failed, taskruns, elapsed = await drive(rt, duration, lanes)
+                cpu = time.process_time() - cpu0
                 after = await appended(rt)
                 floor, _ = await measure_floor(url)
                 for task in roles:
@@ -182,7 +184,8 @@ async def main() -> None:
         f"executions={done} failed={failed} appends_per_taskrun={appends / per:.2f} "
         f"event_appends_per_taskrun={events / per:.2f} floor_appends_per_s={floor:.0f} "
         f"of_floor={rate / floor:.2f} lanes={lanes} procs={shape} nodes={nodes} replicas={replicas} "
-        f"duration_s={elapsed:.1f} fsync={sync_interval()} target_taskruns_per_s=1500"
+        f"duration_s={elapsed:.1f} fsync={sync_interval()} target_taskruns_per_s=1500 "
+        f"cpu_us_per_taskrun={cpu / per * 1e6:.0f}"
     )
 
 
