@@ -3,7 +3,7 @@
 
 Starts `engine server local` (embedded NATS, a new data directory), runs a ForEach of 1,000 Return
 tasks and a one-task flow, then publishes 100,000 log lines of that execution on its log subject the
-way a worker does (``Store.publish_log``; the server's indexer stores them as any others: a shell
+way a worker does (``Store.post_log``; the server's indexer stores them as any others: a shell
 task printing them took over 10 minutes on the shared machine), then opens their pages in Debian's chromium
 (`/usr/bin/chromium`) through Playwright. "Interactive" is navigation start to the page's module
 having rendered the state, the Gantt and the first log rows (body[data-ready]), then a click on a
@@ -72,7 +72,7 @@ async def publish_logs(nats_url: str, execution_id: str, home: Path) -> None:
             line = LogLine(
                 f"2026-12-03T00:00:{i % 60:02d}Z", levels[i % 9], f"log line number {i}", None, "talk", 0
             )
-            await rt.store.publish_log(execution_id, line)
+            rt.store.post_log(execution_id, line)
         await rt.store.nc.flush()
 
 

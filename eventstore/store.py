@@ -266,7 +266,7 @@ class Store(History, BatchReads, Messaging):
 
     # ---- logs ----------------------------------------------------------------------------
 
-    async def publish_log(self, execution_id: str, line: LogLine) -> None:
+    def post_log(self, execution_id: str, line: LogLine) -> None:
         """Fire-and-forget: logs never slow down or fail a task (they share commits: batching)."""
         self.batcher(S.LOGS).post(S.logs(execution_id), _log_enc.encode(line))
 

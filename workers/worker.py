@@ -14,7 +14,8 @@ import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -231,8 +232,12 @@ class Worker:
         self._in_memory[work.key] = work
         while len(self._in_memory) > MEMORY_KEYS:  # the oldest first: long reported
             del self._in_memory[next(iter(self._in_memory))]
-        self._spawn(self._on_work(work))
+        self._spawn(self._take_slot_and_handle(work))
         return True
+
+    async def _take_slot_and_handle(self, work: LocalWork) -> None:
+        await self._slots.acquire()
+        await self._handle(work)  # one task, not _on_work's two: the hand-over is its own backpressure
 
     async def _handle(self, msg: Delivery) -> None:
         try:
@@ -332,10 +337,7 @@ class Worker:
             message = _bounded_log(line.message)  # secrets are masked by the task's context
             if message is not line.message:
                 line = msgspec.structs.replace(line, message=message)
-            task = asyncio.get_running_loop().create_task(self.store.publish_log(execution_id, line))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            task.add_done_callback(_retrieve)  # a log line lost at shutdown is not worth a traceback
+            self.store.post_log(execution_id, line)  # queued: a failure is logged by the store
 
         return emit
 
@@ -400,7 +402,6 @@ class Worker:
 
     async def _announce(self, item: WorkItem, attempt: int, started: str, msg: Delivery | None) -> None:
         """Report a long attempt as started, then release its work message (the executor owns it now)."""
-        await asyncio.sleep(START_REPORT_DELAY)
         event = ev.AttemptStarted(
             date=started, taskrun_id=item.taskrun_id, attempt=attempt, worker_id=self.worker_id
         )
@@ -425,8 +426,7 @@ class Worker:
             first_started = first_started or started
             # Short attempts are reported once, when they end (one write instead of two); an attempt
             # still running after START_REPORT_DELAY is announced so its RUNNING state shows.
-            announce = asyncio.create_task(self._announce(item, attempt, started, msg))
-            announce.add_done_callback(_retrieve)  # a failed announce (shutdown) is not an error to print
+            announcement = _Announcement(partial(self._announce, item, attempt, started, msg))
             running = asyncio.ensure_future(self._attempt(item, attempt, emit))
             self._attempts.add(running)
             try:
@@ -435,14 +435,11 @@ class Worker:
                 if not (running.cancelled() and running in self._abandoned):
                     raise  # we are cancelled ourselves (shutdown)
                 self._abandoned.discard(running)
-                await self._give_up(item, attempt, announce, msg)
+                await self._give_up(item, attempt, announcement, msg)
                 return
             finally:
                 self._attempts.discard(running)
-                if not announce.done():
-                    announce.cancel()
-                await asyncio.wait({announce})
-            announced = not announce.cancelled() and announce.exception() is None
+                announced = await announcement.finish(cut=True)
             if announced:
                 msg = None  # announced, and the work message already acknowledged
             final = True
@@ -499,7 +496,7 @@ class Worker:
             attempt += 1
 
     async def _give_up(
-        self, item: WorkItem, attempt: int, announce: asyncio.Task[None], msg: Delivery | None
+        self, item: WorkItem, attempt: int, announcement: _Announcement, msg: Delivery | None
     ) -> None:
         """An attempt stopped because our heartbeat lapsed: hand it back (it was killed, not ended).
 
@@ -507,8 +504,7 @@ class Worker:
         started report stored, the work message not released), neither the executor nor another
         worker could tell whether it had started. Announced, then reported lost: attempt + 1 runs.
         """
-        await asyncio.wait({announce})
-        if announce.cancelled() or announce.exception() is not None:
+        if not await announcement.finish(cut=False):
             if msg is not None:
                 await msg.nak()  # never announced: the same attempt goes to another worker
             return
@@ -605,6 +601,33 @@ def _bounded_log(message: str) -> str:
         return message
     head = raw[:MAX_LOG].decode(errors="ignore")
     return f"{head} [cut: the line was {len(raw)} bytes, a log line keeps {MAX_LOG}]"
+
+
+class _Announcement:
+    """An attempt's start report: a timer until ``START_REPORT_DELAY``, and a task only for an
+    attempt still running then (most end before: no task, no sleep to cancel)."""
+
+    def __init__(self, send: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._send = send
+        self._task: asyncio.Task[None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(START_REPORT_DELAY, self._start)
+
+    def _start(self) -> None:
+        self._task = asyncio.create_task(self._send())
+        self._task.add_done_callback(_retrieve)  # a failed announce (shutdown) is not an error to print
+
+    async def finish(self, *, cut: bool) -> bool:
+        """Whether the attempt was announced. ``cut`` stops an announcement on its way; otherwise it is
+        let finish (cut half way, neither the executor nor another worker could tell whether the
+        attempt had started)."""
+        self._timer.cancel()
+        task = self._task
+        if task is None:
+            return False
+        if cut and not task.done():
+            task.cancel()
+        await asyncio.wait({task})
+        return not task.cancelled() and task.exception() is None
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:

@@ -291,7 +291,7 @@ class Liveness(Protocol):
 
 
 class Logs(Protocol):
-    async def publish_log(self, execution_id: str, line: LogLine) -> None:
+    def post_log(self, execution_id: str, line: LogLine) -> None:
         """Fire-and-forget: logs never slow down or fail a task."""
         ...
 

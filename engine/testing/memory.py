@@ -243,12 +243,12 @@ class MemoryStore:
 
     # ---- logs, flows, slots -----------------------------------------------------------------
 
-    async def publish_log(self, execution_id: str, line: LogLine) -> None:
+    def post_log(self, execution_id: str, line: LogLine) -> None:
         self.logs.setdefault(execution_id, []).append(line)
 
     async def store_log(self, execution_id: str, line: LogLine, msg_id: str) -> None:
         if self._first(msg_id):
-            await self.publish_log(execution_id, line)
+            self.post_log(execution_id, line)
 
     async def read_logs(self, execution_id: str) -> list[LogLine]:
         return list(self.logs.get(execution_id, ()))

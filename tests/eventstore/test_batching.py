@@ -93,7 +93,7 @@ async def test_log_lines_posted_without_waiting_are_stored_before_close(nats_url
     store = await Store.connect(nats_url)
     eid = uuid.uuid4().hex
     for i in range(50):
-        await store.publish_log(eid, LogLine("2026-01-01T00:00:00Z", "INFO", f"line {i}", None, None, None))
+        store.post_log(eid, LogLine("2026-01-01T00:00:00Z", "INFO", f"line {i}", None, None, None))
     await store.close()
     reader = await Store.connect(nats_url)
     try:

@@ -38,12 +38,12 @@ async def test_live_logs_follow_the_execution_and_the_subflows_it_starts(nats_ur
     try:
         seq = await store.append(parent, [_created(parent)], 0)
         async with live_logs(store, parent, lambda line: seen.append(line.message)):
-            await store.publish_log(parent, LogLine(DATE, "INFO", "from the parent"))
-            await store.publish_log(other, LogLine(DATE, "INFO", "from another execution"))
+            store.post_log(parent, LogLine(DATE, "INFO", "from the parent"))
+            store.post_log(other, LogLine(DATE, "INFO", "from another execution"))
             started = ev.SubflowStarted(date=DATE, taskrun_id="t1", execution_id=child)
             await store.append(parent, [started], seq)
             for _ in range(100):  # the child is followed once the parent's step arrives
-                await store.publish_log(child, LogLine(DATE, "INFO", "from the child"))
+                store.post_log(child, LogLine(DATE, "INFO", "from the child"))
                 await store.nc.flush()
                 if "from the child" in seen:
                     break
@@ -52,7 +52,7 @@ async def test_live_logs_follow_the_execution_and_the_subflows_it_starts(nats_ur
         assert "from the child" in seen
         assert "from another execution" not in seen
         count = len(seen)
-        await store.publish_log(parent, LogLine(DATE, "INFO", "after the block"))
+        store.post_log(parent, LogLine(DATE, "INFO", "after the block"))
         await store.nc.flush()
         await asyncio.sleep(0.1)
         assert len(seen) == count  # unsubscribed when the block ends

@@ -237,7 +237,7 @@ async def test_lag_counts_messages_and_milliseconds_behind(nats_url: str, tmp_pa
         try:
             t0 = time.time()
             for i in range(5):
-                await store.publish_log(eid, LogLine("2026-01-01T00:00:00Z", "INFO", f"line {i}"))
+                store.post_log(eid, LogLine("2026-01-01T00:00:00Z", "INFO", f"line {i}"))
             deadline = time.monotonic() + 10
             while ix.lag()[0] < 5 and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)

@@ -186,7 +186,7 @@ async def test_logs_are_stored_and_read_back_in_order(nats_url: str) -> None:
     store = await Store.connect(nats_url)
     eid = uuid.uuid4().hex
     for i in range(5):
-        await store.publish_log(eid, LogLine(f"2026-01-01T00:00:0{i}Z", "INFO", f"line {i}", "tr", "t", 1))
+        store.post_log(eid, LogLine(f"2026-01-01T00:00:0{i}Z", "INFO", f"line {i}", "tr", "t", 1))
     await store.nc.flush()
     for _ in range(100):
         lines = await store.read_logs(eid)
