@@ -175,12 +175,19 @@ class StepTemplates:
 
     def __init__(self, expressions: Expressions, now: str, seed: str, envs: Mapping[str, str]) -> None:
         self._expressions = expressions
-        # Under the prefixed names the translated templates call (``now()`` -> ``_pbf_now()``):
-        # unprefixed, they would be plain variables and every call would reach the global, unbound ones.
-        self._functions = {FUNCTION_PREFIX + k: f for k, f in step_functions(now, seed).items()}
+        self._now = now
+        self._seed = seed
+        self._functions: dict[str, Callable[..., Any]] | None = None  # made on the first render
         self._envs = envs
         self._secrets: set[str] = set()
-        read_secret = expressions.functions.get("secret")
+
+    def _step_functions(self) -> dict[str, Callable[..., Any]]:
+        if self._functions is not None:
+            return self._functions
+        # Under the prefixed names the translated templates call (``now()`` -> ``_pbf_now()``):
+        # unprefixed, they would be plain variables and every call would reach the global, unbound ones.
+        functions = {FUNCTION_PREFIX + k: f for k, f in step_functions(self._now, self._seed).items()}
+        read_secret = self._expressions.functions.get("secret")
         if read_secret is not None:
 
             def secret(name: str) -> Any:
@@ -188,14 +195,16 @@ class StepTemplates:
                 self._secrets.add(str(value))
                 return value
 
-            self._functions[FUNCTION_PREFIX + "secret"] = secret
+            functions[FUNCTION_PREFIX + "secret"] = secret
+        self._functions = functions
+        return functions
 
     @property
     def envs(self) -> Mapping[str, str]:
         return self._envs
 
     def render_value(self, value: Any, variables: Mapping[str, Any]) -> Any:
-        return self._expressions.render_value(value, {**self._functions, **variables})
+        return self._expressions.render_value(value, {**self._step_functions(), **variables})
 
     def load_yaml(self, text: str) -> Any:
         return load_yaml(text)

@@ -359,10 +359,11 @@ class Worker:
         answer = self.handoff.offer(execution_id, S.partition(execution_id), data)
         if answer is None:
             return False
-        try:
-            return await asyncio.wait_for(asyncio.shield(answer), HANDOFF_WAIT_S)
-        except TimeoutError:
+        # asyncio.wait, not wait_for(shield()): the answer is not cancelled, and no wrapper is made.
+        await asyncio.wait({answer}, timeout=HANDOFF_WAIT_S)
+        if not answer.done():
             return False  # a busy executor: the inbox takes it (a duplicate report is ignored)
+        return answer.result()
 
     async def _report_ended(self, item: WorkItem, event: ev.AttemptEnded, emit: Any) -> ev.AttemptEnded:
         """Report an attempt's end; outputs too large to be stored fail it instead (never a retry
@@ -567,8 +568,11 @@ class Worker:
             except msgspec.ValidationError as exc:
                 raise TaskFailed(f"invalid properties after rendering: {exc}", retryable=False) from exc
             try:
-                async with asyncio.timeout(task.timeout):
+                if task.timeout is None:  # most tasks: no Timeout object to enter and leave
                     result = await spec.run(props, ctx)
+                else:
+                    async with asyncio.timeout(task.timeout):
+                        result = await spec.run(props, ctx)
             except TimeoutError:
                 raise TaskFailed(f"timeout after {task.timeout:g}s (the task's `timeout`)") from None
             return result, None, True

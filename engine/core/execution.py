@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from engine.core import events as ev
+from engine.core.states import TERMINAL
 
 
 class History(msgspec.Struct, array_like=True):
@@ -89,9 +90,7 @@ class Execution(msgspec.Struct):
 
     @property
     def is_terminal(self) -> bool:
-        from engine.core.states import TERMINAL, State
-
-        return State(self.state) in TERMINAL
+        return self.state in TERMINAL  # a StrEnum: its members hash and compare as their names
 
 
 _enc = msgspec.msgpack.Encoder()
