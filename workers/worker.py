@@ -341,9 +341,11 @@ class Worker:
 
         return emit
 
-    async def _report(self, item: WorkItem, event: ev.Input, kind: str, attempt: int) -> None:
+    async def _report(
+        self, item: WorkItem, event: ev.Input, kind: str, attempt: int, data: bytes | None = None
+    ) -> None:
         msg_id = f"{item.execution_id}:{item.taskrun_id}:{attempt}:{kind}"
-        data = ev.encode_input(event)
+        data = ev.encode_input(event) if data is None else data
         # Refused as the inbox would refuse it: a report too large fails its attempt, not the step.
         self.store.check_size(data, {"Nats-Msg-Id": msg_id})
         if await self._handed_over(item.execution_id, data):
@@ -359,20 +361,22 @@ class Worker:
         answer = self.handoff.offer(execution_id, S.partition(execution_id), data)
         if answer is None:
             return False
-        # asyncio.wait, not wait_for(shield()): the answer is not cancelled, and no wrapper is made.
-        await asyncio.wait({answer}, timeout=HANDOFF_WAIT_S)
-        if not answer.done():
-            return False  # a busy executor: the inbox takes it (a duplicate report is ignored)
-        return answer.result()
+        # A busy executor: past the wait, the inbox takes it (a duplicate report is ignored). A timer
+        # that answers "not stored", not wait_for or asyncio.wait (a tenth of a report's CPU).
+        timer = asyncio.get_running_loop().call_later(HANDOFF_WAIT_S, _not_stored, answer)
+        try:
+            return await answer
+        finally:
+            timer.cancel()
 
     async def _report_ended(self, item: WorkItem, event: ev.AttemptEnded, emit: Any) -> ev.AttemptEnded:
         """Report an attempt's end; outputs too large to be stored fail it instead (never a retry
         loop: the same bytes would be refused again). Returns the report that was stored."""
-        size = len(ev.encode_input(event))
+        data = ev.encode_input(event)
         try:
-            if size > self.max_outputs:
-                raise PayloadTooLarge(size, self.max_outputs)
-            await self._report(item, event, "ended", event.attempt)
+            if len(data) > self.max_outputs:
+                raise PayloadTooLarge(len(data), self.max_outputs)
+            await self._report(item, event, "ended", event.attempt, data)
             return event
         except PayloadTooLarge as exc:
             error = (
@@ -632,6 +636,11 @@ class _Announcement:
             task.cancel()
         await asyncio.wait({task})
         return not task.cancelled() and task.exception() is None
+
+
+def _not_stored(answer: asyncio.Future[bool]) -> None:
+    if not answer.done():
+        answer.set_result(False)
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:
