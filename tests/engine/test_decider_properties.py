@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from engine.core import events as ev
 from engine.core.accept import accept
-from engine.core.decider import settle
+from engine.core.decider import decide, settle
 from engine.core.execution import Execution, evolve, to_bytes
 from engine.loader.loader import load_flow
 from engine.testing import Clock, default_renderer, simulate
@@ -124,3 +124,26 @@ def test_redelivered_inputs_change_nothing(chosen: dict[str, str], rnd: Any) -> 
     assert {t.id: t.state for t in state.taskruns.values()} == {
         t.id: t.state for t in sim.state.taskruns.values()
     }
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(outcomes, st.randoms(use_true_random=False))
+def test_settle_leaves_nothing_to_decide(chosen: dict[str, str], rnd: Any) -> None:
+    """``settle`` stops early after a decision that only dispatches; deciding once more, at every
+    step of a run (reports in any order, some twice), must then find nothing to do."""
+    sim = simulate(FLOW, chosen, renderer=RENDERER)
+    reports = [e for e in sim.events if isinstance(e, ev.AttemptStarted | ev.AttemptEnded)]
+    rnd.shuffle(reports)
+    created = sim.events[0]
+    assert isinstance(created, ev.ExecutionCreated)
+    state = evolve(None, created)
+    assert state is not None
+    clock = Clock()
+    for item in [None, *reports, *reports[: len(reports) // 2]]:
+        if item is not None:
+            for e in accept(state, FLOW, item, clock()):
+                evolve(state, e)
+        now = clock()
+        settle(state, FLOW, now, RENDERER.for_step(now, "t"))
+        again = decide(state, FLOW, now, RENDERER.for_step(now, "t"))
+        assert (again.events, again.effects) == ([], [])
