@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from engine.aio import run_async  # noqa: F401 - re-exported for callers of the runtime
+from engine.aio import (
+    cancelling,
+    run_async,  # noqa: F401 - re-exported for callers of the runtime
+)
 from engine.clock import utcnow
 from engine.core import events as ev
 from engine.core.errors import EngineError
@@ -21,11 +25,14 @@ from engine.core.states import TERMINAL, State
 from engine.flows import FlowCache
 from engine.handoff import Handoff
 from engine.ids import new_execution_id
+from engine.logs import get_logger
 from engine.settings import data_home, settings
 from eventstore.reader import read_execution
 from eventstore.server import EmbeddedServer, owner_endpoint, register_client
 from eventstore.storage import InternalStorage
 from eventstore.store import JetStreamKV, Store
+
+log = get_logger("engine.runtime")
 
 
 def make_expressions(store: Store | None, *, kv: Any = None, files: Any = None, logs: Any = None) -> Any:
@@ -273,26 +280,52 @@ class Runtime(Starter):
                 if isinstance(event, ev.ExecutionStateChanged) and State(event.state) in TERMINAL:
                     done.set()
 
+        def ended(state: Execution | None) -> bool:
+            return state is not None and state.is_terminal and state.seq > before
+
+        loop = asyncio.get_running_loop()
+        until = None if timeout is None else loop.time() + timeout
         sub = await self.store.watch_events(execution_id, on_events)
         try:
             if on_start is not None:
                 await on_start()
-            state = await self.load_execution(execution_id)
-            if state is None or not state.is_terminal or state.seq <= before:
-                await asyncio.wait_for(done.wait(), timeout)
+            # Read again every second too: a replica read can be a moment behind (a node that just
+            # came back), and the live copy of the last step may have gone by before we subscribed.
+            while not done.is_set():
+                state = await self._read_while_waiting(execution_id)
+                if ended(state):
+                    assert state is not None
+                    return state
+                wait = 1.0 if until is None else min(1.0, until - loop.time())
+                if wait <= 0:
+                    raise TimeoutError
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), wait)
         finally:
             await sub.unsubscribe()
         # The live copy of the terminal step can arrive before the stream serves it to a read (a
         # replica a moment behind, a loaded machine): wait for it, bounded.
-        deadline = asyncio.get_running_loop().time() + 10
-        while asyncio.get_running_loop().time() < deadline:
-            state = await self.load_execution(execution_id)
-            if state is not None and state.is_terminal and state.seq > before:
+        deadline = loop.time() + 10
+        while loop.time() < deadline:
+            state = await self._read_while_waiting(execution_id)
+            if ended(state):
+                assert state is not None
                 return state
             await asyncio.sleep(0.01)
         raise EngineError(
             f"execution {execution_id}: its terminal step was announced but cannot be read back"
         )
+
+    async def _read_while_waiting(self, execution_id: str) -> Execution | None:
+        """A read that may fail for a moment (a node restarting: no responders, a timeout) without
+        ending the wait: the live events and the next read decide."""
+        try:
+            return await self.load_execution(execution_id)
+        except Exception as exc:
+            if cancelling():
+                raise asyncio.CancelledError from exc
+            log.debug("runtime.read_retry", execution_id=execution_id, error=f"{type(exc).__name__}: {exc}")
+            return None
 
 
 def resolve_resume_inputs(flow: Flow, state: Execution, given: dict[str, Any]) -> dict[str, Any]:
