@@ -100,3 +100,37 @@ async def test_log_lines_posted_without_waiting_are_stored_before_close(nats_url
         assert [line.message for line in await reader.read_logs(eid)] == [f"line {i}" for i in range(50)]
     finally:
         await reader.close()
+
+
+async def test_a_publish_no_stream_takes_fails_and_an_unanswered_one_times_out(nats_url: str) -> None:
+    """The acknowledgements come on one subscription matched by counter: a "no responders" answer
+    fails its caller at once, a publish nobody answers fails at the timeout, and neither keeps a
+    slot or the batcher from draining."""
+    import time
+
+    import nats
+    from nats.errors import TimeoutError as NatsTimeoutError
+    from nats.js.errors import NoStreamResponseError
+
+    from eventstore.batching import Batcher
+
+    nc = await nats.connect(nats_url)
+    failed: list[BaseException] = []
+    try:
+        batcher = Batcher(nc, in_flight=2, on_error=failed.append, timeout=0.2)
+        with pytest.raises(NoStreamResponseError):
+            await batcher.publish(f"nostream.{uuid.uuid4().hex}", b"x", None)
+        silent = f"silent.{uuid.uuid4().hex}"
+        sub = await nc.subscribe(silent)  # receives, never answers
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(batcher.publish(silent, b"x", None) for _ in range(3)), return_exceptions=True
+        )
+        assert all(isinstance(r, NatsTimeoutError) for r in results), results
+        assert time.monotonic() - started < 5  # the sweeper ticks every second
+        batcher.post(silent, b"a line nobody waits for")
+        await asyncio.wait_for(batcher.drain(), 5)
+        assert len(failed) == 1 and isinstance(failed[0], NatsTimeoutError)
+        await sub.unsubscribe()
+    finally:
+        await nc.close()
