@@ -12,7 +12,8 @@ answers that by visiting every message of the stream between an execution's step
 other executions' steps interleave with them), and it was a fifth of the server's CPU on a
 takeover (bench/recovery.py). A step stores the sequence of the one before it (the
 ``Nats-Expected-Last-Subject-Sequence`` of its guarded append), and a read by sequence is direct.
-A tail longer than ``_WALK`` steps, or a step without that header, is read the old way.
+A tail longer than ``_WALK`` steps, or a step without that header, is read the old way, and checked
+to join the steps walked (else read whole by subject).
 """
 
 from __future__ import annotations
@@ -83,20 +84,35 @@ class BatchReads(Connection):
                 break
             requests = [(S.events_stream(eid), {"seq": seq}) for eid, seq in wanted.items()]
             answers = await self._direct_gets(requests, single=True)
+            walking = []
             for (eid, seq), answer in zip(wanted.items(), answers, strict=True):
                 if answer and answer[0].seq == seq and answer[0].subject == S.events(eid):
                     steps[eid].append(answer[0])
-                else:  # gone (the stream's limits): read by subject below
-                    steps[eid][-1] = steps[eid][-1]._replace(previous=None)
-            walking = list(wanted)
-        # What the walk did not reach (a longer tail, a step without the header): read by subject
-        # from the start, up to the oldest step read.
-        rest = {
-            eid: (after[eid], msgs[-1].seq)
-            for eid, msgs in steps.items()
-            if msgs and (msgs[-1].previous is None or msgs[-1].previous > after[eid])
-        }
+                    walking.append(eid)
+                # else: not there (a replica a moment behind): read by subject below
+        # What the walk did not reach (a longer tail, a step without the record, a replica behind):
+        # read by subject, up to the oldest step read when the step before it is known, else all.
+        rest: dict[str, tuple[int, int | None]] = {}
+        for eid, msgs in steps.items():
+            previous = msgs[-1].previous if msgs else 0
+            if previous is None:
+                rest[eid] = (after[eid], None)
+            elif previous > after[eid]:
+                rest[eid] = (after[eid], msgs[-1].seq)
         scanned = await self._read_spans(rest)
+        # The steps read by subject must end with the one the walk stopped before: were they read
+        # from a replica further behind, a step would be missing in between. Then the whole tail
+        # is read by subject (and completed from the leader by ``read_executions``).
+        broken = {
+            eid: (after[eid], None)
+            for eid, (_, stop) in rest.items()
+            if stop is not None and (not scanned[eid] or scanned[eid][-1].seq != steps[eid][-1].previous)
+        }
+        if broken:
+            scanned.update(await self._read_spans(broken))
+        for eid, (_, stop) in rest.items():
+            if stop is None or eid in broken:
+                steps[eid] = []  # read whole by subject
         return {
             eid: [(m.seq, decode(m.data)) for m in [*scanned.get(eid, ()), *reversed(msgs)]]
             for eid, msgs in steps.items()
@@ -122,9 +138,9 @@ class BatchReads(Connection):
                     out[owner] = msg
         return out
 
-    async def _read_spans(self, spans: Mapping[str, tuple[int, int]]) -> dict[str, list[_Msg]]:
-        """Each execution's steps after ``start`` and before ``stop``, read by subject
-        (``_READ_BATCH`` a request)."""
+    async def _read_spans(self, spans: Mapping[str, tuple[int, int | None]]) -> dict[str, list[_Msg]]:
+        """Each execution's steps after ``start`` and before ``stop`` (None: to the last), read by
+        subject (``_READ_BATCH`` a request)."""
         out: dict[str, list[_Msg]] = {eid: [] for eid in spans}
         start = {eid: first + 1 for eid, (first, _) in spans.items()}
         pending = list(spans)
@@ -140,8 +156,8 @@ class BatchReads(Connection):
             more = []
             for eid, answer in zip(pending, answers, strict=True):
                 stop = spans[eid][1]
-                out[eid] += [m for m in answer if m.seq < stop]
-                if len(answer) >= _READ_BATCH and answer[-1].seq < stop - 1:
+                out[eid] += [m for m in answer if stop is None or m.seq < stop]
+                if len(answer) >= _READ_BATCH and (stop is None or answer[-1].seq < stop - 1):
                     start[eid] = answer[-1].seq + 1  # a long tail: the rest in the next round
                     more.append(eid)
             pending = more
