@@ -99,7 +99,7 @@ class Executor:
         self._conflicted: set[str] = set()  # executions to read in full before their next step
         self._groups: set[str] = set()  # worker groups with a live worker (refreshed every 5 s)
         self._groups_read = -1e9
-        self._slots = asyncio.Semaphore(512)
+        self._slots = asyncio.Semaphore(2048)
         self._loads = Loads(store)  # the executions not in memory, read many at a time
         self._tasks: set[asyncio.Task[None]] = set()
         # Called with each step once appended, before its effects go out (tests/replay records them).

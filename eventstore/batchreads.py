@@ -4,15 +4,23 @@ An executor that takes a dead peer's partitions gets thousands of inputs for exe
 never seen, and reads each one's snapshot and tail before its first step. Read one by one, that is
 two requests, a subscription and a timer per execution, all in the executor's one Python thread.
 Here the snapshots of up to ``_MULTI`` executions come in one multi-subject direct get
-(``multi_last``, server 2.11+), and every tail is one batched direct get, all of them sent at once
-on one subscription and awaited together.
+(``multi_last``, server 2.11+), and so do their last steps; the tails are then walked back, one
+step per round for every execution at once, each request all sent on one subscription.
+
+Why walk back rather than ask for "the steps of this subject from the snapshot on": the server
+answers that by visiting every message of the stream between an execution's steps (thousands of
+other executions' steps interleave with them), and it was a fifth of the server's CPU on a
+takeover (bench/recovery.py). A step stores the sequence of the one before it (the
+``Nats-Expected-Last-Subject-Sequence`` of its guarded append), and a read by sequence is direct.
+A tail longer than ``_WALK`` steps, or a step without that header, is read the old way, and checked
+to join the steps walked (else read whole by subject).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from nats.aio.msg import Msg
 
@@ -25,10 +33,19 @@ from eventstore.jetstream import Connection, json_encoder
 # Subjects per multi_last request: the server refuses (413) an answer of more than 1024 messages.
 _MULTI = 512
 _READ_BATCH = 256  # steps per direct get request (as History.read_after)
+_WALK = 16  # steps of a tail read back one by one; the rest of a longer one is read by subject
 _TIMEOUT_S = 10.0
+_PREVIOUS = "Nats-Expected-Last-Subject-Sequence"  # what a step's guarded append expected
 
-# One answer: (subject, stream sequence, data) of each message, in stream order.
-_Answer = list[tuple[str, int, bytes]]
+
+class _Msg(NamedTuple):
+    subject: str
+    seq: int
+    data: bytes
+    previous: int | None  # the execution's step before this one (None: not recorded)
+
+
+_Answer = list[_Msg]  # the messages of one request, in stream order
 
 
 class BatchReads(Connection):
@@ -44,17 +61,89 @@ class BatchReads(Connection):
         ]
         out: dict[str, bytes] = {}
         for answer in await self._direct_gets(requests):
-            for subject, _, data in answer:
-                eid = by_subject.get(subject)
-                if eid is not None and data:
-                    out[eid] = data
+            for msg in answer:
+                eid = by_subject.get(msg.subject)
+                if eid is not None and msg.data:
+                    out[eid] = msg.data
         return out
 
     async def read_many(self, after: Mapping[str, int]) -> dict[str, list[StoredStep]]:
         """Each execution's steps after its sequence in ``after``, oldest first (from any replica)."""
-        out: dict[str, list[StoredStep]] = {eid: [] for eid in after}
-        start = {eid: seq + 1 for eid, seq in after.items()}
-        pending = list(after)
+        steps: dict[str, list[_Msg]] = {eid: [] for eid in after}  # newest first
+        for eid, last in (await self._last_steps(list(after))).items():
+            if last.seq > after[eid]:
+                steps[eid].append(last)
+        walking = [eid for eid, msgs in steps.items() if msgs]
+        for _ in range(_WALK):
+            wanted = {
+                eid: previous
+                for eid in walking
+                if (previous := steps[eid][-1].previous) is not None and previous > after[eid]
+            }
+            if not wanted:
+                break
+            requests = [(S.events_stream(eid), {"seq": seq}) for eid, seq in wanted.items()]
+            answers = await self._direct_gets(requests, single=True)
+            walking = []
+            for (eid, seq), answer in zip(wanted.items(), answers, strict=True):
+                if answer and answer[0].seq == seq and answer[0].subject == S.events(eid):
+                    steps[eid].append(answer[0])
+                    walking.append(eid)
+                # else: not there (a replica a moment behind): read by subject below
+        # What the walk did not reach (a longer tail, a step without the record, a replica behind):
+        # read by subject, up to the oldest step read when the step before it is known, else all.
+        rest: dict[str, tuple[int, int | None]] = {}
+        for eid, msgs in steps.items():
+            previous = msgs[-1].previous if msgs else 0
+            if previous is None:
+                rest[eid] = (after[eid], None)
+            elif previous > after[eid]:
+                rest[eid] = (after[eid], msgs[-1].seq)
+        scanned = await self._read_spans(rest)
+        # The steps read by subject must end with the one the walk stopped before: were they read
+        # from a replica further behind, a step would be missing in between. Then the whole tail
+        # is read by subject (and completed from the leader by ``read_executions``).
+        broken = {
+            eid: (after[eid], None)
+            for eid, (_, stop) in rest.items()
+            if stop is not None and (not scanned[eid] or scanned[eid][-1].seq != steps[eid][-1].previous)
+        }
+        if broken:
+            scanned.update(await self._read_spans(broken))
+        for eid, (_, stop) in rest.items():
+            if stop is None or eid in broken:
+                steps[eid] = []  # read whole by subject
+        return {
+            eid: [(m.seq, decode(m.data)) for m in [*scanned.get(eid, ()), *reversed(msgs)]]
+            for eid, msgs in steps.items()
+        }
+
+    async def _last_steps(self, execution_ids: Sequence[str]) -> dict[str, _Msg]:
+        """The last step of each execution that has one: one multi_last request per events stream
+        and ``_MULTI`` executions."""
+        by_stream: dict[str, dict[str, str]] = {}
+        for eid in execution_ids:
+            by_stream.setdefault(S.events_stream(eid), {})[S.events(eid)] = eid
+        requests = []
+        for stream, by_subject in by_stream.items():
+            subjects = list(by_subject)
+            for i in range(0, len(subjects), _MULTI):
+                chunk = subjects[i : i + _MULTI]
+                requests.append((stream, {"multi_last": chunk, "batch": len(chunk)}))
+        out: dict[str, _Msg] = {}
+        for (stream, _), answer in zip(requests, await self._direct_gets(requests), strict=True):
+            for msg in answer:
+                owner = by_stream[stream].get(msg.subject)
+                if owner is not None:
+                    out[owner] = msg
+        return out
+
+    async def _read_spans(self, spans: Mapping[str, tuple[int, int | None]]) -> dict[str, list[_Msg]]:
+        """Each execution's steps after ``start`` and before ``stop`` (None: to the last), read by
+        subject (``_READ_BATCH`` a request)."""
+        out: dict[str, list[_Msg]] = {eid: [] for eid in spans}
+        start = {eid: first + 1 for eid, (first, _) in spans.items()}
+        pending = list(spans)
         while pending:
             requests = [
                 (
@@ -66,16 +155,20 @@ class BatchReads(Connection):
             answers = await self._direct_gets(requests)
             more = []
             for eid, answer in zip(pending, answers, strict=True):
-                out[eid] += [(seq, decode(data)) for _, seq, data in answer]
-                if len(answer) >= _READ_BATCH:  # a long tail: the rest in the next round
-                    start[eid] = answer[-1][1] + 1
+                stop = spans[eid][1]
+                out[eid] += [m for m in answer if stop is None or m.seq < stop]
+                if len(answer) >= _READ_BATCH and (stop is None or answer[-1].seq < stop - 1):
+                    start[eid] = answer[-1].seq + 1  # a long tail: the rest in the next round
                     more.append(eid)
             pending = more
         return out
 
-    async def _direct_gets(self, requests: list[tuple[str, dict[str, Any]]]) -> list[_Answer]:
+    async def _direct_gets(
+        self, requests: list[tuple[str, dict[str, Any]]], single: bool = False
+    ) -> list[_Answer]:
         """Send every direct get request at once (one reply subject each under one inbox) and
-        collect their answers: each ends with a status, 204 (end of batch) or 404 (nothing)."""
+        collect their answers: a batch ends with a status, 204 (end of batch) or 404 (nothing);
+        ``single``: each request asks for one message by sequence, answered by it or by a 404."""
         if not requests:
             return []
         prefix = self.nc.new_inbox()
@@ -88,9 +181,18 @@ class BatchReads(Connection):
             headers = msg.headers or {}
             status = headers.get("Status")
             if status is None:
-                answers[i].append((headers.get("Nats-Subject", ""), int(headers["Nats-Sequence"]), msg.data))
-                return
-            if status not in ("204", "404"):
+                previous = headers.get(_PREVIOUS)
+                answers[i].append(
+                    _Msg(
+                        headers.get("Nats-Subject", ""),
+                        int(headers["Nats-Sequence"]),
+                        msg.data,
+                        int(previous) if previous is not None and previous.isdigit() else None,
+                    )
+                )
+                if not single:
+                    return
+            elif status not in ("204", "404"):
                 if not done.done():
                     stream = requests[i][0]
                     why = headers.get("Description", "")
@@ -112,7 +214,3 @@ class BatchReads(Connection):
         finally:
             await sub.unsubscribe()
         return answers
-
-
-def _after(execution_id: str, start: int) -> dict[str, Any]:
-    return {"seq": start, "next_by_subj": S.events(execution_id), "batch": _READ_BATCH}

@@ -8,6 +8,7 @@ import socket
 import uuid
 import warnings
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -233,4 +234,82 @@ async def test_partition_leases_are_compare_and_set(nats_url: str) -> None:
     assert renewed is not None and renewed > taken
     assert await store.lease_write(p, "", renewed, 1) is not None  # given back
     assert (await store.lease_holder(p))[0] == ""
+    await store.close()
+
+
+async def test_tails_read_at_once_are_walked_back_by_sequence_and_read_by_subject_otherwise(
+    nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``read_many`` follows each step's record of the step before it; a tail longer than the walk,
+    a step written without that record, or one not served is read by subject (whole when what was
+    read does not join the walked steps); each read equals ``read_after``."""
+    from eventstore import batchreads
+    from eventstore import subjects as S
+
+    store = await Store.connect(nats_url)
+    ids = {name: uuid.uuid4().hex for name in ("short", "unguarded", "long", "gone", "done", "missing")}
+    seqs: dict[str, list[int]] = {name: [] for name in ids}
+
+    async def step(name: str, second: int) -> None:
+        eid = ids[name]
+        events: list[ev.Event] = (
+            [_created(eid)]
+            if not seqs[name]
+            else [ev.ExecutionStateChanged(date=f"2026-01-01T00:00:{second:02d}Z", state="RUNNING")]
+        )
+        seqs[name].append(await store.append(eid, events, seqs[name][-1] if seqs[name] else 0))
+
+    for second in range(4):
+        for name in ("short", "unguarded", "gone", "done"):
+            await step(name, second)
+    # A step stored without the expected sequence (by hand): the walk cannot go past it.
+    raw = ev.encode([ev.ExecutionStateChanged(date="2026-01-01T00:00:30Z", state="RUNNING")])
+    seqs["unguarded"].append((await store.js.publish(S.events(ids["unguarded"]), raw)).seq)
+    await step("unguarded", 31)
+    for second in range(batchreads._WALK + 6):
+        await step("long", second % 60)
+
+    walked: list[set[str]] = []
+    spans: list[set[str]] = []
+    direct_gets, read_spans = store._direct_gets, store._read_spans
+
+    lagging = [True]
+
+    async def spy_gets(requests: list[tuple[str, dict[str, Any]]], single: bool = False) -> list[Any]:
+        answers: list[Any] = await direct_gets(requests, single)
+        gone_subject = S.events(ids["gone"])
+        for (_, r), answer in zip(requests, answers, strict=True):
+            if r.get("next_by_subj") == gone_subject and lagging[0]:
+                # Served by a replica a step behind: the step before the walked one is missing.
+                lagging[0] = False
+                answer[:] = [m for m in answer if m.seq < seqs["gone"][-2]]
+        if single:
+            walked.append({str(r["seq"]) for _, r in requests})
+            # The "gone" execution's steps are no longer there (as the stream's limits would do).
+            gone = {(S.events_stream(ids["gone"]), seq) for seq in seqs["gone"]}
+            answers = [
+                [] if (stream, r["seq"]) in gone else a
+                for (stream, r), a in zip(requests, answers, strict=True)
+            ]
+        return answers
+
+    async def spy_spans(s: dict[str, tuple[int, int]]) -> Any:
+        spans.append(set(s))
+        return await read_spans(s)
+
+    monkeypatch.setattr(store, "_direct_gets", spy_gets)
+    monkeypatch.setattr(store, "_read_spans", spy_spans)
+    after = {eid: 0 for eid in ids.values()}
+    after[ids["long"]] = seqs["long"][1]
+    after[ids["done"]] = seqs["done"][-1]  # a snapshot at its last step: nothing after it
+    many = await store.read_many(after)
+    monkeypatch.undo()
+    for name, eid in ids.items():
+        assert many[eid] == await store.read_after(eid, after[eid]), name
+    assert [s for s, _ in many[ids["short"]]] == seqs["short"]
+    assert [s for s, _ in many[ids["long"]]] == seqs["long"][2:]
+    assert many[ids["done"]] == many[ids["missing"]] == []
+    # The read by subject that did not join the walked steps ("gone", a replica behind) is read whole.
+    assert [{n for n, e in ids.items() if e in s} for s in spans] == [{"unguarded", "long", "gone"}, {"gone"}]
+    assert len(walked) == batchreads._WALK
     await store.close()

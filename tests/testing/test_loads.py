@@ -85,3 +85,37 @@ async def test_closing_cancels_whoever_waits() -> None:
     await loads.close()
     with pytest.raises(asyncio.CancelledError):
         await waiting
+
+
+async def test_rounds_are_read_several_at_once_up_to_the_limit() -> None:
+    """A slow round does not hold the loads asked for after it: up to ``in_flight`` rounds are read
+    together, and the next one starts as soon as one of them ends."""
+
+    class SlowStore(CountingStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gate = asyncio.Event()
+            self.reading = 0
+            self.most = 0
+
+        async def get_snapshots(self, execution_ids: Sequence[str]) -> dict[str, bytes]:
+            self.reading += 1
+            self.most = max(self.most, self.reading)
+            try:
+                await self.gate.wait()
+                return await super().get_snapshots(execution_ids)
+            finally:
+                self.reading -= 1
+
+    store = SlowStore()
+    ids = [await _created(store) for _ in range(50)]
+    loads = Loads(store, per_round=10, in_flight=3)
+    reads = asyncio.gather(*(loads.read(eid) for eid in ids))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert store.reading == 3  # three rounds of ten wait on the server; twenty loads wait for them
+    store.gate.set()
+    got = await reads
+    assert [r.state.id for r in got if r.state] == ids
+    assert store.most == 3 and [len(r) for r in store.rounds] == [10] * 5
+    await loads.close()

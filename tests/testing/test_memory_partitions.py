@@ -124,3 +124,47 @@ async def test_a_dead_peer_wakes_the_tick_at_once_and_a_slow_one_keeps_its_parti
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running
+
+
+async def test_a_ping_lost_with_a_killed_peer_does_not_hold_the_probe() -> None:
+    """A ping sent as the peer is killed, before the server sees its socket close, is never
+    answered: the probe counts it alive after ``PROBE_WAIT_S`` and pings again, and the next ping
+    (no responders) moves the partitions, long before the lost one would have timed out."""
+    from engine import partitions
+
+    store = MemoryStore()
+    pings: list[float] = []
+
+    async def alive(member: str) -> bool:
+        if member != "a":
+            return True
+        pings.append(asyncio.get_running_loop().time())
+        if len(pings) == 1:
+            await asyncio.sleep(30)  # the lost ping: no answer, no "no responders"
+        return False
+
+    a = Partitions(store, "a", _noop_take, _noop_release, ttl_s=60, alive=_answer)
+    b = Partitions(store, "b", _noop_take, _noop_release, ttl_s=60, alive=_answer)
+    for who in (a, b, a, b):
+        await who.tick()
+    a_share = set(a.held)
+    assert a_share and not a_share & set(b.held)
+    b.alive = alive  # a is killed now
+    started = asyncio.get_running_loop().time()
+    running = asyncio.create_task(b.run())
+    try:
+        for _ in range(250):
+            if set(b.held) == set(range(S.PARTITIONS)):
+                break
+            await asyncio.sleep(0.02)
+        assert set(b.held) == set(range(S.PARTITIONS))
+        assert pings[1] - pings[0] < partitions.PROBE_WAIT_S + partitions.PROBE_EVERY_S + 1
+        assert asyncio.get_running_loop().time() - started < 5  # the lost ping would hold it 30 s
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+
+
+async def _answer(member: str) -> bool:
+    return True
