@@ -6,6 +6,9 @@ too, but never a taskrun that did not run); the durable appends per taskrun (eve
 last sequence, before and after: events, inputs, work, logs, KV puts); and the floor measured on the same
 server in the same run (bench/floor.py: acknowledged appends/s, 100 in flight) with the ratio.
 
+In this process the collector is set as in the serving processes (``engine.cli.common.gc_started``:
+start-up objects frozen, young collections every 50,000 allocations); GC=python keeps Python's own.
+
 Env: DUR (seconds, default 20), CONC (lanes, default 20), PROCS=1 runs the executor
 and the worker as two `engine server` processes (the deployment shape) instead of in this process.
 
@@ -33,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import chain_flow
 from bench.floor import measure as measure_floor
 from engine.aio import run_async
+from engine.cli.common import gc_for_startup, gc_started
 from engine.core import events as ev
 from engine.core.states import TERMINAL, State
 from engine.ids import new_execution_id
@@ -97,6 +101,8 @@ async def main() -> None:
     workers = int(os.environ.get("WORKERS", "3" if nodes > 1 else "1"))
     replicas = min(3, nodes)
     combined = os.environ.get("COMBINED") == "1"
+    if os.environ.get("GC") != "python":
+        gc_for_startup()
     with tempfile.TemporaryDirectory() as tmp:
         cluster: LocalCluster | EmbeddedServer
         if nodes > 1:
@@ -133,6 +139,8 @@ async def main() -> None:
                         asyncio.create_task(rt.executor().run()),
                         asyncio.create_task(rt.worker(concurrency=64).run()),
                     ]
+                if os.environ.get("GC") != "python":
+                    gc_started()  # as `engine run` and `engine server` once their roles are up
                 before = await appended(rt)
                 cpu0 = time.process_time()
                 done, failed, taskruns, elapsed = await drive(rt, duration, lanes)
