@@ -31,6 +31,11 @@ from eventstore.reader import read_execution
 from eventstore.server import EmbeddedServer, owner_endpoint, register_client
 from eventstore.storage import InternalStorage
 from eventstore.store import JetStreamKV, Store
+from eventstore.subjects import partition
+
+# How long a creation handed to this process's executor may wait to be stored before it goes to
+# the inbox instead (a second creation of one id starts nothing: the executor accepts one).
+CREATION_HANDOFF_WAIT_S = 10.0
 
 log = get_logger("engine.runtime")
 
@@ -83,9 +88,11 @@ class Starter:
     """Sends the command that creates an execution: the one way every caller starts one (the
     runtime is a Starter; ``engine.testing`` makes one over its in-memory store)."""
 
-    def __init__(self, commands: Inputs, files: Any) -> None:
+    def __init__(self, commands: Inputs, files: Any, handoff: Handoff | None = None) -> None:
         self.commands = commands
         self.files = files
+        # This process's executor (``engine.handoff``): a creation it takes is stored by its first step.
+        self.handoff = handoff
 
     async def create_execution(
         self,
@@ -95,10 +102,17 @@ class Starter:
         execution_id: str | None = None,
         trigger: dict[str, Any] | None = None,
         secret_inputs: tuple[str, ...] = (),
+        *,
+        fresh: bool = False,
     ) -> str:
-        """Send the creation of an execution of ``flow``; its local FILE inputs go to ``files``."""
+        """Send the creation of an execution of ``flow``; its local FILE inputs go to ``files``.
+
+        ``fresh``: the caller made ``execution_id`` up at random just now (an id made here is too),
+        so no execution can have it yet: this process's executor may store the creation at once.
+        """
         if flow.disabled:
             raise EngineError(f"flow {flow.namespace}.{flow.id} is disabled: executions are refused")
+        fresh = fresh or execution_id is None
         execution_id = execution_id or new_execution_id()
         from engine.files import upload_file_inputs
 
@@ -106,8 +120,35 @@ class Starter:
         created = execution_created(
             flow, execution_id, utcnow(), inputs, labels, trigger=trigger, secret_inputs=secret_inputs or None
         )
-        await self.commands.send_input(execution_id, created, msg_id=f"{execution_id}:created")
+        msg_id = f"{execution_id}:created"
+        if not (fresh and await self._handed_over(execution_id, created, msg_id)):
+            await self.commands.send_input(execution_id, created, msg_id=msg_id)
         return execution_id
+
+    async def _handed_over(self, execution_id: str, created: ev.ExecutionCreated, msg_id: str) -> bool:
+        """Did the executor of this process store the creation (its first step, no inbox write)?
+
+        The creation through the inbox costs a durable write, and a delete once consumed, before the
+        executor's first step writes the same event again; handed over in memory, that first step
+        is the one write. It answers once the step is stored; anything else (not its partition, a
+        failed append, too slow) and the inbox takes the creation as before.
+
+        Only a fresh id comes this way: the inbox drops a second creation of an id by its message id,
+        whereas here it would reach the executor, whose first step would be refused by the stream
+        (the execution exists), yet seen by live watchers of the execution's events.
+        """
+        handoff = self.handoff
+        if handoff is None:
+            return False
+        data = ev.encode_input(created)
+        self.commands.check_size(data, {"Nats-Msg-Id": msg_id})  # refused as the inbox would refuse it
+        answer = handoff.offer(execution_id, partition(execution_id), data)
+        if answer is None:
+            return False
+        try:
+            return await asyncio.wait_for(asyncio.shield(answer), CREATION_HANDOFF_WAIT_S)
+        except TimeoutError:
+            return False
 
 
 class Runtime(Starter):
@@ -158,12 +199,13 @@ class Runtime(Starter):
 
     def _ready(self) -> Runtime:
         # This process's worker hands its reports to this process's executor, which hands it work
-        # (engine.handoff). On a replicated cluster too: the stall once seen there after a quorum
-        # loss was wait_terminal's (a replica read behind, the live step gone by), not the hand-off's.
-        self.handoff: Handoff | None = Handoff()
+        # (engine.handoff), and creations made here with a fresh id go to that executor too. On a
+        # replicated cluster too: the stall once seen there after a quorum loss was wait_terminal's
+        # (a replica read behind, the live step gone by), not the hand-off's.
+        handoff = Handoff()
         self.flows = FlowCache(self.store)
         self.expressions = make_expressions(self.store)
-        Starter.__init__(self, self.store, InternalStorage(self.store))
+        Starter.__init__(self, self.store, InternalStorage(self.store), handoff)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

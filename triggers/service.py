@@ -411,7 +411,9 @@ class TriggerService:
 
     async def _realtime_create(self, flow: Flow, trigger: Trigger, event: RealtimeEvent) -> str:
         eid = realtime_execution_id(flow, trigger, event.key)
-        return await start_plan(self.rt, event_plan(flow, trigger, eid, event.variables, self.expressions))
+        plan = event_plan(flow, trigger, eid, event.variables, self.expressions)
+        # A keyless event's id is random (a redelivery of it could not be recognised anyway).
+        return await start_plan(self.rt, plan, fresh=not event.key)
 
     async def _polling_create(
         self, flow: Flow, trigger: Trigger, execution_id: str, variables: dict[str, Any]

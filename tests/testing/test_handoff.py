@@ -184,3 +184,98 @@ async def test_the_worker_skips_a_queued_copy_of_an_attempt_it_holds_in_memory()
                 break
             await asyncio.sleep(0.01)
     assert runs == [2]
+
+
+async def _executor_ready(eng: MemoryEngine) -> None:
+    """Until the executor holds its partitions: before, a creation goes to the inbox."""
+    for _ in range(500):
+        if eng.executor.partitions.alone and eng.executor.partitions.owns(0):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the executor did not take its partitions")
+
+
+class CountingCreations(CountingStore):
+    """Counts the first steps stored (not those the store refused), and what they held."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first_steps: list[list[str]] = []
+
+    async def append(self, execution_id: str, events: list[ev.Event], expected_last_seq: int) -> int:
+        seq = await super().append(execution_id, events, expected_last_seq)
+        if expected_last_seq == 0:
+            self.first_steps.append([type(e).__name__ for e in events])
+        return seq
+
+
+async def test_a_creation_reaches_the_executor_of_the_process_without_an_inbox_write() -> None:
+    """``create_execution`` returns once the executor's first step (creation and start) is stored,
+    and that step is the only write of the creation."""
+    store = CountingCreations()
+    async with MemoryEngine(store) as eng:
+        flow = await eng.deploy(FLOW)
+        await _executor_ready(eng)
+        eid = await eng.start(flow)
+        first = await store.read(eid)
+        assert first, "create_execution returned before the execution was stored"
+        assert isinstance(first[0][1][0], ev.ExecutionCreated)
+        state = await eng.run(flow)
+    assert state.state == "SUCCESS"
+    assert "ExecutionCreated" not in store.sent
+    assert len(store.first_steps) == 2 and all(s[0] == "ExecutionCreated" for s in store.first_steps)
+
+
+async def test_a_creation_the_executor_does_not_take_goes_through_the_inbox() -> None:
+    store = CountingCreations()
+    async with MemoryEngine(store) as eng:
+        flow = await eng.deploy(FLOW)
+        await _executor_ready(eng)
+        eng.handoff.detach(eng.executor._take_local)  # as if its partition belonged to another executor
+        state = await eng.run(flow)
+    assert state.state == "SUCCESS"
+    assert store.sent.count("ExecutionCreated") == 1
+
+
+async def test_a_creation_of_a_given_id_goes_through_the_inbox_and_starts_nothing_twice() -> None:
+    """An id the caller chose may name an execution that exists: the inbox drops the second creation
+    by its message id; in memory it would reach the executor, whose refused first step live watchers
+    of the execution would see."""
+    store = CountingCreations()
+    async with MemoryEngine(store) as eng:
+        flow = await eng.deploy(FLOW)
+        await _executor_ready(eng)
+        state = await eng.run(flow)
+        assert "ExecutionCreated" not in store.sent
+        assert await eng.start(flow, execution_id=state.id) == state.id
+        await asyncio.sleep(0.2)
+    assert store.sent.count("ExecutionCreated") == 1
+    assert len(store.first_steps) == 1
+    steps = await store.read(state.id)
+    assert sum(isinstance(e, ev.ExecutionCreated) for _, step in steps for e in step) == 1
+
+
+async def test_a_creation_whose_first_step_fails_goes_through_the_inbox_and_runs_once() -> None:
+    """The executor's first append of a handed-over creation fails: the creation is handed back
+    (nak) and sent to the inbox, and the execution runs once from there."""
+    store = CountingCreations()
+    failures = 0
+    append = store.append
+
+    async def failing_once(execution_id: str, events: list[ev.Event], expected: int) -> int:
+        nonlocal failures
+        if expected == 0 and not failures:
+            failures += 1
+            raise ConcurrencyConflict("another writer")
+        return await append(execution_id, events, expected)
+
+    store.append = failing_once  # type: ignore[method-assign]
+    async with MemoryEngine(store) as eng:
+        flow = await eng.deploy(FLOW)
+        await _executor_ready(eng)
+        state = await eng.run(flow)
+    assert state.state == "SUCCESS" and failures == 1
+    assert store.sent.count("ExecutionCreated") == 1
+    steps = await store.read(state.id)
+    assert sum(isinstance(e, ev.ExecutionCreated) for _, step in steps for e in step) == 1
+    assert sum(isinstance(e, ev.AttemptEnded) for _, step in steps for e in step) == 3
