@@ -145,10 +145,18 @@ class Starter:
         answer = handoff.offer(execution_id, partition(execution_id), data)
         if answer is None:
             return False
+        # A timer rather than wait_for (a task and a shield per creation): past it, the answer is
+        # "not stored" and the executor's later one is ignored (a second creation starts nothing).
+        timer = asyncio.get_running_loop().call_later(CREATION_HANDOFF_WAIT_S, _not_stored, answer)
         try:
-            return await asyncio.wait_for(asyncio.shield(answer), CREATION_HANDOFF_WAIT_S)
-        except TimeoutError:
-            return False
+            return await answer
+        finally:
+            timer.cancel()
+
+
+def _not_stored(answer: asyncio.Future[bool]) -> None:
+    if not answer.done():
+        answer.set_result(False)
 
 
 class Runtime(Starter):

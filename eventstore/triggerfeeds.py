@@ -79,9 +79,14 @@ class StepDelivery:
     """One execution step delivered to a consumer: ack it once handled, nak it to see it again."""
 
     execution_id: str
-    seq: int  # the step's stream sequence
     data: bytes
     msg: Msg
+
+    @property
+    def seq(self) -> int:
+        """The step's stream sequence (parsed from the reply subject when asked: most steps are
+        acknowledged without it, when no flow trigger listens)."""
+        return int(self.msg.metadata.sequence.stream)
 
     async def ack(self) -> None:
         await self.msg.ack()
@@ -104,9 +109,7 @@ async def consume_steps(
     for k in range(S.SHARDS):
 
         async def on_msg(msg: Msg, k: int = k) -> None:
-            step = StepDelivery(
-                msg.subject.split(".", 2)[2], int(msg.metadata.sequence.stream), msg.data, msg
-            )
+            step = StepDelivery(msg.subject.split(".", 2)[2], msg.data, msg)
             await on_step(k, step)
 
         config = jsapi.ConsumerConfig(

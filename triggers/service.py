@@ -228,6 +228,13 @@ class TriggerService:
         queues: list[asyncio.Queue[StepDelivery]] = [asyncio.Queue() for _ in range(S.SHARDS)]
 
         async def on_step(shard: int, step: StepDelivery) -> None:
+            listeners = self.step_listeners()
+            if not listeners.flow_triggers and not listeners.stoppers:
+                # Nothing listens to steps: acknowledged here, not queued for ``handle`` (which would
+                # do nothing with it either). Two per execution, in the process that runs it.
+                with contextlib.suppress(Exception):
+                    await step.ack()
+                return
             queues[shard].put_nowait(step)
 
         await consume_steps(self.store, self._subs, self.durable, on_step, self.inactive_threshold)

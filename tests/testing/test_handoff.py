@@ -279,3 +279,29 @@ async def test_a_creation_whose_first_step_fails_goes_through_the_inbox_and_runs
     steps = await store.read(state.id)
     assert sum(isinstance(e, ev.ExecutionCreated) for _, step in steps for e in step) == 1
     assert sum(isinstance(e, ev.AttemptEnded) for _, step in steps for e in step) == 3
+
+
+async def test_a_creation_the_executor_never_answers_for_goes_through_the_inbox(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Taken but never answered (an executor stopped with it in hand): past the wait, the inbox."""
+    import engine.runtime
+
+    monkeypatch.setattr(engine.runtime, "CREATION_HANDOFF_WAIT_S", 0.05)
+    store = CountingCreations()
+    swallowed: list[InputDelivery] = []
+    async with MemoryEngine(store) as eng:
+        flow = await eng.deploy(FLOW)
+        await _executor_ready(eng)
+        take = eng.executor._take_local
+
+        def swallow_creations(item: InputDelivery) -> bool:
+            if isinstance(ev.decode_input(item.data), ev.ExecutionCreated):
+                swallowed.append(item)
+                return True
+            return take(item)  # the reports as usual
+
+        eng.handoff.attach(swallow_creations)
+        state = await eng.run(flow)
+    assert state.state == "SUCCESS" and len(swallowed) >= 1
+    assert store.sent.count("ExecutionCreated") == 1
