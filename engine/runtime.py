@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import functools
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,11 +89,19 @@ class Starter:
     """Sends the command that creates an execution: the one way every caller starts one (the
     runtime is a Starter; ``engine.testing`` makes one over its in-memory store)."""
 
-    def __init__(self, commands: Inputs, files: Any, handoff: Handoff | None = None) -> None:
+    def __init__(
+        self,
+        commands: Inputs,
+        files: Any,
+        handoff: Handoff | None = None,
+        last_seq: Callable[[str], Awaitable[int]] | None = None,
+    ) -> None:
         self.commands = commands
         self.files = files
         # This process's executor (``engine.handoff``): a creation it takes is stored by its first step.
         self.handoff = handoff
+        # The store's last step of an execution (0: none): whether a given id is free to hand over.
+        self.last_seq = last_seq
 
     async def create_execution(
         self,
@@ -104,11 +113,15 @@ class Starter:
         secret_inputs: tuple[str, ...] = (),
         *,
         fresh: bool = False,
+        keyed: bool = False,
     ) -> str:
         """Send the creation of an execution of ``flow``; its local FILE inputs go to ``files``.
 
         ``fresh``: the caller made ``execution_id`` up at random just now (an id made here is too),
         so no execution can have it yet: this process's executor may store the creation at once.
+        ``keyed``: the id derives from an event a source may deliver again (a durable realtime
+        consumer's message): read first when this process's executor could take it, an execution
+        that has it already is left as it is (the inbox would drop or ignore a second creation too).
         """
         if flow.disabled:
             raise EngineError(f"flow {flow.namespace}.{flow.id} is disabled: executions are refused")
@@ -121,6 +134,10 @@ class Starter:
             flow, execution_id, utcnow(), inputs, labels, trigger=trigger, secret_inputs=secret_inputs or None
         )
         msg_id = f"{execution_id}:created"
+        if keyed and not fresh and self.handoff is not None and self.last_seq is not None:
+            if await self.last_seq(execution_id):
+                return execution_id  # created before: a redelivered event
+            fresh = True  # free a moment ago; a creation racing this one is refused by the stream
         if not (fresh and await self._handed_over(execution_id, created, msg_id)):
             await self.commands.send_input(execution_id, created, msg_id=msg_id)
         return execution_id
@@ -133,9 +150,9 @@ class Starter:
         is the one write. It answers once the step is stored; anything else (not its partition, a
         failed append, too slow) and the inbox takes the creation as before.
 
-        Only a fresh id comes this way: the inbox drops a second creation of an id by its message id,
-        whereas here it would reach the executor, whose first step would be refused by the stream
-        (the execution exists), yet seen by live watchers of the execution's events.
+        Only an id known to be free comes this way: the inbox drops a second creation of an id by its
+        message id, whereas here it would reach the executor, whose first step would be refused by the
+        stream (the execution exists), yet seen by live watchers of the execution's events.
         """
         handoff = self.handoff
         if handoff is None:
@@ -213,7 +230,11 @@ class Runtime(Starter):
         handoff = Handoff()
         self.flows = FlowCache(self.store)
         self.expressions = make_expressions(self.store)
-        Starter.__init__(self, self.store, InternalStorage(self.store), handoff)
+        # A keyed creation's read of its id asks the stream's leader: a replica a moment behind could
+        # say "absent" of an execution that exists (the stream would refuse the creation's step, but
+        # live watchers of the execution would see it go by).
+        last_seq = functools.partial(self.store.last_seq, leader=True)
+        Starter.__init__(self, self.store, InternalStorage(self.store), handoff, last_seq)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

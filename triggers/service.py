@@ -419,8 +419,9 @@ class TriggerService:
     async def _realtime_create(self, flow: Flow, trigger: Trigger, event: RealtimeEvent) -> str:
         eid = realtime_execution_id(flow, trigger, event.key)
         plan = event_plan(flow, trigger, eid, event.variables, self.expressions)
-        # A keyless event's id is random (a redelivery of it could not be recognised anyway).
-        return await start_plan(self.rt, plan, fresh=not event.key)
+        # A keyless event's id is random (a redelivery of it could not be recognised anyway); a keyed
+        # one's is the same for a redelivery of the event.
+        return await start_plan(self.rt, plan, fresh=not event.key, keyed=bool(event.key))
 
     async def _polling_create(
         self, flow: Flow, trigger: Trigger, execution_id: str, variables: dict[str, Any]

@@ -305,7 +305,7 @@ async def _execute(engine: MemoryEngine, flow: Flow, case: TestCase, timeout: fl
     try:
         # as `engine run` and the API: defaults applied, values typed, a bad one refused (InputError)
         inputs = resolve_inputs(flow, case.inputs, engine.expressions.render)
-        starter = Starter(engine.store, engine.store.files, engine.handoff)
+        starter = Starter(engine.store, engine.store.files, engine.handoff, engine.store.last_seq)
         await starter.create_execution(
             flow, inputs, execution_id=execution_id, trigger=case.trigger, fresh=True
         )

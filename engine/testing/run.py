@@ -87,7 +87,7 @@ class MemoryEngine:
         fresh: bool = False,
     ) -> str:
         """Create an execution of ``flow`` as ``Runtime.create_execution`` does (files in memory)."""
-        starter = Starter(self.store, self.store.files, self.handoff)
+        starter = Starter(self.store, self.store.files, self.handoff, self.store.last_seq)
         return await starter.create_execution(
             flow, dict(inputs or {}), execution_id=execution_id, fresh=fresh
         )

@@ -237,21 +237,29 @@ async def test_a_creation_the_executor_does_not_take_goes_through_the_inbox() ->
     assert store.sent.count("ExecutionCreated") == 1
 
 
-async def test_a_creation_of_a_given_id_goes_through_the_inbox_and_starts_nothing_twice() -> None:
-    """An id the caller chose may name an execution that exists: the inbox drops the second creation
-    by its message id; in memory it would reach the executor, whose refused first step live watchers
-    of the execution would see."""
+async def test_a_keyed_creation_is_handed_over_when_no_execution_has_its_id() -> None:
+    """A keyed id (a durable realtime consumer's message) names the execution of a redelivered
+    event too: it is read first. Free, the creation goes to the executor in memory; taken, nothing is
+    sent (the inbox would have dropped it; in memory it would reach the executor, whose refused first
+    step live watchers of the execution's events would see). Any other given id (a schedule's slot)
+    goes through the inbox, as before."""
+    from engine.runtime import Starter
+
     store = CountingCreations()
     async with MemoryEngine(store) as eng:
         flow = await eng.deploy(FLOW)
         await _executor_ready(eng)
-        state = await eng.run(flow)
+        starter = Starter(store, store.files, eng.handoff, store.last_seq)
+        eid = await starter.create_execution(flow, {}, execution_id="keyed-1", keyed=True)
+        assert eid == "keyed-1" and await store.last_seq(eid)  # stored when it returns
         assert "ExecutionCreated" not in store.sent
-        assert await eng.start(flow, execution_id=state.id) == state.id
+        assert await starter.create_execution(flow, {}, execution_id=eid, keyed=True) == eid
+        assert "ExecutionCreated" not in store.sent  # a redelivery: nothing sent
+        await starter.create_execution(flow, {}, execution_id="slot-1")
+        assert store.sent == ["ExecutionCreated"]
         await asyncio.sleep(0.2)
-    assert store.sent.count("ExecutionCreated") == 1
-    assert len(store.first_steps) == 1
-    steps = await store.read(state.id)
+    assert len(store.first_steps) == 2
+    steps = await store.read("keyed-1")
     assert sum(isinstance(e, ev.ExecutionCreated) for _, step in steps for e in step) == 1
 
 
