@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -83,6 +84,11 @@ class StepDelivery:
     msg: Msg
 
     @property
+    def stored_at(self) -> datetime:
+        """When the server stored the step."""
+        return self.msg.metadata.timestamp
+
+    @property
     def seq(self) -> int:
         """The step's stream sequence (parsed from the reply subject when asked: most steps are
         acknowledged without it, when no flow trigger listens)."""
@@ -101,10 +107,13 @@ async def consume_steps(
     durable: str,
     on_step: Callable[[int, StepDelivery], Awaitable[None]],
     inactive_threshold: float | None = None,
+    since: datetime | None = None,
 ) -> None:
     """Every new execution step to ``on_step(shard, delivery)``, through a durable consumer per shard.
 
     Services sharing ``durable`` share the steps (queue group); an unacked step is delivered again.
+    A consumer made here starts with the steps stored from ``since`` on (None: from now on); one
+    that exists goes on from where it was.
     """
     for k in range(S.SHARDS):
 
@@ -113,7 +122,8 @@ async def consume_steps(
             await on_step(k, step)
 
         config = jsapi.ConsumerConfig(
-            deliver_policy=jsapi.DeliverPolicy.NEW,
+            deliver_policy=jsapi.DeliverPolicy.NEW if since is None else jsapi.DeliverPolicy.BY_START_TIME,
+            opt_start_time=since,
             ack_wait=60,
             max_ack_pending=10_000,
             inactive_threshold=inactive_threshold,
