@@ -230,10 +230,11 @@ class Runtime(Starter):
         handoff = Handoff()
         self.flows = FlowCache(self.store)
         self.expressions = make_expressions(self.store)
-        # A keyed creation's read of its id asks the stream's leader: a replica a moment behind could
-        # say "absent" of an execution that exists (the stream would refuse the creation's step, but
-        # live watchers of the execution would see it go by).
-        last_seq = functools.partial(self.store.last_seq, leader=True)
+        # A keyed creation's read of its id asks the stream's leader on a cluster: a replica a moment
+        # behind could say "absent" of an execution that exists (the stream would refuse the
+        # creation's step, but live watchers of the execution would see it go by). One server
+        # answers a direct get, cheaper than the leader's API request.
+        last_seq = functools.partial(self.store.last_seq, leader=self.store.replicas > 1)
         Starter.__init__(self, self.store, InternalStorage(self.store), handoff, last_seq)
         return self
 
