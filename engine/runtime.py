@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import functools
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,11 @@ from eventstore.reader import read_execution
 from eventstore.server import EmbeddedServer, owner_endpoint, register_client
 from eventstore.storage import InternalStorage
 from eventstore.store import JetStreamKV, Store
+from eventstore.subjects import partition
+
+# How long a creation handed to this process's executor may wait to be stored before it goes to
+# the inbox instead (a second creation of one id starts nothing: the executor accepts one).
+CREATION_HANDOFF_WAIT_S = 10.0
 
 log = get_logger("engine.runtime")
 
@@ -83,9 +89,19 @@ class Starter:
     """Sends the command that creates an execution: the one way every caller starts one (the
     runtime is a Starter; ``engine.testing`` makes one over its in-memory store)."""
 
-    def __init__(self, commands: Inputs, files: Any) -> None:
+    def __init__(
+        self,
+        commands: Inputs,
+        files: Any,
+        handoff: Handoff | None = None,
+        last_seq: Callable[[str], Awaitable[int]] | None = None,
+    ) -> None:
         self.commands = commands
         self.files = files
+        # This process's executor (``engine.handoff``): a creation it takes is stored by its first step.
+        self.handoff = handoff
+        # The store's last step of an execution (0: none): whether a given id is free to hand over.
+        self.last_seq = last_seq
 
     async def create_execution(
         self,
@@ -95,10 +111,21 @@ class Starter:
         execution_id: str | None = None,
         trigger: dict[str, Any] | None = None,
         secret_inputs: tuple[str, ...] = (),
+        *,
+        fresh: bool = False,
+        keyed: bool = False,
     ) -> str:
-        """Send the creation of an execution of ``flow``; its local FILE inputs go to ``files``."""
+        """Send the creation of an execution of ``flow``; its local FILE inputs go to ``files``.
+
+        ``fresh``: the caller made ``execution_id`` up at random just now (an id made here is too),
+        so no execution can have it yet: this process's executor may store the creation at once.
+        ``keyed``: the id derives from an event a source may deliver again (a durable realtime
+        consumer's message): read first when this process's executor could take it, an execution
+        that has it already is left as it is (the inbox would drop or ignore a second creation too).
+        """
         if flow.disabled:
             raise EngineError(f"flow {flow.namespace}.{flow.id} is disabled: executions are refused")
+        fresh = fresh or execution_id is None
         execution_id = execution_id or new_execution_id()
         from engine.files import upload_file_inputs
 
@@ -106,8 +133,47 @@ class Starter:
         created = execution_created(
             flow, execution_id, utcnow(), inputs, labels, trigger=trigger, secret_inputs=secret_inputs or None
         )
-        await self.commands.send_input(execution_id, created, msg_id=f"{execution_id}:created")
+        msg_id = f"{execution_id}:created"
+        if keyed and not fresh and self.handoff is not None and self.last_seq is not None:
+            if await self.last_seq(execution_id):
+                return execution_id  # created before: a redelivered event
+            fresh = True  # free a moment ago; a creation racing this one is refused by the stream
+        if not (fresh and await self._handed_over(execution_id, created, msg_id)):
+            await self.commands.send_input(execution_id, created, msg_id=msg_id)
         return execution_id
+
+    async def _handed_over(self, execution_id: str, created: ev.ExecutionCreated, msg_id: str) -> bool:
+        """Did the executor of this process store the creation (its first step, no inbox write)?
+
+        The creation through the inbox costs a durable write, and a delete once consumed, before the
+        executor's first step writes the same event again; handed over in memory, that first step
+        is the one write. It answers once the step is stored; anything else (not its partition, a
+        failed append, too slow) and the inbox takes the creation as before.
+
+        Only an id known to be free comes this way: the inbox drops a second creation of an id by its
+        message id, whereas here it would reach the executor, whose first step would be refused by the
+        stream (the execution exists), yet seen by live watchers of the execution's events.
+        """
+        handoff = self.handoff
+        if handoff is None:
+            return False
+        data = ev.encode_input(created)
+        self.commands.check_size(data, {"Nats-Msg-Id": msg_id})  # refused as the inbox would refuse it
+        answer = handoff.offer(execution_id, partition(execution_id), data)
+        if answer is None:
+            return False
+        # A timer rather than wait_for (a task and a shield per creation): past it, the answer is
+        # "not stored" and the executor's later one is ignored (a second creation starts nothing).
+        timer = asyncio.get_running_loop().call_later(CREATION_HANDOFF_WAIT_S, _not_stored, answer)
+        try:
+            return await answer
+        finally:
+            timer.cancel()
+
+
+def _not_stored(answer: asyncio.Future[bool]) -> None:
+    if not answer.done():
+        answer.set_result(False)
 
 
 class Runtime(Starter):
@@ -158,12 +224,18 @@ class Runtime(Starter):
 
     def _ready(self) -> Runtime:
         # This process's worker hands its reports to this process's executor, which hands it work
-        # (engine.handoff). On a replicated cluster too: the stall once seen there after a quorum
-        # loss was wait_terminal's (a replica read behind, the live step gone by), not the hand-off's.
-        self.handoff: Handoff | None = Handoff()
+        # (engine.handoff), and creations made here with a fresh id go to that executor too. On a
+        # replicated cluster too: the stall once seen there after a quorum loss was wait_terminal's
+        # (a replica read behind, the live step gone by), not the hand-off's.
+        handoff = Handoff()
         self.flows = FlowCache(self.store)
         self.expressions = make_expressions(self.store)
-        Starter.__init__(self, self.store, InternalStorage(self.store))
+        # A keyed creation's read of its id asks the stream's leader on a cluster: a replica a moment
+        # behind could say "absent" of an execution that exists (the stream would refuse the
+        # creation's step, but live watchers of the execution would see it go by). One server
+        # answers a direct get, cheaper than the leader's API request.
+        last_seq = functools.partial(self.store.last_seq, leader=self.store.replicas > 1)
+        Starter.__init__(self, self.store, InternalStorage(self.store), handoff, last_seq)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -79,9 +80,19 @@ class StepDelivery:
     """One execution step delivered to a consumer: ack it once handled, nak it to see it again."""
 
     execution_id: str
-    seq: int  # the step's stream sequence
     data: bytes
     msg: Msg
+
+    @property
+    def stored_at(self) -> datetime:
+        """When the server stored the step."""
+        return self.msg.metadata.timestamp
+
+    @property
+    def seq(self) -> int:
+        """The step's stream sequence (parsed from the reply subject when asked: most steps are
+        acknowledged without it, when no flow trigger listens)."""
+        return int(self.msg.metadata.sequence.stream)
 
     async def ack(self) -> None:
         await self.msg.ack()
@@ -96,21 +107,23 @@ async def consume_steps(
     durable: str,
     on_step: Callable[[int, StepDelivery], Awaitable[None]],
     inactive_threshold: float | None = None,
+    since: datetime | None = None,
 ) -> None:
     """Every new execution step to ``on_step(shard, delivery)``, through a durable consumer per shard.
 
     Services sharing ``durable`` share the steps (queue group); an unacked step is delivered again.
+    A consumer made here starts with the steps stored from ``since`` on (None: from now on); one
+    that exists goes on from where it was.
     """
     for k in range(S.SHARDS):
 
         async def on_msg(msg: Msg, k: int = k) -> None:
-            step = StepDelivery(
-                msg.subject.split(".", 2)[2], int(msg.metadata.sequence.stream), msg.data, msg
-            )
+            step = StepDelivery(msg.subject.split(".", 2)[2], msg.data, msg)
             await on_step(k, step)
 
         config = jsapi.ConsumerConfig(
-            deliver_policy=jsapi.DeliverPolicy.NEW,
+            deliver_policy=jsapi.DeliverPolicy.NEW if since is None else jsapi.DeliverPolicy.BY_START_TIME,
+            opt_start_time=since,
             ack_wait=60,
             max_ack_pending=10_000,
             inactive_threshold=inactive_threshold,

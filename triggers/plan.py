@@ -47,6 +47,8 @@ class ExecutionStarter(Protocol):
         *,
         execution_id: str,
         trigger: dict[str, Any],
+        fresh: bool = False,
+        keyed: bool = False,
     ) -> str: ...
 
 
@@ -71,10 +73,21 @@ class TriggerRuntime(ExecutionStarter, Protocol):
     async def load_execution(self, execution_id: str) -> Execution | None: ...
 
 
-async def start_plan(starter: ExecutionStarter, plan: Plan) -> str:
-    """Send the plan's creation; returns its execution id (a second send of the same id starts nothing)."""
+async def start_plan(
+    starter: ExecutionStarter, plan: Plan, *, fresh: bool = False, keyed: bool = False
+) -> str:
+    """Send the plan's creation; returns its execution id (a second send of the same id starts nothing).
+
+    ``fresh``: the plan's id is random, made for it; ``keyed``: it derives from an event that may come
+    again (``engine.runtime.Starter.create_execution``)."""
     return await starter.create_execution(
-        plan.flow, plan.inputs, plan.labels, execution_id=plan.execution_id, trigger=plan.trigger
+        plan.flow,
+        plan.inputs,
+        plan.labels,
+        execution_id=plan.execution_id,
+        trigger=plan.trigger,
+        fresh=fresh,
+        keyed=keyed,
     )
 
 

@@ -10,7 +10,9 @@
 - Flow triggers: a durable consumer per EVENTS shard stream (queue group ``triggers``: several
   services share the work) reads every execution step; a state change that some Flow trigger
   listens to is folded (history up to that step) and evaluated; the message is acked once the
-  creates are sent. Creation ids are deterministic, so a redelivery starts nothing twice.
+  creates are sent. Creation ids are deterministic, so a redelivery starts nothing twice. Made
+  only once a Flow trigger or a ``stopAfter`` is deployed (until then no step is delivered); steps
+  stored before that moment, which an earlier service's consumer may hold, are acked unread.
 - Schedule triggers: every ``poll_interval`` (and at each due slot) ``tick()`` creates the
   executions of the slots that came due. The cursor (last slot handled) is in KV_triggers,
   written with compare-and-set; slot ids are deterministic, so two services or a restart create
@@ -131,6 +133,11 @@ class TriggerService:
         self._recovered: set[tuple[str, str, str]] = set()
         self._meta: OrderedDict[str, _Meta] = OrderedDict()
         self._step_listeners: _StepListeners | None = None  # derived from the index, rebuilt when it changes
+        # Steps are subscribed to only once something listens to them (a Flow trigger, stopAfter):
+        # set while waiting for that; then the moment it first did (steps before it are not read).
+        self._steps_wake: asyncio.Event | None = None
+        self._steps_since: datetime | None = None
+        self.steps_subscribed = False
         self._subs = Subscriptions()
         self._tasks: list[asyncio.Task[None]] = []
         self._tick_lock = asyncio.Lock()
@@ -145,7 +152,11 @@ class TriggerService:
         await self.kv.setup()
         await self._watch_flows()
         if self.flow_triggers_enabled:
-            await self._subscribe_events()
+            if self._steps_listened():
+                await self._subscribe_events()
+            else:
+                self._steps_wake = asyncio.Event()
+                self._tasks.append(asyncio.create_task(self._subscribe_when_listened(self._steps_wake)))
         if self.schedules_enabled:
             self._tasks.append(asyncio.create_task(self._schedule_loop()))
         if self.realtime_enabled:
@@ -205,6 +216,9 @@ class TriggerService:
         self._wake.set()
         self._realtime_wake.set()
         self._polling_wake.set()
+        if self._steps_wake is not None and self._steps_since is None and self._steps_listened():
+            self._steps_since = datetime.now(UTC)  # before the subscription: nothing after is missed
+            self._steps_wake.set()
 
     async def _watch_flows(self) -> None:
         def on_revision(rev: FlowRevision) -> None:
@@ -224,14 +238,50 @@ class TriggerService:
 
     # ---- flow triggers -------------------------------------------------------------------------
 
-    async def _subscribe_events(self) -> None:
+    def _steps_listened(self) -> bool:
+        listeners = self.step_listeners()
+        return bool(listeners.flow_triggers or listeners.stoppers)
+
+    async def _subscribe_when_listened(self, wake: asyncio.Event) -> None:
+        """Nothing listened to execution steps when the service started: they are not even delivered
+        (two per execution, and the server's work for a durable consumer: about a tenth of the CPU
+        per execution of bench/realtime.py, engine and server) until a Flow trigger or a stopAfter
+        is deployed. Then the consumer starts at that moment; one left by an earlier run goes on
+        from where it stopped, and what it holds from before that moment is acknowledged unread,
+        as it would have been, delivered while nothing listened."""
+        await wake.wait()
+        while not self._stopping:
+            try:
+                await self._subscribe_events(self._steps_since)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if self._stopping:
+                    return
+                log.exception("triggers.subscribe_failed")
+                await asyncio.sleep(1.0)
+
+    async def _subscribe_events(self, since: datetime | None = None) -> None:
         queues: list[asyncio.Queue[StepDelivery]] = [asyncio.Queue() for _ in range(S.SHARDS)]
 
         async def on_step(shard: int, step: StepDelivery) -> None:
+            if since is not None and step.stored_at < since:
+                with contextlib.suppress(Exception):
+                    await step.ack()  # stored while nothing listened
+                return
+            listeners = self.step_listeners()
+            if not listeners.flow_triggers and not listeners.stoppers:
+                # Nothing listens to steps: acknowledged here, not queued for ``handle`` (which would
+                # do nothing with it either). Two per execution, in the process that runs it.
+                with contextlib.suppress(Exception):
+                    await step.ack()
+                return
             queues[shard].put_nowait(step)
 
-        await consume_steps(self.store, self._subs, self.durable, on_step, self.inactive_threshold)
+        await consume_steps(self.store, self._subs, self.durable, on_step, self.inactive_threshold, since)
         self._tasks += [asyncio.create_task(self._consume(queue)) for queue in queues]
+        self.steps_subscribed = True
 
     async def _consume(self, queue: asyncio.Queue[StepDelivery]) -> None:
         while not self._stopping:
@@ -411,7 +461,10 @@ class TriggerService:
 
     async def _realtime_create(self, flow: Flow, trigger: Trigger, event: RealtimeEvent) -> str:
         eid = realtime_execution_id(flow, trigger, event.key)
-        return await start_plan(self.rt, event_plan(flow, trigger, eid, event.variables, self.expressions))
+        plan = event_plan(flow, trigger, eid, event.variables, self.expressions)
+        # A keyless event's id is random (a redelivery of it could not be recognised anyway); a keyed
+        # one's is the same for a redelivery of the event.
+        return await start_plan(self.rt, plan, fresh=not event.key, keyed=bool(event.key))
 
     async def _polling_create(
         self, flow: Flow, trigger: Trigger, execution_id: str, variables: dict[str, Any]

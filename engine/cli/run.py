@@ -96,7 +96,7 @@ async def _run(
         state = await follow(
             rt,
             execution_id,
-            lambda: rt.create_execution(flow, inputs, labels, execution_id=execution_id),
+            lambda: rt.create_execution(flow, inputs, labels, execution_id=execution_id, fresh=True),
             timeout,
         )
         while state is not None and state.state == "RETRIED":

@@ -305,8 +305,10 @@ async def _execute(engine: MemoryEngine, flow: Flow, case: TestCase, timeout: fl
     try:
         # as `engine run` and the API: defaults applied, values typed, a bad one refused (InputError)
         inputs = resolve_inputs(flow, case.inputs, engine.expressions.render)
-        starter = Starter(engine.store, engine.store.files)
-        await starter.create_execution(flow, inputs, execution_id=execution_id, trigger=case.trigger)
+        starter = Starter(engine.store, engine.store.files, engine.handoff, engine.store.last_seq)
+        await starter.create_execution(
+            flow, inputs, execution_id=execution_id, trigger=case.trigger, fresh=True
+        )
         await asyncio.wait_for(done.wait(), timeout)
     finally:
         await sub.unsubscribe()

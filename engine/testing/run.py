@@ -79,11 +79,18 @@ class MemoryEngine:
         return await self.flows.deploy(source)
 
     async def start(
-        self, flow: Flow, inputs: dict[str, Any] | None = None, execution_id: str | None = None
+        self,
+        flow: Flow,
+        inputs: dict[str, Any] | None = None,
+        execution_id: str | None = None,
+        *,
+        fresh: bool = False,
     ) -> str:
         """Create an execution of ``flow`` as ``Runtime.create_execution`` does (files in memory)."""
-        starter = Starter(self.store, self.store.files)
-        return await starter.create_execution(flow, dict(inputs or {}), execution_id=execution_id)
+        starter = Starter(self.store, self.store.files, self.handoff, self.store.last_seq)
+        return await starter.create_execution(
+            flow, dict(inputs or {}), execution_id=execution_id, fresh=fresh
+        )
 
     async def run(
         self,
@@ -99,10 +106,11 @@ class MemoryEngine:
             if any(isinstance(e, ev.ExecutionStateChanged) and State(e.state) in TERMINAL for e in events):
                 done.set()
 
+        fresh = execution_id is None
         execution_id = execution_id or new_execution_id()
         sub = await self.store.watch_events(execution_id, on_events)
         try:
-            await self.start(flow, inputs, execution_id)
+            await self.start(flow, inputs, execution_id, fresh=fresh)
             await asyncio.wait_for(done.wait(), timeout)
         finally:
             await sub.unsubscribe()

@@ -184,3 +184,132 @@ async def test_the_worker_skips_a_queued_copy_of_an_attempt_it_holds_in_memory()
                 break
             await asyncio.sleep(0.01)
     assert runs == [2]
+
+
+async def _executor_ready(eng: MemoryEngine) -> None:
+    """Until the executor holds its partitions: before, a creation goes to the inbox."""
+    for _ in range(500):
+        if eng.executor.partitions.alone and eng.executor.partitions.owns(0):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the executor did not take its partitions")
+
+
+class CountingCreations(CountingStore):
+    """Counts the first steps stored (not those the store refused), and what they held."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first_steps: list[list[str]] = []
+
+    async def append(self, execution_id: str, events: list[ev.Event], expected_last_seq: int) -> int:
+        seq = await super().append(execution_id, events, expected_last_seq)
+        if expected_last_seq == 0:
+            self.first_steps.append([type(e).__name__ for e in events])
+        return seq
+
+
+async def test_a_creation_reaches_the_executor_of_the_process_without_an_inbox_write() -> None:
+    """``create_execution`` returns once the executor's first step (creation and start) is stored,
+    and that step is the only write of the creation."""
+    store = CountingCreations()
+    async with MemoryEngine(store) as eng:
+        flow = await eng.deploy(FLOW)
+        await _executor_ready(eng)
+        eid = await eng.start(flow)
+        first = await store.read(eid)
+        assert first, "create_execution returned before the execution was stored"
+        assert isinstance(first[0][1][0], ev.ExecutionCreated)
+        state = await eng.run(flow)
+    assert state.state == "SUCCESS"
+    assert "ExecutionCreated" not in store.sent
+    assert len(store.first_steps) == 2 and all(s[0] == "ExecutionCreated" for s in store.first_steps)
+
+
+async def test_a_creation_the_executor_does_not_take_goes_through_the_inbox() -> None:
+    store = CountingCreations()
+    async with MemoryEngine(store) as eng:
+        flow = await eng.deploy(FLOW)
+        await _executor_ready(eng)
+        eng.handoff.detach(eng.executor._take_local)  # as if its partition belonged to another executor
+        state = await eng.run(flow)
+    assert state.state == "SUCCESS"
+    assert store.sent.count("ExecutionCreated") == 1
+
+
+async def test_a_keyed_creation_is_handed_over_when_no_execution_has_its_id() -> None:
+    """A keyed id (a durable realtime consumer's message) names the execution of a redelivered
+    event too: it is read first. Free, the creation goes to the executor in memory; taken, nothing is
+    sent (the inbox would have dropped it; in memory it would reach the executor, whose refused first
+    step live watchers of the execution's events would see). Any other given id (a schedule's slot)
+    goes through the inbox, as before."""
+    from engine.runtime import Starter
+
+    store = CountingCreations()
+    async with MemoryEngine(store) as eng:
+        flow = await eng.deploy(FLOW)
+        await _executor_ready(eng)
+        starter = Starter(store, store.files, eng.handoff, store.last_seq)
+        eid = await starter.create_execution(flow, {}, execution_id="keyed-1", keyed=True)
+        assert eid == "keyed-1" and await store.last_seq(eid)  # stored when it returns
+        assert "ExecutionCreated" not in store.sent
+        assert await starter.create_execution(flow, {}, execution_id=eid, keyed=True) == eid
+        assert "ExecutionCreated" not in store.sent  # a redelivery: nothing sent
+        await starter.create_execution(flow, {}, execution_id="slot-1")
+        assert store.sent == ["ExecutionCreated"]
+        await asyncio.sleep(0.2)
+    assert len(store.first_steps) == 2
+    steps = await store.read("keyed-1")
+    assert sum(isinstance(e, ev.ExecutionCreated) for _, step in steps for e in step) == 1
+
+
+async def test_a_creation_whose_first_step_fails_goes_through_the_inbox_and_runs_once() -> None:
+    """The executor's first append of a handed-over creation fails: the creation is handed back
+    (nak) and sent to the inbox, and the execution runs once from there."""
+    store = CountingCreations()
+    failures = 0
+    append = store.append
+
+    async def failing_once(execution_id: str, events: list[ev.Event], expected: int) -> int:
+        nonlocal failures
+        if expected == 0 and not failures:
+            failures += 1
+            raise ConcurrencyConflict("another writer")
+        return await append(execution_id, events, expected)
+
+    store.append = failing_once  # type: ignore[method-assign]
+    async with MemoryEngine(store) as eng:
+        flow = await eng.deploy(FLOW)
+        await _executor_ready(eng)
+        state = await eng.run(flow)
+    assert state.state == "SUCCESS" and failures == 1
+    assert store.sent.count("ExecutionCreated") == 1
+    steps = await store.read(state.id)
+    assert sum(isinstance(e, ev.ExecutionCreated) for _, step in steps for e in step) == 1
+    assert sum(isinstance(e, ev.AttemptEnded) for _, step in steps for e in step) == 3
+
+
+async def test_a_creation_the_executor_never_answers_for_goes_through_the_inbox(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Taken but never answered (an executor stopped with it in hand): past the wait, the inbox."""
+    import engine.runtime
+
+    monkeypatch.setattr(engine.runtime, "CREATION_HANDOFF_WAIT_S", 0.05)
+    store = CountingCreations()
+    swallowed: list[InputDelivery] = []
+    async with MemoryEngine(store) as eng:
+        flow = await eng.deploy(FLOW)
+        await _executor_ready(eng)
+        take = eng.executor._take_local
+
+        def swallow_creations(item: InputDelivery) -> bool:
+            if isinstance(ev.decode_input(item.data), ev.ExecutionCreated):
+                swallowed.append(item)
+                return True
+            return take(item)  # the reports as usual
+
+        eng.handoff.attach(swallow_creations)
+        state = await eng.run(flow)
+    assert state.state == "SUCCESS" and len(swallowed) >= 1
+    assert store.sent.count("ExecutionCreated") == 1

@@ -298,3 +298,56 @@ triggers:
     st = await eng.rt.wait_terminal(run.execution_id, timeout=10)  # re-reads until the end is stored
     assert st is not None and st.state == "SUCCESS"
     assert next(iter(st.taskruns.values())).outputs["value"] == f"out-{src.id}/{len(src.id) + 3}"
+
+
+async def test_steps_are_delivered_only_once_something_listens_and_not_those_from_before(
+    eng: Engine, rec: Recorder, namespace: str
+) -> None:
+    """A service that starts with no Flow trigger and no stopAfter has no step consumer (two steps
+    per execution it would receive for nothing). A consumer an earlier service left holds steps
+    stored while nothing listened: once a Flow trigger is deployed, those are acknowledged unread,
+    as they would have been had they been delivered then; the later ones fire."""
+    import uuid
+
+    up = await eng.deploy(upstream(namespace))
+    trigger = f"""  - id: on-up
+    type: io.kestra.plugin.core.trigger.Flow
+    disabled: {{disabled}}
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionFlow
+        namespace: {namespace}
+        flowId: up"""
+    durable = f"triggers-test-{uuid.uuid4().hex[:8]}"
+    await eng.deploy(listener(namespace, "down", trigger.format(disabled="false")))
+    async with trigger_service(eng.rt, namespace, durable=durable) as first:
+        assert first.steps_subscribed  # something listened at start: subscribed at once
+    await eng.deploy(listener(namespace, "down", trigger.format(disabled="true")))
+    before = await eng.run(up)  # its steps wait in the consumer the first service left
+    async with trigger_service(eng.rt, namespace, durable=durable) as svc:
+        assert not svc.steps_subscribed
+        await eng.deploy(listener(namespace, "down", trigger.format(disabled="false")))
+        for _ in range(500):  # the service follows FLOWS, then subscribes
+            if svc.steps_subscribed:
+                break
+            await asyncio.sleep(0.01)
+        after = await eng.run(up)
+        runs = await rec.wait_ended("down", 1)
+        await asyncio.sleep(0.5)  # a run for the execution from before would show by now
+    assert [c.trigger["executionId"] for c in rec.of("down")] == [after.id]  # type: ignore[index]
+    assert before.id != after.id and len(runs) == 1
+
+
+async def test_a_service_with_nothing_listening_makes_no_step_consumer(
+    eng: Engine, rec: Recorder, namespace: str
+) -> None:
+    from nats.js.errors import NotFoundError
+
+    from eventstore import subjects as S
+
+    up = await eng.deploy(upstream(namespace))
+    async with trigger_service(eng.rt, namespace) as svc:
+        await eng.run(up)
+        assert not svc.steps_subscribed
+        for k in range(S.SHARDS):
+            with pytest.raises(NotFoundError):
+                await eng.rt.store.js.consumer_info(f"{S.EVENTS}_{k}", svc.durable)

@@ -130,7 +130,7 @@ async def create_execution(
         raise conflict(f"flow {namespace}.{flow_id} is disabled: executions are refused (enable it first)")
 
     async def start() -> None:
-        await d.runtime.create_execution(flow, inputs, given_labels, execution_id=execution_id)
+        await d.runtime.create_execution(flow, inputs, given_labels, execution_id=execution_id, fresh=True)
 
     if wait:
         await d.runtime.wait_terminal(execution_id, on_start=start, timeout=300)

@@ -77,7 +77,7 @@ async def webhook(
     execution_id = new_execution_id()
 
     async def start() -> None:
-        await d.runtime.create_execution(flow, inputs, execution_id=execution_id, trigger=record)
+        await d.runtime.create_execution(flow, inputs, execution_id=execution_id, trigger=record, fresh=True)
 
     if str(trigger.props.get("wait", "false")).lower() == "true":
         state = await d.runtime.wait_terminal(execution_id, on_start=start, timeout=300)
