@@ -59,7 +59,7 @@ async def main() -> None:
                 stop = asyncio.Event()
                 sampler = asyncio.create_task(sample(indexer, samples, stop))
                 try:
-                    done, failed, elapsed = await drive(rt, duration, lanes)
+                    done, failed, _taskruns, elapsed = await drive(rt, duration, lanes)
                     stop.set()
                     await sampler
                     t0 = time.perf_counter()
