@@ -446,7 +446,9 @@ class Executor:
         if self.on_step is not None:
             step = record(base_seq, now, templates.envs, items, events, effects, first_load)
             self.on_step(execution_id, step)
-        await self.perform(state, without_repeats(effects))
+        # A first load's dispatches take the queue: its message id drops a copy of an attempt a worker
+        # holds unannounced (chaos seed 85 ran one twice, from the queue and from memory).
+        await self.perform(state, without_repeats(effects), in_memory=not first_load)
         self._dispatched_checked.add(execution_id)  # this executor sent every effect so far
         if state.is_terminal:
             self.cache.pop(execution_id, None)
@@ -519,13 +521,13 @@ class Executor:
                 # The same step retried (same base) logs it once.
                 await self.store.store_log(state.id, line, msg_id=f"{state.id}:{base_seq}:reason:{i}")
 
-    async def perform(self, state: Execution, effects: list[Any]) -> None:
+    async def perform(self, state: Execution, effects: list[Any], in_memory: bool = True) -> None:
         jobs = []
         for effect in effects:
             if isinstance(effect, Dispatch):
                 item = work_item(state, effect)
                 group = await self.group_for(effect.task.worker_group)
-                if not self._in_memory(state, item, group):
+                if not (in_memory and self._in_memory(state, item, group)):
                     jobs.append(self._dispatch(state, item, group))
             elif isinstance(effect, StartSubflow):
                 jobs.append(self.start_subflow(state, effect))

@@ -122,7 +122,7 @@ class CountingWork(MemoryStore):
 
 async def test_work_goes_to_the_worker_of_the_process_in_memory_when_the_executor_is_alone() -> None:
     store = CountingWork()
-    async with MemoryEngine(store) as eng:
+    async with MemoryEngine(store, work_in_memory=True) as eng:
         state = await eng.run(await eng.deploy(FLOW))
     assert state.state == "SUCCESS" and len(state.taskruns) == 3
     assert store.dispatched == []  # no work message: the step that dispatched it is the record
@@ -161,7 +161,7 @@ async def test_the_worker_skips_a_queued_copy_of_an_attempt_it_holds_in_memory()
     from engine.core.work import WorkItem, encode_work
 
     store = CountingWork()
-    async with MemoryEngine(store) as eng:
+    async with MemoryEngine(store, work_in_memory=True) as eng:
         flow = await eng.deploy(FLOW)
         state = await eng.run(flow)
         first = next(iter(state.taskruns.values()))
@@ -184,6 +184,34 @@ async def test_the_worker_skips_a_queued_copy_of_an_attempt_it_holds_in_memory()
                 break
             await asyncio.sleep(0.01)
     assert runs == [2]
+
+
+async def test_a_first_load_sends_its_dispatches_again_through_the_queue_not_memory() -> None:
+    """A new owner of a partition (or a restarted executor) dispatches again the attempts not yet
+    started. One may be in a worker's hands unannounced, taken from the queue: only the queue's
+    message id drops the second copy, so these never go through memory (chaos seed 85 ran one
+    attempt twice in one process, from the queue and from memory)."""
+    store = CountingWork()
+    async with MemoryEngine(store, work_in_memory=True) as eng:
+        eng.worker.group = "elsewhere"  # takes no work: the first dispatch stays in the queue
+        flow = await eng.deploy(FLOW)
+        await _executor_ready(eng)
+        eid = await eng.start(flow)
+        for _ in range(500):
+            if store.dispatched:
+                break
+            await asyncio.sleep(0.01)
+        assert len(store.dispatched) == 1
+        eng.worker.group = "default"  # would take work in memory from now on
+        eng.executor.cache.pop(eid, None)  # as a new owner: its first load of the execution
+        eng.executor._dispatched_checked.discard(eid)
+        await store.send_input(eid, ev.Admitted(date="2026-01-01T00:00:00Z", state="RUNNING"), msg_id="poke")
+        for _ in range(500):
+            if len(store.dispatched) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert not eng.worker._in_memory  # nothing reached the worker in memory
+    assert store.dispatched == [store.dispatched[0]] * 2  # the same message id: the queue drops it
 
 
 async def _executor_ready(eng: MemoryEngine) -> None:
