@@ -79,6 +79,19 @@ class Handoff:
         if self._take == take:  # bound methods: equal, never the same object
             self._take = None
 
+    async def hand_over(self, execution_id: str, partition: int, data: bytes, wait_s: float) -> bool:
+        """Offer an input and wait (``wait_s`` at most) for the executor to say it stored it. False:
+        no taker, not stored, or too slow (the caller publishes it; a second copy is ignored). A timer,
+        not wait_for or asyncio.wait: a tenth of a report's CPU."""
+        answer = self.offer(execution_id, partition, data)
+        if answer is None:
+            return False
+        timer = asyncio.get_running_loop().call_later(wait_s, _not_stored, answer)
+        try:
+            return await answer
+        finally:
+            timer.cancel()
+
     def offer(self, execution_id: str, partition: int, data: bytes) -> asyncio.Future[bool] | None:
         """Hand a report over; the future says whether the executor stored it. None: no taker."""
         take = self._take
@@ -88,6 +101,11 @@ class Handoff:
         if not take(LocalInput(data, execution_id, partition, answer)):
             return None
         return answer
+
+
+def _not_stored(answer: asyncio.Future[bool]) -> None:
+    if not answer.done():
+        answer.set_result(False)
 
 
 # ---- work in memory: the executor of a process dispatching to the worker of the same process ----

@@ -159,21 +159,8 @@ class Starter:
             return False
         data = ev.encode_input(created)
         self.commands.check_size(data, {"Nats-Msg-Id": msg_id})  # refused as the inbox would refuse it
-        answer = handoff.offer(execution_id, partition(execution_id), data)
-        if answer is None:
-            return False
-        # A timer rather than wait_for (a task and a shield per creation): past it, the answer is
-        # "not stored" and the executor's later one is ignored (a second creation starts nothing).
-        timer = asyncio.get_running_loop().call_later(CREATION_HANDOFF_WAIT_S, _not_stored, answer)
-        try:
-            return await answer
-        finally:
-            timer.cancel()
-
-
-def _not_stored(answer: asyncio.Future[bool]) -> None:
-    if not answer.done():
-        answer.set_result(False)
+        # Past the wait, the executor's later answer is ignored (a second creation starts nothing).
+        return await handoff.hand_over(execution_id, partition(execution_id), data, CREATION_HANDOFF_WAIT_S)
 
 
 class Runtime(Starter):

@@ -358,16 +358,8 @@ class Worker:
         """Did the executor of this process store the report in its step (``engine.handoff``)?"""
         if self.handoff is None:
             return False
-        answer = self.handoff.offer(execution_id, S.partition(execution_id), data)
-        if answer is None:
-            return False
-        # A busy executor: past the wait, the inbox takes it (a duplicate report is ignored). A timer
-        # that answers "not stored", not wait_for or asyncio.wait (a tenth of a report's CPU).
-        timer = asyncio.get_running_loop().call_later(HANDOFF_WAIT_S, _not_stored, answer)
-        try:
-            return await answer
-        finally:
-            timer.cancel()
+        # A busy executor: past the wait, the inbox takes it (a duplicate report is ignored).
+        return await self.handoff.hand_over(execution_id, S.partition(execution_id), data, HANDOFF_WAIT_S)
 
     async def _report_ended(self, item: WorkItem, event: ev.AttemptEnded, emit: Any) -> ev.AttemptEnded:
         """Report an attempt's end; outputs too large to be stored fail it instead (never a retry
@@ -636,11 +628,6 @@ class _Announcement:
             task.cancel()
         await asyncio.wait({task})
         return not task.cancelled() and task.exception() is None
-
-
-def _not_stored(answer: asyncio.Future[bool]) -> None:
-    if not answer.done():
-        answer.set_result(False)
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -101,12 +102,7 @@ async def test_a_dead_peer_wakes_the_tick_at_once_and_a_slow_one_keeps_its_parti
         return answers.get(member, True)
 
     # A TTL of 60 s: a tick every 15 s, so only the probe can make b move within the test.
-    a = Partitions(store, "a", _noop_take, _noop_release, ttl_s=60, alive=alive)
-    b = Partitions(store, "b", _noop_take, _noop_release, ttl_s=60, alive=alive)
-    for who in (a, b, a, b):
-        await who.tick()
-    a_share = set(a.held)
-    assert a_share and not a_share & set(b.held)
+    _, b, a_share = await _split_between_two(store, alive)
 
     running = asyncio.create_task(b.run())
     try:
@@ -143,12 +139,7 @@ async def test_a_ping_lost_with_a_killed_peer_does_not_hold_the_probe() -> None:
             await asyncio.sleep(30)  # the lost ping: no answer, no "no responders"
         return False
 
-    a = Partitions(store, "a", _noop_take, _noop_release, ttl_s=60, alive=_answer)
-    b = Partitions(store, "b", _noop_take, _noop_release, ttl_s=60, alive=_answer)
-    for who in (a, b, a, b):
-        await who.tick()
-    a_share = set(a.held)
-    assert a_share and not a_share & set(b.held)
+    _, b, _ = await _split_between_two(store, _answer)
     b.alive = alive  # a is killed now
     started = asyncio.get_running_loop().time()
     running = asyncio.create_task(b.run())
@@ -168,3 +159,17 @@ async def test_a_ping_lost_with_a_killed_peer_does_not_hold_the_probe() -> None:
 
 async def _answer(member: str) -> bool:
     return True
+
+
+async def _split_between_two(
+    store: MemoryStore, alive: Callable[[str], Awaitable[bool]]
+) -> tuple[Partitions, Partitions, set[int]]:
+    """Executors a and b (a 60 s TTL: a tick every 15 s, so only a probe moves anything within a
+    test) sharing the partitions; returns them and a's share."""
+    a = Partitions(store, "a", _noop_take, _noop_release, ttl_s=60, alive=alive)
+    b = Partitions(store, "b", _noop_take, _noop_release, ttl_s=60, alive=alive)
+    for who in (a, b, a, b):
+        await who.tick()
+    a_share = set(a.held)
+    assert a_share and not a_share & set(b.held)
+    return a, b, a_share
