@@ -210,10 +210,10 @@ class Runtime(Starter):
         return self._ready()
 
     def _ready(self) -> Runtime:
-        # This process's worker hands its reports to this process's executor, which hands it work
-        # (engine.handoff), and creations made here with a fresh id go to that executor too. On a
-        # replicated cluster too: the stall once seen there after a quorum loss was wait_terminal's
-        # (a replica read behind, the live step gone by), not the hand-off's.
+        # This process's worker hands its reports to this process's executor (engine.handoff), and
+        # creations made here with a fresh id go to that executor too (work in memory, the other
+        # direction, is off: MemoryWork.enabled). On a replicated cluster too: the stall once seen
+        # there after a quorum loss was wait_terminal's (a replica read behind), not the hand-off's.
         handoff = Handoff()
         self.flows = FlowCache(self.store)
         self.expressions = make_expressions(self.store)

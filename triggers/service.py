@@ -270,8 +270,7 @@ class TriggerService:
                 with contextlib.suppress(Exception):
                     await step.ack()  # stored while nothing listened
                 return
-            listeners = self.step_listeners()
-            if not listeners.flow_triggers and not listeners.stoppers:
+            if not self._steps_listened():
                 # Nothing listens to steps: acknowledged here, not queued for ``handle`` (which would
                 # do nothing with it either). Two per execution, in the process that runs it.
                 with contextlib.suppress(Exception):
