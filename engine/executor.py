@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from engine.aio import cancelling, unsubscribe_all, until_done
+from engine.aio import cancelling, unsubscribe_all
 from engine.clock import utcnow
 from engine.core import events as ev
 from engine.core.accept import accept
@@ -47,7 +47,7 @@ from engine.core.ports import ExecutorStore, InputDelivery, LogLine, Subscriptio
 from engine.core.replay import Step, record
 from engine.core.work import WorkItem, encode_work, work_msg_id
 from engine.flows import FlowCache
-from engine.handoff import Handoff, LocalInput, LocalWork, MemoryWork
+from engine.handoff import Handoff, MemoryWork, Reload, give_back
 from engine.loading import Loads, snapshot_every
 from engine.logs import get_logger
 from engine.partitions import Partitions
@@ -77,7 +77,7 @@ class Executor:
     ) -> None:
         self.store = store
         self.handoff = handoff  # this process's worker: its reports, and work for it, in memory
-        self.memory_work = MemoryWork(self._send_durably)
+        self.memory_work = MemoryWork(store, handoff)
         self.flows = flows
         self.renderer = renderer
         self.clock = clock
@@ -88,7 +88,9 @@ class Executor:
         # ENGINE_EXECUTOR_ID: a stable id (unique per process) lets a restarted executor take its
         # partitions back at once instead of waiting for its old leases to expire.
         self.id = executor_id or settings().executor_id or f"x{uuid.uuid4().hex[:12]}"
-        self.partitions = Partitions(store, self.id, self._consume, self._release, alive=store.is_alive)
+        self.partitions = Partitions(store, self.id, self._acquire, self._release, alive=store.is_alive)
+        self._to_sweep: set[int] = set()  # partitions taken, whose marked executions are to load
+        self._sweep_wanted = asyncio.Event()
         self._ping: Subscription | None = None
         self.snapshot_every = snapshot_every()
         self._since_snapshot: dict[str, int] = {}  # steps appended since the last snapshot
@@ -117,6 +119,32 @@ class Executor:
             if cancelling():
                 raise asyncio.CancelledError from exc
             log.warning("executor.partitions_not_taken_yet", error=f"{type(exc).__name__}: {exc}")
+
+    async def _acquire(self, p: int) -> None:
+        await self._consume(p)
+        self._to_sweep.add(p)
+        self._sweep_wanted.set()
+
+    async def sweep_held(self) -> None:
+        """Load the marked executions of the partitions just taken (``MemoryWork``): a process that
+        held work of theirs in memory may be dead, and their first load dispatches it again."""
+        while True:
+            await self._sweep_wanted.wait()
+            self._sweep_wanted.clear()
+            parts, self._to_sweep = {p for p in self._to_sweep if self.partitions.owns(p)}, set()
+            try:
+                found = await self.memory_work.marked_in(parts)
+            except Exception as exc:
+                if cancelling():
+                    raise asyncio.CancelledError from exc
+                log.warning("executor.sweep_failed", error=f"{type(exc).__name__}: {exc}")
+                self._to_sweep |= parts
+                await asyncio.sleep(1)
+                self._sweep_wanted.set()
+                continue
+            for eid, p in found:
+                if eid not in self.cache:
+                    self._queue.put_nowait(Reload(eid, p))
 
     async def _consume(self, p: int) -> None:
         """Own partition ``p`` through a fresh consumer: inputs a previous owner left unacked come
@@ -182,7 +210,7 @@ class Executor:
         if self.handoff is not None:
             self.handoff.detach(self._take_local)
         while not self._queue.empty():  # reports handed over but never folded: their worker sends them
-            await _give_back(self._queue.get_nowait())
+            await give_back(self._queue.get_nowait())
         await self._loads.close()
         await self.partitions.stop()
         if self._ping is not None:
@@ -246,7 +274,7 @@ class Executor:
 
     async def run(self) -> None:
         await self.start()
-        for job in (self.watch_workers(), self.partitions.run(), self.check_consumers()):
+        for job in (self.watch_workers(), self.partitions.run(), self.check_consumers(), self.sweep_held()):
             task = asyncio.create_task(job)
             self._tasks.add(task)
         if cancelling():  # nats-py can swallow a cancellation that lands while it subscribes
@@ -261,7 +289,7 @@ class Executor:
                     if self.partitions.owns(msg.partition):  # else: given back; its next owner gets it
                         groups.setdefault(msg.execution_id, []).append(msg)
                     else:
-                        await _give_back(msg)
+                        await give_back(msg)
                 for eid, msgs in groups.items():
                     if eid in self._busy:
                         self._busy[eid].extend(msgs)  # processed right after the step in flight
@@ -284,14 +312,14 @@ class Executor:
                 msgs = self._busy.get(execution_id) or []
                 self._busy[execution_id] = []
             for msg in msgs:  # the partition went to another executor meanwhile
-                await _give_back(msg)
+                await give_back(msg)
         finally:
             self._busy.pop(execution_id, None)
             self._slots.release()
 
     async def _process_safely(self, execution_id: str, msgs: list[InputDelivery]) -> None:
         try:
-            await self.process(execution_id, [ev.decode_input(m.data) for m in msgs])
+            await self.process(execution_id, [ev.decode_input(m.data) for m in msgs if m.data])
         except ConcurrencyConflict:
             # Someone else wrote this execution: forget what we knew, and let redelivery retry.
             self.cache.pop(execution_id, None)
@@ -380,7 +408,7 @@ class Executor:
         task.add_done_callback(self._tasks.discard)
 
     async def process(self, execution_id: str, items: list[ev.Input]) -> None:
-        if execution_id not in self.cache and isinstance(items[0], ev.ExecutionCreated):
+        if execution_id not in self.cache and items and isinstance(items[0], ev.ExecutionCreated):
             # A create is for a new execution: skip the read. Were it not new, the append (expected
             # sequence 0) is refused and the redelivered input is handled after a full load.
             state: Execution | None = None
@@ -422,8 +450,10 @@ class Executor:
         if state is not None and flow is None and events:
             await self._refuse_creation(state, events, base_seq)
             return
-        if state is None or flow is None:
+        if state is None:
             return
+        if flow is None:  # no input (a sweep's reload): only what a first load sends again
+            flow = await self.flows.get(state.namespace, state.flow_id, state.flow_revision)
         templates = self.renderer.for_step(now, f"{execution_id}:{base_seq}")
         decision = settle(state, flow, now, templates)
         events.extend(decision.events)
@@ -453,6 +483,7 @@ class Executor:
         if state.is_terminal:
             self.cache.pop(execution_id, None)
             self._dispatched_checked.discard(execution_id)
+            self.memory_work.ended(execution_id)
 
     async def _fail_oversized(self, execution_id: str, exc: PayloadTooLarge) -> None:
         """A step too large to be stored can never be: the execution ends FAILED and says why (what
@@ -522,12 +553,15 @@ class Executor:
                 await self.store.store_log(state.id, line, msg_id=f"{state.id}:{base_seq}:reason:{i}")
 
     async def perform(self, state: Execution, effects: list[Any], in_memory: bool = True) -> None:
+        in_memory = in_memory and self.partitions.alone
         jobs = []
         for effect in effects:
             if isinstance(effect, Dispatch):
                 item = work_item(state, effect)
                 group = await self.group_for(effect.task.worker_group)
-                if not (in_memory and self._in_memory(state, item, group)):
+                if not (
+                    in_memory and await self.memory_work.offer(state.id, S.partition(state.id), item, group)
+                ):
                     jobs.append(self._dispatch(state, item, group))
             elif isinstance(effect, StartSubflow):
                 jobs.append(self.start_subflow(state, effect))
@@ -556,38 +590,6 @@ class Executor:
                 jobs.append(self._start_retry(effect))
         if jobs:
             await asyncio.gather(*jobs)
-
-    def _in_memory(self, state: Execution, item: WorkItem, group: str | None) -> bool:
-        """Hand the work to this process's worker (no write: the step records the dispatch, and a
-        restarted executor dispatches again what was not started). Only while no other executor is
-        live, and only work the queue could take (a too large one fails its attempt there)."""
-        if self.handoff is None or not self.partitions.alone or not self.memory_work.enabled:
-            return False
-        payload = encode_work(item)
-        try:
-            self.store.check_size(
-                payload, {"Nats-Msg-Id": work_msg_id(state.id, item.taskrun_id, item.attempt)}
-            )
-        except PayloadTooLarge:
-            return False
-        key = (state.id, item.taskrun_id, item.attempt)
-        work = LocalWork(payload, key, group, S.partition(state.id), self.memory_work.done)
-        if not self.handoff.offer_work(work):
-            return False
-        self.memory_work.track(work)  # the worker answers from a task of its own: never before this
-        return True
-
-    async def _send_durably(self, work: LocalWork) -> None:
-        """Work handed back from memory goes to the queue, retried until stored (nothing else has it)."""
-        eid, taskrun_id, attempt = work.key
-
-        def warn(exc: Exception, delay: float) -> None:
-            log.warning("executor.dispatch_retry", execution_id=eid, error=f"{type(exc).__name__}: {exc}")
-
-        send = self.store.dispatch
-        await until_done(
-            lambda: send(eid, work.group, work.data, work_msg_id(eid, taskrun_id, attempt)), warn
-        )
 
     async def _start_retry(self, effect: StartRetry) -> None:
         created = effect.created
@@ -691,10 +693,3 @@ class Executor:
             },
         )
         await self.store.send_input(effect.execution_id, created, msg_id=f"{effect.execution_id}:created")
-
-
-async def _give_back(msg: InputDelivery) -> None:
-    """An input this executor will not fold: a report in memory goes back to its worker, which
-    publishes it; one from the inbox is left to the partition's next consumer."""
-    if isinstance(msg, LocalInput):
-        await msg.nak()

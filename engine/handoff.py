@@ -16,9 +16,16 @@ acknowledged, comes back and runs only if its attempt is still owed (the worker'
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
+from typing import Protocol
 
-from engine.core.ports import InputDelivery
+from engine.aio import cancelling, until_done
+from engine.core.errors import PayloadTooLarge
+from engine.core.ports import HeldWork, InputDelivery, WorkQueue
+from engine.core.work import WorkItem, encode_work, work_msg_id
+from engine.logs import get_logger
+
+log = get_logger("engine.handoff")
 
 _Take = Callable[[InputDelivery], bool]
 
@@ -67,6 +74,10 @@ class Handoff:
         if self._take_work == take:
             self._take_work = None
 
+    @property
+    def takes_work(self) -> bool:
+        return self._take_work is not None
+
     def offer_work(self, work: LocalWork) -> bool:
         take = self._take_work
         return take is not None and take(work)
@@ -101,6 +112,13 @@ class Handoff:
         if not take(LocalInput(data, execution_id, partition, answer)):
             return None
         return answer
+
+
+async def give_back(msg: InputDelivery) -> None:
+    """An input an executor will not fold: a report in memory goes back to its worker, which
+    publishes it; one from the inbox is left to the partition's next consumer."""
+    if isinstance(msg, LocalInput):
+        await msg.nak()
 
 
 def _not_stored(answer: asyncio.Future[bool]) -> None:
@@ -149,6 +167,12 @@ class LocalWork:
             await self._on_done(self, handled)
 
 
+class MemoryStore(HeldWork, WorkQueue, Protocol):
+    """What work in memory needs of the store: the marks of held executions, and the queue."""
+
+    def check_size(self, payload: bytes, headers: dict[str, str] | None) -> None: ...
+
+
 class MemoryWork:
     """The executor's side: work it handed to its process's worker and not yet seen reported.
 
@@ -157,15 +181,67 @@ class MemoryWork:
     in memory is awaited (an attempt is announced, and so recorded as started, after 20 ms), and what
     is left is sent through the work queue with its usual message id; the worker skips a queued copy
     of an attempt it holds or held in memory.
+
+    A process can also die holding work that no record names: not yet announced, or its announce
+    lost in an outage. Nothing would dispatch it again, since its execution may wait for no input
+    (chaos seed 85 left one RUNNING). So an execution is marked in the store before its first work
+    goes into memory, and unmarked when it ends: whoever takes a partition (or starts) loads its
+    marked executions, and a first load dispatches again, through the queue, what was not started.
+    Two writes per execution, where the queue costs one per taskrun.
     """
 
-    def __init__(self, send_durably: Callable[[LocalWork], Awaitable[None]]) -> None:
-        self._send_durably = send_durably
-        # Off: work a process held in memory, neither announced nor reported when it died, is
-        # dispatched again only when its execution is next loaded, and nothing loads an execution
-        # that waits for no input (chaos seed 85: stuck RUNNING). On once a takeover sweeps for it.
-        self.enabled = False
+    def __init__(self, store: MemoryStore, handoff: Handoff | None) -> None:
+        self.store = store
+        self.handoff = handoff
+        self.enabled = True
         self.held: dict[int, dict[WorkKey, LocalWork]] = {}  # partition -> work in memory
+        self.marked: dict[str, int] = {}  # execution -> partition, known marked (by us or a sweep)
+
+    async def offer(self, execution_id: str, partition: int, item: WorkItem, group: str | None) -> bool:
+        """Hand the work to this process's worker: False when it must take the queue (no worker
+        here, its execution's mark not stored, or work the queue would refuse as too large)."""
+        if self.handoff is None or not self.enabled or not self.handoff.takes_work:
+            return False  # no worker in this process: nothing to mark either
+        payload = encode_work(item)
+        try:
+            self.store.check_size(
+                payload, {"Nats-Msg-Id": work_msg_id(execution_id, item.taskrun_id, item.attempt)}
+            )
+        except PayloadTooLarge:
+            return False  # the queue's path fails its attempt and says why
+        if not await self._mark(execution_id, partition):
+            return False
+        key = (execution_id, item.taskrun_id, item.attempt)
+        work = LocalWork(payload, key, group, partition, self.done)
+        if not self.handoff.offer_work(work):
+            return False
+        self.track(work)  # the worker answers from a task of its own: never before this
+        return True
+
+    async def _mark(self, execution_id: str, partition: int) -> bool:
+        if execution_id in self.marked:
+            return True
+        try:
+            await self.store.mark_held(execution_id)
+        except Exception as exc:
+            if cancelling():
+                raise asyncio.CancelledError from exc
+            log.warning(
+                "executor.mark_failed", execution_id=execution_id, error=f"{type(exc).__name__}: {exc}"
+            )
+            return False
+        self.marked[execution_id] = partition
+        return True
+
+    def ended(self, execution_id: str) -> None:
+        if self.marked.pop(execution_id, None) is not None:
+            self.store.clear_held(execution_id)
+
+    async def marked_in(self, partitions: Collection[int]) -> list[tuple[str, int]]:
+        """The executions of ``partitions`` (and each one's) that a process may have held work of."""
+        found = await self.store.held_executions(partitions)
+        self.marked.update(found)
+        return found
 
     def track(self, work: LocalWork) -> None:
         self.held.setdefault(work.partition, {})[work.key] = work
@@ -173,13 +249,49 @@ class MemoryWork:
     async def done(self, work: LocalWork, handled: bool) -> None:
         self.held.get(work.partition, {}).pop(work.key, None)
         if not handled:
-            await self._send_durably(work)
+            await self.send_durably(work)
 
     async def release(self, partition: int, wait_s: float = 2.0) -> None:
         """Before ``partition`` changes hands: wait (bounded) for its work in memory to be reported,
-        then queue what is left durably."""
+        then queue what is left durably. Its marks stay: its next owner loads those executions."""
         deadline = asyncio.get_running_loop().time() + wait_s
         while self.held.get(partition) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
         for work in list(self.held.pop(partition, {}).values()):
-            await self._send_durably(work)
+            await self.send_durably(work)
+        self.marked = {eid: p for eid, p in self.marked.items() if p != partition}
+
+    async def send_durably(self, work: LocalWork) -> None:
+        """Work handed back from memory goes to the queue, retried until stored (nothing else has it)."""
+        eid, taskrun_id, attempt = work.key
+
+        def warn(exc: Exception, delay: float) -> None:
+            log.warning("executor.dispatch_retry", execution_id=eid, error=f"{type(exc).__name__}: {exc}")
+
+        send = self.store.dispatch
+        await until_done(
+            lambda: send(eid, work.group, work.data, work_msg_id(eid, taskrun_id, attempt)), warn
+        )
+
+
+class Reload:
+    """An input with nothing in it, from a sweep: load the execution, so that its first load
+    dispatches again what a dead process may have held in memory."""
+
+    __slots__ = ("execution_id", "partition")
+
+    data = b""
+    redelivered = False
+
+    def __init__(self, execution_id: str, partition: int) -> None:
+        self.execution_id = execution_id
+        self.partition = partition
+
+    async def ack(self) -> None:
+        pass
+
+    async def nak(self, delay: float | None = None) -> None:
+        pass  # the mark stays: the partition's next sweep loads it
+
+    async def term(self) -> None:
+        pass

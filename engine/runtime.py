@@ -211,9 +211,10 @@ class Runtime(Starter):
 
     def _ready(self) -> Runtime:
         # This process's worker hands its reports to this process's executor (engine.handoff), and
-        # creations made here with a fresh id go to that executor too (work in memory, the other
-        # direction, is off: MemoryWork.enabled). On a replicated cluster too: the stall once seen
-        # there after a quorum loss was wait_terminal's (a replica read behind), not the hand-off's.
+        # creations made here with a fresh id go to that executor too, and that executor's work to
+        # this worker while it is the only live executor (MemoryWork, with its marks). On a
+        # replicated cluster too: the stall once seen there after a quorum loss was
+        # wait_terminal's (a replica read behind), not the hand-off's.
         handoff = Handoff()
         self.flows = FlowCache(self.store)
         self.expressions = make_expressions(self.store)

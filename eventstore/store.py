@@ -7,6 +7,7 @@ snapshots) and ``eventstore.messaging`` (inputs, work, kills, executor presence)
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -234,8 +235,32 @@ class Store(History, BatchReads, Messaging):
 
     async def clear_running(self, worker_id: str, execution_id: str, taskrun_id: str) -> None:
         subject = S.running(worker_id, execution_id, taskrun_id)
-        headers = {"KV-Operation": "PURGE", "Nats-Rollup": "sub"}
+        # The purge marker expires: kept, one per taskrun ever run, every liveness check listed them all.
+        headers = {"KV-Operation": "PURGE", "Nats-Rollup": "sub", "Nats-TTL": f"{S.ENDED_MARKER_TTL_S}s"}
         await self.js.publish(subject, b"", headers=headers, timeout=10)
+
+    # ---- executions whose work may be in a process's memory ------------------------------------
+
+    async def mark_held(self, execution_id: str) -> None:
+        await self.batcher(S.HELD).publish(S.held(execution_id), b"1", None)
+
+    def clear_held(self, execution_id: str) -> None:
+        # An empty value with a TTL replaces the mark (one message per key), then goes: a delete
+        # would keep a tombstone per execution forever, and every takeover would list them all.
+        ttl = {"Nats-TTL": f"{S.ENDED_MARKER_TTL_S}s"}
+        self.batcher(S.HELD).post(S.held(execution_id), b"", ttl)
+
+    async def held_executions(self, partitions: Collection[int]) -> list[tuple[str, int]]:
+        wanted = {str(p) for p in partitions}
+        if not wanted:
+            return []
+        info = await self.js.stream_info(S.HELD, subjects_filter="$KV.held.>")
+        out = []
+        for subject in info.state.subjects or {}:
+            _, _, p, execution_id = subject.split(".", 3)
+            if p in wanted:
+                out.append((execution_id, int(p)))
+        return out
 
     async def running_attempts(self) -> list[tuple[str, str, str, int]]:
         """(worker, execution, taskrun, attempt) of every attempt a worker announced and did not end."""

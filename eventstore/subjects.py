@@ -22,6 +22,8 @@ HEARTBEAT_TTL_S = 10
 RUNNING = "KV_running"  # $KV.running.<worker>.<execution>.<taskrun>: attempts a worker has in hand
 LEASES = "KV_leases"  # $KV.leases.p.<partition> (owner executor), $KV.leases.m.<executor> (members); TTL'd
 SNAPSHOTS = "KV_snapshots"  # $KV.snap.<partition>.<execution>: folded state every N steps
+HELD = "KV_held"  # $KV.held.<partition>.<execution>: its work may be held in a process's memory
+ENDED_MARKER_TTL_S = 1  # a key's end: an empty value that replaces it, then expires (no tombstone kept)
 
 
 def partition(execution_id: str) -> int:
@@ -128,6 +130,14 @@ def heartbeat(worker_id: str) -> str:
 
 def running(worker_id: str, execution_id: str, taskrun_id: str) -> str:
     return _kv("running", worker_id, execution_id, taskrun_id)
+
+
+def held(execution_id: str) -> str:
+    return _kv("held", str(partition(execution_id)), execution_id)
+
+
+def held_partition(p: int) -> str:
+    return _kv("held", str(p), ">")
 
 
 def lease(partition: int) -> str:

@@ -24,7 +24,7 @@ and ``FileStorage``): the worker is given one of each; timers are ``Inputs.sched
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -290,6 +290,25 @@ class Liveness(Protocol):
         ...
 
 
+class HeldWork(Protocol):
+    """The executions whose work an executor may have handed to its process's worker in memory,
+    recorded durably so that whoever owns their partition next can dispatch again what a dead
+    process held (nothing else would: such an execution may wait for no input)."""
+
+    async def mark_held(self, execution_id: str) -> None:
+        """Stored before the execution's first work goes into memory."""
+        ...
+
+    def clear_held(self, execution_id: str) -> None:
+        """Fire-and-forget, once it ended: a mark left behind only costs its next owner a read."""
+        ...
+
+    async def held_executions(self, partitions: Collection[int]) -> list[tuple[str, int]]:
+        """(execution, partition) of the marked executions of ``partitions`` (and of some that
+        ended a moment ago)."""
+        ...
+
+
 class Logs(Protocol):
     def post_log(self, execution_id: str, line: LogLine) -> None:
         """Fire-and-forget: logs never slow down or fail a task."""
@@ -334,6 +353,7 @@ class ExecutorStore(
     Leases,
     Presence,
     Liveness,
+    HeldWork,
     Logs,
     Flows,
     Slots,

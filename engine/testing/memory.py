@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +57,7 @@ class MemoryStore:
         self._members: dict[str, float] = {}
         self._heartbeats: dict[str, tuple[dict[str, Any], float]] = {}
         self._running: dict[tuple[str, str, str], int] = {}
+        self.held: set[str] = set()  # executions whose work may be in a process's memory
         self.logs: dict[str, list[LogLine]] = {}
         self._flows: dict[tuple[str, str], list[FlowRevision]] = {}
         self._slots: dict[tuple[str, str], dict[str, Any]] = {}
@@ -240,6 +241,15 @@ class MemoryStore:
 
     async def running_attempts(self) -> list[tuple[str, str, str, int]]:
         return [(w, e, t, attempt) for (w, e, t), attempt in self._running.items()]
+
+    async def mark_held(self, execution_id: str) -> None:
+        self.held.add(execution_id)
+
+    def clear_held(self, execution_id: str) -> None:
+        self.held.discard(execution_id)
+
+    async def held_executions(self, partitions: Collection[int]) -> list[tuple[str, int]]:
+        return sorted((eid, S.partition(eid)) for eid in self.held if S.partition(eid) in partitions)
 
     # ---- logs, flows, slots -----------------------------------------------------------------
 

@@ -37,7 +37,7 @@ class MemoryEngine:
         concurrency: int = 16,
         name: str = "memory",
         registry: Registry | None = None,
-        work_in_memory: bool = False,
+        work_in_memory: bool = True,
     ) -> None:
         """``registry``: the plugins flows may use (default: the installed ones); a plugin's own tests
         pass ``plugin_registry(register)`` to run it before it is installed."""

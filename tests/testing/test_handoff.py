@@ -9,6 +9,7 @@ import pytest
 
 from engine.core import events as ev
 from engine.core.errors import ConcurrencyConflict
+from engine.core.execution import Execution
 from engine.core.ports import InputDelivery
 from engine.handoff import Handoff, LocalInput
 from engine.testing.memory import MemoryStore
@@ -134,12 +135,8 @@ async def test_work_in_memory_is_queued_durably_when_its_partition_changes_hands
     worker, which still holds it, skips that queued copy: the task runs once."""
     from engine.handoff import LocalWork, MemoryWork
 
-    sent: list[tuple[str, str, int]] = []
-
-    async def send(work: LocalWork) -> None:
-        sent.append(work.key)
-
-    memory = MemoryWork(send)
+    store = CountingWork()
+    memory = MemoryWork(store, None)
     done: list[bool] = []
 
     async def on_done(work: LocalWork, handled: bool) -> None:
@@ -152,9 +149,9 @@ async def test_work_in_memory_is_queued_durably_when_its_partition_changes_hands
     memory.track(held)
     await reported.ack()
     await memory.release(3, wait_s=0.05)
-    assert sent == [("e", "t2", 1)] and done == [True]
+    assert store.dispatched == ["e:t2:1"] and done == [True]
     await held.nak()  # handed back later (the worker stopped): sent again, deduplicated by its id
-    assert sent == [("e", "t2", 1), ("e", "t2", 1)]
+    assert store.dispatched == ["e:t2:1", "e:t2:1"]
 
 
 async def test_the_worker_skips_a_queued_copy_of_an_attempt_it_holds_in_memory() -> None:
@@ -341,3 +338,60 @@ async def test_a_creation_the_executor_never_answers_for_goes_through_the_inbox(
         state = await eng.run(flow)
     assert state.state == "SUCCESS" and len(swallowed) >= 1
     assert store.sent.count("ExecutionCreated") == 1
+
+
+class CountingMarks(CountingWork):
+    def __init__(self) -> None:
+        super().__init__()
+        self.marks: list[str] = []
+
+    async def mark_held(self, execution_id: str) -> None:
+        self.marks.append(execution_id)
+        await super().mark_held(execution_id)
+
+
+async def test_an_execution_is_marked_once_before_its_work_goes_into_memory_and_unmarked_at_its_end() -> None:
+    store = CountingMarks()
+    async with MemoryEngine(store, work_in_memory=True) as eng:
+        state = await eng.run(await eng.deploy(FLOW))
+        assert state.state == "SUCCESS" and store.dispatched == []
+        assert store.marks == [state.id]
+        assert store.held == set()
+
+
+async def test_work_a_dead_process_held_in_memory_unannounced_runs_once_its_partitions_are_taken() -> None:
+    """Chaos seed 85: a process held an attempt in memory, neither announced (its announce failed in an
+    outage) nor reported, and died. Its execution waits for no input, so without its mark nothing would
+    load it again: the next owner of its partition (here, the restarted process) loads the marked
+    executions, and their first load dispatches what was not started, through the queue."""
+    store = CountingMarks()
+    taken: list[object] = []
+    async with MemoryEngine(store, name="dies", work_in_memory=True) as eng:
+        flow = await eng.deploy(FLOW)
+        await _executor_ready(eng)
+        eng.handoff.attach_worker(lambda work: taken.append(work) or True)  # takes it, then nothing
+        eid = await eng.start(flow)
+        for _ in range(500):
+            if taken:
+                break
+            await asyncio.sleep(0.01)
+        assert len(taken) == 1 and store.dispatched == []
+        eng.executor.memory_work.held.clear()  # the process dies: what it held in memory is gone
+    assert store.marks == [eid]
+    async with MemoryEngine(store, name="next", work_in_memory=True) as eng:
+        done = await _ended(eng, eid)
+    assert done.state == "SUCCESS" and len(done.taskruns) == 3
+    assert len(store.dispatched) >= 1  # the first load sent the lost attempt through the queue
+    assert store.held == set()
+
+
+async def _ended(eng: MemoryEngine, eid: str, timeout: float = 10) -> Execution:
+    from eventstore.reader import read_execution
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        state = (await read_execution(eng.store, eid)).state
+        if state is not None and state.is_terminal:
+            return state
+        assert asyncio.get_running_loop().time() < deadline, f"{eid} did not end: {state and state.state}"
+        await asyncio.sleep(0.02)

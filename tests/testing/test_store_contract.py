@@ -236,6 +236,49 @@ async def test_liveness_and_the_attempts_workers_hold(store: Any) -> None:
     assert (worker, eid, "tr", 2) not in await store.running_attempts()
 
 
+async def test_executions_marked_as_holding_work_in_memory_are_listed_by_partition(store: Any) -> None:
+    eids = [uuid.uuid4().hex for _ in range(6)]
+    for eid in eids:
+        await store.mark_held(eid)
+    await store.mark_held(eids[0])  # marked twice: listed once
+    one = S.partition(eids[1])
+    listed = await store.held_executions([one])
+    assert (eids[1], one) in listed
+    assert all(p == one for _, p in listed)
+    everywhere = await store.held_executions(range(S.PARTITIONS))
+    assert {(eid, S.partition(eid)) for eid in eids} <= set(everywhere)
+    assert len([e for e, _ in everywhere if e == eids[0]]) == 1
+    assert await store.held_executions([]) == []
+    store.clear_held(eids[1])
+    await _until_absent(store, eids[1])
+
+
+async def _until_absent(store: Any, eid: str) -> None:
+    """A cleared mark is gone within its ended marker's TTL (no tombstone kept)."""
+    deadline = asyncio.get_running_loop().time() + S.ENDED_MARKER_TTL_S + 5
+    while eid in {e for e, _ in await store.held_executions(range(S.PARTITIONS))}:
+        assert asyncio.get_running_loop().time() < deadline, f"{eid} still listed"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_cleared_running_attempt_leaves_no_key_behind(nats_url: str) -> None:
+    """Its purge marker expires: kept, one per taskrun ever run, each liveness check listed them all."""
+    store = await Store.connect(nats_url)
+    try:
+        worker, eid = f"w{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+        subject = S.running(worker, eid, "tr")
+        await store.mark_running(worker, eid, "tr", 1)
+        await store.clear_running(worker, eid, "tr")
+        deadline = asyncio.get_running_loop().time() + S.ENDED_MARKER_TTL_S + 5
+        while subject in (
+            (await store.js.stream_info(S.RUNNING, subjects_filter=subject)).state.subjects or {}
+        ):
+            assert asyncio.get_running_loop().time() < deadline, "the purge marker stayed"
+            await asyncio.sleep(0.1)
+    finally:
+        await store.close()
+
+
 async def test_an_executor_answers_pings_while_subscribed(store: Any) -> None:
     me = f"x{uuid.uuid4().hex[:8]}"
     assert not await store.is_alive(me)
