@@ -147,6 +147,9 @@ class Partitions:
             probes = await asyncio.gather(*(self.alive(m) for m in members))
             self._dead = {m for m, ok in zip(members, probes, strict=True) if not ok}
             members = [m for m in members if m not in self._dead]
+        if self.alone != (not members):  # work goes through memory only while alone: say when
+            event = "partitions.peers" if members else "partitions.alone"
+            log.info(event, executor=self.id, peers=members)
         self.alone = not members
         self._peers = list(members)
         members.append(self.id)
