@@ -292,7 +292,10 @@ class Topology:
         for name, argv in specs:
             home = self.work / "homes" / name
             home.mkdir(parents=True, exist_ok=True)
-            role = Role(name, argv, logs, {**self.env, "ENGINE_HOME": str(home)})
+            env = {**self.env, "ENGINE_HOME": str(home)}
+            if name.startswith("executor"):  # partitions taken and when work may go through memory
+                env["ENGINE_LOG_LEVEL"] = "info"
+            role = Role(name, argv, logs, env)
             self.roles[name] = role
             self.pids.add(role.spawn())
 
