@@ -42,6 +42,8 @@ _MIN_ATOMIC = 8
 _MAX_MESSAGES = 256  # the server takes up to 1,000 a batch; a smaller one keeps a commit's ack quick
 _MAX_BYTES = 4 * 1024 * 1024
 _TIMEOUT_S = 10.0
+# A lingering batcher's posts wait up to its ``linger_s`` for company, or until this many queue.
+_LINGER_COUNT = 32
 
 
 class _Ack(msgspec.Struct):
@@ -102,10 +104,14 @@ class Batcher:
         in_flight: int = 64,
         on_error: Callable[[BaseException], None] | None = None,
         timeout: float = _TIMEOUT_S,
+        linger_s: float = 0.0,
     ) -> None:
         self._nc = nc
         self._in_flight = in_flight
         self._timeout = timeout
+        # Posts nobody reads at once (cleared marks) wait to leave as one commit; not log lines: a
+        # line sent before its task's report is read by whoever sees the execution end.
+        self._linger_s = linger_s
         self._queue: list[_Pending] = []
         self._waiting: dict[str, _Sent] = {}  # by reply token, in the order sent
         self._on_error = on_error  # for publishes nobody waits for
@@ -114,6 +120,7 @@ class Batcher:
         self._token = 0
         self._pump: asyncio.Task[None] | None = None
         self._sweep: asyncio.TimerHandle | None = None
+        self._linger: asyncio.TimerHandle | None = None
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -136,6 +143,14 @@ class Batcher:
     def post(self, subject: str, payload: bytes, headers: dict[str, str] | None = None) -> None:
         """Store one message without waiting (a failure goes to ``on_error``)."""
         self._queue.append(_Pending(subject, payload, headers, None))
+        if not self._linger_s or len(self._queue) >= _LINGER_COUNT:
+            self._kick()
+        elif self._linger is None:
+            self._idle.clear()
+            self._linger = asyncio.get_running_loop().call_later(self._linger_s, self._lingered)
+
+    def _lingered(self) -> None:
+        self._linger = None
         self._kick()
 
     def _kick(self) -> None:

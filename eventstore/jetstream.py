@@ -31,6 +31,7 @@ from eventstore.batching import Batcher
 # "wrong last sequence": 10071 names the sequence; a clustered stream may answer 10164 instead.
 OCC_CONFLICTS = frozenset({10071, 10164})
 _DUPLICATE_IN_PROCESS = 10158  # a retried publish whose first copy is still being replicated
+HELD_LINGER_S = 0.05  # ~20 clears a commit at 400 executions/s, not one each
 _NO_PLACEMENT = 10005  # "no suitable peers for placement": a peer is (re)starting or just died
 _SETUP_DEADLINE_S = 30.0  # a stream leader or meta leader being elected (a node of the cluster died)
 json_encoder = msgspec.json.Encoder()
@@ -111,7 +112,9 @@ class Connection:
         """The group-commit publisher of ``stream`` (``eventstore.batching``): one per connection."""
         found = self._batchers.get(stream)
         if found is None:
-            found = self._batchers[stream] = Batcher(self.nc, on_error=self._post_failed)
+            # A cleared mark read late costs a takeover one load: its clears leave together.
+            linger = HELD_LINGER_S if stream == S.HELD else 0.0
+            found = self._batchers[stream] = Batcher(self.nc, on_error=self._post_failed, linger_s=linger)
         return found
 
     def _post_failed(self, exc: BaseException) -> None:

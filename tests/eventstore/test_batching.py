@@ -134,3 +134,23 @@ async def test_a_publish_no_stream_takes_fails_and_an_unanswered_one_times_out(n
         await sub.unsubscribe()
     finally:
         await nc.close()
+
+
+async def test_cleared_marks_posted_apart_in_time_leave_together_and_are_stored(nats_url: str) -> None:
+    """The held bucket's batcher lingers: clears posted a few milliseconds apart share one commit
+    (nobody waits for them), and every one is stored once the batcher drains."""
+    store = await Store.connect(nats_url)
+    try:
+        eids = [uuid.uuid4().hex for _ in range(12)]
+        for eid in eids:
+            await store.mark_held(eid)
+        commits = COUNTS.commits
+        for eid in eids:
+            store.clear_held(eid)
+            await asyncio.sleep(0.001)  # apart: without the linger each leaves alone
+        await store.batcher(S.HELD).drain()
+        assert COUNTS.commits - commits == 1
+        for eid in eids:  # each mark replaced by its clear (an empty value that expires)
+            assert (await store.js.get_last_msg(S.HELD, S.held(eid), direct=True)).data in (None, b"")
+    finally:
+        await store.close()
