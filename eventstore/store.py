@@ -7,6 +7,7 @@ snapshots) and ``eventstore.messaging`` (inputs, work, kills, executor presence)
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -260,7 +261,22 @@ class Store(History, BatchReads, Messaging):
             _, _, p, execution_id = subject.split(".", 3)
             if p in wanted:
                 out.append((execution_id, int(p)))
-        return out
+        # A cleared mark is listed until its TTL runs out, and after a restart the server lets it
+        # run out only a few seconds later: without this read every start loaded again the
+        # executions that ended just before the last stop. From the leader: a replica a moment
+        # behind could show an old clear for a mark set again since.
+        reads = asyncio.Semaphore(64)
+
+        async def cleared(execution_id: str) -> bool:
+            async with reads:
+                try:
+                    msg = await self.js.get_last_msg(S.HELD, S.held(execution_id))
+                except NotFoundError:
+                    return True  # expired meanwhile
+                return not msg.data
+
+        gone = await asyncio.gather(*(cleared(eid) for eid, _ in out))
+        return [found for found, done in zip(out, gone, strict=True) if not done]
 
     async def running_attempts(self) -> list[tuple[str, str, str, int]]:
         """(worker, execution, taskrun, attempt) of every attempt a worker announced and did not end."""
