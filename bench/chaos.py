@@ -3,6 +3,10 @@ flow set while workers, executors and a NATS node are killed with SIGKILL and re
 execution must have ended exactly once per taskrun.
 
     python bench/chaos.py --executions 500 --duration 120 [--seed 1] [--wait 300] [--keep DIR]
+                          [--combined] [--executors 2]
+
+``--combined --executors 1`` runs one node (executor and worker in one process), always alone, so its
+work goes through memory; it is killed three times.
 
 Everything runs on 127.0.0.1 in a temporary directory; every process it starts is stopped by PID at the end
 (roles and the scripts they started, then the nats-server nodes). The last line is
@@ -431,7 +435,11 @@ async def _chaos(topo: Topology, rng: random.Random, cfg: ChaosConfig, log: list
     while t < cfg.duration:
         plan.append((t, "worker"))
         t += cfg.kill_every
-    if cfg.kill_executors:
+    if cfg.kill_executors and cfg.executors == 1:
+        # A lone executor is always alone: its work goes through memory, and each kill leaves the
+        # restarted one to find, by its marks, what the dead one held there.
+        plan += [(cfg.duration * f, "executor-1") for f in (0.25, 0.5, 0.7)]
+    elif cfg.kill_executors:
         for i in range(cfg.executors):
             plan.append((cfg.duration * (0.25 + 0.45 * i / max(cfg.executors - 1, 1)), f"executor-{i + 1}"))
     if cfg.kill_nats and cfg.nodes >= 3:
@@ -807,6 +815,9 @@ def main() -> None:
     p.add_argument("--no-executor-kill", action="store_true")
     p.add_argument("--no-nats-kill", action="store_true")
     p.add_argument("--combined", action="store_true", help="executor processes run a worker too (node)")
+    p.add_argument(
+        "--executors", type=int, default=2, help="executor processes (one: killed three times, always alone)"
+    )
     p.add_argument("--keep", type=Path, default=None, help="copy logs and side files here at the end")
     p.add_argument("--report", type=Path, default=None, help="write the report as JSON here")
     a = p.parse_args()
@@ -820,6 +831,7 @@ def main() -> None:
         kill_executors=not a.no_executor_kill,
         kill_nats=not a.no_nats_kill,
         combined=a.combined,
+        executors=a.executors,
         keep=a.keep,
     )
     report = run_async(run_chaos(cfg))
