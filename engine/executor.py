@@ -142,9 +142,11 @@ class Executor:
                 await asyncio.sleep(1)
                 self._sweep_wanted.set()
                 continue
-            for eid, p in found:
-                if eid not in self.cache:
-                    self._queue.put_nowait(Reload(eid, p))
+            reloads = [Reload(eid, p) for eid, p in found if eid not in self.cache]
+            if reloads:  # each one's first load dispatches again what was not started
+                log.info("executor.held_reloaded", executions=len(reloads), partitions=len(parts))
+            for reload in reloads:
+                self._queue.put_nowait(reload)
 
     async def _consume(self, p: int) -> None:
         """Own partition ``p`` through a fresh consumer: inputs a previous owner left unacked come
