@@ -359,6 +359,16 @@ async def test_an_execution_is_marked_once_before_its_work_goes_into_memory_and_
         assert store.held == set()
 
 
+async def test_the_work_of_a_one_task_flow_takes_the_queue_unmarked() -> None:
+    """Its mark and the mark's clear would cost more than its one work message."""
+    store = CountingMarks()
+    one = FLOW.split("  - id: b")[0].replace("id: three", "id: one")
+    async with MemoryEngine(store, work_in_memory=True) as eng:
+        state = await eng.run(await eng.deploy(one))
+        assert state.state == "SUCCESS" and len(store.dispatched) == 1
+        assert store.marks == []
+
+
 async def test_work_a_dead_process_held_in_memory_unannounced_runs_once_its_partitions_are_taken() -> None:
     """Chaos seed 85: a process held an attempt in memory, neither announced (its announce failed in an
     outage) nor reported, and died. Its execution waits for no input, so without its mark nothing would
