@@ -18,6 +18,9 @@ if not (ROOT / "manifest.yaml").is_file():
 pytestmark = pytest.mark.anyio
 
 CASES = asserted_cases(ROOT)
+TRIGGERS_DURABLE = (
+    "triggers"  # the trigger service's step consumers, whose backlog a Flow trigger case awaits
+)
 
 
 def _param(case: Case) -> Any:
@@ -40,7 +43,7 @@ async def runtime(nats_url: str, anyio_backend: str) -> AsyncIterator[Any]:
         roles = [
             asyncio.create_task(rt.executor().run()),
             asyncio.create_task(rt.worker(concurrency=32).run()),
-            asyncio.create_task(TriggerService(rt, schedules=False).run()),
+            asyncio.create_task(TriggerService(rt, schedules=False, durable=TRIGGERS_DURABLE).run()),
         ]
         try:
             yield rt
@@ -58,5 +61,5 @@ def test_expected_failures_are_cases() -> None:
 
 @pytest.mark.parametrize("case", [_param(c) for c in CASES])
 async def test_case(case: Case, runtime: Any) -> None:
-    result = await run_case(case, runtime, root=ROOT)
+    result = await run_case(case, runtime, root=ROOT, triggers_durable=TRIGGERS_DURABLE)
     assert result.passed, result.reason

@@ -439,3 +439,40 @@ triggers:
         await rec.wait_ended("joined", 2)
     fired = {c.execution_id: c.trigger["executionId"] for c in rec.of("joined")}  # type: ignore[index]
     assert fired == {plan.execution_id: runs["b"].id, handled[0][0]: runs["b2"].id}
+
+
+async def test_steps_backlog_counts_the_steps_no_service_has_handled(
+    eng: Engine, rec: Recorder, namespace: str
+) -> None:
+    import time
+    import uuid
+
+    from eventstore.triggerfeeds import steps_backlog
+
+    up = await eng.deploy(upstream(namespace))
+    await eng.deploy(
+        listener(
+            namespace,
+            "down",
+            f"""  - id: on-up
+    type: io.kestra.plugin.core.trigger.Flow
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionFlow
+        namespace: {namespace}
+        flowId: up""",
+        )
+    )
+    durable = f"triggers-test-{uuid.uuid4().hex[:8]}"
+    assert await steps_backlog(eng.rt.store, durable) is None  # no consumer yet
+    async with trigger_service(eng.rt, namespace, durable=durable) as svc:
+        assert svc.steps_subscribed
+    run = await eng.run(up)  # its steps wait in the consumers the stopped service left
+    assert (await steps_backlog(eng.rt.store, durable) or 0) >= 2  # at least its start and its end
+    async with trigger_service(eng.rt, namespace, durable=durable):
+        deadline = time.monotonic() + 10
+        while await steps_backlog(eng.rt.store, durable) != 0:
+            assert time.monotonic() < deadline, "the backlog never reached 0"
+            await asyncio.sleep(0.02)
+        # handled means its creation was sent: the listener's execution comes without another step
+        [down] = await rec.wait_ended("down", 1)
+    assert down.trigger is not None and down.trigger["executionId"] == run.id
