@@ -45,11 +45,11 @@ async def run_all(cases: list[Case], root: Path, verbose: bool) -> list[tuple[Ca
             roles = [
                 asyncio.create_task(rt.executor().run()),
                 asyncio.create_task(rt.worker(concurrency=32).run()),
-                asyncio.create_task(TriggerService(rt, schedules=False).run()),
+                asyncio.create_task(TriggerService(rt, schedules=False, durable="triggers").run()),
             ]
             try:
                 for case in cases:
-                    result = await run_case(case, rt, root=root)
+                    result = await run_case(case, rt, root=root, triggers_durable="triggers")
                     results.append((case, result))
                     if verbose:
                         mark = "PASS" if result.passed else "FAIL"

@@ -17,6 +17,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 from nats.js import api as jsapi
+from nats.js.errors import NotFoundError
 
 from engine.core import events as ev
 from eventstore import subjects as S
@@ -139,6 +140,20 @@ async def consume_steps(
                 config=config,
             )
         )
+
+
+async def steps_backlog(store: Store, durable: str) -> int | None:
+    """The steps the consumers ``durable`` still hold: stored and not delivered yet, or delivered and
+    not acknowledged (a service acks a step once it has handled it and sent its creations). None
+    while a shard has no such consumer (the service has not subscribed yet)."""
+    held = 0
+    for k in range(S.SHARDS):
+        try:
+            info = await store.js.consumer_info(f"{S.EVENTS}_{k}", durable)
+        except NotFoundError:
+            return None
+        held += int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+    return held
 
 
 async def first_step(store: Store, execution_id: str) -> list[ev.Event]:

@@ -10,7 +10,11 @@ trigger fires when all of them have held in the window (then the window is reset
 
 Exactly once: the new execution's id is derived from (listening flow, trigger id, upstream
 execution id, upstream state, how many times the upstream reached that state), so a redelivered
-state change, or two trigger services, start it once.
+state change, or two trigger services, start it once. A window that resets fires for the one step
+that completed it: the write that completes it also resets it and keeps that step's execution id
+(``fired``), before the creation is sent. Steps handled meanwhile (other shards, other services)
+find a fresh window, not a complete one; a redelivered completing step finds its id and sends the
+same creation again.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ from triggers.schedule import iso, trigger_labels
 log = get_logger("triggers.flow")
 
 DEFAULT_STATES = tuple(sorted(str(s) for s in TERMINAL))
+# The firings a window remembers: a completing step redelivered (after a nak, or the ack wait of
+# a service that stopped) finds its own among them unless this many later ones completed it since.
+FIRED_KEPT = 32
 
 
 @dataclass
@@ -155,6 +162,24 @@ def new_window(tw: Mapping[str, Any], now: datetime) -> tuple[datetime, datetime
     return start, start + timedelta(seconds=window) - timedelta(milliseconds=1)
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """A step's results added to one window."""
+
+    complete: bool  # every sub-condition has held in the window (or this step already fired it)
+    mine: bool  # this step completed it (now, or before it was redelivered)
+
+
+def _complete(m: Multiple, results: Mapping[str, Any]) -> bool:
+    return all(results.get(name) for name in m.conditions)
+
+
+def _reset(fired: list[str], fire_id: str) -> dict[str, Any]:
+    """A window consumed by the firing ``fire_id``: no bounds, so the next step opens new ones (as
+    Kestra deletes it and the next ``getOrCreate`` makes one)."""
+    return {"results": {}, "fired": [*fired, fire_id][-FIRED_KEPT:]}
+
+
 class FlowTriggers:
     """Evaluates Flow triggers against an upstream state change."""
 
@@ -162,7 +187,6 @@ class FlowTriggers:
         self.kv = kv
         self.expressions = expressions
         self.now = now
-        self._resets: dict[str, list[tuple[str, int]]] = {}  # execution id -> windows to reset once fired
 
     def context(self, flow: Flow, up: Upstream, tvars: dict[str, Any]) -> C.Context:
         ex = up.execution
@@ -257,24 +281,65 @@ class FlowTriggers:
     def window_key(self, flow: Flow, trigger: Trigger, m: Multiple) -> str:
         return key("window", flow.namespace, flow.id, trigger.id, m.id)
 
-    async def _record(self, flow: Flow, trigger: Trigger, m: Multiple, ctx: C.Context) -> tuple[bool, int]:
-        """Add this execution's results to the window; (all sub-conditions held, window seq)."""
+    async def _record(
+        self, flow: Flow, trigger: Trigger, m: Multiple, ctx: C.Context, fire_id: str, reset: bool
+    ) -> Recorded:
+        """Add this step's results to the window (one compare-and-set write).
+
+        ``reset``: the write that completes the window resets it too, naming ``fire_id`` (this
+        step's execution to start): nobody else can see it complete, so nobody else fires for it.
+        Without, a completing write names the step (``completed_by``) for ``claim``.
+        """
         results = {name: await self._sub_result(name, cond, ctx) for name, cond in m.conditions.items()}
         k = self.window_key(flow, trigger, m)
         for _ in range(20):
             now = self.now()
-            window, seq = await self.kv.get(k)
-            if window is None or not (parse_date(window["start"]) < now < parse_date(window["end"])):
+            stored, seq = await self.kv.get(k)
+            fired = list((stored or {}).get("fired") or [])
+            if fire_id in fired:
+                # Redelivered after its write: its results are in the window it consumed, not in this one.
+                return Recorded(complete=True, mine=True)
+            window = stored
+            if (
+                window is None
+                or "start" not in window
+                or not (parse_date(window["start"]) < now < parse_date(window["end"]))
+            ):
                 start, end = new_window(m.time_window, now)
                 window = {"start": iso(start), "end": iso(end), "results": {}}
-            merged = dict(window.get("results") or {})
-            merged.update({name: True for name, ok in results.items() if ok})
-            done = all(merged.get(name) for name in m.conditions)
-            if merged == window.get("results") and seq:
-                return done, seq
-            new_seq = await self.kv.put(k, {**window, "results": merged}, seq)
-            if new_seq is not None:
-                return done, new_seq
+                if fired:
+                    window["fired"] = fired
+            before = dict(window.get("results") or {})
+            merged = {**before, **{name: True for name, ok in results.items() if ok}}
+            done = _complete(m, merged)
+            # With ``reset`` a window is never stored complete (but by an older revision of the
+            # trigger, or of this code): a step that finds it done completed it.
+            completes = done and (reset or not _complete(m, before))
+            if completes and reset:
+                value = _reset(fired, fire_id)
+            elif completes:
+                value = {**window, "results": merged, "completed_by": fire_id}
+            elif merged == before and seq:
+                return Recorded(complete=done, mine=done and window.get("completed_by") == fire_id)
+            else:
+                value = {**window, "results": merged}
+            if await self.kv.put(k, value, seq) is not None:
+                return Recorded(complete=done, mine=completes)
+        raise EngineError(f"{flow.namespace}.{flow.id}: window {m.id} is updated too often concurrently")
+
+    async def claim(self, flow: Flow, trigger: Trigger, m: Multiple, fire_id: str) -> bool:
+        """Reset a complete window for the firing ``fire_id`` (a trigger with several windows:
+        each completes on its own step); False when it is no longer complete (another firing took it)."""
+        k = self.window_key(flow, trigger, m)
+        for _ in range(20):
+            stored, seq = await self.kv.get(k)
+            fired = list((stored or {}).get("fired") or [])
+            if fire_id in fired:
+                return True
+            if stored is None or not _complete(m, stored.get("results") or {}):
+                return False
+            if await self.kv.put(k, _reset(fired, fire_id), seq) is not None:
+                return True
         raise EngineError(f"{flow.namespace}.{flow.id}: window {m.id} is updated too often concurrently")
 
     async def evaluate(self, flow: Flow, trigger: Trigger, up: Upstream) -> Plan | None:
@@ -292,12 +357,35 @@ class FlowTriggers:
         ]
         if not await C.all_true(conds, ctx, self.expressions):
             return None
+        fire_id = make_id(
+            "flow-trigger",
+            flow.namespace,
+            flow.id,
+            trigger.id,
+            up.execution.id,
+            up.state,
+            str(up.occurrence),
+        )
         ms = multiples(trigger)
-        done = []
-        for m in ms:
-            done.append((m, *await self._record(flow, trigger, m, ctx)))
-        if not all(ok for _, ok, _ in done):
+        # One window (the usual case): completed and reset by one write. Several: each is recorded,
+        # then the step that completed one of them, finding them all complete, resets them in order;
+        # the first reset decides between two such steps.
+        single = len(ms) == 1
+        recorded = [
+            (m, await self._record(flow, trigger, m, ctx, fire_id, reset=single and m.reset_on_success))
+            for m in ms
+        ]
+        if not all(r.complete for _, r in recorded):
             return None
+        resetting = [m for m, _ in recorded if m.reset_on_success]
+        if resetting:
+            if not any(r.mine for _, r in recorded):
+                return None  # complete, but another step completed it: that step fires
+            if not single:
+                if not await self.claim(flow, trigger, resetting[0], fire_id):
+                    return None
+                for m in resetting[1:]:
+                    await self.claim(flow, trigger, m, fire_id)
         try:
             inputs = await self.expressions.render_value_async(
                 dict(trigger.props.get("inputs") or {}), ctx.variables
@@ -306,6 +394,7 @@ class FlowTriggers:
                 trigger_labels(trigger.props.get("labels")), ctx.variables
             )
         except EngineError as exc:
+            # A window this step completed stays consumed: the firing was this step's, and failed.
             log.warning(
                 "flow_trigger.invalid_inputs",
                 flow=f"{flow.namespace}.{flow.id}",
@@ -316,28 +405,12 @@ class FlowTriggers:
             return None
         plan = Plan(
             flow=flow,
-            execution_id=make_id(
-                "flow-trigger",
-                flow.namespace,
-                flow.id,
-                trigger.id,
-                up.execution.id,
-                up.state,
-                str(up.occurrence),
-            ),
+            execution_id=fire_id,
             inputs=typed_inputs(flow, inputs, self.expressions),
             labels=label_strings(labels),
             trigger=trigger_record(trigger, tvars),
         )
-        self._resets[plan.execution_id] = [
-            (self.window_key(flow, trigger, m), seq) for m, _, seq in done if m.reset_on_success
-        ]
         return plan
-
-    async def fired(self, plan: Plan) -> None:
-        """After the create was sent: reset the windows that completed (resetOnSuccess)."""
-        for k, seq in self._resets.pop(plan.execution_id, []):
-            await self.kv.delete(k, seq)
 
 
 def typed_inputs(flow: Flow, given: dict[str, Any], expressions: Any) -> dict[str, Any]:

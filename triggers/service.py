@@ -372,7 +372,6 @@ class TriggerService:
                         continue
                     if plan is not None:
                         created.append(await self._create(plan))
-                        await self.flow_triggers.fired(plan)
         for to_state, _ in transitions:
             for flow, trigger in stoppers:
                 await self._maybe_stop(flow, trigger, state, to_state)

@@ -213,9 +213,18 @@ _FILE_LINES = re.compile(
 
 
 class _Runner:
-    def __init__(self, case: Case, rt: Any, root: Path, tmp: Path, timeout: float) -> None:
+    def __init__(
+        self,
+        case: Case,
+        rt: Any,
+        root: Path,
+        tmp: Path,
+        timeout: float,
+        triggers_durable: str | None = None,
+    ) -> None:
         self.case = case
         self.rt = rt
+        self.triggers_durable = triggers_durable  # the step consumers of the running trigger service
         self.root = root
         self.tmp = tmp
         self.timeout = timeout
@@ -349,6 +358,21 @@ class _Runner:
             self.stale_reads += 1
             state = await self.wait_for(eid, TERMINAL_STATES)
         return state
+
+    async def steps_handled(self) -> None:
+        """Until the trigger service has handled every execution step stored so far (and sent the
+        creations they make): a Flow trigger then has seen each upstream end, in the order they
+        ended, and a window holds what every earlier case's executions put in it."""
+        if self.triggers_durable is None:
+            return
+        from eventstore.triggerfeeds import steps_backlog
+
+        limit = time.monotonic() + self._budget()
+        while (held := await steps_backlog(self.rt.store, self.triggers_durable)) != 0:
+            if time.monotonic() > limit:
+                what = "has no step consumer" if held is None else f"still holds {held} step(s)"
+                raise CaseFailure(f"timeout: the trigger service ({self.triggers_durable}) {what}")
+            await asyncio.sleep(0.02)
 
     def _timeout_message(self, state: Any, target: str) -> str:
         if state is None:
@@ -613,7 +637,10 @@ class _Runner:
         upstream = self._upstream_flows(listener)
         if not upstream:
             raise CaseFailure("no upstream flow found for the listener's Flow trigger")
-        started: list[str] = []
+        # Listener executions by the upstream execution that started them: one started by an
+        # execution of another case (or by another listener) is not this case's.
+        started: list[tuple[str, str | None]] = []
+        seen = asyncio.Event()
 
         async def on_step(msg: Any) -> None:
             for event in ev.decode(msg.data):
@@ -622,10 +649,16 @@ class _Runner:
                     and event.flow_id == listener.id
                     and event.namespace == listener.namespace
                 ):
-                    started.append(event.execution_id)
+                    started.append((event.execution_id, (event.trigger or {}).get("executionId")))
+                    seen.set()
+
+        def ours() -> list[str]:
+            ran = set(self.upstream.values())
+            return [eid for eid, by in started if by in ran]
 
         sub = await self.rt.store.nc.subscribe("ev.>", cb=on_step)
         try:
+            await self.steps_handled()  # what earlier cases ran is in the windows before this case runs
             for ns, fid in upstream:
                 try:
                     flow = await self.rt.flows.get(ns, fid)
@@ -640,17 +673,23 @@ class _Runner:
                     ),
                     timeout=self.timeout,
                 )
+                # Its end handled before the next upstream runs, as Kestra's tests run them one
+                # after the other: a window completes on the step of the last one.
+                await self.steps_handled()
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 10
-            while not started and loop.time() < deadline:
-                await asyncio.sleep(0.05)
+            while not ours() and loop.time() < deadline:
+                seen.clear()
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(seen.wait(), deadline - loop.time())
         finally:
             await sub.unsubscribe()
-        if not started:
+        started_here = ours()
+        if not started_here:
             names = ", ".join(f"{ns}.{fid}" for ns, fid in upstream)
             raise CaseFailure(f"the Flow trigger did not start {listener.id} after {names} ended")
-        self.execution_id = started[0]
-        return await self.wait_terminal(started[0])
+        self.execution_id = started_here[0]
+        return await self.wait_terminal(started_here[0])
 
     async def run_via_parent(self, parent_id: str) -> Any:
         """Run the parent flow's default case, then find this flow's execution among its descendants."""
@@ -895,15 +934,23 @@ def _one_line(exc: BaseException) -> str:
 
 
 async def run_case(
-    case: Case, rt: Any, timeout: float = CASE_TIMEOUT, root: Path | None = None
+    case: Case,
+    rt: Any,
+    timeout: float = CASE_TIMEOUT,
+    root: Path | None = None,
+    triggers_durable: str | None = None,
 ) -> CaseResult:
-    """Run one case on a started Runtime ``rt`` (its executor and worker must be running)."""
+    """Run one case on a started Runtime ``rt`` (its executor and worker must be running).
+
+    ``triggers_durable``: the step consumer of the trigger service running next to them; a Flow
+    trigger case then waits for it to have handled every step before each upstream run and after
+    (without, it only waits for the listener's execution to appear)."""
     from engine.core.errors import EngineError
 
     started = time.monotonic()
     root = root or corpus_root()
     with tempfile.TemporaryDirectory(prefix="conformance-") as tmp:
-        runner = _Runner(case, rt, root, Path(tmp), timeout)
+        runner = _Runner(case, rt, root, Path(tmp), timeout, triggers_durable)
         try:
             await runner.run()
         except CaseFailure as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +19,9 @@ if not (ROOT / "manifest.yaml").is_file():
 pytestmark = pytest.mark.anyio
 
 CASES = asserted_cases(ROOT)
+# The trigger service's step consumers, whose backlog a Flow trigger case awaits. Its own: the
+# session's server may hold a "triggers" consumer a killed scheduler left far behind (test_scheduler_kill).
+TRIGGERS_DURABLE = f"conformance-{uuid.uuid4().hex[:8]}"
 
 
 def _param(case: Case) -> Any:
@@ -40,7 +44,18 @@ async def runtime(nats_url: str, anyio_backend: str) -> AsyncIterator[Any]:
         roles = [
             asyncio.create_task(rt.executor().run()),
             asyncio.create_task(rt.worker(concurrency=32).run()),
-            asyncio.create_task(TriggerService(rt, schedules=False).run()),
+            # Only the corpus's namespaces: the session's server also holds the flows other test
+            # modules left, whose triggers would run here (test_conditions' `not-failed` and
+            # `ns-prefix` listeners fire on each other's executions without end).
+            asyncio.create_task(
+                TriggerService(
+                    rt,
+                    schedules=False,
+                    durable=TRIGGERS_DURABLE,
+                    inactive_threshold=60.0,
+                    namespace="io.kestra",
+                ).run()
+            ),
         ]
         try:
             yield rt
@@ -58,5 +73,5 @@ def test_expected_failures_are_cases() -> None:
 
 @pytest.mark.parametrize("case", [_param(c) for c in CASES])
 async def test_case(case: Case, runtime: Any) -> None:
-    result = await run_case(case, runtime, root=ROOT)
+    result = await run_case(case, runtime, root=ROOT, triggers_durable=TRIGGERS_DURABLE)
     assert result.passed, result.reason

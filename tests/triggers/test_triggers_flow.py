@@ -351,3 +351,128 @@ async def test_a_service_with_nothing_listening_makes_no_step_consumer(
         for k in range(S.SHARDS):
             with pytest.raises(NotFoundError):
                 await eng.rt.store.js.consumer_info(f"{S.EVENTS}_{k}", svc.durable)
+
+
+async def test_a_completed_window_fires_once_for_the_step_that_completed_it(
+    eng: Engine, rec: Recorder, namespace: str
+) -> None:
+    """The step that completes a MultipleCondition window fires, once, even when other steps are
+    handled between its write to the window and its creation (other shards, other services), and
+    when it is redelivered after stopping in between."""
+    from triggers.flow import Upstream
+
+    a = await eng.deploy(upstream(namespace, "a"))
+    b = await eng.deploy(upstream(namespace, "b"))
+    await eng.deploy(f"""
+id: joined
+namespace: {namespace}
+tasks:
+  - id: only
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{{{ trigger.executionId }}}}"
+triggers:
+  - id: both
+    type: io.kestra.plugin.core.trigger.Flow
+    conditions:
+      - id: both
+        type: io.kestra.plugin.core.condition.MultipleCondition
+        window: P1D
+        windowAdvance: P0D
+        conditions:
+          a:
+            type: io.kestra.plugin.core.condition.ExecutionFlow
+            namespace: {namespace}
+            flowId: a
+          b:
+            type: io.kestra.plugin.core.condition.ExecutionFlow
+            namespace: {namespace}
+            flowId: b
+""")
+
+    async def terminal_step(eid: str) -> tuple[int, bytes]:
+        [(seq, events)] = [
+            (seq, events)
+            for seq, events in await eng.rt.store.read(eid)
+            if any(isinstance(e, ev.ExecutionStateChanged) and e.state == "SUCCESS" for e in events)
+        ]
+        return seq, ev.encode(events)
+
+    # No step consumer: this test hands each step to the service itself, in the order it chooses.
+    quiet = {
+        "flow_triggers": False,
+        "schedules": False,
+        "realtime": False,
+        "polling": False,
+        "backfills": False,
+    }
+    async with trigger_service(eng.rt, namespace, **quiet) as svc:
+        for _ in range(500):  # the service follows FLOWS: the listener reaches its index
+            if svc.step_listeners().flow_triggers:
+                break
+            await asyncio.sleep(0.01)
+        runs = {name: await eng.run(flow) for name, flow in (("a", a), ("b", b), ("a2", a), ("b2", b))}
+        steps = {name: await terminal_step(run.id) for name, run in runs.items()}
+
+        assert await svc.handle(runs["a"].id, *steps["a"]) == []
+        # b's step completes the window; its service stops before sending the creation.
+        joined = svc.index[(namespace, "joined")]
+        state = await eng.rt.load_execution(runs["b"].id)
+        plan = await svc.flow_triggers.evaluate(
+            joined, joined.triggers[0], Upstream(execution=state, state="SUCCESS", occurrence=1, variables={})
+        )
+        assert plan is not None
+        # Meanwhile another step is handled (a's, again): it finds no complete window.
+        assert await svc.handle(runs["a"].id, *steps["a"]) == []
+        # b's step redelivered: the creation it did not send, under the same id, as often as it comes.
+        assert await svc.handle(runs["b"].id, *steps["b"]) == [plan.execution_id]
+        assert await svc.handle(runs["b"].id, *steps["b"]) == [plan.execution_id]
+
+        # Steps handled at the same time as the completing one (several shards): b2's alone fires.
+        assert await svc.handle(runs["a2"].id, *steps["a2"]) == []
+        handled = await asyncio.gather(
+            svc.handle(runs["b2"].id, *steps["b2"]),
+            *(svc.handle(runs["a2"].id, *steps["a2"]) for _ in range(8)),
+        )
+        assert handled[1:] == [[]] * 8
+        assert len(handled[0]) == 1
+        assert set(svc.created) == {plan.execution_id, handled[0][0]}  # every creation it sent
+        await rec.wait_ended("joined", 2)
+    fired = {c.execution_id: c.trigger["executionId"] for c in rec.of("joined")}  # type: ignore[index]
+    assert fired == {plan.execution_id: runs["b"].id, handled[0][0]: runs["b2"].id}
+
+
+async def test_steps_backlog_counts_the_steps_no_service_has_handled(
+    eng: Engine, rec: Recorder, namespace: str
+) -> None:
+    import time
+    import uuid
+
+    from eventstore.triggerfeeds import steps_backlog
+
+    up = await eng.deploy(upstream(namespace))
+    await eng.deploy(
+        listener(
+            namespace,
+            "down",
+            f"""  - id: on-up
+    type: io.kestra.plugin.core.trigger.Flow
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionFlow
+        namespace: {namespace}
+        flowId: up""",
+        )
+    )
+    durable = f"triggers-test-{uuid.uuid4().hex[:8]}"
+    assert await steps_backlog(eng.rt.store, durable) is None  # no consumer yet
+    async with trigger_service(eng.rt, namespace, durable=durable) as svc:
+        assert svc.steps_subscribed
+    run = await eng.run(up)  # its steps wait in the consumers the stopped service left
+    assert (await steps_backlog(eng.rt.store, durable) or 0) >= 2  # at least its start and its end
+    async with trigger_service(eng.rt, namespace, durable=durable):
+        deadline = time.monotonic() + 10
+        while await steps_backlog(eng.rt.store, durable) != 0:
+            assert time.monotonic() < deadline, "the backlog never reached 0"
+            await asyncio.sleep(0.02)
+        # handled means its creation was sent: the listener's execution comes without another step
+        [down] = await rec.wait_ended("down", 1)
+    assert down.trigger is not None and down.trigger["executionId"] == run.id
