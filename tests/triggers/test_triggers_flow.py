@@ -45,6 +45,20 @@ triggers:
 {trigger}"""
 
 
+def on_up(namespace: str) -> str:
+    """``down``, started by every end of ``up``."""
+    return listener(
+        namespace,
+        "down",
+        f"""  - id: on-up
+    type: io.kestra.plugin.core.trigger.Flow
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionFlow
+        namespace: {namespace}
+        flowId: up""",
+    )
+
+
 async def test_a_flow_trigger_deployed_while_the_service_runs_is_heard(
     eng: Engine, rec: Recorder, namespace: str
 ) -> None:
@@ -52,18 +66,7 @@ async def test_a_flow_trigger_deployed_while_the_service_runs_is_heard(
     async with trigger_service(eng.rt, namespace) as svc:
         # nothing listens to execution steps yet: a step is not even decoded
         assert await svc.handle("some-execution", 1, b"\xc1 not msgpack") == []
-        await eng.deploy(
-            listener(
-                namespace,
-                "down",
-                f"""  - id: on-up
-    type: io.kestra.plugin.core.trigger.Flow
-    conditions:
-      - type: io.kestra.plugin.core.condition.ExecutionFlow
-        namespace: {namespace}
-        flowId: up""",
-            )
-        )
+        await eng.deploy(on_up(namespace))
         for _ in range(500):  # the service follows FLOWS: the new revision reaches its index
             if svc.step_listeners().flow_triggers:
                 break
@@ -79,18 +82,7 @@ async def test_fires_once_per_state_change_even_on_redelivery(
     eng: Engine, rec: Recorder, namespace: str
 ) -> None:
     up = await eng.deploy(upstream(namespace))
-    await eng.deploy(
-        listener(
-            namespace,
-            "down",
-            f"""  - id: on-up
-    type: io.kestra.plugin.core.trigger.Flow
-    conditions:
-      - type: io.kestra.plugin.core.condition.ExecutionFlow
-        namespace: {namespace}
-        flowId: up""",
-        )
-    )
+    await eng.deploy(on_up(namespace))
     async with trigger_service(eng.rt, namespace) as svc:
         first = await eng.run(up)
         second = await eng.run(up)
@@ -450,18 +442,7 @@ async def test_steps_backlog_counts_the_steps_no_service_has_handled(
     from eventstore.triggerfeeds import steps_backlog
 
     up = await eng.deploy(upstream(namespace))
-    await eng.deploy(
-        listener(
-            namespace,
-            "down",
-            f"""  - id: on-up
-    type: io.kestra.plugin.core.trigger.Flow
-    conditions:
-      - type: io.kestra.plugin.core.condition.ExecutionFlow
-        namespace: {namespace}
-        flowId: up""",
-        )
-    )
+    await eng.deploy(on_up(namespace))
     durable = f"triggers-test-{uuid.uuid4().hex[:8]}"
     assert await steps_backlog(eng.rt.store, durable) is None  # no consumer yet
     async with trigger_service(eng.rt, namespace, durable=durable) as svc:
