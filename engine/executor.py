@@ -480,9 +480,8 @@ class Executor:
             step = record(base_seq, now, templates.envs, items, events, effects, first_load)
             self.on_step(execution_id, step)
         # A first load's dispatches take the queue: its message id drops a copy of an attempt a worker
-        # holds unannounced (chaos seed 85 ran one twice, from the queue and from memory). So does
-        # the work of a one-task flow: its mark and the mark's clear cost more than one work message
-        # (bench/realtime.py: 5.1 appends per message against 4.1).
+        # holds unannounced (chaos seed 85 ran one twice). So does a one-task flow's work: its mark
+        # and the mark's clear cost more than one work message (bench/realtime.py: 5.1 appends, 4.1).
         in_memory = not first_load and len(index_tasks(flow)) > 1
         await self.perform(state, without_repeats(effects), in_memory=in_memory)
         self._dispatched_checked.add(execution_id)  # this executor sent every effect so far
