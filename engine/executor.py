@@ -48,7 +48,7 @@ from engine.core.replay import Step, record
 from engine.core.tree import index_tasks
 from engine.core.work import WorkItem, encode_work, work_msg_id
 from engine.flows import FlowCache
-from engine.handoff import Handoff, MemoryWork, Reload, give_back
+from engine.handoff import Handoff, MemoryWork, give_back
 from engine.loading import Loads, snapshot_every
 from engine.logs import get_logger
 from engine.partitions import Partitions
@@ -90,8 +90,6 @@ class Executor:
         # partitions back at once instead of waiting for its old leases to expire.
         self.id = executor_id or settings().executor_id or f"x{uuid.uuid4().hex[:12]}"
         self.partitions = Partitions(store, self.id, self._acquire, self._release, alive=store.is_alive)
-        self._to_sweep: set[int] = set()  # partitions taken, whose marked executions are to load
-        self._sweep_wanted = asyncio.Event()
         self._ping: Subscription | None = None
         self.snapshot_every = snapshot_every()
         self._since_snapshot: dict[str, int] = {}  # steps appended since the last snapshot
@@ -123,31 +121,7 @@ class Executor:
 
     async def _acquire(self, p: int) -> None:
         await self._consume(p)
-        self._to_sweep.add(p)
-        self._sweep_wanted.set()
-
-    async def sweep_held(self) -> None:
-        """Load the marked executions of the partitions just taken (``MemoryWork``): a process that
-        held work of theirs in memory may be dead, and their first load dispatches it again."""
-        while True:
-            await self._sweep_wanted.wait()
-            self._sweep_wanted.clear()
-            parts, self._to_sweep = {p for p in self._to_sweep if self.partitions.owns(p)}, set()
-            try:
-                found = await self.memory_work.marked_in(parts)
-            except Exception as exc:
-                if cancelling():
-                    raise asyncio.CancelledError from exc
-                log.warning("executor.sweep_failed", error=f"{type(exc).__name__}: {exc}")
-                self._to_sweep |= parts
-                await asyncio.sleep(1)
-                self._sweep_wanted.set()
-                continue
-            reloads = [Reload(eid, p) for eid, p in found if eid not in self.cache]
-            if reloads:  # each one's first load dispatches again what was not started
-                log.info("executor.held_reloaded", executions=len(reloads), partitions=len(parts))
-            for reload in reloads:
-                self._queue.put_nowait(reload)
+        self.memory_work.taken(p)  # its marked executions are loaded (sweep)
 
     async def _consume(self, p: int) -> None:
         """Own partition ``p`` through a fresh consumer: inputs a previous owner left unacked come
@@ -277,7 +251,8 @@ class Executor:
 
     async def run(self) -> None:
         await self.start()
-        for job in (self.watch_workers(), self.partitions.run(), self.check_consumers(), self.sweep_held()):
+        sweep = self.memory_work.sweep(self.partitions.owns, self.cache, self._queue.put_nowait)
+        for job in (self.watch_workers(), self.partitions.run(), self.check_consumers(), sweep):
             task = asyncio.create_task(job)
             self._tasks.add(task)
         if cancelling():  # nats-py can swallow a cancellation that lands while it subscribes
@@ -456,6 +431,9 @@ class Executor:
         if state is None:
             return
         if flow is None:  # no input (a sweep's reload): only what a first load sends again
+            if state.is_terminal:  # ended since (its flow may be gone): only its mark is left
+                self.memory_work.ended(execution_id)
+                return
             flow = await self.flows.get(state.namespace, state.flow_id, state.flow_revision)
         templates = self.renderer.for_step(now, f"{execution_id}:{base_seq}")
         decision = settle(state, flow, now, templates)

@@ -16,7 +16,7 @@ acknowledged, comes back and runs only if its attempt is still owed (the worker'
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Container
 from typing import Protocol
 
 from engine.aio import cancelling, until_done
@@ -196,6 +196,8 @@ class MemoryWork:
         self.enabled = True
         self.held: dict[int, dict[WorkKey, LocalWork]] = {}  # partition -> work in memory
         self.marked: dict[str, int] = {}  # execution -> partition, known marked (by us or a sweep)
+        self._to_sweep: set[int] = set()  # partitions taken, whose marked executions are to load
+        self._sweep_wanted = asyncio.Event()
 
     async def offer(self, execution_id: str, partition: int, item: WorkItem, group: str | None) -> bool:
         """Hand the work to this process's worker: False when it must take the queue (no worker
@@ -242,6 +244,37 @@ class MemoryWork:
         found = await self.store.held_executions(partitions)
         self.marked.update(found)
         return found
+
+    def taken(self, partition: int) -> None:
+        """``partition`` is now ours: its marked executions are to be loaded (``sweep``)."""
+        self._to_sweep.add(partition)
+        self._sweep_wanted.set()
+
+    async def sweep(
+        self, owns: Callable[[int], bool], loaded: Container[str], reload: Callable[[Reload], None]
+    ) -> None:
+        """Hand ``reload`` the marked executions not ``loaded`` of the partitions just taken: a
+        process that held work of theirs in memory may be dead, and their first load dispatches
+        again what was not started."""
+        while True:
+            await self._sweep_wanted.wait()
+            self._sweep_wanted.clear()
+            parts, self._to_sweep = {p for p in self._to_sweep if owns(p)}, set()
+            try:
+                found = await self.marked_in(parts)
+            except Exception as exc:
+                if cancelling():
+                    raise asyncio.CancelledError from exc
+                log.warning("executor.sweep_failed", error=f"{type(exc).__name__}: {exc}")
+                self._to_sweep |= parts
+                await asyncio.sleep(1)
+                self._sweep_wanted.set()
+                continue
+            reloads = [Reload(eid, p) for eid, p in found if eid not in loaded]
+            if reloads:
+                log.info("executor.held_reloaded", executions=len(reloads), partitions=len(parts))
+            for item in reloads:
+                reload(item)
 
     def track(self, work: LocalWork) -> None:
         self.held.setdefault(work.partition, {})[work.key] = work

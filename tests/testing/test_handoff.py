@@ -4,6 +4,7 @@ folds it, with no inbox write of its own; published to the inbox whenever the ex
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -392,6 +393,30 @@ async def test_work_a_dead_process_held_in_memory_unannounced_runs_once_its_part
         done = await _ended(eng, eid)
     assert done.state == "SUCCESS" and len(done.taskruns) == 3
     assert len(store.dispatched) >= 1  # the first load sent the lost attempt through the queue
+    assert store.held == set()
+
+
+async def test_a_mark_left_by_an_ended_execution_whose_flow_is_gone_is_cleared_by_the_next_sweep() -> None:
+    """A process stopped before its clear left: the next sweep loads the execution, finds it ended,
+    and clears the mark, without asking for the flow (deleted since)."""
+
+    class FlowsGone(CountingMarks):
+        gone = False
+
+        async def get_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> Any:
+            return None if self.gone else await super().get_flow(namespace, flow_id, revision)
+
+    store = FlowsGone()
+    async with MemoryEngine(store, work_in_memory=True) as eng:
+        state = await eng.run(await eng.deploy(FLOW))
+    assert state.state == "SUCCESS" and store.held == set()
+    await store.mark_held(state.id)
+    store.gone = True  # not even its revision can be read any more
+    async with MemoryEngine(store, name="next", work_in_memory=True):
+        for _ in range(500):
+            if not store.held:
+                break
+            await asyncio.sleep(0.01)
     assert store.held == set()
 
 
