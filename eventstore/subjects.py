@@ -136,10 +136,6 @@ def held(execution_id: str) -> str:
     return _kv("held", str(partition(execution_id)), execution_id)
 
 
-def held_partition(p: int) -> str:
-    return _kv("held", str(p), ">")
-
-
 def lease(partition: int) -> str:
     return _kv("leases", "p", str(partition))
 

@@ -15,12 +15,12 @@ from nats.js import api as jsapi
 from nats.js.errors import APIError, KeyNotFoundError, NotFoundError
 
 from engine.core.errors import EngineError
+from eventstore.jetstream import OCC_CONFLICTS
 from eventstore.store import Store
 
 STREAM = "KV_triggers"
 BUCKET = "triggers"
 _PREFIX = f"$KV.{BUCKET}."
-_OCC_CONFLICTS = frozenset({10071, 10164})  # "wrong last sequence" (10164 from a clustered stream)
 _enc = msgspec.json.Encoder()
 
 
@@ -83,22 +83,10 @@ class TriggerKV:
         try:
             ack = await self.store.js.publish(_PREFIX + k, _enc.encode(value), headers=headers, timeout=10)
         except APIError as exc:
-            if exc.err_code in _OCC_CONFLICTS:
+            if exc.err_code in OCC_CONFLICTS:
                 return None
             raise
         return int(ack.seq)
-
-    async def delete(self, k: str, expected_seq: int | None = None) -> bool:
-        headers = {"KV-Operation": "PURGE", "Nats-Rollup": "sub"}
-        if expected_seq is not None:
-            headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_seq)
-        try:
-            await self.store.js.publish(_PREFIX + k, b"", headers=headers, timeout=10)
-        except APIError as exc:
-            if exc.err_code in _OCC_CONFLICTS:
-                return False
-            raise
-        return True
 
     async def keys(self, prefix: str = "") -> list[str]:
         info = await self.store.js.stream_info(STREAM, subjects_filter=f"{_PREFIX}>")
