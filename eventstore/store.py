@@ -24,6 +24,8 @@ from eventstore.history import History
 from eventstore.jetstream import OCC_CONFLICTS, default_replicas, json_encoder, patiently
 from eventstore.messaging import Messaging
 
+_ENDED_TTL = {"Nats-TTL": f"{S.ENDED_MARKER_TTL_S}s"}  # an ended key's marker goes after a second
+
 __all__ = ["FlowRevision", "JetStreamKV", "LogLine", "Store", "default_replicas", "patiently"]
 
 _json = json_encoder
@@ -237,7 +239,7 @@ class Store(History, BatchReads, Messaging):
     async def clear_running(self, worker_id: str, execution_id: str, taskrun_id: str) -> None:
         subject = S.running(worker_id, execution_id, taskrun_id)
         # The purge marker expires: kept, one per taskrun ever run, every liveness check listed them all.
-        headers = {"KV-Operation": "PURGE", "Nats-Rollup": "sub", "Nats-TTL": f"{S.ENDED_MARKER_TTL_S}s"}
+        headers = {"KV-Operation": "PURGE", "Nats-Rollup": "sub", **_ENDED_TTL}
         await self.js.publish(subject, b"", headers=headers, timeout=10)
 
     # ---- executions whose work may be in a process's memory ------------------------------------
@@ -248,8 +250,7 @@ class Store(History, BatchReads, Messaging):
     def clear_held(self, execution_id: str) -> None:
         # An empty value with a TTL replaces the mark (one message per key), then goes: a delete
         # would keep a tombstone per execution forever, and every takeover would list them all.
-        ttl = {"Nats-TTL": f"{S.ENDED_MARKER_TTL_S}s"}
-        self.batcher(S.HELD).post(S.held(execution_id), b"", ttl)
+        self.batcher(S.HELD).post(S.held(execution_id), b"", dict(_ENDED_TTL))
 
     async def held_executions(self, partitions: Collection[int]) -> list[tuple[str, int]]:
         wanted = {str(p) for p in partitions}
