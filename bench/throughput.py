@@ -6,6 +6,11 @@ too, but never a taskrun that did not run); the durable appends per taskrun (eve
 last sequence, before and after: events, inputs, work, logs, KV puts); and the floor measured on the same
 server in the same run (bench/floor.py: acknowledged appends/s, 100 in flight) with the ratio.
 
+Executions are created as the API, webhooks and `engine run` create them: with an id made at random
+just now (``fresh``), so that an executor in the same process stores the creation as its first step
+instead of reading it back from the inbox. With PROCS=1 or NODES=3 the executors are other processes
+and every creation takes the inbox.
+
 In this process the collector is set as in the serving processes (``engine.cli.common.gc_started``:
 start-up objects frozen, young collections every 50,000 allocations); GC=python keeps Python's own.
 
@@ -79,7 +84,9 @@ async def drive(rt: Runtime, duration: float, lanes: int) -> tuple[int, int, int
             eid = new_execution_id()
             fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
             waiters[eid] = fut
-            await rt.create_execution(flow, {}, execution_id=eid)
+            # fresh: the id was made at random just now, as the API, webhooks and `engine run` create
+            # theirs; made here, so that the waiter is set before the execution can end.
+            await rt.create_execution(flow, {}, execution_id=eid, fresh=True)
             state = await asyncio.wait_for(fut, 60)
             del waiters[eid]
             done += 1
