@@ -429,6 +429,8 @@ class Executor:
             await self._refuse_creation(state, events, base_seq)
             return
         if state is None:
+            if not items:  # a sweep's reload of a mark (``mark_soon``) whose creation was never stored
+                self.memory_work.ended(execution_id)
             return
         if flow is None:  # no input (a sweep's reload): only what a first load sends again
             if state.is_terminal:  # ended since (its flow may be gone): only its mark is left
@@ -438,6 +440,12 @@ class Executor:
         templates = self.renderer.for_step(now, f"{execution_id}:{base_seq}")
         decision = settle(state, flow, now, templates)
         events.extend(decision.events)
+        # A first load's dispatches take the queue: its message id drops a copy of an attempt a worker
+        # holds unannounced (chaos seed 85 ran one twice). So does a one-task flow's work: its mark
+        # and the mark's clear cost more than one work message (bench/realtime.py: 5.1 appends, 4.1).
+        in_memory = not first_load and len(index_tasks(flow)) > 1 and self.partitions.alone
+        if in_memory and any(isinstance(e, Dispatch) for e in decision.effects):
+            self.memory_work.mark_soon(execution_id, S.partition(execution_id))  # beside the append
         if events:
             # Stored before the step: whoever sees the execution end can read why.
             await self._log_reasons(state, events, base_seq)
@@ -457,10 +465,6 @@ class Executor:
         if self.on_step is not None:
             step = record(base_seq, now, templates.envs, items, events, effects, first_load)
             self.on_step(execution_id, step)
-        # A first load's dispatches take the queue: its message id drops a copy of an attempt a worker
-        # holds unannounced (chaos seed 85 ran one twice). So does a one-task flow's work: its mark
-        # and the mark's clear cost more than one work message (bench/realtime.py: 5.1 appends, 4.1).
-        in_memory = not first_load and len(index_tasks(flow)) > 1
         await self.perform(state, without_repeats(effects), in_memory=in_memory)
         self._dispatched_checked.add(execution_id)  # this executor sent every effect so far
         if state.is_terminal:

@@ -420,6 +420,52 @@ async def test_a_mark_left_by_an_ended_execution_whose_flow_is_gone_is_cleared_b
     assert store.held == set()
 
 
+async def test_a_mark_whose_creation_was_never_stored_is_cleared_by_the_next_sweep() -> None:
+    """A mark goes out beside the step that dispatches the first work (``mark_soon``); when that step
+    is not stored, the mark names no execution: the next sweep clears it instead of loading it at
+    every takeover."""
+    store = CountingMarks()
+    await store.mark_held("0nevercreated00000000a")
+    async with MemoryEngine(store, work_in_memory=True):
+        for _ in range(500):
+            if not store.held:
+                break
+            await asyncio.sleep(0.01)
+    assert store.held == set()
+
+
+async def test_the_mark_is_written_beside_the_first_step_not_after_it() -> None:
+    """The first step's append and the mark are both on their way before either is stored."""
+
+    class Slow(CountingMarks):
+        def __init__(self) -> None:
+            super().__init__()
+            self.outstanding = 0
+            self.overlapped = False
+
+        async def _slowly(self, write: Any) -> Any:
+            self.outstanding += 1
+            self.overlapped = self.overlapped or self.outstanding > 1
+            try:
+                await asyncio.sleep(0.05)
+                return await write
+            finally:
+                self.outstanding -= 1
+
+        async def append(self, execution_id: str, events: list[ev.Event], expected_last_seq: int) -> int:
+            seq: int = await self._slowly(super().append(execution_id, events, expected_last_seq))
+            return seq
+
+        async def mark_held(self, execution_id: str) -> None:
+            await self._slowly(super().mark_held(execution_id))
+
+    store = Slow()
+    async with MemoryEngine(store, work_in_memory=True) as eng:
+        state = await eng.run(await eng.deploy(FLOW))
+    assert state.state == "SUCCESS" and store.marks == [state.id] and store.dispatched == []
+    assert store.overlapped
+
+
 async def _ended(eng: MemoryEngine, eid: str, timeout: float = 10) -> Execution:
     from eventstore.reader import read_execution
 
