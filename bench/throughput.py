@@ -1,10 +1,12 @@
 """throughput: back-to-back executions of a 5-task flow, C concurrent lanes, for D seconds.
 
 Embedded server with fsync on every write (`sync_interval: always`). Prints executions/s and
-taskruns/s, where a taskrun is counted when the history records it terminal (failed executions' taskruns
-too, but never a taskrun that did not run); the durable appends per taskrun (every JetStream stream's
-last sequence, before and after: events, inputs, work, logs, KV puts); and the floor measured on the same
-server in the same run (bench/floor.py: acknowledged appends/s, 100 in flight) with the ratio.
+taskruns/s, where a taskrun is counted when the history records it terminal (failed executions'
+taskruns too, but never a taskrun that did not run: bench/_watcher.py follows the events in a
+process of its own, as a client would, so that its decoding is not counted against the engine);
+the durable appends per taskrun (every JetStream stream's last sequence, before and after: events,
+inputs, work, logs, KV puts); and the floor measured on the same server in the same run
+(bench/floor.py: acknowledged appends/s, 100 in flight) with the ratio.
 
 Executions are created as the API, webhooks and `engine run` create them: with an id made at random
 just now (``fresh``), so that an executor in the same process stores the creation as its first step
@@ -42,8 +44,6 @@ from bench._common import chain_flow
 from bench.floor import measure as measure_floor
 from engine.aio import run_async
 from engine.cli.common import gc_for_startup, gc_started
-from engine.core import events as ev
-from engine.core.states import TERMINAL, State
 from engine.ids import new_execution_id
 from engine.runtime import Runtime
 from eventstore.cluster import LocalCluster
@@ -58,23 +58,33 @@ async def appended(rt: Runtime) -> dict[str, int]:
     return {info.config.name or "": info.state.last_seq for info in await js.streams_info()}
 
 
-async def drive(rt: Runtime, duration: float, lanes: int) -> tuple[int, int, int, float]:
+async def drive(rt: Runtime, url: str, duration: float, lanes: int) -> tuple[int, int, int, float]:
     flow = await rt.flows.deploy(chain_flow(5, "thru5"))
     waiters: dict[str, asyncio.Future[str]] = {}
     taskruns = 0
+    # The watcher decodes every event in a process of its own, as a client would (bench/_watcher.py).
+    watcher = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bench" / "_watcher.py"),
+        url,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert watcher.stdin is not None and watcher.stdout is not None
+    if await watcher.stdout.readline() != b"ready\n":
+        raise RuntimeError("bench/_watcher.py did not start")
 
-    async def on_event(msg: Any) -> None:
-        fut = waiters.get(msg.subject.split(".", 2)[2])
-        if fut is None or fut.done():
-            return
+    async def ended() -> None:
         nonlocal taskruns
-        for event in ev.decode(msg.data):
-            if isinstance(event, ev.TaskRunStateChanged) and State(event.state) in TERMINAL:
-                taskruns += 1
-            elif isinstance(event, ev.ExecutionStateChanged) and State(event.state) in TERMINAL:
-                fut.set_result(event.state)
+        assert watcher.stdout is not None
+        async for line in watcher.stdout:
+            eid, state, count = line.decode().split()
+            fut = waiters.get(eid)
+            if fut is not None and not fut.done():
+                taskruns += int(count)
+                fut.set_result(state)
 
-    sub = await rt.store.nc.subscribe("ev.>", cb=on_event)
+    reader = asyncio.create_task(ended())
     done = failed = 0
     stop_at = time.perf_counter() + duration
 
@@ -93,9 +103,14 @@ async def drive(rt: Runtime, duration: float, lanes: int) -> tuple[int, int, int
             failed += state != "SUCCESS"
 
     t0 = time.perf_counter()
-    await asyncio.gather(*(lane() for _ in range(lanes)))
-    elapsed = time.perf_counter() - t0
-    await sub.unsubscribe()
+    try:
+        await asyncio.gather(*(lane() for _ in range(lanes)))
+        elapsed = time.perf_counter() - t0
+    finally:
+        watcher.stdin.close()
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        await watcher.wait()
     return done, failed, taskruns, elapsed
 
 
@@ -150,7 +165,7 @@ async def main() -> None:
                     gc_started()  # as `engine run` and `engine server` once their roles are up
                 before = await appended(rt)
                 cpu0 = time.process_time()
-                done, failed, taskruns, elapsed = await drive(rt, duration, lanes)
+                done, failed, taskruns, elapsed = await drive(rt, url, duration, lanes)
                 cpu = time.process_time() - cpu0
                 after = await appended(rt)
                 floor, _ = await measure_floor(url)
