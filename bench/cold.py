@@ -35,6 +35,7 @@ import asyncio, json, sys
 from pathlib import Path
 import engine.cli  # the command line, as `python -m engine` loads it
 from engine.aio import run_async, stop_tasks
+from engine.ids import new_execution_id
 from engine.runtime import Runtime
 import engine.executor, workers.worker, plugins.registry  # the roles' modules, as the session loads them
 plugins.registry.default_registry()
@@ -49,8 +50,8 @@ async def phases():
     t = time.perf_counter()
     tasks = [asyncio.create_task(rt.executor().run()), asyncio.create_task(rt.worker().run())]
     flow = await rt.flows.deploy(sys.argv[1])
-    eid = "cold-breakdown"
-    state = await rt.wait_terminal(eid, lambda: rt.create_execution(flow, {}, execution_id=eid))
+    eid = new_execution_id()  # made at random, handed to the executor as `engine run` does (fresh)
+    state = await rt.wait_terminal(eid, lambda: rt.create_execution(flow, {}, execution_id=eid, fresh=True))
     assert state.state == "SUCCESS", state.state
     out["execution_s"] = time.perf_counter() - t
     t = time.perf_counter()
