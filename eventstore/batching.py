@@ -131,8 +131,8 @@ class Batcher:
         if (
             self._sub is not None
             and self._pump is None
-            and not self._queue
             and len(self._waiting) < self._in_flight
+            and (not self._queue or self._only_lingering_apart_from(subject))
         ):
             await self._send([item], atomic=False)  # nothing before it: no hop through the pump
         else:
@@ -148,6 +148,13 @@ class Batcher:
         elif self._linger is None:
             self._idle.clear()
             self._linger = asyncio.get_running_loop().call_later(self._linger_s, self._lingered)
+
+    def _only_lingering_apart_from(self, subject: str) -> bool:
+        """Is the queue only posts lingering for company, none to ``subject``? Then a publish, which
+        someone waits for, need not join them: queued behind eight or more, it would wait for their
+        atomic commit (4-13 ms here) where it costs about 1 ms alone. One to the same subject keeps
+        its place (a mark written again after its clear must be stored after it)."""
+        return self._linger is not None and all(item.subject != subject for item in self._queue)
 
     def _lingered(self) -> None:
         self._linger = None

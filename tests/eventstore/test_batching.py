@@ -11,7 +11,7 @@ import pytest
 from engine.core import events as ev
 from engine.core.errors import ConcurrencyConflict
 from eventstore import subjects as S
-from eventstore.batching import COUNTS
+from eventstore.batching import COUNTS, Batcher
 from eventstore.store import Store
 
 pytestmark = pytest.mark.anyio
@@ -152,5 +152,34 @@ async def test_cleared_marks_posted_apart_in_time_leave_together_and_are_stored(
         assert COUNTS.commits - commits == 1
         for eid in eids:  # each mark replaced by its clear (an empty value that expires)
             assert (await store.js.get_last_msg(S.HELD, S.held(eid), direct=True)).data in (None, b"")
+    finally:
+        await store.close()
+
+
+async def test_a_mark_does_not_wait_for_the_commit_of_lingering_clears(nats_url: str) -> None:
+    """Queued behind eight lingering clears, a mark would wait for their atomic commit (4-13 ms here,
+    on the way to its execution's first task): it leaves alone, at once, while they still linger. A
+    mark to the subject of a lingering clear (an execution marked again) keeps its place after it."""
+    store = await Store.connect(nats_url)
+    batcher = Batcher(store.nc, linger_s=30.0)  # the held bucket's, lingering longer than the test
+
+    async def value(eid: str) -> bytes | None:
+        return (await store.js.get_last_msg(S.HELD, S.held(eid), direct=True)).data
+
+    try:
+        ended = [uuid.uuid4().hex for _ in range(12)]
+        for eid in ended:
+            await batcher.publish(S.held(eid), b"1", None)
+        for eid in ended:
+            batcher.post(S.held(eid), b"", None)
+        commits = COUNTS.commits
+        new = uuid.uuid4().hex
+        await batcher.publish(S.held(new), b"1", None)
+        assert COUNTS.commits - commits == 1 and await value(new) == b"1"  # alone, at once
+        assert await value(ended[1]) == b"1"  # the clears still linger (joined, all would be stored)
+        await batcher.publish(S.held(ended[0]), b"1", None)  # after its own clear, with the others
+        assert await value(ended[0]) == b"1"
+        assert await value(ended[1]) in (None, b"")
+        await batcher.drain()
     finally:
         await store.close()
