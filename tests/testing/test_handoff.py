@@ -413,11 +413,7 @@ async def test_a_mark_left_by_an_ended_execution_whose_flow_is_gone_is_cleared_b
     await store.mark_held(state.id)
     store.gone = True  # not even its revision can be read any more
     async with MemoryEngine(store, name="next", work_in_memory=True):
-        for _ in range(500):
-            if not store.held:
-                break
-            await asyncio.sleep(0.01)
-    assert store.held == set()
+        await _no_marks_left(store)
 
 
 async def test_a_mark_whose_creation_was_never_stored_is_cleared_by_the_next_sweep() -> None:
@@ -427,11 +423,7 @@ async def test_a_mark_whose_creation_was_never_stored_is_cleared_by_the_next_swe
     store = CountingMarks()
     await store.mark_held("0nevercreated00000000a")
     async with MemoryEngine(store, work_in_memory=True):
-        for _ in range(500):
-            if not store.held:
-                break
-            await asyncio.sleep(0.01)
-    assert store.held == set()
+        await _no_marks_left(store)
 
 
 async def test_the_mark_is_written_beside_the_first_step_not_after_it() -> None:
@@ -464,6 +456,15 @@ async def test_the_mark_is_written_beside_the_first_step_not_after_it() -> None:
         state = await eng.run(await eng.deploy(FLOW))
     assert state.state == "SUCCESS" and store.marks == [state.id] and store.dispatched == []
     assert store.overlapped
+
+
+async def _no_marks_left(store: MemoryStore, timeout: float = 5) -> None:
+    """Wait (bounded) for the engine's sweep to clear every mark."""
+    for _ in range(int(timeout / 0.01)):
+        if not store.held:
+            break
+        await asyncio.sleep(0.01)
+    assert store.held == set()
 
 
 async def _ended(eng: MemoryEngine, eid: str, timeout: float = 10) -> Execution:
