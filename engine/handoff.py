@@ -203,7 +203,8 @@ class MemoryWork:
     async def offer(self, execution_id: str, partition: int, item: WorkItem, group: str | None) -> bool:
         """Hand the work to this process's worker: False when it must take the queue (no worker
         here, its execution's mark not stored, or work the queue would refuse as too large)."""
-        if self.handoff is None or not self.enabled or not self.handoff.takes_work:
+        handoff = self._local_worker()
+        if handoff is None:
             return False  # no worker in this process: nothing to mark either
         payload = encode_work(item)
         try:
@@ -216,17 +217,20 @@ class MemoryWork:
             return False
         key = (execution_id, item.taskrun_id, item.attempt)
         work = LocalWork(payload, key, group, partition, self.done)
-        if not self.handoff.offer_work(work):
+        if not handoff.offer_work(work):
             return False
         self.track(work)  # the worker answers from a task of its own: never before this
         return True
 
+    def _local_worker(self) -> Handoff | None:
+        """Where this process's worker takes work in memory, while it does."""
+        handoff = self.handoff
+        return handoff if self.enabled and handoff is not None and handoff.takes_work else None
+
     def mark_soon(self, execution_id: str, partition: int) -> None:
         """Start writing the execution's mark now, beside the step that dispatches its first work:
         one fsync less on its way (a mark whose step then fails only makes a takeover load it)."""
-        if self.handoff is None or not self.enabled or not self.handoff.takes_work:
-            return
-        if execution_id in self.marked or execution_id in self._marking:
+        if self._local_worker() is None or execution_id in self.marked or execution_id in self._marking:
             return
         task = asyncio.get_running_loop().create_task(self._write_mark(execution_id, partition))
         self._marking[execution_id] = task
