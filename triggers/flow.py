@@ -180,6 +180,10 @@ def _reset(fired: list[str], fire_id: str) -> dict[str, Any]:
     return {"results": {}, "fired": [*fired, fire_id][-FIRED_KEPT:]}
 
 
+def _too_contended(flow: Flow, m: Multiple) -> EngineError:
+    return EngineError(f"{flow.namespace}.{flow.id}: window {m.id} is updated too often concurrently")
+
+
 class FlowTriggers:
     """Evaluates Flow triggers against an upstream state change."""
 
@@ -294,8 +298,7 @@ class FlowTriggers:
         k = self.window_key(flow, trigger, m)
         for _ in range(20):
             now = self.now()
-            stored, seq = await self.kv.get(k)
-            fired = list((stored or {}).get("fired") or [])
+            stored, seq, fired = await self._read_window(k)
             if fire_id in fired:
                 # Redelivered after its write: its results are in the window it consumed, not in this one.
                 return Recorded(complete=True, mine=True)
@@ -325,22 +328,26 @@ class FlowTriggers:
                 value = {**window, "results": merged}
             if await self.kv.put(k, value, seq) is not None:
                 return Recorded(complete=done, mine=completes)
-        raise EngineError(f"{flow.namespace}.{flow.id}: window {m.id} is updated too often concurrently")
+        raise _too_contended(flow, m)
+
+    async def _read_window(self, k: str) -> tuple[Any | None, int, list[str]]:
+        """A window, its sequence, and the firings it remembers."""
+        stored, seq = await self.kv.get(k)
+        return stored, seq, list((stored or {}).get("fired") or [])
 
     async def claim(self, flow: Flow, trigger: Trigger, m: Multiple, fire_id: str) -> bool:
         """Reset a complete window for the firing ``fire_id`` (a trigger with several windows:
         each completes on its own step); False when it is no longer complete (another firing took it)."""
         k = self.window_key(flow, trigger, m)
         for _ in range(20):
-            stored, seq = await self.kv.get(k)
-            fired = list((stored or {}).get("fired") or [])
+            stored, seq, fired = await self._read_window(k)
             if fire_id in fired:
                 return True
             if stored is None or not _complete(m, stored.get("results") or {}):
                 return False
             if await self.kv.put(k, _reset(fired, fire_id), seq) is not None:
                 return True
-        raise EngineError(f"{flow.namespace}.{flow.id}: window {m.id} is updated too often concurrently")
+        raise _too_contended(flow, m)
 
     async def evaluate(self, flow: Flow, trigger: Trigger, up: Upstream) -> Plan | None:
         """The execution to start for this upstream state change, or None."""
