@@ -7,6 +7,7 @@ that need the previous state keep a ``clone``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -114,114 +115,181 @@ def evolve(state: Execution | None, event: ev.Event) -> Execution | None:
 
     Events that do not fit the state (a duplicate create, an unknown taskrun) change nothing.
     """
-    if isinstance(event, ev.ExecutionCreated):
-        if state is not None:
-            return state
-        return Execution(
-            id=event.execution_id,
-            namespace=event.namespace,
-            flow_id=event.flow_id,
-            flow_revision=event.flow_revision,
-            state="CREATED",
-            histories=[History("CREATED", event.date)],
-            inputs=dict(event.inputs),
-            labels=dict(event.labels),
-            trigger=event.trigger,
-            parent=event.parent,
-            original_id=event.original_id,
-            secret_inputs=event.secret_inputs,
-            attempt_number=event.attempt_number if isinstance(event, ev.RetryExecutionCreated) else 1,
-            original_created=event.original_created if isinstance(event, ev.RetryExecutionCreated) else None,
-            first_try=event.first_try if isinstance(event, ev.RetryExecutionCreated) else None,
-        )
+    kind = type(event)
+    if kind is ev.ExecutionCreated or kind is ev.RetryExecutionCreated:
+        return state if state is not None else _created(event)  # type: ignore[arg-type]
     if state is None:
         return None
-    if isinstance(event, ev.ExecutionStateChanged):
-        if state.state != event.state:
-            state.state = event.state
-            state.histories.append(History(event.state, event.date))
-    elif isinstance(event, ev.ExecutionOutputs):
-        state.outputs = dict(event.outputs)
-    elif isinstance(event, ev.LabelsSet):
-        state.labels = {**state.labels, **event.labels}
-    elif isinstance(event, ev.KillRequested):
-        state.kill_requested = True
-    elif isinstance(event, ev.ExecutionDeleted):
-        state.deleted = True
-    elif isinstance(event, ev.ExitRequested):
-        state.exit_state = event.state
-    elif isinstance(event, ev.ExecutionRestarted):
-        for tr_id in event.removed:
-            state.taskruns.pop(tr_id, None)
-        for tr_id, new_state in event.states.items():
-            tr = state.taskruns.get(tr_id)
-            if tr is not None and tr.state != new_state:
-                tr.state = new_state
-                tr.histories.append(History(new_state, event.date))
-        state.state = "RESTARTED"
-        state.histories.append(History("RESTARTED", event.date))
-        state.restarts += 1
-        state.outputs = None
-        state.exit_state = None
-        state.kill_requested = False
-    elif isinstance(event, ev.TaskRunsCopied):
-        state.histories = [History(s, d) for s, d in event.histories] + state.histories[1:]
-        for raw in event.taskruns:
-            tr = msgspec.convert(raw, TaskRun)
-            state.taskruns[tr.id] = tr
-    elif isinstance(event, ev.TaskRunCreated):
-        if event.taskrun_id not in state.taskruns:
-            state.taskruns[event.taskrun_id] = TaskRun(
-                id=event.taskrun_id,
-                task_id=event.task_id,
-                parent_id=event.parent_id,
-                value=event.value,
-                branch=event.branch,
-                runnable=event.runnable,
-                iteration=event.iteration,
-                state="CREATED",
-                histories=[History("CREATED", event.date)],
-            )
-    else:
-        _evolve_taskrun(state, event)
+    # One lookup by the event's exact type, not a chain of isinstance: evolve runs about six times
+    # per taskrun, and the chain cost nine calls each. No event type is subclassed but the creation.
+    apply = _ON_EXECUTION.get(kind)
+    if apply is not None:
+        apply(state, event)
+        return state
+    on_taskrun = _ON_TASKRUN.get(kind)
+    if on_taskrun is not None:
+        tr = state.taskruns.get(event.taskrun_id)  # type: ignore[union-attr]
+        if tr is not None:
+            on_taskrun(tr, event)
     return state
 
 
-def _evolve_taskrun(state: Execution, event: ev.Event) -> None:
-    tr = state.taskruns.get(getattr(event, "taskrun_id", ""))
-    if tr is None:
-        return
-    if isinstance(event, ev.TaskRunStateChanged):
-        if tr.state != event.state:
-            tr.state = event.state
-            tr.histories.append(History(event.state, event.date))
-    elif isinstance(event, ev.TaskRunOutputs):
-        tr.outputs = {**tr.outputs, **event.outputs}
-    elif isinstance(event, ev.TaskRunDispatched):
-        tr.dispatched = max(tr.dispatched, event.attempt)
-    elif isinstance(event, ev.AttemptStarted):
-        if event.attempt > tr.current_attempt:
-            tr.attempts.append(
-                Attempt(event.attempt, "RUNNING", [History("RUNNING", event.date)], event.worker_id)
-            )
-    elif isinstance(event, ev.AttemptEnded):
-        if event.attempt > tr.current_attempt:  # a result whose start we never saw
-            tr.attempts.append(
-                Attempt(event.attempt, "RUNNING", [History("RUNNING", event.started or event.date)])
-            )
-        attempt = tr.attempts[-1]
-        if attempt.number == event.attempt and attempt.state == "RUNNING":
-            attempt.state = event.state
-            attempt.histories.append(History(event.state, event.date))
-            if event.metrics:
-                attempt.metrics = list(event.metrics)
-            if event.final and event.outputs:
-                tr.outputs = {**tr.outputs, **event.outputs}
-    elif isinstance(event, ev.SubflowStarted):
-        tr.subflow_execution = event.execution_id
-    elif isinstance(event, ev.RetryScheduled):
-        tr.retry_at = event.at
-    elif isinstance(event, ev.BatchEnded):
-        tr.batches[event.execution_id] = event.state
-    elif isinstance(event, ev.TaskRunExpanded):
-        tr.items = list(event.items)
+def _created(event: ev.ExecutionCreated) -> Execution:
+    retry = event if isinstance(event, ev.RetryExecutionCreated) else None
+    return Execution(
+        id=event.execution_id,
+        namespace=event.namespace,
+        flow_id=event.flow_id,
+        flow_revision=event.flow_revision,
+        state="CREATED",
+        histories=[History("CREATED", event.date)],
+        inputs=dict(event.inputs),
+        labels=dict(event.labels),
+        trigger=event.trigger,
+        parent=event.parent,
+        original_id=event.original_id,
+        secret_inputs=event.secret_inputs,
+        attempt_number=retry.attempt_number if retry else 1,
+        original_created=retry.original_created if retry else None,
+        first_try=retry.first_try if retry else None,
+    )
+
+
+def _state_changed(state: Execution, event: ev.ExecutionStateChanged) -> None:
+    if state.state != event.state:
+        state.state = event.state
+        state.histories.append(History(event.state, event.date))
+
+
+def _outputs(state: Execution, event: ev.ExecutionOutputs) -> None:
+    state.outputs = dict(event.outputs)
+
+
+def _labels(state: Execution, event: ev.LabelsSet) -> None:
+    state.labels = {**state.labels, **event.labels}
+
+
+def _kill(state: Execution, event: ev.KillRequested) -> None:
+    state.kill_requested = True
+
+
+def _deleted(state: Execution, event: ev.ExecutionDeleted) -> None:
+    state.deleted = True
+
+
+def _exit(state: Execution, event: ev.ExitRequested) -> None:
+    state.exit_state = event.state
+
+
+def _restarted(state: Execution, event: ev.ExecutionRestarted) -> None:
+    for tr_id in event.removed:
+        state.taskruns.pop(tr_id, None)
+    for tr_id, new_state in event.states.items():
+        tr = state.taskruns.get(tr_id)
+        if tr is not None and tr.state != new_state:
+            tr.state = new_state
+            tr.histories.append(History(new_state, event.date))
+    state.state = "RESTARTED"
+    state.histories.append(History("RESTARTED", event.date))
+    state.restarts += 1
+    state.outputs = None
+    state.exit_state = None
+    state.kill_requested = False
+
+
+def _copied(state: Execution, event: ev.TaskRunsCopied) -> None:
+    state.histories = [History(s, d) for s, d in event.histories] + state.histories[1:]
+    for raw in event.taskruns:
+        tr = msgspec.convert(raw, TaskRun)
+        state.taskruns[tr.id] = tr
+
+
+def _taskrun_created(state: Execution, event: ev.TaskRunCreated) -> None:
+    if event.taskrun_id not in state.taskruns:
+        state.taskruns[event.taskrun_id] = TaskRun(
+            id=event.taskrun_id,
+            task_id=event.task_id,
+            parent_id=event.parent_id,
+            value=event.value,
+            branch=event.branch,
+            runnable=event.runnable,
+            iteration=event.iteration,
+            state="CREATED",
+            histories=[History("CREATED", event.date)],
+        )
+
+
+def _tr_state(tr: TaskRun, event: ev.TaskRunStateChanged) -> None:
+    if tr.state != event.state:
+        tr.state = event.state
+        tr.histories.append(History(event.state, event.date))
+
+
+def _tr_outputs(tr: TaskRun, event: ev.TaskRunOutputs) -> None:
+    tr.outputs = {**tr.outputs, **event.outputs}
+
+
+def _dispatched(tr: TaskRun, event: ev.TaskRunDispatched) -> None:
+    tr.dispatched = max(tr.dispatched, event.attempt)
+
+
+def _attempt_started(tr: TaskRun, event: ev.AttemptStarted) -> None:
+    if event.attempt > tr.current_attempt:
+        tr.attempts.append(
+            Attempt(event.attempt, "RUNNING", [History("RUNNING", event.date)], event.worker_id)
+        )
+
+
+def _attempt_ended(tr: TaskRun, event: ev.AttemptEnded) -> None:
+    if event.attempt > tr.current_attempt:  # a result whose start we never saw
+        tr.attempts.append(
+            Attempt(event.attempt, "RUNNING", [History("RUNNING", event.started or event.date)])
+        )
+    attempt = tr.attempts[-1]
+    if attempt.number == event.attempt and attempt.state == "RUNNING":
+        attempt.state = event.state
+        attempt.histories.append(History(event.state, event.date))
+        if event.metrics:
+            attempt.metrics = list(event.metrics)
+        if event.final and event.outputs:
+            tr.outputs = {**tr.outputs, **event.outputs}
+
+
+def _subflow_started(tr: TaskRun, event: ev.SubflowStarted) -> None:
+    tr.subflow_execution = event.execution_id
+
+
+def _retry_scheduled(tr: TaskRun, event: ev.RetryScheduled) -> None:
+    tr.retry_at = event.at
+
+
+def _batch_ended(tr: TaskRun, event: ev.BatchEnded) -> None:
+    tr.batches[event.execution_id] = event.state
+
+
+def _expanded(tr: TaskRun, event: ev.TaskRunExpanded) -> None:
+    tr.items = list(event.items)
+
+
+_ON_EXECUTION: dict[type, Callable[[Execution, Any], None]] = {
+    ev.ExecutionStateChanged: _state_changed,
+    ev.ExecutionOutputs: _outputs,
+    ev.LabelsSet: _labels,
+    ev.KillRequested: _kill,
+    ev.ExecutionDeleted: _deleted,
+    ev.ExitRequested: _exit,
+    ev.ExecutionRestarted: _restarted,
+    ev.TaskRunsCopied: _copied,
+    ev.TaskRunCreated: _taskrun_created,
+}
+_ON_TASKRUN: dict[type, Callable[[TaskRun, Any], None]] = {
+    ev.TaskRunStateChanged: _tr_state,
+    ev.TaskRunOutputs: _tr_outputs,
+    ev.TaskRunDispatched: _dispatched,
+    ev.AttemptStarted: _attempt_started,
+    ev.AttemptEnded: _attempt_ended,
+    ev.SubflowStarted: _subflow_started,
+    ev.RetryScheduled: _retry_scheduled,
+    ev.BatchEnded: _batch_ended,
+    ev.TaskRunExpanded: _expanded,
+}

@@ -606,3 +606,16 @@ tasks:
     sent = without_repeats([*decided, *again])
     assert sent == list(decided)
     assert without_repeats([*again, *again]) == again
+
+
+def test_evolve_knows_every_event_of_the_history() -> None:
+    """evolve looks events up by their exact type: an event type it does not list would be
+    dropped from every fold without a word."""
+    import typing
+
+    from engine.core import events as ev
+    from engine.core.execution import _ON_EXECUTION, _ON_TASKRUN
+
+    known = {ev.ExecutionCreated, ev.RetryExecutionCreated, *_ON_EXECUTION, *_ON_TASKRUN}
+    assert set(typing.get_args(ev.Event)) == known
+    assert all("taskrun_id" in kind.__struct_fields__ for kind in _ON_TASKRUN)
