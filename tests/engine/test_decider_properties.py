@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 
 from engine.core import events as ev
 from engine.core.accept import accept
-from engine.core.decider import decide, settle
+from engine.core.decider import advance_created, created_next, decide, settle
 from engine.core.execution import Execution, evolve, to_bytes
+from engine.core.tree import index_tasks
 from engine.loader.loader import load_flow
 from engine.testing import Clock, default_renderer, simulate
 
@@ -147,3 +148,71 @@ def test_settle_leaves_nothing_to_decide(chosen: dict[str, str], rnd: Any) -> No
         settle(state, FLOW, now, RENDERER.for_step(now, "t"))
         again = decide(state, FLOW, now, RENDERER.for_step(now, "t"))
         assert (again.events, again.effects) == ([], [])
+
+
+SHAPES = load_flow(f"""
+id: shapes
+namespace: io.test
+tasks:
+  - {{id: a, type: {LOG}, message: a, runIf: "{{{{ execution.id == 'exec' }}}}"}}
+  - {{id: skipped, type: {LOG}, message: s, runIf: "false"}}
+  - id: seq
+    type: io.kestra.plugin.core.flow.Sequential
+    tasks:
+      - {{id: b, type: {LOG}, message: b}}
+  - id: when
+    type: io.kestra.plugin.core.flow.If
+    condition: "{{{{ true }}}}"
+    then:
+      - {{id: c, type: {LOG}, message: c}}
+  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    tasks:
+      - {{id: d, type: {LOG}, message: d}}
+  - {{id: g, type: {LOG}, message: "{{{{ taskrun.id }}}}"}}
+errors:
+  - {{id: e, type: {LOG}, message: e}}
+finally:
+  - {{id: f, type: {LOG}, message: f}}
+afterExecution:
+  - {{id: h, type: {LOG}, message: "{{{{ execution.state }}}}"}}
+""")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from([FLOW, SHAPES]),
+    st.fixed_dictionaries({k: outcome for k in "abcdefgh"}),
+    st.randoms(use_true_random=False),
+)
+def test_advancing_the_created_task_decides_what_the_walk_decides(flow: Any, chosen: Any, rnd: Any) -> None:
+    """``settle`` moves a task it just created in the flow's main list on without walking the
+    execution again (``advance_created``); at every such point of a run, reports in any order and
+    some twice, the walk (``decide``) must decide exactly the same."""
+    sim = simulate(flow, chosen, renderer=RENDERER)
+    reports = [e for e in sim.events if isinstance(e, ev.AttemptStarted | ev.AttemptEnded)]
+    rnd.shuffle(reports)
+    created = sim.events[0]
+    assert isinstance(created, ev.ExecutionCreated)
+    state = evolve(None, created)
+    assert state is not None
+    clock = Clock()
+    tasks = index_tasks(flow)
+    compared = 0
+    for item in [None, *reports, *reports[: len(reports) // 2]]:
+        if item is not None:
+            for e in accept(state, flow, item, clock()):
+                evolve(state, e)
+        now = clock()
+        templates = RENDERER.for_step(now, "t")
+        step = decide(state, flow, now, templates)
+        while step.events:
+            for e in step.events:
+                evolve(state, e)
+            made = created_next(step.events)
+            step = decide(state, flow, now, templates)
+            if made is not None:
+                shortcut = advance_created(state, flow, now, templates, tasks, made)
+                assert (shortcut.events, shortcut.effects) == (step.events, step.effects)
+                compared += 1
+    assert compared >= 1
