@@ -28,12 +28,14 @@ class State(StrEnum):
 
     @property
     def failed(self) -> bool:
-        return self in (State.FAILED, State.KILLED, State.CANCELLED)
+        return self in FAILED_STATES
 
 
 TERMINAL = frozenset(
     {State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.CANCELLED, State.SKIPPED, State.RETRIED}
 )
+
+FAILED_STATES = frozenset({State.FAILED, State.KILLED, State.CANCELLED})
 
 # Worst-first: the state of a block is the worst of its children.
 _SEVERITY = {

@@ -17,12 +17,16 @@ EXIT_OUTPUT = "exit"
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
+# Two digits at a time: a third of make_id's cost was the loop (ids are made for every taskrun).
+_PAIRS = [_BASE62[r % 62] + _BASE62[r // 62] for r in range(62 * 62)]
+
+
 def base62_id(n: int) -> str:
-    """Kestra-style 22-character base62 id of a 128-bit number."""
+    """Kestra-style 22-character base62 id of a 128-bit number (least significant digit first)."""
     out = []
-    for _ in range(22):
-        n, r = divmod(n, 62)
-        out.append(_BASE62[r])
+    for _ in range(11):
+        n, r = divmod(n, 3844)
+        out.append(_PAIRS[r])
     return "".join(out)
 
 

@@ -36,12 +36,27 @@ class StepBase:
         self.tasks = tasks
         self.out = Decision()
         self.final: State | None = None
-        self.by_key: dict[tuple[str | None, str, str | None], TaskRun] = {}
-        # WaitFor runs its tasks again each round: its children are found by round (iteration).
-        self.by_round: dict[tuple[str | None, str, int | None], TaskRun] = {}
-        for tr in ex.taskruns.values():
-            self.by_key[(tr.parent_id, tr.task_id, tr.value)] = tr
-            self.by_round[(tr.parent_id, tr.task_id, tr.iteration)] = tr
+
+        self._by_key: dict[tuple[str | None, str, str | None], TaskRun] | None = None
+        self._by_round: dict[tuple[str | None, str, int | None], TaskRun] | None = None
+
+    # Built on first use: moving one created taskrun on (``advance_created``) needs neither. Not
+    # functools.cached_property: on Python 3.11 it takes a lock on every first read.
+
+    @property
+    def by_key(self) -> dict[tuple[str | None, str, str | None], TaskRun]:
+        if self._by_key is None:
+            self._by_key = {(tr.parent_id, tr.task_id, tr.value): tr for tr in self.ex.taskruns.values()}
+        return self._by_key
+
+    @property
+    def by_round(self) -> dict[tuple[str | None, str, int | None], TaskRun]:
+        """WaitFor runs its tasks again each round: its children are found by round (iteration)."""
+        if self._by_round is None:
+            self._by_round = {
+                (tr.parent_id, tr.task_id, tr.iteration): tr for tr in self.ex.taskruns.values()
+            }
+        return self._by_round
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from engine.core.decider.effects import AcquireSlot, Decision, Kill, NotifyParen
 from engine.core.decider.flowables import Flowables
 from engine.core.errors import EngineError
 from engine.core.inputs import coerce_output
-from engine.core.states import State, worst
+from engine.core.states import TERMINAL, State, worst
 from engine.core.tree import is_truthy
 
 
@@ -23,7 +23,7 @@ class Step(Flowables):
     def run(self) -> Decision:
         ex = self.ex
         st = ex.state
-        if State(st).terminal:
+        if st in TERMINAL:  # a StrEnum's members hash and compare as their names
             return self.out
         if ex.exit_state is not None:
             return self.exit(State(ex.exit_state))
