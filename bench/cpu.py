@@ -1,16 +1,19 @@
 """cpu: what the engine's own code costs per taskrun, with no server and no disk.
 
-The real executor and worker (``engine.testing.run.MemoryEngine``) on the in-memory store run
-executions of the same 5-task flow as ``bench/throughput.py``, 20 lanes back to back, and the
-process's CPU time is divided by the taskruns it ran. What ``bench/throughput.py`` adds on top is
-nats-py's and the server's share; what this one measures is what a change to the executor, the
-decider or the worker moves. It repeats better than the throughput on a busy machine (about ±3 %
-against ±15 %), and under ``valgrind --tool=callgrind`` it counts instructions, which do not move
-at all with the machine's load.
+The real executor and worker (``engine.testing.run.MemoryEngine``) on the in-memory store, on
+the engine's event loop (uvloop), run executions of the same 5-task flow as
+``bench/throughput.py``, 20 lanes back to back; the process's CPU time is divided by the
+taskruns it ran. What ``bench/throughput.py`` adds on top is nats-py's and the server's share;
+this one moves only with the executor, the decider and the worker.
+
+CPU time still moves with what else the machine runs (on a shared 2-core machine, 640-850 µs for
+the same code within minutes). Under ``valgrind --tool=callgrind`` it counts instructions, which
+do not: two runs of the same code were 0.5 % apart. Run it twice (N=200 and N=400) and divide
+the difference by the 1,000 taskruns between them, so that start-up does not count.
 
 It also prints ``calib_ms``, a fixed pure-Python loop timed in the same process: machines differ
-(the same code took 390 µs per taskrun on one and 1,190 on another), and ``cpu_us_per_taskrun``
-divided by ``calib_ms`` compares runs made on different machines.
+(the same code took 390 µs per taskrun in ``bench/throughput.py`` on one and 1,190 on another),
+and ``per_calib`` (CPU per taskrun divided by ``calib_ms``) compares runs made on different ones.
 
 Env: N (executions, default 2,000), CONC (lanes, default 20).
 """
@@ -26,10 +29,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import chain_flow
+from engine.aio import run_async
+from engine.cli.common import gc_for_startup, gc_started
 from engine.core import events as ev
 from engine.core.states import TERMINAL, State
 from engine.ids import new_execution_id
 from engine.testing.run import MemoryEngine
+from workers import worker as worker_module
 
 TASKS = 5
 
@@ -82,6 +88,7 @@ async def measure(executions: int, lanes: int) -> tuple[int, int, float, float]:
 
         for _ in range(lanes):  # warm: templates compiled, plugins resolved
             await one()
+        gc_started()  # the collector as `engine run` and `engine server` set it once their roles are up
         taskruns = failed = 0
         cpu0, wall0 = time.process_time(), time.perf_counter()
         await asyncio.gather(*(lane() for _ in range(lanes)))
@@ -89,10 +96,15 @@ async def measure(executions: int, lanes: int) -> tuple[int, int, float, float]:
 
 
 def main() -> None:
+    # The flow's tasks take microseconds: a native run announces none of its attempts as started
+    # (workers.worker.START_REPORT_DELAY, 20 ms), but under valgrind, 50 times slower, many would
+    # be, and the count would include work a native run never does.
+    worker_module.START_REPORT_DELAY = 3600.0
     executions = int(os.environ.get("N", "2000"))
     lanes = int(os.environ.get("CONC", "20"))
     calib = calibrate()
-    taskruns, failed, cpu, wall = asyncio.run(measure(executions, lanes))
+    gc_for_startup()
+    taskruns, failed, cpu, wall = run_async(measure(executions, lanes))  # uvloop, as the engine
     if taskruns != executions * TASKS or failed:
         raise SystemExit(f"cpu: {taskruns} taskruns ended and {failed} executions failed of {executions}")
     per = cpu / taskruns * 1e6

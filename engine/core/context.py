@@ -103,7 +103,7 @@ def variables(
     outputs: dict[str, Any] = {}
     tasks_state: dict[str, Any] = {}
     for tr in ex.taskruns.values():
-        path = value_path(ex, tr, loops)
+        path = value_path(ex, tr, loops) if loops else []
         if tr.outputs:
             _nest(outputs, tr.task_id, path, tr.outputs)
         _nest(tasks_state, tr.task_id, path, {"state": tr.state})

@@ -101,11 +101,13 @@ def settle(state: Execution, flow: Flow, now: str, templates: Templates, max_ste
             step = advance_created(state, flow, now, templates, tasks, created)
         if not step.events and not step.effects:
             return total
+        only_dispatches = True
         for event in step.events:
             evolve(state, event)
+            only_dispatches = only_dispatches and type(event) is ev.TaskRunDispatched
         total.events.extend(step.events)
         total.effects.extend(step.effects)
-        if not step.events or all(type(e) is ev.TaskRunDispatched for e in step.events):
+        if only_dispatches:  # no event at all, or dispatches only
             # A dispatch changes only what guards against dispatching the same attempt again: the
             # next decision would be empty (a third of the calls; a property test checks it).
             return total
