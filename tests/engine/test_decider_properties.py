@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -127,12 +128,11 @@ def test_redelivered_inputs_change_nothing(chosen: dict[str, str], rnd: Any) -> 
     }
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(outcomes, st.randoms(use_true_random=False))
-def test_settle_leaves_nothing_to_decide(chosen: dict[str, str], rnd: Any) -> None:
-    """``settle`` stops early after a decision that only dispatches; deciding once more, at every
-    step of a run (reports in any order, some twice), must then find nothing to do."""
-    sim = simulate(FLOW, chosen, renderer=RENDERER)
+def reports_in_any_order(flow: Any, chosen: dict[str, str], rnd: Any) -> Iterator[tuple[Execution, str]]:
+    """A run of ``flow`` replayed with its workers' reports shuffled and half of them sent twice:
+    the state once each report is accepted (and once before any), with the step's time, for the
+    caller to decide on."""
+    sim = simulate(flow, chosen, renderer=RENDERER)
     reports = [e for e in sim.events if isinstance(e, ev.AttemptStarted | ev.AttemptEnded)]
     rnd.shuffle(reports)
     created = sim.events[0]
@@ -142,9 +142,17 @@ def test_settle_leaves_nothing_to_decide(chosen: dict[str, str], rnd: Any) -> No
     clock = Clock()
     for item in [None, *reports, *reports[: len(reports) // 2]]:
         if item is not None:
-            for e in accept(state, FLOW, item, clock()):
+            for e in accept(state, flow, item, clock()):
                 evolve(state, e)
-        now = clock()
+        yield state, clock()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(outcomes, st.randoms(use_true_random=False))
+def test_settle_leaves_nothing_to_decide(chosen: dict[str, str], rnd: Any) -> None:
+    """``settle`` stops early after a decision that only dispatches; deciding once more, at every
+    step of a run (reports in any order, some twice), must then find nothing to do."""
+    for state, now in reports_in_any_order(FLOW, chosen, rnd):
         settle(state, FLOW, now, RENDERER.for_step(now, "t"))
         again = decide(state, FLOW, now, RENDERER.for_step(now, "t"))
         assert (again.events, again.effects) == ([], [])
@@ -189,21 +197,9 @@ def test_advancing_the_created_task_decides_what_the_walk_decides(flow: Any, cho
     """``settle`` moves a task it just created in the flow's main list on without walking the
     execution again (``advance_created``); at every such point of a run, reports in any order and
     some twice, the walk (``decide``) must decide exactly the same."""
-    sim = simulate(flow, chosen, renderer=RENDERER)
-    reports = [e for e in sim.events if isinstance(e, ev.AttemptStarted | ev.AttemptEnded)]
-    rnd.shuffle(reports)
-    created = sim.events[0]
-    assert isinstance(created, ev.ExecutionCreated)
-    state = evolve(None, created)
-    assert state is not None
-    clock = Clock()
     tasks = index_tasks(flow)
     compared = 0
-    for item in [None, *reports, *reports[: len(reports) // 2]]:
-        if item is not None:
-            for e in accept(state, flow, item, clock()):
-                evolve(state, e)
-        now = clock()
+    for state, now in reports_in_any_order(flow, chosen, rnd):
         templates = RENDERER.for_step(now, "t")
         step = decide(state, flow, now, templates)
         while step.events:
