@@ -17,6 +17,8 @@ from engine.core.retry import chain_delay, in_place, new_execution
 from engine.core.states import State
 from engine.core.tree import MERGE, F
 
+_FAILED = State.FAILED  # read for every taskrun of every decision (see lifecycle._PAUSED)
+
 
 class Retries(Sequencing):
     def retry_policy(self, tr: TaskRun, task: Task) -> Retry | None:
@@ -42,7 +44,7 @@ class Retries(Sequencing):
         this step again can never start two."""
         ex = self.ex
         for tr in ex.taskruns.values():
-            if tr.state != State.FAILED:
+            if tr.state != _FAILED:
                 continue
             task = self.tasks.get(tr.task_id)
             if task is None or not (tr.runnable or task.type == F + "Subflow"):
