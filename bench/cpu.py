@@ -9,7 +9,10 @@ this one moves only with the executor, the decider and the worker.
 CPU time still moves with what else the machine runs (on a shared 2-core machine, 640-850 µs for
 the same code within minutes). Under ``valgrind --tool=callgrind`` it counts instructions, which
 do not: two runs of the same code were 0.5 % apart. Run it twice (N=200 and N=400) and divide
-the difference by the 1,000 taskruns between them, so that start-up does not count.
+the difference by the 1,000 taskruns between them, so that start-up does not count; give it
+ENGINE_LEASE_TTL=60 there, since 50 times slower, a collection can outlast the 3 s partition lease:
+
+    ENGINE_LEASE_TTL=60 N=400 valgrind --tool=callgrind python3.11 bench/cpu.py
 
 It also prints ``calib_ms``, a fixed pure-Python loop timed in the same process: machines differ
 (the same code took 390 µs per taskrun in ``bench/throughput.py`` on one and 1,190 on another),
