@@ -33,7 +33,6 @@ from triggers.backfill import (
 from triggers.backfill import start_backfill as record_backfill
 from triggers.schedule import SCHEDULE_TYPES, ScheduleError, iso, schedule_spec
 from webserver.http import ApiError, Deps, bad, conflict, not_found, unprocessable
-from webserver.query import flow_deployed
 
 # ---- the triggers of the deployed flows ------------------------------------------------------
 
@@ -97,12 +96,18 @@ async def flow_triggers(
 
 
 async def find_trigger(d: Deps, namespace: str, flow_id: str, trigger_id: str) -> FlowTrigger:
-    await flow_deployed(d, namespace, flow_id)
-    found = await flow_triggers(d, namespace, flow_id)
-    for ft in found:
-        if ft.namespace == namespace and ft.trigger_id == trigger_id:
-            return ft
-    known = ", ".join(ft.trigger_id for ft in found if ft.namespace == namespace) or "none"
+    """One trigger of the flow's latest revision, read from the stored flow, not the projection:
+    a save that has just returned may not be projected yet (a busy indexer answered "no trigger"
+    to a PUT right after the flow's POST), and a revision just saved may have changed the triggers."""
+    stored = await d.store.get_flow(namespace, flow_id)
+    if stored is None:
+        raise not_found(f"flow {namespace}.{flow_id} is not deployed")
+    flow = _parse(namespace, flow_id, stored.revision, stored.source)
+    triggers = flow.triggers if flow is not None else ()
+    for t in triggers:
+        if t.id == trigger_id:
+            return FlowTrigger(namespace, flow_id, t.id, t.type, flow, t)
+    known = ", ".join(t.id for t in triggers) or "none"
     raise not_found(f"flow {namespace}.{flow_id} has no trigger '{trigger_id}' (its triggers: {known})")
 
 

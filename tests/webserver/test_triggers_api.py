@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -245,3 +246,20 @@ async def test_backfill_pause_unpause_delete(api: Api) -> None:
     assert r.status_code == 404
     r = await c.post("/api/v1/triggers/backfill/delete", json={"namespace": ns})
     assert r.status_code == 400
+
+
+async def test_a_trigger_is_found_before_the_indexer_projects_its_flow(api: Api) -> None:
+    """The PUT right after a flow's save: the projection may not have it yet (a busy indexer
+    answered "its triggers: none"); the stored flow decides."""
+    c, ns = api.client, api.ns
+    projecting = api.indexer._task  # the projection stops; the index's connection stays open
+    assert projecting is not None
+    projecting.cancel()
+    await asyncio.gather(projecting, return_exceptions=True)
+    await api.deploy(scheduled(ns))
+    body = {"namespace": ns, "flowId": "sched", "triggerId": "hourly", "disabled": True}
+    r = await c.put("/api/v1/triggers", json=body)
+    assert r.status_code == 200, r.text
+    assert (await kv_state(api, ns, "sched", "hourly")).get("disabled") is True
+    r = await c.put("/api/v1/triggers", json={**body, "triggerId": "nope"})
+    assert r.status_code == 404 and "its triggers: hourly, hook" in r.json()["message"]
