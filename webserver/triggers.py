@@ -95,19 +95,25 @@ async def flow_triggers(
     return out
 
 
-async def find_trigger(d: Deps, namespace: str, flow_id: str, trigger_id: str) -> FlowTrigger:
-    """One trigger of the flow's latest revision, read from the stored flow, not the projection:
-    a save that has just returned may not be projected yet (a busy indexer answered "no trigger"
-    to a PUT right after the flow's POST), and a revision just saved may have changed the triggers."""
+async def stored_flow_triggers(d: Deps, namespace: str, flow_id: str) -> list[FlowTrigger]:
+    """The triggers of one flow's latest revision, read from the stored flow, not the projection:
+    a save that has just returned may not be projected yet (a busy indexer answered "its triggers:
+    none" to a PUT right after the flow's POST), and a revision just saved may have changed them.
+    404 when the flow is not deployed."""
     stored = await d.store.get_flow(namespace, flow_id)
     if stored is None:
         raise not_found(f"flow {namespace}.{flow_id} is not deployed")
     flow = _parse(namespace, flow_id, stored.revision, stored.source)
     triggers = flow.triggers if flow is not None else ()
-    for t in triggers:
-        if t.id == trigger_id:
-            return FlowTrigger(namespace, flow_id, t.id, t.type, flow, t)
-    known = ", ".join(t.id for t in triggers) or "none"
+    return [FlowTrigger(namespace, flow_id, t.id, t.type, flow, t) for t in triggers]
+
+
+async def find_trigger(d: Deps, namespace: str, flow_id: str, trigger_id: str) -> FlowTrigger:
+    found = await stored_flow_triggers(d, namespace, flow_id)
+    for ft in found:
+        if ft.trigger_id == trigger_id:
+            return ft
+    known = ", ".join(ft.trigger_id for ft in found) or "none"
     raise not_found(f"flow {namespace}.{flow_id} has no trigger '{trigger_id}' (its triggers: {known})")
 
 

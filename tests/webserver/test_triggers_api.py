@@ -249,8 +249,8 @@ async def test_backfill_pause_unpause_delete(api: Api) -> None:
 
 
 async def test_a_trigger_is_found_before_the_indexer_projects_its_flow(api: Api) -> None:
-    """The PUT right after a flow's save: the projection may not have it yet (a busy indexer
-    answered "its triggers: none"); the stored flow decides."""
+    """The PUT and the flow's trigger list right after a flow's save: the projection may not have
+    it yet (a busy indexer answered "its triggers: none"); the stored flow decides."""
     c, ns = api.client, api.ns
     projecting = api.indexer._task  # the projection stops; the index's connection stays open
     assert projecting is not None
@@ -263,3 +263,6 @@ async def test_a_trigger_is_found_before_the_indexer_projects_its_flow(api: Api)
     assert (await kv_state(api, ns, "sched", "hourly")).get("disabled") is True
     r = await c.put("/api/v1/triggers", json={**body, "triggerId": "nope"})
     assert r.status_code == 404 and "its triggers: hourly, hook" in r.json()["message"]
+    r = await c.get(f"/api/v1/triggers/{ns}/sched", params={"q": "hourly"})
+    assert r.status_code == 200 and r.json()["total"] == 1, r.text
+    assert r.json()["results"][0]["disabled"] is True

@@ -28,7 +28,6 @@ from webserver.http import (
     page_of,
     unprocessable,
 )
-from webserver.query import flow_deployed
 from webserver.triggers import (
     BackfillBody,
     FlowTrigger,
@@ -40,6 +39,7 @@ from webserver.triggers import (
     is_schedule,
     one_context,
     start_backfill,
+    stored_flow_triggers,
     trigger_kv,
 )
 
@@ -133,9 +133,7 @@ async def flow_triggers_route(
 ) -> dict[str, Any]:
     """The triggers of one flow with their state: ``{results: [triggerContext], total}``."""
     d = deps(request)
-    await flow_deployed(d, namespace, flow_id)
-    fts = [ft for ft in await flow_triggers(d, namespace, flow_id) if ft.namespace == namespace]
-    fts = _filter(fts, q)
+    fts = _filter(await stored_flow_triggers(d, namespace, flow_id), q)
     return {"results": await contexts(d, page_of(fts, page, size)), "total": len(fts)}
 
 
