@@ -38,17 +38,9 @@ def value_path(ex: Execution, tr: TaskRun, loop_ids: frozenset[str]) -> list[str
     return path
 
 
-_LOOPLESS: dict[int, dict[str, Task]] = {}  # task indexes (index_tasks: one per flow) with no loop
-
-
 def loop_taskrun_ids(ex: Execution, flow_tasks: dict[str, Task]) -> frozenset[str]:
     # Asked for every dispatch; most flows have no loop, and then no taskrun need be looked at.
-    if _LOOPLESS.get(id(flow_tasks)) is flow_tasks:
-        return frozenset()
     if not any(t.type in LOOP_TYPES for t in flow_tasks.values()):
-        if len(_LOOPLESS) > 4096:
-            _LOOPLESS.clear()
-        _LOOPLESS[id(flow_tasks)] = flow_tasks
         return frozenset()
     return frozenset(
         tr.id
