@@ -42,9 +42,10 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+
+import msgspec
 
 from engine.core.errors import EngineError
 
@@ -72,8 +73,7 @@ class SettingsError(EngineError):
     """An ``ENGINE_*`` variable holds a value the engine cannot use."""
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(msgspec.Struct, frozen=True):
     """The parsed ``ENGINE_*`` variables (see the module's table); None: unset, the default applies."""
 
     home: Path | None = None

@@ -22,9 +22,9 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import yaml
 
 from engine.core.errors import FlowValidationError, Issue
@@ -59,21 +59,19 @@ def index_path(parent: str, index: int) -> str:
     return f"{parent}[{index}]"
 
 
-@dataclass(frozen=True)
-class Duplicate:
+class Duplicate(msgspec.Struct, frozen=True):
     path: str
     line: int
     column: int
     first_line: int
 
 
-@dataclass
-class Positions:
+class Positions(msgspec.Struct):
     """Where each path was written: ``keys`` for mapping keys, ``values`` for values and list items."""
 
-    keys: dict[str, tuple[int, int]] = field(default_factory=dict)
-    values: dict[str, tuple[int, int]] = field(default_factory=dict)
-    duplicates: list[Duplicate] = field(default_factory=list)
+    keys: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)
+    values: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)
+    duplicates: list[Duplicate] = msgspec.field(default_factory=list)
 
     def key(self, path: str) -> tuple[int, int] | None:
         return self.keys.get(path)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import msgspec
 from nats.aio.client import Client
@@ -57,8 +56,7 @@ class _Ack(msgspec.Struct):
 _decode_ack = msgspec.json.Decoder(_Ack).decode
 
 
-@dataclass(slots=True)
-class _Pending:
+class _Pending(msgspec.Struct):
     """One message on its way, and who waits for its sequence."""
 
     subject: str
@@ -66,14 +64,13 @@ class _Pending:
     headers: dict[str, str] | None
     answer: asyncio.Future[int] | None  # None: nobody waits (a log line)
     alone: bool = False  # its batch was refused: it goes on its own, to get its own answer
-    size: int = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.size = len(self.payload) + len(self.subject) + 64
+    @property
+    def size(self) -> int:
+        return len(self.payload) + len(self.subject) + 64
 
 
-@dataclass(slots=True)
-class _Sent:
+class _Sent(msgspec.Struct):
     """A publish or a commit on its way: the messages its acknowledgement answers."""
 
     items: list[_Pending]
@@ -81,8 +78,7 @@ class _Sent:
     deadline: float
 
 
-@dataclass
-class BatchCounts:
+class BatchCounts(msgspec.Struct):
     """What a process's batchers sent: messages, and commits (one fsync each with sync always)."""
 
     messages: int = 0

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import msgspec
 
@@ -49,8 +48,7 @@ def decode_snapshot(data: bytes) -> Execution | None:
     return snap.state if snap.version == SNAPSHOT_VERSION else None
 
 
-@dataclass
-class ExecutionRead:
+class ExecutionRead(msgspec.Struct):
     state: Execution | None  # None: no such execution (or none yet at ``upto``)
     steps: int  # steps folded on top of the snapshot (all of them without one)
     has_snapshot: bool  # a snapshot is stored, usable or not (drop it when the execution ends)

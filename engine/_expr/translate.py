@@ -12,7 +12,8 @@ variables.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+
+import msgspec
 
 __all__ = ["FUNCTION_PREFIX", "PebbleSyntaxError", "to_jinja", "translate_expression"]
 
@@ -42,13 +43,12 @@ _INT_RE = re.compile(r"\d+")
 _WS_RE = re.compile(r"\s+")
 
 
-@dataclass
-class Tok:
+class Tok(msgspec.Struct):
     kind: str
     value: str
     pos: int
     # for STR: list of str (literal text) or list[Tok] (interpolated expression tokens)
-    parts: list[str | list[Tok]] = field(default_factory=list)
+    parts: list[str | list[Tok]] = msgspec.field(default_factory=list)
 
 
 def _java_unescape(body: str, pos: int) -> str:

@@ -6,15 +6,14 @@ traceback) and exits non-zero.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 
 class EngineError(Exception):
     """Root of every error the engine raises on purpose."""
 
 
-@dataclass(frozen=True)
-class Issue:
+class Issue(msgspec.Struct, frozen=True):
     """One problem in a flow: where it is, what is wrong and how to fix it."""
 
     path: str

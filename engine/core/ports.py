@@ -25,7 +25,6 @@ and ``FileStorage``): the worker is given one of each; timers are ``Inputs.sched
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import msgspec
@@ -59,8 +58,7 @@ class Templates(Protocol):
 StoredStep = tuple[int, list[Event]]  # one stored fold step: its stream sequence and its events
 
 
-@dataclass(frozen=True)
-class FlowRevision:
+class FlowRevision(msgspec.Struct, frozen=True):
     namespace: str
     flow_id: str
     revision: int

@@ -13,7 +13,6 @@ Events and effects keep their recorded encoding (``msgspec.Raw``), so the compar
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from typing import get_args
 
@@ -171,12 +170,12 @@ def _effect_as_today(raw: bytes) -> bytes:
     cls = next((c for c in get_args(Effect) if c.__name__ == kind), None)
     if cls is None or not isinstance(fields, dict):
         return raw
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = [f.name for f in msgspec.structs.fields(cls)]
     if list(fields) == names:
         return raw
     today = {}
-    for f in dataclasses.fields(cls):
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    for f in msgspec.structs.fields(cls):
+        default = f.default_factory() if f.default_factory is not msgspec.NODEFAULT else f.default
         today[f.name] = fields.get(f.name, default)
     return _json.encode([kind, today])
 
