@@ -27,7 +27,7 @@ from engine.core import events as ev
 from engine.core.errors import EngineError, ExpressionError, PayloadTooLarge, PluginNotFound, TaskFailed
 from engine.core.ports import Delivery, LogLine, Subscription, WorkerStore
 from engine.core.retry import attempt_delay
-from engine.core.states import State
+from engine.core.states import TERMINAL
 from engine.core.work import WorkItem, decode_work
 from engine.handoff import Handoff, LocalWork
 from engine.logs import get_logger
@@ -330,7 +330,7 @@ class Worker:
         if taskrun is None:
             return False
         # Ended, or given to a newer attempt (its holder was declared lost): this one is stale.
-        return State(taskrun.state).terminal or taskrun.dispatched > item.attempt
+        return taskrun.state in TERMINAL or taskrun.dispatched > item.attempt
 
     def _emit_log(self, execution_id: str) -> Any:
         def emit(line: LogLine) -> None:

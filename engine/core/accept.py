@@ -15,7 +15,7 @@ from engine.core.execution import Execution, TaskRun
 from engine.core.history import restart_events
 from engine.core.model import SLA, Flow, Task
 from engine.core.retry import attempt_delay, in_place
-from engine.core.states import State, worst
+from engine.core.states import STATE_OF, TERMINAL, State, worst
 from engine.core.tree import EXIT_OUTPUT, index_tasks, is_truthy
 
 WORKING_DIRECTORY = "io.kestra.plugin.core.flow.WorkingDirectory"
@@ -72,7 +72,7 @@ def accept(state: Execution | None, flow: Flow | None, item: ev.Input, now: str)
             ev.TaskRunStateChanged(date=now, taskrun_id=woken.id, state=State(item.state), reason="timer")
         ]
     tr = state.taskruns.get(getattr(item, "taskrun_id", ""))
-    if tr is None or State(tr.state).terminal:
+    if tr is None or tr.state in TERMINAL:
         return []
     if isinstance(item, ev.AttemptStarted):
         if not _next_attempt(tr, item.attempt):
@@ -158,7 +158,7 @@ def _accept_batch_ended(
     if counts["CREATED"] == 0:
         task = index_tasks(flow).get(tr.task_id) if flow else None
         transmit = is_truthy(task.props.get("transmitFailed", True)) if task else True
-        states = [State(s) for s in ended.values()]
+        states = [STATE_OF[s] for s in ended.values()]
         final = worst(states) if transmit else State.SUCCESS
         final = _allow(task, final)
         out.append(ev.AttemptEnded(date=now, taskrun_id=tr.id, attempt=1, state=final))

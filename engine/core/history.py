@@ -43,9 +43,7 @@ def restart_events(state: Execution, flow: Flow, now: str) -> list[ev.Event]:
             f"execution {state.id} is {state.state}: only a finished or paused execution restarts"
         )
     failed = [
-        tr.id
-        for tr in state.taskruns.values()
-        if State(tr.state) in (State.FAILED, State.KILLED, State.PAUSED)
+        tr.id for tr in state.taskruns.values() if tr.state in (State.FAILED, State.KILLED, State.PAUSED)
     ]
     removed = set(_error_branch_ids(state))
     targets = _with_ancestors(state, [t for t in failed if t not in removed])

@@ -30,7 +30,7 @@ from engine.core.execution import Execution, evolve
 from engine.core.model import Flow, Task
 from engine.core.ports import Templates
 from engine.core.retry import chain_delay
-from engine.core.states import State
+from engine.core.states import STATE_OF, State
 from engine.core.tree import F, index_tasks
 
 __all__ = [
@@ -85,7 +85,7 @@ def renotify(state: Execution, flow: Flow, now: str, templates: Templates) -> li
     if not state.is_terminal or not state.parent:
         return []
     step = Step(state, flow, now, templates, index_tasks(flow))
-    step.notify_parent(State(state.state))
+    step.notify_parent(STATE_OF[state.state])
     return list(step.out.effects)
 
 

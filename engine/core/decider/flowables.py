@@ -17,7 +17,7 @@ from engine.core.durations import parse_duration
 from engine.core.errors import EngineError
 from engine.core.execution import TaskRun
 from engine.core.model import Task
-from engine.core.states import State, worst
+from engine.core.states import STATE_OF, State, worst
 from engine.core.tree import ITEMS, F, is_truthy, items_children
 
 
@@ -220,7 +220,7 @@ class Flowables(Subflows):
         return worst(states)
 
     def advance(self, tr: TaskRun, task: Task) -> None:
-        st = State(tr.state)
+        st = STATE_OF[tr.state]
         if st == State.CREATED and task.run_if is not None:
             try:
                 run = is_truthy(self.render(task.run_if, tr))

@@ -13,7 +13,7 @@ from engine.core.decider.effects import AcquireSlot, Decision, Kill, NotifyParen
 from engine.core.decider.flowables import Flowables
 from engine.core.errors import EngineError
 from engine.core.inputs import coerce_output
-from engine.core.states import TERMINAL, State, worst
+from engine.core.states import STATE_OF, TERMINAL, State, worst
 from engine.core.tree import is_truthy
 
 # Read once per taskrun of every decision: a module constant, not the enum's attribute (on Python
@@ -30,7 +30,7 @@ class Step(Flowables):
         if st in TERMINAL:  # a StrEnum's members hash and compare as their names
             return self.out
         if ex.exit_state is not None:
-            return self.exit(State(ex.exit_state))
+            return self.exit(STATE_OF[ex.exit_state])
         if ex.kill_requested and st in (State.CREATED, State.QUEUED):
             self.emit(ev.ExecutionStateChanged(date=self.now, state=State.KILLING))
             self.finish(State.KILLED)
@@ -145,7 +145,7 @@ class Step(Flowables):
         """An Exit task asked to end the execution now: stop what runs, then end with ``target``."""
         busy = False
         for tr in self.ex.taskruns.values():
-            if State(tr.state).terminal:
+            if tr.state in TERMINAL:
                 continue
             if tr.runnable and tr.state == State.RUNNING:
                 busy = True
@@ -166,13 +166,13 @@ class Step(Flowables):
             children = tuple(
                 tr.subflow_execution
                 for tr in ex.taskruns.values()
-                if tr.subflow_execution and not State(tr.state).terminal
+                if tr.subflow_execution and tr.state not in TERMINAL
             )
             self.out.effects.append(Kill((ex.id, *children)))
             return self.out
         waiting = False
         for tr in ex.taskruns.values():
-            if State(tr.state).terminal:
+            if tr.state in TERMINAL:
                 continue
             if tr.runnable and tr.dispatched and tr.state == State.RUNNING:
                 waiting = True  # the worker reports KILLED once the process stopped
@@ -181,7 +181,7 @@ class Step(Flowables):
             elif tr.runnable and tr.dispatched and tr.state == State.CREATED:
                 self.set_state(tr, State.KILLED)  # sent but not started: the worker will skip it
             elif tr.runnable or all(
-                State(c.state).terminal for c in ex.taskruns.values() if c.parent_id == tr.id
+                c.state in TERMINAL for c in ex.taskruns.values() if c.parent_id == tr.id
             ):
                 self.set_state(tr, State.KILLED)
             else:

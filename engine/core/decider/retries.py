@@ -14,7 +14,7 @@ from engine.core.execution import Execution, TaskRun
 from engine.core.factory import retry_created, retry_id
 from engine.core.model import Flow, Retry, Task
 from engine.core.retry import chain_delay, in_place, new_execution
-from engine.core.states import State
+from engine.core.states import TERMINAL, State
 from engine.core.tree import MERGE, F
 
 _FAILED = State.FAILED  # read for every taskrun of every decision (see lifecycle._PAUSED)
@@ -106,9 +106,9 @@ def next_try(ex: Execution, flow: Flow, retried_at: str, delay: float) -> list[E
     running = tuple(
         tr.subflow_execution
         for tr in ex.taskruns.values()
-        if tr.subflow_execution and not State(tr.state).terminal
+        if tr.subflow_execution and tr.state not in TERMINAL
     )
-    if running or any(tr.runnable and not State(tr.state).terminal for tr in ex.taskruns.values()):
+    if running or any(tr.runnable and tr.state not in TERMINAL for tr in ex.taskruns.values()):
         effects.append(Kill((ex.id, *running)))
     if flow.concurrency is not None:
         effects.append(ReleaseSlot())

@@ -8,7 +8,7 @@ from engine.core import events as ev
 from engine.core.decider.base import RUNNING, StepBase
 from engine.core.execution import TaskRun
 from engine.core.model import Task
-from engine.core.states import State, worst
+from engine.core.states import FAILED_STATES, STATE_OF, TERMINAL, State, worst
 from engine.core.tree import make_id
 
 
@@ -69,10 +69,10 @@ class Sequencing(StepBase, ABC):
             if tr is None:
                 pending.append(task)
                 continue
-            st = State(tr.state)
-            if st.terminal:
+            st = STATE_OF[tr.state]
+            if st in TERMINAL:
                 states.append(st)
-                if st.failed:
+                if st in FAILED_STATES:
                     failed = True
             else:
                 running += 1
@@ -103,7 +103,7 @@ class Sequencing(StepBase, ABC):
         for task in tasks:
             tr = self.by_key.get((parent.id, task.id, parent.value))
             if tr is not None:
-                st = State(tr.state)
+                st = STATE_OF[tr.state]
                 if st.terminal:
                     states[task.id] = st
                 else:
