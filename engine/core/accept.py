@@ -15,7 +15,7 @@ from engine.core.execution import Execution, TaskRun
 from engine.core.history import restart_events
 from engine.core.model import SLA, Flow, Task
 from engine.core.retry import attempt_delay, in_place
-from engine.core.states import STATE_OF, TERMINAL, State, worst
+from engine.core.states import TERMINAL, State, worst
 from engine.core.tree import EXIT_OUTPUT, index_tasks, is_truthy
 
 WORKING_DIRECTORY = "io.kestra.plugin.core.flow.WorkingDirectory"
@@ -158,7 +158,7 @@ def _accept_batch_ended(
     if counts["CREATED"] == 0:
         task = index_tasks(flow).get(tr.task_id) if flow else None
         transmit = is_truthy(task.props.get("transmitFailed", True)) if task else True
-        states = [STATE_OF[s] for s in ended.values()]
+        states = [State(s) for s in ended.values()]  # a child's end state comes from outside
         final = worst(states) if transmit else State.SUCCESS
         final = _allow(task, final)
         out.append(ev.AttemptEnded(date=now, taskrun_id=tr.id, attempt=1, state=final))
