@@ -104,7 +104,7 @@ class ChaosConfig:
     kill_nats: bool = True
     worker_concurrency: int = 16
     combined: bool = False  # executors run a worker in their process too (engine server node)
-    keep: Path | None = None  # keep the working directory here (logs, side files)
+    keep: Path | None = None  # keep the working directory here (logs, side files); on a problem, in build/
 
 
 # ---- flows ------------------------------------------------------------------------------------
@@ -717,6 +717,7 @@ async def run_chaos(cfg: ChaosConfig, say: Any = print) -> Report:
         created: list[Created] = []
         log: list[str] = []
         report = Report()
+        keep = cfg.keep
         try:
             url = await asyncio.to_thread(topo.start_cluster)
             saved = os.environ.get("ENGINE_REPLICAS")
@@ -767,14 +768,19 @@ async def run_chaos(cfg: ChaosConfig, say: Any = print) -> Report:
             )
             report.replicas = replicas
             report.role_crashes = topo.crashes
-            if cfg.keep is not None:
+            if keep is None and report.problems:
+                # A rare failure may not come back with the same seed (seed 107 did not): its logs are
+                # the only evidence, so they outlive the temporary directory unasked.
+                keep = ROOT / "build" / f"chaos-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+                say(f"chaos: problems found: logs, side files and histories kept in {keep}")
+            if keep is not None:
                 _dump(work / "report", created, histories, report)
         finally:
             report.survivors = topo.close()
-            if cfg.keep is not None:
+            if keep is not None:
                 import shutil
 
-                shutil.copytree(work, cfg.keep, dirs_exist_ok=True, ignore=shutil.ignore_patterns("js"))
+                shutil.copytree(work, keep, dirs_exist_ok=True, ignore=shutil.ignore_patterns("js"))
         report.wall_s = time.monotonic() - t_start
     for entry in log:
         say(f"chaos: fault {entry}")
@@ -818,7 +824,12 @@ def main() -> None:
     p.add_argument(
         "--executors", type=int, default=2, help="executor processes (one: killed three times, always alone)"
     )
-    p.add_argument("--keep", type=Path, default=None, help="copy logs and side files here at the end")
+    p.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="copy logs and side files here at the end (a run that finds a problem keeps them in build/)",
+    )
     p.add_argument("--report", type=Path, default=None, help="write the report as JSON here")
     a = p.parse_args()
     cfg = ChaosConfig(
