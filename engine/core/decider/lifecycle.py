@@ -13,7 +13,7 @@ from engine.core.decider.effects import AcquireSlot, Decision, Kill, NotifyParen
 from engine.core.decider.flowables import Flowables
 from engine.core.errors import EngineError
 from engine.core.inputs import coerce_output
-from engine.core.states import STATE_OF, TERMINAL, State, worst
+from engine.core.states import TERMINAL, State, worst
 from engine.core.tree import is_truthy
 
 # Read once per taskrun of every decision: a module constant, not the enum's attribute (on Python
@@ -30,7 +30,7 @@ class Step(Flowables):
         if st in TERMINAL:  # a StrEnum's members hash and compare as their names
             return self.out
         if ex.exit_state is not None:
-            return self.exit(STATE_OF[ex.exit_state])
+            return self.exit(State(ex.exit_state))  # an Exit task's output: from outside the core
         if ex.kill_requested and st in (State.CREATED, State.QUEUED):
             self.emit(ev.ExecutionStateChanged(date=self.now, state=State.KILLING))
             self.finish(State.KILLED)
