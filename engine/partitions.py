@@ -21,6 +21,9 @@ without noticing (a long pause, a partition of the network) has its next write r
   the server cannot write anyway, and its next renewal fails.
 - A lease whose renewal fails for any other reason than a conflict (the server is electing a
   leader...) is kept until its expiry: only then does the executor stop consuming the partition.
+  Its validity ends at 0.8 of the TTL after the last renewal was sent, on this process's clock:
+  ``owns`` says no from then on, and ``_expiry`` releases it then, whether or not a tick is still
+  waiting on a lease write (up to 5 s).
 """
 
 from __future__ import annotations
@@ -87,17 +90,38 @@ class Partitions:
         self.alone = False
 
     def owns(self, partition: int) -> bool:
-        return partition in self.held
+        """Held, and its lease still valid. A tick can wait 5 s on a lease write (a stream electing
+        its leader) where the lease lives 3 s: past its validity another executor may hold it, and
+        acting on it then ran an attempt twice and lost another's end (chaos seed 120)."""
+        until = self._valid_until.get(partition)
+        return until is not None and asyncio.get_running_loop().time() < until
 
     async def run(self) -> None:
-        probe = asyncio.create_task(self.probe()) if self.alive is not None else None
+        helpers = [asyncio.create_task(self._expiry())]
+        if self.alive is not None:
+            helpers.append(asyncio.create_task(self.probe()))
         try:
             await self._ticks()
         finally:
-            if probe is not None:
-                probe.cancel()
+            for task in helpers:
+                task.cancel()
+            for task in helpers:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await probe
+                    await task
+
+    async def _expiry(self) -> None:
+        """Release a lease the moment its validity ends, even while a tick still waits on a write:
+        its consumer stops and its work in memory goes back to the queue then, not 5 s later."""
+        loop = asyncio.get_running_loop()
+        while True:
+            soonest = min(self._valid_until.values(), default=loop.time() + self.every)
+            await asyncio.sleep(max(soonest - loop.time(), 0.0) + 0.001)
+            try:
+                await self._expire()
+            except Exception as exc:
+                if cancelling():
+                    raise asyncio.CancelledError from exc
+                log.warning("partitions.expiry_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def _ticks(self) -> None:
         while True:
@@ -174,10 +198,11 @@ class Partitions:
         owner, revision = await self.store.lease_holder(p)
         if owner and owner != self.id and owner not in self._dead:
             return  # still held (its owner has yet to give it back, or died and it has yet to expire)
+        started = asyncio.get_running_loop().time()  # the server counts the TTL from about here
         new = await self.store.lease_write(p, self.id, revision, self.ttl)
         if new is None:
             return  # it changed since the read: someone else took it, the next tick looks again
-        self._valid_until[p] = asyncio.get_running_loop().time() + self.ttl * 0.8
+        self._valid_until[p] = started + self.ttl * 0.8
         self.held[p] = new
         try:
             await self.on_acquire(p)

@@ -173,3 +173,55 @@ async def _split_between_two(
     a_share = set(a.held)
     assert a_share and not a_share & set(b.held)
     return a, b, a_share
+
+
+class _StalledLeases:
+    """The memory store's leases, whose writes can be made to wait (a stream electing its leader)."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+
+    async def lease_holder(self, partition: int) -> tuple[str, int]:
+        return await self.store.lease_holder(partition)
+
+    async def lease_write(self, partition: int, owner: str, revision: int, ttl_s: float) -> int | None:
+        await self.flowing.wait()
+        return await self.store.lease_write(partition, owner, revision, ttl_s)
+
+    async def announce_member(self, executor_id: str, ttl_s: float) -> None:
+        await self.flowing.wait()
+        await self.store.announce_member(executor_id, ttl_s)
+
+    async def members(self) -> list[str]:
+        return await self.store.members()
+
+    async def leave(self, executor_id: str) -> None:
+        await self.store.leave(executor_id)
+
+
+async def test_a_lease_is_not_acted_on_past_its_validity_while_a_tick_waits_on_a_write() -> None:
+    """Chaos seed 120: both executors' lease writes timed out for 5 s after a NATS node died, and one
+    went on dispatching on partitions whose leases the other had taken meanwhile."""
+    leases = _StalledLeases(MemoryStore())
+    released: list[tuple[int, bool]] = []
+
+    async def on_release(p: int, lost: bool) -> None:
+        released.append((p, lost))
+
+    parts = Partitions(leases, "a", _noop_take, on_release, ttl_s=0.5)  # valid 0.4 s after a renewal
+    await parts.tick()
+    assert all(parts.owns(p) for p in range(S.PARTITIONS))
+    leases.flowing.clear()  # from now on every lease write waits
+    running = asyncio.create_task(parts.run())
+    try:
+        await asyncio.sleep(0.6)
+        assert not any(parts.owns(p) for p in range(S.PARTITIONS))
+        # Released as lost by the expiry, while the tick still waits on its renewals.
+        assert sorted(released) == [(p, True) for p in range(S.PARTITIONS)]
+        assert not parts.held
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
