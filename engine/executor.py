@@ -136,12 +136,18 @@ class Executor:
         if old is not None:
             await unsubscribe_all([old])
         try:
-            self._subs[p] = await self.store.consume_inputs(p, on_input)
+            sub = await self.store.consume_inputs(p, on_input)
         except BaseException:
             # Still held (a recreation that failed during an election): check_consumers tries again.
             self._unconsumed.add(p)
             raise
         self._unconsumed.discard(p)
+        if not self.partitions.owns(p):
+            # Lost while the consumer was made (an election is slow): kept, nothing would ever close
+            # it. The owner's check_consumers sees the consumer is no longer its own and takes it back.
+            await unsubscribe_all([sub])
+            return
+        self._subs[p] = sub
 
     async def check_consumers(self, every: float = 3.0) -> None:
         """Recreate the consumer of a held partition that disappeared (its server node restarted)."""
@@ -149,7 +155,8 @@ class Executor:
             await asyncio.sleep(every)
             for p in sorted(set(self._subs) | self._unconsumed):
                 try:
-                    lost = p not in self._subs or not await self.store.inputs_consumed(p)
+                    sub = self._subs.get(p)
+                    lost = sub is None or not await self.store.inputs_consumed(p, sub)
                     if lost and (p in self._subs or p in self._unconsumed) and self.partitions.owns(p):
                         log.warning("executor.consumer_lost", partition=p)
                         await self._consume(p)

@@ -139,12 +139,16 @@ class Messaging(Connection):
             raise
         return sub
 
-    async def inputs_consumed(self, partition: int) -> bool:
+    async def inputs_consumed(self, partition: int, subscription: Subscription) -> bool:
         try:
-            await self.js.consumer_info(f"{S.INBOX}_{partition % S.SHARDS}", f"executor-p{partition}")
+            info = await self.js.consumer_info(f"{S.INBOX}_{partition % S.SHARDS}", f"executor-p{partition}")
         except NotFoundError:
             return False
-        return True
+        # Recreated by another executor since (a deposed owner's late recreation): it pushes to
+        # that executor's inbox, and ours hears nothing (chaos seed 120 left an execution stuck).
+        ours: str | None = getattr(subscription, "subject", None)
+        theirs: str | None = info.config.deliver_subject
+        return theirs is not None and theirs == ours
 
     # ---- kills and pings ---------------------------------------------------------------
 

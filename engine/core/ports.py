@@ -212,8 +212,10 @@ class InputConsumers(Protocol):
         """Become the partition's only consumer: what a previous one left unacknowledged comes at once."""
         ...
 
-    async def inputs_consumed(self, partition: int) -> bool:
-        """Does the partition's consumer still exist (a server restart can lose it)?"""
+    async def inputs_consumed(self, partition: int, subscription: Subscription) -> bool:
+        """Does the partition's consumer still exist (a server restart can lose it), and deliver to
+        ``subscription``? An executor that lost the partition may have replaced it since: the
+        owner's subscription then gets nothing, and would wait for ever."""
         ...
 
 

@@ -168,8 +168,9 @@ class MemoryStore:
     ) -> Subscription:
         return Pump(self._inputs[partition].consume(self.ack_wait_s, 20_000), on_input)
 
-    async def inputs_consumed(self, partition: int) -> bool:
-        return self._inputs[partition].consumer is not None
+    async def inputs_consumed(self, partition: int, subscription: Subscription) -> bool:
+        consumer = self._inputs[partition].consumer
+        return consumer is not None and consumer is getattr(subscription, "consumer", None)
 
     async def dispatch(self, execution_id: str, group: str | None, payload: bytes, msg_id: str) -> None:
         if self._first(msg_id):

@@ -160,6 +160,7 @@ class Pump:
     """A subscription: hands the consumer's messages to ``handler``, one after the other."""
 
     def __init__(self, consumer: Consumer, handler: Callable[[MemoryDelivery], Awaitable[None]]) -> None:
+        self.consumer = consumer
         self._task = asyncio.create_task(self._run(consumer, handler))
 
     @staticmethod

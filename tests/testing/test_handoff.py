@@ -477,3 +477,38 @@ async def _ended(eng: MemoryEngine, eid: str, timeout: float = 10) -> Execution:
             return state
         assert asyncio.get_running_loop().time() < deadline, f"{eid} did not end: {state and state.state}"
         await asyncio.sleep(0.02)
+
+
+async def test_an_executor_takes_back_the_consumer_a_deposed_owner_replaced() -> None:
+    """A deposed owner that recreates a partition's consumer late (chaos seed 120: during an
+    election, after the new owner made its own) leaves the owner's subscription hearing nothing:
+    its consumer check sees the consumer is no longer its own and makes its own again."""
+    store = MemoryStore()
+    stolen: list[InputDelivery] = []
+
+    async def deposed(delivery: InputDelivery) -> None:
+        stolen.append(delivery)  # an executor that no longer owns the partition
+
+    async with MemoryEngine(store) as eng:
+        executor = eng.executor
+        for _ in range(100):  # its partitions taken
+            if 0 in executor._subs:
+                break
+            await asyncio.sleep(0.02)
+        mine = executor._subs[0]
+        assert await store.inputs_consumed(0, mine)
+        hijack = await store.consume_inputs(0, deposed)
+        assert not await store.inputs_consumed(0, mine)
+        checker = asyncio.create_task(executor.check_consumers(every=0.05))
+        try:
+            for _ in range(100):
+                if executor._subs.get(0) not in (None, mine):
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            checker.cancel()
+            await asyncio.gather(checker, return_exceptions=True)
+            await hijack.unsubscribe()
+        taken_back = executor._subs.get(0)
+        assert taken_back is not None and taken_back is not mine
+        assert store._inputs[0].consumer is getattr(taken_back, "consumer", None)  # the queue's own again

@@ -144,12 +144,14 @@ async def test_inputs_are_stored_once_and_come_again_until_acknowledged(store: A
         await first.nak(0.01)
         again = await _next(got)  # not acknowledged: delivered again
         assert ev.decode_input(again.data) == _created(eid)
-        assert await store.inputs_consumed(p)
+        assert await store.inputs_consumed(p, sub)
         kill = ev.KillRequested(date="2026-01-01T00:00:01Z", reason="test")
         await store.send_input(eid, kill)
         assert ev.decode_input((await _next(got)).data) == kill
         # A new consumer of the partition (a new owner) gets at once what was left unacknowledged.
         replaced = await store.consume_inputs(p, on_input)
+        # The deposed consumer's subscription is told it no longer has the partition's inputs.
+        assert not await store.inputs_consumed(p, sub) and await store.inputs_consumed(p, replaced)
         await sub.unsubscribe()
         sub = replaced
         deliveries = [await _next(got) for _ in range(2)]
