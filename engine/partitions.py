@@ -116,24 +116,14 @@ class Partitions:
         while True:
             soonest = min(self._valid_until.values(), default=loop.time() + self.every)
             await asyncio.sleep(max(soonest - loop.time(), 0.0) + 0.001)
-            try:
-                await self._expire()
-            except Exception as exc:
-                if cancelling():
-                    raise asyncio.CancelledError from exc
-                log.warning("partitions.expiry_failed", error=f"{type(exc).__name__}: {exc}")
+            await _warned(self._expire(), "partitions.expiry_failed")
 
     async def _ticks(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.every)
             self._wake.clear()
-            try:
-                await self.tick()
-            except Exception as exc:
-                if cancelling():
-                    raise asyncio.CancelledError from exc
-                log.warning("partitions.tick_failed", error=f"{type(exc).__name__}: {exc}")
+            if not await _warned(self.tick(), "partitions.tick_failed"):
                 await self._expire()
 
     async def probe(self, every: float = PROBE_EVERY_S) -> None:
@@ -250,3 +240,15 @@ class Partitions:
             await self.store.leave(self.id)
         except Exception as exc:
             log.warning("partitions.leave_failed", error=str(exc))
+
+
+async def _warned(job: Awaitable[None], event: str) -> bool:
+    """Run ``job``; a failure is one warning line (the next round tries again). False if it failed."""
+    try:
+        await job
+    except Exception as exc:
+        if cancelling():
+            raise asyncio.CancelledError from exc
+        log.warning(event, error=f"{type(exc).__name__}: {exc}")
+        return False
+    return True
