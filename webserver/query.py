@@ -309,13 +309,3 @@ async def request_kill(d: Deps, execution_id: str) -> tuple[Any, ...]:
         raise conflict(f"execution {execution_id} already ended {row[1]}: nothing to kill")
     await d.store.send_input(execution_id, ev.KillRequested(date=utcnow(), reason="killed through the API"))
     return row
-
-
-async def flow_deployed(d: Deps, namespace: str, flow_id: str) -> None:
-    """404 unless the flow is deployed (not deleted)."""
-    rows = await d.indexer.aquery(
-        "SELECT 1 FROM flows WHERE namespace = ? AND flow_id = ? AND NOT deleted", [namespace, flow_id]
-    )
-    # The projection may lag a save that just returned (a busy indexer): the log decides.
-    if not rows and await d.store.get_flow(namespace, flow_id) is None:
-        raise not_found(f"flow {namespace}.{flow_id} is not deployed")
