@@ -123,8 +123,8 @@ class Partitions:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.every)
             self._wake.clear()
-            if not await _warned(self.tick(), "partitions.tick_failed"):
-                await self._expire()
+            # A lease a failed tick could not renew is released by ``_expiry`` when its validity ends.
+            await _warned(self.tick(), "partitions.tick_failed")
 
     async def probe(self, every: float = PROBE_EVERY_S) -> None:
         """Ping the other members between ticks; wake the tick when one stops answering. One round
@@ -242,13 +242,11 @@ class Partitions:
             log.warning("partitions.leave_failed", error=str(exc))
 
 
-async def _warned(job: Awaitable[None], event: str) -> bool:
-    """Run ``job``; a failure is one warning line (the next round tries again). False if it failed."""
+async def _warned(job: Awaitable[None], event: str) -> None:
+    """Run ``job``; a failure is one warning line (the next round tries again)."""
     try:
         await job
     except Exception as exc:
         if cancelling():
             raise asyncio.CancelledError from exc
         log.warning(event, error=f"{type(exc).__name__}: {exc}")
-        return False
-    return True
