@@ -1,11 +1,12 @@
 """What the API server asks of NATS beyond ``Store``: connection health, live log tails, file stats.
 
 The roles above ``eventstore`` never hold a NATS handle; these functions keep the API server's
-few direct uses (an ordered consumer on the log stream, the connection flag, object metadata) here.
+few direct uses (ordered consumers on an execution's lines, the connection flag, object metadata) here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -13,7 +14,9 @@ from typing import Any
 
 from nats.js import api as jsapi
 
+from engine.core import events as ev
 from eventstore import subjects as S
+from eventstore.indexer.logs import inline_index
 from eventstore.storage import InternalStorage
 from eventstore.store import LogLine, Store
 
@@ -26,25 +29,46 @@ def is_connected(store: Store) -> bool:
 async def tail_logs(
     store: Store, execution_id: str, poll: float = 0.25
 ) -> AsyncGenerator[tuple[int, LogLine] | None, None]:
-    """Every log line of an execution from the first, live: ``(stream sequence, line)``, or ``None``
-    each time ``poll`` seconds pass without one (the caller decides when to stop: close the iterator)."""
-    sub = await store.js.subscribe(
-        S.logs(execution_id),
-        stream=S.LOGS,
-        ordered_consumer=True,
-        config=jsapi.ConsumerConfig(deliver_policy=jsapi.DeliverPolicy.ALL),
-    )
+    """Every log line of an execution from the first, live: ``(index, line)``, or ``None`` each time
+    ``poll`` seconds pass without one (the caller decides when to stop: close the iterator).
+
+    Two sources: the LOGS stream (the index is its sequence) and the lines the history stores with
+    the attempts' ends (the index is the projection's, ``inline_index``), each in its own order."""
+    came: asyncio.Queue[tuple[int, LogLine]] = asyncio.Queue()
+
+    async def on_line(msg: Any) -> None:
+        came.put_nowait((int(msg.metadata.sequence.stream), Store.decode_log(msg.data)))
+
+    async def on_step(msg: Any) -> None:
+        step = int(msg.metadata.sequence.stream)
+        for i, line in enumerate(ev.lines_in(ev.decode(msg.data))):
+            came.put_nowait((inline_index(step, i), line))
+
+    subs = []
     try:
+        for subject, stream, cb in (
+            (S.logs(execution_id), S.LOGS, on_line),
+            (S.events(execution_id), S.events_stream(execution_id), on_step),
+        ):
+            subs.append(
+                await store.js.subscribe(
+                    subject,
+                    stream=stream,
+                    ordered_consumer=True,
+                    # one each: nats-py writes the subscription's own settings into it
+                    config=jsapi.ConsumerConfig(deliver_policy=jsapi.DeliverPolicy.ALL),
+                    cb=cb,
+                )
+            )
         while True:
             try:
-                msg = await sub.next_msg(timeout=poll)
+                yield await asyncio.wait_for(came.get(), poll)
             except TimeoutError:
                 yield None
-                continue
-            yield int(msg.metadata.sequence.stream), Store.decode_log(msg.data)
     finally:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
+        for sub in subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,10 @@ async def live_logs(
 
     async def watch(eid: str) -> None:
         async def on_step(msg: Any) -> None:
-            for event in ev.decode(msg.data):
+            events = ev.decode(msg.data)
+            for line in ev.lines_in(events):  # a short attempt's, stored with its end
+                on_line(line)
+            for event in events:
                 if isinstance(event, ev.SubflowStarted) and event.execution_id not in mine:
                     mine.add(event.execution_id)
                     await watch(event.execution_id)

@@ -17,6 +17,7 @@ import msgspec
 from nats.js.errors import APIError, KeyNotFoundError, NotFoundError
 
 from engine.core.errors import ConcurrencyConflict
+from engine.core.events import in_order, lines_in
 from engine.core.ports import FlowRevision, LogLine
 from eventstore import subjects as S
 from eventstore.batchreads import BatchReads
@@ -322,12 +323,15 @@ class Store(History, BatchReads, Messaging):
         return _log_dec.decode(data)
 
     async def read_logs(self, execution_id: str) -> list[LogLine]:
+        """The lines published to LOGS and those stored with the attempts' ends, in one order."""
+        inline = [line for _, events in await self.read(execution_id) for line in lines_in(events)]
         subject = S.logs(execution_id)
         try:
             last = await self.js.get_last_msg(S.LOGS, subject, direct=True)
         except NotFoundError:
-            return []
-        return [self.decode_log(d) async for _, d in self._scan(S.LOGS, subject, upto=int(last.seq or 0))]
+            return inline
+        scan = self._scan(S.LOGS, subject, upto=int(last.seq or 0))
+        return in_order([self.decode_log(d) async for _, d in scan], inline)
 
 
 @dataclass(frozen=True)

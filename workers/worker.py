@@ -36,6 +36,7 @@ from eventstore.reader import read_execution
 from plugins.api import FileStorage, KVStore, TaskResult
 from plugins.registry import Registry
 from workers.context import TaskRunContext
+from workers.lines import HeldLines
 from workers.workdir import finish, restore_cache
 
 log = get_logger("engine.worker")
@@ -332,12 +333,13 @@ class Worker:
         # Ended, or given to a newer attempt (its holder was declared lost): this one is stale.
         return taskrun.state in TERMINAL or taskrun.dispatched > item.attempt
 
-    def _emit_log(self, execution_id: str) -> Any:
+    @staticmethod
+    def _emit_log(lines: HeldLines) -> Any:
         def emit(line: LogLine) -> None:
             message = _bounded_log(line.message)  # secrets are masked by the task's context
             if message is not line.message:
                 line = msgspec.structs.replace(line, message=message)
-            self.store.post_log(execution_id, line)  # queued: a failure is logged by the store
+            lines.emit(line)  # held for the end report, or queued: a failure is logged by the store
 
         return emit
 
@@ -365,6 +367,11 @@ class Worker:
         """Report an attempt's end; outputs too large to be stored fail it instead (never a retry
         loop: the same bytes would be refused again). Returns the report that was stored."""
         data = ev.encode_input(event)
+        if event.logs and len(data) > self.max_outputs:
+            for line in event.logs:  # too much with the outputs: published on their own
+                emit(line)
+            event = msgspec.structs.replace(event, logs=())
+            data = ev.encode_input(event)
         try:
             if len(data) > self.max_outputs:
                 raise PayloadTooLarge(len(data), self.max_outputs)
@@ -417,8 +424,10 @@ class Worker:
         task = item.task
         attempt = item.attempt
         first_started = item.first_started
-        emit = self._emit_log(item.execution_id)
+        lines = HeldLines(partial(self.store.post_log, item.execution_id))
+        emit = self._emit_log(lines)
         while True:
+            lines.hold()
             started = utcnow()
             first_started = first_started or started
             # Short attempts are reported once, when they end (one write instead of two); an attempt
@@ -429,6 +438,7 @@ class Worker:
             try:
                 result, error, retryable, metrics, collected = await running
             except asyncio.CancelledError:
+                lines.release()  # no end report will carry them
                 if not (running.cancelled() and running in self._abandoned):
                     raise  # we are cancelled ourselves (shutdown)
                 self._abandoned.discard(running)
@@ -459,6 +469,7 @@ class Worker:
                     started=started,
                     metrics=metrics,
                     workdir_outputs=collected,
+                    logs=lines.take(),
                 ),
                 emit,
             )

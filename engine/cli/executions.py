@@ -31,12 +31,19 @@ from engine.cli.common import (
 from engine.core.errors import EngineError
 
 
-async def _last_log_index(api: Any, execution_id: str) -> int:
-    """The index of the execution's last log line so far (-1: none), to print only newer ones."""
+async def _last_log_line(api: Any, execution_id: str) -> tuple[str, int]:
+    """(date to the millisecond, index) of the execution's newest log line so far, to print only
+    newer ones: ("", -1) when it has none."""
     newest = await api.get_json(
         "/logs/search", params={"filters[executionId][EQUALS]": execution_id, "size": 1}
     )  # newest first
-    return int(newest["results"][0]["index"]) if newest["results"] else -1
+    return _log_position(newest["results"][0]) if newest["results"] else ("", -1)
+
+
+def _log_position(item: dict[str, Any]) -> tuple[str, int]:
+    # By date first: a short attempt's lines are numbered after the stream's (``workers.lines``).
+    # The search answers with milliseconds, the live tail with microseconds.
+    return str(item.get("timestamp") or "")[:23], int(item.get("index", 0))
 
 
 async def _act_remote(
@@ -46,7 +53,7 @@ async def _act_remote(
     async with remote(server, token) as api:
         before = await api.execution(execution_id)
         seen = len(before["state"]["histories"])
-        since = await _last_log_index(api, execution_id) if wait and action != "replay" else -1
+        since = await _last_log_line(api, execution_id) if wait and action != "replay" else ("", -1)
         target = execution_id
         if action == "kill":
             await api.kill(execution_id)
@@ -64,7 +71,7 @@ async def _act_remote(
         await api.wait_change(target, seen)
         color = sys.stderr.isatty()
         async for item in api.follow_logs(target):
-            if int(item.get("index", 0)) > since:
+            if _log_position(item) > since:
                 print_log_item(item, color)
         doc = await api.wait_terminal(target, timeout=60)
         return _exit(action, report_doc(doc, output), doc["state"]["current"])

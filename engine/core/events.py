@@ -14,6 +14,17 @@ import msgspec
 SCHEMA_VERSION = 1
 
 
+class LogLine(msgspec.Struct, frozen=True, array_like=True):
+    """One line a task logged (``date``: ISO-8601 UTC, the format every event's date has)."""
+
+    date: str
+    level: str
+    message: str
+    taskrun_id: str | None = None
+    task_id: str | None = None
+    attempt: int | None = None
+
+
 class _Event(msgspec.Struct, frozen=True, tag_field="t", forbid_unknown_fields=False):
     date: str  # ISO-8601 UTC, e.g. 2026-11-26T08:40:00.123456Z
 
@@ -127,6 +138,9 @@ class AttemptEnded(_Event, tag="tr.attempt.ended", frozen=True):
     # Inside a WorkingDirectory with `outputFiles`: the files they matched after this attempt
     # (name -> kestra:// URI); they become that WorkingDirectory taskrun's `outputFiles` output.
     workdir_outputs: dict[str, str] | None = None
+    # The lines of a short attempt, stored with its end: one append for both (the LOGS stream has
+    # the lines of longer attempts, see ``workers.lines``). Never read by the fold.
+    logs: tuple[LogLine, ...] = ()
 
 
 class TaskRunDispatched(_Event, tag="tr.dispatched", frozen=True):
@@ -313,3 +327,16 @@ def encode_input(item: Input) -> bytes:
 
 def decode_input(data: bytes) -> Input:
     return _in_dec.decode(data).input
+
+
+def lines_in(events: list[Event]) -> list[LogLine]:
+    """The log lines stored inside one step's events (the attempts' ends that carry theirs)."""
+    return [line for e in events if type(e) is AttemptEnded for line in e.logs]
+
+
+def in_order(*sources: list[LogLine]) -> list[LogLine]:
+    """An execution's lines from several places (the LOGS stream, its history) in one order: by
+    date, each source's own order kept among lines of the same date."""
+    if sum(1 for lines in sources if lines) <= 1:
+        return [line for lines in sources for line in lines]
+    return sorted((line for lines in sources for line in lines), key=lambda line: line.date)

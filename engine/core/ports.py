@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import msgspec
 
 from engine.core.events import Event, Input
+from engine.core.events import LogLine as LogLine
 
 
 class Templates(Protocol):
@@ -66,15 +67,6 @@ class FlowRevision(msgspec.Struct, frozen=True):
     seq: int
     deleted: bool = False
     date: str | None = None  # when it was saved (ISO-8601, UTC), where the store knows it
-
-
-class LogLine(msgspec.Struct, frozen=True, array_like=True):
-    date: str
-    level: str
-    message: str
-    taskrun_id: str | None = None
-    task_id: str | None = None
-    attempt: int | None = None
 
 
 # ---- messages ---------------------------------------------------------------------------------

@@ -262,7 +262,8 @@ class MemoryStore:
             self.post_log(execution_id, line)
 
     async def read_logs(self, execution_id: str) -> list[LogLine]:
-        return list(self.logs.get(execution_id, ()))
+        inline = [line for _, events in await self.read(execution_id) for line in ev.lines_in(events)]
+        return ev.in_order(list(self.logs.get(execution_id, ())), inline)
 
     async def put_flow(self, namespace: str, flow_id: str, source: str) -> FlowRevision:
         revisions = self._flows.setdefault((namespace, flow_id), [])

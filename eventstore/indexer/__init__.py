@@ -5,7 +5,7 @@ DuckDB file rebuilds the same tables from the log. One module per projection, ea
 and the function that turns messages into their rows:
 
 - ``executions``: ``executions`` and ``taskruns`` (histories folded with ``evolve``)
-- ``logs``: ``logs``
+- ``logs``: ``logs`` (LOGS's lines, and those the histories store with the attempts' ends)
 - ``flows``: ``flow_revisions`` and ``flows``
 - ``tombstones``: ``deleted_executions`` (and the ``TOMBSTONES`` stream the API writes)
 

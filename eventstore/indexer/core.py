@@ -218,7 +218,7 @@ class Indexer(Reads):
                 continue
             batch.meta[m.stream] = m.seq
             if is_events(m.stream):
-                await self._executions.apply(batch, m)
+                await self._executions.apply(batch, m, self._deleted)
             elif m.stream == S.LOGS:
                 logs.apply(batch, m, self._deleted)
             elif m.stream == S.FLOWS:

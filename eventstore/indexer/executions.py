@@ -16,6 +16,7 @@ from engine.core import events as ev
 from engine.core.execution import Execution, evolve
 from engine.core.ports import HistoryStore
 from engine.core.shape import execution_json
+from eventstore.indexer import logs
 from eventstore.indexer.batch import Batch, Msg
 from eventstore.indexer.sql import Statement, add, merge, ts
 from eventstore.reader import read_execution
@@ -138,9 +139,11 @@ class Executions:
         while len(self._open) > self.lru_size:
             self._open.popitem(last=False)
 
-    async def apply(self, batch: Batch, m: Msg) -> None:
+    async def apply(self, batch: Batch, m: Msg, deleted: set[str]) -> None:
         execution_id = m.subject.split(".", 2)[2]
         events = ev.decode(m.data)
+        if execution_id not in deleted:
+            logs.add_inline(batch, m.seq, execution_id, events)  # once per message, folded or not
         state, reloaded = await self._state(execution_id, events)
         touched: set[str] = set()
         if reloaded and state is not None:

@@ -1,11 +1,15 @@
-"""Table ``logs``: the task log lines of ``LOGS``, appended (a line is never changed)."""
+"""Table ``logs``: the task log lines of ``LOGS`` and those stored with the attempts' ends in the
+executions' histories, appended (a line is never changed)."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import msgspec
 
+from engine.core import events as ev
+from engine.core.events import LogLine
 from eventstore.indexer.batch import Batch, Msg
 from eventstore.indexer.sql import Statement, add, append, ts
 from eventstore.store import Store
@@ -40,6 +44,13 @@ INSERT_LOGS = append("logs", LOG_COLS)
 LEVELS = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "WARNING": 3, "ERROR": 4}
 
 
+# A line stored inside an attempt's end (``AttemptEnded.logs``) has no LOGS sequence: its ``seq`` is
+# made from its step's, above any LOGS sequence, so that it is unique within its execution. Lines
+# are read in the order of their date, then ``seq``.
+INLINE_BASE = 1 << 60
+INLINE_SHIFT = 16  # lines per step
+
+
 def apply(batch: Batch, m: Msg, deleted: set[str]) -> None:
     execution_id = m.subject[len("log.") :]
     if execution_id in deleted:
@@ -49,19 +60,32 @@ def apply(batch: Batch, m: Msg, deleted: set[str]) -> None:
     except msgspec.DecodeError:
         log.warning("indexer: undecodable log line %s seq %d skipped", m.subject, m.seq)
         return
-    batch.logs.append(
-        [
-            m.seq,
-            execution_id,
-            ts(line.date),
-            line.level,
-            LEVELS.get(line.level.upper(), 2),
-            line.message,
-            line.taskrun_id,
-            line.task_id,
-            line.attempt,
-        ]
-    )
+    batch.logs.append(_row(m.seq, execution_id, line))
+
+
+def add_inline(batch: Batch, step_seq: int, execution_id: str, events: list[ev.Event]) -> None:
+    """The lines one step of ``execution_id`` stored with its attempts' ends."""
+    lines = ev.lines_in(events)
+    batch.logs.extend(_row(inline_index(step_seq, i), execution_id, line) for i, line in enumerate(lines))
+
+
+def inline_index(step_seq: int, i: int) -> int:
+    """The ``seq`` (the API's ``index``) of the ``i``-th line stored inside the step ``step_seq``."""
+    return INLINE_BASE + (step_seq << INLINE_SHIFT) + i
+
+
+def _row(seq: int, execution_id: str, line: LogLine) -> list[Any]:
+    return [
+        seq,
+        execution_id,
+        ts(line.date),
+        line.level,
+        LEVELS.get(line.level.upper(), 2),
+        line.message,
+        line.taskrun_id,
+        line.task_id,
+        line.attempt,
+    ]
 
 
 def statements(batch: Batch, out: list[Statement]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -21,13 +22,18 @@ from engine.testing.run import MemoryEngine
 
 pytestmark = pytest.mark.anyio
 
-FLOW = """
+
+def flow(ran: Path) -> str:
+    """Each run of the task appends a line to ``ran``: the count of runs, whatever becomes of its
+    report (a stale report, and the log lines it carries, is dropped)."""
+    return f"""
 id: once
 namespace: redelivery.test
 tasks:
   - id: side_effect
-    type: io.kestra.plugin.core.log.Log
-    message: ran
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands:
+      - echo ran >> {ran}
 """
 
 
@@ -82,20 +88,22 @@ async def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
-def _runs(store: MemoryStore, execution_id: str) -> int:
-    return sum(1 for line in store.logs.get(execution_id, []) if line.message == "ran")
+def _runs(ran: Path) -> int:
+    return ran.read_text().count("ran\n") if ran.exists() else 0
 
 
-async def test_a_work_message_delivered_again_after_its_report_does_not_run_the_task_again() -> None:
+async def test_a_work_message_delivered_again_after_its_report_does_not_run_the_task_again(
+    tmp_path: Path,
+) -> None:
     store = DiesBeforeAck(ack_wait_s=0.3)
     async with MemoryEngine(store=store, work_in_memory=False) as eng:
-        flow = await eng.deploy(FLOW)
-        state = await eng.run(flow, timeout=10)
+        deployed = await eng.deploy(flow(tmp_path / "ran"))
+        state = await eng.run(deployed, timeout=10)
         assert state.state == "SUCCESS"
         await _until(lambda: store.redeliveries == 1)
         await _until(lambda: not any(q.messages for q in store._work.values()))
     assert store.lost_acks == 1
-    assert _runs(store, state.id) == 1
+    assert _runs(tmp_path / "ran") == 1
 
 
 async def test_a_report_still_in_the_inbox_counts_as_done() -> None:
@@ -110,19 +118,25 @@ async def test_a_report_still_in_the_inbox_counts_as_done() -> None:
     assert await store.pending_input("e1", "e1:t:2:ended") is None
 
 
-async def test_a_stale_attempt_delivered_again_after_a_newer_one_was_dispatched_does_not_run() -> None:
+async def test_a_stale_attempt_delivered_again_after_a_newer_one_was_dispatched_does_not_run(
+    tmp_path: Path,
+) -> None:
     """Chaos seeds 17 and 18: a worker died after announcing attempt 1 but before acknowledging its
     work message; the executor resubmitted the taskrun as attempt 2 (it ran), and 30 s later attempt 1's
     message came back and ran the script once more."""
     store = MemoryStore()
     async with MemoryEngine(store=store, work_in_memory=False) as eng:
-        flow = await eng.deploy(FLOW)
+        deployed = await eng.deploy(flow(tmp_path / "ran"))
         eid = "stale-attempt"
         d = "2026-01-01T00:00:00Z"
         steps: list[list[ev.Event]] = [
             [
                 ev.ExecutionCreated(
-                    date=d, execution_id=eid, namespace=flow.namespace, flow_id=flow.id, flow_revision=1
+                    date=d,
+                    execution_id=eid,
+                    namespace=deployed.namespace,
+                    flow_id=deployed.id,
+                    flow_revision=1,
                 ),
                 ev.TaskRunCreated(date=d, taskrun_id="tr", task_id="side_effect"),
                 ev.TaskRunDispatched(date=d, taskrun_id="tr", attempt=1),
@@ -135,7 +149,7 @@ async def test_a_stale_attempt_delivered_again_after_a_newer_one_was_dispatched_
             seq = await store.append(eid, events, seq)
 
         def item(attempt: int) -> WorkItem:
-            return WorkItem(eid, "tr", attempt, flow.tasks[0], flow.namespace, flow.id, 1, {})
+            return WorkItem(eid, "tr", attempt, deployed.tasks[0], deployed.namespace, deployed.id, 1, {})
 
         assert await eng.worker._settled(item(1))  # stale: never run again
         assert not await eng.worker._settled(item(2))  # the current attempt: runs
@@ -167,12 +181,12 @@ class CheckFailsOnce(MemoryStore):
         return await super().pending_input(execution_id, msg_id)
 
 
-async def test_a_settled_check_that_fails_hands_the_work_back_and_it_runs_once() -> None:
+async def test_a_settled_check_that_fails_hands_the_work_back_and_it_runs_once(tmp_path: Path) -> None:
     """Chaos seed 36: the check's failure must neither drop the work nor run it blind."""
     store = CheckFailsOnce()
     async with MemoryEngine(store=store, work_in_memory=False) as eng:
-        flow = await eng.deploy(FLOW)
-        state = await eng.run(flow, timeout=15)
+        deployed = await eng.deploy(flow(tmp_path / "ran"))
+        state = await eng.run(deployed, timeout=15)
     assert (store.dropped, store.failed) == (1, 1)
     assert state.state == "SUCCESS"
-    assert _runs(store, state.id) == 1
+    assert _runs(tmp_path / "ran") == 1

@@ -47,6 +47,9 @@ def log_json(row: tuple[Any, ...], namespace: str | None, flow_id: str | None) -
 MinLevel = Annotated[str | None, QueryParameter(name="minLevel")]
 
 LOG_SELECT = "SELECT seq, execution_id, date, level, message, taskrun_id, task_id, attempt FROM logs"
+# A short attempt's lines are stored with its end, a long one's as they come (``workers.lines``):
+# the date puts them in one order, the sequence keeps each source's own among equal dates.
+LOG_ORDER = "date, seq"
 
 
 MAX_LINES = 100_000  # one answer's bound: more is paged (page, size) or followed
@@ -99,7 +102,7 @@ async def read_logs(
     def read() -> tuple[Any, Any, int | None]:
         owner = ix.query("SELECT namespace, flow_id FROM executions WHERE id = ?", [execution_id])
         rows = ix.query(
-            f"{LOG_SELECT} WHERE {sql_where} ORDER BY seq LIMIT ? OFFSET ?", [*params, limit, offset]
+            f"{LOG_SELECT} WHERE {sql_where} ORDER BY {LOG_ORDER} LIMIT ? OFFSET ?", [*params, limit, offset]
         )
         total = ix.query(f"SELECT count(*) FROM logs WHERE {sql_where}", params)[0][0] if count else None
         return owner, rows, total
@@ -217,7 +220,7 @@ async def search_logs(
         "logs l LEFT JOIN executions e ON e.id = l.execution_id",
         where.sql,
         where.params,
-        "l.seq DESC",
+        "l.date DESC, l.seq DESC",
         page,
         size,
     )
