@@ -16,8 +16,8 @@ from typing import Any
 import msgspec
 from nats.js.errors import APIError, KeyNotFoundError, NotFoundError
 
-from engine.core.errors import ConcurrencyConflict
-from engine.core.events import in_order, lines_in
+from engine.core.errors import ConcurrencyConflict, PayloadTooLarge
+from engine.core.events import AttemptEnded, Event, in_order, lines_in
 from engine.core.ports import FlowRevision, LogLine
 from eventstore import subjects as S
 from eventstore.batchreads import BatchReads
@@ -308,6 +308,23 @@ class Store(History, BatchReads, Messaging):
         return out
 
     # ---- logs ----------------------------------------------------------------------------
+
+    async def append(self, execution_id: str, events: list[Event], expected_last_seq: int) -> int:
+        """``History.append``; a step too large because of the lines its attempts' ends carry (a
+        wide fan-out of chatty tasks ending at once) stores the lines in LOGS first, then itself
+        without them: the execution goes on where the step would have failed it."""
+        try:
+            return await super().append(execution_id, events, expected_last_seq)
+        except PayloadTooLarge:
+            lines = lines_in(events)
+            if not lines:
+                raise
+        step = f"{execution_id}:{expected_last_seq}"  # the same step retried stores its lines once
+        await asyncio.gather(
+            *(self.store_log(execution_id, line, f"{step}:line:{i}") for i, line in enumerate(lines))
+        )
+        bare = [msgspec.structs.replace(e, logs=()) if type(e) is AttemptEnded else e for e in events]
+        return await super().append(execution_id, bare, expected_last_seq)
 
     def post_log(self, execution_id: str, line: LogLine) -> None:
         """Fire-and-forget: logs never slow down or fail a task (they share commits: batching)."""

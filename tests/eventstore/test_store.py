@@ -199,6 +199,53 @@ async def test_logs_are_stored_and_read_back_in_order(nats_url: str) -> None:
     await store.close()
 
 
+async def test_lines_stored_with_an_end_are_read_with_the_streamed_ones_by_date(nats_url: str) -> None:
+    store = await Store.connect(nats_url)
+    eid = uuid.uuid4().hex
+    seq = await store.append(eid, [_created(eid)], 0)
+    store.post_log(eid, ev.LogLine("2026-01-01T00:00:01.000000Z", "INFO", "streamed early", "a", "a", 1))
+    store.post_log(eid, ev.LogLine("2026-01-01T00:00:03.000000Z", "INFO", "streamed late", "a", "a", 1))
+    await store.nc.flush()
+    held = (ev.LogLine("2026-01-01T00:00:02.000000Z", "INFO", "held", "b", "b", 1),)
+    end = ev.AttemptEnded(
+        date="2026-01-01T00:00:02.5Z", taskrun_id="b", attempt=1, state="SUCCESS", logs=held
+    )
+    await store.append(eid, [end], seq)
+    for _ in range(100):
+        lines = await store.read_logs(eid)
+        if len(lines) == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert [line.message for line in lines] == ["streamed early", "held", "streamed late"]
+    await store.close()
+
+
+async def test_a_step_too_large_with_its_lines_stores_them_apart_and_itself_without(nats_url: str) -> None:
+    store = await Store.connect(nats_url)
+    eid = uuid.uuid4().hex
+    seq = await store.append(eid, [_created(eid)], 0)
+    big = "x" * 200_000
+    count = store.nc.max_payload // len(big) + 2  # together over the server's limit, each one under it
+    ends: list[ev.Event] = [
+        ev.AttemptEnded(
+            date="2026-01-01T00:00:02Z",
+            taskrun_id=f"t{i}",
+            attempt=1,
+            state="SUCCESS",
+            outputs={"n": i},
+            logs=(ev.LogLine(f"2026-01-01T00:00:01.{i:06d}Z", "INFO", big, f"t{i}", f"t{i}", 1),),
+        )
+        for i in range(count)
+    ]
+    last = await store.append(eid, ends, seq)
+    (stored,) = [events for s, events in await store.read(eid) if s == last]
+    assert [e.outputs for e in stored if isinstance(e, ev.AttemptEnded)] == [{"n": i} for i in range(count)]
+    assert ev.lines_in(stored) == []  # the step kept its facts, not the lines
+    lines = await store.read_logs(eid)
+    assert [line.taskrun_id for line in lines] == [f"t{i}" for i in range(count)]
+    await store.close()
+
+
 async def test_long_histories_are_read_in_batches_and_from_a_snapshot_point(nats_url: str) -> None:
     store = await Store.connect(nats_url)
     eid = uuid.uuid4().hex
