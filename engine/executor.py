@@ -51,11 +51,12 @@ from engine.flows import FlowCache
 from engine.handoff import Handoff, MemoryWork, give_back
 from engine.loading import Loads, snapshot_every
 from engine.logs import get_logger
+from engine.lost import LostAttempts
 from engine.partitions import Partitions
 from engine.settings import settings
 from engine.slots import acquire_slot, release_slot
 from eventstore import subjects as S
-from eventstore.reader import encode_snapshot
+from eventstore.reader import encode_snapshot, read_execution
 
 log = get_logger("engine.executor")
 
@@ -105,6 +106,8 @@ class Executor:
         self._slots = asyncio.Semaphore(2048)
         self._loads = Loads(store)  # the executions not in memory, read many at a time
         self._tasks: set[asyncio.Task[None]] = set()
+        owns = lambda eid: self.partitions.owns(S.partition(eid))  # noqa: E731
+        self.lost = LostAttempts(store, owns, lambda: self.clock(), self.cache.values, self._read_leader)
         # Called with each step once appended, before its effects go out (tests/replay records them).
         self.on_step = on_step
 
@@ -238,25 +241,11 @@ class Executor:
         return None
 
     async def resubmit_lost(self) -> int:
-        held = await self.store.running_attempts()
-        if not held:
-            return 0
-        live = await self.store.live_workers()
-        lost = 0
-        for worker, execution_id, taskrun_id, attempt in held:
-            if worker in live or not self.partitions.owns(S.partition(execution_id)):
-                continue
-            item = ev.AttemptLost(date=self.clock(), taskrun_id=taskrun_id, attempt=attempt, worker_id=worker)
-            # The worker is in the id: one attempt number can be held by two workers in turn (its work
-            # message comes back when the first dies before announcing it), and the second loss must
-            # not be dropped as a duplicate of the first (chaos seed 29: the taskrun stayed RUNNING).
-            await self.store.send_input(
-                execution_id, item, msg_id=f"{execution_id}:{taskrun_id}:{attempt}:lost:{worker}"
-            )
-            await self.store.clear_running(worker, execution_id, taskrun_id)
-            lost += 1
-            log.warning("executor.attempt_lost", worker=worker, execution=execution_id, taskrun=taskrun_id)
-        return lost
+        """Declare lost the attempts of a dead worker, and those whose end never arrived."""
+        return await self.lost.check()
+
+    async def _read_leader(self, execution_id: str) -> Execution | None:
+        return (await read_execution(self.store, execution_id, leader=True)).state
 
     async def run(self) -> None:
         await self.start()

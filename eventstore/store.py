@@ -295,6 +295,13 @@ class Store(History, BatchReads, Messaging):
             out.append((worker, execution, taskrun, int(msgspec.json.decode(msg.data)["attempt"])))
         return out
 
+    async def running_attempt(self, worker_id: str, execution_id: str, taskrun_id: str) -> int | None:
+        try:  # from the leader: a replica a moment behind could miss a mark just set
+            msg = await self.js.get_last_msg(S.RUNNING, S.running(worker_id, execution_id, taskrun_id))
+        except NotFoundError:
+            return None
+        return int(msgspec.json.decode(msg.data)["attempt"]) if msg.data else None
+
     async def live_workers(self) -> dict[str, Any]:
         info = await self.js.stream_info(S.WORKERS, subjects_filter="$KV.workers.>")
         out: dict[str, Any] = {}

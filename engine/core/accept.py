@@ -89,7 +89,7 @@ def accept(state: Execution | None, flow: Flow | None, item: ev.Input, now: str)
             return []  # that attempt already ended: nothing was lost
         if current.worker_id and current.worker_id != item.worker_id:
             return []
-        reason = f"worker {item.worker_id} lost"
+        reason = item.reason or f"worker {item.worker_id} lost"
         return [
             ev.AttemptEnded(
                 date=now,

@@ -275,11 +275,13 @@ class SlaCheck(_Event, tag="in.sla", frozen=True):
 
 
 class AttemptLost(_Event, tag="in.lost", frozen=True):
-    """Input only: the worker that held this attempt stopped heartbeating; the task goes elsewhere."""
+    """Input only: the worker that held this attempt stopped heartbeating, or the attempt's end never
+    arrived (``reason`` says which: ``engine.lost``); the task goes elsewhere."""
 
     taskrun_id: str
     attempt: int
     worker_id: str
+    reason: str = ""
 
 
 class Restart(_Event, tag="in.restart", frozen=True):

@@ -281,6 +281,11 @@ class Liveness(Protocol):
         """(worker, execution, taskrun, attempt) of every attempt announced and not ended."""
         ...
 
+    async def running_attempt(self, worker_id: str, execution_id: str, taskrun_id: str) -> int | None:
+        """The attempt ``worker_id`` marked running for this taskrun, read from the leader: None when
+        there is no such mark (never set, or cleared once its end was stored)."""
+        ...
+
 
 class HeldWork(Protocol):
     """The executions whose work an executor may have handed to its process's worker in memory,

@@ -243,6 +243,9 @@ class MemoryStore:
     async def running_attempts(self) -> list[tuple[str, str, str, int]]:
         return [(w, e, t, attempt) for (w, e, t), attempt in self._running.items()]
 
+    async def running_attempt(self, worker_id: str, execution_id: str, taskrun_id: str) -> int | None:
+        return self._running.get((worker_id, execution_id, taskrun_id))
+
     async def mark_held(self, execution_id: str) -> None:
         self.held.add(execution_id)
 

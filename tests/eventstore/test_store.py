@@ -181,6 +181,18 @@ async def test_worker_heartbeats_are_listed(nats_url: str) -> None:
     await store.close()
 
 
+async def test_a_running_mark_is_read_from_the_leader_until_cleared(nats_url: str) -> None:
+    store = await Store.connect(nats_url)
+    wid, eid = "w-" + uuid.uuid4().hex[:8], uuid.uuid4().hex
+    assert await store.running_attempt(wid, eid, "tr") is None
+    await store.mark_running(wid, eid, "tr", 3)
+    assert await store.running_attempt(wid, eid, "tr") == 3
+    assert (wid, eid, "tr", 3) in await store.running_attempts()
+    await store.clear_running(wid, eid, "tr")
+    assert await store.running_attempt(wid, eid, "tr") is None
+    await store.close()
+
+
 async def test_logs_are_stored_and_read_back_in_order(nats_url: str) -> None:
     from eventstore.store import LogLine
 
