@@ -11,6 +11,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from counted_runs import counting_flow
 
 from engine.core import events as ev
 from engine.testing.memory import MemoryStore
@@ -20,16 +21,7 @@ pytestmark = pytest.mark.anyio
 
 
 def flow(ran: Path) -> str:
-    return f"""
-id: lost_end
-namespace: trust.lost
-tasks:
-  - id: slow
-    type: io.kestra.plugin.scripts.shell.Commands
-    commands:
-      - echo ran >> {ran}
-      - sleep 0.2
-"""
+    return counting_flow(ran, "lost_end", "trust.lost", then_sleep=0.2)  # announced: past 20 ms
 
 
 class LosesAnEnd(MemoryStore):

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from counted_runs import counting_flow, runs
 
 from engine.core import events as ev
 from engine.core.ports import Delivery, Subscription
@@ -24,17 +25,7 @@ pytestmark = pytest.mark.anyio
 
 
 def flow(ran: Path) -> str:
-    """Each run of the task appends a line to ``ran``: the count of runs, whatever becomes of its
-    report (a stale report, and the log lines it carries, is dropped)."""
-    return f"""
-id: once
-namespace: redelivery.test
-tasks:
-  - id: side_effect
-    type: io.kestra.plugin.scripts.shell.Commands
-    commands:
-      - echo ran >> {ran}
-"""
+    return counting_flow(ran, "once", "redelivery.test")
 
 
 class LostAck:
@@ -88,10 +79,6 @@ async def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
-def _runs(ran: Path) -> int:
-    return ran.read_text().count("ran\n") if ran.exists() else 0
-
-
 async def test_a_work_message_delivered_again_after_its_report_does_not_run_the_task_again(
     tmp_path: Path,
 ) -> None:
@@ -103,7 +90,7 @@ async def test_a_work_message_delivered_again_after_its_report_does_not_run_the_
         await _until(lambda: store.redeliveries == 1)
         await _until(lambda: not any(q.messages for q in store._work.values()))
     assert store.lost_acks == 1
-    assert _runs(tmp_path / "ran") == 1
+    assert runs(tmp_path / "ran") == 1
 
 
 async def test_a_report_still_in_the_inbox_counts_as_done() -> None:
@@ -189,4 +176,4 @@ async def test_a_settled_check_that_fails_hands_the_work_back_and_it_runs_once(t
         state = await eng.run(deployed, timeout=15)
     assert (store.dropped, store.failed) == (1, 1)
     assert state.state == "SUCCESS"
-    assert _runs(tmp_path / "ran") == 1
+    assert runs(tmp_path / "ran") == 1
