@@ -137,3 +137,38 @@ tasks:
         text = "".join([chunk async for chunk in watched.aiter_text()])
     assert '"current":"SUCCESS"' in text.replace(" ", "")
     assert (await c.get("/api/v1/logs/doesnotexist")).status_code == 404
+
+
+SCHEDULED = """
+id: sched
+namespace: {ns}
+triggers:
+  - id: hourly
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "0 * * * *"
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.log.Log
+    message: hi
+"""
+
+
+async def test_a_trigger_query_right_after_a_save_sees_the_saved_flow(behind: Api) -> None:
+    """A bulk toggle by query searches the flows' projection: it waits for every flow saved before
+    it (CI answered {"count": 0} for a flow deployed just before, on a busy machine)."""
+    ns = behind.ns + ".toggle"
+    await behind.rt.store.put_flow(ns, "sched", SCHEDULED.format(ns=ns))  # the projection has not seen it
+
+    async def catch_up_later() -> None:
+        await asyncio.sleep(0.3)
+        await behind.indexer.start()
+
+    later = asyncio.create_task(catch_up_later())
+    try:
+        r = await behind.client.post(
+            "/api/v1/triggers/set-disabled/by-query", params={"namespace": ns, "disabled": True}
+        )
+        assert r.status_code == 200 and r.json() == {"count": 1}, r.text
+    finally:
+        await later
+        await behind.indexer.stop()

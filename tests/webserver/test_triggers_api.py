@@ -113,9 +113,7 @@ async def test_disable_and_enable_a_schedule_trigger(api: Api) -> None:
     r = await c.post("/api/v1/triggers/set-disabled/by-triggers", json=refs)
     assert r.status_code == 200 and r.json() == {"count": 1}
     assert (await kv_state(api, ns, "sched", "hourly"))["disabled"] is True
-    # A query searches the flows' projection, as every search does: it may lag a save that just
-    # returned (CI on a busy machine answered {"count": 0}), so the indexer catches up first.
-    await api.settle()
+    # A query searches the flows' projection: the route waits for every flow saved before it.
     r = await c.post("/api/v1/triggers/set-disabled/by-query", params={"namespace": ns, "disabled": False})
     assert r.status_code == 200 and r.json() == {"count": 1}  # the webhook is not toggled
     assert (await kv_state(api, ns, "sched", "hourly"))["disabled"] is False

@@ -14,6 +14,7 @@ import msgspec
 from litestar import Request, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from eventstore import subjects as S
 from eventstore.triggerstate import set_disabled
 from webserver.filters import TRIGGERS, filter_sql
 from webserver.http import (
@@ -211,6 +212,9 @@ async def set_disabled_by_query(
     """Enable or disable every Schedule trigger matching the query and the ``filters[...]`` (others
     are skipped): ``{count}``."""
     d = deps(request)
+    # Every flow saved before the request, not the projection's lagging view (CI saw count 0 for
+    # a flow deployed just before).
+    await d.indexer.wait_synced(S.FLOWS)
     count = 0
     for ft in await _matching(d, request, _filter(await flow_triggers(d, namespace), q)):
         if not is_schedule(ft) or (not disabled and (ft.trigger.disabled or ft.flow.disabled)):
