@@ -10,6 +10,7 @@ import msgspec
 
 from engine.core import events as ev
 from engine.core.events import LogLine
+from eventstore import subjects as S
 from eventstore.indexer.batch import Batch, Msg
 from eventstore.indexer.sql import Statement, add, append, ts
 from eventstore.store import Store
@@ -45,10 +46,12 @@ LEVELS = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "WARNING": 3, "ERROR": 4
 
 
 # A line stored inside an attempt's end (``AttemptEnded.logs``) has no LOGS sequence: its ``seq`` is
-# made from its step's, above any LOGS sequence, so that it is unique within its execution. Lines
-# are read in the order of their date, then ``seq``.
+# made from its step's (the shard of the execution's EVENTS stream, the step's sequence in it, the
+# line's place in the step), above any LOGS sequence, so that every line has its own. Lines are read
+# in the order of their date, then ``seq``.
 INLINE_BASE = 1 << 60
-INLINE_SHIFT = 16  # lines per step
+_SHARD_SHIFT = 56  # 16 shards at most
+_STEP_SHIFT = 16  # lines per step
 
 
 def apply(batch: Batch, m: Msg, deleted: set[str]) -> None:
@@ -66,12 +69,13 @@ def apply(batch: Batch, m: Msg, deleted: set[str]) -> None:
 def add_inline(batch: Batch, step_seq: int, execution_id: str, events: list[ev.Event]) -> None:
     """The lines one step of ``execution_id`` stored with its attempts' ends."""
     lines = ev.lines_in(events)
-    batch.logs.extend(_row(inline_index(step_seq, i), execution_id, line) for i, line in enumerate(lines))
+    rows = (_row(inline_index(execution_id, step_seq, i), execution_id, line) for i, line in enumerate(lines))
+    batch.logs.extend(rows)
 
 
-def inline_index(step_seq: int, i: int) -> int:
+def inline_index(execution_id: str, step_seq: int, i: int) -> int:
     """The ``seq`` (the API's ``index``) of the ``i``-th line stored inside the step ``step_seq``."""
-    return INLINE_BASE + (step_seq << INLINE_SHIFT) + i
+    return INLINE_BASE + (S.shard(execution_id) << _SHARD_SHIFT) + (step_seq << _STEP_SHIFT) + i
 
 
 def _row(seq: int, execution_id: str, line: LogLine) -> list[Any]:
