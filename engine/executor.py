@@ -40,7 +40,7 @@ from engine.core.errors import (
     FlowValidationError,
     PayloadTooLarge,
 )
-from engine.core.execution import Execution, evolve
+from engine.core.execution import Execution, History, evolve
 from engine.core.factory import CORRELATION_LABEL, execution_created
 from engine.core.history import replay_events
 from engine.core.ports import ExecutorStore, InputDelivery, LogLine, Subscription
@@ -420,7 +420,10 @@ class Executor:
                     break  # whatever else came for it has no flow to be judged against
             elif state is not None and flow is None:
                 flow = await self.flows.get(state.namespace, state.flow_id, state.flow_revision)
-            for event in accept(state, flow, item, now):
+            accepted = accept(state, flow, item, now)
+            if not accepted and type(item) is ev.AttemptEnded and item.logs and state is not None:
+                await self._stray_lines(state, item)
+            for event in accepted:
                 state = evolve(state, event)
                 events.append(event)
         if state is not None and flow is None and events:
@@ -469,6 +472,18 @@ class Executor:
             self.cache.pop(execution_id, None)
             self._dispatched_checked.discard(execution_id)
             self.memory_work.ended(execution_id)
+
+    async def _stray_lines(self, state: Execution, report: ev.AttemptEnded) -> None:
+        """A report that no longer counts (its attempt was declared lost, or killed) still says what
+        its task logged: its lines go to LOGS, unless it is a copy of the report already stored."""
+        tr = state.taskruns.get(report.taskrun_id)
+        attempt = next((a for a in tr.attempts if a.number == report.attempt), None) if tr else None
+        if attempt is not None and attempt.histories[-1] == History(report.state, report.date):
+            return
+        key = f"{state.id}:{report.taskrun_id}:{report.attempt}:line"  # a copy delivered again: once
+        await asyncio.gather(
+            *(self.store.store_log(state.id, line, f"{key}:{i}") for i, line in enumerate(report.logs))
+        )
 
     async def _fail_oversized(self, execution_id: str, exc: PayloadTooLarge) -> None:
         """A step too large to be stored can never be: the execution ends FAILED and says why (what
