@@ -42,7 +42,7 @@ async def tail_logs(
     async def on_step(msg: Any) -> None:
         step = int(msg.metadata.sequence.stream)
         for i, line in enumerate(ev.lines_in(ev.decode(msg.data))):
-            came.put_nowait((inline_index(execution_id, step, i), line))
+            came.put_nowait((inline_index(step, i), line))
 
     subs = []
     try:

@@ -10,7 +10,6 @@ import msgspec
 
 from engine.core import events as ev
 from engine.core.events import LogLine
-from eventstore import subjects as S
 from eventstore.indexer.batch import Batch, Msg
 from eventstore.indexer.sql import Statement, add, append, ts
 from eventstore.store import Store
@@ -46,12 +45,12 @@ LEVELS = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "WARNING": 3, "ERROR": 4
 
 
 # A line stored inside an attempt's end (``AttemptEnded.logs``) has no LOGS sequence: its ``seq`` is
-# made from its step's (the shard of the execution's EVENTS stream, the step's sequence in it, the
-# line's place in the step), above any LOGS sequence, so that every line has its own. Lines are read
-# in the order of their date, then ``seq``.
-INLINE_BASE = 1 << 60
-_SHARD_SHIFT = 56  # 16 shards at most
-_STEP_SHIFT = 16  # lines per step
+# made from its step's (the step's sequence in the execution's EVENTS stream, the line's place in the
+# step), above any LOGS sequence: each line of an execution has its own. The API gives it as the
+# line's ``index``, so it stays under 2^53, where a JSON number read by JavaScript is still exact,
+# until a stream has 2^36 steps. Lines are read in the order of their date, then ``seq``.
+INLINE_BASE = 1 << 52
+_STEP_SHIFT = 16  # 65,536 lines per step: a thousand reports folded at once, 64 held lines each
 
 
 def apply(batch: Batch, m: Msg, deleted: set[str]) -> None:
@@ -69,13 +68,13 @@ def apply(batch: Batch, m: Msg, deleted: set[str]) -> None:
 def add_inline(batch: Batch, step_seq: int, execution_id: str, events: list[ev.Event]) -> None:
     """The lines one step of ``execution_id`` stored with its attempts' ends."""
     lines = ev.lines_in(events)
-    rows = (_row(inline_index(execution_id, step_seq, i), execution_id, line) for i, line in enumerate(lines))
+    rows = (_row(inline_index(step_seq, i), execution_id, line) for i, line in enumerate(lines))
     batch.logs.extend(rows)
 
 
-def inline_index(execution_id: str, step_seq: int, i: int) -> int:
+def inline_index(step_seq: int, i: int) -> int:
     """The ``seq`` (the API's ``index``) of the ``i``-th line stored inside the step ``step_seq``."""
-    return INLINE_BASE + (S.shard(execution_id) << _SHARD_SHIFT) + (step_seq << _STEP_SHIFT) + i
+    return INLINE_BASE + (step_seq << _STEP_SHIFT) + i
 
 
 def _row(seq: int, execution_id: str, line: LogLine) -> list[Any]:

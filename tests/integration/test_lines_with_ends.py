@@ -64,6 +64,7 @@ async def test_short_attempts_store_their_lines_with_their_end_and_long_ones_str
                     break
                 continue
             index, line = item
+            assert index < 2**53  # exact as a JSON number read by JavaScript
             (stored if index >= INLINE_BASE else streamed).append(line.message)
     assert sorted(stored) == ["after line", "quick line"]
     assert "first" in streamed and "second" in streamed
