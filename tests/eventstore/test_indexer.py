@@ -22,7 +22,7 @@ pytestmark = pytest.mark.anyio
 TABLES = {
     "executions": "id",
     "taskruns": "id",
-    "logs": "seq",
+    "logs": "execution_id, seq",  # a line stored with its end has a seq unique in its execution
     "flow_revisions": "seq",
     "flows": "namespace, flow_id",
     "deleted_executions": "id",

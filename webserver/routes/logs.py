@@ -220,7 +220,7 @@ async def search_logs(
         "logs l LEFT JOIN executions e ON e.id = l.execution_id",
         where.sql,
         where.params,
-        "l.date DESC, l.seq DESC",
+        "l.date DESC, l.seq DESC, l.execution_id DESC",  # a seq is unique within its execution
         page,
         size,
     )
