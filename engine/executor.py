@@ -481,9 +481,7 @@ class Executor:
         if attempt is not None and attempt.histories[-1] == History(report.state, report.date):
             return
         key = f"{state.id}:{report.taskrun_id}:{report.attempt}:line"  # a copy delivered again: once
-        await asyncio.gather(
-            *(self.store.store_log(state.id, line, f"{key}:{i}") for i, line in enumerate(report.logs))
-        )
+        await self.store.store_lines(state.id, report.logs, key)
 
     async def _fail_oversized(self, execution_id: str, exc: PayloadTooLarge) -> None:
         """A step too large to be stored can never be: the execution ends FAILED and says why (what

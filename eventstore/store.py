@@ -8,7 +8,7 @@ snapshots) and ``eventstore.messaging`` (inputs, work, kills, executor presence)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -326,10 +326,8 @@ class Store(History, BatchReads, Messaging):
             lines = lines_in(events)
             if not lines:
                 raise
-        step = f"{execution_id}:{expected_last_seq}"  # the same step retried stores its lines once
-        await asyncio.gather(
-            *(self.store_log(execution_id, line, f"{step}:line:{i}") for i, line in enumerate(lines))
-        )
+        # the same step retried stores its lines once
+        await self.store_lines(execution_id, lines, f"{execution_id}:{expected_last_seq}:line")
         bare = [msgspec.structs.replace(e, logs=()) if type(e) is AttemptEnded else e for e in events]
         return await super().append(execution_id, bare, expected_last_seq)
 
@@ -341,6 +339,11 @@ class Store(History, BatchReads, Messaging):
         """A log line acknowledged once stored (the engine's own, rare lines: why something failed)."""
         headers = {"Nats-Msg-Id": msg_id}
         await self.batcher(S.LOGS).publish(S.logs(execution_id), _log_enc.encode(line), headers)
+
+    async def store_lines(self, execution_id: str, lines: Sequence[LogLine], key: str) -> None:
+        await asyncio.gather(
+            *(self.store_log(execution_id, line, f"{key}:{i}") for i, line in enumerate(lines))
+        )
 
     @staticmethod
     def decode_log(data: bytes) -> LogLine:

@@ -315,6 +315,10 @@ class Logs(Protocol):
         """Acknowledged once stored, once per ``msg_id``."""
         ...
 
+    async def store_lines(self, execution_id: str, lines: Sequence[LogLine], key: str) -> None:
+        """``store_log`` of each line, ``key:i`` the ``i``-th one's message id: a retry stores none twice."""
+        ...
+
     async def read_logs(self, execution_id: str) -> list[LogLine]: ...
 
 

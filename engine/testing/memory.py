@@ -264,6 +264,10 @@ class MemoryStore:
         if self._first(msg_id):
             self.post_log(execution_id, line)
 
+    async def store_lines(self, execution_id: str, lines: Sequence[LogLine], key: str) -> None:
+        for i, line in enumerate(lines):
+            await self.store_log(execution_id, line, f"{key}:{i}")
+
     async def read_logs(self, execution_id: str) -> list[LogLine]:
         inline = [line for _, events in await self.read(execution_id) for line in ev.lines_in(events)]
         return ev.in_order(list(self.logs.get(execution_id, ())), inline)
